@@ -1,0 +1,7 @@
+//! binfmtctl: register QEMU user-mode emulators with the kernel's binfmt_misc, safely.
+//!
+//! The flow is parse → plan → apply → verify (DESIGN.md §1). Every module owns one job; only
+//! `kernel` touches binfmt_misc.
+
+pub mod arch;
+pub mod registration;
