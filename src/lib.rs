@@ -5,3 +5,8 @@
 
 pub mod arch;
 pub mod registration;
+pub mod elf;
+pub mod host;
+pub mod interpreter;
+pub mod kernel;
+pub mod plan;

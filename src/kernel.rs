@@ -1,0 +1,531 @@
+//! The only code that touches binfmt_misc (`Documentation/admin-guide/binfmt-misc.rst`).
+//!
+//! `BinfmtFs` is the seam: `ProcBinfmt` talks to a real instance (root, or a user namespace on
+//! Linux >= 6.7 with its own mount); `RecordingBinfmt` is an in-memory fake that records every
+//! call, for unit tests of the planner and the rollback path only.
+//!
+//! Privileges: mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace;
+//! writing `register` and entry files needs the same in the namespace owning the instance.
+//!
+//! Facts we rely on (checked on Linux 6.18, see DESIGN.md §3):
+//! - every mount of one instance shares the same `status` inode, so `flock` on it serialises
+//!   a boot unit, a container entrypoint and a person running binfmtctl at the same time;
+//! - entry inodes come from `get_next_ino()`, so a larger inode number is a newer entry, and
+//!   the kernel tries the newest entry first.
+
+use std::cell::{Cell, RefCell};
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+use rustix::io::Errno;
+use tracing::debug;
+
+use crate::registration::{Entry, EntryParseError, Registration, parse_entry, render_entry};
+
+/// The conventional mount point.
+pub const DEFAULT_ROOT: &str = "/proc/sys/fs/binfmt_misc";
+/// `BINFMTFS_MAGIC` from `include/uapi/linux/magic.h`: the `f_type` statfs reports.
+const BINFMTFS_MAGIC: i64 = 0x4249_4e4d;
+
+/// An entry and its age as the kernel sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct KernelEntry {
+    pub entry: Entry,
+    /// Larger is newer (the entry's inode number); the kernel tries newer entries first.
+    pub age: u64,
+}
+
+/// What went wrong talking to the kernel. Each variant names the operation and the entry.
+#[derive(Debug, thiserror::Error)]
+pub enum KernelError {
+    #[error("{root}: binfmt_misc is not mounted there")]
+    NotMounted { root: PathBuf },
+    #[error("cannot mount binfmt_misc at {root}: {}", mount_hint(*.errno))]
+    Mount { root: PathBuf, errno: Errno },
+    #[error("cannot read {path}: {source}")]
+    Read { path: PathBuf, source: io::Error },
+    #[error("cannot parse {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: EntryParseError,
+    },
+    #[error("registering {name} failed: {}", register_hint(*.errno))]
+    Register { name: String, errno: Errno },
+    #[error("the kernel accepted only {written} of {len} bytes for {name}")]
+    ShortWrite {
+        name: String,
+        written: usize,
+        len: usize,
+    },
+    #[error("{action} {name} failed: {}", errno_words(*.errno))]
+    Entry {
+        name: String,
+        action: &'static str,
+        errno: Errno,
+    },
+    #[error("cannot lock {path}: {}", errno_words(*.errno))]
+    Lock { path: PathBuf, errno: Errno },
+    #[error("the record for {name} is invalid: {source}")]
+    Invalid {
+        name: String,
+        source: crate::registration::RecordError,
+    },
+}
+
+impl KernelError {
+    /// True when the environment, not the request, is at fault (exit code 3).
+    pub fn is_environment(&self) -> bool {
+        let perm = |e: &Errno| matches!(*e, Errno::PERM | Errno::ACCESS | Errno::ROFS);
+        match self {
+            KernelError::NotMounted { .. } | KernelError::Mount { .. } => true,
+            KernelError::Lock { errno, .. } => perm(errno),
+            KernelError::Entry { errno, .. } => perm(errno),
+            KernelError::Read { source, .. } => source.kind() == io::ErrorKind::PermissionDenied,
+            _ => false,
+        }
+    }
+}
+
+fn errno_words(e: Errno) -> String {
+    let s = io::Error::from_raw_os_error(e.raw_os_error()).to_string();
+    // "Permission denied (os error 13)" -> "permission denied (EACCES)"
+    let words = s.split(" (os error").next().unwrap_or(&s).to_lowercase();
+    format!("{words} ({})", errno_name(e))
+}
+
+fn errno_name(e: Errno) -> &'static str {
+    match e {
+        Errno::INVAL => "EINVAL",
+        Errno::NOENT => "ENOENT",
+        Errno::ACCESS => "EACCES",
+        Errno::PERM => "EPERM",
+        Errno::EXIST => "EEXIST",
+        Errno::NAMETOOLONG => "ENAMETOOLONG",
+        Errno::NODEV => "ENODEV",
+        Errno::BUSY => "EBUSY",
+        Errno::ROFS => "EROFS",
+        Errno::NOEXEC => "ENOEXEC",
+        Errno::IO => "EIO",
+        Errno::NOMEM => "ENOMEM",
+        _ => "errno",
+    }
+}
+
+fn register_hint(e: Errno) -> String {
+    let cause = match e {
+        Errno::INVAL => {
+            "the kernel rejected the record; with the F flag this is what kernels older than 4.8 say"
+        }
+        Errno::NOENT => "the interpreter does not exist (F makes the kernel open it now)",
+        Errno::ACCESS => {
+            "the kernel cannot execute the interpreter (mode, noexec mount, or security module)"
+        }
+        Errno::EXIST => "an entry with this name appeared meanwhile (another tool registered it)",
+        Errno::PERM => "not permitted: run as root, or in a user namespace with its own binfmt_misc",
+        Errno::NAMETOOLONG => "the name is longer than 255 bytes",
+        _ => "",
+    };
+    if cause.is_empty() {
+        errno_words(e)
+    } else {
+        format!("{}: {cause}", errno_words(e))
+    }
+}
+
+fn mount_hint(e: Errno) -> String {
+    let cause = match e {
+        Errno::PERM | Errno::ACCESS => {
+            "not permitted: run as root (or, on Linux >= 6.7, inside a user namespace with its own mount namespace)"
+        }
+        Errno::NODEV => "this kernel has no binfmt_misc: load it with `modprobe binfmt_misc`",
+        Errno::NOENT | Errno::NOTDIR => "the mount point does not exist",
+        _ => "",
+    };
+    if cause.is_empty() {
+        errno_words(e)
+    } else {
+        format!("{}: {cause}", errno_words(e))
+    }
+}
+
+/// An exclusive lock on the instance, released on drop.
+pub struct LockGuard {
+    _file: Option<File>,
+}
+
+/// Everything binfmtctl does to binfmt_misc.
+pub trait BinfmtFs {
+    /// Where the instance is (or should be) mounted.
+    fn root(&self) -> &Path;
+    fn is_mounted(&self) -> bool;
+    fn mount(&self) -> Result<(), KernelError>;
+    /// Every entry, newest first (the order in which the kernel tries them).
+    fn list(&self) -> Result<Vec<KernelEntry>, KernelError>;
+    /// Whether binfmt_misc as a whole is enabled (`status`).
+    fn global_enabled(&self) -> Result<bool, KernelError>;
+    /// One `write(2)` of the record to `register`.
+    fn register(&self, reg: &Registration) -> Result<(), KernelError>;
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError>;
+    fn remove(&self, name: &str) -> Result<(), KernelError>;
+    /// Serialises binfmtctl runs against the same instance.
+    fn lock(&self) -> Result<LockGuard, KernelError>;
+}
+
+/// A real binfmt_misc instance.
+pub struct ProcBinfmt {
+    root: PathBuf,
+}
+
+impl ProcBinfmt {
+    pub fn new(root: impl Into<PathBuf>) -> ProcBinfmt {
+        ProcBinfmt { root: root.into() }
+    }
+
+    fn write_entry(&self, name: &str, action: &'static str, value: &[u8]) -> Result<(), KernelError> {
+        let path = self.root.join(name);
+        let res = OpenOptions::new()
+            .write(true)
+            .open(&path)
+            .and_then(|mut f| f.write(value));
+        res.map(drop).map_err(|e| KernelError::Entry {
+            name: name.to_owned(),
+            action,
+            errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+        })
+    }
+
+    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` makes registering `<name>` fail
+    /// with EIO before anything is written, so the integration tests can prove that a failure
+    /// midway rolls back on the real kernel. Release builds ignore it.
+    fn failpoint(&self, op: &str, name: &str) -> Result<(), Errno> {
+        if cfg!(debug_assertions)
+            && let Ok(fp) = std::env::var("BINFMTCTL_FAILPOINT")
+            && fp == format!("{op}:{name}")
+        {
+            return Err(Errno::IO);
+        }
+        Ok(())
+    }
+}
+
+impl BinfmtFs for ProcBinfmt {
+    fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn is_mounted(&self) -> bool {
+        rustix::fs::statfs(&self.root).is_ok_and(|s| s.f_type as i64 == BINFMTFS_MAGIC)
+    }
+
+    fn mount(&self) -> Result<(), KernelError> {
+        use rustix::mount::{MountFlags, mount};
+        // The flags systemd's proc-sys-fs-binfmt_misc.mount uses: nothing in it is a device,
+        // a setuid binary or a program.
+        let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+        debug!(root = %self.root.display(), "mount binfmt_misc");
+        mount("binfmt_misc", &self.root, "binfmt_misc", flags, None).map_err(|errno| {
+            KernelError::Mount {
+                root: self.root.clone(),
+                errno,
+            }
+        })
+    }
+
+    fn list(&self) -> Result<Vec<KernelEntry>, KernelError> {
+        let read_err = |path: &Path, source| KernelError::Read {
+            path: path.to_owned(),
+            source,
+        };
+        let mut out = Vec::new();
+        for de in fs::read_dir(&self.root).map_err(|e| read_err(&self.root, e))? {
+            let de = de.map_err(|e| read_err(&self.root, e))?;
+            let name = de.file_name().to_string_lossy().into_owned();
+            if name == "register" || name == "status" {
+                continue;
+            }
+            let path = de.path();
+            let text = match fs::read_to_string(&path) {
+                Ok(t) => t,
+                // Removed between readdir and read: another tool is at work; skip it.
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(read_err(&path, e)),
+            };
+            let entry = parse_entry(&name, &text).map_err(|source| KernelError::Parse {
+                path: path.clone(),
+                source,
+            })?;
+            let age = de.metadata().map(|m| m.ino()).unwrap_or(0);
+            out.push(KernelEntry { entry, age });
+        }
+        out.sort_by(|a, b| b.age.cmp(&a.age));
+        Ok(out)
+    }
+
+    fn global_enabled(&self) -> Result<bool, KernelError> {
+        let path = self.root.join("status");
+        let s = fs::read_to_string(&path).map_err(|source| KernelError::Read { path, source })?;
+        Ok(s.trim() == "enabled")
+    }
+
+    fn register(&self, reg: &Registration) -> Result<(), KernelError> {
+        let record = reg.to_record().map_err(|source| KernelError::Invalid {
+            name: reg.name.clone(),
+            source,
+        })?;
+        debug!(name = %reg.name, flags = %reg.flags, interpreter = %reg.interpreter, "register");
+        let fail = |errno| KernelError::Register {
+            name: reg.name.clone(),
+            errno,
+        };
+        self.failpoint("register", &reg.name).map_err(fail)?;
+        let mut f = OpenOptions::new()
+            .write(true)
+            .open(self.root.join("register"))
+            .map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        // One write(2): the kernel parses each write as a whole record.
+        let n = f
+            .write(record.as_bytes())
+            .map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        if n != record.len() {
+            return Err(KernelError::ShortWrite {
+                name: reg.name.clone(),
+                written: n,
+                len: record.len(),
+            });
+        }
+        Ok(())
+    }
+
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError> {
+        debug!(name, enabled, "set enabled");
+        let (action, value): (&'static str, &[u8]) = if enabled {
+            ("enabling", b"1")
+        } else {
+            ("disabling", b"0")
+        };
+        self.write_entry(name, action, value)
+    }
+
+    fn remove(&self, name: &str) -> Result<(), KernelError> {
+        debug!(name, "remove");
+        self.write_entry(name, "removing", b"-1")
+    }
+
+    fn lock(&self) -> Result<LockGuard, KernelError> {
+        use rustix::fs::{FlockOperation, flock};
+        let path = self.root.join("status");
+        let fail = |errno| KernelError::Lock {
+            path: path.clone(),
+            errno,
+        };
+        let f = File::open(&path).map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+            tracing::info!("another binfmtctl is changing {}; waiting", self.root.display());
+            flock(&f, FlockOperation::LockExclusive).map_err(fail)?;
+        }
+        Ok(LockGuard { _file: Some(f) })
+    }
+}
+
+/// One call the fake saw.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Call {
+    Mount,
+    Register(String),
+    Enable(String, bool),
+    Remove(String),
+    Lock,
+}
+
+/// In-memory binfmt_misc for planner and rollback tests. Mimics the kernel's rules that matter
+/// to the caller: duplicate names fail with EEXIST, unknown names with ENOENT, newest first.
+#[derive(Default)]
+pub struct RecordingBinfmt {
+    pub entries: RefCell<Vec<KernelEntry>>,
+    pub calls: RefCell<Vec<Call>>,
+    pub mounted: Cell<bool>,
+    next_age: Cell<u64>,
+    /// `(call, errno)` pairs: the first call equal to one fails once with its errno.
+    pub fail: RefCell<Vec<(Call, Errno)>>,
+}
+
+impl RecordingBinfmt {
+    pub fn mounted_with(entries: &[Entry]) -> RecordingBinfmt {
+        let fake = RecordingBinfmt::default();
+        fake.mounted.set(true);
+        for e in entries {
+            fake.push(e.clone());
+        }
+        fake
+    }
+
+    fn push(&self, entry: Entry) {
+        let age = self.next_age.get() + 1;
+        self.next_age.set(age);
+        self.entries.borrow_mut().insert(0, KernelEntry { entry, age });
+    }
+
+    fn record(&self, call: Call) -> Result<(), Errno> {
+        self.calls.borrow_mut().push(call.clone());
+        let mut fail = self.fail.borrow_mut();
+        match fail.iter().position(|(c, _)| *c == call) {
+            Some(i) => Err(fail.remove(i).1),
+            None => Ok(()),
+        }
+    }
+
+    /// The entries as text, the way the kernel would show them (for assertions).
+    pub fn rendered(&self) -> Vec<(String, String)> {
+        self.entries
+            .borrow()
+            .iter()
+            .map(|k| (k.entry.registration.name.clone(), render_entry(&k.entry)))
+            .collect()
+    }
+}
+
+impl BinfmtFs for RecordingBinfmt {
+    fn root(&self) -> &Path {
+        Path::new("/fake/binfmt_misc")
+    }
+
+    fn is_mounted(&self) -> bool {
+        self.mounted.get()
+    }
+
+    fn mount(&self) -> Result<(), KernelError> {
+        self.record(Call::Mount).map_err(|errno| KernelError::Mount {
+            root: self.root().to_owned(),
+            errno,
+        })?;
+        self.mounted.set(true);
+        Ok(())
+    }
+
+    fn list(&self) -> Result<Vec<KernelEntry>, KernelError> {
+        Ok(self.entries.borrow().clone())
+    }
+
+    fn global_enabled(&self) -> Result<bool, KernelError> {
+        Ok(true)
+    }
+
+    fn register(&self, reg: &Registration) -> Result<(), KernelError> {
+        let fail = |errno| KernelError::Register {
+            name: reg.name.clone(),
+            errno,
+        };
+        reg.validate().map_err(|_| fail(Errno::INVAL))?;
+        self.record(Call::Register(reg.name.clone())).map_err(fail)?;
+        if self
+            .entries
+            .borrow()
+            .iter()
+            .any(|k| k.entry.registration.name == reg.name)
+        {
+            return Err(fail(Errno::EXIST));
+        }
+        self.push(Entry {
+            registration: Registration {
+                flags: reg.flags.normalized(),
+                ..reg.clone()
+            },
+            enabled: true,
+        });
+        Ok(())
+    }
+
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError> {
+        let fail = |errno| KernelError::Entry {
+            name: name.to_owned(),
+            action: "enabling",
+            errno,
+        };
+        self.record(Call::Enable(name.to_owned(), enabled)).map_err(fail)?;
+        let mut es = self.entries.borrow_mut();
+        let k = es
+            .iter_mut()
+            .find(|k| k.entry.registration.name == name)
+            .ok_or_else(|| fail(Errno::NOENT))?;
+        k.entry.enabled = enabled;
+        Ok(())
+    }
+
+    fn remove(&self, name: &str) -> Result<(), KernelError> {
+        let fail = |errno| KernelError::Entry {
+            name: name.to_owned(),
+            action: "removing",
+            errno,
+        };
+        self.record(Call::Remove(name.to_owned())).map_err(fail)?;
+        let mut es = self.entries.borrow_mut();
+        let before = es.len();
+        es.retain(|k| k.entry.registration.name != name);
+        if es.len() == before {
+            return Err(fail(Errno::NOENT));
+        }
+        Ok(())
+    }
+
+    fn lock(&self) -> Result<LockGuard, KernelError> {
+        self.calls.borrow_mut().push(Call::Lock);
+        Ok(LockGuard { _file: None })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn error_messages_name_entry_errno_and_cause() {
+        let e = KernelError::Register {
+            name: "qemu-aarch64".into(),
+            errno: Errno::INVAL,
+        };
+        let s = e.to_string();
+        assert!(s.contains("qemu-aarch64") && s.contains("EINVAL") && s.contains("4.8"), "{s}");
+        let e = KernelError::Register {
+            name: "q".into(),
+            errno: Errno::NOENT,
+        };
+        assert!(e.to_string().contains("interpreter does not exist"));
+        let e = KernelError::Mount {
+            root: "/x".into(),
+            errno: Errno::PERM,
+        };
+        assert!(e.to_string().contains("run as root"), "{e}");
+        assert!(e.is_environment());
+    }
+
+    #[test]
+    fn fake_mimics_kernel_rules() {
+        let reg = crate::arch::Table::builtin()
+            .get("aarch64")
+            .unwrap()
+            .registration("/usr/bin/qemu-aarch64-static", crate::registration::Flags::DEFAULT);
+        let fake = RecordingBinfmt::mounted_with(&[]);
+        fake.register(&reg).unwrap();
+        let e = fake.register(&reg).unwrap_err();
+        assert!(matches!(e, KernelError::Register { errno: Errno::EXIST, .. }));
+        fake.remove("qemu-aarch64").unwrap();
+        assert!(fake.remove("qemu-aarch64").is_err());
+        assert_eq!(
+            *fake.calls.borrow(),
+            [
+                Call::Register("qemu-aarch64".into()),
+                Call::Register("qemu-aarch64".into()),
+                Call::Remove("qemu-aarch64".into()),
+                Call::Remove("qemu-aarch64".into()),
+            ]
+        );
+    }
+
+    #[test]
+    fn unmounted_directory_is_not_binfmt_misc() {
+        let d = tempfile::tempdir().unwrap();
+        assert!(!ProcBinfmt::new(d.path()).is_mounted());
+    }
+}
