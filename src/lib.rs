@@ -10,3 +10,4 @@ pub mod host;
 pub mod interpreter;
 pub mod kernel;
 pub mod plan;
+pub mod cli;

@@ -1,1 +1,35 @@
-fn main() {}
+//! The `binfmtctl` binary: a shim that sets up logging, runs the command line and maps the
+//! error chain to an exit code (documented in `binfmtctl --help` and docs/exit-codes.md).
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use binfmtctl::cli;
+
+fn main() -> ExitCode {
+    let args = cli::parse();
+    let level = match (args.global.quiet, args.global.verbose) {
+        (true, _) => "error",
+        (false, 0) => "warn",
+        (false, 1) => "info",
+        (false, _) => "debug",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_env("BINFMTCTL_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(level));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_target(false)
+        .without_time()
+        .init();
+    let stdout = std::io::stdout();
+    let mut out = stdout.lock();
+    match cli::run(args, &mut out) {
+        Ok(()) => ExitCode::from(cli::EXIT_OK),
+        Err(e) => {
+            let _ = out.flush();
+            eprintln!("binfmtctl: error: {}", cli::render_error(&e));
+            ExitCode::from(cli::exit_code(&e))
+        }
+    }
+}

@@ -1,0 +1,85 @@
+#!/usr/bin/env bash
+# Installs everything binfmtctl's build and tests need on Debian 12 (run as root), and fetches
+# the real foreign binaries the tests execute into $ASSETS (default: target/test-assets).
+#
+#   scripts/deps.sh            packages + test assets
+#   scripts/deps.sh --runtime  only what `binfmtctl install` needs (qemu-user-static)
+#
+# Idempotent: installed packages and fetched assets are kept.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+RUNTIME_PKGS=(qemu-user-static)
+TEST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross util-linux binutils file)
+# Debian architectures whose busybox-static the integration tests run (i386 runs natively).
+FOREIGN_ARCHES=(arm64 armhf armel mips64el mipsel ppc64el s390x i386)
+ASSETS=${ASSETS:-target/test-assets}
+
+log() { printf '[deps] %s\n' "$*" >&2; }
+
+need_root() {
+  if [ "$(id -u)" != 0 ]; then
+    log "run as root: it installs Debian packages"; exit 3
+  fi
+}
+
+apt_update_done=
+apt_update() {
+  [ -n "$apt_update_done" ] && return 0
+  # A mirror in the middle of a sync can fail one index; the others are still usable.
+  apt-get update -q >/dev/null 2>&1 || apt-get update -q >&2 || log "apt-get update reported errors; continuing with what was fetched"
+  apt_update_done=1
+}
+
+install_pkgs() {
+  local missing=()
+  for p in "$@"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+  done
+  [ ${#missing[@]} -eq 0 ] && return 0
+  apt_update
+  log "installing ${missing[*]}"
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
+}
+
+fetch_busybox() {
+  local arch=$1 out="$ASSETS/busybox-$1"
+  [ -x "$out" ] && return 0
+  dpkg --print-foreign-architectures | grep -qx "$arch" || { [ "$arch" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$arch"; apt_update_done=; }
+  apt_update
+  local tmp; tmp=$(mktemp -d)
+  ( cd "$tmp" && apt-get download -q "busybox-static:$arch" >&2 )
+  dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/root"
+  install -m 0755 "$tmp/root/bin/busybox" "$out"
+  rm -rf "$tmp"
+  log "fetched busybox-static:$arch"
+}
+
+build_riscv64() {
+  local out="$ASSETS/hello-riscv64"
+  [ -x "$out" ] && return 0
+  cat > "$ASSETS/hello.c" <<'C'
+#include <stdio.h>
+#include <sys/utsname.h>
+int main(int argc, char **argv) {
+    struct utsname u;
+    uname(&u);
+    printf("hello from %s argv0=%s\n", u.machine, argv[0]);
+    return argc > 1 ? 7 : 0;
+}
+C
+  riscv64-linux-gnu-gcc -static -O2 -o "$out" "$ASSETS/hello.c"
+  log "built $out with riscv64-linux-gnu-gcc -static"
+}
+
+main() {
+  need_root
+  install_pkgs "${RUNTIME_PKGS[@]}"
+  [ "${1:-}" = --runtime ] && return 0
+  install_pkgs "${TEST_PKGS[@]}"
+  mkdir -p "$ASSETS"
+  for a in "${FOREIGN_ARCHES[@]}"; do fetch_busybox "$a"; done
+  build_riscv64
+}
+
+main "$@"

@@ -1,0 +1,958 @@
+//! The command line: clap derive structs (no I/O in parsing), one function per subcommand,
+//! human and `--json` rendering, and the mapping from errors to exit codes.
+//!
+//! Every command validates its whole request (arch names, flags, interpreters, records)
+//! before the first write to binfmt_misc; then it takes the instance lock, snapshots the
+//! kernel, plans, applies and reads back (see `plan`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+use serde::Serialize;
+use serde_json::json;
+
+use crate::arch::{Arch, ENTRY_PREFIX, Table, UnknownArch};
+use crate::host::{HostFacts, NativeArch};
+use crate::interpreter::{self, Discovery, Requirements};
+use crate::kernel::{BinfmtFs, KernelEntry, KernelError, ProcBinfmt};
+use crate::plan::{self, Action, ApplyError, Desired, Plan};
+use crate::registration::{Entry, Flags, FlagsError, Matcher};
+
+pub const EXIT_OK: u8 = 0;
+pub const EXIT_FAILED: u8 = 1;
+pub const EXIT_USAGE: u8 = 2;
+pub const EXIT_ENVIRONMENT: u8 = 3;
+
+const EXIT_CODES_HELP: &str = "\
+Exit codes:
+  0  success (including: nothing needed to change)
+  1  the operation failed; whatever this run changed was rolled back
+  2  bad usage or bad input (unknown arch, bad flags, refused or missing interpreter,
+     a native arch requested); nothing was changed
+  3  the environment cannot do it (binfmt_misc not mounted and not mountable, not
+     permitted, kernel too old); nothing was changed";
+
+#[derive(Debug, Parser)]
+#[command(
+    name = "binfmtctl",
+    version,
+    about = "Register QEMU user-mode emulators with the kernel's binfmt_misc, safely",
+    after_help = EXIT_CODES_HELP,
+    args_conflicts_with_subcommands = true
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Option<Command>,
+
+    /// Same as `install ARCHES` (the form used as a container entrypoint)
+    #[arg(long, value_name = "ARCHES", conflicts_with = "uninstall")]
+    pub install: Option<String>,
+
+    /// Same as `uninstall TARGETS`
+    #[arg(long, value_name = "TARGETS")]
+    pub uninstall: Option<String>,
+
+    #[command(flatten)]
+    pub install_opts: InstallOpts,
+
+    #[command(flatten)]
+    pub global: Global,
+}
+
+#[derive(Debug, Args, Clone)]
+pub struct Global {
+    /// Where binfmt_misc is (or is to be) mounted
+    #[arg(long, global = true, value_name = "PATH", default_value = crate::kernel::DEFAULT_ROOT)]
+    pub binfmt_misc: PathBuf,
+
+    /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
+    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
+    #[arg(long, global = true, value_name = "DIR")]
+    pub qemu_path: Vec<PathBuf>,
+
+    /// Print the plan; write nothing (not even a mount)
+    #[arg(long, global = true)]
+    pub dry_run: bool,
+
+    /// Machine-readable output (schema in docs/json.md)
+    #[arg(long, global = true)]
+    pub json: bool,
+
+    /// More logging (-v info, -vv debug with every kernel write)
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+
+    /// Only errors
+    #[arg(short, long, global = true, conflicts_with = "verbose")]
+    pub quiet: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct InstallOpts {
+    /// binfmt_misc flags, any of P (preserve argv[0]), O (open binary), C (credentials),
+    /// F (fix binary) [default: FP]
+    #[arg(long, global = true, value_name = "FLAGS")]
+    pub flags: Option<String>,
+
+    /// Add C (and O): setuid binaries run the emulator with their own credentials, which
+    /// sudo inside an emulated chroot needs; a privilege decision for you to make
+    #[arg(long, global = true)]
+    pub credentials: bool,
+
+    /// Leave an existing entry with our name alone even when it differs from ours
+    #[arg(long, global = true)]
+    pub keep_existing: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Register emulators: ARCHES is a comma list in any common spelling, or `all`
+    Install {
+        #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
+        arches: Vec<String>,
+    },
+    /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
+    Uninstall {
+        #[arg(value_name = "TARGETS", required = true, value_delimiter = ',')]
+        targets: Vec<String>,
+    },
+    /// Show the entries, what the machine can run, and whether ours match the table
+    Status,
+    /// Find and check the QEMU interpreter for each arch (default: all)
+    Interpreters {
+        #[arg(value_name = "ARCHES", value_delimiter = ',')]
+        arches: Vec<String>,
+    },
+    /// List the architecture table with every name each arch answers to
+    Arches,
+}
+
+/// A request the user got wrong: exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+/// The machine cannot do it: exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+/// The exit code for an error, by the most specific cause in its chain.
+pub fn exit_code(err: &anyhow::Error) -> u8 {
+    for cause in err.chain() {
+        if cause.is::<BadInput>() || cause.is::<UnknownArch>() || cause.is::<FlagsError>() {
+            return EXIT_USAGE;
+        }
+        if cause.is::<Unsupported>() {
+            return EXIT_ENVIRONMENT;
+        }
+        if let Some(k) = cause.downcast_ref::<KernelError>() {
+            return if k.is_environment() {
+                EXIT_ENVIRONMENT
+            } else {
+                EXIT_FAILED
+            };
+        }
+        if cause.is::<ApplyError>() {
+            return EXIT_FAILED;
+        }
+    }
+    EXIT_FAILED
+}
+
+/// Runs the parsed command line. Output goes to `out`; errors are returned for `main`.
+pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    let ctx = Ctx::new(&cli.global);
+    match (cli.command, cli.install, cli.uninstall) {
+        (Some(Command::Install { arches }), _, _) => install(&ctx, &arches, &cli.install_opts, out),
+        (None, Some(list), _) => {
+            let arches: Vec<String> = list.split(',').map(str::to_owned).collect();
+            install(&ctx, &arches, &cli.install_opts, out)
+        }
+        (Some(Command::Uninstall { targets }), _, _) => uninstall(&ctx, &targets, out),
+        (None, None, Some(list)) => {
+            let targets: Vec<String> = list.split(',').map(str::to_owned).collect();
+            uninstall(&ctx, &targets, out)
+        }
+        (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
+        (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
+        (Some(Command::Arches), _, _) => arches(&ctx, out),
+    }
+}
+
+/// What every command needs: the table, the host, the kernel seam, the options.
+struct Ctx<'g> {
+    table: &'static Table,
+    host: HostFacts,
+    native: Vec<NativeArch>,
+    fs: ProcBinfmt,
+    g: &'g Global,
+}
+
+impl<'g> Ctx<'g> {
+    fn new(g: &'g Global) -> Ctx<'g> {
+        let table = Table::builtin();
+        let host = HostFacts::gather();
+        let native = host.native(table);
+        Ctx {
+            table,
+            host,
+            native,
+            fs: ProcBinfmt::new(&g.binfmt_misc),
+            g,
+        }
+    }
+
+    fn is_native(&self, arch: &str) -> Option<&NativeArch> {
+        self.native.iter().find(|n| n.arch == arch)
+    }
+
+    fn search_dirs(&self) -> Vec<PathBuf> {
+        if self.g.qemu_path.is_empty() {
+            interpreter::DEFAULT_SEARCH.iter().map(PathBuf::from).collect()
+        } else {
+            self.g.qemu_path.clone()
+        }
+    }
+
+    fn requirements(&self, need_static: bool) -> Result<Requirements> {
+        let host = self
+            .host
+            .host_arch(self.table)
+            .ok_or_else(|| Unsupported(format!("unknown host architecture {:?}", self.host.machine)))?;
+        Ok(Requirements {
+            host_class: host.class,
+            host_endian: host.endian,
+            host_machine: host.machine,
+            extra_owner: self.host.in_user_namespace.then_some(self.host.overflow_uid),
+            need_static,
+        })
+    }
+
+    fn resolve_list(&self, names: &[String]) -> Result<(bool, Vec<&'static Arch>)> {
+        let mut all = false;
+        let mut arches: Vec<&Arch> = Vec::new();
+        let mut unknown = Vec::new();
+        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            if n.eq_ignore_ascii_case("all") {
+                all = true;
+                continue;
+            }
+            match self.table.resolve(n) {
+                Ok(a) if !arches.iter().any(|x| x.name == a.name) => arches.push(a),
+                Ok(_) => {}
+                Err(e) => unknown.push(e.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(BadInput(unknown.join("\n")).into());
+        }
+        if all {
+            arches = self.table.arches.iter().collect();
+        } else if arches.is_empty() {
+            return Err(BadInput("no architecture given: name one or more, or `all`".into()).into());
+        }
+        Ok((all, arches))
+    }
+
+    /// Makes sure binfmt_misc is mounted (mounting it if needed and allowed); returns whether
+    /// we mounted it.
+    fn ensure_mounted(&self) -> Result<bool> {
+        if self.fs.is_mounted() {
+            return Ok(false);
+        }
+        require_cap_sys_admin(&format!("mount binfmt_misc at {}", self.g.binfmt_misc.display()))?;
+        self.fs.mount().context("binfmt_misc is not mounted and mounting it failed")?;
+        tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
+        Ok(true)
+    }
+
+    fn snapshot(&self) -> Result<Vec<KernelEntry>> {
+        if !self.fs.is_mounted() {
+            return Ok(Vec::new());
+        }
+        Ok(self.fs.list()?)
+    }
+}
+
+fn require_cap_sys_admin(what: &str) -> Result<()> {
+    use caps::{CapSet, Capability};
+    let ok = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(true);
+    if ok {
+        Ok(())
+    } else {
+        Err(Unsupported(format!(
+            "cannot {what}: it needs CAP_SYS_ADMIN; run as root (or, on Linux >= 6.7, inside a user namespace with its own mount namespace)"
+        ))
+        .into())
+    }
+}
+
+/// One line of a report.
+#[derive(Debug, Serialize)]
+struct Row {
+    action: String,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interpreter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<EntryJson>,
+}
+
+impl Row {
+    fn new(action: &str, name: String, arch: Option<&str>) -> Row {
+        Row {
+            action: action.to_owned(),
+            name,
+            arch: arch.map(str::to_owned),
+            interpreter: None,
+            version: None,
+            flags: None,
+            reason: None,
+            previous: None,
+        }
+    }
+
+    fn human(&self) -> String {
+        let mut s = format!("{:<15} {:<18}", self.action, self.name);
+        if let Some(i) = &self.interpreter {
+            s += &format!(" {i}");
+        }
+        if let Some(f) = &self.flags {
+            s += &format!(" flags={f}");
+        }
+        if let Some(v) = &self.version {
+            s += &format!(" (QEMU {})", v.split_whitespace().next().unwrap_or(v));
+        }
+        if let Some(p) = &self.previous {
+            s += &format!(" [was {} flags={}]", p.interpreter, p.flags);
+        }
+        if let Some(r) = &self.reason {
+            s += &format!(": {r}");
+        }
+        s
+    }
+}
+
+/// An entry as `status --json` and reports show it.
+#[derive(Debug, Serialize)]
+struct EntryJson {
+    name: String,
+    enabled: bool,
+    arch: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    platform: Option<String>,
+    interpreter: String,
+    flags: String,
+    #[serde(rename = "type")]
+    kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    offset: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    magic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    mask: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    extension: Option<String>,
+    /// For entries named qemu-<arch>: does the pattern match our table? (null for others)
+    matches_table: Option<bool>,
+}
+
+fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn entry_json(table: &Table, e: &Entry) -> EntryJson {
+    let r = &e.registration;
+    let by_name = r
+        .name
+        .strip_prefix(ENTRY_PREFIX)
+        .and_then(|cpu| table.get(cpu))
+        .filter(|a| a.entry_name() == r.name);
+    let arch = by_name.or_else(|| table.arch_of_matcher(&r.matcher));
+    let (kind, offset, magic, mask, extension) = match &r.matcher {
+        Matcher::Magic {
+            offset,
+            magic,
+            mask,
+        } => ("magic", Some(*offset), Some(hex(magic)), mask.as_deref().map(hex), None),
+        Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),
+    };
+    EntryJson {
+        name: r.name.clone(),
+        enabled: e.enabled,
+        arch: arch.map_or_else(|| "unknown".to_owned(), |a| a.name.clone()),
+        platform: arch.and_then(|a| a.platform().map(str::to_owned)),
+        interpreter: r.interpreter.clone(),
+        flags: r.flags.to_string(),
+        kind,
+        offset,
+        magic,
+        mask,
+        extension,
+        matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
+    }
+}
+
+fn flags_from(opts: &InstallOpts) -> Result<Flags> {
+    let mut f = match &opts.flags {
+        Some(s) => Flags::parse(s)?,
+        None => Flags::DEFAULT,
+    };
+    if opts.credentials {
+        f.credentials = true;
+    }
+    Ok(f.normalized())
+}
+
+fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
+    // 1. Validate the request: names, flags.
+    let (all, arches) = ctx.resolve_list(names)?;
+    let flags = flags_from(opts)?;
+    let req = ctx.requirements(flags.fix_binary)?;
+    let mut rows: Vec<Row> = Vec::new();
+    let mut notes: Vec<String> = Vec::new();
+    if flags.credentials {
+        notes.push(
+            "flag C: setuid binaries run the emulator with their own credentials (needed for sudo in emulated chroots)".into(),
+        );
+    }
+    if !flags.fix_binary {
+        notes.push(
+            "without flag F the interpreter is looked up at each exec, so emulation fails inside chroots and containers that lack it".into(),
+        );
+    }
+    let mut refused = Vec::new();
+    let mut desired: Vec<(Desired, Option<String>)> = Vec::new();
+    // 2. Natives are never registered; then find and check every interpreter.
+    for a in arches {
+        if let Some(n) = ctx.is_native(&a.name) {
+            let mut row = Row::new("skipped-native", a.entry_name(), Some(&a.name));
+            row.reason = Some(format!("runs natively on this host ({})", n.evidence));
+            if !all {
+                refused.push(format!(
+                    "{}: runs natively on this host ({}); a handler would capture the host's own binaries",
+                    a.name, n.evidence
+                ));
+                row.action = "refused".into();
+            }
+            rows.push(row);
+            continue;
+        }
+        let d: Discovery = interpreter::discover(a, &ctx.search_dirs(), &req);
+        let Some(c) = d.chosen() else {
+            if all && d.candidates.is_empty() {
+                let mut row = Row::new("skipped", a.entry_name(), Some(&a.name));
+                row.reason = Some("no interpreter installed".into());
+                rows.push(row);
+            } else {
+                let mut row = Row::new("refused", a.entry_name(), Some(&a.name));
+                row.reason = Some(d.refusal());
+                refused.push(format!("{}: {}", a.name, d.refusal()));
+                rows.push(row);
+            }
+            continue;
+        };
+        let path = c.facts.path.to_string_lossy().into_owned();
+        let reg = a.registration(&path, flags);
+        // 3. Guard: the pattern must not accept the host's executables or the interpreter.
+        let mut headers = vec![("this host's own executables".to_owned(), ctx.host.exe_header.clone())];
+        if let Ok(h) = crate::elf::read_prefix(&c.facts.path) {
+            headers.push((format!("the interpreter {path}"), h));
+        }
+        if let Some(what) = plan::captures_native(&reg, &headers) {
+            let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
+            row.reason = Some(format!("its pattern would capture {what}"));
+            refused.push(format!("{}: its pattern would capture {what}", a.name));
+            rows.push(row);
+            continue;
+        }
+        // 4. The record must be one the kernel accepts.
+        reg.to_record()
+            .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
+        desired.push((
+            Desired {
+                arch: a.name.clone(),
+                registration: reg,
+            },
+            c.facts.version.clone(),
+        ));
+    }
+    if !refused.is_empty() {
+        emit_install(ctx, out, &rows, &[], &notes)?;
+        return Err(BadInput(format!(
+            "nothing was registered; refused:\n  {}",
+            refused.join("\n  ")
+        ))
+        .into());
+    }
+    let versions: Vec<Option<String>> = desired.iter().map(|(_, v)| v.clone()).collect();
+    let desired: Vec<Desired> = desired.into_iter().map(|(d, _)| d).collect();
+
+    // 5. Plan against the kernel (dry run: against what is there, mounting nothing).
+    if ctx.g.dry_run {
+        if !ctx.fs.is_mounted() {
+            notes.push(format!(
+                "binfmt_misc is not mounted at {}: would mount it",
+                ctx.g.binfmt_misc.display()
+            ));
+        }
+        let plan = plan::plan_install(&desired, &ctx.snapshot()?, opts.keep_existing);
+        report_plan(ctx, &plan, &versions, &mut rows, &mut notes, true);
+        return emit_install(ctx, out, &rows, &plan.overlaps, &notes);
+    }
+    if !desired.is_empty() {
+        require_cap_sys_admin("register binfmt_misc entries")?;
+        if ctx.ensure_mounted()? {
+            notes.push(format!("mounted binfmt_misc at {}", ctx.g.binfmt_misc.display()));
+        }
+    }
+    let _lock = if desired.is_empty() {
+        None
+    } else {
+        Some(ctx.fs.lock()?)
+    };
+    let plan = plan::plan_install(&desired, &ctx.snapshot()?, opts.keep_existing);
+    // 6. Apply, read back, roll back on failure.
+    let applied = plan::apply(&ctx.fs, &plan);
+    if applied.is_err() {
+        // Report what was attempted, then the error (with its rollback) goes to main.
+        report_plan(ctx, &plan, &versions, &mut rows, &mut notes, true);
+        emit_install(ctx, out, &rows, &plan.overlaps, &notes)?;
+        return applied.context("install failed");
+    }
+    report_plan(ctx, &plan, &versions, &mut rows, &mut notes, false);
+    emit_install(ctx, out, &rows, &plan.overlaps, &notes)
+}
+
+fn report_plan(
+    ctx: &Ctx,
+    plan: &Plan,
+    versions: &[Option<String>],
+    rows: &mut Vec<Row>,
+    notes: &mut Vec<String>,
+    dry_run: bool,
+) {
+    for (a, version) in plan.actions.iter().zip(versions) {
+        let arch = match a {
+            Action::Register { arch, .. }
+            | Action::Keep { arch, .. }
+            | Action::Enable { arch, .. }
+            | Action::Replace { arch, .. }
+            | Action::KeepExisting { arch, .. } => Some(arch.as_str()),
+            Action::Remove { .. } => None,
+        };
+        let mut row = Row::new(a.verb(dry_run), a.name().to_owned(), arch);
+        match a {
+            Action::Register { new, .. } | Action::Replace { new, .. } => {
+                row.interpreter = Some(new.interpreter.clone());
+                row.flags = Some(new.flags.to_string());
+            }
+            Action::Keep { current, .. } | Action::Enable { current, .. } => {
+                row.interpreter = Some(current.registration.interpreter.clone());
+                row.flags = Some(current.registration.flags.to_string());
+            }
+            Action::KeepExisting { current, wanted, .. } => {
+                row.interpreter = Some(current.registration.interpreter.clone());
+                row.flags = Some(current.registration.flags.to_string());
+                row.reason = Some(format!(
+                    "differs from ours ({} flags={}); left as is because of --keep-existing",
+                    wanted.interpreter, wanted.flags
+                ));
+            }
+            Action::Remove { .. } => {}
+        }
+        if let Action::Replace { old, .. } = a {
+            row.previous = Some(entry_json(ctx.table, old));
+        }
+        row.version = version.clone();
+        rows.push(row);
+    }
+    for o in &plan.overlaps {
+        notes.push(format!(
+            "{} overlaps {} ({}, {}): the kernel will run {} for files both match",
+            o.ours,
+            o.other,
+            o.other_interpreter,
+            if o.other_enabled { "enabled" } else { "disabled" },
+            o.winner
+        ));
+    }
+}
+
+fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    for r in rows {
+        let n = m.entry(r.action.clone()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    m
+}
+
+fn emit_install(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    rows: &[Row],
+    overlaps: &[plan::Overlap],
+    notes: &[String],
+) -> Result<()> {
+    if ctx.g.json {
+        let v = json!({
+            "dry_run": ctx.g.dry_run,
+            "binfmt_misc": ctx.g.binfmt_misc,
+            "results": rows,
+            "overlaps": overlaps,
+            "notes": notes,
+            "summary": summary(rows),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    if !ctx.g.quiet {
+        for r in rows {
+            writeln!(out, "{}", r.human())?;
+        }
+        for n in notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    let s: Vec<String> = summary(rows)
+        .into_iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    if !ctx.g.quiet || rows.iter().any(|r| r.action == "refused") {
+        writeln!(out, "summary: {}", if s.is_empty() { "nothing to do".into() } else { s.join(", ") })?;
+    }
+    Ok(())
+}
+
+/// A `*`/`?` glob over entry names.
+fn glob_match(pat: &[u8], s: &[u8]) -> bool {
+    match (pat.first(), s.first()) {
+        (None, None) => true,
+        (Some(b'*'), _) => glob_match(&pat[1..], s) || (!s.is_empty() && glob_match(pat, &s[1..])),
+        (Some(b'?'), Some(_)) => glob_match(&pat[1..], &s[1..]),
+        (Some(p), Some(c)) if p == c => glob_match(&pat[1..], &s[1..]),
+        _ => false,
+    }
+}
+
+fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
+    let current = ctx.snapshot()?;
+    let names_now: Vec<&str> = current.iter().map(|k| k.entry.registration.name.as_str()).collect();
+    let mut wanted: Vec<String> = Vec::new();
+    let mut rows = Vec::new();
+    let mut absent = Vec::new();
+    let mut unknown = Vec::new();
+    let add = |n: &str, wanted: &mut Vec<String>| {
+        if !wanted.iter().any(|w| w == n) {
+            wanted.push(n.to_owned());
+        }
+    };
+    for t in targets.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
+        if t.eq_ignore_ascii_case("all") {
+            for n in names_now.iter().filter(|n| n.starts_with(ENTRY_PREFIX)) {
+                add(n, &mut wanted);
+            }
+        } else if t.contains(['*', '?']) {
+            for n in names_now.iter().filter(|n| glob_match(t.as_bytes(), n.as_bytes())) {
+                add(n, &mut wanted);
+            }
+        } else if names_now.contains(&t) {
+            add(t, &mut wanted);
+        } else {
+            match ctx.table.resolve(t) {
+                Ok(a) => {
+                    let n = a.entry_name();
+                    if names_now.contains(&n.as_str()) {
+                        add(&n, &mut wanted);
+                    } else {
+                        absent.push(Row::new("absent", n, Some(&a.name)));
+                    }
+                }
+                Err(e) => unknown.push(e.to_string()),
+            }
+        }
+    }
+    if !unknown.is_empty() {
+        return Err(BadInput(unknown.join("\n")).into());
+    }
+    let dry = ctx.g.dry_run;
+    let mut notes = Vec::new();
+    if !ctx.fs.is_mounted() {
+        notes.push(format!("binfmt_misc is not mounted at {}: nothing is registered", ctx.g.binfmt_misc.display()));
+    }
+    let render = |plan: &Plan, rows: &mut Vec<Row>| {
+        for a in &plan.actions {
+            if let Action::Remove { entry } = a {
+                let mut r = Row::new(a.verb(dry), a.name().to_owned(), None);
+                let j = entry_json(ctx.table, entry);
+                r.arch = Some(j.arch.clone());
+                r.interpreter = Some(j.interpreter.clone());
+                r.flags = Some(j.flags.clone());
+                rows.push(r);
+            }
+        }
+    };
+    if dry || wanted.is_empty() {
+        let plan = plan::plan_uninstall(&wanted, &current);
+        render(&plan, &mut rows);
+        rows.extend(absent);
+        return emit_install(ctx, out, &rows, &[], &notes);
+    }
+    require_cap_sys_admin("remove binfmt_misc entries")?;
+    let _lock = ctx.fs.lock()?;
+    let plan = plan::plan_uninstall(&wanted, &ctx.fs.list()?);
+    let applied = plan::apply(&ctx.fs, &plan);
+    render(&plan, &mut rows);
+    rows.extend(absent);
+    emit_install(ctx, out, &rows, &[], &notes)?;
+    applied.context("uninstall failed")
+}
+
+fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    let mounted = ctx.fs.is_mounted();
+    let entries = if mounted { ctx.fs.list()? } else { Vec::new() };
+    let enabled = if mounted { ctx.fs.global_enabled()? } else { false };
+    let json_entries: Vec<EntryJson> = entries.iter().map(|k| entry_json(ctx.table, &k.entry)).collect();
+    // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
+    let mut supported: Vec<String> = Vec::new();
+    let mut push = |p: &str| {
+        if !supported.iter().any(|s| s == p) {
+            supported.push(p.to_owned());
+        }
+    };
+    for n in &ctx.native {
+        if let Some(a) = ctx.table.get(&n.arch) {
+            a.oci.iter().for_each(|p| push(p));
+        }
+    }
+    if enabled {
+        // In table order, so the list is stable whatever order entries were registered in.
+        for a in &ctx.table.arches {
+            if json_entries.iter().any(|e| e.enabled && e.arch == a.name) {
+                a.oci.iter().for_each(|p| push(p));
+            }
+        }
+    }
+    let emulators: Vec<&str> = json_entries
+        .iter()
+        .filter(|e| e.enabled)
+        .map(|e| e.name.as_str())
+        .collect();
+    if ctx.g.json {
+        let v = json!({
+            "supported": supported,
+            "emulators": emulators,
+            "entries": json_entries,
+            "native": ctx.native,
+            "binfmt_misc": {"path": ctx.g.binfmt_misc, "mounted": mounted, "enabled": enabled},
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    if !mounted {
+        writeln!(out, "binfmt_misc: not mounted at {} (binfmtctl install mounts it)", ctx.g.binfmt_misc.display())?;
+    } else {
+        writeln!(
+            out,
+            "binfmt_misc: {} ({})",
+            ctx.g.binfmt_misc.display(),
+            if enabled { "enabled" } else { "DISABLED: no entry is used" }
+        )?;
+    }
+    let natives: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
+    writeln!(out, "native: {}", natives.join(", "))?;
+    writeln!(out, "supported: {}", supported.join(", "))?;
+    if json_entries.is_empty() {
+        writeln!(out, "no entries")?;
+        return Ok(());
+    }
+    writeln!(out, "{:<20} {:<8} {:<12} {:<5} {:<8} INTERPRETER", "ENTRY", "ENABLED", "ARCH", "FLAGS", "TABLE")?;
+    for e in &json_entries {
+        let table = match e.matches_table {
+            Some(true) => "matches",
+            Some(false) => "DIFFERS",
+            None => "-",
+        };
+        writeln!(
+            out,
+            "{:<20} {:<8} {:<12} {:<5} {:<8} {}",
+            e.name,
+            if e.enabled { "yes" } else { "no" },
+            e.arch,
+            e.flags,
+            table,
+            e.interpreter
+        )?;
+    }
+    Ok(())
+}
+
+fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
+    let arches: Vec<&Arch> = if names.is_empty() {
+        ctx.table.arches.iter().collect()
+    } else {
+        ctx.resolve_list(names)?.1
+    };
+    let flags_need_static = true;
+    let req = ctx.requirements(flags_need_static)?;
+    let dirs = ctx.search_dirs();
+    let found: Vec<(Discovery, Option<&NativeArch>)> = arches
+        .iter()
+        .map(|a| (interpreter::discover(a, &dirs, &req), ctx.is_native(&a.name)))
+        .collect();
+    if ctx.g.json {
+        let v: Vec<serde_json::Value> = found
+            .iter()
+            .map(|(d, native)| {
+                let chosen = d.chosen();
+                json!({
+                    "arch": d.arch,
+                    "native": native.is_some(),
+                    "status": if chosen.is_some() { "ok" } else if d.candidates.is_empty() { "missing" } else { "refused" },
+                    "interpreter": chosen.map(|c| &c.facts.path),
+                    "version": chosen.and_then(|c| c.facts.version.as_ref()),
+                    "candidates": d.candidates,
+                    "searched": d.searched,
+                })
+            })
+            .collect();
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"interpreters": v}))?)?;
+        return Ok(());
+    }
+    writeln!(out, "{:<13} {:<8} {:<36} {:<8} NOTES", "ARCH", "STATUS", "INTERPRETER", "VERSION")?;
+    for (d, native) in &found {
+        let (status, path, version, notes) = match d.chosen() {
+            Some(c) => (
+                "ok",
+                c.facts.path.display().to_string(),
+                c.facts
+                    .version
+                    .as_deref()
+                    .and_then(|v| v.split_whitespace().next())
+                    .unwrap_or("?")
+                    .to_owned(),
+                String::new(),
+            ),
+            None if d.candidates.is_empty() => ("missing", "-".into(), "-".into(), String::new()),
+            None => ("refused", "-".into(), "-".into(), d.refusal()),
+        };
+        let notes = match native {
+            Some(_) => format!("native on this host; never registered{}", if notes.is_empty() { String::new() } else { format!("; {notes}") }),
+            None => notes,
+        };
+        writeln!(out, "{:<13} {:<8} {:<36} {:<8} {}", d.arch, status, path, version, notes)?;
+    }
+    Ok(())
+}
+
+fn arches(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+    if ctx.g.json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"arches": ctx.table.arches}))?)?;
+        return Ok(());
+    }
+    for a in &ctx.table.arches {
+        let names = a.all_names();
+        writeln!(out, "{:<13} {}", a.name, names[1..].join(" "))?;
+    }
+    Ok(())
+}
+
+/// For `main`: format an error chain as one message with the fix at the end.
+pub fn render_error(err: &anyhow::Error) -> String {
+    format!("{err:#}")
+}
+
+/// Parses the command line; clap's own errors exit 2 (usage).
+pub fn parse() -> Cli {
+    Cli::parse()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use anyhow::anyhow;
+
+    fn parse(args: &[&str]) -> Result<Cli, clap::Error> {
+        Cli::try_parse_from(std::iter::once("binfmtctl").chain(args.iter().copied()))
+    }
+
+    #[test]
+    fn parses_the_documented_forms() {
+        let c = parse(&["install", "arm64,riscv64"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Install { ref arches }) if arches == &["arm64", "riscv64"]));
+        let c = parse(&["install", "arm64", "riscv64", "--flags", "F", "--dry-run"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Install { ref arches }) if arches.len() == 2));
+        assert_eq!(c.install_opts.flags.as_deref(), Some("F"));
+        assert!(c.global.dry_run);
+        let c = parse(&["--install", "arm64", "--json"]).unwrap();
+        assert_eq!(c.install.as_deref(), Some("arm64"));
+        assert!(c.global.json);
+        let c = parse(&["--uninstall", "qemu-*"]).unwrap();
+        assert_eq!(c.uninstall.as_deref(), Some("qemu-*"));
+        let c = parse(&["status", "--binfmt-misc", "/x", "--qemu-path", "/a", "--qemu-path", "/b"]).unwrap();
+        assert_eq!(c.global.binfmt_misc, PathBuf::from("/x"));
+        assert_eq!(c.global.qemu_path.len(), 2);
+        assert!(parse(&[]).unwrap().command.is_none());
+        assert_eq!(parse(&["-vv", "status"]).unwrap().global.verbose, 2);
+    }
+
+    #[test]
+    fn rejects_bad_usage() {
+        assert!(parse(&["install"]).is_err(), "arches are required");
+        assert!(parse(&["--install", "arm64", "--uninstall", "arm64"]).is_err());
+        assert!(parse(&["install", "arm64", "--bogus"]).is_err());
+        assert!(parse(&["-q", "-v", "status"]).is_err());
+    }
+
+    #[test]
+    fn flags_option() {
+        let o = |flags: Option<&str>, credentials| InstallOpts {
+            flags: flags.map(str::to_owned),
+            credentials,
+            keep_existing: false,
+        };
+        assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
+        assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");
+        assert_eq!(flags_from(&o(Some("F"), false)).unwrap().to_string(), "F");
+        let e = flags_from(&o(Some("FZ"), false)).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+    }
+
+    #[test]
+    fn exit_codes_by_cause() {
+        assert_eq!(exit_code(&anyhow::Error::new(BadInput("x".into()))), 2);
+        assert_eq!(exit_code(&anyhow::Error::new(Unsupported("x".into()))), 3);
+        let k = KernelError::Mount {
+            root: "/x".into(),
+            errno: rustix::io::Errno::PERM,
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(k).context("while installing")), 3);
+        let k = KernelError::Register {
+            name: "q".into(),
+            errno: rustix::io::Errno::INVAL,
+        };
+        assert_eq!(exit_code(&anyhow::Error::new(k)), 1);
+        assert_eq!(exit_code(&anyhow!("other")), 1);
+    }
+
+    #[test]
+    fn globs() {
+        assert!(glob_match(b"qemu-mips*", b"qemu-mips64el"));
+        assert!(glob_match(b"qemu-*", b"qemu-aarch64"));
+        assert!(!glob_match(b"qemu-*", b"python3.11"));
+        assert!(glob_match(b"qemu-?rm", b"qemu-arm"));
+        assert!(!glob_match(b"qemu-?rm", b"qemu-armeb"));
+    }
+}
