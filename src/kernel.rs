@@ -10,13 +10,14 @@
 //! Facts we rely on (checked on Linux 6.18, see DESIGN.md §3):
 //! - every mount of one instance shares the same `status` inode, so `flock` on it serialises
 //!   a boot unit, a container entrypoint and a person running binfmtctl at the same time;
-//! - entry inodes come from `get_next_ino()`, so a larger inode number is a newer entry, and
-//!   the kernel tries the newest entry first.
+//! - the kernel tries the newest entry first, and `readdir` lists entries newest first too
+//!   (`d_alloc` puts a new dentry at the head of its parent's children, `dcache_readdir` walks
+//!   from the head). Inode numbers are no guide: `get_next_ino()` hands them out in per-CPU
+//!   batches, so a newer entry can have a smaller one.
 
 use std::cell::{Cell, RefCell};
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
@@ -33,7 +34,7 @@ const BINFMTFS_MAGIC: i64 = 0x4249_4e4d;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelEntry {
     pub entry: Entry,
-    /// Larger is newer (the entry's inode number); the kernel tries newer entries first.
+    /// Larger is newer (from the directory order); the kernel tries newer entries first.
     pub age: u64,
 }
 
@@ -256,10 +257,13 @@ impl BinfmtFs for ProcBinfmt {
                 path: path.clone(),
                 source,
             })?;
-            let age = de.metadata().map(|m| m.ino()).unwrap_or(0);
-            out.push(KernelEntry { entry, age });
+            out.push(KernelEntry { entry, age: 0 });
         }
-        out.sort_by(|a, b| b.age.cmp(&a.age));
+        // readdir order is newest first: number the ages downwards from there.
+        let n = out.len() as u64;
+        for (i, k) in out.iter_mut().enumerate() {
+            k.age = n - i as u64;
+        }
         Ok(out)
     }
 

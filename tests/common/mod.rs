@@ -1,0 +1,117 @@
+//! Shared helpers for the integration tests: run a shell script inside a fresh user + mount
+//! namespace that has its own binfmt_misc instance (Linux >= 6.7), with the real binfmtctl
+//! binary, Debian's static QEMU and real foreign binaries.
+//!
+//! Nothing leaks: the instance and every mount die with the namespace when the script exits,
+//! so tests run in parallel and leave the host's binfmt_misc untouched.
+
+#![allow(dead_code)]
+
+use std::path::PathBuf;
+use std::process::{Command, Output};
+
+pub struct Run {
+    pub code: i32,
+    pub stdout: String,
+    pub stderr: String,
+}
+
+impl Run {
+    fn from(o: Output) -> Run {
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    /// Fails the test with the whole transcript.
+    #[track_caller]
+    pub fn expect(&self, what: &str, ok: bool) {
+        assert!(
+            ok,
+            "{what}\n--- exit {}\n--- stdout\n{}\n--- stderr\n{}",
+            self.code, self.stdout, self.stderr
+        );
+    }
+
+    /// The lines after a `== marker` line, up to the next marker.
+    pub fn section(&self, marker: &str) -> String {
+        let start = format!("== {marker}");
+        let mut out = String::new();
+        let mut on = false;
+        for l in self.stdout.lines() {
+            if l.starts_with("== ") {
+                on = l == start;
+                continue;
+            }
+            if on {
+                out.push_str(l);
+                out.push('\n');
+            }
+        }
+        out
+    }
+}
+
+pub fn bin() -> PathBuf {
+    PathBuf::from(env!("CARGO_BIN_EXE_binfmtctl"))
+}
+
+/// Real foreign binaries fetched by scripts/deps.sh.
+pub fn assets() -> PathBuf {
+    let dir = std::env::var_os("ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-assets"));
+    assert!(
+        dir.join("busybox-arm64").exists() && dir.join("hello-riscv64").exists(),
+        "test assets missing in {}: run scripts/deps.sh (as root) first",
+        dir.display()
+    );
+    dir
+}
+
+/// The shell prelude every namespace script starts with: a private binfmt_misc instance at
+/// the usual place, and $B / $A pointing at binfmtctl and the assets.
+const PRELUDE: &str = "set -u\nmount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\nR=/proc/sys/fs/binfmt_misc\nentries() { ls $R | grep -v -x -e register -e status | sort | tr '\\n' ' '; echo; }\n";
+
+/// Runs `script` with `sh` in a new user + mount namespace as (mapped) root.
+pub fn ns(script: &str) -> Run {
+    ns_with(&[], script, true)
+}
+
+/// Like `ns`, with extra environment and optionally without the private mount.
+pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run {
+    let body = if private_binfmt {
+        format!("{PRELUDE}{script}")
+    } else {
+        format!("set -u\n{script}")
+    };
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(body)
+        .env("B", bin())
+        .env("A", assets())
+        .env_remove("BINFMTCTL_FAILPOINT");
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let r = Run::from(c.output().expect("unshare(1) from util-linux runs"));
+    assert_ne!(
+        r.code, 99,
+        "could not mount a private binfmt_misc in a user namespace (needs Linux >= 6.7): {}",
+        r.stderr
+    );
+    r
+}
+
+/// Runs a command as the unprivileged `nobody` user (setpriv from util-linux), outside any
+/// namespace unless the script makes one.
+pub fn as_nobody(args: &[&str]) -> Run {
+    let mut c = Command::new("setpriv");
+    c.args(["--reuid=65534", "--regid=65534", "--clear-groups", "--"])
+        .args(args)
+        .env("B", bin())
+        .env("A", assets());
+    Run::from(c.output().expect("setpriv(1) from util-linux runs"))
+}

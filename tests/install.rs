@@ -1,0 +1,324 @@
+//! End-to-end: the real binfmtctl binary against the real kernel's binfmt_misc (a private
+//! instance per test), Debian's static QEMU, and real foreign binaries.
+
+mod common;
+
+use common::{as_nobody, ns, ns_with};
+
+#[test]
+fn install_arm64_riscv64_runs_real_foreign_binaries() {
+    let r = ns(r#"
+echo "== install"; $B install arm64,riscv64; echo "rc=$?"
+echo "== arm64"; $A/busybox-arm64 uname -m
+echo "== riscv64"; $A/hello-riscv64; echo "rc=$?"; $A/hello-riscv64 x; echo "rc=$?"
+echo "== argv0"; bash -c "exec -a custom-argv0 $A/hello-riscv64"
+echo "== entries"; entries
+echo "== entry"; cat $R/qemu-aarch64
+"#);
+    let install = r.section("install");
+    r.expect("install succeeds", install.contains("rc=0"));
+    r.expect(
+        "both registered with the static interpreter and flags PF",
+        install.contains("registered      qemu-aarch64       /usr/bin/qemu-aarch64-static flags=PF")
+            && install.contains("registered      qemu-riscv64       /usr/bin/qemu-riscv64-static flags=PF"),
+    );
+    r.expect("QEMU version reported", install.contains("(QEMU 7."));
+    r.expect("arm64 busybox reports aarch64", r.section("arm64").trim() == "aarch64");
+    let rv = r.section("riscv64");
+    r.expect("riscv64 binary runs", rv.contains("hello from riscv64"));
+    r.expect("exit codes pass through", rv.contains("rc=0") && rv.contains("rc=7"));
+    r.expect(
+        "P flag: argv[0] arrives intact",
+        r.section("argv0").contains("argv0=custom-argv0"),
+    );
+    r.expect("only our two entries", r.section("entries").trim() == "qemu-aarch64 qemu-riscv64");
+    let entry = r.section("entry");
+    r.expect(
+        "kernel shows our record",
+        entry.contains("enabled")
+            && entry.contains("flags: PF")
+            && entry.contains("magic 7f454c460201010000000000000000000200b700"),
+    );
+}
+
+#[test]
+fn second_install_is_a_noop() {
+    let r = ns(r#"
+$B install arm64,riscv64 >/dev/null || exit 1
+echo "== before"; ls -i $R | sort
+echo "== again"; $B install linux/arm64,riscv64gc-unknown-linux-gnu; echo "rc=$?"
+echo "== after"; ls -i $R | sort
+"#);
+    let again = r.section("again");
+    r.expect("second run keeps both", again.contains("kept            qemu-aarch64") && again.contains("kept            qemu-riscv64"));
+    r.expect("summary says kept", again.contains("summary: 2 kept") && again.contains("rc=0"));
+    r.expect("entries untouched (same inodes)", r.section("before") == r.section("after"));
+}
+
+#[test]
+fn install_all_covers_every_debian_arch_and_leaves_natives_alone() {
+    let r = ns(r#"
+echo "== install"; $B install all; echo "rc=$?"
+for a in arm64 armhf armel mips64el mipsel ppc64el s390x i386; do
+  echo "== $a"; $A/busybox-$a uname -m
+done
+echo "== native"; /bin/uname -m; $A/busybox-i386 true && echo i386-ok
+echo "== entries"; entries
+printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
+echo "== uninstall"; $B uninstall all; echo "rc=$?"
+echo "== left"; entries
+"#);
+    let install = r.section("install");
+    r.expect("install all succeeds", install.contains("rc=0"));
+    for n in ["qemu-x86_64", "qemu-i386", "qemu-i486"] {
+        r.expect(
+            &format!("{n} is skipped as native"),
+            install.lines().any(|l| l.starts_with("skipped-native") && l.contains(n)),
+        );
+    }
+    let want = [
+        ("arm64", "aarch64"),
+        ("armhf", "armv7l"),
+        ("armel", "armv7l"),
+        ("mips64el", "mips64"),
+        ("mipsel", "mips"),
+        ("ppc64el", "ppc64le"),
+        ("s390x", "s390x"),
+        // Native: the kernel's own answer, not QEMU's i686.
+        ("i386", "x86_64"),
+    ];
+    for (deb, machine) in want {
+        r.expect(&format!("{deb} busybox runs"), r.section(deb).trim() == machine);
+    }
+    r.expect("host binaries run natively", r.section("native").contains("x86_64\ni386-ok"));
+    let entries = r.section("entries");
+    r.expect("at least 30 emulators", entries.split_whitespace().count() >= 30);
+    r.expect(
+        "no native arch registered",
+        !entries.contains("qemu-x86_64 ") && !entries.contains("qemu-i386 ") && !entries.contains("qemu-i486 "),
+    );
+    r.expect("uninstall all succeeds", r.section("uninstall").contains("rc=0"));
+    r.expect(
+        "uninstall all removes qemu-* only",
+        r.section("left").trim() == "binfmtctl-test-pyz",
+    );
+}
+
+#[test]
+fn conflicting_entry_is_replaced_unless_keep_existing() {
+    let r = ns(r#"
+old=':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:OF'
+printf '%s' "$old" > $R/register
+echo "== keep"; $B install arm64 --keep-existing; echo "rc=$?"; grep flags $R/qemu-aarch64
+echo "== status"; $B status
+echo "== replace"; $B install arm64; echo "rc=$?"; grep flags $R/qemu-aarch64
+echo "== json"; $B install arm64 --json
+"#);
+    let keep = r.section("keep");
+    r.expect("--keep-existing keeps theirs", keep.contains("kept-existing") && keep.contains("flags: OF"));
+    r.expect("status flags the difference", r.section("status").contains("DIFFERS"));
+    let rep = r.section("replace");
+    r.expect(
+        "replaced, saying what it was",
+        rep.contains("replaced        qemu-aarch64") && rep.contains("[was /usr/bin/qemu-aarch64-static flags=OF]"),
+    );
+    r.expect("now ours", rep.contains("flags: PF") && rep.contains("rc=0"));
+    let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
+    assert_eq!(v["results"][0]["action"], "kept");
+    assert_eq!(v["summary"]["kept"], 1);
+}
+
+#[test]
+fn overlapping_entry_is_reported_with_the_winner() {
+    let r = ns(r#"
+other=':fex-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F'
+printf '%s' "$other" > $R/register
+echo "== install"; $B install arm64; echo "rc=$?"
+echo "== entries"; entries
+echo "== ours-runs"; $A/busybox-arm64 uname -m
+S=$(mktemp -d); chmod 755 $S; printf '#!/bin/sh\necho handled-by-late\n' > $S/late; chmod 755 $S/late
+late=$(printf '%s' "$other" | sed "s|:fex-aarch64:|:late-aarch64:|; s|/usr/bin/qemu-aarch64-static:F|$S/late:|")
+printf '%s' "$late" > $R/register
+echo "== late"; $B install arm64; echo "rc=$?"
+echo "== late-runs"; $A/busybox-arm64 uname -m
+echo 0 > $R/late-aarch64
+echo "== disabled"; $B install arm64 | grep late-aarch64
+echo "== disabled-runs"; $A/busybox-arm64 uname -m
+"#);
+    r.expect("prediction: ours, and the kernel runs ours", r.section("ours-runs").trim() == "aarch64");
+    r.expect(
+        "a newer overlapping entry is predicted to win",
+        r.section("late").contains("qemu-aarch64 overlaps late-aarch64") && r.section("late").contains("the kernel will run late-aarch64"),
+    );
+    r.expect("and the kernel does run it", r.section("late-runs").trim() == "handled-by-late");
+    r.expect(
+        "disabled, it no longer wins",
+        r.section("disabled").contains("disabled): the kernel will run qemu-aarch64"),
+    );
+    r.expect("and the kernel agrees", r.section("disabled-runs").trim() == "aarch64");
+    let out = r.section("install");
+    r.expect(
+        "overlap reported; we registered last so we win",
+        out.contains("note: qemu-aarch64 overlaps fex-aarch64 (/usr/bin/qemu-aarch64-static, enabled): the kernel will run qemu-aarch64"),
+    );
+    r.expect("the other entry is left alone", r.section("entries").trim() == "fex-aarch64 qemu-aarch64");
+}
+
+#[test]
+fn failure_midway_rolls_back_on_the_real_kernel() {
+    // qemu-arm exists with other flags (so it gets replaced), then registering qemu-riscv64
+    // fails: the new qemu-aarch64 must go, and the old qemu-arm must come back as it was.
+    let r = ns_with(
+        &[("BINFMTCTL_FAILPOINT", "register:qemu-riscv64")],
+        r#"
+old=':qemu-arm:M::\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-arm-static:F'
+printf '%s' "$old" > $R/register
+echo 0 > $R/qemu-arm
+echo "== before"; for e in $(entries); do echo "[$e]"; cat $R/$e; done
+echo "== install"; $B install arm64,armhf,riscv64 2>&1; echo "rc=$?"
+echo "== after"; for e in $(entries); do echo "[$e]"; cat $R/$e; done
+"#,
+        true,
+    );
+    let install = r.section("install");
+    r.expect("exit 1", install.contains("rc=1"));
+    r.expect(
+        "error names the entry and rollback",
+        install.contains("registering qemu-riscv64 failed")
+            && install.contains("rolled back: qemu-arm, qemu-aarch64"),
+    );
+    r.expect("kernel state is exactly as before", r.section("before") == r.section("after"));
+    r.expect("old qemu-arm restored disabled", r.section("after").contains("disabled\ninterpreter /usr/bin/qemu-arm-static\nflags: F"));
+}
+
+#[test]
+fn bad_input_is_refused_with_nothing_registered() {
+    let r = ns(r#"
+T=$(mktemp -d); chmod 755 $T
+cp /usr/bin/qemu-aarch64-static $T/; chmod 777 $T/qemu-aarch64-static
+cp /bin/true $T/qemu-s390x-static
+cp $A/busybox-arm64 $T/qemu-riscv64-static
+run() { echo "== $1"; shift; "$@" 2>&1; echo "rc=$?"; entries; }
+run unknown $B install arm64,arm46
+run flags $B install arm64 --flags FZ
+run native $B install x86_64
+run native386 $B install linux/386
+run missing $B install xtensa --qemu-path $T
+run writable $B install arm64 --qemu-path $T
+run dynamic $B install s390x --qemu-path $T
+run wrongarch $B install riscv64 --qemu-path $T
+run uninstall-unknown $B uninstall nonsense
+rm -rf $T
+"#);
+    let cases: &[(&str, &str)] = &[
+        ("unknown", "unknown architecture \"arm46\"; did you mean"),
+        ("flags", "invalid flags \"FZ\": 'Z' at position 1 is not a flag"),
+        ("native", "x86_64: runs natively on this host"),
+        ("native386", "i386: runs natively on this host"),
+        ("missing", "no interpreter found (looked for"),
+        ("writable", "is writable by group or others (mode 777)"),
+        ("dynamic", "is dynamically linked"),
+        ("wrongarch", "is built for another CPU (ELF machine 183"),
+        ("uninstall-unknown", "unknown architecture \"nonsense\""),
+    ];
+    for (name, msg) in cases {
+        let s = r.section(name);
+        r.expect(&format!("{name}: message"), s.contains(msg));
+        r.expect(&format!("{name}: exit 2"), s.contains("rc=2"));
+        r.expect(
+            &format!("{name}: nothing registered"),
+            s.lines().last() == Some(""),
+        );
+    }
+}
+
+#[test]
+fn unmounted_binfmt_misc_is_mounted_and_unmountable_is_exit_3() {
+    let r = ns(r#"
+M=$(mktemp -d)
+echo "== dry"; $B install arm64 --binfmt-misc $M --dry-run; echo "rc=$?"; mountpoint -q $M && echo mounted || echo not-mounted
+echo "== mount"; $B install arm64 --binfmt-misc $M; echo "rc=$?"; ls $M | tr '\n' ' '; echo
+echo "== nodir"; $B install arm64 --binfmt-misc /nonexistent/binfmt 2>&1; echo "rc=$?"
+"#);
+    let dry = r.section("dry");
+    r.expect("dry run plans without mounting", dry.contains("would mount it") && dry.contains("would-register  qemu-aarch64") && dry.contains("not-mounted"));
+    let m = r.section("mount");
+    r.expect("mounts and says so", m.contains("note: mounted binfmt_misc at") && m.contains("rc=0"));
+    r.expect("registered there", m.contains("qemu-aarch64 register status"));
+    let nodir = r.section("nodir");
+    r.expect("missing mount point: exit 3 with cause", nodir.contains("rc=3") && nodir.contains("mount point does not exist"));
+
+    // Not root and no namespace: cannot mount anything.
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().to_str().unwrap();
+    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let r = as_nobody(&[common::bin().to_str().unwrap(), "install", "arm64", "--binfmt-misc", d]);
+    r.expect("exit 3", r.code == 3);
+    r.expect("says why and what to do", r.stderr.contains("needs CAP_SYS_ADMIN; run as root"));
+}
+
+#[test]
+fn rootless_install_as_nobody_in_a_user_namespace() {
+    // An unprivileged user gets a private instance: host root's files show up as the
+    // overflow uid there, and binfmtctl accepts them for that reason only.
+    let r = as_nobody(&[
+        "unshare",
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "sh",
+        "-c",
+        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && $B install arm64 && $A/busybox-arm64 uname -m",
+    ]);
+    r.expect("works without root", r.code == 0 && r.stdout.trim_end().ends_with("aarch64"));
+}
+
+#[test]
+fn status_json_schema() {
+    let r = ns(r#"
+$B install arm64,armhf >/dev/null || exit 1
+echo 0 > $R/qemu-arm
+printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
+echo "== json"; $B status --json
+echo "== human"; $B status
+"#);
+    let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
+    let supported: Vec<&str> = v["supported"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(supported[0], "linux/amd64", "native first: {supported:?}");
+    assert!(supported.contains(&"linux/386"));
+    assert!(supported.contains(&"linux/arm64"));
+    assert!(!supported.contains(&"linux/arm/v7"), "disabled entry does not count");
+    let emulators: Vec<&str> = v["emulators"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert_eq!(emulators, ["binfmtctl-test-pyz", "qemu-aarch64"]);
+    let entries = v["entries"].as_array().unwrap();
+    let aarch64 = entries.iter().find(|e| e["name"] == "qemu-aarch64").unwrap();
+    assert_eq!(aarch64["arch"], "aarch64");
+    assert_eq!(aarch64["platform"], "linux/arm64");
+    assert_eq!(aarch64["flags"], "PF");
+    assert_eq!(aarch64["matches_table"], true);
+    let pyz = entries.iter().find(|e| e["name"] == "binfmtctl-test-pyz").unwrap();
+    assert_eq!(pyz["arch"], "unknown");
+    assert_eq!(pyz["type"], "extension");
+    assert!(pyz["matches_table"].is_null());
+    let human = r.section("human");
+    r.expect("human table", human.contains("qemu-arm             no       arm"));
+}
+
+#[test]
+fn concurrent_runs_wait_for_the_instance_lock() {
+    // A holder takes the same lock binfmtctl uses (flock on the instance's status file) and
+    // writes a line when it releases; binfmtctl's output must come after that line.
+    let r = ns(r#"
+L=$(mktemp)
+flock $R/status sh -c "echo locked > $L.ready; sleep 1; echo holder-released >> $L" &
+while [ ! -e $L.ready ]; do sleep 0.05; done
+$B install arm64 >> $L 2>&1
+wait
+echo "== log"; cat $L
+"#);
+    let log = r.section("log");
+    let released = log.find("holder-released");
+    let registered = log.find("registered      qemu-aarch64");
+    r.expect("both happened", released.is_some() && registered.is_some());
+    r.expect("binfmtctl waited for the lock", released < registered);
+}
