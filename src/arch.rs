@@ -311,7 +311,10 @@ impl Table {
         for (_, k) in scored {
             // Suggest each arch once, by the spelling that was closest.
             let arch = &self.arches[self.by_name[k]].name;
-            if !out.iter().any(|o| &self.arches[self.by_name[o]].name == arch) {
+            if !out
+                .iter()
+                .any(|o| &self.arches[self.by_name[o]].name == arch)
+            {
                 out.push(k.clone());
             }
             if out.len() == n {
@@ -444,10 +447,39 @@ mod tests {
     fn issue_list_is_covered() {
         let t = Table::builtin();
         for n in [
-            "i386", "x86_64", "aarch64", "aarch64_be", "arm", "armeb", "riscv32", "riscv64", "ppc",
-            "ppc64", "ppc64le", "s390x", "mips", "mipsel", "mipsn32", "mipsn32el", "mips64",
-            "mips64el", "loongarch64", "sparc", "sparc32plus", "sparc64", "m68k", "alpha", "sh4",
-            "sh4eb", "hppa", "microblaze", "microblazeel", "or1k", "xtensa", "xtensaeb", "hexagon",
+            "i386",
+            "x86_64",
+            "aarch64",
+            "aarch64_be",
+            "arm",
+            "armeb",
+            "riscv32",
+            "riscv64",
+            "ppc",
+            "ppc64",
+            "ppc64le",
+            "s390x",
+            "mips",
+            "mipsel",
+            "mipsn32",
+            "mipsn32el",
+            "mips64",
+            "mips64el",
+            "loongarch64",
+            "sparc",
+            "sparc32plus",
+            "sparc64",
+            "m68k",
+            "alpha",
+            "sh4",
+            "sh4eb",
+            "hppa",
+            "microblaze",
+            "microblazeel",
+            "or1k",
+            "xtensa",
+            "xtensaeb",
+            "hexagon",
         ] {
             assert!(t.get(n).is_some_and(|a| a.name == n), "{n} missing");
         }
@@ -469,8 +501,16 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
             ("machine = 183", "machine = 62", "e_machine"),
             ("class = 64", "class = 32", "EI_CLASS"),
             ("\\xfe\\xff\\xff\\xff'", "\\xff\\xff\\xff\\xff'", "e_type"),
-            ("\\xfe\\xff\\xff\\xff'", "\\xfe\\xff\\xff'", "mask has 19 bytes"),
-            ("\\x02\\x00\\xb7\\x00'", "\\x03\\x00\\xb7\\x00'", "bits the mask ignores"),
+            (
+                "\\xfe\\xff\\xff\\xff'",
+                "\\xfe\\xff\\xff'",
+                "mask has 19 bytes",
+            ),
+            (
+                "\\x02\\x00\\xb7\\x00'",
+                "\\x03\\x00\\xb7\\x00'",
+                "bits the mask ignores",
+            ),
             ("\\xff\\x00\\x00", "\\xff\\xff\\x00", "EI_OSABI"),
         ];
         for (from, to, want) in cases {
@@ -483,7 +523,12 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
         let e = Table::parse(&dup).unwrap_err().to_string();
         assert!(e.contains("same header"), "{e}");
         let unknown = format!("{good}bogus = 1\n");
-        assert!(Table::parse(&unknown).unwrap_err().to_string().contains("bogus"));
+        assert!(
+            Table::parse(&unknown)
+                .unwrap_err()
+                .to_string()
+                .contains("bogus")
+        );
     }
 
     #[test]
@@ -519,7 +564,11 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
             ("i486", "i486"),
         ];
         for (input, want) in cases {
-            assert_eq!(t.resolve(input).map(|a| a.name.as_str()), Ok(want), "{input}");
+            assert_eq!(
+                t.resolve(input).map(|a| a.name.as_str()),
+                Ok(want),
+                "{input}"
+            );
         }
     }
 
@@ -555,15 +604,36 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
             h
         };
         let name = |h: &[u8]| t.arch_of_header(h).map(|a| a.name.clone());
-        assert_eq!(name(&hdr(2, 1, [0xb7, 0], 0, 0)).as_deref(), Some("aarch64"));
-        assert_eq!(name(&hdr(2, 2, [0, 0xb7], 0, 0)).as_deref(), Some("aarch64_be"));
+        assert_eq!(
+            name(&hdr(2, 1, [0xb7, 0], 0, 0)).as_deref(),
+            Some("aarch64")
+        );
+        assert_eq!(
+            name(&hdr(2, 2, [0, 0xb7], 0, 0)).as_deref(),
+            Some("aarch64_be")
+        );
         assert_eq!(name(&hdr(1, 2, [0, 8], 0, 0)).as_deref(), Some("mips"));
-        assert_eq!(name(&hdr(1, 2, [0, 8], 0x20, 0)).as_deref(), Some("mipsn32"));
-        assert_eq!(name(&hdr(1, 1, [8, 0], 0, 0x20)).as_deref(), Some("mipsn32el"));
+        assert_eq!(
+            name(&hdr(1, 2, [0, 8], 0x20, 0)).as_deref(),
+            Some("mipsn32")
+        );
+        assert_eq!(
+            name(&hdr(1, 1, [8, 0], 0, 0x20)).as_deref(),
+            Some("mipsn32el")
+        );
         assert_eq!(name(&hdr(1, 1, [8, 0], 0, 0)).as_deref(), Some("mipsel"));
-        assert_eq!(name(&hdr(2, 1, [8, 0], 0, 0x20)).as_deref(), Some("mips64el"));
-        assert_eq!(name(&hdr(1, 2, [0, 189], 0, 0)).as_deref(), Some("microblaze"));
-        assert_eq!(name(&hdr(2, 1, [0x26, 0x90], 0, 0)).as_deref(), Some("alpha"));
+        assert_eq!(
+            name(&hdr(2, 1, [8, 0], 0, 0x20)).as_deref(),
+            Some("mips64el")
+        );
+        assert_eq!(
+            name(&hdr(1, 2, [0, 189], 0, 0)).as_deref(),
+            Some("microblaze")
+        );
+        assert_eq!(
+            name(&hdr(2, 1, [0x26, 0x90], 0, 0)).as_deref(),
+            Some("alpha")
+        );
         // A relocatable object (ET_REL) is never captured.
         let mut rel = hdr(2, 1, [0xb7, 0], 0, 0);
         rel[16] = 1;

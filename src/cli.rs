@@ -39,8 +39,7 @@ Exit codes:
     name = "binfmtctl",
     version,
     about = "Register QEMU user-mode emulators with the kernel's binfmt_misc, safely",
-    after_help = EXIT_CODES_HELP,
-    args_conflicts_with_subcommands = true
+    after_help = EXIT_CODES_HELP
 )]
 pub struct Cli {
     #[command(subcommand)]
@@ -164,6 +163,12 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 
 /// Runs the parsed command line. Output goes to `out`; errors are returned for `main`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
+    if cli.command.is_some() && (cli.install.is_some() || cli.uninstall.is_some()) {
+        return Err(BadInput(
+            "--install/--uninstall and a subcommand do not go together: use one form".into(),
+        )
+        .into());
+    }
     let ctx = Ctx::new(&cli.global);
     match (cli.command, cli.install, cli.uninstall) {
         (Some(Command::Install { arches }), _, _) => install(&ctx, &arches, &cli.install_opts, out),
@@ -211,22 +216,27 @@ impl<'g> Ctx<'g> {
 
     fn search_dirs(&self) -> Vec<PathBuf> {
         if self.g.qemu_path.is_empty() {
-            interpreter::DEFAULT_SEARCH.iter().map(PathBuf::from).collect()
+            interpreter::DEFAULT_SEARCH
+                .iter()
+                .map(PathBuf::from)
+                .collect()
         } else {
             self.g.qemu_path.clone()
         }
     }
 
     fn requirements(&self, need_static: bool) -> Result<Requirements> {
-        let host = self
-            .host
-            .host_arch(self.table)
-            .ok_or_else(|| Unsupported(format!("unknown host architecture {:?}", self.host.machine)))?;
+        let host = self.host.host_arch(self.table).ok_or_else(|| {
+            Unsupported(format!("unknown host architecture {:?}", self.host.machine))
+        })?;
         Ok(Requirements {
             host_class: host.class,
             host_endian: host.endian,
             host_machine: host.machine,
-            extra_owner: self.host.in_user_namespace.then_some(self.host.overflow_uid),
+            extra_owner: self
+                .host
+                .in_user_namespace
+                .then_some(self.host.overflow_uid),
             need_static,
         })
     }
@@ -252,7 +262,9 @@ impl<'g> Ctx<'g> {
         if all {
             arches = self.table.arches.iter().collect();
         } else if arches.is_empty() {
-            return Err(BadInput("no architecture given: name one or more, or `all`".into()).into());
+            return Err(
+                BadInput("no architecture given: name one or more, or `all`".into()).into(),
+            );
         }
         Ok((all, arches))
     }
@@ -263,8 +275,13 @@ impl<'g> Ctx<'g> {
         if self.fs.is_mounted() {
             return Ok(false);
         }
-        require_cap_sys_admin(&format!("mount binfmt_misc at {}", self.g.binfmt_misc.display()))?;
-        self.fs.mount().context("binfmt_misc is not mounted and mounting it failed")?;
+        require_cap_sys_admin(&format!(
+            "mount binfmt_misc at {}",
+            self.g.binfmt_misc.display()
+        ))?;
+        self.fs
+            .mount()
+            .context("binfmt_misc is not mounted and mounting it failed")?;
         tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
         Ok(true)
     }
@@ -385,7 +402,13 @@ fn entry_json(table: &Table, e: &Entry) -> EntryJson {
             offset,
             magic,
             mask,
-        } => ("magic", Some(*offset), Some(hex(magic)), mask.as_deref().map(hex), None),
+        } => (
+            "magic",
+            Some(*offset),
+            Some(hex(magic)),
+            mask.as_deref().map(hex),
+            None,
+        ),
         Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),
     };
     EntryJson {
@@ -466,7 +489,10 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
         let path = c.facts.path.to_string_lossy().into_owned();
         let reg = a.registration(&path, flags);
         // 3. Guard: the pattern must not accept the host's executables or the interpreter.
-        let mut headers = vec![("this host's own executables".to_owned(), ctx.host.exe_header.clone())];
+        let mut headers = vec![(
+            "this host's own executables".to_owned(),
+            ctx.host.exe_header.clone(),
+        )];
         if let Ok(h) = crate::elf::read_prefix(&c.facts.path) {
             headers.push((format!("the interpreter {path}"), h));
         }
@@ -514,7 +540,10 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
     if !desired.is_empty() {
         require_cap_sys_admin("register binfmt_misc entries")?;
         if ctx.ensure_mounted()? {
-            notes.push(format!("mounted binfmt_misc at {}", ctx.g.binfmt_misc.display()));
+            notes.push(format!(
+                "mounted binfmt_misc at {}",
+                ctx.g.binfmt_misc.display()
+            ));
         }
     }
     let _lock = if desired.is_empty() {
@@ -562,7 +591,9 @@ fn report_plan(
                 row.interpreter = Some(current.registration.interpreter.clone());
                 row.flags = Some(current.registration.flags.to_string());
             }
-            Action::KeepExisting { current, wanted, .. } => {
+            Action::KeepExisting {
+                current, wanted, ..
+            } => {
                 row.interpreter = Some(current.registration.interpreter.clone());
                 row.flags = Some(current.registration.flags.to_string());
                 row.reason = Some(format!(
@@ -584,7 +615,11 @@ fn report_plan(
             o.ours,
             o.other,
             o.other_interpreter,
-            if o.other_enabled { "enabled" } else { "disabled" },
+            if o.other_enabled {
+                "enabled"
+            } else {
+                "disabled"
+            },
             o.winner
         ));
     }
@@ -631,7 +666,15 @@ fn emit_install(
         .map(|(k, v)| format!("{v} {k}"))
         .collect();
     if !ctx.g.quiet || rows.iter().any(|r| r.action == "refused") {
-        writeln!(out, "summary: {}", if s.is_empty() { "nothing to do".into() } else { s.join(", ") })?;
+        writeln!(
+            out,
+            "summary: {}",
+            if s.is_empty() {
+                "nothing to do".into()
+            } else {
+                s.join(", ")
+            }
+        )?;
     }
     Ok(())
 }
@@ -649,7 +692,10 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
 
 fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
     let current = ctx.snapshot()?;
-    let names_now: Vec<&str> = current.iter().map(|k| k.entry.registration.name.as_str()).collect();
+    let names_now: Vec<&str> = current
+        .iter()
+        .map(|k| k.entry.registration.name.as_str())
+        .collect();
     let mut wanted: Vec<String> = Vec::new();
     let mut rows = Vec::new();
     let mut absent = Vec::new();
@@ -665,7 +711,10 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
                 add(n, &mut wanted);
             }
         } else if t.contains(['*', '?']) {
-            for n in names_now.iter().filter(|n| glob_match(t.as_bytes(), n.as_bytes())) {
+            for n in names_now
+                .iter()
+                .filter(|n| glob_match(t.as_bytes(), n.as_bytes()))
+            {
                 add(n, &mut wanted);
             }
         } else if names_now.contains(&t) {
@@ -690,7 +739,10 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
     let dry = ctx.g.dry_run;
     let mut notes = Vec::new();
     if !ctx.fs.is_mounted() {
-        notes.push(format!("binfmt_misc is not mounted at {}: nothing is registered", ctx.g.binfmt_misc.display()));
+        notes.push(format!(
+            "binfmt_misc is not mounted at {}: nothing is registered",
+            ctx.g.binfmt_misc.display()
+        ));
     }
     let render = |plan: &Plan, rows: &mut Vec<Row>| {
         for a in &plan.actions {
@@ -723,8 +775,15 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
 fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let mounted = ctx.fs.is_mounted();
     let entries = if mounted { ctx.fs.list()? } else { Vec::new() };
-    let enabled = if mounted { ctx.fs.global_enabled()? } else { false };
-    let json_entries: Vec<EntryJson> = entries.iter().map(|k| entry_json(ctx.table, &k.entry)).collect();
+    let enabled = if mounted {
+        ctx.fs.global_enabled()?
+    } else {
+        false
+    };
+    let json_entries: Vec<EntryJson> = entries
+        .iter()
+        .map(|k| entry_json(ctx.table, &k.entry))
+        .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
     let mut push = |p: &str| {
@@ -762,13 +821,21 @@ fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         return Ok(());
     }
     if !mounted {
-        writeln!(out, "binfmt_misc: not mounted at {} (binfmtctl install mounts it)", ctx.g.binfmt_misc.display())?;
+        writeln!(
+            out,
+            "binfmt_misc: not mounted at {} (binfmtctl install mounts it)",
+            ctx.g.binfmt_misc.display()
+        )?;
     } else {
         writeln!(
             out,
             "binfmt_misc: {} ({})",
             ctx.g.binfmt_misc.display(),
-            if enabled { "enabled" } else { "DISABLED: no entry is used" }
+            if enabled {
+                "enabled"
+            } else {
+                "DISABLED: no entry is used"
+            }
         )?;
     }
     let natives: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
@@ -778,7 +845,11 @@ fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "no entries")?;
         return Ok(());
     }
-    writeln!(out, "{:<20} {:<8} {:<12} {:<5} {:<8} INTERPRETER", "ENTRY", "ENABLED", "ARCH", "FLAGS", "TABLE")?;
+    writeln!(
+        out,
+        "{:<20} {:<8} {:<12} {:<5} {:<8} INTERPRETER",
+        "ENTRY", "ENABLED", "ARCH", "FLAGS", "TABLE"
+    )?;
     for e in &json_entries {
         let table = match e.matches_table {
             Some(true) => "matches",
@@ -810,7 +881,12 @@ fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> 
     let dirs = ctx.search_dirs();
     let found: Vec<(Discovery, Option<&NativeArch>)> = arches
         .iter()
-        .map(|a| (interpreter::discover(a, &dirs, &req), ctx.is_native(&a.name)))
+        .map(|a| {
+            (
+                interpreter::discover(a, &dirs, &req),
+                ctx.is_native(&a.name),
+            )
+        })
         .collect();
     if ctx.g.json {
         let v: Vec<serde_json::Value> = found
@@ -828,10 +904,18 @@ fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> 
                 })
             })
             .collect();
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"interpreters": v}))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"interpreters": v}))?
+        )?;
         return Ok(());
     }
-    writeln!(out, "{:<13} {:<8} {:<36} {:<8} NOTES", "ARCH", "STATUS", "INTERPRETER", "VERSION")?;
+    writeln!(
+        out,
+        "{:<13} {:<8} {:<36} {:<8} NOTES",
+        "ARCH", "STATUS", "INTERPRETER", "VERSION"
+    )?;
     for (d, native) in &found {
         let (status, path, version, notes) = match d.chosen() {
             Some(c) => (
@@ -849,17 +933,32 @@ fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> 
             None => ("refused", "-".into(), "-".into(), d.refusal()),
         };
         let notes = match native {
-            Some(_) => format!("native on this host; never registered{}", if notes.is_empty() { String::new() } else { format!("; {notes}") }),
+            Some(_) => format!(
+                "native on this host; never registered{}",
+                if notes.is_empty() {
+                    String::new()
+                } else {
+                    format!("; {notes}")
+                }
+            ),
             None => notes,
         };
-        writeln!(out, "{:<13} {:<8} {:<36} {:<8} {}", d.arch, status, path, version, notes)?;
+        writeln!(
+            out,
+            "{:<13} {:<8} {:<36} {:<8} {}",
+            d.arch, status, path, version, notes
+        )?;
     }
     Ok(())
 }
 
 fn arches(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        writeln!(out, "{}", serde_json::to_string_pretty(&json!({"arches": ctx.table.arches}))?)?;
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"arches": ctx.table.arches}))?
+        )?;
         return Ok(());
     }
     for a in &ctx.table.arches {
@@ -891,7 +990,9 @@ mod tests {
     #[test]
     fn parses_the_documented_forms() {
         let c = parse(&["install", "arm64,riscv64"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Install { ref arches }) if arches == &["arm64", "riscv64"]));
+        assert!(
+            matches!(c.command, Some(Command::Install { ref arches }) if arches == &["arm64", "riscv64"])
+        );
         let c = parse(&["install", "arm64", "riscv64", "--flags", "F", "--dry-run"]).unwrap();
         assert!(matches!(c.command, Some(Command::Install { ref arches }) if arches.len() == 2));
         assert_eq!(c.install_opts.flags.as_deref(), Some("F"));
@@ -901,11 +1002,23 @@ mod tests {
         assert!(c.global.json);
         let c = parse(&["--uninstall", "qemu-*"]).unwrap();
         assert_eq!(c.uninstall.as_deref(), Some("qemu-*"));
-        let c = parse(&["status", "--binfmt-misc", "/x", "--qemu-path", "/a", "--qemu-path", "/b"]).unwrap();
+        let c = parse(&[
+            "status",
+            "--binfmt-misc",
+            "/x",
+            "--qemu-path",
+            "/a",
+            "--qemu-path",
+            "/b",
+        ])
+        .unwrap();
         assert_eq!(c.global.binfmt_misc, PathBuf::from("/x"));
         assert_eq!(c.global.qemu_path.len(), 2);
         assert!(parse(&[]).unwrap().command.is_none());
         assert_eq!(parse(&["-vv", "status"]).unwrap().global.verbose, 2);
+        assert!(parse(&["--json", "status"]).unwrap().global.json);
+        let c = parse(&["--dry-run", "install", "arm64"]).unwrap();
+        assert!(c.global.dry_run);
     }
 
     #[test]
@@ -914,6 +1027,9 @@ mod tests {
         assert!(parse(&["--install", "arm64", "--uninstall", "arm64"]).is_err());
         assert!(parse(&["install", "arm64", "--bogus"]).is_err());
         assert!(parse(&["-q", "-v", "status"]).is_err());
+        let mixed = parse(&["--install", "arm64", "status"]).unwrap();
+        let e = run(mixed, &mut Vec::new()).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
     }
 
     #[test]
@@ -938,7 +1054,10 @@ mod tests {
             root: "/x".into(),
             errno: rustix::io::Errno::PERM,
         };
-        assert_eq!(exit_code(&anyhow::Error::new(k).context("while installing")), 3);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(k).context("while installing")),
+            3
+        );
         let k = KernelError::Register {
             name: "q".into(),
             errno: rustix::io::Errno::INVAL,

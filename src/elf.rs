@@ -54,7 +54,8 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfFacts, ElfError> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
-    let h: Header = goblin::elf::Elf::parse_header(bytes).map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let h: Header =
+        goblin::elf::Elf::parse_header(bytes).map_err(|e| ElfError::Malformed(e.to_string()))?;
     let class = match h.e_ident[header::EI_CLASS] {
         header::ELFCLASS32 => 32,
         header::ELFCLASS64 => 64,
@@ -121,15 +122,32 @@ mod tests {
     fn inspects_this_test_binary() {
         let me = std::env::current_exe().unwrap();
         let f = inspect(&read_prefix(&me).unwrap()).unwrap();
-        assert_eq!(f.class, if cfg!(target_pointer_width = "64") { 64 } else { 32 });
-        assert_eq!(f.endian, if cfg!(target_endian = "little") { Endian::Little } else { Endian::Big });
+        assert_eq!(
+            f.class,
+            if cfg!(target_pointer_width = "64") {
+                64
+            } else {
+                32
+            }
+        );
+        assert_eq!(
+            f.endian,
+            if cfg!(target_endian = "little") {
+                Endian::Little
+            } else {
+                Endian::Big
+            }
+        );
     }
 
     #[test]
     fn rejects_garbage() {
         assert_eq!(inspect(b""), Err(ElfError::NotElf));
         assert_eq!(inspect(b"#!/bin/sh\n"), Err(ElfError::NotElf));
-        assert!(matches!(inspect(b"\x7fELF\x02\x01"), Err(ElfError::Malformed(_))));
+        assert!(matches!(
+            inspect(b"\x7fELF\x02\x01"),
+            Err(ElfError::Malformed(_))
+        ));
     }
 
     proptest! {

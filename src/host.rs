@@ -147,7 +147,9 @@ fn is_identity_map(uid_map: &str) -> bool {
 fn read_gz(path: impl AsRef<Path>) -> Option<String> {
     let f = std::fs::File::open(path).ok()?;
     let mut s = String::new();
-    flate2::read::GzDecoder::new(f).read_to_string(&mut s).ok()?;
+    flate2::read::GzDecoder::new(f)
+        .read_to_string(&mut s)
+        .ok()?;
     Some(s)
 }
 

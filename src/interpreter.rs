@@ -224,9 +224,10 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         .collect();
     f.noexec_mount = rustix::fs::statvfs(path)
         .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
-    match elf::read_prefix(path).map_err(|e| e.to_string()).and_then(|b| {
-        elf::inspect(&b).map_err(|e| e.to_string())
-    }) {
+    match elf::read_prefix(path)
+        .map_err(|e| e.to_string())
+        .and_then(|b| elf::inspect(&b).map_err(|e| e.to_string()))
+    {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
@@ -284,8 +285,7 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
                     class: e.class,
                 });
             }
-            if e.e_type != goblin::elf::header::ET_EXEC && e.e_type != goblin::elf::header::ET_DYN
-            {
+            if e.e_type != goblin::elf::header::ET_EXEC && e.e_type != goblin::elf::header::ET_DYN {
                 p.push(Problem::NotElf {
                     reason: format!("e_type {} is not an executable", e.e_type),
                 });
@@ -345,12 +345,36 @@ mod tests {
         type Mutate = fn(&mut FileFacts, &mut Requirements);
         let cases: Vec<(&str, Mutate, Vec<Problem>)> = vec![
             ("good", |_, _| {}, vec![]),
-            ("missing", |f, _| f.kind = FileKind::Missing, vec![Problem::Missing]),
-            ("dir", |f, _| f.kind = FileKind::Directory, vec![Problem::NotRegular]),
-            ("world-writable", |f, _| f.mode = 0o757, vec![Problem::Writable { mode: 0o757 }]),
-            ("group-writable", |f, _| f.mode = 0o775, vec![Problem::Writable { mode: 0o775 }]),
-            ("not exec", |f, _| f.mode = 0o644, vec![Problem::NotExecutable { mode: 0o644 }]),
-            ("user-owned", |f, _| f.uid = 1000, vec![Problem::NotRootOwned { uid: 1000 }]),
+            (
+                "missing",
+                |f, _| f.kind = FileKind::Missing,
+                vec![Problem::Missing],
+            ),
+            (
+                "dir",
+                |f, _| f.kind = FileKind::Directory,
+                vec![Problem::NotRegular],
+            ),
+            (
+                "world-writable",
+                |f, _| f.mode = 0o757,
+                vec![Problem::Writable { mode: 0o757 }],
+            ),
+            (
+                "group-writable",
+                |f, _| f.mode = 0o775,
+                vec![Problem::Writable { mode: 0o775 }],
+            ),
+            (
+                "not exec",
+                |f, _| f.mode = 0o644,
+                vec![Problem::NotExecutable { mode: 0o644 }],
+            ),
+            (
+                "user-owned",
+                |f, _| f.uid = 1000,
+                vec![Problem::NotRootOwned { uid: 1000 }],
+            ),
             (
                 "overflow uid in userns",
                 |f, r| {
@@ -392,7 +416,11 @@ mod tests {
                     reason: "not an ELF file".into(),
                 }],
             ),
-            ("noexec", |f, _| f.noexec_mount = true, vec![Problem::NoExecMount]),
+            (
+                "noexec",
+                |f, _| f.noexec_mount = true,
+                vec![Problem::NoExecMount],
+            ),
             (
                 "unsafe dir",
                 |f, _| f.unsafe_dirs = vec!["/home/u".into()],
@@ -417,7 +445,10 @@ mod tests {
             chosen: None,
         };
         let msg = d.refusal();
-        assert!(msg.contains("/a/qemu-aarch64-static, /a/qemu-aarch64"), "{msg}");
+        assert!(
+            msg.contains("/a/qemu-aarch64-static, /a/qemu-aarch64"),
+            "{msg}"
+        );
         assert!(msg.contains("install qemu-user-static"), "{msg}");
     }
 
@@ -431,7 +462,10 @@ mod tests {
         let f = facts(&p, t.get("aarch64").unwrap());
         assert_eq!(f.kind, FileKind::Regular);
         let problems = check(&f, &req());
-        assert!(problems.contains(&Problem::Writable { mode: 0o777 }), "{problems:?}");
+        assert!(
+            problems.contains(&Problem::Writable { mode: 0o777 }),
+            "{problems:?}"
+        );
         assert!(problems.iter().any(|p| matches!(p, Problem::NotElf { .. })));
     }
 }

@@ -124,7 +124,9 @@ fn register_hint(e: Errno) -> String {
             "the kernel cannot execute the interpreter (mode, noexec mount, or security module)"
         }
         Errno::EXIST => "an entry with this name appeared meanwhile (another tool registered it)",
-        Errno::PERM => "not permitted: run as root, or in a user namespace with its own binfmt_misc",
+        Errno::PERM => {
+            "not permitted: run as root, or in a user namespace with its own binfmt_misc"
+        }
         Errno::NAMETOOLONG => "the name is longer than 255 bytes",
         _ => "",
     };
@@ -184,7 +186,12 @@ impl ProcBinfmt {
         ProcBinfmt { root: root.into() }
     }
 
-    fn write_entry(&self, name: &str, action: &'static str, value: &[u8]) -> Result<(), KernelError> {
+    fn write_entry(
+        &self,
+        name: &str,
+        action: &'static str,
+        value: &[u8],
+    ) -> Result<(), KernelError> {
         let path = self.root.join(name);
         let res = OpenOptions::new()
             .write(true)
@@ -217,6 +224,8 @@ impl BinfmtFs for ProcBinfmt {
     }
 
     fn is_mounted(&self) -> bool {
+        // f_type is i64 on x86_64 but a narrower or unsigned type on other targets.
+        #[allow(clippy::unnecessary_cast)]
         rustix::fs::statfs(&self.root).is_ok_and(|s| s.f_type as i64 == BINFMTFS_MAGIC)
     }
 
@@ -324,9 +333,13 @@ impl BinfmtFs for ProcBinfmt {
             path: path.clone(),
             errno,
         };
-        let f = File::open(&path).map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let f =
+            File::open(&path).map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
         if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
-            tracing::info!("another binfmtctl is changing {}; waiting", self.root.display());
+            tracing::info!(
+                "another binfmtctl is changing {}; waiting",
+                self.root.display()
+            );
             flock(&f, FlockOperation::LockExclusive).map_err(fail)?;
         }
         Ok(LockGuard { _file: Some(f) })
@@ -368,7 +381,9 @@ impl RecordingBinfmt {
     fn push(&self, entry: Entry) {
         let age = self.next_age.get() + 1;
         self.next_age.set(age);
-        self.entries.borrow_mut().insert(0, KernelEntry { entry, age });
+        self.entries
+            .borrow_mut()
+            .insert(0, KernelEntry { entry, age });
     }
 
     fn record(&self, call: Call) -> Result<(), Errno> {
@@ -400,10 +415,11 @@ impl BinfmtFs for RecordingBinfmt {
     }
 
     fn mount(&self) -> Result<(), KernelError> {
-        self.record(Call::Mount).map_err(|errno| KernelError::Mount {
-            root: self.root().to_owned(),
-            errno,
-        })?;
+        self.record(Call::Mount)
+            .map_err(|errno| KernelError::Mount {
+                root: self.root().to_owned(),
+                errno,
+            })?;
         self.mounted.set(true);
         Ok(())
     }
@@ -422,7 +438,8 @@ impl BinfmtFs for RecordingBinfmt {
             errno,
         };
         reg.validate().map_err(|_| fail(Errno::INVAL))?;
-        self.record(Call::Register(reg.name.clone())).map_err(fail)?;
+        self.record(Call::Register(reg.name.clone()))
+            .map_err(fail)?;
         if self
             .entries
             .borrow()
@@ -447,7 +464,8 @@ impl BinfmtFs for RecordingBinfmt {
             action: "enabling",
             errno,
         };
-        self.record(Call::Enable(name.to_owned(), enabled)).map_err(fail)?;
+        self.record(Call::Enable(name.to_owned(), enabled))
+            .map_err(fail)?;
         let mut es = self.entries.borrow_mut();
         let k = es
             .iter_mut()
@@ -490,7 +508,10 @@ mod tests {
             errno: Errno::INVAL,
         };
         let s = e.to_string();
-        assert!(s.contains("qemu-aarch64") && s.contains("EINVAL") && s.contains("4.8"), "{s}");
+        assert!(
+            s.contains("qemu-aarch64") && s.contains("EINVAL") && s.contains("4.8"),
+            "{s}"
+        );
         let e = KernelError::Register {
             name: "q".into(),
             errno: Errno::NOENT,
@@ -509,11 +530,20 @@ mod tests {
         let reg = crate::arch::Table::builtin()
             .get("aarch64")
             .unwrap()
-            .registration("/usr/bin/qemu-aarch64-static", crate::registration::Flags::DEFAULT);
+            .registration(
+                "/usr/bin/qemu-aarch64-static",
+                crate::registration::Flags::DEFAULT,
+            );
         let fake = RecordingBinfmt::mounted_with(&[]);
         fake.register(&reg).unwrap();
         let e = fake.register(&reg).unwrap_err();
-        assert!(matches!(e, KernelError::Register { errno: Errno::EXIST, .. }));
+        assert!(matches!(
+            e,
+            KernelError::Register {
+                errno: Errno::EXIST,
+                ..
+            }
+        ));
         fake.remove("qemu-aarch64").unwrap();
         assert!(fake.remove("qemu-aarch64").is_err());
         assert_eq!(

@@ -4,10 +4,10 @@
 //! `kernel` touches binfmt_misc.
 
 pub mod arch;
-pub mod registration;
+pub mod cli;
 pub mod elf;
 pub mod host;
 pub mod interpreter;
 pub mod kernel;
 pub mod plan;
-pub mod cli;
+pub mod registration;

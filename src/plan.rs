@@ -136,7 +136,8 @@ pub fn plan_install(desired: &[Desired], current: &[KernelEntry], keep_existing:
                 newest + 1 + i as u64,
             ),
         };
-        let ours_enabled = !matches!(&action, Action::KeepExisting { current, .. } if !current.enabled);
+        let ours_enabled =
+            !matches!(&action, Action::KeepExisting { current, .. } if !current.enabled);
         for other in current {
             let o = &other.entry.registration;
             if o.name == d.registration.name || !o.matcher.overlaps(&d.registration.matcher) {
@@ -178,7 +179,10 @@ pub fn plan_uninstall(names: &[String], current: &[KernelEntry]) -> Plan {
 
 /// The pattern of `reg` accepts one of these headers (the host's own executables or the
 /// interpreter itself): registering it would capture native binaries.
-pub fn captures_native<'h>(reg: &Registration, headers: &'h [(String, Vec<u8>)]) -> Option<&'h str> {
+pub fn captures_native<'h>(
+    reg: &Registration,
+    headers: &'h [(String, Vec<u8>)],
+) -> Option<&'h str> {
     headers
         .iter()
         .find(|(_, h)| reg.matcher.matches_header(h))
@@ -198,7 +202,7 @@ enum Undo {
 #[error("{failure}; {}", rollback_summary(.rolled_back, .rollback_errors))]
 pub struct ApplyError {
     #[source]
-    pub failure: ApplyFailure,
+    pub failure: Box<ApplyFailure>,
     /// Entries rollback restored or removed.
     pub rolled_back: Vec<String>,
     /// Rollback steps that failed in turn (the kernel is then left partly changed).
@@ -263,7 +267,7 @@ pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
         }
     }
     Err(ApplyError {
-        failure,
+        failure: Box::new(failure),
         rolled_back,
         rollback_errors,
     })
@@ -351,7 +355,8 @@ mod tests {
         let a = Table::builtin().get(arch).unwrap();
         Desired {
             arch: a.name.clone(),
-            registration: a.registration(&format!("/usr/bin/qemu-{}-static", a.qemu), Flags::DEFAULT),
+            registration: a
+                .registration(&format!("/usr/bin/qemu-{}-static", a.qemu), Flags::DEFAULT),
         }
     }
 
@@ -376,14 +381,21 @@ mod tests {
         let plan = plan_install(&want, &fake.list().unwrap(), false);
         assert_eq!(
             verbs(&plan),
-            [("qemu-aarch64".into(), "registered"), ("qemu-riscv64".into(), "registered")]
+            [
+                ("qemu-aarch64".into(), "registered"),
+                ("qemu-riscv64".into(), "registered")
+            ]
         );
         apply(&fake, &plan).unwrap();
         let again = plan_install(&want, &fake.list().unwrap(), false);
         assert!(!again.changes(), "{:?}", verbs(&again));
         let calls_before = fake.calls.borrow().len();
         apply(&fake, &again).unwrap();
-        assert_eq!(fake.calls.borrow().len(), calls_before, "a no-op plan writes nothing");
+        assert_eq!(
+            fake.calls.borrow().len(),
+            calls_before,
+            "a no-op plan writes nothing"
+        );
     }
 
     #[test]
@@ -393,15 +405,22 @@ mod tests {
         old.flags = Flags::parse("OPF").unwrap();
         let fake = RecordingBinfmt::mounted_with(&[entry(old.clone(), true)]);
         let plan = plan_install(&[desired("aarch64")], &fake.list().unwrap(), false);
-        assert!(matches!(&plan.actions[0], Action::Replace { old: o, .. } if o.registration == old));
+        assert!(
+            matches!(&plan.actions[0], Action::Replace { old: o, .. } if o.registration == old)
+        );
         apply(&fake, &plan).unwrap();
         assert_eq!(
             fake.calls.borrow()[..],
-            [Call::Remove("qemu-aarch64".into()), Call::Register("qemu-aarch64".into())]
+            [
+                Call::Remove("qemu-aarch64".into()),
+                Call::Register("qemu-aarch64".into())
+            ]
         );
         let keep = plan_install(
             &[desired("aarch64")],
-            &RecordingBinfmt::mounted_with(&[entry(old, true)]).list().unwrap(),
+            &RecordingBinfmt::mounted_with(&[entry(old, true)])
+                .list()
+                .unwrap(),
             true,
         );
         assert_eq!(keep.actions[0].verb(false), "kept-existing");
@@ -427,7 +446,10 @@ mod tests {
         let plan = plan_install(&[desired("aarch64")], &fake.list().unwrap(), false);
         assert_eq!(plan.overlaps.len(), 1);
         assert_eq!(plan.overlaps[0].other, "FEX-aarch64");
-        assert_eq!(plan.overlaps[0].winner, "qemu-aarch64", "we register after it");
+        assert_eq!(
+            plan.overlaps[0].winner, "qemu-aarch64",
+            "we register after it"
+        );
 
         // We already exist and the other tool came later: it wins.
         let fake = RecordingBinfmt::mounted_with(&[
@@ -457,7 +479,11 @@ mod tests {
             entry(jar, true),
             entry(desired("riscv64").registration, true),
         ]);
-        assert!(plan_install(&[desired("aarch64")], &fake.list().unwrap(), false).overlaps.is_empty());
+        assert!(
+            plan_install(&[desired("aarch64")], &fake.list().unwrap(), false)
+                .overlaps
+                .is_empty()
+        );
     }
 
     #[test]
@@ -482,16 +508,21 @@ mod tests {
                 ("qemu-riscv64".into(), "registered"),
             ]
         );
-        fake.fail.borrow_mut().push((Call::Register("qemu-riscv64".into()), Errno::NOENT));
+        fake.fail
+            .borrow_mut()
+            .push((Call::Register("qemu-riscv64".into()), Errno::NOENT));
         let err = apply(&fake, &plan).unwrap_err();
         assert!(matches!(
-            err.failure,
+            *err.failure,
             ApplyFailure::Kernel(KernelError::Register { ref name, errno: Errno::NOENT }) if name == "qemu-riscv64"
         ));
         assert!(err.rollback_errors.is_empty());
         assert_eq!(err.rolled_back, ["qemu-arm", "qemu-aarch64"]);
         let msg = err.to_string();
-        assert!(msg.contains("qemu-riscv64") && msg.contains("interpreter does not exist"), "{msg}");
+        assert!(
+            msg.contains("qemu-riscv64") && msg.contains("interpreter does not exist"),
+            "{msg}"
+        );
         // Same entries, same contents, same enabled state as before (ages may differ).
         let mut after = fake.rendered();
         let mut before = before;
@@ -526,7 +557,10 @@ mod tests {
         assert!(err.rolled_back.is_empty());
         assert_eq!(err.rollback_errors.len(), 1);
         let msg = err.to_string();
-        assert!(msg.contains("EINVAL") && msg.contains("rollback incomplete"), "{msg}");
+        assert!(
+            msg.contains("EINVAL") && msg.contains("rollback incomplete"),
+            "{msg}"
+        );
         assert!(msg.contains("removing qemu-aarch64 failed"), "{msg}");
     }
 
@@ -543,10 +577,16 @@ mod tests {
             entry(desired("aarch64").registration, true),
             entry(desired("riscv64").registration, false),
         ]);
-        let names = vec!["qemu-aarch64".into(), "qemu-riscv64".into(), "qemu-s390x".into()];
+        let names = vec![
+            "qemu-aarch64".into(),
+            "qemu-riscv64".into(),
+            "qemu-s390x".into(),
+        ];
         let plan = plan_uninstall(&names, &fake.list().unwrap());
         assert_eq!(plan.actions.len(), 2);
-        fake.fail.borrow_mut().push((Call::Remove("qemu-aarch64".into()), Errno::PERM));
+        fake.fail
+            .borrow_mut()
+            .push((Call::Remove("qemu-aarch64".into()), Errno::PERM));
         let before = {
             let mut b = fake.rendered();
             b.sort();
@@ -556,7 +596,10 @@ mod tests {
         assert_eq!(err.rolled_back, ["qemu-riscv64"]);
         let mut after = fake.rendered();
         after.sort();
-        assert_eq!(after, before, "the disabled riscv64 entry came back disabled");
+        assert_eq!(
+            after, before,
+            "the disabled riscv64 entry came back disabled"
+        );
         apply(&fake, &plan).unwrap();
         let left: Vec<String> = fake.rendered().into_iter().map(|(n, _)| n).collect();
         assert_eq!(left, ["jar"]);
@@ -600,7 +643,7 @@ mod tests {
         let fake = Lossy(RecordingBinfmt::mounted_with(&[]));
         let plan = plan_install(&[desired("aarch64")], &[], false);
         let err = apply(&fake, &plan).unwrap_err();
-        assert!(matches!(err.failure, ApplyFailure::Verify { .. }), "{err}");
+        assert!(matches!(*err.failure, ApplyFailure::Verify { .. }), "{err}");
         assert!(fake.0.list().unwrap().is_empty(), "rolled back");
     }
 
@@ -615,7 +658,10 @@ mod tests {
             captures_native(&desired("x86_64").registration, &headers),
             Some("/proc/self/exe")
         );
-        assert_eq!(captures_native(&desired("aarch64").registration, &headers), None);
+        assert_eq!(
+            captures_native(&desired("aarch64").registration, &headers),
+            None
+        );
         let mut greedy = desired("aarch64").registration;
         greedy.matcher = Matcher::Magic {
             offset: 0,

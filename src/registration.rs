@@ -439,8 +439,7 @@ impl Registration {
         }
         let mut chars = record.chars();
         let d = chars.next().unwrap_or(':');
-        if matches!(d, 'P' | 'O' | 'C' | 'F' | '\n' | '\0') || d.is_ascii_hexdigit() || d == '\\'
-        {
+        if matches!(d, 'P' | 'O' | 'C' | 'F' | '\n' | '\0') || d.is_ascii_hexdigit() || d == '\\' {
             return Err(err(
                 Field::Delimiter,
                 1,
@@ -615,7 +614,7 @@ pub struct EntryParseError {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 {
+    if !s.len().is_multiple_of(2) {
         return None;
     }
     (0..s.len())
@@ -649,7 +648,10 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryParseError> {
         } else if let Some(v) = line.strip_prefix("flags:") {
             flags = Flags::parse(v.trim()).map_err(|e| fail(n, &e.to_string()))?;
         } else if let Some(v) = line.strip_prefix("offset ") {
-            offset = v.trim().parse().map_err(|_| fail(n, "offset is not a number"))?;
+            offset = v
+                .trim()
+                .parse()
+                .map_err(|_| fail(n, "offset is not a number"))?;
         } else if let Some(v) = line.strip_prefix("magic ") {
             magic = Some(decode_hex(v.trim()).ok_or_else(|| fail(n, "magic is not hex"))?);
         } else if let Some(v) = line.strip_prefix("mask ") {
@@ -725,7 +727,10 @@ mod tests {
         assert_eq!(Flags::parse("FCOP").unwrap().to_string(), "POCF");
         let e = Flags::parse("FX").unwrap_err();
         assert_eq!((e.position, e.found), (1, 'X'));
-        assert!(Flags::parse("f").is_err(), "flags are case-sensitive like the kernel");
+        assert!(
+            Flags::parse("f").is_err(),
+            "flags are case-sensitive like the kernel"
+        );
     }
 
     #[test]
@@ -770,19 +775,69 @@ mod tests {
     fn malformed_records() {
         let cases: &[(&str, Field, usize, &str)] = &[
             ("short", Field::Record, 0, "record is 5 bytes"),
-            ("Fname:M::\\x7f::/bin/x:", Field::Delimiter, 1, "cannot be the delimiter"),
-            (":name:M::\\x7f::/bin/x", Field::Interpreter, 16, "missing the delimiter"),
-            (":name:Q::\\x7f::/bin/x:", Field::Type, 7, "must be M (magic) or E"),
-            (":name:M:zz:\\x7f::/bin/x:", Field::Offset, 9, "not a decimal"),
-            (":name:M::\\xzz::/bin/x:", Field::Magic, 10, "followed by hex digits"),
-            (":name:M::\\x7f:\\xff\\xff:/bin/x:", Field::Mask, 15, "mask is 2 bytes but magic is 1"),
-            (":name:M:::\\xff:/bin/x:", Field::Magic, 10, "must not be empty"),
-            (":name:M::\\x7f::/bin/x:FQ", Field::Flags, 24, "'Q' is not a flag"),
-            (":name:M::\\x7f::bin/x:F", Field::Interpreter, 16, "absolute path"),
+            (
+                "Fname:M::\\x7f::/bin/x:",
+                Field::Delimiter,
+                1,
+                "cannot be the delimiter",
+            ),
+            (
+                ":name:M::\\x7f::/bin/x",
+                Field::Interpreter,
+                16,
+                "missing the delimiter",
+            ),
+            (
+                ":name:Q::\\x7f::/bin/x:",
+                Field::Type,
+                7,
+                "must be M (magic) or E",
+            ),
+            (
+                ":name:M:zz:\\x7f::/bin/x:",
+                Field::Offset,
+                9,
+                "not a decimal",
+            ),
+            (
+                ":name:M::\\xzz::/bin/x:",
+                Field::Magic,
+                10,
+                "followed by hex digits",
+            ),
+            (
+                ":name:M::\\x7f:\\xff\\xff:/bin/x:",
+                Field::Mask,
+                15,
+                "mask is 2 bytes but magic is 1",
+            ),
+            (
+                ":name:M:::\\xff:/bin/x:",
+                Field::Magic,
+                10,
+                "must not be empty",
+            ),
+            (
+                ":name:M::\\x7f::/bin/x:FQ",
+                Field::Flags,
+                24,
+                "'Q' is not a flag",
+            ),
+            (
+                ":name:M::\\x7f::bin/x:F",
+                Field::Interpreter,
+                16,
+                "absolute path",
+            ),
             (":status:M::\\x7f::/bin/x:", Field::Name, 2, "control files"),
             (":a/b:M::\\x7f::/bin/x:", Field::Name, 2, "'/'"),
             (":..:M::\\x7f::/bin/x:", Field::Name, 2, "'..'"),
-            (":n:M:250:\\x01\\x02\\x03\\x04\\x05\\x06\\x07::/bin/x:", Field::Offset, 6, "exceeds the 256 bytes"),
+            (
+                ":n:M:250:\\x01\\x02\\x03\\x04\\x05\\x06\\x07::/bin/x:",
+                Field::Offset,
+                6,
+                "exceeds the 256 bytes",
+            ),
         ];
         for (record, field, column, msg) in cases {
             let e = Registration::parse_record(record).unwrap_err();
@@ -849,11 +904,15 @@ mod tests {
             r":a:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/q:F",
         )
         .matcher;
-        let mut hdr = b"\x7fELF\x02\x01\x01\x03\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\xb7\x00".to_vec();
+        let mut hdr =
+            b"\x7fELF\x02\x01\x01\x03\x00\x00\x00\x00\x00\x00\x00\x00\x03\x00\xb7\x00".to_vec();
         assert!(aarch64.matches_header(&hdr), "PIE with GNU OSABI");
         hdr[18] = 0x3e;
         assert!(!aarch64.matches_header(&hdr), "x86_64");
-        assert!(!aarch64.matches_header(b"\x7fELF"), "short file compares with zeros");
+        assert!(
+            !aarch64.matches_header(b"\x7fELF"),
+            "short file compares with zeros"
+        );
         let loose = reg(r":b:M::\x7fELF::/q:F").matcher;
         assert!(loose.overlaps(&aarch64) && aarch64.overlaps(&loose));
         let shifted = reg(r":c:M:18:\x3e::/q:F").matcher;
@@ -881,7 +940,11 @@ mod tests {
                 .normalized()
             },
         );
-        let magic = (0usize..200, prop::collection::vec(any::<u8>(), 1..56), any::<bool>())
+        let magic = (
+            0usize..200,
+            prop::collection::vec(any::<u8>(), 1..56),
+            any::<bool>(),
+        )
             .prop_map(|(offset, magic, with_mask)| {
                 let mask = with_mask.then(|| magic.iter().map(|b| b.rotate_left(3)).collect());
                 Matcher::Magic {
@@ -891,14 +954,14 @@ mod tests {
                 }
             });
         let ext = "[a-z0-9]{1,8}".prop_map(Matcher::Extension);
-        (name, prop_oneof![magic, ext], interp, flags).prop_map(|(name, matcher, interpreter, flags)| {
-            Registration {
+        (name, prop_oneof![magic, ext], interp, flags).prop_map(
+            |(name, matcher, interpreter, flags)| Registration {
                 name,
                 matcher,
                 interpreter,
                 flags,
-            }
-        })
+            },
+        )
     }
 
     proptest! {

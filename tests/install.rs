@@ -19,19 +19,31 @@ echo "== entry"; cat $R/qemu-aarch64
     r.expect("install succeeds", install.contains("rc=0"));
     r.expect(
         "both registered with the static interpreter and flags PF",
-        install.contains("registered      qemu-aarch64       /usr/bin/qemu-aarch64-static flags=PF")
-            && install.contains("registered      qemu-riscv64       /usr/bin/qemu-riscv64-static flags=PF"),
+        install
+            .contains("registered      qemu-aarch64       /usr/bin/qemu-aarch64-static flags=PF")
+            && install.contains(
+                "registered      qemu-riscv64       /usr/bin/qemu-riscv64-static flags=PF",
+            ),
     );
     r.expect("QEMU version reported", install.contains("(QEMU 7."));
-    r.expect("arm64 busybox reports aarch64", r.section("arm64").trim() == "aarch64");
+    r.expect(
+        "arm64 busybox reports aarch64",
+        r.section("arm64").trim() == "aarch64",
+    );
     let rv = r.section("riscv64");
     r.expect("riscv64 binary runs", rv.contains("hello from riscv64"));
-    r.expect("exit codes pass through", rv.contains("rc=0") && rv.contains("rc=7"));
+    r.expect(
+        "exit codes pass through",
+        rv.contains("rc=0") && rv.contains("rc=7"),
+    );
     r.expect(
         "P flag: argv[0] arrives intact",
         r.section("argv0").contains("argv0=custom-argv0"),
     );
-    r.expect("only our two entries", r.section("entries").trim() == "qemu-aarch64 qemu-riscv64");
+    r.expect(
+        "only our two entries",
+        r.section("entries").trim() == "qemu-aarch64 qemu-riscv64",
+    );
     let entry = r.section("entry");
     r.expect(
         "kernel shows our record",
@@ -50,9 +62,19 @@ echo "== again"; $B install linux/arm64,riscv64gc-unknown-linux-gnu; echo "rc=$?
 echo "== after"; ls -i $R | sort
 "#);
     let again = r.section("again");
-    r.expect("second run keeps both", again.contains("kept            qemu-aarch64") && again.contains("kept            qemu-riscv64"));
-    r.expect("summary says kept", again.contains("summary: 2 kept") && again.contains("rc=0"));
-    r.expect("entries untouched (same inodes)", r.section("before") == r.section("after"));
+    r.expect(
+        "second run keeps both",
+        again.contains("kept            qemu-aarch64")
+            && again.contains("kept            qemu-riscv64"),
+    );
+    r.expect(
+        "summary says kept",
+        again.contains("summary: 2 kept") && again.contains("rc=0"),
+    );
+    r.expect(
+        "entries untouched (same inodes)",
+        r.section("before") == r.section("after"),
+    );
 }
 
 #[test]
@@ -73,7 +95,9 @@ echo "== left"; entries
     for n in ["qemu-x86_64", "qemu-i386", "qemu-i486"] {
         r.expect(
             &format!("{n} is skipped as native"),
-            install.lines().any(|l| l.starts_with("skipped-native") && l.contains(n)),
+            install
+                .lines()
+                .any(|l| l.starts_with("skipped-native") && l.contains(n)),
         );
     }
     let want = [
@@ -88,16 +112,30 @@ echo "== left"; entries
         ("i386", "x86_64"),
     ];
     for (deb, machine) in want {
-        r.expect(&format!("{deb} busybox runs"), r.section(deb).trim() == machine);
+        r.expect(
+            &format!("{deb} busybox runs"),
+            r.section(deb).trim() == machine,
+        );
     }
-    r.expect("host binaries run natively", r.section("native").contains("x86_64\ni386-ok"));
+    r.expect(
+        "host binaries run natively",
+        r.section("native").contains("x86_64\ni386-ok"),
+    );
     let entries = r.section("entries");
-    r.expect("at least 30 emulators", entries.split_whitespace().count() >= 30);
+    r.expect(
+        "at least 30 emulators",
+        entries.split_whitespace().count() >= 30,
+    );
     r.expect(
         "no native arch registered",
-        !entries.contains("qemu-x86_64 ") && !entries.contains("qemu-i386 ") && !entries.contains("qemu-i486 "),
+        !entries.contains("qemu-x86_64 ")
+            && !entries.contains("qemu-i386 ")
+            && !entries.contains("qemu-i486 "),
     );
-    r.expect("uninstall all succeeds", r.section("uninstall").contains("rc=0"));
+    r.expect(
+        "uninstall all succeeds",
+        r.section("uninstall").contains("rc=0"),
+    );
     r.expect(
         "uninstall all removes qemu-* only",
         r.section("left").trim() == "binfmtctl-test-pyz",
@@ -115,14 +153,24 @@ echo "== replace"; $B install arm64; echo "rc=$?"; grep flags $R/qemu-aarch64
 echo "== json"; $B install arm64 --json
 "#);
     let keep = r.section("keep");
-    r.expect("--keep-existing keeps theirs", keep.contains("kept-existing") && keep.contains("flags: OF"));
-    r.expect("status flags the difference", r.section("status").contains("DIFFERS"));
+    r.expect(
+        "--keep-existing keeps theirs",
+        keep.contains("kept-existing") && keep.contains("flags: OF"),
+    );
+    r.expect(
+        "status flags the difference",
+        r.section("status").contains("DIFFERS"),
+    );
     let rep = r.section("replace");
     r.expect(
         "replaced, saying what it was",
-        rep.contains("replaced        qemu-aarch64") && rep.contains("[was /usr/bin/qemu-aarch64-static flags=OF]"),
+        rep.contains("replaced        qemu-aarch64")
+            && rep.contains("[was /usr/bin/qemu-aarch64-static flags=OF]"),
     );
-    r.expect("now ours", rep.contains("flags: PF") && rep.contains("rc=0"));
+    r.expect(
+        "now ours",
+        rep.contains("flags: PF") && rep.contains("rc=0"),
+    );
     let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
     assert_eq!(v["results"][0]["action"], "kept");
     assert_eq!(v["summary"]["kept"], 1);
@@ -145,23 +193,39 @@ echo 0 > $R/late-aarch64
 echo "== disabled"; $B install arm64 | grep late-aarch64
 echo "== disabled-runs"; $A/busybox-arm64 uname -m
 "#);
-    r.expect("prediction: ours, and the kernel runs ours", r.section("ours-runs").trim() == "aarch64");
+    r.expect(
+        "prediction: ours, and the kernel runs ours",
+        r.section("ours-runs").trim() == "aarch64",
+    );
     r.expect(
         "a newer overlapping entry is predicted to win",
-        r.section("late").contains("qemu-aarch64 overlaps late-aarch64") && r.section("late").contains("the kernel will run late-aarch64"),
+        r.section("late")
+            .contains("qemu-aarch64 overlaps late-aarch64")
+            && r.section("late")
+                .contains("the kernel will run late-aarch64"),
     );
-    r.expect("and the kernel does run it", r.section("late-runs").trim() == "handled-by-late");
+    r.expect(
+        "and the kernel does run it",
+        r.section("late-runs").trim() == "handled-by-late",
+    );
     r.expect(
         "disabled, it no longer wins",
-        r.section("disabled").contains("disabled): the kernel will run qemu-aarch64"),
+        r.section("disabled")
+            .contains("disabled): the kernel will run qemu-aarch64"),
     );
-    r.expect("and the kernel agrees", r.section("disabled-runs").trim() == "aarch64");
+    r.expect(
+        "and the kernel agrees",
+        r.section("disabled-runs").trim() == "aarch64",
+    );
     let out = r.section("install");
     r.expect(
         "overlap reported; we registered last so we win",
         out.contains("note: qemu-aarch64 overlaps fex-aarch64 (/usr/bin/qemu-aarch64-static, enabled): the kernel will run qemu-aarch64"),
     );
-    r.expect("the other entry is left alone", r.section("entries").trim() == "fex-aarch64 qemu-aarch64");
+    r.expect(
+        "the other entry is left alone",
+        r.section("entries").trim() == "fex-aarch64 qemu-aarch64",
+    );
 }
 
 #[test]
@@ -187,8 +251,15 @@ echo "== after"; for e in $(entries); do echo "[$e]"; cat $R/$e; done
         install.contains("registering qemu-riscv64 failed")
             && install.contains("rolled back: qemu-arm, qemu-aarch64"),
     );
-    r.expect("kernel state is exactly as before", r.section("before") == r.section("after"));
-    r.expect("old qemu-arm restored disabled", r.section("after").contains("disabled\ninterpreter /usr/bin/qemu-arm-static\nflags: F"));
+    r.expect(
+        "kernel state is exactly as before",
+        r.section("before") == r.section("after"),
+    );
+    r.expect(
+        "old qemu-arm restored disabled",
+        r.section("after")
+            .contains("disabled\ninterpreter /usr/bin/qemu-arm-static\nflags: F"),
+    );
 }
 
 #[test]
@@ -212,7 +283,10 @@ rm -rf $T
 "#);
     let cases: &[(&str, &str)] = &[
         ("unknown", "unknown architecture \"arm46\"; did you mean"),
-        ("flags", "invalid flags \"FZ\": 'Z' at position 1 is not a flag"),
+        (
+            "flags",
+            "invalid flags \"FZ\": 'Z' at position 1 is not a flag",
+        ),
         ("native", "x86_64: runs natively on this host"),
         ("native386", "i386: runs natively on this host"),
         ("missing", "no interpreter found (looked for"),
@@ -241,20 +315,47 @@ echo "== mount"; $B install arm64 --binfmt-misc $M; echo "rc=$?"; ls $M | tr '\n
 echo "== nodir"; $B install arm64 --binfmt-misc /nonexistent/binfmt 2>&1; echo "rc=$?"
 "#);
     let dry = r.section("dry");
-    r.expect("dry run plans without mounting", dry.contains("would mount it") && dry.contains("would-register  qemu-aarch64") && dry.contains("not-mounted"));
+    r.expect(
+        "dry run plans without mounting",
+        dry.contains("would mount it")
+            && dry.contains("would-register  qemu-aarch64")
+            && dry.contains("not-mounted"),
+    );
     let m = r.section("mount");
-    r.expect("mounts and says so", m.contains("note: mounted binfmt_misc at") && m.contains("rc=0"));
-    r.expect("registered there", m.contains("qemu-aarch64 register status"));
+    r.expect(
+        "mounts and says so",
+        m.contains("note: mounted binfmt_misc at") && m.contains("rc=0"),
+    );
+    r.expect(
+        "registered there",
+        m.contains("qemu-aarch64 register status"),
+    );
     let nodir = r.section("nodir");
-    r.expect("missing mount point: exit 3 with cause", nodir.contains("rc=3") && nodir.contains("mount point does not exist"));
+    r.expect(
+        "missing mount point: exit 3 with cause",
+        nodir.contains("rc=3") && nodir.contains("mount point does not exist"),
+    );
 
     // Not root and no namespace: cannot mount anything.
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().to_str().unwrap();
-    std::fs::set_permissions(dir.path(), std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
-    let r = as_nobody(&[common::bin().to_str().unwrap(), "install", "arm64", "--binfmt-misc", d]);
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let r = as_nobody(&[
+        common::bin().to_str().unwrap(),
+        "install",
+        "arm64",
+        "--binfmt-misc",
+        d,
+    ]);
     r.expect("exit 3", r.code == 3);
-    r.expect("says why and what to do", r.stderr.contains("needs CAP_SYS_ADMIN; run as root"));
+    r.expect(
+        "says why and what to do",
+        r.stderr.contains("needs CAP_SYS_ADMIN; run as root"),
+    );
 }
 
 #[test]
@@ -270,7 +371,10 @@ fn rootless_install_as_nobody_in_a_user_namespace() {
         "-c",
         "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && $B install arm64 && $A/busybox-arm64 uname -m",
     ]);
-    r.expect("works without root", r.code == 0 && r.stdout.trim_end().ends_with("aarch64"));
+    r.expect(
+        "works without root",
+        r.code == 0 && r.stdout.trim_end().ends_with("aarch64"),
+    );
 }
 
 #[test]
@@ -283,25 +387,47 @@ echo "== json"; $B status --json
 echo "== human"; $B status
 "#);
     let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
-    let supported: Vec<&str> = v["supported"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    let supported: Vec<&str> = v["supported"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(supported[0], "linux/amd64", "native first: {supported:?}");
     assert!(supported.contains(&"linux/386"));
     assert!(supported.contains(&"linux/arm64"));
-    assert!(!supported.contains(&"linux/arm/v7"), "disabled entry does not count");
-    let emulators: Vec<&str> = v["emulators"].as_array().unwrap().iter().map(|s| s.as_str().unwrap()).collect();
+    assert!(
+        !supported.contains(&"linux/arm/v7"),
+        "disabled entry does not count"
+    );
+    let emulators: Vec<&str> = v["emulators"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|s| s.as_str().unwrap())
+        .collect();
     assert_eq!(emulators, ["binfmtctl-test-pyz", "qemu-aarch64"]);
     let entries = v["entries"].as_array().unwrap();
-    let aarch64 = entries.iter().find(|e| e["name"] == "qemu-aarch64").unwrap();
+    let aarch64 = entries
+        .iter()
+        .find(|e| e["name"] == "qemu-aarch64")
+        .unwrap();
     assert_eq!(aarch64["arch"], "aarch64");
     assert_eq!(aarch64["platform"], "linux/arm64");
     assert_eq!(aarch64["flags"], "PF");
     assert_eq!(aarch64["matches_table"], true);
-    let pyz = entries.iter().find(|e| e["name"] == "binfmtctl-test-pyz").unwrap();
+    let pyz = entries
+        .iter()
+        .find(|e| e["name"] == "binfmtctl-test-pyz")
+        .unwrap();
     assert_eq!(pyz["arch"], "unknown");
     assert_eq!(pyz["type"], "extension");
     assert!(pyz["matches_table"].is_null());
     let human = r.section("human");
-    r.expect("human table", human.contains("qemu-arm             no       arm"));
+    r.expect(
+        "human table",
+        human.contains("qemu-arm             no       arm"),
+    );
 }
 
 #[test]

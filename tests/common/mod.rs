@@ -88,11 +88,19 @@ pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run 
         format!("set -u\n{script}")
     };
     let mut c = Command::new("unshare");
-    c.args(["--user", "--map-root-user", "--mount", "--propagation", "private", "sh", "-c"])
-        .arg(body)
-        .env("B", bin())
-        .env("A", assets())
-        .env_remove("BINFMTCTL_FAILPOINT");
+    c.args([
+        "--user",
+        "--map-root-user",
+        "--mount",
+        "--propagation",
+        "private",
+        "sh",
+        "-c",
+    ])
+    .arg(body)
+    .env("B", bin())
+    .env("A", assets())
+    .env_remove("BINFMTCTL_FAILPOINT");
     for (k, v) in env {
         c.env(k, v);
     }
