@@ -101,6 +101,40 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfFacts, ElfError> {
     })
 }
 
+/// The file range `(start, end)` of the named section, from the section headers. `None` when
+/// the file has no section headers or no such section (stripped of them, or not ELF).
+pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
+    use goblin::elf::section_header::SectionHeader;
+    use std::os::unix::fs::FileExt;
+    let mut head = vec![0u8; 64];
+    file.read_exact_at(&mut head, 0).ok()?;
+    let h = goblin::elf::Elf::parse_header(&head).ok()?;
+    let ctx = Ctx::new(h.container().ok()?, h.endianness().ok()?);
+    let count = usize::from(h.e_shnum);
+    let size = count.checked_mul(usize::from(h.e_shentsize))?;
+    if count == 0 || size > MAX_PHDR_END {
+        return None;
+    }
+    let mut table = vec![0u8; size];
+    file.read_exact_at(&mut table, h.e_shoff).ok()?;
+    // Not SectionHeader::parse: it reads offset 0 as "no section headers".
+    let entsize = usize::from(h.e_shentsize);
+    let shdrs: Vec<SectionHeader> = (0..count)
+        .map(|i| scroll::Pread::pread_with(&table[..], i * entsize, ctx).ok())
+        .collect::<Option<_>>()?;
+    let strtab = shdrs.get(usize::from(h.e_shstrndx))?;
+    let strsize = usize::try_from(strtab.sh_size)
+        .ok()
+        .filter(|&n| n <= MAX_PHDR_END)?;
+    let mut names = vec![0u8; strsize];
+    file.read_exact_at(&mut names, strtab.sh_offset).ok()?;
+    shdrs.iter().find_map(|s| {
+        let n = names.get(s.sh_name..)?;
+        let n = &n[..n.iter().position(|&b| b == 0)?];
+        (n == name.as_bytes()).then_some((s.sh_offset, s.sh_offset.checked_add(s.sh_size)?))
+    })
+}
+
 /// Reads the first `PREFIX_LEN` bytes of a file, or more when its program headers need it.
 pub fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
     let f = File::open(path)?;
@@ -138,6 +172,16 @@ mod tests {
                 Endian::Big
             }
         );
+    }
+
+    #[test]
+    fn finds_sections_of_this_test_binary() {
+        let me = File::open(std::env::current_exe().unwrap()).unwrap();
+        let (start, end) = section_range(&me, ".text").expect(".text exists");
+        assert!(start > 0 && end > start);
+        assert_eq!(section_range(&me, ".no-such-section"), None);
+        let not_elf = tempfile::tempfile().unwrap();
+        assert_eq!(section_range(&not_elf, ".text"), None);
     }
 
     #[test]
