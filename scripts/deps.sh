@@ -4,6 +4,7 @@
 #
 #   scripts/deps.sh            packages + test assets
 #   scripts/deps.sh --runtime  only what `binfmtctl install` needs (qemu-user-static)
+#   scripts/deps.sh --busybox ARCH   also fetch busybox-static:ARCH into $ASSETS
 #
 # Idempotent: installed packages and fetched assets are kept.
 set -euo pipefail
@@ -27,7 +28,7 @@ apt_update_done=
 apt_update() {
   [ -n "$apt_update_done" ] && return 0
   # A mirror in the middle of a sync can fail one index; the others are still usable.
-  apt-get update -q >/dev/null 2>&1 || apt-get update -q >&2 || log "apt-get update reported errors; continuing with what was fetched"
+  apt-get update -q >/dev/null 2>&1 || apt-get update -q >/dev/null 2>&1 || log "apt-get update reported errors; continuing with what was fetched"
   apt_update_done=1
 }
 
@@ -42,13 +43,24 @@ install_pkgs() {
   DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends "${missing[@]}" >&2
 }
 
+# Foreign packages are only downloaded (never installed), but apt needs their architectures
+# enabled to know them.
+enable_arches() {
+  local added=
+  for a in "$@"; do
+    [ "$a" = "$(dpkg --print-architecture)" ] && continue
+    dpkg --print-foreign-architectures | grep -qx "$a" || { dpkg --add-architecture "$a"; added=1; }
+  done
+  [ -n "$added" ] && apt_update_done=
+  return 0
+}
+
 fetch_busybox() {
   local arch=$1 out="$ASSETS/busybox-$1"
   [ -x "$out" ] && return 0
-  dpkg --print-foreign-architectures | grep -qx "$arch" || { [ "$arch" = "$(dpkg --print-architecture)" ] || dpkg --add-architecture "$arch"; apt_update_done=; }
   apt_update
   local tmp; tmp=$(mktemp -d)
-  ( cd "$tmp" && apt-get download -q "busybox-static:$arch" >&2 )
+  ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "busybox-static:$arch" >/dev/null )
   dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/root"
   install -m 0755 "$tmp/root/bin/busybox" "$out"
   rm -rf "$tmp"
@@ -75,9 +87,13 @@ C
 main() {
   need_root
   install_pkgs "${RUNTIME_PKGS[@]}"
-  [ "${1:-}" = --runtime ] && return 0
+  if [ "${1:-}" = --runtime ]; then return 0; fi
+  if [ "${1:-}" = --busybox ]; then
+    mkdir -p "$ASSETS"; enable_arches "$2"; fetch_busybox "$2"; return 0
+  fi
   install_pkgs "${TEST_PKGS[@]}"
   mkdir -p "$ASSETS"
+  enable_arches "${FOREIGN_ARCHES[@]}"
   for a in "${FOREIGN_ARCHES[@]}"; do fetch_busybox "$a"; done
   build_riscv64
 }

@@ -337,6 +337,69 @@ impl Table {
     }
 }
 
+/// `\xHH` escapes, as binfmt_misc records write them.
+fn escaped(b: &[u8]) -> String {
+    b.iter().map(|b| format!("\\x{b:02x}")).collect()
+}
+
+/// The table rendered for humans (docs/arch-table.md is exactly this).
+pub fn render_markdown(t: &Table) -> String {
+    let mut s = String::from(
+        "# Architecture table\n\n\
+         Generated from `registrations/arches.toml` by `binfmtctl arches --markdown`; a test fails \
+         when this file and the table disagree. Why the patterns look the way they do: \
+         [design.md](design.md#the-patterns).\n\n\
+         | arch (entry `qemu-<arch>`) | ELF | e_machine | names you can use |\n|---|---|---|---|\n",
+    );
+    for a in &t.arches {
+        let abi = a
+            .abi
+            .map(|x| format!(", {x:?}").to_lowercase())
+            .unwrap_or_default();
+        let endian = if a.endian == Endian::Little {
+            "LE"
+        } else {
+            "BE"
+        };
+        let names: Vec<String> = a.all_names()[2..]
+            .iter()
+            .map(|n| format!("`{n}`"))
+            .collect();
+        s += &format!(
+            "| {} | {}-bit {endian}{abi} | {} | {} |\n",
+            a.name,
+            a.class,
+            a.machine,
+            names.join(" ")
+        );
+    }
+    s += "\n## Patterns (offset 0)\n\n";
+    for a in &t.arches {
+        s += &format!(
+            "### {}\n\n- magic `{}`\n- mask  `{}`\n",
+            a.name,
+            escaped(&a.magic),
+            escaped(&a.mask)
+        );
+        if a.qemu != a.name {
+            s += &format!("- interpreter `qemu-{}-static`\n", a.qemu);
+        }
+        if let Some(n) = &a.note {
+            s += &format!("- note: {n}\n");
+        }
+        if !a.compat.is_empty() {
+            s += &format!(
+                "- a {} kernel runs {} natively when `{}` is on\n",
+                a.name,
+                a.compat.join(", "),
+                a.compat_config.as_deref().unwrap_or("its compat layer")
+            );
+        }
+        s += "\n";
+    }
+    s
+}
+
 /// The invariants every row must hold (DESIGN.md §2).
 fn check_arch(a: &Arch) -> Result<(), String> {
     if a.magic.len() != a.mask.len() {
@@ -638,6 +701,16 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
         let mut rel = hdr(2, 1, [0xb7, 0], 0, 0);
         rel[16] = 1;
         assert_eq!(name(&rel), None);
+    }
+
+    #[test]
+    fn docs_arch_table_is_current() {
+        let want = render_markdown(Table::builtin());
+        let have = include_str!("../docs/arch-table.md");
+        assert!(
+            have == want,
+            "docs/arch-table.md is stale: run `binfmtctl arches --markdown > docs/arch-table.md`"
+        );
     }
 
     #[test]

@@ -125,7 +125,11 @@ pub enum Command {
         arches: Vec<String>,
     },
     /// List the architecture table with every name each arch answers to
-    Arches,
+    Arches {
+        /// Render it as Markdown (this is docs/arch-table.md)
+        #[arg(long, conflicts_with = "json")]
+        markdown: bool,
+    },
 }
 
 /// A request the user got wrong: exit 2.
@@ -183,7 +187,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
         (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
-        (Some(Command::Arches), _, _) => arches(&ctx, out),
+        (Some(Command::Arches { markdown }), _, _) => arches(&ctx, markdown, out),
     }
 }
 
@@ -952,7 +956,11 @@ fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> 
     Ok(())
 }
 
-fn arches(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
+fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
+    if markdown {
+        write!(out, "{}", crate::arch::render_markdown(ctx.table))?;
+        return Ok(());
+    }
     if ctx.g.json {
         writeln!(
             out,

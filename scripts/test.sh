@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Runs the whole test suite (as root on Debian 12): installs the packages the tests need and
+# fetches the real foreign binaries they run (scripts/deps.sh), then the unit and integration
+# tests. The integration tests use private binfmt_misc instances in user namespaces (Linux >=
+# 6.7), so the host's binfmt_misc is never touched.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+  export PATH="$HOME/.cargo/bin:$PATH"
+fi
+scripts/deps.sh
+cargo fmt --all -- --check
+cargo clippy --all-targets --locked -- -D warnings
+cargo test --locked
