@@ -387,13 +387,16 @@ struct EntryJson {
     extension: Option<String>,
     /// For entries named qemu-<arch>: does the pattern match our table? (null for others)
     matches_table: Option<bool>,
+    /// The entry's pattern accepts this host's own executables: with it enabled, native
+    /// programs run through its interpreter (or fail).
+    captures_native: bool,
 }
 
 fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn entry_json(table: &Table, e: &Entry) -> EntryJson {
+fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
     let r = &e.registration;
     let by_name = r
         .name
@@ -428,6 +431,7 @@ fn entry_json(table: &Table, e: &Entry) -> EntryJson {
         mask,
         extension,
         matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
+        captures_native: !host_header.is_empty() && r.matcher.matches_header(host_header),
     }
 }
 
@@ -608,7 +612,7 @@ fn report_plan(
             Action::Remove { .. } => {}
         }
         if let Action::Replace { old, .. } = a {
-            row.previous = Some(entry_json(ctx.table, old));
+            row.previous = Some(entry_json(ctx.table, &ctx.host.exe_header, old));
         }
         row.version = version.clone();
         rows.push(row);
@@ -752,7 +756,7 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
         for a in &plan.actions {
             if let Action::Remove { entry } = a {
                 let mut r = Row::new(a.verb(dry), a.name().to_owned(), None);
-                let j = entry_json(ctx.table, entry);
+                let j = entry_json(ctx.table, &ctx.host.exe_header, entry);
                 r.arch = Some(j.arch.clone());
                 r.interpreter = Some(j.interpreter.clone());
                 r.flags = Some(j.flags.clone());
@@ -786,7 +790,7 @@ fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     };
     let json_entries: Vec<EntryJson> = entries
         .iter()
-        .map(|k| entry_json(ctx.table, &k.entry))
+        .map(|k| entry_json(ctx.table, &ctx.host.exe_header, &k.entry))
         .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
@@ -840,6 +844,17 @@ fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             } else {
                 "DISABLED: no entry is used"
             }
+        )?;
+    }
+    for e in json_entries.iter().filter(|e| e.captures_native) {
+        writeln!(
+            out,
+            "WARNING: entry {} ({}) matches this host's own executables: native programs run through {}{}; remove it with `binfmtctl uninstall {}`",
+            e.name,
+            if e.enabled { "enabled" } else { "disabled" },
+            e.interpreter,
+            if e.enabled { "" } else { " once enabled" },
+            e.name
         )?;
     }
     let natives: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();

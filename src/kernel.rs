@@ -52,6 +52,12 @@ pub enum KernelError {
         path: PathBuf,
         source: EntryParseError,
     },
+    #[error("cannot open {path} to register {name}: {}", open_hint(*.errno))]
+    OpenRegister {
+        name: String,
+        path: PathBuf,
+        errno: Errno,
+    },
     #[error("registering {name} failed: {}", register_hint(*.errno))]
     Register { name: String, errno: Errno },
     #[error("the kernel accepted only {written} of {len} bytes for {name}")]
@@ -81,7 +87,9 @@ impl KernelError {
         let perm = |e: &Errno| matches!(*e, Errno::PERM | Errno::ACCESS | Errno::ROFS);
         match self {
             KernelError::NotMounted { .. } | KernelError::Mount { .. } => true,
-            KernelError::Lock { errno, .. } => perm(errno),
+            KernelError::Lock { errno, .. } | KernelError::OpenRegister { errno, .. } => {
+                perm(errno)
+            }
             KernelError::Entry { errno, .. } => perm(errno),
             KernelError::Read { source, .. } => source.kind() == io::ErrorKind::PermissionDenied,
             _ => false,
@@ -134,6 +142,17 @@ fn register_hint(e: Errno) -> String {
         errno_words(e)
     } else {
         format!("{}: {cause}", errno_words(e))
+    }
+}
+
+fn open_hint(e: Errno) -> String {
+    match e {
+        Errno::PERM | Errno::ACCESS | Errno::ROFS => format!(
+            "{}: run as root (a read-only /proc, as in an unprivileged container, also does this)",
+            errno_words(e)
+        ),
+        Errno::NOENT => format!("{}: is binfmt_misc mounted there?", errno_words(e)),
+        _ => errno_words(e),
     }
 }
 
@@ -293,10 +312,16 @@ impl BinfmtFs for ProcBinfmt {
             errno,
         };
         self.failpoint("register", &reg.name).map_err(fail)?;
-        let mut f = OpenOptions::new()
-            .write(true)
-            .open(self.root.join("register"))
-            .map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
+        let path = self.root.join("register");
+        let mut f =
+            OpenOptions::new()
+                .write(true)
+                .open(&path)
+                .map_err(|e| KernelError::OpenRegister {
+                    name: reg.name.clone(),
+                    path: path.clone(),
+                    errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
+                })?;
         // One write(2): the kernel parses each write as a whole record.
         let n = f
             .write(record.as_bytes())
@@ -522,6 +547,13 @@ mod tests {
             errno: Errno::PERM,
         };
         assert!(e.to_string().contains("run as root"), "{e}");
+        assert!(e.is_environment());
+        let e = KernelError::OpenRegister {
+            name: "qemu-arm".into(),
+            path: "/p/register".into(),
+            errno: Errno::ACCESS,
+        };
+        assert!(e.to_string().starts_with("cannot open /p/register to register qemu-arm: permission denied (EACCES): run as root"), "{e}");
         assert!(e.is_environment());
     }
 

@@ -423,11 +423,32 @@ echo "== human"; $B status
     assert_eq!(pyz["arch"], "unknown");
     assert_eq!(pyz["type"], "extension");
     assert!(pyz["matches_table"].is_null());
+    assert_eq!(aarch64["captures_native"], false);
     let human = r.section("human");
     r.expect(
         "human table",
         human.contains("qemu-arm             no       arm"),
     );
+    r.expect("no false alarm", !human.contains("WARNING"));
+}
+
+#[test]
+fn status_warns_about_an_entry_that_captures_native_binaries() {
+    // Registered disabled (so the namespace keeps working): x86_64's pattern on an x86_64 host.
+    let r = ns(r#"
+printf ':qemu-x86_64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-x86_64-static:' > $R/register
+echo 0 > $R/qemu-x86_64
+echo "== human"; $B status
+echo "== json"; $B status --json
+"#);
+    let human = r.section("human");
+    r.expect(
+        "warning names the entry and the fix",
+        human.contains("WARNING: entry qemu-x86_64 (disabled) matches this host's own executables")
+            && human.contains("binfmtctl uninstall qemu-x86_64"),
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
+    assert_eq!(v["entries"][0]["captures_native"], true);
 }
 
 #[test]

@@ -73,7 +73,10 @@ pub fn assets() -> PathBuf {
 
 /// The shell prelude every namespace script starts with: a private binfmt_misc instance at
 /// the usual place, and $B / $A pointing at binfmtctl and the assets.
-const PRELUDE: &str = "set -u\nmount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\nR=/proc/sys/fs/binfmt_misc\nentries() { ls $R | grep -v -x -e register -e status | sort | tr '\\n' ' '; echo; }\n";
+/// A fresh instance holds only `register` and `status`; anything else means we are looking at
+/// an inherited (host) instance, and the script stops before writing to it (exit 98): as real
+/// root, a user namespace that inherited the host's mount can write the host's entries.
+const PRELUDE: &str = "set -u\nmount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\nR=/proc/sys/fs/binfmt_misc\n[ \"$(ls $R | tr '\\n' ' ')\" = 'register status ' ] || exit 98\nentries() { ls $R | grep -v -x -e register -e status | sort | tr '\\n' ' '; echo; }\n";
 
 /// Runs `script` with `sh` in a new user + mount namespace as (mapped) root.
 pub fn ns(script: &str) -> Run {
@@ -105,6 +108,10 @@ pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run 
         c.env(k, v);
     }
     let r = Run::from(c.output().expect("unshare(1) from util-linux runs"));
+    assert_ne!(
+        r.code, 98,
+        "the binfmt_misc instance in the namespace is not a fresh one"
+    );
     assert_ne!(
         r.code, 99,
         "could not mount a private binfmt_misc in a user namespace (needs Linux >= 6.7): {}",
