@@ -218,6 +218,7 @@ impl<'g> Ctx<'g> {
         self.native.iter().find(|n| n.arch == arch)
     }
 
+    /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
         if self.g.qemu_path.is_empty() {
             interpreter::DEFAULT_SEARCH
@@ -225,7 +226,15 @@ impl<'g> Ctx<'g> {
                 .map(PathBuf::from)
                 .collect()
         } else {
-            self.g.qemu_path.clone()
+            self.g
+                .qemu_path
+                .iter()
+                .map(|d| {
+                    std::fs::canonicalize(d)
+                        .or_else(|_| std::path::absolute(d))
+                        .unwrap_or_else(|_| d.clone())
+                })
+                .collect()
         }
     }
 
@@ -523,7 +532,7 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
         ));
     }
     if !refused.is_empty() {
-        emit_install(ctx, out, &rows, &[], &notes)?;
+        emit_report(ctx, out, &rows, &[], &notes)?;
         return Err(BadInput(format!(
             "nothing was registered; refused:\n  {}",
             refused.join("\n  ")
@@ -543,7 +552,7 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
         }
         let plan = plan::plan_install(&desired, &ctx.snapshot()?, opts.keep_existing);
         report_plan(ctx, &plan, &versions, &mut rows, &mut notes, true);
-        return emit_install(ctx, out, &rows, &plan.overlaps, &notes);
+        return emit_report(ctx, out, &rows, &plan.overlaps, &notes);
     }
     if !desired.is_empty() {
         require_cap_sys_admin("register binfmt_misc entries")?;
@@ -565,11 +574,11 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
     if applied.is_err() {
         // Report what was attempted, then the error (with its rollback) goes to main.
         report_plan(ctx, &plan, &versions, &mut rows, &mut notes, true);
-        emit_install(ctx, out, &rows, &plan.overlaps, &notes)?;
+        emit_report(ctx, out, &rows, &plan.overlaps, &notes)?;
         return applied.context("install failed");
     }
     report_plan(ctx, &plan, &versions, &mut rows, &mut notes, false);
-    emit_install(ctx, out, &rows, &plan.overlaps, &notes)
+    emit_report(ctx, out, &rows, &plan.overlaps, &notes)
 }
 
 fn report_plan(
@@ -642,7 +651,7 @@ fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
     m
 }
 
-fn emit_install(
+fn emit_report(
     ctx: &Ctx,
     out: &mut dyn Write,
     rows: &[Row],
@@ -768,7 +777,7 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
         let plan = plan::plan_uninstall(&wanted, &current);
         render(&plan, &mut rows);
         rows.extend(absent);
-        return emit_install(ctx, out, &rows, &[], &notes);
+        return emit_report(ctx, out, &rows, &[], &notes);
     }
     require_cap_sys_admin("remove binfmt_misc entries")?;
     let _lock = ctx.fs.lock()?;
@@ -776,7 +785,7 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
     let applied = plan::apply(&ctx.fs, &plan);
     render(&plan, &mut rows);
     rows.extend(absent);
-    emit_install(ctx, out, &rows, &[], &notes)?;
+    emit_report(ctx, out, &rows, &[], &notes)?;
     applied.context("uninstall failed")
 }
 

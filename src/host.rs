@@ -93,14 +93,12 @@ impl HostFacts {
                 host.name, self.machine
             ),
         }];
-        for c in &host.compat {
-            let (native, evidence) = self.compat_enabled(host);
-            if native {
-                out.push(NativeArch {
-                    arch: c.clone(),
-                    evidence,
-                });
-            }
+        let (compat_on, evidence) = self.compat_enabled(host);
+        if compat_on {
+            out.extend(host.compat.iter().map(|c| NativeArch {
+                arch: c.clone(),
+                evidence: evidence.clone(),
+            }));
         }
         out
     }

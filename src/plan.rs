@@ -367,6 +367,16 @@ mod tests {
         }
     }
 
+    /// Another tool's entry, matched by extension: never ours, never overlapping.
+    fn jar() -> Registration {
+        Registration {
+            name: "jar".into(),
+            matcher: Matcher::Extension("jar".into()),
+            interpreter: "/usr/bin/jexec".into(),
+            flags: Flags::default(),
+        }
+    }
+
     fn verbs(p: &Plan) -> Vec<(String, &'static str)> {
         p.actions
             .iter()
@@ -469,14 +479,8 @@ mod tests {
         assert_eq!(plan.overlaps[0].winner, "qemu-aarch64");
 
         // Entries for other arches or by extension never overlap.
-        let jar = Registration {
-            name: "jar".into(),
-            matcher: Matcher::Extension("jar".into()),
-            interpreter: "/usr/bin/jexec".into(),
-            flags: Flags::default(),
-        };
         let fake = RecordingBinfmt::mounted_with(&[
-            entry(jar, true),
+            entry(jar(), true),
             entry(desired("riscv64").registration, true),
         ]);
         assert!(
@@ -490,13 +494,7 @@ mod tests {
     fn failure_midway_rolls_back_everything_this_run_did() {
         let mut old_arm = desired("arm").registration;
         old_arm.flags = Flags::parse("F").unwrap();
-        let jar = Registration {
-            name: "jar".into(),
-            matcher: Matcher::Extension("jar".into()),
-            interpreter: "/usr/bin/jexec".into(),
-            flags: Flags::default(),
-        };
-        let fake = RecordingBinfmt::mounted_with(&[entry(jar, true), entry(old_arm, false)]);
+        let fake = RecordingBinfmt::mounted_with(&[entry(jar(), true), entry(old_arm, false)]);
         let before = fake.rendered();
         let want = [desired("aarch64"), desired("arm"), desired("riscv64")];
         let plan = plan_install(&want, &fake.list().unwrap(), false);
@@ -566,14 +564,8 @@ mod tests {
 
     #[test]
     fn uninstall_removes_only_named_existing_entries_and_rolls_back() {
-        let jar = Registration {
-            name: "jar".into(),
-            matcher: Matcher::Extension("jar".into()),
-            interpreter: "/usr/bin/jexec".into(),
-            flags: Flags::default(),
-        };
         let fake = RecordingBinfmt::mounted_with(&[
-            entry(jar, true),
+            entry(jar(), true),
             entry(desired("aarch64").registration, true),
             entry(desired("riscv64").registration, false),
         ]);

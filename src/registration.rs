@@ -128,33 +128,33 @@ pub enum Matcher {
 }
 
 impl Matcher {
-    /// The mask with the kernel's meaning of "none" made explicit.
-    fn mask_bytes(magic: &[u8], mask: &Option<Vec<u8>>) -> Vec<u8> {
-        mask.clone().unwrap_or_else(|| vec![0xff; magic.len()])
+    /// For type `M`: the offset, the magic, and the mask with the kernel's "no mask" (exact
+    /// match) made explicit.
+    fn magic_parts(&self) -> Option<(usize, &[u8], Vec<u8>)> {
+        match self {
+            Matcher::Magic {
+                offset,
+                magic,
+                mask,
+            } => Some((
+                *offset,
+                magic,
+                mask.clone().unwrap_or_else(|| vec![0xff; magic.len()]),
+            )),
+            Matcher::Extension(_) => None,
+        }
     }
 
     /// Equality as the kernel would behave: bits outside the mask do not count.
     pub fn same_pattern(&self, other: &Matcher) -> bool {
-        match (self, other) {
-            (
-                Matcher::Magic {
-                    offset: o1,
-                    magic: m1,
-                    mask: k1,
-                },
-                Matcher::Magic {
-                    offset: o2,
-                    magic: m2,
-                    mask: k2,
-                },
-            ) => {
-                let (k1, k2) = (Self::mask_bytes(m1, k1), Self::mask_bytes(m2, k2));
+        match (self.magic_parts(), other.magic_parts()) {
+            (Some((o1, m1, k1)), Some((o2, m2, k2))) => {
                 o1 == o2
                     && m1.len() == m2.len()
                     && k1 == k2
                     && m1.iter().zip(&k1).zip(m2).all(|((a, k), b)| a & k == b & k)
             }
-            (Matcher::Extension(a), Matcher::Extension(b)) => a == b,
+            (None, None) => self == other,
             _ => false,
         }
     }
@@ -162,15 +162,9 @@ impl Matcher {
     /// Does this pattern accept the first bytes of a file, exactly as `check_file` decides?
     /// The kernel's buffer is zero-filled past the end of a short file, so we compare with zeros.
     pub fn matches_header(&self, header: &[u8]) -> bool {
-        let Matcher::Magic {
-            offset,
-            magic,
-            mask,
-        } = self
-        else {
+        let Some((offset, magic, mask)) = self.magic_parts() else {
             return false;
         };
-        let mask = Self::mask_bytes(magic, mask);
         magic.iter().zip(&mask).enumerate().all(|(i, (m, k))| {
             let b = header.get(offset + i).copied().unwrap_or(0);
             (b ^ m) & k == 0
@@ -180,30 +174,16 @@ impl Matcher {
     /// Can one file header satisfy both patterns? Exact: at every byte both patterns constrain,
     /// the bits both care about must agree; bytes only one side constrains can always be chosen.
     pub fn overlaps(&self, other: &Matcher) -> bool {
-        match (self, other) {
-            (
-                Matcher::Magic {
-                    offset: o1,
-                    magic: m1,
-                    mask: k1,
-                },
-                Matcher::Magic {
-                    offset: o2,
-                    magic: m2,
-                    mask: k2,
-                },
-            ) => {
-                let (k1, k2) = (Self::mask_bytes(m1, k1), Self::mask_bytes(m2, k2));
-                (0..BINPRM_BUF_SIZE).all(|pos| {
-                    let a = pos.checked_sub(*o1).filter(|i| *i < m1.len());
-                    let b = pos.checked_sub(*o2).filter(|i| *i < m2.len());
-                    match (a, b) {
-                        (Some(i), Some(j)) => (m1[i] ^ m2[j]) & k1[i] & k2[j] == 0,
-                        _ => true,
-                    }
-                })
-            }
-            (Matcher::Extension(a), Matcher::Extension(b)) => a == b,
+        match (self.magic_parts(), other.magic_parts()) {
+            (Some((o1, m1, k1)), Some((o2, m2, k2))) => (0..BINPRM_BUF_SIZE).all(|pos| {
+                let a = pos.checked_sub(o1).filter(|i| *i < m1.len());
+                let b = pos.checked_sub(o2).filter(|i| *i < m2.len());
+                match (a, b) {
+                    (Some(i), Some(j)) => (m1[i] ^ m2[j]) & k1[i] & k2[j] == 0,
+                    _ => true,
+                }
+            }),
+            (None, None) => self == other,
             _ => false,
         }
     }

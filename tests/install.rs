@@ -469,3 +469,18 @@ echo "== log"; cat $L
     r.expect("both happened", released.is_some() && registered.is_some());
     r.expect("binfmtctl waited for the lock", released < registered);
 }
+
+#[test]
+fn relative_qemu_path_is_made_absolute() {
+    // Regression: a relative --qemu-path produced a relative interpreter, which the kernel
+    // cannot use; it was refused as an invalid record.
+    let r = ns(r#"
+cd /usr/lib && $B install arm64 --qemu-path ../bin; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+"#);
+    r.expect(
+        "registered with the absolute path",
+        r.stdout.contains("rc=0")
+            && r.stdout
+                .contains("interpreter /usr/bin/qemu-aarch64-static"),
+    );
+}
