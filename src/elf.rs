@@ -28,8 +28,14 @@ pub struct ElfFacts {
     pub machine: u16,
     /// `e_type`: 1 rel, 2 exec, 3 dyn (PIE or shared object), 4 core.
     pub e_type: u16,
+    /// `e_flags`: ABI details on arm, mips, riscv, ppc64, loongarch.
+    pub e_flags: u32,
+    /// `EI_OSABI` (0 System V, 3 GNU/Linux, ...).
+    pub os_abi: u8,
     /// The `PT_INTERP` path, if the binary is dynamically linked.
     pub interp: Option<String>,
+    /// The GNU build id (`NT_GNU_BUILD_ID` in a `PT_NOTE`), hex.
+    pub build_id: Option<String>,
 }
 
 impl ElfFacts {
@@ -49,8 +55,46 @@ pub enum ElfError {
 }
 
 /// Inspects an ELF image from its first bytes. Returns `NeedMore(n)` when the program headers
-/// lie beyond `bytes` (callers then read `n` bytes and call again).
+/// lie beyond `bytes` (callers then read `n` bytes and call again). The interpreter path and
+/// build id are taken from `bytes` when they lie inside it.
 pub fn inspect(bytes: &[u8]) -> Result<ElfFacts, ElfError> {
+    inspect_with(bytes, |off, len| {
+        let start = usize::try_from(off).ok()?;
+        bytes
+            .get(start..start.checked_add(len)?)
+            .map(<[u8]>::to_vec)
+    })
+}
+
+/// Inspects an open file: reads the headers, then only the `PT_INTERP` and `PT_NOTE` ranges.
+pub fn inspect_file(file: &File) -> Result<ElfFacts, ElfError> {
+    use std::os::unix::fs::FileExt;
+    let read_at = |off: u64, len: usize| {
+        let mut b = vec![0u8; len];
+        file.read_exact_at(&mut b, off).ok().map(|()| b)
+    };
+    let mut head = Vec::with_capacity(PREFIX_LEN);
+    file.take(PREFIX_LEN as u64)
+        .read_to_end(&mut head)
+        .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    match inspect_with(&head, read_at) {
+        Err(ElfError::NeedMore(n)) => {
+            let bytes = read_at(0, n).ok_or_else(|| ElfError::Malformed("truncated".into()))?;
+            inspect_with(&bytes, read_at)
+        }
+        r => r,
+    }
+}
+
+/// Largest PT_INTERP / PT_NOTE we read.
+const MAX_SEGMENT_READ: usize = 64 * 1024;
+/// `NT_GNU_BUILD_ID`.
+const NT_GNU_BUILD_ID: u32 = 3;
+
+fn inspect_with(
+    bytes: &[u8],
+    read_at: impl Fn(u64, usize) -> Option<Vec<u8>>,
+) -> Result<ElfFacts, ElfError> {
     if bytes.len() < 4 || &bytes[..4] != b"\x7fELF" {
         return Err(ElfError::NotElf);
     }
@@ -83,22 +127,169 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfFacts, ElfError> {
     }
     let phdrs = ProgramHeader::parse(bytes, phoff, phnum, Ctx::new(container, gend))
         .map_err(|e| ElfError::Malformed(e.to_string()))?;
+    let segment = |p: &ProgramHeader| {
+        let len = usize::try_from(p.p_filesz).ok()?.min(MAX_SEGMENT_READ);
+        read_at(p.p_offset, len)
+    };
     let interp = phdrs.iter().find(|p| p.p_type == PT_INTERP).map(|p| {
-        let start = usize::try_from(p.p_offset).unwrap_or(usize::MAX);
-        let len = usize::try_from(p.p_filesz).unwrap_or(0);
-        bytes
-            .get(start..start.saturating_add(len))
-            .map(|b| String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(b)).into_owned())
-            // The path lies beyond the prefix: the binary is dynamic all the same.
-            .unwrap_or_else(|| "(beyond the bytes read)".to_owned())
+        segment(p)
+            .map(|b| {
+                String::from_utf8_lossy(b.split(|c| *c == 0).next().unwrap_or(&b)).into_owned()
+            })
+            // Unreadable, but the binary is dynamic all the same.
+            .unwrap_or_else(|| "(unreadable)".to_owned())
     });
+    let build_id = phdrs
+        .iter()
+        .filter(|p| p.p_type == goblin::elf::program_header::PT_NOTE)
+        .filter_map(|p| segment(p))
+        .find_map(|notes| gnu_build_id(&notes, endian));
     Ok(ElfFacts {
         class,
         endian,
         machine: h.e_machine,
         e_type: h.e_type,
+        e_flags: h.e_flags,
+        os_abi: h.e_ident[header::EI_OSABI],
         interp,
+        build_id,
     })
+}
+
+/// Finds `NT_GNU_BUILD_ID` (name "GNU") in a note segment. Notes are 4-byte aligned in every
+/// Linux ELF we handle (8-byte aligned ones use the same header and the "GNU" name fits).
+fn gnu_build_id(notes: &[u8], endian: Endian) -> Option<String> {
+    let rd = |o: usize| -> Option<u32> {
+        let b: [u8; 4] = notes.get(o..o + 4)?.try_into().ok()?;
+        Some(if endian == Endian::Big {
+            u32::from_be_bytes(b)
+        } else {
+            u32::from_le_bytes(b)
+        })
+    };
+    let align4 = |n: usize| n.checked_add(3).map(|n| n & !3);
+    let mut o = 0;
+    while o + 12 <= notes.len() {
+        let namesz = rd(o)? as usize;
+        let descsz = rd(o + 4)? as usize;
+        let typ = rd(o + 8)?;
+        let name_at = o + 12;
+        let desc_at = name_at.checked_add(align4(namesz)?)?;
+        let next = desc_at.checked_add(align4(descsz)?)?;
+        if typ == NT_GNU_BUILD_ID && notes.get(name_at..name_at + namesz) == Some(b"GNU\0") {
+            let d = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
+            return Some(d.iter().map(|b| format!("{b:02x}")).collect());
+        }
+        o = next;
+    }
+    None
+}
+
+/// Human-relevant ABI details carried in `e_flags` and the class: what decides whether a binary
+/// runs on a given emulated CPU/userland.
+pub fn abi_details(f: &ElfFacts) -> Vec<String> {
+    let mut v = Vec::new();
+    let fl = f.e_flags;
+    match f.machine {
+        // EM_ARM
+        40 => {
+            let eabi = fl >> 24;
+            v.push(if eabi == 0 {
+                "OABI (no EABI version)".into()
+            } else {
+                format!("EABI{eabi}")
+            });
+            if fl & 0x400 != 0 {
+                v.push("hard-float".into());
+            } else if fl & 0x200 != 0 {
+                v.push("soft-float".into());
+            }
+        }
+        // EM_MIPS
+        8 => {
+            v.push(
+                match (f.class, fl & 0x20 != 0) {
+                    (64, _) => "n64",
+                    (_, true) => "n32",
+                    (_, false) => "o32",
+                }
+                .into(),
+            );
+            let isa = [
+                "mips1", "mips2", "mips3", "mips4", "mips5", "mips32", "mips64", "mips32r2",
+                "mips64r2", "mips32r6", "mips64r6",
+            ];
+            if let Some(i) = isa.get((fl >> 28) as usize) {
+                v.push((*i).into());
+            }
+            if fl & 0x400 != 0 {
+                v.push("nan2008".into());
+            }
+        }
+        // EM_RISCV
+        243 => {
+            if fl & 1 != 0 {
+                v.push("RVC".into());
+            }
+            v.push(
+                [
+                    "soft-float ABI",
+                    "single-float ABI",
+                    "double-float ABI",
+                    "quad-float ABI",
+                ][((fl >> 1) & 3) as usize]
+                    .into(),
+            );
+            if fl & 8 != 0 {
+                v.push("RVE".into());
+            }
+        }
+        // EM_PPC64
+        21 => v.push(
+            match fl & 3 {
+                1 => "ELFv1",
+                2 => "ELFv2",
+                // Unmarked: the toolchain default for the byte order.
+                _ if f.endian == Endian::Big => "ELFv1 (unmarked)",
+                _ => "ELFv2 (unmarked)",
+            }
+            .into(),
+        ),
+        // EM_LOONGARCH
+        258 => v.push(
+            match fl & 7 {
+                1 => "soft-float ABI",
+                2 => "single-float ABI",
+                3 => "double-float ABI",
+                _ => "unknown float ABI",
+            }
+            .into(),
+        ),
+        _ => {}
+    }
+    v
+}
+
+pub fn type_name(e_type: u16) -> &'static str {
+    match e_type {
+        1 => "relocatable",
+        2 => "executable",
+        3 => "shared object or PIE",
+        4 => "core dump",
+        _ => "unknown type",
+    }
+}
+
+pub fn os_abi_name(b: u8) -> String {
+    match b {
+        0 => "System V".into(),
+        3 => "GNU/Linux".into(),
+        6 => "Solaris".into(),
+        9 => "FreeBSD".into(),
+        12 => "OpenBSD".into(),
+        97 => "ARM".into(),
+        n => format!("OS ABI {n}"),
+    }
 }
 
 /// The file range `(start, end)` of the named section, from the section headers. `None` when
@@ -182,6 +373,55 @@ mod tests {
         assert_eq!(section_range(&me, ".no-such-section"), None);
         let not_elf = tempfile::tempfile().unwrap();
         assert_eq!(section_range(&not_elf, ".text"), None);
+    }
+
+    #[test]
+    fn build_id_and_abi_details() {
+        let me = File::open(std::env::current_exe().unwrap()).unwrap();
+        let f = inspect_file(&me).unwrap();
+        assert!(f.build_id.as_ref().is_some_and(|b| b.len() >= 16), "{f:?}");
+        let arm = |flags| ElfFacts {
+            class: 32,
+            endian: Endian::Little,
+            machine: 40,
+            e_type: 2,
+            e_flags: flags,
+            os_abi: 0,
+            interp: None,
+            build_id: None,
+        };
+        assert_eq!(abi_details(&arm(0x0500_0400)), ["EABI5", "hard-float"]);
+        assert_eq!(abi_details(&arm(0x0500_0200)), ["EABI5", "soft-float"]);
+        let mips = |class, flags| ElfFacts {
+            class,
+            machine: 8,
+            e_flags: flags,
+            ..arm(0)
+        };
+        assert_eq!(
+            abi_details(&mips(32, 0x7000_1007))[..2],
+            ["o32", "mips32r2"]
+        );
+        assert_eq!(abi_details(&mips(32, 0x20))[0], "n32");
+        assert_eq!(
+            abi_details(&mips(64, 0x8000_0007))[..2],
+            ["n64", "mips64r2"]
+        );
+        let rv = ElfFacts {
+            class: 64,
+            machine: 243,
+            e_flags: 5,
+            ..arm(0)
+        };
+        assert_eq!(abi_details(&rv), ["RVC", "double-float ABI"]);
+        let ppc = ElfFacts {
+            class: 64,
+            machine: 21,
+            e_flags: 0,
+            endian: Endian::Big,
+            ..arm(0)
+        };
+        assert_eq!(abi_details(&ppc), ["ELFv1 (unmarked)"]);
     }
 
     #[test]

@@ -10,4 +10,6 @@ pub mod host;
 pub mod interpreter;
 pub mod kernel;
 pub mod plan;
+pub mod probe;
+pub mod probe_code;
 pub mod registration;
