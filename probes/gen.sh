@@ -13,6 +13,7 @@ targets=(
   "aarch64 aarch64.S aarch64-linux-gnu-as -EL"
   "aarch64_be aarch64.S aarch64-linux-gnu-as -EB"
   "arm arm.S arm-linux-gnueabihf-as -EL"
+  "armeb arm.S arm-linux-gnueabihf-as -EB"
   "riscv64 riscv64.S riscv64-linux-gnu-as -march=rv64gc"
   "riscv32 riscv32.S riscv64-linux-gnu-as -march=rv32gc -mabi=ilp32d"
   "ppc64le ppc64le.S powerpc64le-linux-gnu-as -a64 -mlittle"
@@ -23,9 +24,12 @@ targets=(
   "mips64 mips64el.S mips64-linux-gnuabi64-as -EB -mabi=64"
   "mipsel mipsel.S mipsel-linux-gnu-as -EL -mabi=32"
   "mips mipsel.S mips-linux-gnu-as -EB -mabi=32"
+  "mipsn32el mipsn32el.S mips64el-linux-gnuabi64-as -EL -mabi=n32"
+  "mipsn32 mipsn32el.S mips64-linux-gnuabi64-as -EB -mabi=n32"
   "m68k m68k.S m68k-linux-gnu-as"
   "alpha alpha.S alpha-linux-gnu-as"
   "sh4 sh4.S sh4-linux-gnu-as -little"
+  "sh4eb sh4.S sh4-linux-gnu-as -big"
 )
 tmp=$(mktemp -d); trap 'rm -rf "$tmp"' EXIT
 {

@@ -124,6 +124,24 @@ pub enum Command {
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
     },
+    /// What is this binary, and what will the kernel do with it
+    Inspect {
+        #[arg(value_name = "FILE", required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Prove emulation works end to end with a tiny probe program per arch (default: every
+    /// registered qemu-* handler; `all`: every arch we have a probe for)
+    Test {
+        #[arg(value_name = "ARCHES", value_delimiter = ',')]
+        arches: Vec<String>,
+    },
+    /// Internal: run a probe in a new mount namespace chrooted into ROOT (used by `test`)
+    #[command(name = "__probe-chroot", hide = true)]
+    ProbeChroot {
+        root: PathBuf,
+        program: String,
+        argv0: String,
+    },
     /// List the architecture table with every name each arch answers to
     Arches {
         /// Render it as Markdown (this is docs/arch-table.md)
@@ -188,6 +206,21 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
         (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
         (Some(Command::Arches { markdown }), _, _) => arches(&ctx, markdown, out),
+        (Some(Command::Inspect { files }), _, _) => inspect(&ctx, &files, out),
+        (Some(Command::Test { arches }), _, _) => selftest(&ctx, &arches, out),
+        (
+            Some(Command::ProbeChroot {
+                root,
+                program,
+                argv0,
+            }),
+            _,
+            _,
+        ) => {
+            let (code, msg) = crate::selftest::chroot_exec(&root, &program, &argv0);
+            eprintln!("{msg}");
+            std::process::exit(code)
+        }
     }
 }
 
@@ -976,6 +1009,194 @@ fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> 
             "{:<13} {:<8} {:<36} {:<8} {}",
             d.arch, status, path, version, notes
         )?;
+    }
+    Ok(())
+}
+
+/// The kernel's entries (newest first) and whether binfmt_misc as a whole is enabled; empty and
+/// false when it is not mounted.
+fn kernel_view(ctx: &Ctx) -> Result<(Vec<KernelEntry>, bool)> {
+    if !ctx.fs.is_mounted() {
+        return Ok((Vec::new(), false));
+    }
+    Ok((ctx.fs.list()?, ctx.fs.global_enabled()?))
+}
+
+fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
+    use crate::inspect::{path_exists, report};
+    use std::os::unix::fs::FileExt;
+    let (entries, enabled) = kernel_view(ctx)?;
+    let mut results = Vec::new();
+    let mut failed = 0;
+    for path in files {
+        let one = || -> std::result::Result<crate::inspect::Report, String> {
+            let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
+            let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
+            if !meta.is_file() {
+                return Err("not a regular file".into());
+            }
+            let mut header = vec![0u8; crate::registration::BINPRM_BUF_SIZE];
+            let n = file
+                .read_at(&mut header, 0)
+                .map_err(|e| format!("cannot read: {e}"))?;
+            header.truncate(n);
+            let facts = crate::elf::inspect_file(&file).map_err(|e| match e {
+                crate::elf::ElfError::NotElf => {
+                    let start: String = String::from_utf8_lossy(&header[..n.min(16)])
+                        .chars()
+                        .map(|c| if c.is_control() { '.' } else { c })
+                        .collect();
+                    format!("not an ELF file (starts with {start:?})")
+                }
+                other => other.to_string(),
+            })?;
+            let machine = crate::inspect::Machine {
+                table: ctx.table,
+                native: &ctx.native,
+                entries: &entries,
+                binfmt_enabled: enabled,
+                interp_exists: &path_exists,
+            };
+            Ok(report(&machine, &path.to_string_lossy(), &header, &facts))
+        };
+        match one() {
+            Ok(r) => results.push((path, Ok(r))),
+            Err(e) => {
+                failed += 1;
+                results.push((path, Err(e)))
+            }
+        }
+    }
+    if ctx.g.json {
+        let v: Vec<serde_json::Value> = results
+            .iter()
+            .map(|(p, r)| match r {
+                Ok(r) => {
+                    let mut v = serde_json::to_value(r).unwrap_or_default();
+                    v["path"] = json!(p);
+                    v["ok"] = json!(true);
+                    v
+                }
+                Err(e) => json!({"path": p, "ok": false, "error": e}),
+            })
+            .collect();
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"files": v}))?
+        )?;
+    } else {
+        for (p, r) in &results {
+            match r {
+                Err(e) => writeln!(out, "{}: {e}", p.display())?,
+                Ok(r) => {
+                    writeln!(out, "{}", p.display())?;
+                    let names = match &r.arch {
+                        Some(a) => {
+                            let mut extra: Vec<String> = r.platform.iter().cloned().collect();
+                            if !r.debian.is_empty() {
+                                extra.push(format!("Debian {}", r.debian.join("/")));
+                            }
+                            format!("{a} ({})", extra.join("; "))
+                        }
+                        None => "no QEMU arch".into(),
+                    };
+                    writeln!(
+                        out,
+                        "  ELF {}-bit {}-endian {}, machine {} = {names}",
+                        r.class, r.endian, r.e_type, r.machine
+                    )?;
+                    let mut line = vec![format!("OS ABI {}", r.os_abi)];
+                    if !r.abi.is_empty() {
+                        line.push(format!("ABI {}", r.abi.join(", ")));
+                    }
+                    line.push(match &r.interp {
+                        None => "static".into(),
+                        Some(i) => format!(
+                            "dynamic, interpreter {i}{}",
+                            if r.interp_present == Some(false) {
+                                " (missing here)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
+                    if let Some(b) = &r.build_id {
+                        line.push(format!("build id {b}"));
+                    }
+                    writeln!(out, "  {}", line.join("; "))?;
+                    writeln!(out, "  kernel: {}", r.verdict)?;
+                    for w in &r.warnings {
+                        writeln!(out, "  warning: {w}")?;
+                    }
+                }
+            }
+        }
+    }
+    if failed > 0 {
+        anyhow::bail!("{failed} of {} files could not be inspected", files.len());
+    }
+    Ok(())
+}
+
+fn selftest(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
+    use crate::selftest::{ArchResult, Env, Status, Workdir, test_arch};
+    let (entries, enabled) = kernel_view(ctx)?;
+    let targets: Vec<(&Arch, bool)> = if names.is_empty() {
+        let mut v: Vec<(&Arch, bool)> = Vec::new();
+        for a in &ctx.table.arches {
+            if entries
+                .iter()
+                .any(|k| k.entry.registration.name == a.entry_name())
+            {
+                v.push((a, true));
+            }
+        }
+        if v.is_empty() {
+            anyhow::bail!(
+                "no qemu-* handler is registered, so nothing was tested: run `binfmtctl install ARCHES` first, or `binfmtctl test all`"
+            );
+        }
+        v
+    } else {
+        let (all, arches) = ctx.resolve_list(names)?;
+        arches.into_iter().map(|a| (a, !all)).collect()
+    };
+    let work = Workdir::new().context("cannot create a directory for the probes")?;
+    let self_exe = std::env::current_exe().context("cannot find binfmtctl's own executable")?;
+    let env = Env {
+        entries: &entries,
+        binfmt_enabled: enabled,
+        host_machine: &ctx.host.machine,
+        self_exe: &self_exe,
+        work: &work,
+    };
+    let results: Vec<ArchResult> = targets
+        .iter()
+        .map(|(a, explicit)| test_arch(a, ctx.is_native(&a.name).is_some(), *explicit, &env))
+        .collect();
+    let count = |s: Status| results.iter().filter(|r| r.status == s).count();
+    let (pass, fail, skip) = (
+        count(Status::Pass),
+        count(Status::Fail),
+        count(Status::Skipped),
+    );
+    if ctx.g.json {
+        let v = json!({
+            "results": results,
+            "summary": {"pass": pass, "fail": fail, "skipped": skip},
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+    } else {
+        for r in &results {
+            if !(ctx.g.quiet && r.status == Status::Pass) {
+                writeln!(out, "{}", r.human())?;
+            }
+        }
+        writeln!(out, "summary: {pass} pass, {fail} fail, {skip} skipped")?;
+    }
+    if fail > 0 {
+        anyhow::bail!("emulation test failed for {fail} arch(es)");
     }
     Ok(())
 }

@@ -50,15 +50,20 @@ pub fn available() -> Vec<&'static str> {
     PROBES
         .iter()
         .map(|(a, _, _)| *a)
-        .chain(std::iter::once("loongarch64"))
+        .chain(["loongarch64", "i486"])
         .collect()
 }
 
 /// The machine code and e_flags for an arch.
 fn code(arch: &str) -> Option<(u32, Vec<u8>)> {
-    if arch == "loongarch64" {
-        let bytes = LOONGARCH64.iter().flat_map(|w| w.to_le_bytes()).collect();
-        return Some((LOONGARCH64_FLAGS, bytes));
+    match arch {
+        "loongarch64" => {
+            let bytes = LOONGARCH64.iter().flat_map(|w| w.to_le_bytes()).collect();
+            return Some((LOONGARCH64_FLAGS, bytes));
+        }
+        // EM_486 binaries are i386 code with another e_machine (QEMU and Linux accept both).
+        "i486" => return code("i386"),
+        _ => {}
     }
     PROBES
         .iter()

@@ -1,0 +1,336 @@
+//! End-to-end tests of `inspect` and `test` (issue 3): real Debian binaries, our probes, the
+//! real kernel in a private binfmt_misc instance, and Debian's static QEMU.
+
+mod common;
+
+use std::process::Command;
+
+use binfmtctl::arch::Table;
+use common::{assets, bin, ns};
+
+/// Every probe runs under the real QEMU, called directly (no binfmt_misc involved), prints the
+/// expected machine and exits with the first byte of argv[0].
+#[test]
+fn every_probe_runs_under_real_qemu() {
+    let t = Table::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    for name in binfmtctl::probe::available() {
+        let arch = t.get(name).unwrap();
+        let path = dir.path().join(name);
+        std::fs::write(&path, binfmtctl::probe::build(arch).unwrap()).unwrap();
+        let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
+        std::fs::set_permissions(&path, exec).unwrap();
+        let qemu = format!("/usr/bin/qemu-{}-static", arch.qemu);
+        let out = Command::new(&qemu)
+            .args(["-0", binfmtctl::probe::ARGV0])
+            .arg(&path)
+            .output()
+            .unwrap_or_else(|e| panic!("{qemu}: {e}"));
+        let machine = binfmtctl::probe::reported_machine(&out.stdout);
+        let want = binfmtctl::selftest::expected_machines(name);
+        assert!(
+            want.contains(&machine.as_str()),
+            "{name}: {machine:?} not in {want:?}: {:?} {}",
+            out.status,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(
+            out.status.code(),
+            Some(i32::from(b'b')),
+            "{name}: argv[0] byte"
+        );
+    }
+}
+
+#[test]
+fn test_passes_for_every_arch_after_install_all() {
+    let r = ns(r#"
+$B install all -q >/dev/null || exit 1
+echo "== all"; $B test all --json; echo "rc=$?"
+echo "== default"; $B test; echo "rc=$?"
+"#);
+    let all = r.section("all");
+    r.expect("exit 0", all.contains("rc=0"));
+    let json = all.rsplit_once("rc=").unwrap().0;
+    let v: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    let results = v["results"].as_array().unwrap();
+    let status = |a: &str| {
+        results
+            .iter()
+            .find(|r| r["arch"] == a)
+            .map(|r| r["status"].as_str().unwrap().to_owned())
+    };
+    for a in [
+        "aarch64",
+        "arm",
+        "riscv64",
+        "ppc64le",
+        "s390x",
+        "mips64el",
+        "mipsel",
+        "loongarch64",
+        "mipsn32",
+        "riscv32",
+        "m68k",
+        "alpha",
+        "sh4",
+        "ppc",
+        "ppc64",
+        "armeb",
+    ] {
+        assert_eq!(status(a).as_deref(), Some("pass"), "{a}: {results:?}");
+    }
+    // Natives are run directly and must not be taken by any handler.
+    for a in ["x86_64", "i386", "i486"] {
+        assert_eq!(status(a).as_deref(), Some("pass"), "{a}");
+        let r = results.iter().find(|r| r["arch"] == a).unwrap();
+        assert_eq!(r["handler"], "native, no handler");
+        assert_eq!(r["checks"][0]["detail"], "runs: uname -m x86_64");
+    }
+    let chroot_ok = results
+        .iter()
+        .filter(|r| r["status"] == "pass" && r["handler"] != "native, no handler")
+        .all(|r| {
+            r["checks"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|c| c["name"] == "chroot" && c["ok"] == true)
+        });
+    assert!(
+        chroot_ok,
+        "every emulated pass includes the empty-chroot check"
+    );
+    assert_eq!(v["summary"]["fail"], 0);
+    let default = r.section("default");
+    r.expect(
+        "default tests the registered handlers",
+        default.contains("pass     aarch64") && default.contains("rc=0"),
+    );
+}
+
+#[test]
+fn test_fails_with_the_right_message() {
+    let r = ns(r#"
+$B install arm64,s390x,riscv64 -q >/dev/null || exit 1
+echo 0 > $R/qemu-s390x
+echo "== disabled"; $B test s390x; echo "rc=$?"
+$B uninstall riscv64 -q
+echo "== removed"; $B test riscv64; echo "rc=$?"
+$B install riscv64 --flags P -q
+echo "== no-f"; $B test riscv64; echo "rc=$?"
+echo "== nothing"; $B uninstall all -q; $B test 2>&1; echo "rc=$?"
+"#);
+    let d = r.section("disabled");
+    r.expect(
+        "disabled",
+        d.contains("FAIL     s390x")
+            && d.contains("qemu-s390x is registered but disabled")
+            && d.contains("rc=1"),
+    );
+    let m = r.section("removed");
+    r.expect(
+        "removed",
+        m.contains("no handler: run `binfmtctl install riscv64`") && m.contains("rc=1"),
+    );
+    let f = r.section("no-f");
+    r.expect(
+        "without F: runs directly, fails in the empty chroot with the reason",
+        f.contains("runs: uname -m riscv64")
+            && f.contains("chroot FAILED: did not run in an empty chroot")
+            && f.contains("the handler lacks the F flag")
+            && f.contains("rc=1"),
+    );
+    r.expect(
+        "nothing registered is not a pass",
+        r.section("nothing").contains("nothing was tested")
+            && r.section("nothing").contains("rc=1"),
+    );
+}
+
+/// `file`'s architecture words for the binaries we test against, mapped to our arch names.
+fn arch_from_file(desc: &str) -> Option<&'static str> {
+    let bits64 = desc.contains("64-bit");
+    let lsb = desc.contains("LSB");
+    Some(match () {
+        _ if desc.contains("ARM aarch64") => "aarch64",
+        _ if desc.contains("ARM,") => "arm",
+        _ if desc.contains("UCB RISC-V") => {
+            if bits64 {
+                "riscv64"
+            } else {
+                "riscv32"
+            }
+        }
+        _ if desc.contains("PowerPC") => match (bits64, lsb) {
+            (true, true) => "ppc64le",
+            (true, false) => "ppc64",
+            _ => "ppc",
+        },
+        _ if desc.contains("IBM S/390") => "s390x",
+        _ if desc.contains("MIPS") => match (bits64, lsb, desc.contains("N32")) {
+            (true, true, _) => "mips64el",
+            (true, false, _) => "mips64",
+            (false, true, true) => "mipsn32el",
+            (false, false, true) => "mipsn32",
+            (false, true, false) => "mipsel",
+            (false, false, false) => "mips",
+        },
+        _ if desc.contains("Intel 80386") => "i386",
+        _ if desc.contains("x86-64") => "x86_64",
+        _ if desc.contains("LoongArch") => "loongarch64",
+        _ => return None,
+    })
+}
+
+#[test]
+fn inspect_agrees_with_file_on_real_binaries() {
+    let a = assets();
+    let mut files: Vec<std::path::PathBuf> = [
+        "arm64", "armhf", "armel", "mips64el", "mipsel", "ppc64el", "s390x", "i386",
+    ]
+    .iter()
+    .map(|d| a.join(format!("busybox-{d}")))
+    .collect();
+    files.push(a.join("hello-riscv64"));
+    files.push("/bin/ls".into());
+    let out = Command::new(bin())
+        .arg("inspect")
+        .arg("--json")
+        .args(&files)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for (f, got) in files.iter().zip(v["files"].as_array().unwrap()) {
+        let desc = String::from_utf8(
+            Command::new("file")
+                .arg("-b")
+                .arg(f)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        let want = arch_from_file(&desc).unwrap_or_else(|| panic!("file said {desc}"));
+        assert_eq!(got["arch"], want, "{}: file says {desc}", f.display());
+        // Build ids agree with file's too.
+        if let Some(id) = desc.split("BuildID[sha1]=").nth(1) {
+            assert_eq!(
+                got["build_id"],
+                id.split(',').next().unwrap().trim(),
+                "{}",
+                f.display()
+            );
+        }
+    }
+    let by = |n: &str| {
+        v["files"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|f| f["path"].as_str().unwrap().ends_with(n))
+            .unwrap()
+            .clone()
+    };
+    assert_eq!(
+        by("busybox-armhf")["abi"],
+        serde_json::json!(["EABI5", "hard-float"])
+    );
+    assert_eq!(
+        by("busybox-armel")["abi"],
+        serde_json::json!(["EABI5", "soft-float"])
+    );
+    assert_eq!(by("busybox-mipsel")["abi"][0], "o32");
+    assert_eq!(by("busybox-mips64el")["abi"][0], "n64");
+    assert_eq!(by("busybox-ppc64el")["abi"], serde_json::json!(["ELFv2"]));
+    assert_eq!(
+        by("hello-riscv64")["abi"],
+        serde_json::json!(["RVC", "double-float ABI"])
+    );
+    assert_eq!(by("busybox-i386")["verdict"]["kind"], "native");
+    assert_eq!(by("/bin/ls")["static"], false);
+}
+
+#[test]
+fn inspect_predicts_what_the_kernel_does() {
+    // Two overlapping entries for arm64: the newest enabled one wins, a disabled one is
+    // skipped; we check inspect's prediction against which interpreter really runs.
+    let r = ns(r#"
+S=$(mktemp -d); chmod 755 $S
+for n in old new; do printf '#!/bin/sh\necho handled-by-%s\n' $n > $S/$n; chmod 755 $S/$n; done
+pat='\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff'
+printf ":old-arm64:M::$pat:$S/old:" > $R/register
+printf ":new-arm64:M::$pat:$S/new:" > $R/register
+echo "== predict1"; $B inspect $A/busybox-arm64 | grep kernel:
+echo "== run1"; $A/busybox-arm64
+echo 0 > $R/new-arm64
+echo "== predict2"; $B inspect $A/busybox-arm64 | grep kernel:
+echo "== run2"; $A/busybox-arm64
+echo 0 > $R/old-arm64
+echo "== predict3"; $B inspect $A/busybox-arm64 | grep kernel:
+echo "== predict4"; $B inspect $A/busybox-i386 | grep kernel:
+"#);
+    r.expect(
+        "newest wins: predicted",
+        r.section("predict1").contains("emulated by new-arm64"),
+    );
+    r.expect(
+        "newest wins: real",
+        r.section("run1").trim() == "handled-by-new",
+    );
+    r.expect(
+        "disabled skipped: predicted",
+        r.section("predict2").contains("emulated by old-arm64"),
+    );
+    r.expect(
+        "disabled skipped: real",
+        r.section("run2").trim() == "handled-by-old",
+    );
+    r.expect(
+        "none left",
+        r.section("predict3")
+            .contains("no handler — run: binfmtctl install linux/arm64"),
+    );
+    r.expect("native", r.section("predict4").contains("kernel: native"));
+}
+
+#[test]
+fn inspect_reports_bad_files_and_goes_on() {
+    let dir = tempfile::tempdir().unwrap();
+    let trunc = dir.path().join("truncated");
+    let full = std::fs::read(assets().join("busybox-arm64")).unwrap();
+    std::fs::write(&trunc, &full[..40]).unwrap();
+    let script = dir.path().join("script");
+    std::fs::write(&script, "#!/bin/sh\necho hi\n").unwrap();
+    let out = Command::new(bin())
+        .arg("inspect")
+        .args([
+            &trunc,
+            &script,
+            &dir.path().join("missing"),
+            &assets().join("busybox-arm64"),
+        ])
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        s.contains("truncated: truncated or malformed ELF header"),
+        "{s}"
+    );
+    assert!(
+        s.contains("script: not an ELF file (starts with \"#!/bin/sh.echo h\")"),
+        "{s}"
+    );
+    assert!(s.contains("missing: cannot open"), "{s}");
+    assert!(
+        s.contains("machine 183 = aarch64"),
+        "the good file is still reported: {s}"
+    );
+    assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 4 files could not be inspected"));
+}
