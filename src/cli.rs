@@ -129,6 +129,15 @@ pub enum Command {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
     },
+    /// Which architectures does a root file system (directory) or image (.tar, .tar.gz,
+    /// .tar.zst) need, and which of them lack a handler now
+    Scan {
+        #[arg(value_name = "DIR|TARBALL")]
+        path: PathBuf,
+        /// Also list every ELF file with its arch
+        #[arg(long)]
+        files: bool,
+    },
     /// Prove emulation works end to end with a tiny probe program per arch (default: every
     /// registered qemu-* handler; `all`: every arch we have a probe for)
     Test {
@@ -208,6 +217,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         (Some(Command::Arches { markdown }), _, _) => arches(&ctx, markdown, out),
         (Some(Command::Inspect { files }), _, _) => inspect(&ctx, &files, out),
         (Some(Command::Test { arches }), _, _) => selftest(&ctx, &arches, out),
+        (Some(Command::Scan { path, files }), _, _) => scan(&ctx, &path, files, out),
         (
             Some(Command::ProbeChroot {
                 root,
@@ -1135,6 +1145,116 @@ fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
     }
     if failed > 0 {
         anyhow::bail!("{failed} of {} files could not be inspected", files.len());
+    }
+    Ok(())
+}
+
+fn scan(ctx: &Ctx, path: &std::path::Path, list: bool, out: &mut dyn Write) -> Result<()> {
+    let (entries, enabled) = kernel_view(ctx)?;
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let started = std::time::Instant::now();
+    let s = crate::scan::scan(ctx.table, path, threads).map_err(|e| match e {
+        crate::scan::ScanError::NotTree { .. } | crate::scan::ScanError::Open { .. } => {
+            anyhow::Error::new(BadInput(e.to_string()))
+        }
+        other => anyhow::Error::new(other),
+    })?;
+    let elapsed = started.elapsed();
+    let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
+    // The handler the kernel would pick for an executable of this arch: asked with our probe's
+    // header, which is what such executables look like to binfmt_misc.
+    let handler_of = |arch: &str| {
+        let a = ctx.table.get(arch)?;
+        // Without a probe, the pattern's own magic is a header it accepts.
+        let header = crate::probe::build(a).unwrap_or_else(|| a.magic.clone());
+        crate::inspect::kernel_choice(&entries, enabled, &header, "/x")
+            .map(|k| k.entry.registration.name.clone())
+    };
+    let (counts, unknown) = crate::scan::summarize(&s, ctx.table, &native, &handler_of);
+    if ctx.g.json {
+        let mut v = json!({
+            "path": path,
+            "files": s.files,
+            "elf_files": s.elf.len(),
+            "special_files": s.special,
+            "arches": counts,
+            "unknown": unknown,
+            "errors": s.errors.iter().map(|(p, e)| json!({"path": p, "error": e})).collect::<Vec<_>>(),
+            "seconds": elapsed.as_secs_f64(),
+        });
+        if list {
+            v["elf"] = json!(s.elf);
+        }
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    writeln!(
+        out,
+        "{}: {} files, {} ELF, {} links/special files not opened ({:.2} s)",
+        path.display(),
+        s.files,
+        s.elf.len(),
+        s.special,
+        elapsed.as_secs_f64()
+    )?;
+    if !counts.is_empty() {
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7}  {:<28} EXAMPLES",
+            "ARCH", "FILES", "PROGRAMS", "ON THIS HOST"
+        )?;
+    }
+    for c in &counts {
+        let how = if c.native {
+            "native".to_owned()
+        } else {
+            match &c.handler {
+                Some(h) => format!("emulated by {h}"),
+                None => format!(
+                    "NO HANDLER: binfmtctl install {}",
+                    c.platform.as_deref().unwrap_or(&c.arch)
+                ),
+            }
+        };
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7}  {:<28} {}",
+            c.arch,
+            c.files,
+            c.executables,
+            how,
+            c.examples.join(" ")
+        )?;
+    }
+    for u in &unknown {
+        writeln!(
+            out,
+            "ELF machine {} ({}-bit {:?}): {} files with no QEMU user-mode emulator, e.g. {}",
+            u.machine,
+            u.class,
+            u.endian,
+            u.files,
+            u.examples.join(" ")
+        )?;
+    }
+    if !s.errors.is_empty() {
+        writeln!(
+            out,
+            "{} files could not be read, e.g. {}: {}",
+            s.errors.len(),
+            s.errors[0].0,
+            s.errors[0].1
+        )?;
+    }
+    if list {
+        for f in &s.elf {
+            writeln!(
+                out,
+                "{}\t{}",
+                f.arch.as_deref().unwrap_or("unknown"),
+                f.path
+            )?;
+        }
     }
     Ok(())
 }

@@ -14,4 +14,5 @@ pub mod plan;
 pub mod probe;
 pub mod probe_code;
 pub mod registration;
+pub mod scan;
 pub mod selftest;

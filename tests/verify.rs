@@ -334,3 +334,143 @@ fn inspect_reports_bad_files_and_goes_on() {
     );
     assert!(String::from_utf8_lossy(&out.stderr).contains("3 of 4 files could not be inspected"));
 }
+
+#[test]
+fn scan_directory_and_tarball_of_real_binaries() {
+    let a = assets();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    for d in ["arm64", "armhf", "s390x", "mips64el"] {
+        std::fs::copy(
+            a.join(format!("busybox-{d}")),
+            root.join(format!("usr/bin/busybox-{d}")),
+        )
+        .unwrap();
+    }
+    std::fs::copy(a.join("hello-riscv64"), root.join("usr/bin/hello")).unwrap();
+    std::fs::write(root.join("usr/bin/script"), "#!/bin/sh\n").unwrap();
+    std::os::unix::fs::symlink("/bin/ls", root.join("usr/bin/outside")).unwrap();
+    let fifo = root.join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let tgz = dir.path().join("root.tar.gz");
+    assert!(
+        Command::new("tar")
+            .args(["-C"])
+            .arg(&root)
+            .args(["-czf"])
+            .arg(&tgz)
+            .arg(".")
+            .status()
+            .unwrap()
+            .success()
+    );
+
+    for target in [&root, &tgz] {
+        let out = Command::new(bin())
+            .args(["scan", "--json", "--files"])
+            .arg(target)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["elf_files"], 5, "{v}");
+        let arches: Vec<&str> = v["arches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|a| a["arch"].as_str().unwrap())
+            .collect();
+        for want in ["aarch64", "arm", "s390x", "mips64el", "riscv64"] {
+            assert!(arches.contains(&want), "{target:?}: {arches:?}");
+        }
+        let aarch64 = v["arches"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|a| a["arch"] == "aarch64")
+            .unwrap();
+        assert_eq!(aarch64["native"], false);
+        assert!(
+            aarch64["handler"].is_null(),
+            "no handler outside a namespace that installed one"
+        );
+        assert_eq!(aarch64["examples"][0], "/usr/bin/busybox-arm64");
+    }
+    // Same arch as file(1) for each.
+    let out = Command::new(bin())
+        .args(["scan", "--json", "--files"])
+        .arg(&root)
+        .output()
+        .unwrap();
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    for e in v["elf"].as_array().unwrap() {
+        let p = root.join(e["path"].as_str().unwrap().trim_start_matches('/'));
+        let desc = String::from_utf8(
+            Command::new("file")
+                .arg("-b")
+                .arg(&p)
+                .output()
+                .unwrap()
+                .stdout,
+        )
+        .unwrap();
+        assert_eq!(
+            Some(e["arch"].as_str().unwrap()),
+            arch_from_file(&desc),
+            "{}",
+            p.display()
+        );
+    }
+}
+
+#[test]
+fn scan_reports_handlers_in_a_namespace() {
+    let r = ns(r#"
+$B install arm64 -q
+echo "== scan"; $B scan $A
+"#);
+    let s = r.section("scan");
+    r.expect(
+        "arm64 handled, others not",
+        s.contains("emulated by qemu-aarch64")
+            && s.contains("NO HANDLER: binfmtctl install linux/s390x"),
+    );
+    r.expect(
+        "i386 is native here",
+        s.lines()
+            .any(|l| l.starts_with("i386") && l.contains("native")),
+    );
+}
+
+#[test]
+fn scan_bad_input() {
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk.tar");
+    std::fs::write(&junk, vec![0u8; 4096]).unwrap();
+    for (arg, msg) in [
+        (
+            junk.clone(),
+            "is neither a directory nor a .tar, .tar.gz or .tar.zst archive",
+        ),
+        (dir.path().join("missing"), "cannot open"),
+    ] {
+        let out = Command::new(bin()).arg("scan").arg(&arg).output().unwrap();
+        assert_eq!(out.status.code(), Some(2));
+        assert!(
+            String::from_utf8_lossy(&out.stderr).contains(msg),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}

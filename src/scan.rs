@@ -1,0 +1,529 @@
+//! `binfmtctl scan`: which architectures does a root file system or image need.
+//!
+//! A directory is walked without following any symlink (so nothing outside the tree is read),
+//! using the directory entries' own types (no stat per file); every regular file is opened with
+//! `O_NOFOLLOW | O_NONBLOCK` (a file swapped for a FIFO cannot hang us) and only its first
+//! `HEADER_LEN` bytes are read, by as many threads as there are CPUs. A tarball (plain, gzip or
+//! zstd, told apart by magic bytes, e.g. `podman export` output) is streamed: each member's
+//! first bytes are read and the rest skipped; nothing is written to disk.
+//!
+//! Reads files; touches nothing else.
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::io::{self, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use serde::Serialize;
+
+use crate::arch::{Endian, Table};
+
+/// Bytes read per file: every field the table's patterns and the fallback look at (e_flags of
+/// ELF64 ends at byte 52).
+pub const HEADER_LEN: usize = 64;
+/// Examples kept per arch.
+const EXAMPLES: usize = 3;
+/// Files handed to a worker at a time.
+const BATCH: usize = 64;
+
+/// What one file is, as far as scan cares.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct FileArch {
+    pub path: String,
+    /// Our arch name; `None` for an ELF file no QEMU arch covers.
+    pub arch: Option<String>,
+    pub machine: u16,
+    pub class: u8,
+    pub endian: Endian,
+    /// ET_EXEC or ET_DYN: something exec could be asked to run.
+    pub runnable: bool,
+}
+
+#[derive(Debug, Default)]
+pub struct Scan {
+    /// Regular files looked at.
+    pub files: usize,
+    /// Symlinks, devices, FIFOs, sockets, hard links in archives: counted, never opened.
+    pub special: usize,
+    pub elf: Vec<FileArch>,
+    pub errors: Vec<(String, String)>,
+}
+
+/// Classifies a header; `None` when it is not ELF.
+pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> {
+    if header.len() < 20 || &header[..4] != b"\x7fELF" {
+        return None;
+    }
+    let class = match header[4] {
+        1 => 32,
+        2 => 64,
+        _ => return None,
+    };
+    let endian = match header[5] {
+        1 => Endian::Little,
+        2 => Endian::Big,
+        _ => return None,
+    };
+    let rd16 = |o: usize| {
+        let b = [header[o], header[o + 1]];
+        if endian == Endian::Big {
+            u16::from_be_bytes(b)
+        } else {
+            u16::from_le_bytes(b)
+        }
+    };
+    let (e_type, machine) = (rd16(16), rd16(18));
+    let flags_at = if class == 64 { 48 } else { 36 };
+    let e_flags = header
+        .get(flags_at..flags_at + 4)
+        .map(|b| {
+            let b: [u8; 4] = b.try_into().expect("4 bytes");
+            if endian == Endian::Big {
+                u32::from_be_bytes(b)
+            } else {
+                u32::from_le_bytes(b)
+            }
+        })
+        .unwrap_or(0);
+    let facts = crate::elf::ElfFacts {
+        class,
+        endian,
+        machine,
+        e_type,
+        e_flags,
+        os_abi: header[7],
+        interp: None,
+        build_id: None,
+    };
+    let arch = crate::inspect::arch_of(table, header, &facts).map(|a| a.name.clone());
+    Some(FileArch {
+        path,
+        arch,
+        machine,
+        class,
+        endian,
+        runnable: e_type == 2 || e_type == 3,
+    })
+}
+
+/// Scans a directory or an archive, whichever `path` is.
+pub fn scan(table: &Table, path: &Path, threads: usize) -> Result<Scan, ScanError> {
+    let meta = std::fs::metadata(path).map_err(|e| ScanError::Open {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    if meta.is_dir() {
+        Ok(scan_dir(table, path, threads))
+    } else if meta.is_file() {
+        scan_archive(table, path)
+    } else {
+        Err(ScanError::NotTree {
+            path: path.to_owned(),
+        })
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ScanError {
+    #[error("cannot open {path}: {source}")]
+    Open { path: PathBuf, source: io::Error },
+    #[error("{path} is neither a directory nor a .tar, .tar.gz or .tar.zst archive")]
+    NotTree { path: PathBuf },
+    #[error("reading the archive {path} failed: {source}")]
+    Archive { path: PathBuf, source: io::Error },
+}
+
+/// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
+/// reads headers in parallel.
+pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
+    let mut out = Scan::default();
+    let mut files: Vec<PathBuf> = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(dir) = stack.pop() {
+        let rd = match std::fs::read_dir(&dir) {
+            Ok(rd) => rd,
+            Err(e) => {
+                out.errors.push((dir.display().to_string(), e.to_string()));
+                continue;
+            }
+        };
+        for de in rd {
+            let de = match de {
+                Ok(de) => de,
+                Err(e) => {
+                    out.errors.push((dir.display().to_string(), e.to_string()));
+                    continue;
+                }
+            };
+            // d_type when the file system reports it, lstat otherwise: never follows links.
+            match de.file_type() {
+                Ok(t) if t.is_dir() => stack.push(de.path()),
+                Ok(t) if t.is_file() => files.push(de.path()),
+                Ok(_) => out.special += 1,
+                Err(e) => out
+                    .errors
+                    .push((de.path().display().to_string(), e.to_string())),
+            }
+        }
+    }
+    out.files = files.len();
+    let next = AtomicUsize::new(0);
+    let threads = threads.clamp(1, 64);
+    // Each worker fills a partial Scan (its ELF files and errors).
+    let parts: Vec<Scan> = std::thread::scope(|s| {
+        let workers: Vec<_> = (0..threads)
+            .map(|_| {
+                s.spawn(|| {
+                    let mut part = Scan::default();
+                    let mut buf = [0u8; HEADER_LEN];
+                    loop {
+                        let start = next.fetch_add(BATCH, Ordering::Relaxed);
+                        if start >= files.len() {
+                            break;
+                        }
+                        for p in &files[start..(start + BATCH).min(files.len())] {
+                            match read_header(p, &mut buf) {
+                                Ok(n) => {
+                                    // Shown as inside the tree, like archive members.
+                                    let rel = p.strip_prefix(root).unwrap_or(p);
+                                    let name = Path::new("/").join(rel).display().to_string();
+                                    if let Some(f) = classify(table, name, &buf[..n]) {
+                                        part.elf.push(f);
+                                    }
+                                }
+                                Err(e) => {
+                                    part.errors.push((p.display().to_string(), e.to_string()))
+                                }
+                            }
+                        }
+                    }
+                    part
+                })
+            })
+            .collect();
+        workers
+            .into_iter()
+            .map(|w| w.join().expect("scan worker"))
+            .collect()
+    });
+    for part in parts {
+        out.elf.extend(part.elf);
+        out.errors.extend(part.errors);
+    }
+    out.elf.sort_by(|a, b| a.path.cmp(&b.path));
+    out
+}
+
+/// Reads the first bytes of a regular file, refusing to follow a symlink or block on a FIFO.
+fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
+    use rustix::fs::{Mode, OFlags, open};
+    let fd = open(
+        path,
+        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC | OFlags::NOCTTY,
+        Mode::empty(),
+    )?;
+    let mut f = File::from(fd);
+    if !f.metadata()?.is_file() {
+        return Err(io::Error::other(
+            "changed into a special file while scanning",
+        ));
+    }
+    let mut n = 0;
+    while n < buf.len() {
+        match f.read(&mut buf[n..])? {
+            0 => break,
+            k => n += k,
+        }
+    }
+    Ok(n)
+}
+
+/// Streams an archive: gzip (1f 8b), zstd (28 b5 2f fd) or plain tar ("ustar" at 257).
+pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
+    let open = || {
+        File::open(path).map_err(|e| ScanError::Open {
+            path: path.to_owned(),
+            source: e,
+        })
+    };
+    let mut magic = [0u8; 4];
+    let n = open()?.read(&mut magic).unwrap_or(0);
+    let file = BufReader::new(open()?);
+    let archive_err = |source| ScanError::Archive {
+        path: path.to_owned(),
+        source,
+    };
+    let reader: Box<dyn Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(file)
+                .map_err(|e| archive_err(io::Error::other(e.to_string())))?,
+        ),
+        _ => Box::new(file),
+    };
+    // A plain tar (after decompression) has "ustar" at offset 257 of its first block.
+    let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
+    let head = io::BufRead::fill_buf(&mut reader).map_err(archive_err)?;
+    if head.len() < 262 || &head[257..262] != b"ustar" {
+        return Err(ScanError::NotTree {
+            path: path.to_owned(),
+        });
+    }
+    let mut out = Scan::default();
+    let mut archive = tar::Archive::new(reader);
+    let entries = archive.entries().map_err(archive_err)?;
+    let mut buf = Vec::with_capacity(HEADER_LEN);
+    for entry in entries {
+        let entry = entry.map_err(archive_err)?;
+        let kind = entry.header().entry_type();
+        if kind.is_dir() {
+            continue;
+        }
+        if !(kind.is_file() || kind == tar::EntryType::Continuous) {
+            out.special += 1;
+            continue;
+        }
+        out.files += 1;
+        // Members may be named "./usr/bin/x", "usr/bin/x" or "/usr/bin/x": show "/usr/bin/x".
+        let name = entry
+            .path()
+            .map(|p| {
+                let inner: PathBuf = p
+                    .components()
+                    .filter(|c| matches!(c, std::path::Component::Normal(_)))
+                    .collect();
+                Path::new("/").join(inner).display().to_string()
+            })
+            .unwrap_or_else(|_| "(unprintable name)".into());
+        buf.clear();
+        match entry.take(HEADER_LEN as u64).read_to_end(&mut buf) {
+            Ok(_) => {
+                if let Some(f) = classify(table, name, &buf) {
+                    out.elf.push(f);
+                }
+            }
+            Err(e) => out.errors.push((name, e.to_string())),
+        }
+    }
+    Ok(out)
+}
+
+/// Per-arch totals for the report.
+#[derive(Debug, Clone, Serialize)]
+pub struct ArchCount {
+    pub arch: String,
+    pub platform: Option<String>,
+    pub files: usize,
+    pub executables: usize,
+    pub native: bool,
+    /// The entry the kernel would pick for this arch's executables now (null: none).
+    pub handler: Option<String>,
+    pub examples: Vec<String>,
+}
+
+/// ELF files of a machine no QEMU arch covers.
+#[derive(Debug, Clone, Serialize)]
+pub struct UnknownCount {
+    pub machine: u16,
+    pub class: u8,
+    pub endian: Endian,
+    pub files: usize,
+    pub examples: Vec<String>,
+}
+
+/// Groups the files by arch, in descending count.
+pub fn summarize(
+    scan: &Scan,
+    table: &Table,
+    native: &[String],
+    handler_of: &dyn Fn(&str) -> Option<String>,
+) -> (Vec<ArchCount>, Vec<UnknownCount>) {
+    let mut by: BTreeMap<&str, ArchCount> = BTreeMap::new();
+    let mut unknown: BTreeMap<(u16, u8, bool), UnknownCount> = BTreeMap::new();
+    for f in &scan.elf {
+        match &f.arch {
+            Some(a) => {
+                let c = by.entry(a).or_insert_with(|| ArchCount {
+                    arch: a.clone(),
+                    platform: table.get(a).and_then(|x| x.platform().map(str::to_owned)),
+                    files: 0,
+                    executables: 0,
+                    native: native.iter().any(|n| n == a),
+                    handler: None,
+                    examples: Vec::new(),
+                });
+                c.files += 1;
+                if f.runnable {
+                    c.executables += 1;
+                    if c.examples.len() < EXAMPLES {
+                        c.examples.push(f.path.clone());
+                    }
+                }
+            }
+            None => {
+                let key = (f.machine, f.class, f.endian == Endian::Big);
+                let u = unknown.entry(key).or_insert_with(|| UnknownCount {
+                    machine: f.machine,
+                    class: f.class,
+                    endian: f.endian,
+                    files: 0,
+                    examples: Vec::new(),
+                });
+                u.files += 1;
+                if u.examples.len() < EXAMPLES {
+                    u.examples.push(f.path.clone());
+                }
+            }
+        }
+    }
+    let mut counts: Vec<ArchCount> = by
+        .into_values()
+        .map(|mut c| {
+            if !c.native {
+                c.handler = handler_of(&c.arch);
+            }
+            c
+        })
+        .collect();
+    counts.sort_by(|a, b| b.files.cmp(&a.files).then_with(|| a.arch.cmp(&b.arch)));
+    (counts, unknown.into_values().collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::symlink;
+
+    fn tree() -> tempfile::TempDir {
+        let t = Table::builtin();
+        let d = tempfile::tempdir().unwrap();
+        let p = d.path();
+        std::fs::create_dir_all(p.join("usr/bin")).unwrap();
+        std::fs::write(
+            p.join("usr/bin/a"),
+            crate::probe::build(t.get("aarch64").unwrap()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("usr/bin/b"),
+            crate::probe::build(t.get("aarch64").unwrap()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(
+            p.join("usr/bin/r"),
+            crate::probe::build(t.get("riscv64").unwrap()).unwrap(),
+        )
+        .unwrap();
+        std::fs::write(p.join("usr/bin/script"), "#!/bin/sh\n").unwrap();
+        std::fs::write(p.join("short"), "\x7fEL").unwrap();
+        // A link out of the tree, and a FIFO: neither may be read.
+        symlink("/bin/ls", p.join("usr/bin/ls")).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            p.join("fifo"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::RUSR | rustix::fs::Mode::WUSR,
+            0,
+        )
+        .unwrap();
+        d
+    }
+
+    #[test]
+    fn walks_without_following_links_or_blocking_on_fifos() {
+        let t = Table::builtin();
+        let d = tree();
+        let s = scan_dir(t, d.path(), 2);
+        assert_eq!(s.files, 5);
+        assert_eq!(s.special, 2, "symlink + fifo counted, not opened");
+        let archs: Vec<_> = s.elf.iter().map(|f| f.arch.as_deref().unwrap()).collect();
+        assert_eq!(archs, ["aarch64", "aarch64", "riscv64"]);
+        assert_eq!(
+            s.elf[0].path, "/usr/bin/a",
+            "paths are shown inside the tree"
+        );
+        assert!(s.errors.is_empty(), "{:?}", s.errors);
+        let (counts, unknown) = summarize(&s, t, &["x86_64".into()], &|a| {
+            (a == "aarch64").then(|| "qemu-aarch64".into())
+        });
+        assert_eq!(counts[0].arch, "aarch64");
+        assert_eq!(counts[0].files, 2);
+        assert_eq!(counts[0].handler.as_deref(), Some("qemu-aarch64"));
+        assert_eq!(counts[1].handler, None);
+        assert!(unknown.is_empty());
+    }
+
+    #[test]
+    fn archives_plain_gzip_zstd() {
+        let t = Table::builtin();
+        let d = tree();
+        let dir = tempfile::tempdir().unwrap();
+        let plain = dir.path().join("r.tar");
+        {
+            let mut b = tar::Builder::new(File::create(&plain).unwrap());
+            b.follow_symlinks(false);
+            b.append_dir_all(".", d.path().join("usr")).unwrap();
+            b.finish().unwrap();
+        }
+        let s = scan_archive(t, &plain).unwrap();
+        assert_eq!(s.elf.len(), 3);
+        assert!(
+            s.elf
+                .iter()
+                .any(|f| f.path == "/bin/r" && f.arch.as_deref() == Some("riscv64")),
+            "{:?}",
+            s.elf
+        );
+        assert_eq!(s.special, 1, "the symlink");
+        // gzip
+        let gz = dir.path().join("r.tar.gz");
+        let mut enc =
+            flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
+        io::copy(&mut File::open(&plain).unwrap(), &mut enc).unwrap();
+        enc.finish().unwrap();
+        assert_eq!(scan_archive(t, &gz).unwrap().elf.len(), 3);
+        // zstd: a frame of raw blocks is enough for the decoder.
+        let zst = dir.path().join("r.tar.zst");
+        std::fs::write(&zst, zstd_raw_frame(&std::fs::read(&plain).unwrap())).unwrap();
+        assert_eq!(scan_archive(t, &zst).unwrap().elf.len(), 3);
+        // Not an archive.
+        let junk = dir.path().join("junk");
+        std::fs::write(&junk, vec![7u8; 2000]).unwrap();
+        assert!(matches!(
+            scan_archive(t, &junk),
+            Err(ScanError::NotTree { .. })
+        ));
+    }
+
+    /// A valid zstd frame that stores `data` in raw (uncompressed) blocks.
+    fn zstd_raw_frame(data: &[u8]) -> Vec<u8> {
+        let mut out = vec![0x28, 0xb5, 0x2f, 0xfd];
+        out.push(0x00); // frame header: no checksum, no content size, window descriptor follows
+        out.push(0x58); // window descriptor: 2^(10 + 11) = 2 MiB
+        let chunks: Vec<&[u8]> = data.chunks(128 * 1024).collect();
+        for (i, c) in chunks.iter().enumerate() {
+            let last = u32::from(i + 1 == chunks.len());
+            let h = last | ((c.len() as u32) << 3); // block type 0 (raw) in bits 1-2
+            out.extend_from_slice(&h.to_le_bytes()[..3]);
+            out.extend_from_slice(c);
+        }
+        out
+    }
+
+    #[test]
+    fn classify_edge_cases() {
+        let t = Table::builtin();
+        assert!(classify(t, "x".into(), b"\x7fELF").is_none(), "too short");
+        assert!(classify(t, "x".into(), b"#!/bin/sh").is_none());
+        // A relocatable object (kernel module) is still counted under its arch.
+        let mut rel = crate::probe::build(t.get("s390x").unwrap()).unwrap();
+        rel[17] = 1; // ET_REL, big-endian
+        let f = classify(t, "m.ko".into(), &rel[..64]).unwrap();
+        assert_eq!((f.arch.as_deref(), f.runnable), (Some("s390x"), false));
+        // An ELF machine QEMU has no user mode for.
+        let mut odd = rel.clone();
+        odd[19] = 0xee;
+        assert_eq!(classify(t, "odd".into(), &odd[..64]).unwrap().arch, None);
+    }
+}
