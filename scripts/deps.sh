@@ -55,17 +55,20 @@ enable_arches() {
   return 0
 }
 
-fetch_busybox() {
-  local arch=$1 out="$ASSETS/busybox-$1"
+# fetch_member PKG:ARCH MEMBER OUT: one file out of a Debian package, without installing it.
+fetch_member() {
+  local pkg=$1 member=$2 out=$3
   [ -x "$out" ] && return 0
   apt_update
   local tmp; tmp=$(mktemp -d)
-  ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "busybox-static:$arch" >/dev/null )
-  dpkg-deb -x "$tmp"/busybox-static_*.deb "$tmp/root"
-  install -m 0755 "$tmp/root/bin/busybox" "$out"
+  ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null )
+  dpkg-deb -x "$tmp"/*.deb "$tmp/root"
+  install -m 0755 "$tmp/root/$member" "$out"
   rm -rf "$tmp"
-  log "fetched busybox-static:$arch"
+  log "fetched $member from $pkg"
 }
+
+fetch_busybox() { fetch_member "busybox-static:$1" bin/busybox "$ASSETS/busybox-$1"; }
 
 build_riscv64() {
   local out="$ASSETS/hello-riscv64"
@@ -95,6 +98,8 @@ main() {
   mkdir -p "$ASSETS"
   enable_arches "${FOREIGN_ARCHES[@]}"
   for a in "${FOREIGN_ARCHES[@]}"; do fetch_busybox "$a"; done
+  # A dynamically linked foreign program (its loader is not on this host).
+  fetch_member hello:arm64 usr/bin/hello "$ASSETS/hello-arm64-dynamic"
   build_riscv64
 }
 

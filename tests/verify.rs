@@ -193,6 +193,7 @@ fn inspect_agrees_with_file_on_real_binaries() {
     .map(|d| a.join(format!("busybox-{d}")))
     .collect();
     files.push(a.join("hello-riscv64"));
+    files.push(a.join("hello-arm64-dynamic"));
     files.push("/bin/ls".into());
     let out = Command::new(bin())
         .arg("inspect")
@@ -254,6 +255,12 @@ fn inspect_agrees_with_file_on_real_binaries() {
     );
     assert_eq!(by("busybox-i386")["verdict"]["kind"], "native");
     assert_eq!(by("/bin/ls")["static"], false);
+    let dynamic = by("hello-arm64-dynamic");
+    assert_eq!(dynamic["arch"], "aarch64");
+    assert_eq!(dynamic["static"], false);
+    assert_eq!(dynamic["interp"], "/lib/ld-linux-aarch64.so.1");
+    assert_eq!(dynamic["interp_present"], false);
+    assert!(dynamic["warnings"][0].as_str().unwrap().contains("QEMU_LD_PREFIX"), "{dynamic}");
 }
 
 #[test]

@@ -64,7 +64,9 @@ pub fn assets() -> PathBuf {
         .map(PathBuf::from)
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-assets"));
     assert!(
-        dir.join("busybox-arm64").exists() && dir.join("hello-riscv64").exists(),
+        ["busybox-arm64", "hello-riscv64", "hello-arm64-dynamic"]
+            .iter()
+            .all(|f| dir.join(f).exists()),
         "test assets missing in {}: run scripts/deps.sh (as root) first",
         dir.display()
     );
