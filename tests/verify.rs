@@ -260,7 +260,13 @@ fn inspect_agrees_with_file_on_real_binaries() {
     assert_eq!(dynamic["static"], false);
     assert_eq!(dynamic["interp"], "/lib/ld-linux-aarch64.so.1");
     assert_eq!(dynamic["interp_present"], false);
-    assert!(dynamic["warnings"][0].as_str().unwrap().contains("QEMU_LD_PREFIX"), "{dynamic}");
+    assert!(
+        dynamic["warnings"][0]
+            .as_str()
+            .unwrap()
+            .contains("QEMU_LD_PREFIX"),
+        "{dynamic}"
+    );
 }
 
 #[test]
