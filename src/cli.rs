@@ -144,6 +144,24 @@ pub enum Command {
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
     },
+    /// Foreign root file systems
+    #[command(subcommand)]
+    Rootfs(RootfsCommand),
+    /// Run a command in an emulated chroot of a foreign rootfs (private mount namespace; the
+    /// command's exit status is binfmtctl's)
+    Run(RunArgs),
+    /// The native path: cross toolchains
+    #[command(subcommand)]
+    Cross(CrossCommand),
+    /// Build for an arch: with a cross toolchain (cross), inside an emulated chroot of --rootfs
+    /// with the source bound at /src (emulate), or whichever is available (auto: cross first)
+    Build(BuildArgs),
+    /// Internal: sandbox stage 1 (used by run and rootfs create)
+    #[command(name = "__sandbox", hide = true)]
+    SandboxStage1,
+    /// Internal: sandbox stage 2, PID 1 of the sandbox's pid namespace
+    #[command(name = "__sandbox-init", hide = true)]
+    SandboxStage2,
     /// Internal: run a probe in a new mount namespace chrooted into ROOT (used by `test`)
     #[command(name = "__probe-chroot", hide = true)]
     ProbeChroot {
@@ -159,6 +177,102 @@ pub enum Command {
     },
 }
 
+#[derive(Debug, Subcommand)]
+pub enum RootfsCommand {
+    /// Create a Debian rootfs for an arch with mmdebstrap (or debootstrap). Foreign arches are
+    /// emulated in a private binfmt_misc instance (Linux >= 6.7), so the host's is untouched
+    Create {
+        /// The arch, in any spelling
+        #[arg(long)]
+        arch: String,
+        #[arg(long, default_value = "bookworm")]
+        suite: String,
+        /// Extra packages (comma list or repeated)
+        #[arg(long, value_delimiter = ',')]
+        include: Vec<String>,
+        /// mmdebstrap/debootstrap variant
+        #[arg(long, default_value = "minbase")]
+        variant: String,
+        /// Mirror URL (default: the tool's own, from the host's apt sources)
+        #[arg(long)]
+        mirror: Option<String>,
+        /// Directory to create (must not exist or be empty)
+        dir: PathBuf,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CrossCommand {
+    /// Print the environment build systems read for cross-compiling to ARCH
+    Env {
+        #[arg(long)]
+        arch: String,
+        #[arg(long, default_value = "sh", value_parser = ["sh", "fish", "json"])]
+        format: String,
+    },
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Strategy {
+    Auto,
+    Cross,
+    Emulate,
+}
+
+#[derive(Debug, Args)]
+pub struct BuildArgs {
+    #[arg(long)]
+    pub arch: String,
+    #[arg(long, value_enum, default_value = "auto")]
+    pub strategy: Strategy,
+    /// Rootfs for the emulated path (directory or tarball)
+    #[arg(long, value_name = "DIR|TARBALL")]
+    pub rootfs: Option<PathBuf>,
+    /// Source directory (default: the current one); bound at /src for the emulated path
+    #[arg(long, value_name = "DIR")]
+    pub src: Option<PathBuf>,
+    /// The build command
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+#[derive(Debug, Args)]
+pub struct RunArgs {
+    /// The rootfs: a directory, or a .tar/.tar.gz/.tar.zst (unpacked once into a cache)
+    #[arg(long, value_name = "DIR|TARBALL")]
+    pub rootfs: PathBuf,
+    /// The rootfs's arch (default: detected from its /bin/sh)
+    #[arg(long)]
+    pub arch: Option<String>,
+    /// No root needed (Linux >= 6.7): a user namespace with its own binfmt_misc; the host's
+    /// binfmt_misc is untouched
+    #[arg(long)]
+    pub rootless: bool,
+    /// Bind SRC (host) at DST (rootfs; default SRC); append :ro for read-only
+    #[arg(long, value_name = "SRC[:DST[:ro]]")]
+    pub bind: Vec<String>,
+    /// Working directory inside the rootfs
+    #[arg(long, value_name = "DIR")]
+    pub workdir: Option<String>,
+    /// Environment variable for the command (repeatable)
+    #[arg(long, value_name = "K=V")]
+    pub env: Vec<String>,
+    /// User to run as (name from the rootfs's /etc/passwd, or uid[:gid])
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Register the arch's handler on the host if it is missing (root mode)
+    #[arg(long)]
+    pub install_missing: bool,
+    /// The command and its arguments
+    #[arg(last = true, required = true, value_name = "CMD")]
+    pub command: Vec<String>,
+}
+
+/// The command run in the sandbox exited with this status: binfmtctl exits with it too.
+#[derive(Debug, thiserror::Error)]
+#[error("the command exited with status {0}")]
+pub struct ChildExit(pub i32);
+
 /// A request the user got wrong: exit 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
@@ -172,6 +286,9 @@ pub struct Unsupported(pub String);
 /// The exit code for an error, by the most specific cause in its chain.
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     for cause in err.chain() {
+        if let Some(ChildExit(code)) = cause.downcast_ref::<ChildExit>() {
+            return u8::try_from(*code).unwrap_or(EXIT_FAILED);
+        }
         if cause.is::<BadInput>() || cause.is::<UnknownArch>() || cause.is::<FlagsError>() {
             return EXIT_USAGE;
         }
@@ -218,6 +335,37 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         (Some(Command::Inspect { files }), _, _) => inspect(&ctx, &files, out),
         (Some(Command::Test { arches }), _, _) => selftest(&ctx, &arches, out),
         (Some(Command::Scan { path, files }), _, _) => scan(&ctx, &path, files, out),
+        (
+            Some(Command::Rootfs(RootfsCommand::Create {
+                arch,
+                suite,
+                include,
+                variant,
+                mirror,
+                dir,
+            })),
+            _,
+            _,
+        ) => rootfs_create(
+            &ctx,
+            &arch,
+            &suite,
+            &include,
+            &variant,
+            mirror.as_deref(),
+            &dir,
+            out,
+        ),
+        (Some(Command::Run(args)), _, _) => run_in_rootfs(&ctx, &args, out),
+        (Some(Command::Cross(CrossCommand::Env { arch, format })), _, _) => {
+            cross_env(&ctx, &arch, &format, out)
+        }
+        (Some(Command::Build(args)), _, _) => build(&ctx, &args, out),
+        (Some(Command::SandboxStage1), _, _) => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+            std::process::exit(crate::sandbox::helper_stage1(&exe))
+        }
+        (Some(Command::SandboxStage2), _, _) => std::process::exit(crate::sandbox::helper_stage2()),
         (
             Some(Command::ProbeChroot {
                 root,
@@ -1255,6 +1403,399 @@ fn scan(ctx: &Ctx, path: &std::path::Path, list: bool, out: &mut dyn Write) -> R
                 f.path
             )?;
         }
+    }
+    Ok(())
+}
+
+/// The registration record for a private binfmt_misc instance: the arch's checked, static
+/// interpreter with F (opened at registration, so it works inside the chroot).
+fn private_handler(ctx: &Ctx, arch: &Arch) -> Result<String> {
+    let req = ctx.requirements(true)?;
+    let d = interpreter::discover(arch, &ctx.search_dirs(), &req);
+    let c = d
+        .chosen()
+        .ok_or_else(|| BadInput(format!("{}: {}", arch.name, d.refusal())))?;
+    let reg = arch.registration(&c.facts.path.to_string_lossy(), Flags::DEFAULT);
+    Ok(reg.to_record().map_err(|e| BadInput(e.to_string()))?)
+}
+
+fn require_private_binfmt(what: &str) -> Result<()> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    if crate::sandbox::kernel_has_private_binfmt(&release) {
+        Ok(())
+    } else {
+        Err(Unsupported(format!(
+            "{what} needs a private binfmt_misc instance, which Linux {release} lacks (needs >= 6.7)"
+        ))
+        .into())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+fn rootfs_create(
+    ctx: &Ctx,
+    arch: &str,
+    suite: &str,
+    include: &[String],
+    variant: &str,
+    mirror: Option<&str>,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use crate::sandbox::{Spec, Userns};
+    let arch = ctx.table.resolve(arch)?;
+    if !rustix::process::geteuid().is_root() {
+        return Err(Unsupported(
+            "rootfs create needs root (dpkg must create files owned by many users)".into(),
+        )
+        .into());
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(BadInput(format!(
+            "{} exists and is not empty: pick a new directory",
+            dir.display()
+        ))
+        .into());
+    }
+    let (tool, _) = crate::rootfs::find_bootstrapper().ok_or_else(|| {
+        Unsupported(
+            "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap arch-test"
+                .into(),
+        )
+    })?;
+    let native = ctx.is_native(&arch.name).is_some();
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let private = !native && crate::sandbox::kernel_has_private_binfmt(&release);
+    if !native && tool == crate::rootfs::Bootstrapper::Mmdebstrap && which("arch-test").is_none() {
+        return Err(Unsupported(
+            "mmdebstrap needs arch-test for a foreign arch: apt-get install arch-test".into(),
+        )
+        .into());
+    }
+    let (userns, binfmt) = if private {
+        (Userns::Identity, vec![private_handler(ctx, arch)?])
+    } else {
+        if !native {
+            // Older kernels: the handler must be on the host.
+            install(
+                ctx,
+                std::slice::from_ref(&arch.name),
+                &InstallOpts::default(),
+                out,
+            )?;
+        }
+        (Userns::None, Vec::new())
+    };
+    let target = std::path::absolute(dir)?;
+    let opts = crate::rootfs::BootstrapOptions {
+        suite,
+        variant,
+        include,
+        mirror,
+    };
+    let command =
+        crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private).map_err(BadInput)?;
+    writeln!(
+        out,
+        "creating a {suite} {variant} rootfs for {} in {} with {}{}",
+        arch.name,
+        target.display(),
+        command[0],
+        if private {
+            " (emulated in a private binfmt_misc instance)"
+        } else {
+            ""
+        }
+    )?;
+    out.flush()?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.retain(|(k, _)| k != crate::sandbox::SPEC_ENV);
+    let spec = Spec {
+        userns,
+        binfmt,
+        root: None,
+        command: command.clone(),
+        env,
+        workdir: None,
+        uid: None,
+        gid: None,
+    };
+    let exe = std::env::current_exe()?;
+    let code = crate::sandbox::run(&spec, &exe).context("cannot start the bootstrap")?;
+    if code != 0 {
+        anyhow::bail!("{} failed with exit status {code}", command[0]);
+    }
+    writeln!(
+        out,
+        "created {} ({} {})",
+        target.display(),
+        arch.name,
+        suite
+    )?;
+    Ok(())
+}
+
+fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Everything `run` and `build --strategy emulate` need, validated before anything starts.
+fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<crate::sandbox::Spec> {
+    use crate::sandbox::{Bind, RootSetup, Spec, Userns};
+    let root = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache()).map_err(
+        |e| match e {
+            crate::rootfs::RootfsError::NotRootfs { .. }
+            | crate::rootfs::RootfsError::Io { .. } => anyhow::Error::new(BadInput(e.to_string())),
+            other => anyhow::Error::new(other),
+        },
+    )?;
+    let detected = crate::rootfs::detect_arch(ctx.table, &root);
+    let arch = match (&args.arch, detected) {
+        (Some(a), Ok((d, from))) => {
+            let a = ctx.table.resolve(a)?;
+            if a.name != d.name {
+                return Err(BadInput(format!(
+                    "arch mismatch: the rootfs is {} (its {from}), but --arch says {}",
+                    d.name, a.name
+                ))
+                .into());
+            }
+            a
+        }
+        (Some(a), Err(_)) => ctx.table.resolve(a)?,
+        (None, Ok((d, _))) => d,
+        (None, Err(e)) => return Err(BadInput(e.to_string()).into()),
+    };
+    let root_user = rustix::process::geteuid().is_root();
+    let rootless = args.rootless || !root_user;
+    let native = ctx.is_native(&arch.name).is_some();
+    let mut binds = Vec::new();
+    for b in &args.bind {
+        let mut parts = b.splitn(3, ':');
+        let src = parts.next().unwrap_or_default();
+        let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
+        let readonly = match parts.next() {
+            None => false,
+            Some("ro") => true,
+            Some(o) => {
+                return Err(BadInput(format!("--bind {b}: unknown option {o:?}; only :ro")).into());
+            }
+        };
+        let source = std::fs::canonicalize(src).map_err(|e| {
+            BadInput(format!(
+                "--bind {b}: the source {src} does not exist or is unreadable ({e})"
+            ))
+        })?;
+        if !dst.starts_with('/') {
+            return Err(BadInput(format!(
+                "--bind {b}: the target {dst} must be an absolute path in the rootfs"
+            ))
+            .into());
+        }
+        binds.push(Bind {
+            source,
+            target: dst.to_owned(),
+            readonly,
+        });
+    }
+    let (uid, gid, home) = match &args.user {
+        None => (None, None, "/root".to_owned()),
+        Some(_) if rootless => {
+            return Err(BadInput(
+                "--user needs root: in rootless mode only one user (you, as root) exists".into(),
+            )
+            .into());
+        }
+        Some(u) => {
+            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u).map_err(BadInput)?;
+            (Some(uid), Some(gid), home)
+        }
+    };
+    let mut env = crate::sandbox::Spec::default_env(&home);
+    for kv in &args.env {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| BadInput(format!("--env {kv}: expected NAME=VALUE")))?;
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let (userns, binfmt) = if rootless {
+        require_private_binfmt("--rootless")?;
+        let binfmt = if native {
+            Vec::new()
+        } else {
+            vec![private_handler(ctx, arch)?]
+        };
+        (Userns::Rootless, binfmt)
+    } else {
+        if !native {
+            // Root mode uses the host's handler: it must exist and have F.
+            let (entries, enabled) = kernel_view(ctx)?;
+            let header = crate::probe::build(arch).unwrap_or_else(|| arch.magic.clone());
+            match crate::inspect::kernel_choice(&entries, enabled, &header, "/x") {
+                Some(k) if !k.entry.registration.flags.fix_binary => {
+                    return Err(Unsupported(format!(
+                        "the handler {} lacks the F flag, so it cannot work inside the chroot: run `binfmtctl install {}`",
+                        k.entry.registration.name, arch.name
+                    ))
+                    .into());
+                }
+                Some(_) => {}
+                None if args.install_missing => install(
+                    ctx,
+                    std::slice::from_ref(&arch.name),
+                    &InstallOpts::default(),
+                    out,
+                )?,
+                None => {
+                    return Err(Unsupported(format!(
+                        "no handler for {} on this host: run `binfmtctl install {}`, pass --install-missing, or use --rootless",
+                        arch.name, arch.name
+                    ))
+                    .into());
+                }
+            }
+        }
+        (Userns::None, Vec::new())
+    };
+    Ok(Spec {
+        userns,
+        binfmt,
+        root: Some(RootSetup {
+            dir: root,
+            binds,
+            resolv_conf: true,
+        }),
+        command: args.command.clone(),
+        env,
+        workdir: args.workdir.clone(),
+        uid,
+        gid,
+    })
+}
+
+/// The cross toolchain for an arch and its environment, or why there is none.
+fn cross_vars(
+    ctx: &Ctx,
+    arch: &Arch,
+) -> std::result::Result<(crate::cross::Toolchain, Vec<(String, String)>), String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let tc = crate::cross::find(arch, &path, std::path::Path::new("/usr")).ok_or_else(|| {
+        format!(
+            "no cross toolchain for {} found on PATH: {}",
+            arch.name,
+            crate::cross::package_hint(arch)
+        )
+    })?;
+    // Test binaries run through our emulator (any checked interpreter; F is not needed here).
+    let runner = ctx
+        .requirements(false)
+        .ok()
+        .map(|req| interpreter::discover(arch, &ctx.search_dirs(), &req))
+        .and_then(|d| d.chosen().map(|c| c.facts.path.clone()));
+    let vars = crate::cross::env(&tc, runner.as_deref());
+    Ok((tc, vars))
+}
+
+fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
+    let arch = ctx.table.resolve(arch)?;
+    let (_, vars) = cross_vars(ctx, arch).map_err(Unsupported)?;
+    write!(
+        out,
+        "{}",
+        crate::cross::render(&vars, format).map_err(BadInput)?
+    )?;
+    Ok(())
+}
+
+fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
+    let arch = ctx.table.resolve(&args.arch)?;
+    let src = std::fs::canonicalize(args.src.as_deref().unwrap_or(std::path::Path::new(".")))
+        .map_err(|e| BadInput(format!("--src: {e}")))?;
+    let cross = cross_vars(ctx, arch);
+    let strategy = match (args.strategy, &cross, &args.rootfs) {
+        (Strategy::Cross, Err(why), _) => return Err(Unsupported(why.clone()).into()),
+        (Strategy::Emulate, _, None) => {
+            return Err(BadInput(
+                "--strategy emulate needs --rootfs (create one with `binfmtctl rootfs create`)"
+                    .into(),
+            )
+            .into());
+        }
+        (Strategy::Auto, Ok(_), _) => {
+            eprintln!(
+                "binfmtctl: build: cross (a {} cross toolchain is installed; it runs at native speed)",
+                arch.name
+            );
+            Strategy::Cross
+        }
+        (Strategy::Auto, Err(why), Some(_)) => {
+            eprintln!("binfmtctl: build: emulate ({why})");
+            Strategy::Emulate
+        }
+        (Strategy::Auto, Err(why), None) => {
+            return Err(Unsupported(format!(
+                "{why}; or pass --rootfs to build in an emulated chroot"
+            ))
+            .into());
+        }
+        (s, _, _) => s,
+    };
+    let code = if strategy == Strategy::Cross {
+        let (_, vars) = cross.map_err(Unsupported)?;
+        let (prog, rest) = args.command.split_first().expect("clap requires a command");
+        let status = std::process::Command::new(prog)
+            .args(rest)
+            .current_dir(&src)
+            .envs(vars)
+            .status()
+            .map_err(|e| BadInput(format!("{prog}: {e}")))?;
+        use std::os::unix::process::ExitStatusExt;
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    } else {
+        let run = RunArgs {
+            rootfs: args.rootfs.clone().expect("checked above"),
+            arch: Some(arch.name.clone()),
+            rootless: false,
+            bind: vec![format!("{}:/src", src.display())],
+            workdir: Some("/src".into()),
+            env: Vec::new(),
+            user: None,
+            install_missing: false,
+            command: args.command.clone(),
+        };
+        let spec = emulated_spec(ctx, &run, out)?;
+        crate::sandbox::run(&spec, &std::env::current_exe()?)
+            .context("cannot start the emulated chroot")?
+    };
+    if code != 0 {
+        return Err(ChildExit(code).into());
+    }
+    Ok(())
+}
+
+fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    let spec = emulated_spec(ctx, args, out)?;
+    out.flush()?;
+    let exe = std::env::current_exe()?;
+    let code = crate::sandbox::run(&spec, &exe).context("cannot start the emulated chroot")?;
+    if code != 0 {
+        return Err(ChildExit(code).into());
     }
     Ok(())
 }

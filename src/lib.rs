@@ -5,6 +5,7 @@
 
 pub mod arch;
 pub mod cli;
+pub mod cross;
 pub mod elf;
 pub mod host;
 pub mod inspect;
@@ -14,5 +15,7 @@ pub mod plan;
 pub mod probe;
 pub mod probe_code;
 pub mod registration;
+pub mod rootfs;
+pub mod sandbox;
 pub mod scan;
 pub mod selftest;

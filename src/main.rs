@@ -28,7 +28,10 @@ fn main() -> ExitCode {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
             let _ = out.flush();
-            eprintln!("binfmtctl: error: {}", cli::render_error(&e));
+            // The command run in a sandbox spoke for itself; just pass its status on.
+            if e.downcast_ref::<cli::ChildExit>().is_none() {
+                eprintln!("binfmtctl: error: {}", cli::render_error(&e));
+            }
             ExitCode::from(cli::exit_code(&e))
         }
     }
