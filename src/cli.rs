@@ -1641,8 +1641,11 @@ fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<crate
         };
         (Userns::Rootless, binfmt)
     } else {
+        // Root: use the host's handler when there is one (it must have F); without one, a
+        // private instance in an identity-mapped user namespace (Linux >= 6.7), or with
+        // --install-missing, register it on the host.
+        let mut private = false;
         if !native {
-            // Root mode uses the host's handler: it must exist and have F.
             let (entries, enabled) = kernel_view(ctx)?;
             let header = crate::probe::build(arch).unwrap_or_else(|| arch.magic.clone());
             match crate::inspect::kernel_choice(&entries, enabled, &header, "/x") {
@@ -1661,15 +1664,23 @@ fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<crate
                     out,
                 )?,
                 None => {
-                    return Err(Unsupported(format!(
-                        "no handler for {} on this host: run `binfmtctl install {}`, pass --install-missing, or use --rootless",
+                    require_private_binfmt(&format!(
+                        "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
                         arch.name, arch.name
-                    ))
-                    .into());
+                    ))?;
+                    eprintln!(
+                        "binfmtctl: no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
+                        arch.name
+                    );
+                    private = true;
                 }
             }
         }
-        (Userns::None, Vec::new())
+        if private {
+            (Userns::Identity, vec![private_handler(ctx, arch)?])
+        } else {
+            (Userns::None, Vec::new())
+        }
     };
     Ok(Spec {
         userns,

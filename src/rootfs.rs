@@ -5,7 +5,7 @@
 //! Reads files; `unpack_cached` writes into the cache directory only.
 
 use std::fs::{self, File};
-use std::io::{self, BufReader, Read};
+use std::io::{self, Read};
 use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
@@ -117,30 +117,26 @@ pub fn unpack_cached(tarball: &Path, cache: &Path) -> Result<PathBuf, RootfsErro
         tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
         return Ok(dir);
     }
+    // Refuse what is not a tar archive before creating anything.
+    let reader = crate::scan::open_archive(tarball).map_err(|e| match e {
+        crate::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
+            path: tarball.to_owned(),
+        },
+        other => RootfsError::Unpack {
+            path: tarball.to_owned(),
+            source: io::Error::other(other.to_string()),
+        },
+    })?;
     fs::create_dir_all(cache).map_err(io_err(cache))?;
     let tmp = cache.join(format!("{digest}.partial-{}", std::process::id()));
     let _ = fs::remove_dir_all(&tmp);
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
-    let unpack = || -> io::Result<()> {
-        let mut magic = [0u8; 4];
-        let n = File::open(tarball)?.read(&mut magic)?;
-        let file = BufReader::new(File::open(tarball)?);
-        let reader: Box<dyn Read> = match &magic[..n] {
-            [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
-            [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
-                ruzstd::decoding::StreamingDecoder::new(file)
-                    .map_err(|e| io::Error::other(e.to_string()))?,
-            ),
-            _ => Box::new(file),
-        };
-        let mut a = tar::Archive::new(reader);
-        a.set_preserve_permissions(true);
-        a.set_preserve_ownerships(rustix::process::geteuid().is_root());
-        a.set_overwrite(true);
-        // tar::Archive::unpack refuses members that would escape `tmp` (.., absolute links).
-        a.unpack(&tmp)
-    };
-    if let Err(source) = unpack() {
+    let mut a = tar::Archive::new(reader);
+    a.set_preserve_permissions(true);
+    a.set_preserve_ownerships(rustix::process::geteuid().is_root());
+    a.set_overwrite(true);
+    // tar::Archive::unpack refuses members that would escape `tmp` (.., absolute links).
+    if let Err(source) = a.unpack(&tmp) {
         let _ = fs::remove_dir_all(&tmp);
         return Err(RootfsError::Unpack {
             path: tarball.to_owned(),
@@ -153,8 +149,12 @@ pub fn unpack_cached(tarball: &Path, cache: &Path) -> Result<PathBuf, RootfsErro
     Ok(dir)
 }
 
-/// The default cache: /var/cache/binfmtctl/rootfs as root, else $XDG_CACHE_HOME or ~/.cache.
+/// The default cache: $BINFMTCTL_ROOTFS_CACHE, else /var/cache/binfmtctl/rootfs as root, else
+/// $XDG_CACHE_HOME or ~/.cache.
 pub fn default_cache() -> PathBuf {
+    if let Some(dir) = std::env::var_os("BINFMTCTL_ROOTFS_CACHE") {
+        return PathBuf::from(dir);
+    }
     if rustix::process::geteuid().is_root() {
         return PathBuf::from("/var/cache/binfmtctl/rootfs");
     }

@@ -400,8 +400,12 @@ fn setup_root(root: &RootSetup) -> io::Result<()> {
         Mode::empty(),
     )?;
     if root.resolv_conf && Path::new("/etc/resolv.conf").exists() {
-        let target = create_in_root(&root_fd, "etc/resolv.conf", false)?;
-        bind_to_fd(Path::new("/etc/resolv.conf"), &target, true)?;
+        // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf keeps
+        // none: we never fail a run over DNS configuration.
+        match create_in_root(&root_fd, "etc/resolv.conf", false) {
+            Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true)?,
+            Err(e) => eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}"),
+        }
     }
     for b in &root.binds {
         let rel = b.target.trim_start_matches('/');

@@ -239,8 +239,9 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
     Ok(n)
 }
 
-/// Streams an archive: gzip (1f 8b), zstd (28 b5 2f fd) or plain tar ("ustar" at 257).
-pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
+/// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
+/// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
+pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
     let open = || {
         File::open(path).map_err(|e| ScanError::Open {
             path: path.to_owned(),
@@ -262,7 +263,6 @@ pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
         ),
         _ => Box::new(file),
     };
-    // A plain tar (after decompression) has "ustar" at offset 257 of its first block.
     let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
     let head = io::BufRead::fill_buf(&mut reader).map_err(archive_err)?;
     if head.len() < 262 || &head[257..262] != b"ustar" {
@@ -270,6 +270,16 @@ pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
             path: path.to_owned(),
         });
     }
+    Ok(Box::new(reader))
+}
+
+/// Streams an archive: gzip, zstd or plain tar.
+pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
+    let reader = open_archive(path)?;
+    let archive_err = |source| ScanError::Archive {
+        path: path.to_owned(),
+        source,
+    };
     let mut out = Scan::default();
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries().map_err(archive_err)?;

@@ -132,3 +132,72 @@ pub fn as_nobody(args: &[&str]) -> Run {
         .env("A", assets());
     Run::from(c.output().expect("setpriv(1) from util-linux runs"))
 }
+
+/// A tiny arm64 root file system: Debian's busybox-static with the applets the tests use.
+pub fn busybox_rootfs(dir: &std::path::Path) {
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).unwrap();
+    for d in ["etc", "proc", "sys", "dev", "tmp", "run", "src"] {
+        std::fs::create_dir_all(dir.join(d)).unwrap();
+    }
+    std::fs::copy(assets().join("busybox-arm64"), bin.join("busybox")).unwrap();
+    for applet in [
+        "sh", "uname", "sleep", "true", "touch", "cat", "id", "ls", "echo", "grep", "kill",
+    ] {
+        std::os::unix::fs::symlink("busybox", bin.join(applet)).unwrap();
+    }
+    std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
+}
+
+/// A Debian bookworm arm64 minbase rootfs with gcc, made by `binfmtctl rootfs create` the first
+/// time and kept in /var/cache/binfmtctl-tests (so CI works from nothing, and reruns are fast).
+pub fn debian_arm64_rootfs() -> PathBuf {
+    use std::sync::OnceLock;
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        let base = PathBuf::from(
+            std::env::var("BINFMTCTL_TEST_CACHE")
+                .unwrap_or_else(|_| "/var/cache/binfmtctl-tests".into()),
+        );
+        let dir = base.join("bookworm-arm64-gcc");
+        let done = base.join("bookworm-arm64-gcc.complete");
+        std::fs::create_dir_all(&base).unwrap();
+        // One creator at a time, across test binaries too.
+        let lock = std::fs::File::create(base.join("lock")).unwrap();
+        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+        if !done.exists() {
+            let _ = std::fs::remove_dir_all(&dir);
+            let out = Command::new(bin())
+                .args([
+                    "rootfs",
+                    "create",
+                    "--arch",
+                    "arm64",
+                    "--include",
+                    "gcc,libc6-dev",
+                ])
+                .arg(&dir)
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "rootfs create failed:\n{}\n{}",
+                String::from_utf8_lossy(&out.stdout),
+                String::from_utf8_lossy(&out.stderr)
+            );
+            std::fs::write(&done, "").unwrap();
+        }
+        dir
+    })
+    .clone()
+}
+
+/// Mount points on the host whose path contains `needle`.
+pub fn host_mounts_containing(needle: &str) -> Vec<String> {
+    std::fs::read_to_string("/proc/self/mounts")
+        .unwrap()
+        .lines()
+        .filter(|l| l.contains(needle))
+        .map(str::to_owned)
+        .collect()
+}
