@@ -361,13 +361,23 @@ fn setup_root(root: &RootSetup) -> io::Result<()> {
     }
     let pts = dev.join("pts");
     fs::create_dir(&pts)?;
-    m(
-        "devpts",
-        &pts,
-        "devpts",
-        MountFlags::NOSUID | MountFlags::NOEXEC,
-        Some("newinstance,ptmxmode=0666,mode=620"),
-    )?;
+    // When our terminal is a pty of the host's devpts, the command must find it under
+    // /dev/pts (ttyname, job control): bind that instance. Otherwise a new, empty one.
+    let tty_on_host_pts = fs::read_link("/proc/self/fd/0")
+        .is_ok_and(|p| p.starts_with("/dev/pts/"))
+        && rustix::termios::isatty(std::io::stdin());
+    if tty_on_host_pts {
+        rustix::mount::mount_bind("/dev/pts", &pts)
+            .map_err(|e| setup_err("binding /dev/pts", e))?;
+    } else {
+        m(
+            "devpts",
+            &pts,
+            "devpts",
+            MountFlags::NOSUID | MountFlags::NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        )?;
+    }
     std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
     let shm = dev.join("shm");
     fs::create_dir(&shm)?;

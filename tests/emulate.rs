@@ -481,3 +481,26 @@ fn cross_env_for_cargo_and_build_systems() {
         s(&out.stderr)
     );
 }
+
+#[test]
+fn a_terminal_passes_through() {
+    // script(1) gives binfmtctl a pty; the command must see it as its terminal, by name too.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    std::os::unix::fs::symlink("busybox", root.join("bin/tty")).unwrap();
+    let cmd = format!(
+        "{} run --rootfs {} -- sh -c 'test -t 0 && test -t 1 && echo tty-ok; tty'",
+        bin().display(),
+        root.display()
+    );
+    let out = Command::new("script")
+        .args(["-qec", &cmd, "/dev/null"])
+        .output()
+        .unwrap();
+    let text = s(&out.stdout).replace('\r', "");
+    assert!(text.contains("tty-ok\n/dev/pts/"), "{text}");
+    // Without a terminal, none is pretended.
+    let out = binfmtctl(&["run", "--rootfs", root.to_str().unwrap(), "--", "tty"]);
+    assert_eq!(s(&out.stdout).trim(), "not a tty");
+}
