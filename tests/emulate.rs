@@ -261,17 +261,7 @@ fn tarball_rootfs_is_unpacked_once_and_reused() {
     let root = dir.path().join("root");
     busybox_rootfs(&root);
     let tgz = dir.path().join("root.tar.gz");
-    assert!(
-        Command::new("tar")
-            .arg("-C")
-            .arg(&root)
-            .args(["-czf"])
-            .arg(&tgz)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::tar_gz(&root, &tgz);
     let cache = dir.path().join("cache");
     let run = || {
         Command::new(bin())

@@ -373,17 +373,7 @@ fn scan_directory_and_tarball_of_real_binaries() {
             .success()
     );
     let tgz = dir.path().join("root.tar.gz");
-    assert!(
-        Command::new("tar")
-            .args(["-C"])
-            .arg(&root)
-            .args(["-czf"])
-            .arg(&tgz)
-            .arg(".")
-            .status()
-            .unwrap()
-            .success()
-    );
+    common::tar_gz(&root, &tgz);
 
     for target in [&root, &tgz] {
         let out = Command::new(bin())

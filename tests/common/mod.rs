@@ -201,3 +201,17 @@ pub fn host_mounts_containing(needle: &str) -> Vec<String> {
         .map(str::to_owned)
         .collect()
 }
+
+/// `tar -C dir -czf out .`, with tar(1) itself (members named "./...", as users' tarballs are).
+pub fn tar_gz(dir: &std::path::Path, out: &std::path::Path) {
+    let ok = Command::new("tar")
+        .arg("-C")
+        .arg(dir)
+        .arg("-czf")
+        .arg(out)
+        .arg(".")
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok, "tar -czf {}", out.display());
+}
