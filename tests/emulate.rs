@@ -78,6 +78,21 @@ fn run_uname_exit_codes_and_nothing_left_behind() {
     for node in ["null", "zero", "urandom", "tty", "ptmx", "shm"] {
         assert!(view.lines().any(|l| l == node), "/dev/{node}: {view}");
     }
+    // --user: by name from the rootfs's /etc/passwd, or numeric.
+    let out = binfmtctl(&[
+        "run",
+        "--rootfs",
+        r,
+        "--user",
+        "1234:5678",
+        "--",
+        "sh",
+        "-c",
+        "id -u; id -g",
+    ]);
+    assert_eq!(s(&out.stdout), "1234\n5678\n", "{}", s(&out.stderr));
+    let out = binfmtctl(&["run", "--rootfs", r, "--user", "root", "--", "id", "-u"]);
+    assert_eq!(s(&out.stdout), "0\n");
     assert_eq!(
         host_mounts_containing(r),
         Vec::<String>::new(),
