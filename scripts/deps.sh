@@ -12,7 +12,7 @@ cd "$(dirname "$0")/.."
 
 RUNTIME_PKGS=(qemu-user-static)
 TEST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-  util-linux binutils file tar mmdebstrap arch-test)
+  util-linux binutils file tar mmdebstrap arch-test libpipeline1 systemd)
 # Debian architectures whose busybox-static the integration tests run (i386 runs natively).
 FOREIGN_ARCHES=(arm64 armhf armel mips64el mipsel ppc64el s390x i386)
 ASSETS=${ASSETS:-target/test-assets}
@@ -101,6 +101,9 @@ main() {
   for a in "${FOREIGN_ARCHES[@]}"; do fetch_busybox "$a"; done
   # A dynamically linked foreign program (its loader is not on this host).
   fetch_member hello:arm64 usr/bin/hello "$ASSETS/hello-arm64-dynamic"
+  # binfmt-support's update-binfmts, to check our export against it; extracted, not installed
+  # (its maintainer scripts would register formats on this machine).
+  fetch_member binfmt-support usr/sbin/update-binfmts "$ASSETS/update-binfmts"
   build_riscv64
 }
 

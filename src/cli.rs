@@ -75,6 +75,10 @@ pub struct Global {
     #[arg(long, global = true)]
     pub dry_run: bool,
 
+    /// The config file read by `apply` and written by `install --persist`
+    #[arg(long, global = true, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
+    pub config: PathBuf,
+
     /// Machine-readable output (schema in docs/json.md)
     #[arg(long, global = true)]
     pub json: bool,
@@ -103,6 +107,10 @@ pub struct InstallOpts {
     /// Leave an existing entry with our name alone even when it differs from ours
     #[arg(long, global = true)]
     pub keep_existing: bool,
+
+    /// Also add the arches to the config file, so `apply` (the boot unit) keeps them
+    #[arg(long, global = true)]
+    pub persist: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -156,6 +164,31 @@ pub enum Command {
     /// Build for an arch: with a cross toolchain (cross), inside an emulated chroot of --rootfs
     /// with the source bound at /src (emulate), or whichever is available (auto: cross first)
     Build(BuildArgs),
+    /// Reconcile the kernel to the config file (--config, default /etc/binfmtctl/config.toml);
+    /// --remove takes out exactly what it declares (the systemd unit's stop)
+    Apply {
+        #[arg(long)]
+        remove: bool,
+    },
+    /// Write registrations as files other tools read: binfmt.d (systemd-binfmt), update-binfmts
+    /// (binfmt-support's import format) or json
+    Export {
+        #[arg(long, value_parser = ["binfmt.d", "update-binfmts", "json"])]
+        format: String,
+        /// Write one file per entry into DIR instead of printing
+        #[arg(long, value_name = "DIR")]
+        dir: Option<PathBuf>,
+        #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
+        arches: Vec<String>,
+    },
+    /// Read binfmt.d files (or the *.conf files of a directory) and show, or with --register
+    /// register, their entries
+    Import {
+        #[arg(required = true, value_name = "FILE|DIR")]
+        paths: Vec<PathBuf>,
+        #[arg(long)]
+        register: bool,
+    },
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
     SandboxStage1,
@@ -319,15 +352,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     }
     let ctx = Ctx::new(&cli.global);
     match (cli.command, cli.install, cli.uninstall) {
-        (Some(Command::Install { arches }), _, _) => install(&ctx, &arches, &cli.install_opts, out),
+        (Some(Command::Install { arches }), _, _) => {
+            install_cmd(&ctx, &arches, &cli.install_opts, out)
+        }
         (None, Some(list), _) => {
+            // The container-entrypoint form: install, then the JSON status people script against.
             let arches: Vec<String> = list.split(',').map(str::to_owned).collect();
-            install(&ctx, &arches, &cli.install_opts, out)
+            install_cmd(&ctx, &arches, &cli.install_opts, out)?;
+            status_json(&cli.global, out)
         }
         (Some(Command::Uninstall { targets }), _, _) => uninstall(&ctx, &targets, out),
         (None, None, Some(list)) => {
             let targets: Vec<String> = list.split(',').map(str::to_owned).collect();
-            uninstall(&ctx, &targets, out)
+            uninstall(&ctx, &targets, out)?;
+            status_json(&cli.global, out)
         }
         (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
         (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
@@ -357,6 +395,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             out,
         ),
         (Some(Command::Run(args)), _, _) => run_in_rootfs(&ctx, &args, out),
+        (Some(Command::Apply { remove }), _, _) => apply(&ctx, remove, out),
+        (
+            Some(Command::Export {
+                format,
+                dir,
+                arches,
+            }),
+            _,
+            _,
+        ) => export(
+            &ctx,
+            &arches,
+            &cli.install_opts,
+            &format,
+            dir.as_deref(),
+            out,
+        ),
+        (Some(Command::Import { paths, register }), _, _) => import(&ctx, &paths, register, out),
         (Some(Command::Cross(CrossCommand::Env { arch, format })), _, _) => {
             cross_env(&ctx, &arch, &format, out)
         }
@@ -646,10 +702,18 @@ fn flags_from(opts: &InstallOpts) -> Result<Flags> {
     Ok(f.normalized())
 }
 
-fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
-    // 1. Validate the request: names, flags.
+/// The validated registrations for a request (natives skipped or refused, interpreters found
+/// and checked, native-capture guard, kernel grammar), with the report rows so far. Shared by
+/// install, apply and export.
+struct Prepared {
+    rows: Vec<Row>,
+    notes: Vec<String>,
+    desired: Vec<Desired>,
+    versions: Vec<Option<String>>,
+}
+
+fn prepare(ctx: &Ctx, names: &[String], flags: Flags, out: &mut dyn Write) -> Result<Prepared> {
     let (all, arches) = ctx.resolve_list(names)?;
-    let flags = flags_from(opts)?;
     let req = ctx.requirements(flags.fix_binary)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -664,8 +728,9 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
         );
     }
     let mut refused = Vec::new();
-    let mut desired: Vec<(Desired, Option<String>)> = Vec::new();
-    // 2. Natives are never registered; then find and check every interpreter.
+    let mut desired = Vec::new();
+    let mut versions = Vec::new();
+    // Natives are never registered; then find and check every interpreter.
     for a in arches {
         if let Some(n) = ctx.is_native(&a.name) {
             let mut row = Row::new("skipped-native", a.entry_name(), Some(&a.name));
@@ -696,7 +761,7 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
         };
         let path = c.facts.path.to_string_lossy().into_owned();
         let reg = a.registration(&path, flags);
-        // 3. Guard: the pattern must not accept the host's executables or the interpreter.
+        // Guard: the pattern must not accept the host's executables or the interpreter.
         let mut headers = vec![(
             "this host's own executables".to_owned(),
             ctx.host.exe_header.clone(),
@@ -711,29 +776,46 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
             rows.push(row);
             continue;
         }
-        // 4. The record must be one the kernel accepts.
+        // The record must be one the kernel accepts.
         reg.to_record()
             .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
-        desired.push((
-            Desired {
-                arch: a.name.clone(),
-                registration: reg,
-            },
-            c.facts.version.clone(),
-        ));
+        desired.push(Desired {
+            arch: a.name.clone(),
+            registration: reg,
+        });
+        versions.push(c.facts.version.clone());
     }
     if !refused.is_empty() {
         emit_report(ctx, out, &rows, &[], &notes)?;
         return Err(BadInput(format!(
-            "nothing was registered; refused:\n  {}",
+            "nothing was changed; refused:\n  {}",
             refused.join("\n  ")
         ))
         .into());
     }
-    let versions: Vec<Option<String>> = desired.iter().map(|(_, v)| v.clone()).collect();
-    let desired: Vec<Desired> = desired.into_iter().map(|(d, _)| d).collect();
+    Ok(Prepared {
+        rows,
+        notes,
+        desired,
+        versions,
+    })
+}
 
-    // 5. Plan against the kernel (dry run: against what is there, mounting nothing).
+fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
+    let flags = flags_from(opts)?;
+    let p = prepare(ctx, names, flags, out)?;
+    reconcile(ctx, p, opts.keep_existing, out)
+}
+
+/// Plans the prepared registrations against the kernel, applies, reads back, reports.
+fn reconcile(ctx: &Ctx, p: Prepared, keep_existing: bool, out: &mut dyn Write) -> Result<()> {
+    let Prepared {
+        mut rows,
+        mut notes,
+        desired,
+        versions,
+    } = p;
+    // Dry run: against what is there, mounting nothing.
     if ctx.g.dry_run {
         if !ctx.fs.is_mounted() {
             notes.push(format!(
@@ -741,7 +823,7 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
                 ctx.g.binfmt_misc.display()
             ));
         }
-        let plan = plan::plan_install(&desired, &ctx.snapshot()?, opts.keep_existing);
+        let plan = plan::plan_install(&desired, &ctx.snapshot()?, keep_existing);
         report_plan(ctx, &plan, &versions, &mut rows, &mut notes, true);
         return emit_report(ctx, out, &rows, &plan.overlaps, &notes);
     }
@@ -759,8 +841,8 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
     } else {
         Some(ctx.fs.lock()?)
     };
-    let plan = plan::plan_install(&desired, &ctx.snapshot()?, opts.keep_existing);
-    // 6. Apply, read back, roll back on failure.
+    let plan = plan::plan_install(&desired, &ctx.snapshot()?, keep_existing);
+    // Apply, read back, roll back on failure.
     let applied = plan::apply(&ctx.fs, &plan);
     if applied.is_err() {
         // Report what was attempted, then the error (with its rollback) goes to main.
@@ -770,6 +852,241 @@ fn install(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write)
     }
     report_plan(ctx, &plan, &versions, &mut rows, &mut notes, false);
     emit_report(ctx, out, &rows, &plan.overlaps, &notes)
+}
+
+fn install_cmd(ctx: &Ctx, names: &[String], opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
+    install(ctx, names, opts, out)?;
+    if opts.persist && !ctx.g.dry_run {
+        crate::config::persist(&ctx.g.config, names, ctx.table)
+            .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
+        writeln!(
+            out,
+            "note: added {} to {}",
+            names.join(", "),
+            ctx.g.config.display()
+        )?;
+    }
+    Ok(())
+}
+
+/// The status as JSON, whatever --json said (after the --install/--uninstall forms).
+fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
+    let g = Global {
+        json: true,
+        ..g.clone()
+    };
+    status(&Ctx::new(&g), out)
+}
+
+/// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
+fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
+    let cfg = crate::config::load(&ctx.g.config, ctx.table).map_err(|e| match e {
+        crate::config::ConfigError::Read { .. } => anyhow::Error::new(Unsupported(e.to_string())),
+        other => anyhow::Error::new(BadInput(other.to_string())),
+    })?;
+    if remove {
+        let names: Vec<String> = if cfg.arches.iter().any(|a| a == "all") {
+            vec!["all".into()]
+        } else {
+            cfg.arches.clone()
+        };
+        return uninstall(ctx, &names, out);
+    }
+    // The config's search path applies unless --qemu-path was given.
+    let g;
+    let sub;
+    let ctx = if ctx.g.qemu_path.is_empty() && !cfg.qemu_path.is_empty() {
+        g = Global {
+            qemu_path: cfg.qemu_path.clone(),
+            ..ctx.g.clone()
+        };
+        sub = Ctx::new(&g);
+        &sub
+    } else {
+        ctx
+    };
+    let p = prepare(ctx, &cfg.arches, cfg.flags, out)?;
+    reconcile(ctx, p, cfg.keep_existing, out)
+}
+
+fn export(
+    ctx: &Ctx,
+    names: &[String],
+    opts: &InstallOpts,
+    format: &str,
+    dir: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let flags = flags_from(opts)?;
+    let p = prepare(ctx, names, flags, &mut std::io::sink())?;
+    let files: Vec<(String, String)> = match format {
+        "binfmt.d" => p
+            .desired
+            .iter()
+            .map(|d| {
+                Ok((
+                    format!("{}.conf", d.registration.name),
+                    crate::interop::to_binfmt_d(&d.registration, &d.arch)?,
+                ))
+            })
+            .collect::<std::result::Result<_, String>>(),
+        "update-binfmts" => p
+            .desired
+            .iter()
+            .map(|d| {
+                Ok((
+                    d.registration.name.clone(),
+                    crate::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
+                ))
+            })
+            .collect::<std::result::Result<_, String>>(),
+        "json" => {
+            let v: Vec<serde_json::Value> = p
+                .desired
+                .iter()
+                .map(|d| {
+                    let e = Entry {
+                        registration: d.registration.clone(),
+                        enabled: true,
+                    };
+                    let mut j =
+                        serde_json::to_value(entry_json(ctx.table, &ctx.host.exe_header, &e))
+                            .unwrap_or_default();
+                    j["record"] = json!(d.registration.to_record().unwrap_or_default());
+                    j
+                })
+                .collect();
+            Ok(vec![(
+                "binfmtctl.json".into(),
+                serde_json::to_string_pretty(&json!({"registrations": v}))? + "\n",
+            )])
+        }
+        other => {
+            return Err(BadInput(format!(
+                "unknown format {other:?}: use binfmt.d, update-binfmts or json"
+            ))
+            .into());
+        }
+    }
+    .map_err(BadInput)?;
+    match dir {
+        Some(d) => {
+            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
+            for (name, text) in &files {
+                let path = d.join(name);
+                std::fs::write(&path, text)
+                    .with_context(|| format!("writing {}", path.display()))?;
+                writeln!(out, "wrote {}", path.display())?;
+            }
+        }
+        None => {
+            for (_, text) in &files {
+                write!(out, "{text}")?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn import(ctx: &Ctx, paths: &[PathBuf], register: bool, out: &mut dyn Write) -> Result<()> {
+    let mut imported = Vec::new();
+    for p in paths {
+        let files = if p.is_dir() {
+            crate::interop::conf_files(p).with_context(|| format!("reading {}", p.display()))?
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            let text = std::fs::read_to_string(&f)
+                .map_err(|e| BadInput(format!("cannot read {}: {e}", f.display())))?;
+            imported.extend(
+                crate::interop::parse_binfmt_d(&f, &text).map_err(|e| BadInput(e.to_string()))?,
+            );
+        }
+    }
+    if !register {
+        if ctx.g.json {
+            let v: Vec<serde_json::Value> = imported
+                .iter()
+                .map(|i| {
+                    let e = Entry {
+                        registration: i.registration.clone(),
+                        enabled: true,
+                    };
+                    let mut j =
+                        serde_json::to_value(entry_json(ctx.table, &ctx.host.exe_header, &e))
+                            .unwrap_or_default();
+                    j["file"] = json!(i.path);
+                    j["line"] = json!(i.line);
+                    j
+                })
+                .collect();
+            writeln!(
+                out,
+                "{}",
+                serde_json::to_string_pretty(&json!({"registrations": v}))?
+            )?;
+        } else {
+            for i in &imported {
+                let e = Entry {
+                    registration: i.registration.clone(),
+                    enabled: true,
+                };
+                let j = entry_json(ctx.table, &ctx.host.exe_header, &e);
+                let table = match j.matches_table {
+                    Some(true) => "matches our table",
+                    Some(false) => "DIFFERS from our table",
+                    None => "not ours",
+                };
+                writeln!(
+                    out,
+                    "{}:{}: {} arch={} flags={} {} ({table}){}",
+                    i.path.display(),
+                    i.line,
+                    j.name,
+                    j.arch,
+                    j.flags,
+                    j.interpreter,
+                    if j.captures_native {
+                        " WARNING: captures this host's own binaries"
+                    } else {
+                        ""
+                    }
+                )?;
+            }
+        }
+        return Ok(());
+    }
+    // Registering: the same guards as install, then the same reconcile.
+    let mut desired = Vec::new();
+    for i in &imported {
+        let r = &i.registration;
+        if r.matcher.matches_header(&ctx.host.exe_header) {
+            return Err(BadInput(format!(
+                "{}:{}: {} would capture this host's own binaries; not registering anything",
+                i.path.display(),
+                i.line,
+                r.name
+            ))
+            .into());
+        }
+        desired.push(Desired {
+            arch: r.name.clone(),
+            registration: r.clone(),
+        });
+    }
+    let versions = vec![None; desired.len()];
+    reconcile(
+        ctx,
+        Prepared {
+            rows: Vec::new(),
+            notes: Vec::new(),
+            desired,
+            versions,
+        },
+        false,
+        out,
+    )
 }
 
 fn report_plan(
@@ -1963,6 +2280,7 @@ mod tests {
             flags: flags.map(str::to_owned),
             credentials,
             keep_existing: false,
+            persist: false,
         };
         assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
         assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");

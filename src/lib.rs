@@ -5,10 +5,12 @@
 
 pub mod arch;
 pub mod cli;
+pub mod config;
 pub mod cross;
 pub mod elf;
 pub mod host;
 pub mod inspect;
+pub mod interop;
 pub mod interpreter;
 pub mod kernel;
 pub mod plan;
