@@ -12,7 +12,8 @@ cd "$(dirname "$0")/.."
 
 RUNTIME_PKGS=(qemu-user-static)
 TEST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
-  util-linux binutils file tar mmdebstrap arch-test libpipeline1 systemd)
+  util-linux binutils file tar mmdebstrap arch-test libpipeline1 systemd podman runc
+  qemu-system-x86 cpio busybox-static)
 # Debian architectures whose busybox-static the integration tests run (i386 runs natively).
 FOREIGN_ARCHES=(arm64 armhf armel mips64el mipsel ppc64el s390x i386)
 ASSETS=${ASSETS:-target/test-assets}
@@ -88,6 +89,18 @@ C
   log "built $out with riscv64-linux-gnu-gcc -static"
 }
 
+# podman works here only with runc, cgroupfs and no default ulimits (see docs/deploy.md).
+containers_conf() {
+  local f=/etc/containers/containers.conf
+  if [ ! -f "$f" ]; then
+    mkdir -p /etc/containers
+    printf '[containers]\ndefault_ulimits = []\n' > "$f"
+    log "wrote $f"
+  elif ! grep -q 'default_ulimits' "$f"; then
+    log "warning: $f has no 'default_ulimits = []' under [containers]; podman may fail here"
+  fi
+}
+
 main() {
   need_root
   install_pkgs "${RUNTIME_PKGS[@]}"
@@ -96,6 +109,7 @@ main() {
     mkdir -p "$ASSETS"; enable_arches "$2"; fetch_busybox "$2"; return 0
   fi
   install_pkgs "${TEST_PKGS[@]}"
+  containers_conf
   mkdir -p "$ASSETS"
   enable_arches "${FOREIGN_ARCHES[@]}"
   for a in "${FOREIGN_ARCHES[@]}"; do fetch_busybox "$a"; done

@@ -543,7 +543,35 @@ impl<'g> Ctx<'g> {
             .mount()
             .context("binfmt_misc is not mounted and mounting it failed")?;
         tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
+        if in_container() {
+            // Since Linux 6.7 an instance lives as long as some mount of it does.
+            eprintln!(
+                "binfmtctl: note: binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits"
+            );
+        }
         Ok(true)
+    }
+
+    /// For commands that must see the entries (status, uninstall): mount binfmt_misc when it
+    /// is not mounted and we may (mounting changes no registration). Returns whether it is
+    /// mounted now.
+    fn mount_to_read(&self) -> bool {
+        if self.fs.is_mounted() {
+            return true;
+        }
+        if self.g.dry_run || require_cap_sys_admin("mount").is_err() {
+            return false;
+        }
+        match self.fs.mount() {
+            Ok(()) => {
+                tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc to read its entries");
+                true
+            }
+            Err(e) => {
+                tracing::debug!(error = %e, "cannot mount binfmt_misc");
+                false
+            }
+        }
     }
 
     fn snapshot(&self) -> Result<Vec<KernelEntry>> {
@@ -552,6 +580,12 @@ impl<'g> Ctx<'g> {
         }
         Ok(self.fs.list()?)
     }
+}
+
+/// Podman and Docker mark their containers with these files.
+fn in_container() -> bool {
+    std::path::Path::new("/run/.containerenv").exists()
+        || std::path::Path::new("/.dockerenv").exists()
 }
 
 fn require_cap_sys_admin(what: &str) -> Result<()> {
@@ -1216,6 +1250,7 @@ fn glob_match(pat: &[u8], s: &[u8]) -> bool {
 }
 
 fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
+    ctx.mount_to_read();
     let current = ctx.snapshot()?;
     let names_now: Vec<&str> = current
         .iter()
@@ -1298,7 +1333,7 @@ fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
 }
 
 fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let mounted = ctx.fs.is_mounted();
+    let mounted = ctx.mount_to_read();
     let entries = if mounted { ctx.fs.list()? } else { Vec::new() };
     let enabled = if mounted {
         ctx.fs.global_enabled()?

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the binfmtctl container image (FROM scratch): a static binfmtctl
+# (-C target-feature=+crt-static) and the static QEMU interpreters of qemu-user-static.
+#
+#   container/build.sh [IMAGE]      (default localhost/binfmtctl:latest; root, podman + runc)
+#
+# podman runs here as `podman --runtime runc --cgroup-manager cgroupfs` (see docs/deploy.md).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+IMAGE=${1:-localhost/binfmtctl:latest}
+PODMAN=(podman --runtime runc --cgroup-manager cgroupfs)
+
+RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --quiet --target x86_64-unknown-linux-gnu
+BIN=target/x86_64-unknown-linux-gnu/release/binfmtctl
+# Refuse to ship a binary that is not static: it would not run FROM scratch.
+"$BIN" inspect "$BIN" | grep -q '; static;' || { echo "build.sh: $BIN is not static" >&2; exit 1; }
+
+CTX=$(mktemp -d); trap 'rm -rf "$CTX"' EXIT
+install -m 0755 "$BIN" "$CTX/binfmtctl"
+mkdir "$CTX/qemu"
+for q in /usr/bin/qemu-*-static; do install -m 0755 "$q" "$CTX/qemu/"; done
+"${PODMAN[@]}" build --quiet -t "$IMAGE" -f container/Containerfile "$CTX" >/dev/null
+echo "$IMAGE"
