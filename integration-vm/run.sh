@@ -15,14 +15,15 @@ mkdir -p "$WORK"
 log() { printf '[vm] %s\n' "$*" >&2; }
 
 # 1. The guest kernel and its binfmt_misc module, from Debian's package (cached).
-if [ ! -f "$WORK/vmlinuz" ] || [ ! -f "$WORK/binfmt_misc.ko" ]; then
+if [ ! -f "$WORK/vmlinuz" ] || [ ! -f "$WORK/binfmt_misc.ko" ] || [ ! -f "$WORK/autofs4.ko" ]; then
   pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
   tmp=$(mktemp -d)
   ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null )
   dpkg-deb -x "$tmp"/*.deb "$tmp/x"
   cp "$tmp"/x/boot/vmlinuz-* "$WORK/vmlinuz"
-  find "$tmp/x/lib/modules" -name 'binfmt_misc.ko*' -exec cp {} "$WORK/" \;
-  [ -f "$WORK/binfmt_misc.ko.xz" ] && xz -d -f "$WORK/binfmt_misc.ko.xz"
+  # binfmt_misc, and autofs4 for systemd's binfmt_misc automount (systemd.sh).
+  find "$tmp/x/lib/modules" \( -name 'binfmt_misc.ko*' -o -name 'autofs4.ko*' \) -exec cp {} "$WORK/" \;
+  for m in "$WORK"/*.ko.xz; do if [ -f "$m" ]; then xz -d -f "$m"; fi; done
   rm -rf "$tmp"
   log "kernel: $pkg"
 fi

@@ -543,10 +543,15 @@ impl<'g> Ctx<'g> {
             .mount()
             .context("binfmt_misc is not mounted and mounting it failed")?;
         tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
+        // The entries of an instance live only while some mount of it exists (seen on 6.1 and
+        // 6.18): a mount made in a mount namespace that will go away takes them along.
         if in_container() {
-            // Since Linux 6.7 an instance lives as long as some mount of it does.
             eprintln!(
-                "binfmtctl: note: binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits"
+                "binfmtctl: warning: binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits"
+            );
+        } else if private_mount_ns_without_host_mount() {
+            eprintln!(
+                "binfmtctl: warning: binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)"
             );
         }
         Ok(true)
@@ -579,6 +584,20 @@ impl<'g> Ctx<'g> {
             return Ok(Vec::new());
         }
         Ok(self.fs.list()?)
+    }
+}
+
+/// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
+/// (Readable as root; false when we cannot tell.)
+fn private_mount_ns_without_host_mount() -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/mnt");
+    let init = std::fs::read_link("/proc/1/ns/mnt");
+    match (ours, init) {
+        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
+            !m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
+        }),
+        _ => false,
     }
 }
 

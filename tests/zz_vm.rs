@@ -2,8 +2,13 @@
 //! qemu-system-x86_64, each VM-TEST line reported by the guest checked here.
 
 use std::process::Command;
+use std::sync::Mutex;
+
+/// The scenarios share the kernel cache and both want the CPUs: one at a time.
+static VM: Mutex<()> = Mutex::new(());
 
 fn run_vm(script: &str) -> Vec<(String, bool, String)> {
+    let _one_at_a_time = VM.lock().unwrap_or_else(|e| e.into_inner());
     if Command::new("qemu-system-x86_64")
         .arg("--version")
         .output()
@@ -55,6 +60,26 @@ fn binfmtctl_on_debian_6_1_kernel() {
         "rootless-refused-on-6.1",
         "uninstall-all",
         "arm64-gone",
+    ] {
+        assert!(
+            tests.iter().any(|t| t.0 == want),
+            "{want} did not run: {tests:?}"
+        );
+    }
+}
+
+#[test]
+fn binfmtctl_service_at_boot_under_systemd() {
+    // The kernel cache comes from run.sh.
+    let _ = run_vm("run.sh");
+    let tests = run_vm("systemd.sh");
+    for want in [
+        "unit-active",
+        "systemd-binfmt-ran-first",
+        "registered-at-boot",
+        "replaced-the-duplicate",
+        "arm64-runs",
+        "stop-removes-only-ours",
     ] {
         assert!(
             tests.iter().any(|t| t.0 == want),
