@@ -1684,8 +1684,7 @@ fn scan(ctx: &Ctx, path: &std::path::Path, list: bool, out: &mut dyn Write) -> R
     // header, which is what such executables look like to binfmt_misc.
     let handler_of = |arch: &str| {
         let a = ctx.table.get(arch)?;
-        // Without a probe, the pattern's own magic is a header it accepts.
-        let header = crate::probe::build(a).unwrap_or_else(|| a.magic.clone());
+        let header = crate::probe::representative_header(a);
         crate::inspect::kernel_choice(&entries, enabled, &header, "/x")
             .map(|k| k.entry.registration.name.clone())
     };
@@ -2018,7 +2017,7 @@ fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<crate
         let mut private = false;
         if !native {
             let (entries, enabled) = kernel_view(ctx)?;
-            let header = crate::probe::build(arch).unwrap_or_else(|| arch.magic.clone());
+            let header = crate::probe::representative_header(arch);
             match crate::inspect::kernel_choice(&entries, enabled, &header, "/x") {
                 Some(k) if !k.entry.registration.flags.fix_binary => {
                     return Err(Unsupported(format!(

@@ -83,6 +83,13 @@ pub fn build(arch: &Arch) -> Option<Vec<u8>> {
     ))
 }
 
+/// A file header of this arch as binfmt_misc sees it, to ask which entry would take the arch's
+/// programs: our probe where we have one, else the registration pattern's own magic (which the
+/// pattern accepts by construction).
+pub fn representative_header(arch: &Arch) -> Vec<u8> {
+    build(arch).unwrap_or_else(|| arch.magic.clone())
+}
+
 /// Writes an ELF executable with one read+execute PT_LOAD segment covering the whole file and
 /// the entry point at the first byte after the headers.
 pub fn elf_exec(class: u8, endian: Endian, machine: u16, flags: u32, code: &[u8]) -> Vec<u8> {
