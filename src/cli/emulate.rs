@@ -1,0 +1,411 @@
+//! Commands for building and running foreign code: rootfs create, run, cross env, build.
+
+use super::*;
+
+/// The registration record for a private binfmt_misc instance: the arch's checked, static
+/// interpreter with F (opened at registration, so it works inside the chroot).
+pub(super) fn private_handler(ctx: &Ctx, arch: &Arch) -> Result<String> {
+    let req = ctx.requirements(true)?;
+    let d = interpreter::discover(arch, &ctx.search_dirs(), &req);
+    let c = d
+        .chosen()
+        .ok_or_else(|| BadInput(format!("{}: {}", arch.name, d.refusal())))?;
+    let reg = arch.registration(&c.facts.path.to_string_lossy(), Flags::DEFAULT);
+    Ok(reg.to_record().map_err(|e| BadInput(e.to_string()))?)
+}
+
+pub(super) fn require_private_binfmt(what: &str) -> Result<()> {
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    if crate::sandbox::kernel_has_private_binfmt(&release) {
+        Ok(())
+    } else {
+        Err(Unsupported(format!(
+            "{what} needs a private binfmt_misc instance, which Linux {release} lacks (needs >= 6.7)"
+        ))
+        .into())
+    }
+}
+
+#[allow(clippy::too_many_arguments)]
+pub(super) fn rootfs_create(
+    ctx: &Ctx,
+    arch: &str,
+    suite: &str,
+    include: &[String],
+    variant: &str,
+    mirror: Option<&str>,
+    dir: &std::path::Path,
+    out: &mut dyn Write,
+) -> Result<()> {
+    use crate::sandbox::{Spec, Userns};
+    let arch = ctx.table.resolve(arch)?;
+    if !rustix::process::geteuid().is_root() {
+        return Err(Unsupported(
+            "rootfs create needs root (dpkg must create files owned by many users)".into(),
+        )
+        .into());
+    }
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(BadInput(format!(
+            "{} exists and is not empty: pick a new directory",
+            dir.display()
+        ))
+        .into());
+    }
+    let (tool, _) = crate::rootfs::find_bootstrapper().ok_or_else(|| {
+        Unsupported(
+            "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap arch-test"
+                .into(),
+        )
+    })?;
+    let native = ctx.is_native(&arch.name).is_some();
+    let release = rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned();
+    let private = !native && crate::sandbox::kernel_has_private_binfmt(&release);
+    if !native && tool == crate::rootfs::Bootstrapper::Mmdebstrap && which("arch-test").is_none() {
+        return Err(Unsupported(
+            "mmdebstrap needs arch-test for a foreign arch: apt-get install arch-test".into(),
+        )
+        .into());
+    }
+    let (userns, binfmt) = if private {
+        (Userns::Identity, vec![private_handler(ctx, arch)?])
+    } else {
+        if !native {
+            // Older kernels: the handler must be on the host.
+            install(
+                ctx,
+                std::slice::from_ref(&arch.name),
+                &InstallOpts::default(),
+                out,
+            )?;
+        }
+        (Userns::None, Vec::new())
+    };
+    let target = std::path::absolute(dir)?;
+    let opts = crate::rootfs::BootstrapOptions {
+        suite,
+        variant,
+        include,
+        mirror,
+    };
+    let command =
+        crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private).map_err(BadInput)?;
+    writeln!(
+        out,
+        "creating a {suite} {variant} rootfs for {} in {} with {}{}",
+        arch.name,
+        target.display(),
+        command[0],
+        if private {
+            " (emulated in a private binfmt_misc instance)"
+        } else {
+            ""
+        }
+    )?;
+    out.flush()?;
+    let mut env: Vec<(String, String)> = std::env::vars().collect();
+    env.retain(|(k, _)| k != crate::sandbox::SPEC_ENV);
+    let spec = Spec {
+        userns,
+        binfmt,
+        root: None,
+        command: command.clone(),
+        env,
+        workdir: None,
+        uid: None,
+        gid: None,
+    };
+    let exe = std::env::current_exe()?;
+    let code = crate::sandbox::run(&spec, &exe).context("cannot start the bootstrap")?;
+    if code != 0 {
+        anyhow::bail!("{} failed with exit status {code}", command[0]);
+    }
+    writeln!(
+        out,
+        "created {} ({} {})",
+        target.display(),
+        arch.name,
+        suite
+    )?;
+    Ok(())
+}
+
+pub(super) fn which(name: &str) -> Option<PathBuf> {
+    std::env::split_paths(&std::env::var_os("PATH")?)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+/// Everything `run` and `build --strategy emulate` need, validated before anything starts.
+pub(super) fn emulated_spec(
+    ctx: &Ctx,
+    args: &RunArgs,
+    out: &mut dyn Write,
+) -> Result<crate::sandbox::Spec> {
+    use crate::sandbox::{Bind, RootSetup, Spec, Userns};
+    let root = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache()).map_err(
+        |e| match e {
+            crate::rootfs::RootfsError::NotRootfs { .. }
+            | crate::rootfs::RootfsError::Io { .. } => anyhow::Error::new(BadInput(e.to_string())),
+            other => anyhow::Error::new(other),
+        },
+    )?;
+    let detected = crate::rootfs::detect_arch(ctx.table, &root);
+    let arch = match (&args.arch, detected) {
+        (Some(a), Ok((d, from))) => {
+            let a = ctx.table.resolve(a)?;
+            if a.name != d.name {
+                return Err(BadInput(format!(
+                    "arch mismatch: the rootfs is {} (its {from}), but --arch says {}",
+                    d.name, a.name
+                ))
+                .into());
+            }
+            a
+        }
+        (Some(a), Err(_)) => ctx.table.resolve(a)?,
+        (None, Ok((d, _))) => d,
+        (None, Err(e)) => return Err(BadInput(e.to_string()).into()),
+    };
+    let root_user = rustix::process::geteuid().is_root();
+    let rootless = args.rootless || !root_user;
+    let native = ctx.is_native(&arch.name).is_some();
+    let mut binds = Vec::new();
+    for b in &args.bind {
+        let mut parts = b.splitn(3, ':');
+        let src = parts.next().unwrap_or_default();
+        let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
+        let readonly = match parts.next() {
+            None => false,
+            Some("ro") => true,
+            Some(o) => {
+                return Err(BadInput(format!("--bind {b}: unknown option {o:?}; only :ro")).into());
+            }
+        };
+        let source = std::fs::canonicalize(src).map_err(|e| {
+            BadInput(format!(
+                "--bind {b}: the source {src} does not exist or is unreadable ({e})"
+            ))
+        })?;
+        if !dst.starts_with('/') {
+            return Err(BadInput(format!(
+                "--bind {b}: the target {dst} must be an absolute path in the rootfs"
+            ))
+            .into());
+        }
+        binds.push(Bind {
+            source,
+            target: dst.to_owned(),
+            readonly,
+        });
+    }
+    let (uid, gid, home) = match &args.user {
+        None => (None, None, "/root".to_owned()),
+        Some(_) if rootless => {
+            return Err(BadInput(
+                "--user needs root: in rootless mode only one user (you, as root) exists".into(),
+            )
+            .into());
+        }
+        Some(u) => {
+            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u).map_err(BadInput)?;
+            (Some(uid), Some(gid), home)
+        }
+    };
+    let mut env = crate::sandbox::Spec::default_env(&home);
+    for kv in &args.env {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| BadInput(format!("--env {kv}: expected NAME=VALUE")))?;
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    let (userns, binfmt) = if rootless {
+        require_private_binfmt("--rootless")?;
+        let binfmt = if native {
+            Vec::new()
+        } else {
+            vec![private_handler(ctx, arch)?]
+        };
+        (Userns::Rootless, binfmt)
+    } else {
+        // Root: use the host's handler when there is one (it must have F); without one, a
+        // private instance in an identity-mapped user namespace (Linux >= 6.7), or with
+        // --install-missing, register it on the host.
+        let mut private = false;
+        if !native {
+            let (entries, enabled) = kernel_view(ctx)?;
+            let header = crate::probe::representative_header(arch);
+            match crate::inspect::kernel_choice(&entries, enabled, &header, "/x") {
+                Some(k) if !k.entry.registration.flags.fix_binary => {
+                    return Err(Unsupported(format!(
+                        "the handler {} lacks the F flag, so it cannot work inside the chroot: run `binfmtctl install {}`",
+                        k.entry.registration.name, arch.name
+                    ))
+                    .into());
+                }
+                Some(_) => {}
+                None if args.install_missing => install(
+                    ctx,
+                    std::slice::from_ref(&arch.name),
+                    &InstallOpts::default(),
+                    out,
+                )?,
+                None => {
+                    require_private_binfmt(&format!(
+                        "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
+                        arch.name, arch.name
+                    ))?;
+                    eprintln!(
+                        "binfmtctl: no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
+                        arch.name
+                    );
+                    private = true;
+                }
+            }
+        }
+        if private {
+            (Userns::Identity, vec![private_handler(ctx, arch)?])
+        } else {
+            (Userns::None, Vec::new())
+        }
+    };
+    Ok(Spec {
+        userns,
+        binfmt,
+        root: Some(RootSetup {
+            dir: root,
+            binds,
+            resolv_conf: true,
+        }),
+        command: args.command.clone(),
+        env,
+        workdir: args.workdir.clone(),
+        uid,
+        gid,
+    })
+}
+
+/// The cross toolchain for an arch and its environment, or why there is none.
+pub(super) fn cross_vars(
+    ctx: &Ctx,
+    arch: &Arch,
+) -> std::result::Result<(crate::cross::Toolchain, Vec<(String, String)>), String> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let tc = crate::cross::find(arch, &path, std::path::Path::new("/usr")).ok_or_else(|| {
+        format!(
+            "no cross toolchain for {} found on PATH: {}",
+            arch.name,
+            crate::cross::package_hint(arch)
+        )
+    })?;
+    // Test binaries run through our emulator (any checked interpreter; F is not needed here).
+    let runner = ctx
+        .requirements(false)
+        .ok()
+        .map(|req| interpreter::discover(arch, &ctx.search_dirs(), &req))
+        .and_then(|d| d.chosen().map(|c| c.facts.path.clone()));
+    let vars = crate::cross::env(&tc, runner.as_deref());
+    Ok((tc, vars))
+}
+
+pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
+    let arch = ctx.table.resolve(arch)?;
+    let (_, vars) = cross_vars(ctx, arch).map_err(Unsupported)?;
+    write!(
+        out,
+        "{}",
+        crate::cross::render(&vars, format).map_err(BadInput)?
+    )?;
+    Ok(())
+}
+
+pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
+    let arch = ctx.table.resolve(&args.arch)?;
+    let src = std::fs::canonicalize(args.src.as_deref().unwrap_or(std::path::Path::new(".")))
+        .map_err(|e| BadInput(format!("--src: {e}")))?;
+    let cross = cross_vars(ctx, arch);
+    let strategy = match (args.strategy, &cross, &args.rootfs) {
+        (Strategy::Cross, Err(why), _) => return Err(Unsupported(why.clone()).into()),
+        (Strategy::Emulate, _, None) => {
+            return Err(BadInput(
+                "--strategy emulate needs --rootfs (create one with `binfmtctl rootfs create`)"
+                    .into(),
+            )
+            .into());
+        }
+        (Strategy::Auto, Ok(_), _) => {
+            eprintln!(
+                "binfmtctl: build: cross (a {} cross toolchain is installed; it runs at native speed)",
+                arch.name
+            );
+            Strategy::Cross
+        }
+        (Strategy::Auto, Err(why), Some(_)) => {
+            eprintln!("binfmtctl: build: emulate ({why})");
+            Strategy::Emulate
+        }
+        (Strategy::Auto, Err(why), None) => {
+            return Err(Unsupported(format!(
+                "{why}; or pass --rootfs to build in an emulated chroot"
+            ))
+            .into());
+        }
+        (s, _, _) => s,
+    };
+    let code = if strategy == Strategy::Cross {
+        let (_, vars) = cross.map_err(Unsupported)?;
+        let (prog, rest) = args.command.split_first().expect("clap requires a command");
+        let status = std::process::Command::new(prog)
+            .args(rest)
+            .current_dir(&src)
+            .envs(vars)
+            .status()
+            .map_err(|e| BadInput(format!("{prog}: {e}")))?;
+        use std::os::unix::process::ExitStatusExt;
+        status
+            .code()
+            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+    } else {
+        let run = RunArgs {
+            rootfs: args.rootfs.clone().expect("checked above"),
+            arch: Some(arch.name.clone()),
+            rootless: false,
+            bind: vec![format!("{}:/src", src.display())],
+            workdir: Some("/src".into()),
+            env: Vec::new(),
+            user: None,
+            install_missing: false,
+            command: args.command.clone(),
+        };
+        let spec = emulated_spec(ctx, &run, out)?;
+        crate::sandbox::run(&spec, &std::env::current_exe()?)
+            .context("cannot start the emulated chroot")?
+    };
+    if code != 0 {
+        return Err(ChildExit(code).into());
+    }
+    Ok(())
+}
+
+pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
+    let spec = emulated_spec(ctx, args, out)?;
+    out.flush()?;
+    let exe = std::env::current_exe()?;
+    let code = crate::sandbox::run(&spec, &exe).context("cannot start the emulated chroot")?;
+    if code != 0 {
+        return Err(ChildExit(code).into());
+    }
+    Ok(())
+}
