@@ -676,9 +676,10 @@ impl Row {
             s += &format!(" [was {} flags={}]", p.interpreter, p.flags);
         }
         if let Some(r) = &self.reason {
-            s += &format!(": {r}");
+            // No column padding before the reason: "refused  qemu-x86_64: runs natively ...".
+            s = format!("{}: {r}", s.trim_end());
         }
-        s
+        s.trim_end().to_owned()
     }
 }
 
