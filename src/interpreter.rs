@@ -269,6 +269,29 @@ pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
     None
 }
 
+/// The checks that apply to any interpreter, ELF or script (an imported `jar` handler, say):
+/// it exists, is a regular executable file, owned by root (or the namespace's overflow uid),
+/// writable by nobody else, in directories only root can change, on a mount that allows exec.
+/// Whether it is an ELF for this CPU, or static, is not asked here.
+pub fn security_problems(f: &FileFacts, extra_owner: Option<u32>) -> Vec<Problem> {
+    let req = Requirements {
+        host_class: 0,
+        host_endian: Endian::Little,
+        host_machine: 0,
+        extra_owner,
+        need_static: false,
+    };
+    check(f, &req)
+        .into_iter()
+        .filter(|p| {
+            !matches!(
+                p,
+                Problem::NotElf { .. } | Problem::WrongHostArch { .. } | Problem::Dynamic { .. }
+            )
+        })
+        .collect()
+}
+
 /// The pure verdict on one candidate.
 pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
     let mut p = Vec::new();
@@ -453,6 +476,25 @@ mod tests {
             mutate(&mut f, &mut r);
             assert_eq!(check(&f, &r), want, "{name}");
         }
+    }
+
+    #[test]
+    fn security_subset_ignores_elf_questions() {
+        let mut f = good();
+        f.elf = None;
+        f.elf_error = Some("not an ELF file".into());
+        assert_eq!(
+            security_problems(&f, None),
+            vec![],
+            "a root-owned script is acceptable"
+        );
+        f.mode = 0o777;
+        assert_eq!(
+            security_problems(&f, None),
+            vec![Problem::Writable { mode: 0o777 }]
+        );
+        f.kind = FileKind::Missing;
+        assert_eq!(security_problems(&f, None), vec![Problem::Missing]);
     }
 
     #[test]

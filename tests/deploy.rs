@@ -191,6 +191,29 @@ fn import_reads_binfmt_d_files() {
         "registered from the file",
         r.stdout.contains("registered      qemu-aarch64") && r.stdout.ends_with("rc=0\naarch64\n"),
     );
+    // An interpreter anyone could replace is never registered, whatever the file says.
+    let unsafe_dir = tempfile::tempdir().unwrap();
+    let interp = unsafe_dir.path().join("qemu-aarch64-static");
+    std::fs::copy("/usr/bin/qemu-aarch64-static", &interp).unwrap();
+    std::fs::set_permissions(&interp, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+    let writable = dir.path().join("writable.conf");
+    std::fs::write(
+        &writable,
+        std::fs::read_to_string(&conf)
+            .unwrap()
+            .replace("/usr/bin/qemu-aarch64-static", interp.to_str().unwrap()),
+    )
+    .unwrap();
+    let r = ns(&format!(
+        "$B import --register {} 2>&1; echo \"rc=$?\"; entries",
+        writable.display()
+    ));
+    r.expect(
+        "writable interpreter refused, nothing registered",
+        r.stdout
+            .contains("is writable by group or others (mode 777)")
+            && r.stdout.ends_with("rc=2\n\n"),
+    );
     let bad = dir.path().join("bad.conf");
     std::fs::write(&bad, "; comment\n:x:M::\\x7f::relative/interp:F\n").unwrap();
     let out = Command::new(bin())

@@ -396,6 +396,23 @@ pub(super) fn import(
             ))
             .into());
         }
+        // Never register an interpreter others could replace or that is not there.
+        let any_arch = &ctx.table.arches[0];
+        let facts = interpreter::facts(std::path::Path::new(&r.interpreter), any_arch);
+        let owner = ctx.host.in_user_namespace.then_some(ctx.host.overflow_uid);
+        let problems = interpreter::security_problems(&facts, owner);
+        if !problems.is_empty() {
+            let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            return Err(BadInput(format!(
+                "{}:{}: {}: the interpreter {} {}; not registering anything",
+                i.path.display(),
+                i.line,
+                r.name,
+                r.interpreter,
+                why.join("; ")
+            ))
+            .into());
+        }
         desired.push(Desired {
             arch: r.name.clone(),
             registration: r.clone(),
