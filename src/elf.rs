@@ -1,12 +1,10 @@
 //! ELF inspection on bytes: class, endianness, type, machine, and whether the file is static or
 //! names a program interpreter (`PT_INTERP`). Built on goblin; never panics on hostile input.
 //!
-//! Pure: callers read the bytes (`read_prefix` is the one helper that does I/O, reading only
-//! what the header says is needed).
+//! Pure on bytes; `inspect_file` and `section_range` read only the ranges the headers name.
 
 use std::fs::File;
 use std::io::Read;
-use std::path::Path;
 
 use goblin::container::{Container, Ctx, Endian as GEndian};
 use goblin::elf::header::{self, Header};
@@ -326,18 +324,6 @@ pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
     })
 }
 
-/// Reads the first `PREFIX_LEN` bytes of a file, or more when its program headers need it.
-pub fn read_prefix(path: &Path) -> std::io::Result<Vec<u8>> {
-    let f = File::open(path)?;
-    let mut buf = Vec::with_capacity(PREFIX_LEN);
-    f.take(PREFIX_LEN as u64).read_to_end(&mut buf)?;
-    if let Err(ElfError::NeedMore(n)) = inspect(&buf) {
-        buf.clear();
-        File::open(path)?.take(n as u64).read_to_end(&mut buf)?;
-    }
-    Ok(buf)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -346,7 +332,7 @@ mod tests {
     #[test]
     fn inspects_this_test_binary() {
         let me = std::env::current_exe().unwrap();
-        let f = inspect(&read_prefix(&me).unwrap()).unwrap();
+        let f = inspect_file(&File::open(&me).unwrap()).unwrap();
         assert_eq!(
             f.class,
             if cfg!(target_pointer_width = "64") {

@@ -35,6 +35,9 @@ pub struct FileFacts {
     /// the sticky bit, or not owned by root).
     pub unsafe_dirs: Vec<PathBuf>,
     pub noexec_mount: bool,
+    /// The first 256 bytes (what binfmt_misc matches on); empty if unreadable.
+    #[serde(skip)]
+    pub header: Vec<u8>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub elf: Option<ElfFacts>,
     #[serde(skip_serializing_if = "Option::is_none")]
@@ -189,6 +192,7 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         mode: 0,
         unsafe_dirs: Vec::new(),
         noexec_mount: false,
+        header: Vec::new(),
         elf: None,
         elf_error: None,
         version: None,
@@ -223,10 +227,18 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         .collect();
     f.noexec_mount = rustix::fs::statvfs(path)
         .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
-    match elf::read_prefix(path)
+    let inspected = fs::File::open(path)
         .map_err(|e| e.to_string())
-        .and_then(|b| elf::inspect(&b).map_err(|e| e.to_string()))
-    {
+        .and_then(|file| {
+            use std::os::unix::fs::FileExt;
+            // The bytes binfmt_misc matches on, kept for the native-capture guard.
+            let mut head = vec![0u8; crate::registration::BINPRM_BUF_SIZE];
+            let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
+            head.truncate(n);
+            f.header = head;
+            elf::inspect_file(&file).map_err(|e| e.to_string())
+        });
+    match inspected {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
@@ -366,6 +378,7 @@ mod tests {
             mode: 0o755,
             unsafe_dirs: vec![],
             noexec_mount: false,
+            header: Vec::new(),
             elf: Some(ElfFacts {
                 class: 64,
                 endian: Endian::Little,

@@ -72,9 +72,7 @@ pub(super) fn prepare(
             "this host's own executables".to_owned(),
             ctx.host.exe_header.clone(),
         )];
-        if let Ok(h) = crate::elf::read_prefix(&c.facts.path) {
-            headers.push((format!("the interpreter {path}"), h));
-        }
+        headers.push((format!("the interpreter {path}"), c.facts.header.clone()));
         if let Some(what) = plan::captures_native(&reg, &headers) {
             let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
             row.reason = Some(format!("its pattern would capture {what}"));
