@@ -231,6 +231,7 @@ mod tests {
 
     fn entry(name: &str, matcher: Matcher, enabled: bool, age: u64) -> KernelEntry {
         KernelEntry {
+            name: name.as_bytes().to_vec(),
             entry: Entry {
                 registration: Registration {
                     name: name.into(),

@@ -1,11 +1,17 @@
 //! QEMU interpreter discovery and checks.
 //!
-//! `facts(path)` is the only I/O (stat, statvfs, the ELF header, the version string embedded in
-//! the binary); `check` is pure and decides, from those facts, whether a file may be registered
-//! as an interpreter by a root-run tool: it must be a regular, executable ELF for the host CPU,
-//! owned by root (or, inside a user namespace, by the overflow uid that host root maps to), not
-//! writable by group or others, in directories only root can change, on a mount that allows
-//! exec, and with the `F` flag statically linked (a dynamic one breaks inside chroots).
+//! `facts(path)` is the only I/O (lstat of every component on the way, readlink, stat,
+//! statvfs, the ELF header, the version string embedded in the binary); `check` is pure and
+//! decides, from those facts, whether a file may be registered as an interpreter by a root-run
+//! tool: it must be a regular, executable ELF for the host CPU, owned by root and not writable
+//! by group or others, reached through directories and symlinks that are all root's (a
+//! world-writable directory only with the sticky bit), on a mount that allows exec, and with the
+//! `F` flag statically linked (a dynamic one breaks inside chroots). The path registered is the
+//! resolved one (`FileFacts::resolved`), never a symlink.
+//!
+//! Inside a user namespace an owner that is not mapped shows as the overflow uid; nothing in the
+//! namespace can tell whose it is, so it counts as root's only when the caller vouches for it
+//! (`Owners::trust_unmapped`), and is refused otherwise with that reason.
 //!
 //! We never execute a candidate to learn its version: QEMU embeds `qemu-<cpu> version X` as one
 //! string literal, and we read it from the file.
@@ -24,16 +30,39 @@ pub const DEFAULT_SEARCH: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexe
 /// Longest version line we keep.
 const MAX_VERSION_LEN: usize = 200;
 
+/// Most symlinks followed while resolving one path (the kernel's `MAXSYMLINKS`).
+const MAX_SYMLINKS: usize = 40;
+
+/// One thing the path resolution went through: every directory from `/` down, every symlink
+/// (before it was followed), and the file itself.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct PathNode {
+    pub path: PathBuf,
+    pub kind: NodeKind,
+    pub uid: u32,
+    pub mode: u32,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum NodeKind {
+    Directory,
+    Symlink,
+    File,
+}
+
 /// What the file system says about one candidate path.
 #[derive(Debug, Clone, Serialize)]
 pub struct FileFacts {
     pub path: PathBuf,
+    /// The path with every symlink resolved: what gets registered.
+    pub resolved: PathBuf,
     pub kind: FileKind,
     pub uid: u32,
     pub mode: u32,
-    /// Ancestor directories that a non-root user could modify (writable by group/other without
-    /// the sticky bit, or not owned by root).
-    pub unsafe_dirs: Vec<PathBuf>,
+    /// Every directory and symlink the resolution went through, in order.
+    #[serde(skip)]
+    pub chain: Vec<PathNode>,
     pub noexec_mount: bool,
     /// The first 256 bytes (what binfmt_misc matches on); empty if unreadable.
     #[serde(skip)]
@@ -44,6 +73,84 @@ pub struct FileFacts {
     pub elf_error: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub version: Option<String>,
+    /// Why the path could not be walked component by component (then it is refused).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub resolve_error: Option<String>,
+}
+
+/// Resolves `path` the way the kernel will (every symlink followed, `..` after resolution),
+/// recording every directory, symlink and the final file on the way with its owner and mode,
+/// so `check` can refuse a path any non-root user could redirect.
+pub fn resolve(path: &Path) -> Result<(PathBuf, Vec<PathNode>), String> {
+    use std::collections::VecDeque;
+    use std::path::Component;
+    if !path.is_absolute() {
+        return Err(format!("{} is not an absolute path", path.display()));
+    }
+    let node = |p: &Path| -> Result<PathNode, String> {
+        let m = fs::symlink_metadata(p).map_err(|e| format!("{}: {e}", p.display()))?;
+        let kind = if m.file_type().is_symlink() {
+            NodeKind::Symlink
+        } else if m.is_dir() {
+            NodeKind::Directory
+        } else {
+            NodeKind::File
+        };
+        Ok(PathNode {
+            path: p.to_owned(),
+            kind,
+            uid: m.uid(),
+            mode: m.permissions().mode() & 0o7777,
+        })
+    };
+    let mut chain = vec![node(Path::new("/"))?];
+    let mut pending: VecDeque<std::ffi::OsString> = path
+        .components()
+        .filter_map(|c| match c {
+            Component::Normal(n) => Some(n.to_owned()),
+            Component::ParentDir => Some("..".into()),
+            _ => None,
+        })
+        .collect();
+    let mut cur = PathBuf::from("/");
+    let mut links = 0;
+    while let Some(c) = pending.pop_front() {
+        if c == ".." {
+            cur.pop();
+            continue;
+        }
+        let next = cur.join(&c);
+        let n = node(&next)?;
+        let kind = n.kind;
+        if !chain.contains(&n) {
+            chain.push(n);
+        }
+        match kind {
+            NodeKind::Symlink => {
+                links += 1;
+                if links > MAX_SYMLINKS {
+                    return Err(format!("more than {MAX_SYMLINKS} symlinks"));
+                }
+                let target =
+                    fs::read_link(&next).map_err(|e| format!("{}: {e}", next.display()))?;
+                if target.is_absolute() {
+                    cur = PathBuf::from("/");
+                }
+                for c in target.components().rev() {
+                    match c {
+                        Component::Normal(n) => pending.push_front(n.to_owned()),
+                        Component::ParentDir => pending.push_front("..".into()),
+                        _ => {}
+                    }
+                }
+            }
+            NodeKind::File if !pending.is_empty() => {
+                return Err(format!("{} is not a directory", next.display()));
+            }
+            _ => cur = next,
+        }
+    }
+    Ok((cur, chain))
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
@@ -55,14 +162,43 @@ pub enum FileKind {
     Other,
 }
 
+/// Which owners count as root's.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Owners {
+    /// Inside a user namespace: the overflow uid, which every owner not mapped into the
+    /// namespace shows as (host root, and anyone else). `None` in the initial namespace.
+    pub unmapped_uid: Option<u32>,
+    /// The caller vouches that unmapped owners are the host's root (`--trust-unmapped-owner`).
+    pub trust_unmapped: bool,
+}
+
+/// The verdict on one owner.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Owner {
+    Root,
+    Unmapped,
+    Other,
+}
+
+impl Owners {
+    fn judge(&self, uid: u32) -> Owner {
+        match self.unmapped_uid {
+            _ if uid == 0 => Owner::Root,
+            Some(o) if uid == o && self.trust_unmapped => Owner::Root,
+            Some(o) if uid == o => Owner::Unmapped,
+            _ => Owner::Other,
+        }
+    }
+}
+
 /// What the host needs of an interpreter.
 #[derive(Debug, Clone)]
 pub struct Requirements {
     pub host_class: u8,
     pub host_endian: Endian,
     pub host_machine: u16,
-    /// Owners accepted besides uid 0 (the overflow uid inside a user namespace).
-    pub extra_owner: Option<u32>,
+    /// Which owners count as root's.
+    pub owners: Owners,
     /// With `F`, the interpreter must be static.
     pub need_static: bool,
 }
@@ -81,8 +217,20 @@ pub enum Problem {
     Writable { mode: u32 },
     #[error("is owned by uid {uid}, not root: run `chown root:root` on it")]
     NotRootOwned { uid: u32 },
-    #[error("sits in {dir}, which non-root users can modify")]
+    #[error(
+        "sits in {dir}, which non-root users can modify: use a path whose directories are all root's and not writable by others"
+    )]
     UnsafeDirectory { dir: PathBuf },
+    #[error(
+        "is reached through the symlink {link}, owned by uid {uid}, not root: register the file it points to, on a path only root controls"
+    )]
+    UntrustedSymlink { link: PathBuf, uid: u32 },
+    #[error(
+        "has owners not mapped into this user namespace ({}; they show as uid {uid}), so nothing here can prove they are root's: run as real root, map host root into the namespace, copy the interpreter to a path owned by this namespace's root, or pass --trust-unmapped-owner to vouch that they are the host's root", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    UnmappedOwner { paths: Vec<PathBuf>, uid: u32 },
+    #[error("cannot be resolved: {reason}")]
+    Unresolvable { reason: String },
     #[error("is on a noexec mount, so the kernel cannot run it")]
     NoExecMount,
     #[error("is not an ELF executable ({reason})")]
@@ -187,10 +335,12 @@ pub fn discover(arch: &Arch, dirs: &[PathBuf], req: &Requirements) -> Discovery 
 pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
     let mut f = FileFacts {
         path: path.to_owned(),
+        resolved: path.to_owned(),
         kind: FileKind::Missing,
         uid: 0,
         mode: 0,
-        unsafe_dirs: Vec::new(),
+        chain: Vec::new(),
+        resolve_error: None,
         noexec_mount: false,
         header: Vec::new(),
         elf: None,
@@ -212,19 +362,13 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
     if f.kind != FileKind::Regular {
         return f;
     }
-    let real = fs::canonicalize(path).unwrap_or_else(|_| path.to_owned());
-    f.unsafe_dirs = real
-        .ancestors()
-        .skip(1)
-        .filter(|d| {
-            fs::metadata(d).is_ok_and(|m| {
-                let mode = m.permissions().mode();
-                let sticky = mode & 0o1000 != 0;
-                (mode & 0o022 != 0 && !sticky) || !(m.uid() == 0 || m.uid() == f.uid)
-            })
-        })
-        .map(Path::to_path_buf)
-        .collect();
+    match resolve(path) {
+        Ok((resolved, chain)) => {
+            f.resolved = resolved;
+            f.chain = chain;
+        }
+        Err(e) => f.resolve_error = Some(e),
+    }
     f.noexec_mount = rustix::fs::statvfs(path)
         .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
     let inspected = fs::File::open(path)
@@ -282,15 +426,15 @@ pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
 }
 
 /// The checks that apply to any interpreter, ELF or script (an imported `jar` handler, say):
-/// it exists, is a regular executable file, owned by root (or the namespace's overflow uid),
-/// writable by nobody else, in directories only root can change, on a mount that allows exec.
+/// it exists, is a regular executable file, owned by root, writable by nobody else, reached
+/// only through directories and symlinks root controls, on a mount that allows exec.
 /// Whether it is an ELF for this CPU, or static, is not asked here.
-pub fn security_problems(f: &FileFacts, extra_owner: Option<u32>) -> Vec<Problem> {
+pub fn security_problems(f: &FileFacts, owners: Owners) -> Vec<Problem> {
     let req = Requirements {
         host_class: 0,
         host_endian: Endian::Little,
         host_machine: 0,
-        extra_owner,
+        owners,
         need_static: false,
     };
     check(f, &req)
@@ -312,8 +456,11 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
         FileKind::Regular => {}
         FileKind::Directory | FileKind::Other => return vec![Problem::NotRegular],
     }
-    if f.uid != 0 && Some(f.uid) != req.extra_owner {
-        p.push(Problem::NotRootOwned { uid: f.uid });
+    let mut unmapped = Vec::new();
+    match req.owners.judge(f.uid) {
+        Owner::Root => {}
+        Owner::Unmapped => unmapped.push(f.resolved.clone()),
+        Owner::Other => p.push(Problem::NotRootOwned { uid: f.uid }),
     }
     if f.mode & 0o022 != 0 {
         p.push(Problem::Writable { mode: f.mode });
@@ -321,8 +468,40 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
     if f.mode & 0o111 == 0 {
         p.push(Problem::NotExecutable { mode: f.mode });
     }
-    for d in &f.unsafe_dirs {
-        p.push(Problem::UnsafeDirectory { dir: d.clone() });
+    if let Some(reason) = &f.resolve_error {
+        p.push(Problem::Unresolvable {
+            reason: reason.clone(),
+        });
+    }
+    // Every directory and symlink on the way: root's, and a directory writable by others only
+    // with the sticky bit (then others cannot rename or remove what root put there, and the
+    // next component is checked in turn).
+    for n in &f.chain {
+        let owner = req.owners.judge(n.uid);
+        if owner == Owner::Unmapped && !unmapped.contains(&n.path) {
+            unmapped.push(n.path.clone());
+        }
+        match n.kind {
+            NodeKind::Directory => {
+                let sticky = n.mode & 0o1000 != 0;
+                if owner == Owner::Other || (n.mode & 0o022 != 0 && !sticky) {
+                    p.push(Problem::UnsafeDirectory {
+                        dir: n.path.clone(),
+                    });
+                }
+            }
+            NodeKind::Symlink if owner == Owner::Other => p.push(Problem::UntrustedSymlink {
+                link: n.path.clone(),
+                uid: n.uid,
+            }),
+            NodeKind::Symlink | NodeKind::File => {}
+        }
+    }
+    if !unmapped.is_empty() {
+        p.push(Problem::UnmappedOwner {
+            paths: unmapped,
+            uid: req.owners.unmapped_uid.unwrap_or(0),
+        });
     }
     if f.noexec_mount {
         p.push(Problem::NoExecMount);
@@ -365,18 +544,34 @@ mod tests {
             host_class: 64,
             host_endian: Endian::Little,
             host_machine: 62,
-            extra_owner: None,
+            owners: Owners::default(),
             need_static: true,
+        }
+    }
+
+    fn node(path: &str, kind: NodeKind, uid: u32, mode: u32) -> PathNode {
+        PathNode {
+            path: path.into(),
+            kind,
+            uid,
+            mode,
         }
     }
 
     fn good() -> FileFacts {
         FileFacts {
             path: "/usr/bin/qemu-aarch64-static".into(),
+            resolved: "/usr/bin/qemu-aarch64-static".into(),
             kind: FileKind::Regular,
             uid: 0,
             mode: 0o755,
-            unsafe_dirs: vec![],
+            chain: vec![
+                node("/", NodeKind::Directory, 0, 0o755),
+                node("/usr", NodeKind::Directory, 0, 0o755),
+                node("/usr/bin", NodeKind::Directory, 0, 0o755),
+                node("/usr/bin/qemu-aarch64-static", NodeKind::File, 0, 0o755),
+            ],
+            resolve_error: None,
             noexec_mount: false,
             header: Vec::new(),
             elf: Some(ElfFacts {
@@ -431,12 +626,82 @@ mod tests {
                 vec![Problem::NotRootOwned { uid: 1000 }],
             ),
             (
-                "overflow uid in userns",
+                "unmapped owner in a user namespace: not provably root's",
                 |f, r| {
                     f.uid = 65534;
-                    r.extra_owner = Some(65534)
+                    f.chain[3].uid = 65534;
+                    r.owners.unmapped_uid = Some(65534)
+                },
+                vec![Problem::UnmappedOwner {
+                    paths: vec!["/usr/bin/qemu-aarch64-static".into()],
+                    uid: 65534,
+                }],
+            ),
+            (
+                "unmapped directories in a user namespace are named too",
+                |f, r| {
+                    for n in &mut f.chain[..2] {
+                        n.uid = 65534;
+                    }
+                    r.owners.unmapped_uid = Some(65534)
+                },
+                vec![Problem::UnmappedOwner {
+                    paths: vec!["/".into(), "/usr".into()],
+                    uid: 65534,
+                }],
+            ),
+            (
+                "unmapped owners vouched for with --trust-unmapped-owner",
+                |f, r| {
+                    f.uid = 65534;
+                    for n in &mut f.chain {
+                        n.uid = 65534;
+                    }
+                    r.owners = Owners {
+                        unmapped_uid: Some(65534),
+                        trust_unmapped: true,
+                    }
                 },
                 vec![],
+            ),
+            (
+                "uid 65534 outside a user namespace is just another user",
+                |f, _| f.uid = 65534,
+                vec![Problem::NotRootOwned { uid: 65534 }],
+            ),
+            (
+                "symlink owned by a user on the way",
+                |f, _| {
+                    f.path = "/usr/local/bin/qemu".into();
+                    f.chain.insert(
+                        3,
+                        node("/usr/local/bin/qemu", NodeKind::Symlink, 1000, 0o777),
+                    )
+                },
+                vec![Problem::UntrustedSymlink {
+                    link: "/usr/local/bin/qemu".into(),
+                    uid: 1000,
+                }],
+            ),
+            (
+                "root's symlink is fine",
+                |f, _| {
+                    f.chain
+                        .insert(3, node("/usr/local/bin/qemu", NodeKind::Symlink, 0, 0o777))
+                },
+                vec![],
+            ),
+            (
+                "world-writable sticky directory owned by root is fine",
+                |f, _| f.chain[1].mode = 0o1777,
+                vec![],
+            ),
+            (
+                "world-writable directory without sticky",
+                |f, _| f.chain[2].mode = 0o777,
+                vec![Problem::UnsafeDirectory {
+                    dir: "/usr/bin".into(),
+                }],
             ),
             (
                 "dynamic with F",
@@ -478,7 +743,7 @@ mod tests {
             ),
             (
                 "unsafe dir",
-                |f, _| f.unsafe_dirs = vec!["/home/u".into()],
+                |f, _| f.chain[2] = node("/home/u", NodeKind::Directory, 1000, 0o755),
                 vec![Problem::UnsafeDirectory {
                     dir: "/home/u".into(),
                 }],
@@ -496,18 +761,19 @@ mod tests {
         let mut f = good();
         f.elf = None;
         f.elf_error = Some("not an ELF file".into());
+        let owners = Owners::default();
         assert_eq!(
-            security_problems(&f, None),
+            security_problems(&f, owners),
             vec![],
             "a root-owned script is acceptable"
         );
         f.mode = 0o777;
         assert_eq!(
-            security_problems(&f, None),
+            security_problems(&f, owners),
             vec![Problem::Writable { mode: 0o777 }]
         );
         f.kind = FileKind::Missing;
-        assert_eq!(security_problems(&f, None), vec![Problem::Missing]);
+        assert_eq!(security_problems(&f, owners), vec![Problem::Missing]);
     }
 
     #[test]
@@ -541,5 +807,56 @@ mod tests {
             "{problems:?}"
         );
         assert!(problems.iter().any(|p| matches!(p, Problem::NotElf { .. })));
+    }
+
+    /// On the real file system: a symlink owned by an ordinary user, pointing at a root-owned
+    /// interpreter, is refused (the user could re-point it), and the resolved path is what
+    /// would be registered.
+    #[test]
+    fn symlink_owned_by_a_user_is_refused_and_resolved() {
+        use rustix::fs::{AtFlags, CWD, Gid, Uid, chownat};
+        let t = crate::arch::Table::builtin();
+        let target = Path::new("/usr/bin/qemu-aarch64-static");
+        assert!(
+            target.exists(),
+            "qemu-user-static is installed by scripts/deps.sh"
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let link = dir.path().join("qemu-aarch64");
+        std::os::unix::fs::symlink(target, &link).unwrap();
+        // Needs root (the tests run as root): hand the symlink to nobody.
+        chownat(
+            CWD,
+            &link,
+            Some(Uid::from_raw(65534)),
+            Some(Gid::from_raw(65534)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )
+        .unwrap();
+        let f = facts(&link, t.get("aarch64").unwrap());
+        assert_eq!(f.resolved, target);
+        assert!(
+            f.chain
+                .iter()
+                .any(|n| n.path == link && n.kind == NodeKind::Symlink && n.uid == 65534)
+        );
+        let problems = security_problems(&f, Owners::default());
+        assert_eq!(
+            problems,
+            vec![Problem::UntrustedSymlink {
+                link: link.clone(),
+                uid: 65534
+            }]
+        );
+        // A relative symlink through `..` resolves the same way.
+        let rel = dir.path().join("rel");
+        std::os::unix::fs::symlink(
+            "../../../../../../../../usr/bin/./qemu-aarch64-static",
+            &rel,
+        )
+        .unwrap();
+        let f = facts(&rel, t.get("aarch64").unwrap());
+        assert_eq!(f.resolved, target);
+        assert_eq!(security_problems(&f, Owners::default()), vec![]);
     }
 }

@@ -16,14 +16,18 @@
 //!   batches, so a newer entry can have a smaller one.
 
 use std::cell::{Cell, RefCell};
+use std::ffi::OsStr;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
+use std::os::unix::ffi::OsStrExt;
 use std::path::{Path, PathBuf};
 
 use rustix::io::Errno;
 use tracing::debug;
 
-use crate::registration::{Entry, EntryParseError, Registration, parse_entry, render_entry};
+use crate::registration::{
+    Entry, EntryParseError, Registration, display_name, parse_entry, render_entry,
+};
 
 /// The conventional mount point.
 pub const DEFAULT_ROOT: &str = "/proc/sys/fs/binfmt_misc";
@@ -33,6 +37,10 @@ const BINFMTFS_MAGIC: i64 = 0x4249_4e4d;
 /// An entry and its age as the kernel sees it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct KernelEntry {
+    /// The entry's name exactly as the kernel has it: bytes, not necessarily UTF-8 (other tools
+    /// register names with spaces or any byte but `/`). `entry.registration.name` is only its
+    /// printable form (`display_name`); everything that writes uses these bytes.
+    pub name: Vec<u8>,
     pub entry: Entry,
     /// Larger is newer (from the directory order); the kernel tries newer entries first.
     pub age: u64,
@@ -187,10 +195,23 @@ pub trait BinfmtFs {
     fn list(&self) -> Result<Vec<KernelEntry>, KernelError>;
     /// Whether binfmt_misc as a whole is enabled (`status`).
     fn global_enabled(&self) -> Result<bool, KernelError>;
+    /// One `write(2)` of the record to `register`, with `name` (raw bytes) as the entry's name
+    /// instead of `reg.name`: how rollback restores another tool's entry byte for byte.
+    fn register_named(&self, name: &[u8], reg: &Registration) -> Result<(), KernelError>;
     /// One `write(2)` of the record to `register`.
-    fn register(&self, reg: &Registration) -> Result<(), KernelError>;
-    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError>;
-    fn remove(&self, name: &str) -> Result<(), KernelError>;
+    fn register(&self, reg: &Registration) -> Result<(), KernelError> {
+        self.register_named(reg.name.as_bytes(), reg)
+    }
+    /// Enables or disables the entry whose name is exactly these bytes.
+    fn set_enabled_named(&self, name: &[u8], enabled: bool) -> Result<(), KernelError>;
+    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError> {
+        self.set_enabled_named(name.as_bytes(), enabled)
+    }
+    /// Removes the entry whose name is exactly these bytes.
+    fn remove_named(&self, name: &[u8]) -> Result<(), KernelError>;
+    fn remove(&self, name: &str) -> Result<(), KernelError> {
+        self.remove_named(name.as_bytes())
+    }
     /// Serialises binfmtctl runs against the same instance.
     fn lock(&self) -> Result<LockGuard, KernelError>;
 }
@@ -207,17 +228,25 @@ impl ProcBinfmt {
 
     fn write_entry(
         &self,
-        name: &str,
+        name: &[u8],
         action: &'static str,
         value: &[u8],
     ) -> Result<(), KernelError> {
-        let path = self.root.join(name);
+        // Exactly these bytes; a name is one path component (the kernel refuses '/').
+        if name.is_empty() || name.contains(&b'/') || name == b"." || name == b".." {
+            return Err(KernelError::Entry {
+                name: display_name(name),
+                action,
+                errno: Errno::INVAL,
+            });
+        }
+        let path = self.root.join(OsStr::from_bytes(name));
         let res = OpenOptions::new()
             .write(true)
             .open(&path)
             .and_then(|mut f| f.write(value));
         res.map(drop).map_err(|e| KernelError::Entry {
-            name: name.to_owned(),
+            name: display_name(name),
             action,
             errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
         })
@@ -270,10 +299,11 @@ impl BinfmtFs for ProcBinfmt {
         let mut out = Vec::new();
         for de in fs::read_dir(&self.root).map_err(|e| read_err(&self.root, e))? {
             let de = de.map_err(|e| read_err(&self.root, e))?;
-            let name = de.file_name().to_string_lossy().into_owned();
-            if name == "register" || name == "status" {
+            let raw = de.file_name().as_bytes().to_vec();
+            if raw == b"register" || raw == b"status" {
                 continue;
             }
+            let name = display_name(&raw);
             let path = de.path();
             let text = match fs::read_to_string(&path) {
                 Ok(t) => t,
@@ -285,7 +315,11 @@ impl BinfmtFs for ProcBinfmt {
                 path: path.clone(),
                 source,
             })?;
-            out.push(KernelEntry { entry, age: 0 });
+            out.push(KernelEntry {
+                name: raw,
+                entry,
+                age: 0,
+            });
         }
         // readdir order is newest first: number the ages downwards from there.
         let n = out.len() as u64;
@@ -301,34 +335,37 @@ impl BinfmtFs for ProcBinfmt {
         Ok(s.trim() == "enabled")
     }
 
-    fn register(&self, reg: &Registration) -> Result<(), KernelError> {
-        let record = reg.to_record().map_err(|source| KernelError::Invalid {
-            name: reg.name.clone(),
-            source,
-        })?;
-        debug!(name = %reg.name, flags = %reg.flags, interpreter = %reg.interpreter, "register");
+    fn register_named(&self, raw: &[u8], reg: &Registration) -> Result<(), KernelError> {
+        let name = display_name(raw);
+        let record = reg
+            .to_record_named(raw)
+            .map_err(|source| KernelError::Invalid {
+                name: name.clone(),
+                source,
+            })?;
+        debug!(%name, flags = %reg.flags, interpreter = %reg.interpreter, "register");
         let fail = |errno| KernelError::Register {
-            name: reg.name.clone(),
+            name: name.clone(),
             errno,
         };
-        self.failpoint("register", &reg.name).map_err(fail)?;
+        self.failpoint("register", &name).map_err(fail)?;
         let path = self.root.join("register");
         let mut f =
             OpenOptions::new()
                 .write(true)
                 .open(&path)
                 .map_err(|e| KernelError::OpenRegister {
-                    name: reg.name.clone(),
+                    name: name.clone(),
                     path: path.clone(),
                     errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
                 })?;
         // One write(2): the kernel parses each write as a whole record.
         let n = f
-            .write(record.as_bytes())
+            .write(&record)
             .map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
         if n != record.len() {
             return Err(KernelError::ShortWrite {
-                name: reg.name.clone(),
+                name: name.clone(),
                 written: n,
                 len: record.len(),
             });
@@ -336,8 +373,8 @@ impl BinfmtFs for ProcBinfmt {
         Ok(())
     }
 
-    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError> {
-        debug!(name, enabled, "set enabled");
+    fn set_enabled_named(&self, name: &[u8], enabled: bool) -> Result<(), KernelError> {
+        debug!(name = %display_name(name), enabled, "set enabled");
         let (action, value): (&'static str, &[u8]) = if enabled {
             ("enabling", b"1")
         } else {
@@ -346,8 +383,8 @@ impl BinfmtFs for ProcBinfmt {
         self.write_entry(name, action, value)
     }
 
-    fn remove(&self, name: &str) -> Result<(), KernelError> {
-        debug!(name, "remove");
+    fn remove_named(&self, name: &[u8]) -> Result<(), KernelError> {
+        debug!(name = %display_name(name), "remove");
         self.write_entry(name, "removing", b"-1")
     }
 
@@ -404,11 +441,23 @@ impl RecordingBinfmt {
     }
 
     fn push(&self, entry: Entry) {
+        let name = entry.registration.name.as_bytes().to_vec();
+        self.push_named(&name, entry);
+    }
+
+    /// Adds an entry under a raw name (any bytes the kernel accepts), as another tool would.
+    pub fn push_named(&self, name: &[u8], mut entry: Entry) {
         let age = self.next_age.get() + 1;
         self.next_age.set(age);
-        self.entries
-            .borrow_mut()
-            .insert(0, KernelEntry { entry, age });
+        entry.registration.name = display_name(name);
+        self.entries.borrow_mut().insert(
+            0,
+            KernelEntry {
+                name: name.to_vec(),
+                entry,
+                age,
+            },
+        );
     }
 
     fn record(&self, call: Call) -> Result<(), Errno> {
@@ -427,6 +476,18 @@ impl RecordingBinfmt {
             .iter()
             .map(|k| (k.entry.registration.name.clone(), render_entry(&k.entry)))
             .collect()
+    }
+
+    /// Raw names and rendered entries, for byte-exact assertions.
+    pub fn rendered_raw(&self) -> Vec<(Vec<u8>, String)> {
+        let mut v: Vec<(Vec<u8>, String)> = self
+            .entries
+            .borrow()
+            .iter()
+            .map(|k| (k.name.clone(), render_entry(&k.entry)))
+            .collect();
+        v.sort();
+        v
     }
 }
 
@@ -457,59 +518,59 @@ impl BinfmtFs for RecordingBinfmt {
         Ok(true)
     }
 
-    fn register(&self, reg: &Registration) -> Result<(), KernelError> {
+    fn register_named(&self, raw: &[u8], reg: &Registration) -> Result<(), KernelError> {
+        let name = display_name(raw);
         let fail = |errno| KernelError::Register {
-            name: reg.name.clone(),
+            name: name.clone(),
             errno,
         };
-        reg.validate().map_err(|_| fail(Errno::INVAL))?;
-        self.record(Call::Register(reg.name.clone()))
-            .map_err(fail)?;
-        if self
-            .entries
-            .borrow()
-            .iter()
-            .any(|k| k.entry.registration.name == reg.name)
-        {
+        reg.to_record_named(raw).map_err(|_| fail(Errno::INVAL))?;
+        self.record(Call::Register(name.clone())).map_err(fail)?;
+        if self.entries.borrow().iter().any(|k| k.name == raw) {
             return Err(fail(Errno::EXIST));
         }
-        self.push(Entry {
-            registration: Registration {
-                flags: reg.flags.normalized(),
-                ..reg.clone()
+        self.push_named(
+            raw,
+            Entry {
+                registration: Registration {
+                    flags: reg.flags.normalized(),
+                    ..reg.clone()
+                },
+                enabled: true,
             },
-            enabled: true,
-        });
+        );
         Ok(())
     }
 
-    fn set_enabled(&self, name: &str, enabled: bool) -> Result<(), KernelError> {
+    fn set_enabled_named(&self, raw: &[u8], enabled: bool) -> Result<(), KernelError> {
+        let name = display_name(raw);
         let fail = |errno| KernelError::Entry {
-            name: name.to_owned(),
+            name: name.clone(),
             action: "enabling",
             errno,
         };
-        self.record(Call::Enable(name.to_owned(), enabled))
+        self.record(Call::Enable(name.clone(), enabled))
             .map_err(fail)?;
         let mut es = self.entries.borrow_mut();
         let k = es
             .iter_mut()
-            .find(|k| k.entry.registration.name == name)
+            .find(|k| k.name == raw)
             .ok_or_else(|| fail(Errno::NOENT))?;
         k.entry.enabled = enabled;
         Ok(())
     }
 
-    fn remove(&self, name: &str) -> Result<(), KernelError> {
+    fn remove_named(&self, raw: &[u8]) -> Result<(), KernelError> {
+        let name = display_name(raw);
         let fail = |errno| KernelError::Entry {
-            name: name.to_owned(),
+            name: name.clone(),
             action: "removing",
             errno,
         };
-        self.record(Call::Remove(name.to_owned())).map_err(fail)?;
+        self.record(Call::Remove(name.clone())).map_err(fail)?;
         let mut es = self.entries.borrow_mut();
         let before = es.len();
-        es.retain(|k| k.entry.registration.name != name);
+        es.retain(|k| k.name != raw);
         if es.len() == before {
             return Err(fail(Errno::NOENT));
         }

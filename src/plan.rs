@@ -3,10 +3,13 @@
 //! `BinfmtFs`, reads every entry back, and rolls back everything this run changed when any
 //! step or the read-back fails.
 
+use goblin::elf::header::{ET_DYN, ET_EXEC};
 use serde::Serialize;
 
+use crate::arch::{Arch, Endian};
+
 use crate::kernel::{BinfmtFs, KernelEntry, KernelError};
-use crate::registration::{Entry, Registration};
+use crate::registration::{Entry, Registration, display_name};
 
 /// What to do about one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -29,8 +32,9 @@ pub enum Action {
         current: Entry,
         wanted: Registration,
     },
-    /// Remove an entry (uninstall).
-    Remove { entry: Entry },
+    /// Remove an entry (uninstall). `name` is the entry's name as the kernel has it (bytes);
+    /// `entry.registration.name` is only its printable form.
+    Remove { name: Vec<u8>, entry: Entry },
 }
 
 impl Action {
@@ -45,7 +49,7 @@ impl Action {
             Action::Keep { current, .. }
             | Action::Enable { current, .. }
             | Action::KeepExisting { current, .. } => &current.registration.name,
-            Action::Remove { entry } => &entry.registration.name,
+            Action::Remove { entry, .. } => &entry.registration.name,
         }
     }
 
@@ -105,9 +109,7 @@ pub fn plan_install(desired: &[Desired], current: &[KernelEntry], keep_existing:
     for (i, d) in desired.iter().enumerate() {
         let arch = d.arch.clone();
         let new = d.registration.clone();
-        let existing = current
-            .iter()
-            .find(|k| k.entry.registration.name == new.name);
+        let existing = current.iter().find(|k| k.name == new.name.as_bytes());
         // Age our entry will have after this run: a fresh registration is newer than anything.
         let (action, our_age) = match existing {
             None => (Action::Register { arch, new }, newest + 1 + i as u64),
@@ -140,7 +142,9 @@ pub fn plan_install(desired: &[Desired], current: &[KernelEntry], keep_existing:
             !matches!(&action, Action::KeepExisting { current, .. } if !current.enabled);
         for other in current {
             let o = &other.entry.registration;
-            if o.name == d.registration.name || !o.matcher.overlaps(&d.registration.matcher) {
+            if other.name == d.registration.name.as_bytes()
+                || !o.matcher.overlaps(&d.registration.matcher)
+            {
                 continue;
             }
             let winner = match (ours_enabled, other.entry.enabled) {
@@ -162,12 +166,14 @@ pub fn plan_install(desired: &[Desired], current: &[KernelEntry], keep_existing:
     plan
 }
 
-/// Removes the named entries that exist; names that do not exist need nothing.
-pub fn plan_uninstall(names: &[String], current: &[KernelEntry]) -> Plan {
+/// Removes the named entries that exist (names are the kernel's bytes, compared exactly);
+/// names that do not exist need nothing.
+pub fn plan_uninstall(names: &[Vec<u8>], current: &[KernelEntry]) -> Plan {
     let actions = current
         .iter()
-        .filter(|k| names.contains(&k.entry.registration.name))
+        .filter(|k| names.contains(&k.name))
         .map(|k| Action::Remove {
+            name: k.name.clone(),
             entry: k.entry.clone(),
         })
         .collect();
@@ -177,24 +183,83 @@ pub fn plan_uninstall(names: &[String], current: &[KernelEntry]) -> Plan {
     }
 }
 
-/// The pattern of `reg` accepts one of these headers (the host's own executables or the
-/// interpreter itself): registering it would capture native binaries.
-pub fn captures_native<'h>(
-    reg: &Registration,
-    headers: &'h [(String, Vec<u8>)],
-) -> Option<&'h str> {
-    headers
-        .iter()
-        .find(|(_, h)| reg.matcher.matches_header(h))
-        .map(|(what, _)| what.as_str())
+/// The native-capture guard: the headers of programs this host runs without emulation, and the
+/// one question install, import and status ask of a pattern: would the kernel hand any of these
+/// to the entry's interpreter? binfmt_misc is consulted before the ELF and `#!` loaders, so a
+/// pattern that accepts one of them captures every such native program.
+///
+/// The set covers every native arch (the host's own and the compat arches its kernel runs,
+/// such as i386 on x86_64), each as `ET_EXEC` and `ET_DYN` (PIE), with OS ABI byte 0 (System V)
+/// and 3 (GNU/Linux): a pattern that masks the OS ABI byte or the type still matches one of
+/// them. Scripts (`#!`) are in the set too, and so is our own executable's real header.
+#[derive(Debug, Clone, Default)]
+pub struct NativeGuard {
+    headers: Vec<(String, Vec<u8>)>,
 }
 
-/// How an undo step restores the state before this run.
+/// `EI_OSABI` values native Linux programs carry: `ELFOSABI_SYSV` and `ELFOSABI_GNU`.
+const NATIVE_OS_ABIS: [u8; 2] = [0, 3];
+
+impl NativeGuard {
+    /// The guard for these native arches (host first, then compat), plus this host's own
+    /// executable header as read from `/proc/self/exe` (empty when unreadable).
+    pub fn new(native: &[&Arch], exe_header: &[u8]) -> NativeGuard {
+        let mut headers = Vec::new();
+        if !exe_header.is_empty() {
+            headers.push((
+                "this host's own executables".to_owned(),
+                exe_header.to_vec(),
+            ));
+        }
+        for a in native {
+            for (e_type, kind) in [(ET_EXEC, "ET_EXEC"), (ET_DYN, "ET_DYN")] {
+                for abi in NATIVE_OS_ABIS {
+                    let mut h = crate::probe::elf_exec(a.class, a.endian, a.machine, 0, &[]);
+                    h[7] = abi;
+                    let t = match a.endian {
+                        Endian::Little => e_type.to_le_bytes(),
+                        Endian::Big => e_type.to_be_bytes(),
+                    };
+                    h[16..18].copy_from_slice(&t);
+                    headers.push((
+                        format!("native {} programs ({kind}, OS ABI {abi})", a.name),
+                        h,
+                    ));
+                }
+            }
+        }
+        for script in [&b"#!/bin/sh\n"[..], b"#! /bin/sh\n"] {
+            headers.push(("native scripts (#!)".to_owned(), script.to_vec()));
+        }
+        NativeGuard { headers }
+    }
+
+    /// Adds one more header the pattern must not accept (the interpreter itself, say).
+    pub fn with(mut self, what: impl Into<String>, header: Vec<u8>) -> NativeGuard {
+        if !header.is_empty() {
+            self.headers.push((what.into(), header));
+        }
+        self
+    }
+
+    /// What native programs the pattern of `reg` would capture, if any. Extension entries match
+    /// by file name, not content: they are judged by policy where they are registered (import
+    /// refuses them unless asked), and answer `None` here.
+    pub fn captures(&self, reg: &Registration) -> Option<&str> {
+        self.headers
+            .iter()
+            .find(|(_, h)| reg.matcher.matches_header(h))
+            .map(|(what, _)| what.as_str())
+    }
+}
+
+/// How an undo step restores the state before this run. Names are the kernel's bytes, so an
+/// entry another tool named with spaces or non-UTF-8 bytes comes back exactly.
 #[derive(Debug, Clone)]
 enum Undo {
-    Remove(String),
-    Restore(Entry),
-    Disable(String),
+    Remove(Vec<u8>),
+    Restore(Vec<u8>, Entry),
+    Disable(Vec<u8>),
 }
 
 /// A failed apply, after rollback.
@@ -245,15 +310,17 @@ pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
     let mut rollback_errors = Vec::new();
     for undo in journal.into_iter().rev() {
         let r = match &undo {
-            Undo::Remove(name) => fs.remove(name).map(|()| name.clone()),
-            Undo::Disable(name) => fs.set_enabled(name, false).map(|()| name.clone()),
-            Undo::Restore(e) => fs.register(&e.registration).and_then(|()| {
+            Undo::Remove(name) => fs.remove_named(name).map(|()| display_name(name)),
+            Undo::Disable(name) => fs
+                .set_enabled_named(name, false)
+                .map(|()| display_name(name)),
+            Undo::Restore(name, e) => fs.register_named(name, &e.registration).and_then(|()| {
                 if e.enabled {
                     Ok(())
                 } else {
-                    fs.set_enabled(&e.registration.name, false)
+                    fs.set_enabled_named(name, false)
                 }
-                .map(|()| e.registration.name.clone())
+                .map(|()| display_name(name))
             }),
         };
         match r {
@@ -279,21 +346,24 @@ fn run_steps(fs: &dyn BinfmtFs, plan: &Plan, journal: &mut Vec<Undo>) -> Result<
             Action::Keep { .. } | Action::KeepExisting { .. } => {}
             Action::Register { new, .. } => {
                 fs.register(new)?;
-                journal.push(Undo::Remove(new.name.clone()));
+                journal.push(Undo::Remove(new.name.as_bytes().to_vec()));
             }
             Action::Enable { current, .. } => {
-                fs.set_enabled(&current.registration.name, true)?;
-                journal.push(Undo::Disable(current.registration.name.clone()));
+                let name = current.registration.name.as_bytes();
+                fs.set_enabled_named(name, true)?;
+                journal.push(Undo::Disable(name.to_vec()));
             }
             Action::Replace { old, new, .. } => {
-                fs.remove(&old.registration.name)?;
-                journal.push(Undo::Restore(old.clone()));
+                // Our own name (a validated, UTF-8 qemu-* name): the old entry had these bytes.
+                let name = new.name.as_bytes();
+                fs.remove_named(name)?;
+                journal.push(Undo::Restore(name.to_vec(), old.clone()));
                 fs.register(new)?;
-                journal.push(Undo::Remove(new.name.clone()));
+                journal.push(Undo::Remove(name.to_vec()));
             }
-            Action::Remove { entry } => {
-                fs.remove(&entry.registration.name)?;
-                journal.push(Undo::Restore(entry.clone()));
+            Action::Remove { name, entry } => {
+                fs.remove_named(name)?;
+                journal.push(Undo::Restore(name.clone(), entry.clone()));
             }
         }
     }
@@ -306,13 +376,13 @@ fn verify(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyFailure> {
         return Ok(());
     }
     let now = fs.list()?;
-    let find = |name: &str| now.iter().find(|k| k.entry.registration.name == name);
+    let find = |name: &[u8]| now.iter().find(|k| k.name == name);
     for a in &plan.actions {
         let wanted = match a {
             Action::Register { new, .. } | Action::Replace { new, .. } => Some(new),
             Action::Enable { current, .. } => Some(&current.registration),
-            Action::Remove { entry } => {
-                if find(&entry.registration.name).is_some() {
+            Action::Remove { name, entry } => {
+                if find(name).is_some() {
                     return Err(ApplyFailure::Verify {
                         name: entry.registration.name.clone(),
                         detail: "still present after removal".into(),
@@ -323,7 +393,7 @@ fn verify(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyFailure> {
             Action::Keep { .. } | Action::KeepExisting { .. } => None,
         };
         if let Some(w) = wanted {
-            let detail = match find(&w.name) {
+            let detail = match find(w.name.as_bytes()) {
                 None => Some("missing".to_owned()),
                 Some(k) if !k.entry.enabled => Some("disabled".to_owned()),
                 Some(k) if !k.entry.registration.same_as(w) => Some(format!(
@@ -617,16 +687,16 @@ mod tests {
             fn global_enabled(&self) -> Result<bool, KernelError> {
                 Ok(true)
             }
-            fn register(&self, reg: &Registration) -> Result<(), KernelError> {
+            fn register_named(&self, n: &[u8], reg: &Registration) -> Result<(), KernelError> {
                 let mut r = reg.clone();
                 r.flags.preserve_argv0 = false;
-                self.0.register(&r)
+                self.0.register_named(n, &r)
             }
-            fn set_enabled(&self, n: &str, e: bool) -> Result<(), KernelError> {
-                self.0.set_enabled(n, e)
+            fn set_enabled_named(&self, n: &[u8], e: bool) -> Result<(), KernelError> {
+                self.0.set_enabled_named(n, e)
             }
-            fn remove(&self, n: &str) -> Result<(), KernelError> {
-                self.0.remove(n)
+            fn remove_named(&self, n: &[u8]) -> Result<(), KernelError> {
+                self.0.remove_named(n)
             }
             fn lock(&self) -> Result<crate::kernel::LockGuard, KernelError> {
                 self.0.lock()
@@ -639,27 +709,98 @@ mod tests {
         assert!(fake.0.list().unwrap().is_empty(), "rolled back");
     }
 
+    fn guard() -> NativeGuard {
+        let t = Table::builtin();
+        NativeGuard::new(&[t.get("x86_64").unwrap(), t.get("i386").unwrap()], &[])
+    }
+
+    fn magic(offset: usize, magic: &[u8], mask: Option<&[u8]>) -> Registration {
+        let mut r = desired("aarch64").registration;
+        r.matcher = Matcher::Magic {
+            offset,
+            magic: magic.to_vec(),
+            mask: mask.map(<[u8]>::to_vec),
+        };
+        r
+    }
+
+    /// Every kind of native program, not only binfmtctl's own header: the patterns an attacker
+    /// put in a binfmt.d file to capture the host's programs are all caught.
     #[test]
     fn native_capture_guard() {
-        let mut x86 = vec![0u8; 64];
-        x86[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
-        x86[16] = 2;
-        x86[18] = 62;
-        let headers = vec![("/proc/self/exe".to_owned(), x86)];
+        let g = guard();
+        assert!(g.captures(&desired("x86_64").registration).is_some());
+        assert!(g.captures(&desired("i386").registration).is_some());
+        assert!(g.captures(&desired("aarch64").registration).is_none());
+        assert!(g.captures(&desired("riscv64").registration).is_none());
+        // x86_64 ET_EXEC with the OS ABI byte masked out (the table masks it for other arches).
+        let mut masked = desired("x86_64").registration;
+        if let Matcher::Magic { mask, .. } = &mut masked.matcher {
+            let m = mask.as_mut().unwrap();
+            m[7] = 0;
+        }
         assert_eq!(
-            captures_native(&desired("x86_64").registration, &headers),
-            Some("/proc/self/exe")
+            g.captures(&masked),
+            Some("native x86_64 programs (ET_EXEC, OS ABI 0)")
         );
+        // Only ET_DYN with GNU OS ABI, exact.
+        let mut pie = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 3, 0, 0, 0, 0, 0, 0, 0, 0];
+        pie.extend_from_slice(&[3, 0, 0x3e, 0]);
         assert_eq!(
-            captures_native(&desired("aarch64").registration, &headers),
-            None
+            g.captures(&magic(0, &pie, None)),
+            Some("native x86_64 programs (ET_DYN, OS ABI 3)")
         );
-        let mut greedy = desired("aarch64").registration;
-        greedy.matcher = Matcher::Magic {
-            offset: 0,
-            magic: b"\x7fELF".to_vec(),
-            mask: None,
-        };
-        assert!(captures_native(&greedy, &headers).is_some());
+        // i386 only: the compat arch counts.
+        assert_eq!(
+            g.captures(&magic(18, b"\x03\x00", None)),
+            Some("native i386 programs (ET_EXEC, OS ABI 0)")
+        );
+        // Too loose: any ELF.
+        assert!(g.captures(&magic(0, b"\x7fELF", None)).is_some());
+        // Scripts.
+        assert_eq!(
+            g.captures(&magic(0, b"#!", None)),
+            Some("native scripts (#!)")
+        );
+        // The interpreter itself, when added.
+        let g = g.with("the interpreter /x", b"\x7fELF-custom".to_vec());
+        assert_eq!(
+            g.captures(&magic(4, b"-custom", None)),
+            Some("the interpreter /x")
+        );
+        // An extension entry is judged by policy, not here.
+        let mut ext = desired("aarch64").registration;
+        ext.matcher = Matcher::Extension("jar".into());
+        assert_eq!(g.captures(&ext), None);
+    }
+
+    /// Names are bytes: an entry another tool named with a space and a non-UTF-8 byte is
+    /// removed by its exact name and comes back byte for byte when the run rolls back.
+    #[test]
+    fn rollback_restores_raw_names_exactly() {
+        let fake = RecordingBinfmt::mounted_with(&[entry(desired("aarch64").registration, true)]);
+        let raw = b"other tool \xff".to_vec();
+        fake.push_named(&raw, entry(jar(), false));
+        let before = fake.rendered_raw();
+        assert!(before.iter().any(|(n, _)| *n == raw));
+        let plan = plan_uninstall(
+            &[raw.clone(), b"qemu-aarch64".to_vec()],
+            &fake.list().unwrap(),
+        );
+        assert_eq!(plan.actions.len(), 2);
+        fake.fail
+            .borrow_mut()
+            .push((Call::Remove("qemu-aarch64".into()), Errno::PERM));
+        let err = apply(&fake, &plan).unwrap_err();
+        assert!(err.rollback_errors.is_empty(), "{err}");
+        assert_eq!(err.rolled_back, ["other tool \\xff"]);
+        assert_eq!(fake.rendered_raw(), before, "same bytes, same state");
+        // And without the failure it is removed by its exact bytes.
+        apply(
+            &fake,
+            &plan_uninstall(std::slice::from_ref(&raw), &fake.list().unwrap()),
+        )
+        .unwrap();
+        assert!(fake.list().unwrap().iter().all(|k| k.name != raw));
     }
 }

@@ -371,20 +371,61 @@ impl Registration {
     }
 
     fn to_record_unchecked(&self) -> String {
-        let ext;
-        let (name, interp) = (&self.name, &self.interpreter);
-        let free_text: [&str; 3] = match &self.matcher {
-            Matcher::Extension(e) => {
-                ext = e.clone();
-                [name, interp, &ext]
-            }
-            Matcher::Magic { .. } => [name, interp, ""],
+        String::from_utf8(self.render(self.name.as_bytes()))
+            .expect("a record made of UTF-8 fields is UTF-8")
+    }
+
+    /// The record with `name` (raw bytes) as the entry's name: how another tool's entry, whose
+    /// name may hold spaces or bytes that are not UTF-8, is written back byte for byte. The name
+    /// is checked against the kernel's own rules (`validate_kernel_name`), the rest as
+    /// `validate` does.
+    pub fn to_record_named(&self, name: &[u8]) -> Result<Vec<u8>, RecordError> {
+        if name == self.name.as_bytes() && validate_name(&self.name).is_ok() {
+            return self.to_record().map(String::into_bytes);
+        }
+        validate_kernel_name(name)?;
+        Registration {
+            name: "n".into(),
+            ..self.clone()
+        }
+        .validate()?;
+        let record = self.render(name);
+        if !(MIN_RECORD_LEN..=MAX_RECORD_LEN).contains(&record.len()) {
+            return Err(err(
+                Field::Record,
+                0,
+                format!(
+                    "record is {} bytes; the kernel accepts {MIN_RECORD_LEN} to {MAX_RECORD_LEN}",
+                    record.len()
+                ),
+            ));
+        }
+        if self.delimiter(name).is_none() {
+            return Err(err(
+                Field::Name,
+                2,
+                "every delimiter appears in the name or interpreter",
+            ));
+        }
+        Ok(record)
+    }
+
+    /// The first delimiter that appears in none of the free-text fields.
+    fn delimiter(&self, name: &[u8]) -> Option<char> {
+        let ext: &[u8] = match &self.matcher {
+            Matcher::Extension(e) => e.as_bytes(),
+            Matcher::Magic { .. } => b"",
         };
-        let d = DELIMITERS
+        let free_text = [name, self.interpreter.as_bytes(), ext];
+        DELIMITERS
             .iter()
             .copied()
-            .find(|d| free_text.iter().all(|t| !t.contains(*d)))
-            .unwrap_or(':');
+            .find(|d| free_text.iter().all(|t| !t.contains(&(*d as u8))))
+    }
+
+    fn render(&self, name: &[u8]) -> Vec<u8> {
+        let interp = self.interpreter.as_bytes();
+        let d = self.delimiter(name).unwrap_or(':');
         let (typ, offset, magic, mask) = match &self.matcher {
             Matcher::Magic {
                 offset,
@@ -398,10 +439,18 @@ impl Registration {
             ),
             Matcher::Extension(e) => ('E', String::new(), e.clone(), String::new()),
         };
-        format!(
-            "{d}{name}{d}{typ}{d}{offset}{d}{magic}{d}{mask}{d}{interp}{d}{flags}",
-            flags = self.flags
-        )
+        let mut out = Vec::with_capacity(64 + name.len() + interp.len());
+        out.push(d as u8);
+        out.extend_from_slice(name);
+        out.extend_from_slice(
+            format!(
+                "{d}{typ}{d}{offset}{d}{magic}{d}{mask}{d}{}{d}{flags}",
+                self.interpreter,
+                flags = self.flags
+            )
+            .as_bytes(),
+        );
+        out
     }
 
     /// Parses a register record with the kernel's grammar (`create_entry`). A trailing newline is
@@ -554,6 +603,37 @@ impl Registration {
             && self.flags.normalized() == other.flags.normalized()
             && self.matcher.same_pattern(&other.matcher)
     }
+}
+
+/// A name the way people read it: as is when it is UTF-8, else with every byte that is not
+/// printable ASCII escaped as `\xHH` (so two different names never print the same unless one
+/// holds a literal backslash sequence; the raw bytes stay authoritative).
+pub fn display_name(name: &[u8]) -> String {
+    match std::str::from_utf8(name) {
+        Ok(s) => s.to_owned(),
+        Err(_) => name.escape_ascii().to_string(),
+    }
+}
+
+/// The kernel's own rules for an entry name (`create_entry`, and one dentry): non-empty, at most
+/// 255 bytes, no `/`, not `.` or `..`, not a control file; NUL would end the record early.
+/// Spaces and bytes that are not UTF-8 are accepted, as the kernel accepts them: other tools'
+/// entries have such names, and rollback must write them back exactly.
+pub fn validate_kernel_name(name: &[u8]) -> Result<(), RecordError> {
+    let bad = |reason: &str| Err(err(Field::Name, 2, reason.to_owned()));
+    if name.is_empty() {
+        return bad("name must not be empty");
+    }
+    if name.len() > MAX_NAME_LEN {
+        return bad("name is longer than 255 bytes");
+    }
+    if name == b"." || name == b".." || name.contains(&b'/') || name.contains(&0) {
+        return bad("name must not be '.', '..' or contain '/' or NUL");
+    }
+    if name == b"register" || name == b"status" {
+        return bad("'register' and 'status' are the control files of binfmt_misc");
+    }
+    Ok(())
 }
 
 /// Entry names the kernel refuses, or that would break the binfmt_misc directory.

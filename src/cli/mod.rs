@@ -98,6 +98,12 @@ pub struct Global {
     /// Only errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+
+    /// Inside a user namespace, count interpreter files and directories whose owner is not
+    /// mapped into it (they show as the overflow uid) as root's. Nothing inside the namespace
+    /// can prove whose they are: you vouch that they are the host's root
+    #[arg(long, global = true)]
+    pub trust_unmapped_owner: bool,
 }
 
 #[derive(Debug, Args, Clone, Default)]
@@ -131,7 +137,7 @@ pub enum Command {
     /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
     Uninstall {
         #[arg(value_name = "TARGETS", required = true, value_delimiter = ',')]
-        targets: Vec<String>,
+        targets: Vec<std::ffi::OsString>,
     },
     /// Show the entries, what the machine can run, and whether ours match the table
     Status,
@@ -194,8 +200,18 @@ pub enum Command {
     Import {
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
+        /// Register the entries, after the checks install makes (nothing is written unless
+        /// every entry passes them)
         #[arg(long)]
         register: bool,
+        /// Allow entries with flag C: setuid programs then run the interpreter with their
+        /// owner's credentials (root's, for setuid-root files)
+        #[arg(long)]
+        allow_credentials: bool,
+        /// Allow extension (E) entries: they run their interpreter for every file with that
+        /// name ending, whatever it contains
+        #[arg(long)]
+        allow_extension: bool,
     },
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
@@ -371,7 +387,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         (Some(Command::Uninstall { targets }), _, _) => uninstall(&ctx, &targets, out),
         (None, None, Some(list)) => {
-            let targets: Vec<String> = list.split(',').map(str::to_owned).collect();
+            let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
             uninstall(&ctx, &targets, out)?;
             status_json(&cli.global, out)
         }
@@ -420,7 +436,25 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             dir.as_deref(),
             out,
         ),
-        (Some(Command::Import { paths, register }), _, _) => import(&ctx, &paths, register, out),
+        (
+            Some(Command::Import {
+                paths,
+                register,
+                allow_credentials,
+                allow_extension,
+            }),
+            _,
+            _,
+        ) => import(
+            &ctx,
+            &paths,
+            ImportOpts {
+                register,
+                allow_credentials,
+                allow_extension,
+            },
+            out,
+        ),
         (Some(Command::Cross(CrossCommand::Env { arch, format })), _, _) => {
             cross_env(&ctx, &arch, &format, out)
         }
@@ -473,6 +507,17 @@ impl<'g> Ctx<'g> {
         self.native.iter().find(|n| n.arch == arch)
     }
 
+    /// The native-capture guard for this host (every native arch, both ELF types, both OS ABI
+    /// bytes, scripts, our own header): the one install, import and status use.
+    fn native_guard(&self) -> plan::NativeGuard {
+        let arches: Vec<&Arch> = self
+            .native
+            .iter()
+            .filter_map(|n| self.table.get(&n.arch))
+            .collect();
+        plan::NativeGuard::new(&arches, &self.host.exe_header)
+    }
+
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
         if self.g.qemu_path.is_empty() {
@@ -493,6 +538,18 @@ impl<'g> Ctx<'g> {
         }
     }
 
+    /// Which owners count as root's here: in a user namespace, unmapped owners only when the
+    /// caller vouches for them.
+    fn owners(&self) -> interpreter::Owners {
+        interpreter::Owners {
+            unmapped_uid: self
+                .host
+                .in_user_namespace
+                .then_some(self.host.overflow_uid),
+            trust_unmapped: self.g.trust_unmapped_owner,
+        }
+    }
+
     fn requirements(&self, need_static: bool) -> Result<Requirements> {
         let host = self.host.host_arch(self.table).ok_or_else(|| {
             Unsupported(format!("unknown host architecture {:?}", self.host.machine))
@@ -501,10 +558,7 @@ impl<'g> Ctx<'g> {
             host_class: host.class,
             host_endian: host.endian,
             host_machine: host.machine,
-            extra_owner: self
-                .host
-                .in_user_namespace
-                .then_some(self.host.overflow_uid),
+            owners: self.owners(),
             need_static,
         })
     }
@@ -714,7 +768,7 @@ fn hex(b: &[u8]) -> String {
     b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
+fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
     let r = &e.registration;
     let by_name = r
         .name
@@ -749,7 +803,7 @@ fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
         mask,
         extension,
         matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
-        captures_native: !host_header.is_empty() && r.matcher.matches_header(host_header),
+        captures_native: guard.captures(r).is_some(),
     }
 }
 

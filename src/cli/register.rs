@@ -2,6 +2,7 @@
 //! export, import, status, interpreters.
 
 use super::*;
+use crate::registration::display_name;
 
 /// The validated registrations for a request (natives skipped or refused, interpreters found
 /// and checked, native-capture guard, kernel grammar), with the report rows so far. Shared by
@@ -65,15 +66,14 @@ pub(super) fn prepare(
             }
             continue;
         };
-        let path = c.facts.path.to_string_lossy().into_owned();
+        // The resolved path: the file itself, never a symlink someone could re-point later.
+        let path = c.facts.resolved.to_string_lossy().into_owned();
         let reg = a.registration(&path, flags);
-        // Guard: the pattern must not accept the host's executables or the interpreter.
-        let mut headers = vec![(
-            "this host's own executables".to_owned(),
-            ctx.host.exe_header.clone(),
-        )];
-        headers.push((format!("the interpreter {path}"), c.facts.header.clone()));
-        if let Some(what) = plan::captures_native(&reg, &headers) {
+        // Guard: the pattern must not accept any native program or the interpreter.
+        let guard = ctx
+            .native_guard()
+            .with(format!("the interpreter {path}"), c.facts.header.clone());
+        if let Some(what) = guard.captures(&reg) {
             let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
             row.reason = Some(format!("its pattern would capture {what}"));
             refused.push(format!("{}: its pattern would capture {what}", a.name));
@@ -204,10 +204,10 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         other => anyhow::Error::new(BadInput(other.to_string())),
     })?;
     if remove {
-        let names: Vec<String> = if cfg.arches.iter().any(|a| a == "all") {
+        let names: Vec<std::ffi::OsString> = if cfg.arches.iter().any(|a| a == "all") {
             vec!["all".into()]
         } else {
-            cfg.arches.clone()
+            cfg.arches.iter().map(Into::into).collect()
         };
         return uninstall(ctx, &names, out);
     }
@@ -269,7 +269,7 @@ pub(super) fn export(
                         enabled: true,
                     };
                     let mut j =
-                        serde_json::to_value(entry_json(ctx.table, &ctx.host.exe_header, &e))
+                        serde_json::to_value(entry_json(ctx.table, &ctx.native_guard(), &e))
                             .unwrap_or_default();
                     j["record"] = json!(d.registration.to_record().unwrap_or_default());
                     j
@@ -307,12 +307,21 @@ pub(super) fn export(
     Ok(())
 }
 
+/// What `import` may do.
+#[derive(Debug, Clone, Copy, Default)]
+pub(super) struct ImportOpts {
+    pub register: bool,
+    pub allow_credentials: bool,
+    pub allow_extension: bool,
+}
+
 pub(super) fn import(
     ctx: &Ctx,
     paths: &[PathBuf],
-    register: bool,
+    opts: ImportOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
+    let register = opts.register;
     let mut imported = Vec::new();
     for p in paths {
         let files = if p.is_dir() {
@@ -338,7 +347,7 @@ pub(super) fn import(
                         enabled: true,
                     };
                     let mut j =
-                        serde_json::to_value(entry_json(ctx.table, &ctx.host.exe_header, &e))
+                        serde_json::to_value(entry_json(ctx.table, &ctx.native_guard(), &e))
                             .unwrap_or_default();
                     j["file"] = json!(i.path);
                     j["line"] = json!(i.line);
@@ -356,7 +365,7 @@ pub(super) fn import(
                     registration: i.registration.clone(),
                     enabled: true,
                 };
-                let j = entry_json(ctx.table, &ctx.host.exe_header, &e);
+                let j = entry_json(ctx.table, &ctx.native_guard(), &e);
                 let table = match j.matches_table {
                     Some(true) => "matches our table",
                     Some(false) => "DIFFERS from our table",
@@ -381,41 +390,13 @@ pub(super) fn import(
         }
         return Ok(());
     }
-    // Registering: the same guards as install, then the same reconcile.
-    let mut desired = Vec::new();
-    for i in &imported {
-        let r = &i.registration;
-        if r.matcher.matches_header(&ctx.host.exe_header) {
-            return Err(BadInput(format!(
-                "{}:{}: {} would capture this host's own binaries; not registering anything",
-                i.path.display(),
-                i.line,
-                r.name
-            ))
-            .into());
-        }
-        // Never register an interpreter others could replace or that is not there.
-        let any_arch = &ctx.table.arches[0];
-        let facts = interpreter::facts(std::path::Path::new(&r.interpreter), any_arch);
-        let owner = ctx.host.in_user_namespace.then_some(ctx.host.overflow_uid);
-        let problems = interpreter::security_problems(&facts, owner);
-        if !problems.is_empty() {
-            let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            return Err(BadInput(format!(
-                "{}:{}: {}: the interpreter {} {}; not registering anything",
-                i.path.display(),
-                i.line,
-                r.name,
-                r.interpreter,
-                why.join("; ")
-            ))
-            .into());
-        }
-        desired.push(Desired {
-            arch: r.name.clone(),
-            registration: r.clone(),
-        });
-    }
+    // Registering: every check install makes, on every entry, before the first write.
+    let desired = check_imported(ctx, &imported, opts).map_err(|refused| {
+        BadInput(format!(
+            "nothing was changed; refused:\n  {}",
+            refused.join("\n  ")
+        ))
+    })?;
     let versions = vec![None; desired.len()];
     reconcile(
         ctx,
@@ -428,6 +409,94 @@ pub(super) fn import(
         false,
         out,
     )
+}
+
+/// The checks install makes, applied to imported entries: the native-capture guard (every kind
+/// of native program, and the interpreter itself), the interpreter's whole path (resolved; every
+/// directory and symlink root's; the file root's, executable, not writable by others; with F a
+/// static ELF for this CPU), C and E only when asked for. Returns the registrations to make, with
+/// the resolved interpreter path, or every refusal with its file and line.
+fn check_imported(
+    ctx: &Ctx,
+    imported: &[crate::interop::Imported],
+    opts: ImportOpts,
+) -> std::result::Result<Vec<Desired>, Vec<String>> {
+    let mut refused = Vec::new();
+    let mut desired = Vec::new();
+    let guard = ctx.native_guard();
+    let any_arch = &ctx.table.arches[0];
+    for i in imported {
+        let r = &i.registration;
+        let at = format!("{}:{}: {}", i.path.display(), i.line, r.name);
+        let mut why: Vec<String> = Vec::new();
+        if let Matcher::Extension(ext) = &r.matcher
+            && !opts.allow_extension
+        {
+            why.push(format!(
+                "an extension entry runs {} for every file named *.{ext}, native programs and scripts included: pass --allow-extension if that is intended",
+                r.interpreter
+            ));
+        }
+        if r.flags.credentials && !opts.allow_credentials {
+            why.push(format!(
+                "flag C makes setuid programs run {} with their owner's credentials (root's for setuid-root files): pass --allow-credentials if that is intended, or drop C",
+                r.interpreter
+            ));
+        }
+        let facts = interpreter::facts(std::path::Path::new(&r.interpreter), any_arch);
+        let guard = guard.clone().with(
+            format!("the interpreter {}", r.interpreter),
+            facts.header.clone(),
+        );
+        if let Some(what) = guard.captures(r) {
+            why.push(format!("its pattern would capture {what}"));
+        }
+        let problems = if r.flags.fix_binary {
+            // F: the kernel pins the file now and runs it in every chroot and container, so it
+            // must be what install accepts: a static ELF for this CPU.
+            match ctx.requirements(true) {
+                Ok(req) => interpreter::check(&facts, &req),
+                Err(e) => {
+                    why.push(e.to_string());
+                    Vec::new()
+                }
+            }
+        } else {
+            interpreter::security_problems(&facts, ctx.owners())
+        };
+        if !problems.is_empty() {
+            let p: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            why.push(format!(
+                "the interpreter {} {}",
+                r.interpreter,
+                p.join("; ")
+            ));
+        }
+        let resolved = facts.resolved.to_str();
+        if resolved.is_none() {
+            why.push(format!(
+                "the interpreter {} resolves to a path that is not UTF-8 ({}): use a plain path",
+                r.interpreter,
+                facts.resolved.display()
+            ));
+        }
+        if let (true, Some(resolved)) = (why.is_empty(), resolved) {
+            let mut reg = r.clone();
+            // The file itself, never a symlink someone could re-point later.
+            reg.interpreter = resolved.to_owned();
+            desired.push(Desired {
+                arch: r.name.clone(),
+                registration: reg,
+            });
+        } else {
+            refused.push(format!("{at}: {}", why.join("; ")));
+        }
+    }
+    if refused.is_empty() {
+        Ok(desired)
+    } else {
+        Err(refused)
+    }
 }
 
 pub(super) fn report_plan(
@@ -470,7 +539,7 @@ pub(super) fn report_plan(
             Action::Remove { .. } => {}
         }
         if let Action::Replace { old, .. } = a {
-            row.previous = Some(entry_json(ctx.table, &ctx.host.exe_header, old));
+            row.previous = Some(entry_json(ctx.table, &ctx.native_guard(), old));
         }
         row.version = version.clone();
         rows.push(row);
@@ -556,55 +625,97 @@ pub(super) fn glob_match(pat: &[u8], s: &[u8]) -> bool {
     }
 }
 
-pub(super) fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> Result<()> {
-    ctx.mount_to_read();
-    let current = ctx.snapshot()?;
-    let names_now: Vec<&str> = current
-        .iter()
-        .map(|k| k.entry.registration.name.as_str())
-        .collect();
-    let mut wanted: Vec<String> = Vec::new();
-    let mut rows = Vec::new();
+/// Entries `all` and globs may touch: the ones binfmtctl manages, named `qemu-<cpu>` (every
+/// name the config file can declare is one of these). Anything else is another tool's, and is
+/// removed only when named exactly.
+pub(super) fn is_managed(name: &[u8]) -> bool {
+    name.starts_with(ENTRY_PREFIX.as_bytes())
+}
+
+/// Which entries `targets` select, as the kernel's raw names: `all` and globs (`*`, `?`) take
+/// only managed entries; an exact name takes that entry whoever made it; an arch name takes
+/// `qemu-<cpu>`. Absent arches become report rows; anything else is an error (exit 2).
+pub(super) fn select_for_uninstall(
+    table: &Table,
+    targets: &[std::ffi::OsString],
+    current: &[crate::kernel::KernelEntry],
+) -> std::result::Result<(Vec<Vec<u8>>, Vec<Row>), String> {
+    use std::os::unix::ffi::OsStrExt;
+    let mut wanted: Vec<Vec<u8>> = Vec::new();
     let mut absent = Vec::new();
-    let mut unknown = Vec::new();
-    let add = |n: &str, wanted: &mut Vec<String>| {
+    let mut errors = Vec::new();
+    let add = |n: &[u8], wanted: &mut Vec<Vec<u8>>| {
         if !wanted.iter().any(|w| w == n) {
-            wanted.push(n.to_owned());
+            wanted.push(n.to_vec());
         }
     };
-    for t in targets.iter().map(|t| t.trim()).filter(|t| !t.is_empty()) {
-        if t.eq_ignore_ascii_case("all") {
-            for n in names_now.iter().filter(|n| n.starts_with(ENTRY_PREFIX)) {
-                add(n, &mut wanted);
+    for raw in targets.iter().map(|t| t.as_bytes()) {
+        let trimmed = raw.trim_ascii();
+        if trimmed.is_empty() {
+            errors.push(
+                "an empty target names nothing: give an entry name, an arch, a glob such as 'qemu-*', or all"
+                    .to_owned(),
+            );
+            continue;
+        }
+        if trimmed.eq_ignore_ascii_case(b"all") {
+            for k in current.iter().filter(|k| is_managed(&k.name)) {
+                add(&k.name, &mut wanted);
             }
-        } else if t.contains(['*', '?']) {
-            for n in names_now
+        } else if let Some(k) = current
+            .iter()
+            .find(|k| k.name == raw)
+            .or_else(|| current.iter().find(|k| k.name == trimmed))
+        {
+            add(&k.name, &mut wanted);
+        } else if trimmed.contains(&b'*') || trimmed.contains(&b'?') {
+            for k in current
                 .iter()
-                .filter(|n| glob_match(t.as_bytes(), n.as_bytes()))
+                .filter(|k| is_managed(&k.name) && glob_match(trimmed, &k.name))
             {
-                add(n, &mut wanted);
+                add(&k.name, &mut wanted);
             }
-        } else if names_now.contains(&t) {
-            add(t, &mut wanted);
         } else {
-            match ctx.table.resolve(t) {
+            let Ok(t) = std::str::from_utf8(trimmed) else {
+                errors.push(format!(
+                    "no entry is named {}: run `binfmtctl status` for the names",
+                    display_name(raw)
+                ));
+                continue;
+            };
+            match table.resolve(t) {
                 Ok(a) => {
                     let n = a.entry_name();
-                    if names_now.contains(&n.as_str()) {
-                        add(&n, &mut wanted);
+                    if current.iter().any(|k| k.name == n.as_bytes()) {
+                        add(n.as_bytes(), &mut wanted);
                     } else {
                         absent.push(Row::new("absent", n, Some(&a.name)));
                     }
                 }
-                Err(e) => unknown.push(e.to_string()),
+                Err(e) => errors.push(format!(
+                    "{e}; nor is any entry named {t:?} (run `binfmtctl status` for the names)"
+                )),
             }
         }
     }
-    if !unknown.is_empty() {
-        return Err(BadInput(unknown.join("\n")).into());
+    if errors.is_empty() {
+        Ok((wanted, absent))
+    } else {
+        Err(errors.join("\n"))
     }
+}
+
+pub(super) fn uninstall(
+    ctx: &Ctx,
+    targets: &[std::ffi::OsString],
+    out: &mut dyn Write,
+) -> Result<()> {
+    ctx.mount_to_read();
+    let current = ctx.snapshot()?;
+    let (wanted, absent) = select_for_uninstall(ctx.table, targets, &current).map_err(BadInput)?;
     let dry = ctx.g.dry_run;
     let mut notes = Vec::new();
+    let mut rows = Vec::new();
     if !ctx.fs.is_mounted() {
         notes.push(format!(
             "binfmt_misc is not mounted at {}: nothing is registered",
@@ -613,9 +724,9 @@ pub(super) fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> R
     }
     let render = |plan: &Plan, rows: &mut Vec<Row>| {
         for a in &plan.actions {
-            if let Action::Remove { entry } = a {
+            if let Action::Remove { entry, .. } = a {
                 let mut r = Row::new(a.verb(dry), a.name().to_owned(), None);
-                let j = entry_json(ctx.table, &ctx.host.exe_header, entry);
+                let j = entry_json(ctx.table, &ctx.native_guard(), entry);
                 r.arch = Some(j.arch.clone());
                 r.interpreter = Some(j.interpreter.clone());
                 r.flags = Some(j.flags.clone());
@@ -632,11 +743,11 @@ pub(super) fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> R
     require_cap_sys_admin("remove binfmt_misc entries")?;
     let _lock = ctx.fs.lock()?;
     let plan = plan::plan_uninstall(&wanted, &ctx.fs.list()?);
-    let applied = plan::apply(&ctx.fs, &plan);
+    // Report only after the kernel did it all: a failure rolls back, and nothing was removed.
+    plan::apply(&ctx.fs, &plan).context("uninstall failed")?;
     render(&plan, &mut rows);
     rows.extend(absent);
-    emit_report(ctx, out, &rows, &[], &notes)?;
-    applied.context("uninstall failed")
+    emit_report(ctx, out, &rows, &[], &notes)
 }
 
 pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
@@ -649,7 +760,7 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     };
     let json_entries: Vec<EntryJson> = entries
         .iter()
-        .map(|k| entry_json(ctx.table, &ctx.host.exe_header, &k.entry))
+        .map(|k| entry_json(ctx.table, &ctx.native_guard(), &k.entry))
         .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
