@@ -226,7 +226,7 @@ pub enum Problem {
     )]
     UntrustedSymlink { link: PathBuf, uid: u32 },
     #[error(
-        "has owners not mapped into this user namespace ({}; they show as uid {uid}), so nothing here can prove they are root's: run as real root, map host root into the namespace, copy the interpreter to a path owned by this namespace's root, or pass --trust-unmapped-owner to vouch that they are the host's root", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+        "has owners not mapped into this user namespace ({}; they show as uid {uid}), so nothing here can prove they are root's: run as real root, map host root into the namespace, or pass --trust-unmapped-owner to vouch that they are the host's root", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     UnmappedOwner { paths: Vec<PathBuf>, uid: u32 },
     #[error("cannot be resolved: {reason}")]

@@ -252,8 +252,8 @@ impl ProcBinfmt {
         })
     }
 
-    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` makes registering `<name>` fail
-    /// with EIO before anything is written, so the integration tests can prove that a failure
+    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` (or `remove:<name>`) makes
+    /// registering (removing) `<name>` fail with EIO before anything is written, so the integration tests can prove that a failure
     /// midway rolls back on the real kernel. Release builds ignore it.
     fn failpoint(&self, op: &str, name: &str) -> Result<(), Errno> {
         if cfg!(debug_assertions)
@@ -385,6 +385,12 @@ impl BinfmtFs for ProcBinfmt {
 
     fn remove_named(&self, name: &[u8]) -> Result<(), KernelError> {
         debug!(name = %display_name(name), "remove");
+        self.failpoint("remove", &display_name(name))
+            .map_err(|errno| KernelError::Entry {
+                name: display_name(name),
+                action: "removing",
+                errno,
+            })?;
         self.write_entry(name, "removing", b"-1")
     }
 

@@ -983,6 +983,29 @@ mod tests {
         assert!(!aarch64.same_pattern(&loose));
     }
 
+    /// Another tool's name, with a space and a byte that is not UTF-8, is written back exactly
+    /// (a delimiter the name does not hold is chosen); names the kernel refuses are refused.
+    #[test]
+    fn record_with_a_raw_name() {
+        let r = reg(r":x:E::zzz::/usr/bin/python3:");
+        let rec = r.to_record_named(b"other tool \xff:").unwrap();
+        assert_eq!(rec, b"|other tool \xff:|E||zzz||/usr/bin/python3|".to_vec());
+        assert_eq!(display_name(b"other tool \xff"), r"other tool \xff");
+        assert_eq!(display_name(b"foo bar"), "foo bar");
+        for bad in [&b""[..], b"a/b", b"..", b"status", b"a\0b"] {
+            assert_eq!(
+                r.to_record_named(bad).unwrap_err().field,
+                Field::Name,
+                "{bad:?}"
+            );
+        }
+        // Our own validated names take the usual path.
+        assert_eq!(
+            r.to_record_named(b"x").unwrap(),
+            r.to_record().unwrap().into_bytes()
+        );
+    }
+
     fn arb_registration() -> impl Strategy<Value = Registration> {
         let name = "[a-zA-Z0-9._+-][a-zA-Z0-9._+:|#-]{0,40}"
             .prop_filter("kernel-reserved names", |n| {

@@ -287,3 +287,144 @@ fn systemd_unit_passes_systemd_analyze_verify() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+/// The aarch64 pattern as the table has it, for records in the import tests.
+const AARCH64_MAGIC: &str = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+const RISCV64_MAGIC: &str = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xf3\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff";
+
+/// Issue 8, item 1: a hostile binfmt.d file. Every entry but the last would hand the host's
+/// programs, or root's credentials, to something an ordinary user controls; the import must
+/// refuse each one (named by file and line), write nothing, and leave the instance as it was.
+#[test]
+fn import_refuses_hostile_entries_and_changes_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    // A symlink an ordinary user owns, pointing at the real interpreter for now.
+    let link = dir.path().join("qemu-aarch64");
+    std::os::unix::fs::symlink("/usr/bin/qemu-aarch64-static", &link).unwrap();
+    std::os::unix::fs::lchown(&link, Some(65534), Some(65534)).unwrap();
+    let link = link.display();
+    let lines = [
+        format!(":user-link:M::{AARCH64_MAGIC}:{link}:P"),
+        // i386 on x86_64: the compat arch runs natively.
+        r":i386:M::\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x03\x00:\xff\xff\xff\xff\xff\xfe\xfe\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-i386-static:F".to_owned(),
+        // x86_64 ET_EXEC only, OS ABI byte masked: binfmtctl's own (PIE) header does not match.
+        r":x86:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff:/usr/bin/qemu-x86_64-static:F".to_owned(),
+        ":hashbang:M::#!::/usr/bin/qemu-aarch64-static:F".to_owned(),
+        format!(":dyn:M::{AARCH64_MAGIC}:/usr/bin/bash:F"),
+        format!(":cred:M::{RISCV64_MAGIC}:/usr/bin/qemu-riscv64-static:OCF"),
+        ":pyz:E::pyz::/usr/bin/python3:".to_owned(),
+        format!(":qemu-aarch64:M::{AARCH64_MAGIC}:/usr/bin/qemu-aarch64-static:FP"),
+    ];
+    let conf = dir.path().join("hostile.conf");
+    std::fs::write(&conf, lines.join("\n") + "\n").unwrap();
+    let r = ns(&format!(
+        r#"printf ':keep:E::kk::/usr/bin/python3:\n' > $R/register || exit 1
+snap() {{ for f in $R/*; do echo "== $f"; cat "$f"; done; }}
+before=$(snap)
+echo "== import"; $B import --register {conf} 2>&1; echo "rc=$?"
+echo "== unchanged"; [ "$(snap)" = "$before" ] && echo yes
+echo "== entries"; entries
+"#,
+        conf = conf.display()
+    ));
+    let out = r.section("import");
+    r.expect(
+        "exit 2, nothing registered, instance unchanged",
+        out.contains("rc=2")
+            && out.contains("nothing was changed; refused:")
+            && r.section("unchanged").trim() == "yes"
+            && r.section("entries").trim() == "keep",
+    );
+    let at = |line: usize, what: &str| {
+        let prefix = format!("hostile.conf:{line}: ");
+        r.expect(
+            &format!("line {line} refused for: {what}"),
+            out.lines().any(|l| l.contains(&prefix) && l.contains(what)),
+        );
+    };
+    // In this namespace nobody is not mapped: the symlink's owner cannot be proven root.
+    at(1, &format!("{link}"));
+    at(1, "not mapped into this user namespace");
+    at(2, "its pattern would capture native i386 programs");
+    at(
+        3,
+        "its pattern would capture native x86_64 programs (ET_EXEC, OS ABI 0)",
+    );
+    at(4, "its pattern would capture native scripts (#!)");
+    at(5, "is dynamically linked");
+    at(6, "flag C makes setuid programs run");
+    at(6, "--allow-credentials");
+    at(7, "pass --allow-extension");
+    r.expect(
+        "the good line is not refused",
+        !out.contains("hostile.conf:8:"),
+    );
+
+    // Outside any namespace the symlink's owner is visible: refused for what it is. The
+    // refusal comes before anything is read from the (empty, never mounted) instance.
+    let empty = tempfile::tempdir().unwrap();
+    let only_link = dir.path().join("link.conf");
+    std::fs::write(&only_link, format!("{}\n", lines[0])).unwrap();
+    let o = Command::new(bin())
+        .args(["--dry-run", "--binfmt-misc"])
+        .arg(empty.path())
+        .args(["import", "--register"])
+        .arg(&only_link)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!(
+            "link.conf:1: user-link: the interpreter {link} is reached through the symlink {link}, owned by uid 65534, not root"
+        )),
+        "{err}"
+    );
+}
+
+/// The explicit opt-ins: C with --allow-credentials, E with --allow-extension; and a symlink
+/// root owns is registered as the file it points to, never as the symlink.
+#[test]
+fn import_registers_c_and_e_only_when_asked_and_resolves_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let link = dir.path().join("qemu-aarch64");
+    std::os::unix::fs::symlink("/usr/bin/qemu-aarch64-static", &link).unwrap();
+    let conf = dir.path().join("ok.conf");
+    std::fs::write(
+        &conf,
+        format!(
+            ":qemu-riscv64:M::{RISCV64_MAGIC}:/usr/bin/qemu-riscv64-static:OCF\n:pyz:E::pyz::/usr/bin/python3:\n:qemu-aarch64:M::{AARCH64_MAGIC}:{}:PF\n",
+            link.display()
+        ),
+    )
+    .unwrap();
+    let r = ns(&format!(
+        r#"echo "== plain"; $B import --register {c} 2>&1; echo "rc=$?"; entries
+echo "== allowed"; $B import --register --allow-credentials --allow-extension {c}; echo "rc=$?"; entries
+echo "== entry"; cat $R/qemu-aarch64; cat $R/qemu-riscv64
+echo "== run"; $A/busybox-arm64 uname -m
+"#,
+        c = conf.display()
+    ));
+    let plain = r.section("plain");
+    r.expect(
+        "refused without the flags, nothing registered",
+        plain.contains("rc=2\n\n")
+            && plain.contains("--allow-credentials")
+            && plain.contains("--allow-extension"),
+    );
+    let allowed = r.section("allowed");
+    r.expect(
+        "registered with the flags",
+        allowed.contains("rc=0\npyz qemu-aarch64 qemu-riscv64 \n")
+            && allowed.contains("registered      pyz                /usr/bin/python3."),
+    );
+    let e = r.section("entry");
+    r.expect(
+        "the resolved path is registered, C kept",
+        e.contains("interpreter /usr/bin/qemu-aarch64-static\n")
+            && e.contains("flags: OCF")
+            && !e.contains(&link.display().to_string()),
+    );
+    r.expect("and it runs", r.section("run").trim() == "aarch64");
+}

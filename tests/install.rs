@@ -361,7 +361,9 @@ echo "== nodir"; $B install arm64 --binfmt-misc /nonexistent/binfmt 2>&1; echo "
 #[test]
 fn rootless_install_as_nobody_in_a_user_namespace() {
     // An unprivileged user gets a private instance: host root's files show up as the
-    // overflow uid there, and binfmtctl accepts them for that reason only.
+    // overflow uid there, like every other owner the namespace does not map, so nothing in it
+    // can prove they are root's. binfmtctl refuses them and says why; with
+    // --trust-unmapped-owner the caller vouches for them, and then it works without root.
     let r = as_nobody(&[
         "unshare",
         "--user",
@@ -369,11 +371,22 @@ fn rootless_install_as_nobody_in_a_user_namespace() {
         "--mount",
         "sh",
         "-c",
-        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc && $B install arm64 && $A/busybox-arm64 uname -m",
+        "mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99
+echo '== refused'; $B install arm64 2>&1; echo \"rc=$?\"; ls /proc/sys/fs/binfmt_misc | tr '\\n' ' '; echo
+echo '== vouched'; $B install --trust-unmapped-owner arm64 && $A/busybox-arm64 uname -m",
     ]);
+    let refused = r.section("refused");
     r.expect(
-        "works without root",
-        r.code == 0 && r.stdout.trim_end().ends_with("aarch64"),
+        "unmapped owner refused with the reason and the ways out, nothing registered",
+        refused.contains("has owners not mapped into this user namespace")
+            && refused.contains("/usr/bin/qemu-aarch64-static")
+            && refused.contains("they show as uid 65534")
+            && refused.contains("--trust-unmapped-owner")
+            && refused.contains("rc=2\nregister status \n"),
+    );
+    r.expect(
+        "works without root once vouched for",
+        r.code == 0 && r.section("vouched").trim_end().ends_with("aarch64"),
     );
 }
 
@@ -482,5 +495,100 @@ cd /usr/lib && $B install arm64 --qemu-path ../bin; echo "rc=$?"; grep interpret
         r.stdout.contains("rc=0")
             && r.stdout
                 .contains("interpreter /usr/bin/qemu-aarch64-static"),
+    );
+}
+
+/// Issue 8, item 7: names are bytes. Other tools' entries named with spaces and bytes that are
+/// not UTF-8 (the kernel accepts them) survive `uninstall all` and `uninstall '*'`, which touch
+/// only binfmtctl's qemu-* entries; an exact name removes them; a failure midway restores them
+/// byte for byte and prints no "removed"; an empty target is bad input.
+#[test]
+fn uninstall_treats_names_as_bytes_and_globs_touch_only_managed_entries() {
+    let r = ns(r#"
+O="$(printf 'other tool \377')"
+Q="$(printf 'qemu-odd \377x')"
+snap() { for f in $R/*; do echo "== $f"; cat "$f"; done; }
+$B install riscv64 >/dev/null || exit 1
+printf ':other tool \377:E::zzz::/usr/bin/python3:\n' > $R/register || exit 1
+printf ':foo bar:E::yyy::/usr/bin/python3:\n' > $R/register || exit 1
+echo 0 > "$R/$O" || exit 1
+echo "== empty"; $B uninstall ''; echo "rc=$?"
+echo "== unknown"; $B uninstall "$(printf 'nope \377')"; echo "rc=$?"
+before=$(snap)
+echo "== rollback"; BINFMTCTL_FAILPOINT=remove:qemu-riscv64 $B uninstall "$O" riscv64; echo "rc=$?"
+echo "== restored"; [ "$(snap)" = "$before" ] && echo yes
+printf ':qemu-odd \377x:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xfe\xfe::/usr/bin/qemu-aarch64-static:F\n' > $R/register || exit 1
+echo "== all"; $B uninstall all; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
+echo "== glob"; $B uninstall '*'; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
+echo "== status"; $B status
+echo "== exact"; $B uninstall "$O" 'foo bar'; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
+"#);
+    let empty = r.section("empty");
+    r.expect(
+        "empty target: exit 2 with the fix",
+        empty.contains("rc=2") && r.stderr.contains("an empty target names nothing"),
+    );
+    r.expect(
+        "unknown raw name: exit 2",
+        r.section("unknown").contains("rc=2") && r.stderr.contains(r"no entry is named nope \xff"),
+    );
+    let rb = r.section("rollback");
+    r.expect(
+        "failure midway: exit 1, nothing reported removed, the other tool's entry restored",
+        rb.contains("rc=1")
+            && !rb.contains("removed")
+            && r.stderr.contains(r"rolled back: other tool \xff")
+            && r.section("restored").trim() == "yes",
+    );
+    let all = r.section("all");
+    r.expect(
+        "all removes only qemu-* entries, the odd one by its exact bytes",
+        all.contains("rc=0")
+            && all.contains(r"removed         qemu-odd \xffx")
+            && all.contains("removed         qemu-riscv64")
+            && all.ends_with("foo\\ bar other\\ tool\\ \\377 register status \n"),
+    );
+    let glob = r.section("glob");
+    r.expect(
+        "'*' touches no other tool's entry",
+        glob.contains("rc=0")
+            && glob.ends_with("foo\\ bar other\\ tool\\ \\377 register status \n"),
+    );
+    r.expect(
+        "status shows the name escaped",
+        r.section("status").contains(r"other tool \xff"),
+    );
+    let exact = r.section("exact");
+    r.expect(
+        "exact names remove them",
+        exact.contains(r"removed         other tool \xff")
+            && exact.contains("removed         foo bar")
+            && exact.ends_with("rc=0\nregister status \n"),
+    );
+}
+
+/// Issue 8, item 1: `status --json` uses the full native-capture guard, not only binfmtctl's
+/// own header: an i386-only pattern and an x86_64 ET_EXEC pattern with the OS ABI byte masked
+/// both capture native programs on an x86_64 host.
+#[test]
+fn status_flags_every_kind_of_native_capture() {
+    let r = ns(r#"
+printf ':i386-only:M:18:\x03\x00::/usr/bin/qemu-i386-static:\n' > $R/register || exit 1
+printf ':x86-exec:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff:/usr/bin/qemu-x86_64-static:\n' > $R/register || exit 1
+echo 0 > $R/i386-only; echo 0 > $R/x86-exec
+echo "== json"; $B status --json
+echo "== human"; $B status
+"#);
+    let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
+    for e in v["entries"].as_array().unwrap() {
+        assert_eq!(e["captures_native"], true, "{e}");
+    }
+    let human = r.section("human");
+    r.expect(
+        "each warning says what it captures",
+        human.contains("WARNING: entry i386-only (disabled) matches native i386 programs")
+            && human.contains(
+                "WARNING: entry x86-exec (disabled) matches native x86_64 programs (ET_EXEC, OS ABI 0)",
+            ),
     );
 }

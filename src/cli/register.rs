@@ -666,6 +666,12 @@ pub(super) fn select_for_uninstall(
             .iter()
             .find(|k| k.name == raw)
             .or_else(|| current.iter().find(|k| k.name == trimmed))
+            // As binfmtctl prints it (`\xHH` for bytes that are not UTF-8).
+            .or_else(|| {
+                current
+                    .iter()
+                    .find(|k| display_name(&k.name).as_bytes() == trimmed)
+            })
         {
             add(&k.name, &mut wanted);
         } else if trimmed.contains(&b'*') || trimmed.contains(&b'?') {
@@ -758,9 +764,10 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     } else {
         false
     };
+    let guard = ctx.native_guard();
     let json_entries: Vec<EntryJson> = entries
         .iter()
-        .map(|k| entry_json(ctx.table, &ctx.native_guard(), &k.entry))
+        .map(|k| entry_json(ctx.table, &guard, &k.entry))
         .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
@@ -816,15 +823,27 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             }
         )?;
     }
-    for e in json_entries.iter().filter(|e| e.captures_native) {
+    for (k, e) in entries.iter().zip(&json_entries) {
+        let Some(what) = guard.captures(&k.entry.registration) else {
+            continue;
+        };
+        // Quoted for the shell when the name needs it (other tools' names may hold spaces).
+        let arg = if k
+            .name
+            .iter()
+            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(b))
+        {
+            e.name.clone()
+        } else {
+            format!("'{}'", e.name.replace('\'', "'\\''"))
+        };
         writeln!(
             out,
-            "WARNING: entry {} ({}) matches this host's own executables: native programs run through {}{}; remove it with `binfmtctl uninstall {}`",
+            "WARNING: entry {} ({}) matches {what}: native programs run through {}{}; remove it with `binfmtctl uninstall {arg}`",
             e.name,
             if e.enabled { "enabled" } else { "disabled" },
             e.interpreter,
             if e.enabled { "" } else { " once enabled" },
-            e.name
         )?;
     }
     let natives: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
@@ -939,4 +958,72 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
         )?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kernel::KernelEntry;
+    use crate::registration::Registration;
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn k(name: &[u8]) -> KernelEntry {
+        let reg = Registration {
+            name: display_name(name),
+            matcher: Matcher::Extension("x".into()),
+            interpreter: "/usr/bin/x".into(),
+            flags: Flags::default(),
+        };
+        KernelEntry {
+            name: name.to_vec(),
+            entry: Entry {
+                registration: reg,
+                enabled: true,
+            },
+            age: 0,
+        }
+    }
+
+    fn sel(targets: &[&[u8]], current: &[KernelEntry]) -> Result<Vec<Vec<u8>>, String> {
+        let t: Vec<OsString> = targets
+            .iter()
+            .map(|t| OsString::from_vec(t.to_vec()))
+            .collect();
+        select_for_uninstall(Table::builtin(), &t, current).map(|(w, _)| w)
+    }
+
+    /// `all` and globs take only managed (qemu-*) entries, by their exact bytes; exact names,
+    /// raw or as printed, take anyone's entry; empty targets are refused.
+    #[test]
+    fn uninstall_selection_is_by_bytes_and_globs_only_take_managed_entries() {
+        let cur = [
+            k(b"qemu-aarch64"),
+            k(b"qemu-odd \xffx"),
+            k(b"other tool \xff"),
+            k(b"foo bar"),
+            k(b"jar"),
+        ];
+        let managed: Vec<Vec<u8>> = vec![b"qemu-aarch64".to_vec(), b"qemu-odd \xffx".to_vec()];
+        assert_eq!(sel(&[b"all"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"ALL"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"*"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"qemu-*"], &cur).unwrap(), managed);
+        assert!(sel(&[b"j*"], &cur).unwrap().is_empty(), "jar is not ours");
+        assert_eq!(
+            sel(&[b"other tool \xff", b"foo bar"], &cur).unwrap(),
+            [b"other tool \xff".to_vec(), b"foo bar".to_vec()]
+        );
+        assert_eq!(
+            sel(&[br"other tool \xff"], &cur).unwrap(),
+            [b"other tool \xff".to_vec()],
+            "the printed form names it too"
+        );
+        assert_eq!(sel(&[b"arm64"], &cur).unwrap(), [b"qemu-aarch64".to_vec()]);
+        let e = sel(&[b""], &cur).unwrap_err();
+        assert!(e.contains("an empty target names nothing"), "{e}");
+        assert!(sel(&[b"  "], &cur).is_err());
+        let e = sel(&[b"nope \xff"], &cur).unwrap_err();
+        assert!(e.contains(r"no entry is named nope \xff"), "{e}");
+    }
 }
