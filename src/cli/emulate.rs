@@ -10,7 +10,8 @@ pub(super) fn private_handler(ctx: &Ctx, arch: &Arch) -> Result<String> {
     let c = d
         .chosen()
         .ok_or_else(|| BadInput(format!("{}: {}", arch.name, d.refusal())))?;
-    let reg = arch.registration(&c.facts.path.to_string_lossy(), Flags::DEFAULT);
+    // The resolved path: the file itself, never a symlink.
+    let reg = arch.registration(&c.facts.resolved.to_string_lossy(), Flags::DEFAULT);
     Ok(reg.to_record().map_err(|e| BadInput(e.to_string()))?)
 }
 
