@@ -170,6 +170,22 @@ pub struct Owners {
     pub unmapped_uid: Option<u32>,
     /// The caller vouches that unmapped owners are the host's root (`--trust-unmapped-owner`).
     pub trust_unmapped: bool,
+    /// The namespace also maps a real user to the overflow uid (a full-range map, as rootless
+    /// container engines make): then that uid names two kinds of owner, and vouching cannot
+    /// tell them apart, so it is refused even with `trust_unmapped`.
+    pub overflow_is_mapped: bool,
+}
+
+/// Is `uid` (as seen inside the namespace) mapped by this `/proc/self/uid_map` text
+/// (`inside outside count` per line)?
+pub fn uid_is_mapped(uid_map: &str, uid: u32) -> bool {
+    uid_map.lines().any(|l| {
+        let f: Vec<u64> = l
+            .split_whitespace()
+            .filter_map(|x| x.parse().ok())
+            .collect();
+        matches!(f[..], [inside, _, count] if (inside..inside + count).contains(&u64::from(uid)))
+    })
 }
 
 /// The verdict on one owner.
@@ -184,7 +200,7 @@ impl Owners {
     fn judge(&self, uid: u32) -> Owner {
         match self.unmapped_uid {
             _ if uid == 0 => Owner::Root,
-            Some(o) if uid == o && self.trust_unmapped => Owner::Root,
+            Some(o) if uid == o && self.trust_unmapped && !self.overflow_is_mapped => Owner::Root,
             Some(o) if uid == o => Owner::Unmapped,
             _ => Owner::Other,
         }
@@ -229,6 +245,10 @@ pub enum Problem {
         "has owners not mapped into this user namespace ({}; they show as uid {uid}), so nothing here can prove they are root's: run as real root, map host root into the namespace, or pass --trust-unmapped-owner to vouch that they are the host's root", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
     )]
     UnmappedOwner { paths: Vec<PathBuf>, uid: u32 },
+    #[error(
+        "has owners that show as uid {uid} ({}), a uid this user namespace also maps to a real user, so whose they are cannot be told, not even by vouching: run as real root, or map host root into the namespace", paths.iter().map(|p| p.display().to_string()).collect::<Vec<_>>().join(", ")
+    )]
+    AmbiguousOwner { paths: Vec<PathBuf>, uid: u32 },
     #[error("cannot be resolved: {reason}")]
     Unresolvable { reason: String },
     #[error("is on a noexec mount, so the kernel cannot run it")]
@@ -498,9 +518,11 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
         }
     }
     if !unmapped.is_empty() {
-        p.push(Problem::UnmappedOwner {
-            paths: unmapped,
-            uid: req.owners.unmapped_uid.unwrap_or(0),
+        let (paths, uid) = (unmapped, req.owners.unmapped_uid.unwrap_or(0));
+        p.push(if req.owners.overflow_is_mapped {
+            Problem::AmbiguousOwner { paths, uid }
+        } else {
+            Problem::UnmappedOwner { paths, uid }
         });
     }
     if f.noexec_mount {
@@ -660,9 +682,26 @@ mod tests {
                     r.owners = Owners {
                         unmapped_uid: Some(65534),
                         trust_unmapped: true,
+                        overflow_is_mapped: false,
                     }
                 },
                 vec![],
+            ),
+            (
+                "vouching does not help when the namespace maps a real user to the overflow uid",
+                |f, r| {
+                    f.uid = 65534;
+                    f.chain[3].uid = 65534;
+                    r.owners = Owners {
+                        unmapped_uid: Some(65534),
+                        trust_unmapped: true,
+                        overflow_is_mapped: true,
+                    }
+                },
+                vec![Problem::AmbiguousOwner {
+                    paths: vec!["/usr/bin/qemu-aarch64-static".into()],
+                    uid: 65534,
+                }],
             ),
             (
                 "uid 65534 outside a user namespace is just another user",
@@ -754,6 +793,17 @@ mod tests {
             mutate(&mut f, &mut r);
             assert_eq!(check(&f, &r), want, "{name}");
         }
+    }
+
+    #[test]
+    fn uid_map_lookup() {
+        let rootless = "         0      65534          1\n";
+        assert!(uid_is_mapped(rootless, 0));
+        assert!(!uid_is_mapped(rootless, 65534));
+        let podman = "         0       1000          1\n         1     100000      65536\n";
+        assert!(uid_is_mapped(podman, 65534));
+        assert!(!uid_is_mapped(podman, 65537));
+        assert!(!uid_is_mapped("", 0));
     }
 
     #[test]

@@ -547,6 +547,11 @@ impl<'g> Ctx<'g> {
                 .in_user_namespace
                 .then_some(self.host.overflow_uid),
             trust_unmapped: self.g.trust_unmapped_owner,
+            overflow_is_mapped: self.host.in_user_namespace
+                && interpreter::uid_is_mapped(
+                    &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+                    self.host.overflow_uid,
+                ),
         }
     }
 
