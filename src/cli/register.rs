@@ -67,7 +67,17 @@ pub(super) fn prepare(
             continue;
         };
         // The resolved path: the file itself, never a symlink someone could re-point later.
-        let path = c.facts.resolved.to_string_lossy().into_owned();
+        let Some(path) = c.facts.resolved.to_str().map(str::to_owned) else {
+            let why = format!(
+                "the interpreter {} resolves to a path that is not UTF-8: use --qemu-path with a plain path",
+                c.facts.resolved.display()
+            );
+            let mut row = Row::new("refused", a.entry_name(), Some(&a.name));
+            row.reason = Some(why.clone());
+            refused.push(format!("{}: {why}", a.name));
+            rows.push(row);
+            continue;
+        };
         let reg = a.registration(&path, flags);
         // Guard: the pattern must not accept any native program or the interpreter.
         let guard = ctx
