@@ -13,7 +13,9 @@
 //! - the kernel tries the newest entry first, and `readdir` lists entries newest first too
 //!   (`d_alloc` puts a new dentry at the head of its parent's children, `dcache_readdir` walks
 //!   from the head). Inode numbers are no guide: `get_next_ino()` hands them out in per-CPU
-//!   batches, so a newer entry can have a smaller one.
+//!   batches, so a newer entry can have a smaller one;
+//! - entry names are bytes: the kernel accepts any name without `/` (spaces and bytes that are
+//!   not UTF-8 included), so `KernelEntry::name` keeps the raw bytes and every write uses them.
 
 use std::cell::{Cell, RefCell};
 use std::ffi::OsStr;
