@@ -747,7 +747,7 @@ fn concurrent_runs_of_one_tarball_share_one_unpack() {
     let root = dir.path().join("root");
     busybox_rootfs(&root);
     let tarball = dir.path().join("root.tar");
-    tarball_with(&root, &tarball, |b| many_files(b, 5000));
+    tarball_with(&root, &tarball, |b| many_files(b, 3000));
     let cache = dir.path().join("cache");
     // Three at once: each must find its tree intact while it runs.
     let children: Vec<_> = (0..3)
@@ -766,7 +766,7 @@ fn concurrent_runs_of_one_tarball_share_one_unpack() {
         .collect();
     for c in children {
         let out = c.wait_with_output().unwrap();
-        assert_eq!(s(&out.stdout), "100\naarch64\n", "{}", s(&out.stderr));
+        assert_eq!(s(&out.stdout), "60\naarch64\n", "{}", s(&out.stderr));
     }
     assert_eq!(cache_entries(&cache, ".partial"), Vec::<String>::new());
     unpacked_tree(&cache);
@@ -778,24 +778,31 @@ fn kill_9_during_unpack_leaves_nothing_the_next_run_keeps() {
     let root = dir.path().join("root");
     busybox_rootfs(&root);
     let tarball = dir.path().join("root.tar");
-    tarball_with(&root, &tarball, |b| many_files(b, 30000));
+    tarball_with(&root, &tarball, |b| many_files(b, 10000));
     let cache = dir.path().join("cache");
-    let mut c = run_tarball(&tarball, &cache, &[], &["true"])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while cache_entries(&cache, ".partial").is_empty() {
-        assert!(Instant::now() < deadline, "the unpack did not start");
-        std::thread::sleep(Duration::from_millis(2));
+    // Kill a run while it unpacks (again, should a fast machine finish before the kill lands).
+    'attempt: for attempt in 0.. {
+        assert!(attempt < 5, "never caught the unpack midway");
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut c = run_tarball(&tarball, &cache, &[], &["true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cache_entries(&cache, ".partial").is_empty() {
+            assert!(Instant::now() < deadline, "the unpack did not start");
+            if c.try_wait().unwrap().is_some() {
+                continue 'attempt;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        c.kill().unwrap();
+        c.wait().unwrap();
+        if !cache_entries(&cache, ".partial").is_empty() {
+            break;
+        }
     }
-    c.kill().unwrap();
-    c.wait().unwrap();
-    assert!(
-        !cache_entries(&cache, ".partial").is_empty(),
-        "killed mid-unpack"
-    );
     // The next run removes the dead run's partial tree and unpacks completely.
     let out = run_tarball(
         &tarball,
@@ -805,7 +812,7 @@ fn kill_9_during_unpack_leaves_nothing_the_next_run_keeps() {
     )
     .output()
     .unwrap();
-    assert_eq!(s(&out.stdout), "600\n", "{}", s(&out.stderr));
+    assert_eq!(s(&out.stdout), "200\n", "{}", s(&out.stderr));
     assert_eq!(cache_entries(&cache, ".partial"), Vec::<String>::new());
     assert_eq!(
         host_mounts_containing(cache.to_str().unwrap()),
