@@ -275,21 +275,43 @@ pub fn unpack_cached(
 }
 
 /// Creates the cache directory owner-only (0700), or makes an existing one so; refuses one
-/// that is a symlink or belongs to someone else (who could swap the trees we run).
+/// that is a symlink, belongs to someone else, or sits where someone else could swap it.
 fn prepare_cache(cache: &Path) -> Result<(), RootfsError> {
-    use std::os::unix::fs::DirBuilderExt;
-    if let Some(parent) = cache.parent() {
-        fs::create_dir_all(parent).map_err(io_err(parent))?;
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_cache = |why: String| RootfsError::UnsafeCache {
+        path: cache.to_owned(),
+        why,
+    };
+    let me = rustix::process::geteuid().as_raw();
+    let parent = cache
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    // Whoever may rename entries of an ancestor could swap the cache for a tree of theirs:
+    // each must be root's or ours, and not writable by others unless sticky (like /tmp).
+    let real = fs::canonicalize(parent).map_err(io_err(parent))?;
+    for dir in real.ancestors() {
+        let m = fs::metadata(dir).map_err(io_err(dir))?;
+        if !(m.uid() == 0 || m.uid() == me) {
+            return Err(unsafe_cache(format!(
+                "is inside {}, which belongs to uid {}",
+                dir.display(),
+                m.uid()
+            )));
+        }
+        if m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+            return Err(unsafe_cache(format!(
+                "is inside {}, which others may write to",
+                dir.display()
+            )));
+        }
     }
     match fs::DirBuilder::new().mode(0o700).create(cache) {
         Ok(()) => {}
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
         Err(e) => return Err(io_err(cache)(e)),
     }
-    let unsafe_cache = |why: String| RootfsError::UnsafeCache {
-        path: cache.to_owned(),
-        why,
-    };
     let fd = rustix::fs::open(
         cache,
         OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
@@ -302,7 +324,6 @@ fn prepare_cache(cache: &Path) -> Result<(), RootfsError> {
         e => io_err(cache)(e.into()),
     })?;
     let st = rustix::fs::fstat(&fd).map_err(|e| io_err(cache)(e.into()))?;
-    let me = rustix::process::geteuid().as_raw();
     if st.st_uid != me {
         return Err(unsafe_cache(format!(
             "belongs to uid {}, not to you (uid {me})",
@@ -815,7 +836,22 @@ mod tests {
             std::os::unix::fs::chown(&real, Some(65534), None).unwrap();
             let e = prepare_cache(&real).unwrap_err().to_string();
             assert!(e.contains("belongs to uid 65534, not to you"), "{e}");
+            // Inside a directory someone else owns (who could swap our cache for theirs).
+            let e = prepare_cache(&real.join("cache")).unwrap_err().to_string();
+            assert!(e.contains("which belongs to uid 65534"), "{e}");
+            assert!(
+                !real.join("cache").exists(),
+                "refused before creating anything"
+            );
         }
+        let open = work.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let e = prepare_cache(&open.join("cache")).unwrap_err().to_string();
+        assert!(e.contains("which others may write to"), "{e}");
+        // Sticky like /tmp: fine.
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        prepare_cache(&open.join("cache")).unwrap();
     }
 
     #[test]
