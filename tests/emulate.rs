@@ -976,8 +976,9 @@ fn root_in_a_user_namespace_is_told_to_use_rootless() {
     // Root of a user namespace that maps one id: no handler in its binfmt_misc, and no identity
     // mapping possible.
     let r = ns(&format!(
-        "echo '== root'; $B run --rootfs {root} -- uname -m 2>&1; echo \"rc=$?\"\necho '== rootless'; $B run --rootless --rootfs {root} -- uname -m; echo \"rc=$?\"\n",
-        root = root.display()
+        "echo '== root'; $B run --rootfs {root} -- uname -m 2>&1; echo \"rc=$?\"\necho '== rootless'; $B run --rootless --rootfs {root} -- uname -m; echo \"rc=$?\"\necho '== create'; $B rootfs create --arch arm64 {new} 2>&1; echo \"rc=$?\"\n",
+        root = root.display(),
+        new = dir.path().join("new").display()
     ));
     let plain = r.section("root");
     r.expect(
@@ -989,5 +990,12 @@ fn root_in_a_user_namespace_is_told_to_use_rootless() {
     r.expect(
         "--rootless works there",
         r.section("rootless") == "aarch64\nrc=0\n",
+    );
+    let create = r.section("create");
+    r.expect(
+        "rootfs create says why it cannot work there, before bootstrapping anything",
+        create.contains("rc=3")
+            && create.contains("maps only some")
+            && !dir.path().join("new").exists(),
     );
 }
