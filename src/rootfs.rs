@@ -2,7 +2,9 @@
 //! tarball rootfs unpacked once into a cache keyed by digest, user lookup in its /etc/passwd,
 //! and the bootstrap command (`mmdebstrap`, or `debootstrap` when only that is installed).
 //!
-//! Reads files; `unpack_cached` writes into the cache directory only.
+//! Reads files; `unpack_cached` writes into the cache directory only, which it keeps owner-only
+//! (0700) and whose entries it locks with flock(2). Unpacking as root preserves ownership;
+//! setuid/setgid bits and device nodes are dropped unless asked for (`keep_privileges`).
 
 use std::fs::{self, File};
 use std::io::{self, Read};
@@ -34,6 +36,10 @@ pub enum RootfsError {
     UnknownArch { path: PathBuf },
     #[error("unpacking {path} failed: {source}")]
     Unpack { path: PathBuf, source: io::Error },
+    #[error(
+        "the rootfs cache {path} {why}: remove it, or set BINFMTCTL_ROOTFS_CACHE to a directory of your own"
+    )]
+    UnsafeCache { path: PathBuf, why: String },
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> RootfsError + '_ {
@@ -79,25 +85,90 @@ pub fn detect_arch<'t>(table: &'t Table, root: &Path) -> Result<(&'t Arch, Strin
     })
 }
 
+/// How a tarball is unpacked into the cache.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct UnpackOptions {
+    /// Keep setuid/setgid bits and create device nodes (root only). Off by default: a cache
+    /// entry must not hand out privileges.
+    pub keep_privileges: bool,
+}
+
+/// What unpacking left out (reported once, when a tarball is unpacked).
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Dropped {
+    /// Files whose setuid/setgid bits were cleared.
+    pub setid: usize,
+    /// Character and block devices not created.
+    pub devices: usize,
+}
+
+/// A rootfs ready to use. For a tarball, holds a shared lock on its cache entry, so no other
+/// binfmtctl removes the tree while this one runs in it: keep it alive for the whole run.
+#[derive(Debug)]
+pub struct Rootfs {
+    pub dir: PathBuf,
+    /// Set when this call unpacked the tarball.
+    pub dropped: Option<Dropped>,
+    _lease: Option<File>,
+}
+
 /// A directory rootfs as is; a tarball unpacked (once) into `cache`.
-pub fn resolve(path: &Path, cache: &Path) -> Result<PathBuf, RootfsError> {
+pub fn resolve(path: &Path, cache: &Path, opts: UnpackOptions) -> Result<Rootfs, RootfsError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     if meta.is_dir() {
-        return fs::canonicalize(path).map_err(io_err(path));
+        return Ok(Rootfs {
+            dir: fs::canonicalize(path).map_err(io_err(path))?,
+            dropped: None,
+            _lease: None,
+        });
     }
     if !meta.is_file() {
         return Err(RootfsError::NotRootfs {
             path: path.to_owned(),
         });
     }
-    unpack_cached(path, cache)
+    unpack_cached(path, cache, opts)
 }
 
-/// Unpacks a tarball into `cache/<sha256>`; a completed unpack is reused.
-pub fn unpack_cached(tarball: &Path, cache: &Path) -> Result<PathBuf, RootfsError> {
+/// Hashes everything read through it (the tarball's raw bytes as they are unpacked).
+struct Hashing {
+    file: std::rc::Rc<File>,
+    hasher: std::rc::Rc<std::cell::RefCell<sha2::Sha256>>,
+}
+
+impl Read for Hashing {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        use sha2::Digest;
+        let n = (&*self.file).read(buf)?;
+        self.hasher.borrow_mut().update(&buf[..n]);
+        Ok(n)
+    }
+}
+
+fn hex(digest: &[u8]) -> String {
+    digest.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Unpacks a tarball into `cache/<sha256>` (`<sha256>-privileged` with `keep_privileges`);
+/// a completed unpack is reused.
+///
+/// Layout and protocol, all in an owner-only cache directory: `<key>.lock` is flocked shared
+/// by every run using `<key>` and exclusively while it is (re)built; `<key>.partial-<pid>` is
+/// an unpack in progress, renamed to `<key>` when complete, after which `<key>.done` marks it
+/// usable. Under the exclusive lock, a tree without its marker and every partial of that key
+/// are leftovers of a run that died, and are removed; partials of other keys are removed when
+/// their lock is free. The unpacked bytes are hashed again and must match the key (a tarball
+/// changed while being read is refused).
+pub fn unpack_cached(
+    tarball: &Path,
+    cache: &Path,
+    opts: UnpackOptions,
+) -> Result<Rootfs, RootfsError> {
+    use rustix::fs::FlockOperation;
     use sha2::{Digest, Sha256};
-    let mut hasher = Sha256::new();
+    use std::io::Seek;
     let mut f = File::open(tarball).map_err(io_err(tarball))?;
+    let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
         let n = f.read(&mut buf).map_err(io_err(tarball))?;
@@ -106,19 +177,21 @@ pub fn unpack_cached(tarball: &Path, cache: &Path) -> Result<PathBuf, RootfsErro
         }
         hasher.update(&buf[..n]);
     }
-    let digest: String = hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect();
-    let dir = cache.join(&digest);
-    let done = cache.join(format!("{digest}.complete"));
-    if done.exists() && dir.is_dir() {
-        tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
-        return Ok(dir);
-    }
+    let digest = hex(&hasher.finalize());
+    let key = if opts.keep_privileges {
+        format!("{digest}-privileged")
+    } else {
+        digest.clone()
+    };
+    f.rewind().map_err(io_err(tarball))?;
     // Refuse what is not a tar archive before creating anything.
-    let reader = crate::scan::open_archive(tarball).map_err(|e| match e {
+    let file = std::rc::Rc::new(f);
+    let hashed = std::rc::Rc::new(std::cell::RefCell::new(Sha256::new()));
+    let raw = Hashing {
+        file: file.clone(),
+        hasher: hashed.clone(),
+    };
+    let reader = crate::scan::archive_reader(raw, tarball).map_err(|e| match e {
         crate::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
             path: tarball.to_owned(),
         },
@@ -127,26 +200,336 @@ pub fn unpack_cached(tarball: &Path, cache: &Path) -> Result<PathBuf, RootfsErro
             source: io::Error::other(other.to_string()),
         },
     })?;
-    fs::create_dir_all(cache).map_err(io_err(cache))?;
-    let tmp = cache.join(format!("{digest}.partial-{}", std::process::id()));
-    let _ = fs::remove_dir_all(&tmp);
+    prepare_cache(cache)?;
+    let dir = cache.join(&key);
+    let done = cache.join(format!("{key}.done"));
+    let lock = open_lock(cache, &key)?;
+    let locked = |op| rustix::fs::flock(&lock, op).map_err(|e| io_err(cache)(e.into()));
+    let complete = || done.exists() && fs::symlink_metadata(&dir).is_ok_and(|m| m.is_dir());
+    let lease = |lock: File, dropped| Rootfs {
+        dir: dir.clone(),
+        dropped,
+        _lease: Some(lock),
+    };
+    locked(FlockOperation::LockShared)?;
+    if complete() {
+        tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
+        return Ok(lease(lock, None));
+    }
+    if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
+        eprintln!(
+            "binfmtctl: waiting for another binfmtctl unpacking {} into {}",
+            tarball.display(),
+            cache.display()
+        );
+        locked(FlockOperation::LockExclusive)?;
+    }
+    if complete() {
+        locked(FlockOperation::LockShared)?;
+        tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
+        return Ok(lease(lock, None));
+    }
+    // Ours alone now: whatever is there for this key was left by a run that died (or by an
+    // older binfmtctl, whose trees kept setuid bits).
+    let _ = fs::remove_file(&done);
+    let _ = fs::remove_file(cache.join(format!("{key}.complete")));
+    remove_tree(&dir).map_err(io_err(&dir))?;
+    sweep_partials(cache, &key);
+    let tmp = cache.join(format!("{key}.partial-{}", std::process::id()));
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
+    tracing::info!(tarball = %tarball.display(), dir = %tmp.display(), "unpacking rootfs");
+    let unpacked = unpack_tree(reader, &tmp, opts).and_then(|dropped| {
+        // Hash what the unpack did not need (the end-of-archive padding) too.
+        io::copy(
+            &mut Hashing {
+                file: file.clone(),
+                hasher: hashed.clone(),
+            },
+            &mut io::sink(),
+        )?;
+        let again = hex(&hashed.borrow_mut().clone().finalize());
+        if again != digest {
+            return Err(io::Error::other(
+                "the file changed while it was being unpacked; unpack a copy nobody writes to",
+            ));
+        }
+        Ok(dropped)
+    });
+    let dropped = match unpacked {
+        Ok(d) => d,
+        Err(source) => {
+            let _ = remove_tree(&tmp);
+            return Err(RootfsError::Unpack {
+                path: tarball.to_owned(),
+                source,
+            });
+        }
+    };
+    fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
+    File::create(&done)
+        .and_then(|f| f.sync_all())
+        .map_err(io_err(&done))?;
+    tracing::info!(dir = %dir.display(), "unpacked rootfs");
+    locked(FlockOperation::LockShared)?;
+    Ok(lease(lock, Some(dropped)))
+}
+
+/// Creates the cache directory owner-only (0700), or makes an existing one so; refuses one
+/// that is a symlink, belongs to someone else, or sits where someone else could swap it.
+fn prepare_cache(cache: &Path) -> Result<(), RootfsError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_cache = |why: String| RootfsError::UnsafeCache {
+        path: cache.to_owned(),
+        why,
+    };
+    let me = rustix::process::geteuid().as_raw();
+    let parent = cache
+        .parent()
+        .filter(|p| !p.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    fs::create_dir_all(parent).map_err(io_err(parent))?;
+    // Whoever may rename entries of an ancestor could swap the cache for a tree of theirs:
+    // each must be root's or ours, and not writable by others unless sticky (like /tmp).
+    let real = fs::canonicalize(parent).map_err(io_err(parent))?;
+    for dir in real.ancestors() {
+        let m = fs::metadata(dir).map_err(io_err(dir))?;
+        if !(m.uid() == 0 || m.uid() == me) {
+            return Err(unsafe_cache(format!(
+                "is inside {}, which belongs to uid {}",
+                dir.display(),
+                m.uid()
+            )));
+        }
+        if m.mode() & 0o022 != 0 && m.mode() & 0o1000 == 0 {
+            return Err(unsafe_cache(format!(
+                "is inside {}, which others may write to",
+                dir.display()
+            )));
+        }
+    }
+    match fs::DirBuilder::new().mode(0o700).create(cache) {
+        Ok(()) => {}
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {}
+        Err(e) => return Err(io_err(cache)(e)),
+    }
+    let fd = rustix::fs::open(
+        cache,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP | rustix::io::Errno::NOTDIR => {
+            unsafe_cache("is a symlink or not a directory".into())
+        }
+        e => io_err(cache)(e.into()),
+    })?;
+    let st = rustix::fs::fstat(&fd).map_err(|e| io_err(cache)(e.into()))?;
+    if st.st_uid != me {
+        return Err(unsafe_cache(format!(
+            "belongs to uid {}, not to you (uid {me})",
+            st.st_uid
+        )));
+    }
+    if st.st_mode & 0o7777 != 0o700 {
+        tracing::info!(cache = %cache.display(), "making the rootfs cache owner-only");
+        rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o700)).map_err(|e| io_err(cache)(e.into()))?;
+    }
+    Ok(())
+}
+
+fn open_lock(cache: &Path, key: &str) -> Result<File, RootfsError> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let path = cache.join(format!("{key}.lock"));
+    fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .mode(0o600)
+        .custom_flags(OFlags::NOFOLLOW.bits() as i32)
+        .open(&path)
+        .map_err(io_err(&path))
+}
+
+/// Removes the `.partial-*` trees of dead runs: those of `key` (whose lock we hold
+/// exclusively) and those of any other key whose lock is free.
+fn sweep_partials(cache: &Path, key: &str) {
+    let Ok(entries) = fs::read_dir(cache) else {
+        return;
+    };
+    for e in entries.flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        let Some((k, _)) = name.split_once(".partial-") else {
+            continue;
+        };
+        let stale = k == key
+            || open_lock(cache, k).is_ok_and(|l| {
+                rustix::fs::flock(&l, rustix::fs::FlockOperation::NonBlockingLockExclusive).is_ok()
+            });
+        if stale {
+            tracing::info!(dir = %e.path().display(), "removing a dead run's partial unpack");
+            let _ = remove_tree(&e.path());
+        }
+    }
+}
+
+/// `rm -rf`, also through directories the tarball made read-only (a rootless user owns them
+/// but needs write permission to empty them).
+fn remove_tree(path: &Path) -> io::Result<()> {
+    use std::os::unix::fs::PermissionsExt;
+    match fs::remove_dir_all(path) {
+        Ok(()) => return Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(_) => {}
+    }
+    fn open_up(p: &Path) {
+        let Ok(m) = fs::symlink_metadata(p) else {
+            return;
+        };
+        if m.is_dir() {
+            let _ = fs::set_permissions(p, fs::Permissions::from_mode(0o700));
+            if let Ok(d) = fs::read_dir(p) {
+                for e in d.flatten() {
+                    open_up(&e.path());
+                }
+            }
+        }
+    }
+    open_up(path);
+    fs::remove_dir_all(path)
+}
+
+/// The path of an archive member relative to the unpack root, or None when it would leave it.
+fn member_path(p: &Path) -> Option<PathBuf> {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for c in p.components() {
+        match c {
+            Component::Normal(n) => out.push(n),
+            Component::ParentDir => return None,
+            _ => {}
+        }
+    }
+    Some(out)
+}
+
+/// Unpacks every member into `dst` as tar(1) would, except that without `keep_privileges`
+/// setuid/setgid bits are cleared and character/block devices are not created (hard links to
+/// them neither). FIFOs are created as FIFOs; with `keep_privileges`, devices are created
+/// with mknod (root only).
+fn unpack_tree(reader: Box<dyn Read>, dst: &Path, opts: UnpackOptions) -> io::Result<Dropped> {
+    use std::collections::HashSet;
+    use tar::EntryType;
+    let root = rustix::process::geteuid().is_root();
     let mut a = tar::Archive::new(reader);
     a.set_preserve_permissions(true);
-    a.set_preserve_ownerships(rustix::process::geteuid().is_root());
+    a.set_preserve_ownerships(root);
     a.set_overwrite(true);
-    // tar::Archive::unpack refuses members that would escape `tmp` (.., absolute links).
-    if let Err(source) = a.unpack(&tmp) {
-        let _ = fs::remove_dir_all(&tmp);
-        return Err(RootfsError::Unpack {
-            path: tarball.to_owned(),
-            source,
-        });
+    let mut dropped = Dropped::default();
+    let mut skipped: HashSet<PathBuf> = HashSet::new();
+    // Directories last (deepest first), so a read-only one does not stop its own contents.
+    let mut dirs = Vec::new();
+    for entry in a.entries()? {
+        let mut e = entry?;
+        let kind = e.header().entry_type();
+        let Some(rel) = member_path(&e.path()?) else {
+            continue;
+        };
+        match kind {
+            EntryType::Directory => {
+                dirs.push(e);
+                continue;
+            }
+            EntryType::Char | EntryType::Block if !opts.keep_privileges => {
+                dropped.devices += 1;
+                skipped.insert(rel);
+                continue;
+            }
+            EntryType::Link => {
+                let target = e.link_name()?.and_then(|l| member_path(&l));
+                if target.is_some_and(|t| skipped.contains(&t)) {
+                    skipped.insert(rel);
+                    continue;
+                }
+            }
+            _ => {}
+        }
+        if !opts.keep_privileges {
+            if e.header().mode()? & 0o6000 != 0 {
+                dropped.setid += 1;
+            }
+            e.set_mask(0o6000);
+        }
+        let special = matches!(kind, EntryType::Char | EntryType::Block | EntryType::Fifo);
+        // tar writes special files as empty regular files: it checks the path (inside `dst`,
+        // parents created), then we put the real node in the placeholder's place.
+        if !e.unpack_in(dst)? || !special || rel.as_os_str().is_empty() {
+            continue;
+        }
+        make_node(dst, &rel, e.header(), root)?;
     }
-    let _ = fs::remove_dir_all(&dir);
-    fs::rename(&tmp, &dir).map_err(io_err(&dir))?;
-    File::create(&done).map_err(io_err(&done))?;
-    Ok(dir)
+    dirs.sort_by(|a, b| b.path_bytes().cmp(&a.path_bytes()));
+    for mut d in dirs {
+        d.unpack_in(dst)?;
+    }
+    Ok(dropped)
+}
+
+/// Replaces the placeholder tar left at `dst/rel` with the FIFO or device node `h` describes.
+fn make_node(dst: &Path, rel: &Path, h: &tar::Header, root: bool) -> io::Result<()> {
+    use rustix::fs::{AtFlags, FileType};
+    let name = rel
+        .file_name()
+        .ok_or_else(|| io::Error::other("empty name"))?;
+    let top = rustix::fs::open(
+        dst,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )?;
+    let parent = rustix::fs::openat2(
+        &top,
+        rel.parent().unwrap_or(Path::new("")),
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )?;
+    let kind = match h.entry_type() {
+        tar::EntryType::Char => FileType::CharacterDevice,
+        tar::EntryType::Block => FileType::BlockDevice,
+        _ => FileType::Fifo,
+    };
+    let dev = if kind == FileType::Fifo {
+        0
+    } else {
+        rustix::fs::makedev(
+            h.device_major()?.unwrap_or(0),
+            h.device_minor()?.unwrap_or(0),
+        )
+    };
+    let mode = Mode::from_raw_mode(h.mode()? & 0o7777);
+    rustix::fs::unlinkat(&parent, name, AtFlags::empty())?;
+    rustix::fs::mknodat(&parent, name, kind, mode, dev).map_err(|e| {
+        io::Error::other(format!(
+            "creating the {kind:?} {}: {e}{}",
+            rel.display(),
+            if root {
+                ""
+            } else {
+                " (device nodes need root)"
+            }
+        ))
+    })?;
+    rustix::fs::chmodat(&parent, name, mode, AtFlags::empty())?;
+    if root {
+        rustix::fs::chownat(
+            &parent,
+            name,
+            Some(rustix::fs::Uid::from_raw(h.uid()? as u32)),
+            Some(rustix::fs::Gid::from_raw(h.gid()? as u32)),
+            AtFlags::SYMLINK_NOFOLLOW,
+        )?;
+    }
+    Ok(())
 }
 
 /// The default cache: $BINFMTCTL_ROOTFS_CACHE, else /var/cache/binfmtctl/rootfs as root, else
@@ -343,17 +726,132 @@ mod tests {
             b.finish().unwrap();
         }
         let cache = work.path().join("cache");
-        let dir = resolve(&tarball, &cache).unwrap();
+        let opts = UnpackOptions::default();
+        let first = resolve(&tarball, &cache, opts).unwrap();
+        let dir = first.dir.clone();
         assert_eq!(
             detect_arch(Table::builtin(), &dir).unwrap().0.name,
             "riscv64"
         );
+        assert_eq!(first.dropped, Some(Dropped::default()));
         fs::write(dir.join("marker"), "x").unwrap();
-        assert_eq!(resolve(&tarball, &cache).unwrap(), dir);
+        // A second user while the first still holds its lease: both shared.
+        let second = resolve(&tarball, &cache, opts).unwrap();
+        assert_eq!((second.dir.clone(), second.dropped), (dir.clone(), None));
         assert!(dir.join("marker").exists(), "reused, not unpacked again");
         let junk = work.path().join("junk");
         fs::write(&junk, vec![1u8; 1024]).unwrap();
-        assert!(resolve(&junk, &cache).is_err());
+        assert!(resolve(&junk, &cache, opts).is_err());
+    }
+
+    #[test]
+    fn unpacking_drops_setid_bits_and_devices() {
+        use std::os::unix::fs::{FileTypeExt, MetadataExt};
+        let work = tempfile::tempdir().unwrap();
+        let tarball = work.path().join("r.tar");
+        {
+            let mut b = tar::Builder::new(File::create(&tarball).unwrap());
+            let mut add = |path: &str, kind: tar::EntryType, mode: u32, data: &[u8]| {
+                let mut h = tar::Header::new_gnu();
+                h.set_path(path).unwrap();
+                h.set_entry_type(kind);
+                h.set_mode(mode);
+                h.set_uid(0);
+                h.set_gid(0);
+                h.set_mtime(0);
+                h.set_size(data.len() as u64);
+                if kind == tar::EntryType::Char {
+                    h.set_device_major(1).unwrap();
+                    h.set_device_minor(3).unwrap();
+                }
+                h.set_cksum();
+                b.append(&h, data).unwrap();
+            };
+            add("bin/su", tar::EntryType::Regular, 0o4755, b"x");
+            add("dev/null", tar::EntryType::Char, 0o666, b"");
+            add("run/fifo", tar::EntryType::Fifo, 0o600, b"");
+            add("etc/", tar::EntryType::Directory, 0o2755, b"");
+            let mut h = tar::Header::new_gnu();
+            h.set_path("dev/null2").unwrap();
+            h.set_entry_type(tar::EntryType::Link);
+            h.set_link_name("dev/null").unwrap();
+            h.set_mode(0o666);
+            h.set_uid(0);
+            h.set_gid(0);
+            h.set_mtime(0);
+            h.set_size(0);
+            h.set_cksum();
+            b.append(&h, &b""[..]).unwrap();
+            b.finish().unwrap();
+        }
+        let cache = work.path().join("cache");
+        let r = resolve(&tarball, &cache, UnpackOptions::default()).unwrap();
+        assert_eq!(
+            r.dropped,
+            Some(Dropped {
+                setid: 1,
+                devices: 1
+            })
+        );
+        assert_eq!(
+            fs::metadata(r.dir.join("bin/su")).unwrap().mode() & 0o7777,
+            0o755
+        );
+        assert!(fs::symlink_metadata(r.dir.join("dev/null")).is_err());
+        assert!(
+            fs::symlink_metadata(r.dir.join("dev/null2")).is_err(),
+            "a hard link to a dropped device is dropped too"
+        );
+        assert!(
+            fs::symlink_metadata(r.dir.join("run/fifo"))
+                .unwrap()
+                .file_type()
+                .is_fifo()
+        );
+        assert_eq!(
+            fs::metadata(r.dir.join("etc")).unwrap().mode() & 0o7777,
+            0o2755,
+            "a setgid directory only sets its files' group: kept"
+        );
+        assert_eq!(fs::metadata(&cache).unwrap().mode() & 0o777, 0o700);
+        let names: Vec<String> = fs::read_dir(&cache)
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        assert!(names.iter().all(|n| !n.contains(".partial-")), "{names:?}");
+    }
+
+    #[test]
+    fn a_cache_of_someone_else_is_refused() {
+        let work = tempfile::tempdir().unwrap();
+        let real = work.path().join("real");
+        fs::create_dir(&real).unwrap();
+        let link = work.path().join("link");
+        std::os::unix::fs::symlink(&real, &link).unwrap();
+        assert!(matches!(
+            prepare_cache(&link),
+            Err(RootfsError::UnsafeCache { .. })
+        ));
+        if rustix::process::geteuid().is_root() {
+            std::os::unix::fs::chown(&real, Some(65534), None).unwrap();
+            let e = prepare_cache(&real).unwrap_err().to_string();
+            assert!(e.contains("belongs to uid 65534, not to you"), "{e}");
+            // Inside a directory someone else owns (who could swap our cache for theirs).
+            let e = prepare_cache(&real.join("cache")).unwrap_err().to_string();
+            assert!(e.contains("which belongs to uid 65534"), "{e}");
+            assert!(
+                !real.join("cache").exists(),
+                "refused before creating anything"
+            );
+        }
+        let open = work.path().join("open");
+        fs::create_dir(&open).unwrap();
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o777)).unwrap();
+        let e = prepare_cache(&open.join("cache")).unwrap_err().to_string();
+        assert!(e.contains("which others may write to"), "{e}");
+        // Sticky like /tmp: fine.
+        fs::set_permissions(&open, std::os::unix::fs::PermissionsExt::from_mode(0o1777)).unwrap();
+        prepare_cache(&open.join("cache")).unwrap();
     }
 
     #[test]

@@ -9,27 +9,37 @@
 //!   stage 1: unshare user? + mount ns; make / private; private binfmt_misc + handler;│
 //!            unshare pid ns; spawn stage 2; forward signals; exit with its status  ◄─┘
 //!   stage 2 (PID 1 of the new pid ns; dies with its parent via PDEATHSIG):
-//!            fresh /proc; rootfs mounts (proc, ro sys, tmpfs /dev with bound nodes,
-//!            devpts, shm, tmpfs /tmp /run, resolv.conf, --bind); chroot; spawn the
+//!            fresh /proc; the rootfs's mount plan (proc, ro sys, tmpfs /dev with bound
+//!            nodes, devpts, shm, tmpfs /tmp /run, resolv.conf, --bind); chroot; spawn the
 //!            command; forward signals; reap; exit with the command's status
 //! ```
+//!
+//! The spec travels to each helper in a sealed memfd the helper inherits (its number is on the
+//! helper's command line), never in the environment or on the command line, so a command line
+//! as long as `execve` accepts works, and the helpers start with an empty environment: PID 1
+//! holds nothing of the caller's environment, and the command gets exactly `Spec::env`. Stage
+//! 2 closes every inherited descriptor but 0, 1 and 2 before it starts the command.
 //!
 //! Nothing is mounted outside the private mount namespace, so nothing can be left on the host,
 //! whatever happens to binfmtctl (the namespace goes when its last process does, and when
 //! stage 2 dies the kernel kills everything in its pid namespace). `/dev` inside is a tmpfs, so
-//! `rm -rf ROOTFS` afterwards can never reach the host's devices.
+//! `rm -rf ROOTFS` afterwards can never reach the host's devices. Every mount target is
+//! resolved inside the rootfs (`openat2`, never following a symlink out of it), and the
+//! top-level mount points (`OWN_MOUNT_POINTS`) must be real directories.
 //!
 //! User namespaces: `Rootless` maps the caller's uid/gid to 0 (allowed for anyone); `Identity`
 //! (as root) maps every id to itself, so dpkg can chown to any user while the namespace still
 //! gets its own binfmt_misc instance (Linux >= 6.7): the host's binfmt_misc is never touched.
+//! Needs CAP_SYS_ADMIN (root) or an unprivileged user namespace (rootless). Man pages:
+//! user_namespaces(7), mount_namespaces(7), pid_namespaces(7), memfd_create(2), openat2(2).
 
 use std::ffi::OsString;
 use std::fs;
-use std::io;
-use std::os::fd::{AsFd, OwnedFd};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, AsRawFd, OwnedFd};
 use std::os::unix::process::CommandExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 use nix::sys::signal::{Signal, kill};
@@ -42,8 +52,6 @@ use serde::{Deserialize, Serialize};
 use crate::kernel::{BinfmtFs, DEFAULT_ROOT, ProcBinfmt};
 use crate::registration::Registration;
 
-/// The environment variable carrying the spec to the helper stages.
-pub const SPEC_ENV: &str = "BINFMTCTL_SANDBOX_SPEC";
 /// Exit status when the command cannot be found in the rootfs (as a shell reports it).
 pub const EXIT_NOT_FOUND: i32 = 127;
 /// Exit status when the command exists but cannot be executed.
@@ -55,6 +63,9 @@ const HANDSHAKE: Duration = Duration::from_secs(10);
 /// Where the host's device nodes come from.
 const DEV_NODES: &[&str] = &["null", "zero", "full", "random", "urandom", "tty"];
 const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+/// The rootfs's top-level directories the sandbox mounts its own file systems on. Each must be
+/// a directory (or missing: it is created); a symlink there is refused.
+pub const OWN_MOUNT_POINTS: &[&str] = &["proc", "sys", "dev", "tmp", "run"];
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Userns {
@@ -69,7 +80,7 @@ pub enum Userns {
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Bind {
     pub source: PathBuf,
-    /// Absolute path inside the rootfs.
+    /// Absolute path inside the rootfs (normalized by `bind_target`).
     pub target: String,
     pub readonly: bool,
 }
@@ -82,7 +93,7 @@ pub struct RootSetup {
     pub resolv_conf: bool,
 }
 
-/// Everything the helper stages need, passed to them as JSON.
+/// Everything the helper stages need, passed to them as JSON in a memfd.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Spec {
     pub userns: Userns,
@@ -90,7 +101,7 @@ pub struct Spec {
     pub binfmt: Vec<String>,
     pub root: Option<RootSetup>,
     pub command: Vec<String>,
-    /// The command's whole environment.
+    /// The command's whole environment: nothing else of the caller's reaches it.
     pub env: Vec<(String, String)>,
     pub workdir: Option<String>,
     pub uid: Option<u32>,
@@ -98,6 +109,8 @@ pub struct Spec {
 }
 
 impl Spec {
+    /// The environment an emulated command gets unless `--env` adds to it: a standard `PATH`,
+    /// `HOME` (the user's from the rootfs's /etc/passwd, else /root), and the caller's `TERM`.
     pub fn default_env(home: &str) -> Vec<(String, String)> {
         let mut env = vec![
             ("PATH".to_owned(), DEFAULT_PATH.to_owned()),
@@ -114,16 +127,84 @@ fn setup_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> io::Err
     io::Error::other(format!("{what}: {e}"))
 }
 
+/// A `--bind` target normalized to `/a/b`, or why it cannot be one: it must be absolute, must
+/// not be the rootfs's root, and must not contain `..`.
+pub fn bind_target(dst: &str) -> Result<String, String> {
+    if !dst.starts_with('/') {
+        return Err(format!(
+            "the target {dst} must be an absolute path in the rootfs"
+        ));
+    }
+    let mut parts = Vec::new();
+    for c in dst.split('/') {
+        match c {
+            "" | "." => {}
+            ".." => {
+                return Err(format!(
+                    "the target {dst} contains `..`; name the directory inside the rootfs directly"
+                ));
+            }
+            c => parts.push(c),
+        }
+    }
+    if parts.is_empty() {
+        return Err(
+            "the target is the rootfs's root, which cannot be replaced; bind to a directory inside it such as /src"
+                .into(),
+        );
+    }
+    Ok(format!("/{}", parts.join("/")))
+}
+
+/// Why the rootfs at `root` cannot host the sandbox's own mounts: one of `OWN_MOUNT_POINTS` is
+/// a symlink (whose target would be resolved outside the rootfs) or not a directory.
+pub fn check_mount_points(root: &Path) -> Result<(), String> {
+    for name in OWN_MOUNT_POINTS {
+        let p = root.join(name);
+        match fs::symlink_metadata(&p) {
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = fs::read_link(&p)
+                    .map(|t| t.display().to_string())
+                    .unwrap_or_default();
+                return Err(format!(
+                    "the rootfs's /{name} is a symlink (to {to}): binfmtctl mounts its own /{name} there and never follows a link out of the rootfs; make it a directory (rm {p} && mkdir {p})",
+                    p = p.display()
+                ));
+            }
+            Ok(m) if !m.is_dir() => {
+                return Err(format!(
+                    "the rootfs's /{name} is not a directory: binfmtctl mounts its own /{name} there; make it one (rm {p} && mkdir {p})",
+                    p = p.display()
+                ));
+            }
+            Ok(_) => {}
+        }
+    }
+    Ok(())
+}
+
+/// Can this process's user namespace hold an identity-mapped child (every id mapped)? False
+/// as root inside a user namespace that maps only some ids (e.g. `unshare --map-root-user`).
+pub fn can_map_every_id() -> bool {
+    let full = |file: &str| {
+        fs::read_to_string(file).is_ok_and(|t| {
+            t.lines().any(|l| {
+                let f: Vec<&str> = l.split_whitespace().collect();
+                f.len() == 3 && f[0] == "0" && f[2] == "4294967295"
+            })
+        })
+    };
+    full("/proc/self/uid_map") && full("/proc/self/gid_map")
+}
+
 /// Runs the spec and returns the command's exit status (128 + n for a signal).
 /// Called by the top-level command; may spawn helper stages of `self_exe`.
 pub fn run(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
-    let json = serde_json::to_string(spec).map_err(io::Error::other)?;
     if spec.userns == Userns::Identity {
         // The maps of an identity-mapped namespace must be written from the parent namespace.
-        let mut child = Command::new(self_exe)
-            .arg("__sandbox")
-            .env(SPEC_ENV, &json)
-            .spawn()?;
+        let mut child = spawn_stage(self_exe, "__sandbox", spec, std::process::id())?;
         let pid = child.id();
         let ours = fs::read_link("/proc/self/ns/user")?;
         let deadline = Instant::now() + HANDSHAKE;
@@ -140,10 +221,19 @@ pub fn run(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
             }
         }
         let full = "0 0 4294967295";
-        fs::write(format!("/proc/{pid}/uid_map"), full)
-            .map_err(|e| setup_err("writing uid_map", e))?;
-        fs::write(format!("/proc/{pid}/gid_map"), full)
-            .map_err(|e| setup_err("writing gid_map", e))?;
+        let map = |file: &str| {
+            fs::write(format!("/proc/{pid}/{file}"), full).map_err(|e| {
+                setup_err(
+                    format!("writing {file} (an identity map needs root of the initial user namespace; pass --rootless)"),
+                    e,
+                )
+            })
+        };
+        if let Err(e) = map("uid_map").and_then(|()| map("gid_map")) {
+            let _ = child.kill();
+            let _ = child.wait();
+            return Err(e);
+        }
         let _guard = forward_signals(Pid::from_raw(pid as i32))?;
         let status = child.wait()?;
         return Ok(exit_code(status));
@@ -151,14 +241,60 @@ pub fn run(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
     stage1(spec, self_exe)
 }
 
+/// Starts a helper stage of `self_exe` with an empty environment and the spec in a sealed
+/// memfd it inherits; `parent` is this process's pid as the helper will see it.
+fn spawn_stage(self_exe: &Path, stage: &str, spec: &Spec, parent: u32) -> io::Result<Child> {
+    use rustix::fs::{MemfdFlags, SealFlags};
+    let json = serde_json::to_vec(spec).map_err(io::Error::other)?;
+    let fd = rustix::fs::memfd_create(
+        "binfmtctl-sandbox-spec",
+        MemfdFlags::CLOEXEC | MemfdFlags::ALLOW_SEALING,
+    )
+    .map_err(|e| setup_err("memfd_create", e))?;
+    let mut f = fs::File::from(fd);
+    f.write_all(&json)?;
+    rustix::fs::fcntl_add_seals(
+        &f,
+        SealFlags::WRITE | SealFlags::GROW | SealFlags::SHRINK | SealFlags::SEAL,
+    )?;
+    // Inheritable for this one spawn only; our copy closes when `f` drops right after.
+    rustix::io::fcntl_setfd(&f, rustix::io::FdFlags::empty())?;
+    let child = Command::new(self_exe)
+        .arg(stage)
+        .arg("--spec-fd")
+        .arg(f.as_raw_fd().to_string())
+        .arg("--parent")
+        .arg(parent.to_string())
+        .env_clear()
+        .spawn()
+        .map_err(|e| setup_err(format!("starting {}", self_exe.display()), e));
+    drop(f);
+    child
+}
+
+/// Reads the spec from the inherited memfd `fd` (reopened through /proc, the only way to own
+/// an inherited descriptor without `unsafe`), then closes `fd` so nothing started later gets it.
+fn read_spec(fd: i32) -> io::Result<Spec> {
+    let mut json = Vec::new();
+    fs::File::open(format!("/proc/self/fd/{fd}"))
+        .and_then(|mut f| f.read_to_end(&mut json))
+        .map_err(|e| setup_err(format!("reading the sandbox spec from fd {fd}"), e))?;
+    let _ = nix::unistd::close(fd);
+    serde_json::from_slice(&json).map_err(io::Error::other)
+}
+
 /// `__sandbox`: stage 1 in a spawned helper (identity mode).
-pub fn helper_stage1(self_exe: &Path) -> i32 {
-    let spec = match read_spec() {
+pub fn helper_stage1(self_exe: &Path, spec_fd: i32, parent: i32) -> i32 {
+    // Die with the parent (binfmtctl run), which holds the terminal and the exit status; if it
+    // already died before we could ask, stop here.
+    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
+    if nix::unistd::getppid().as_raw() != parent {
+        return EXIT_SETUP;
+    }
+    let spec = match read_spec(spec_fd) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
-    // Die with the parent (binfmtctl run), which holds the terminal and the exit status.
-    let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
     match stage1(&spec, self_exe) {
         Ok(code) => code,
         Err(e) => fail(e),
@@ -166,27 +302,59 @@ pub fn helper_stage1(self_exe: &Path) -> i32 {
 }
 
 /// `__sandbox-init`: stage 2, PID 1 of the new pid namespace.
-pub fn helper_stage2() -> i32 {
+pub fn helper_stage2(spec_fd: i32, parent: i32) -> i32 {
     let _ = nix::sys::prctl::set_pdeathsig(Signal::SIGKILL);
-    let spec = match read_spec() {
+    // Our parent is outside our pid namespace (getppid() is 0); the /proc we inherited still
+    // shows it. Stage 1 died before PDEATHSIG was armed: stop.
+    if parent_in_proc().is_some_and(|p| p != parent) {
+        return EXIT_SETUP;
+    }
+    let spec = match read_spec(spec_fd) {
         Ok(s) => s,
         Err(e) => return fail(e),
     };
+    close_inherited_fds();
     match stage2(&spec) {
         Ok(code) => code,
         Err(e) => fail(e),
     }
 }
 
+/// Closes every descriptor but stdin, stdout and stderr: whatever the caller left open
+/// (sockets, pipes, files) stays outside; the command inherits only those three. Called first
+/// thing in stage 2, when this process owns no other descriptor.
+fn close_inherited_fds() {
+    let fds: Vec<i32> = fs::read_dir("/proc/self/fd")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default();
+    // The listing's own descriptor is closed by now; closing its number again only fails.
+    for fd in fds.into_iter().filter(|&fd| fd > 2) {
+        let _ = nix::unistd::close(fd);
+    }
+}
+
+/// This process's parent as the mounted /proc sees it (field 4 of /proc/self/stat).
+fn parent_in_proc() -> Option<i32> {
+    let stat = fs::read_to_string("/proc/self/stat").ok()?;
+    let after_comm = &stat[stat.rfind(')')? + 1..];
+    after_comm.split_whitespace().nth(1)?.parse().ok()
+}
+
+/// This process's pid as the mounted /proc sees it.
+fn pid_in_proc() -> u32 {
+    fs::read_link("/proc/self")
+        .ok()
+        .and_then(|p| p.to_str()?.parse().ok())
+        .unwrap_or_else(std::process::id)
+}
+
 fn fail(e: io::Error) -> i32 {
     eprintln!("binfmtctl: sandbox: {e}");
     EXIT_SETUP
-}
-
-fn read_spec() -> io::Result<Spec> {
-    let json =
-        std::env::var(SPEC_ENV).map_err(|_| io::Error::other(format!("{SPEC_ENV} is not set")))?;
-    serde_json::from_str(&json).map_err(io::Error::other)
 }
 
 fn stage1(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
@@ -244,11 +412,7 @@ fn stage1(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
     }
     let forwarder = Forwarder::start()?;
     unshare(CloneFlags::CLONE_NEWPID).map_err(|e| setup_err("unshare(CLONE_NEWPID)", e))?;
-    let json = serde_json::to_string(spec).map_err(io::Error::other)?;
-    let mut child = Command::new(self_exe)
-        .arg("__sandbox-init")
-        .env(SPEC_ENV, json)
-        .spawn()
+    let mut child = spawn_stage(self_exe, "__sandbox-init", spec, pid_in_proc())
         .map_err(|e| setup_err("starting the sandbox init", e))?;
     forwarder.set(Pid::from_raw(child.id() as i32));
     Ok(exit_code(child.wait()?))
@@ -260,8 +424,13 @@ fn stage2(spec: &Spec) -> io::Result<i32> {
     rustix::mount::mount("proc", "/proc", "proc", nfx, None)
         .map_err(|e| setup_err("mounting /proc", e))?;
     if let Some(root) = &spec.root {
-        setup_root(root)?;
-        rustix::process::chroot(&root.dir)
+        let root_fd = open_root(&root.dir)?;
+        for step in mount_plan(root) {
+            step.apply(&root_fd)?;
+        }
+        // Enter the rootfs we set up, through the descriptor (not its name).
+        rustix::process::fchdir(&root_fd)
+            .and_then(|()| rustix::process::chroot("."))
             .map_err(|e| setup_err(format!("chroot {}", root.dir.display()), e))?;
         std::env::set_current_dir("/")?;
     }
@@ -316,113 +485,284 @@ fn stage2(spec: &Spec) -> io::Result<i32> {
     }
 }
 
-/// The mounts of an emulated chroot, all inside our private mount namespace.
-fn setup_root(root: &RootSetup) -> io::Result<()> {
-    let r = &root.dir;
-    let mk = |rel: &str| {
-        let p = r.join(rel);
-        fs::create_dir_all(&p).map_err(|e| setup_err(format!("creating {}", p.display()), e))?;
-        Ok::<PathBuf, io::Error>(p)
-    };
-    let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-    let m = |src: &str, target: &Path, fstype: &str, flags: MountFlags, data: Option<&str>| {
-        let data = data.map(|d| std::ffi::CString::new(d).expect("no NUL"));
-        rustix::mount::mount(src, target, fstype, flags, data.as_deref())
-            .map_err(|e| setup_err(format!("mounting {fstype} on {}", target.display()), e))
-    };
-    // proc: a fresh one for this pid namespace.
-    m("proc", &mk("proc")?, "proc", nfx, None)?;
-    // sys: a fresh read-only sysfs (no cgroup or other submounts) where we may mount one
-    // (root); in a user namespace, which may not, the host's tree bound with its top read-only.
-    let sys = mk("sys")?;
-    if m("sysfs", &sys, "sysfs", nfx | MountFlags::RDONLY, None).is_err() {
-        rustix::mount::mount_bind_recursive("/sys", &sys)
-            .map_err(|e| setup_err("binding /sys", e))?;
-        let _ = rustix::mount::mount_remount(&sys, MountFlags::BIND | MountFlags::RDONLY | nfx, "");
-    }
-    // dev: a small tmpfs with the harmless nodes bound from the host; never devtmpfs.
-    let dev = mk("dev")?;
-    m(
-        "tmpfs",
-        &dev,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NOEXEC,
-        Some("mode=755,size=64k"),
-    )?;
-    for node in DEV_NODES {
-        let host = Path::new("/dev").join(node);
-        if !host.exists() {
-            continue;
-        }
-        let target = dev.join(node);
-        fs::File::create(&target)?;
-        rustix::mount::mount_bind(&host, &target)
-            .map_err(|e| setup_err(format!("binding /dev/{node}"), e))?;
-    }
-    let pts = dev.join("pts");
-    fs::create_dir(&pts)?;
-    // When our terminal is a pty of the host's devpts, the command must find it under
-    // /dev/pts (ttyname, job control): bind that instance. Otherwise a new, empty one.
-    let tty_on_host_pts = fs::read_link("/proc/self/fd/0")
-        .is_ok_and(|p| p.starts_with("/dev/pts/"))
-        && rustix::termios::isatty(std::io::stdin());
-    if tty_on_host_pts {
-        rustix::mount::mount_bind("/dev/pts", &pts)
-            .map_err(|e| setup_err("binding /dev/pts", e))?;
-    } else {
-        m(
-            "devpts",
-            &pts,
-            "devpts",
-            MountFlags::NOSUID | MountFlags::NOEXEC,
-            Some("newinstance,ptmxmode=0666,mode=620"),
-        )?;
-    }
-    std::os::unix::fs::symlink("pts/ptmx", dev.join("ptmx"))?;
-    let shm = dev.join("shm");
-    fs::create_dir(&shm)?;
-    m("tmpfs", &shm, "tmpfs", nfx, Some("mode=1777"))?;
-    for (name, target) in [
-        ("fd", "/proc/self/fd"),
-        ("stdin", "/proc/self/fd/0"),
-        ("stdout", "/proc/self/fd/1"),
-        ("stderr", "/proc/self/fd/2"),
-    ] {
-        std::os::unix::fs::symlink(target, dev.join(name))?;
-    }
-    m(
-        "tmpfs",
-        &mk("tmp")?,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        Some("mode=1777"),
-    )?;
-    m(
-        "tmpfs",
-        &mk("run")?,
-        "tmpfs",
-        MountFlags::NOSUID | MountFlags::NODEV,
-        Some("mode=755"),
-    )?;
-    let root_fd = rustix::fs::open(
-        r,
+fn open_root(dir: &Path) -> io::Result<OwnedFd> {
+    rustix::fs::open(
+        dir,
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
-    )?;
-    if root.resolv_conf && Path::new("/etc/resolv.conf").exists() {
-        // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf keeps
-        // none: we never fail a run over DNS configuration.
-        match create_in_root(&root_fd, "etc/resolv.conf", false) {
-            Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true)?,
-            Err(e) => eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}"),
+    )
+    .map_err(|e| setup_err(format!("opening the rootfs {}", dir.display()), e))
+}
+
+/// One step of an emulated chroot's setup, run in order by stage 2 inside the private mount
+/// namespace. Paths are relative to the rootfs; none is resolved outside it. To give the
+/// command more (a toolchain, a socket), add steps in `mount_plan`.
+#[derive(Debug, Clone)]
+pub enum MountStep {
+    /// A new file system on one of the rootfs's `OWN_MOUNT_POINTS` (created when missing; a
+    /// symlink there is refused).
+    Fresh {
+        dir: &'static str,
+        fstype: &'static str,
+        flags: MountFlags,
+        data: Option<&'static str>,
+    },
+    /// `/sys`: a fresh read-only sysfs (no cgroup or other submounts) where we may mount one
+    /// (root); in a user namespace, which may not, the host's tree bound with its top read-only.
+    Sysfs,
+    /// A host device node (`/dev/NAME`) bound over an empty file in our tmpfs `/dev`.
+    DevNode(&'static str),
+    /// `/dev/pts`: the host's devpts when our terminal is one of its ptys (ttyname and job
+    /// control need it by name), else a new, empty instance.
+    DevPts,
+    /// A new directory in our tmpfs `/dev` with a fresh file system on it.
+    DevMount {
+        dir: &'static str,
+        fstype: &'static str,
+        flags: MountFlags,
+        data: Option<&'static str>,
+    },
+    /// A symlink in our tmpfs `/dev`.
+    DevLink {
+        name: &'static str,
+        target: &'static str,
+    },
+    /// The host's /etc/resolv.conf bound over the rootfs's (a symlink there is followed inside
+    /// the rootfs); a rootfs that cannot take one goes without, with a warning.
+    ResolvConf,
+    /// A host file or directory bound at a path inside the rootfs (created when missing).
+    Bind(Bind),
+}
+
+/// The mounts of an emulated chroot, in order.
+pub fn mount_plan(root: &RootSetup) -> Vec<MountStep> {
+    use MountStep::*;
+    let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let mut plan = vec![
+        Fresh {
+            dir: "proc",
+            fstype: "proc",
+            flags: nfx,
+            data: None,
+        },
+        Sysfs,
+        // dev: a small tmpfs with the harmless nodes bound from the host; never devtmpfs.
+        Fresh {
+            dir: "dev",
+            fstype: "tmpfs",
+            flags: MountFlags::NOSUID | MountFlags::NOEXEC,
+            data: Some("mode=755,size=64k"),
+        },
+    ];
+    plan.extend(DEV_NODES.iter().map(|n| DevNode(n)));
+    plan.extend([
+        DevPts,
+        DevLink {
+            name: "ptmx",
+            target: "pts/ptmx",
+        },
+        DevMount {
+            dir: "shm",
+            fstype: "tmpfs",
+            flags: nfx,
+            data: Some("mode=1777"),
+        },
+        DevLink {
+            name: "fd",
+            target: "/proc/self/fd",
+        },
+        DevLink {
+            name: "stdin",
+            target: "/proc/self/fd/0",
+        },
+        DevLink {
+            name: "stdout",
+            target: "/proc/self/fd/1",
+        },
+        DevLink {
+            name: "stderr",
+            target: "/proc/self/fd/2",
+        },
+        Fresh {
+            dir: "tmp",
+            fstype: "tmpfs",
+            flags: MountFlags::NOSUID | MountFlags::NODEV,
+            data: Some("mode=1777"),
+        },
+        Fresh {
+            dir: "run",
+            fstype: "tmpfs",
+            flags: MountFlags::NOSUID | MountFlags::NODEV,
+            data: Some("mode=755"),
+        },
+    ]);
+    if root.resolv_conf {
+        plan.push(ResolvConf);
+    }
+    plan.extend(root.binds.iter().cloned().map(Bind));
+    plan
+}
+
+/// `/proc/self/fd/N`: the path through which mount(2) reaches what an `O_PATH` fd refers to.
+fn fd_path(fd: &OwnedFd) -> String {
+    format!("/proc/self/fd/{}", fd.as_raw_fd())
+}
+
+fn mount_on(
+    src: &str,
+    target: &OwnedFd,
+    shown: &str,
+    fstype: &str,
+    flags: MountFlags,
+    data: Option<&str>,
+) -> io::Result<()> {
+    let data = data.map(|d| std::ffi::CString::new(d).expect("no NUL"));
+    rustix::mount::mount(src, fd_path(target), fstype, flags, data.as_deref())
+        .map_err(|e| setup_err(format!("mounting {fstype} on {shown}"), e))
+}
+
+/// Opens (creating it when missing) the directory `rel` under `dir` without following any
+/// symlink: a symlink there is an error that says so.
+fn own_dir(dir: &OwnedFd, rel: &str, shown: &str) -> io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(dir, rel, Mode::from_raw_mode(0o755)) {
+        Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+        Err(e) => return Err(setup_err(format!("creating {shown}"), e)),
+    }
+    rustix::fs::openat2(
+        dir,
+        rel,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::NO_SYMLINKS | ResolveFlags::BENEATH,
+    )
+    .map_err(|e| match e {
+        rustix::io::Errno::LOOP => io::Error::other(format!(
+            "{shown} is a symlink: binfmtctl mounts its own file system there and never follows a link out of the rootfs; make it a directory"
+        )),
+        rustix::io::Errno::NOTDIR => io::Error::other(format!(
+            "{shown} is not a directory: binfmtctl mounts its own file system there; make it one"
+        )),
+        e => setup_err(format!("opening {shown}"), e),
+    })
+}
+
+impl MountStep {
+    fn apply(&self, root: &OwnedFd) -> io::Result<()> {
+        let dev = || own_dir(root, "dev", "the rootfs's /dev");
+        match self {
+            MountStep::Fresh {
+                dir,
+                fstype,
+                flags,
+                data,
+            } => {
+                let shown = format!("/{dir}");
+                let target = own_dir(root, dir, &format!("the rootfs's {shown}"))?;
+                mount_on(fstype, &target, &shown, fstype, *flags, *data)
+            }
+            MountStep::Sysfs => {
+                let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+                let sys = own_dir(root, "sys", "the rootfs's /sys")?;
+                if mount_on(
+                    "sysfs",
+                    &sys,
+                    "/sys",
+                    "sysfs",
+                    nfx | MountFlags::RDONLY,
+                    None,
+                )
+                .is_err()
+                {
+                    rustix::mount::mount_bind_recursive("/sys", fd_path(&sys))
+                        .map_err(|e| setup_err("binding /sys", e))?;
+                    // The fd still names the covered directory: reopen to reach the new mount.
+                    let top = own_dir(root, "sys", "the rootfs's /sys")?;
+                    let _ = rustix::mount::mount_remount(
+                        fd_path(&top),
+                        MountFlags::BIND | MountFlags::RDONLY | nfx,
+                        "",
+                    );
+                }
+                Ok(())
+            }
+            MountStep::DevNode(node) => {
+                let host = Path::new("/dev").join(node);
+                if !host.exists() {
+                    return Ok(());
+                }
+                let dev = dev()?;
+                let target = rustix::fs::openat(
+                    &dev,
+                    *node,
+                    OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                    Mode::from_raw_mode(0o644),
+                )
+                .map_err(|e| setup_err(format!("creating /dev/{node}"), e))?;
+                rustix::mount::mount_bind(&host, fd_path(&target))
+                    .map_err(|e| setup_err(format!("binding /dev/{node}"), e))
+            }
+            MountStep::DevPts => {
+                let dev = dev()?;
+                let pts = own_dir(&dev, "pts", "/dev/pts")?;
+                let tty_on_host_pts = fs::read_link("/proc/self/fd/0")
+                    .is_ok_and(|p| p.starts_with("/dev/pts/"))
+                    && rustix::termios::isatty(std::io::stdin());
+                if tty_on_host_pts {
+                    rustix::mount::mount_bind("/dev/pts", fd_path(&pts))
+                        .map_err(|e| setup_err("binding /dev/pts", e))
+                } else {
+                    mount_on(
+                        "devpts",
+                        &pts,
+                        "/dev/pts",
+                        "devpts",
+                        MountFlags::NOSUID | MountFlags::NOEXEC,
+                        Some("newinstance,ptmxmode=0666,mode=620"),
+                    )
+                }
+            }
+            MountStep::DevMount {
+                dir,
+                fstype,
+                flags,
+                data,
+            } => {
+                let shown = format!("/dev/{dir}");
+                let target = own_dir(&dev()?, dir, &shown)?;
+                mount_on(fstype, &target, &shown, fstype, *flags, *data)
+            }
+            MountStep::DevLink { name, target } => rustix::fs::symlinkat(*target, &dev()?, *name)
+                .map_err(|e| setup_err(format!("creating /dev/{name}"), e)),
+            MountStep::ResolvConf => {
+                if !Path::new("/etc/resolv.conf").exists() {
+                    return Ok(());
+                }
+                // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf
+                // keeps none: we never fail a run over DNS configuration.
+                match create_in_root(root, "etc/resolv.conf", false) {
+                    Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true),
+                    Err(e) => {
+                        eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}");
+                        Ok(())
+                    }
+                }
+            }
+            MountStep::Bind(b) => {
+                let rel = b.target.trim_start_matches('/');
+                if rel.is_empty() {
+                    return Err(io::Error::other(format!(
+                        "--bind {}: the target is the rootfs's root",
+                        b.source.display()
+                    )));
+                }
+                let is_dir = fs::metadata(&b.source)
+                    .map_err(|e| setup_err(format!("--bind {}", b.source.display()), e))?
+                    .is_dir();
+                let target = create_in_root(root, rel, is_dir)?;
+                bind_to_fd(&b.source, &target, b.readonly)
+            }
         }
     }
-    for b in &root.binds {
-        let rel = b.target.trim_start_matches('/');
-        let target = create_in_root(&root_fd, rel, fs::metadata(&b.source)?.is_dir())?;
-        bind_to_fd(&b.source, &target, b.readonly)?;
-    }
-    Ok(())
 }
 
 /// Opens `rel` inside the rootfs as an `O_PATH` fd, resolving every symlink as if the rootfs
@@ -488,8 +828,7 @@ fn create_in_root(root: &OwnedFd, rel: &str, dir: bool) -> io::Result<OwnedFd> {
 
 /// Bind-mounts `source` onto the file or directory an `O_PATH` fd refers to.
 fn bind_to_fd(source: &Path, target: &OwnedFd, readonly: bool) -> io::Result<()> {
-    use std::os::fd::AsRawFd;
-    let t = format!("/proc/self/fd/{}", target.as_raw_fd());
+    let t = fd_path(target);
     // Where the fd points, already resolved inside the rootfs: after the bind, the fd itself
     // refers to what the new mount covers, so the remount goes through this path.
     let resolved = fs::read_link(&t)?;
@@ -588,6 +927,67 @@ mod tests {
         assert!(!kernel_has_private_binfmt("5.15.0"));
         assert!(kernel_has_private_binfmt("7.0"));
         assert!(!kernel_has_private_binfmt("garbage"));
+    }
+
+    #[test]
+    fn bind_targets() {
+        assert_eq!(bind_target("/src").unwrap(), "/src");
+        assert_eq!(bind_target("//usr/./lib/").unwrap(), "/usr/lib");
+        for root in ["/", "//", "/.", "/./."] {
+            assert!(
+                bind_target(root).unwrap_err().contains("the rootfs's root"),
+                "{root}"
+            );
+        }
+        assert!(bind_target("/src/..").unwrap_err().contains("`..`"));
+        assert!(bind_target("src").unwrap_err().contains("absolute"));
+    }
+
+    #[test]
+    fn own_mount_points_must_be_directories() {
+        let d = tempfile::tempdir().unwrap();
+        assert_eq!(
+            check_mount_points(d.path()),
+            Ok(()),
+            "missing ones are created"
+        );
+        fs::create_dir(d.path().join("proc")).unwrap();
+        assert_eq!(check_mount_points(d.path()), Ok(()));
+        std::os::unix::fs::symlink("/run", d.path().join("run")).unwrap();
+        let e = check_mount_points(d.path()).unwrap_err();
+        assert!(e.contains("/run is a symlink (to /run)"), "{e}");
+        fs::remove_file(d.path().join("run")).unwrap();
+        fs::write(d.path().join("tmp"), "").unwrap();
+        let e = check_mount_points(d.path()).unwrap_err();
+        assert!(e.contains("/tmp is not a directory"), "{e}");
+    }
+
+    #[test]
+    fn the_mount_plan_ends_with_resolv_conf_and_binds() {
+        let root = RootSetup {
+            dir: "/r".into(),
+            binds: vec![Bind {
+                source: "/src".into(),
+                target: "/src".into(),
+                readonly: true,
+            }],
+            resolv_conf: true,
+        };
+        let plan = mount_plan(&root);
+        let fresh: Vec<&str> = plan
+            .iter()
+            .filter_map(|s| match s {
+                MountStep::Fresh { dir, .. } => Some(*dir),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(fresh, ["proc", "dev", "tmp", "run"]);
+        assert!(matches!(plan[plan.len() - 2], MountStep::ResolvConf));
+        assert!(matches!(&plan[plan.len() - 1], MountStep::Bind(b) if b.readonly));
+        // Every own mount point is mounted by the plan.
+        for p in OWN_MOUNT_POINTS {
+            assert!(*p == "sys" || fresh.contains(p), "{p}");
+        }
     }
 
     #[test]

@@ -242,22 +242,24 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    let open = || {
-        File::open(path).map_err(|e| ScanError::Open {
-            path: path.to_owned(),
-            source: e,
-        })
-    };
-    let mut magic = [0u8; 4];
-    let n = open()?.read(&mut magic).unwrap_or(0);
-    let file = BufReader::new(open()?);
+    let file = File::open(path).map_err(|e| ScanError::Open {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    archive_reader(file, path)
+}
+
+/// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
+pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn Read>, ScanError> {
     let archive_err = |source| ScanError::Archive {
         path: path.to_owned(),
         source,
     };
-    let reader: Box<dyn Read> = match &magic[..n] {
+    let mut file = BufReader::new(raw);
+    let magic = io::BufRead::fill_buf(&mut file).map_err(archive_err)?;
+    let reader: Box<dyn Read> = match magic {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
             ruzstd::decoding::StreamingDecoder::new(file)
                 .map_err(|e| archive_err(io::Error::other(e.to_string())))?,
         ),

@@ -516,3 +516,486 @@ fn a_terminal_passes_through() {
     let out = binfmtctl(&["run", "--rootfs", root.to_str().unwrap(), "--", "tty"]);
     assert_eq!(s(&out.stdout).trim(), "not a tty");
 }
+
+// ---- Issue 8: the safety promise on the emulation paths ----------------------------------
+
+/// A plain tar of `root` (members "./..."), then whatever `extra` appends.
+fn tarball_with(
+    root: &std::path::Path,
+    out: &std::path::Path,
+    extra: impl FnOnce(&mut tar::Builder<std::fs::File>),
+) {
+    let mut b = tar::Builder::new(std::fs::File::create(out).unwrap());
+    b.follow_symlinks(false);
+    b.append_dir_all(".", root).unwrap();
+    extra(&mut b);
+    b.finish().unwrap();
+}
+
+/// A tar header for `path` of `kind` with `mode`, owned by root.
+fn header(path: &str, kind: tar::EntryType, mode: u32, size: u64) -> tar::Header {
+    let mut h = tar::Header::new_gnu();
+    h.set_path(path).unwrap();
+    h.set_entry_type(kind);
+    h.set_mode(mode);
+    h.set_uid(0);
+    h.set_gid(0);
+    h.set_size(size);
+    h.set_mtime(1_700_000_000);
+    h.set_cksum();
+    h
+}
+
+/// Appends `n` small files under `many/` (a tarball that takes a while to unpack).
+fn many_files(b: &mut tar::Builder<std::fs::File>, n: usize) {
+    for i in 0..n {
+        let h = header(
+            &format!("many/{:02}/f{i}", i % 50),
+            tar::EntryType::Regular,
+            0o644,
+            1,
+        );
+        b.append(&h, &b"x"[..]).unwrap();
+    }
+}
+
+/// Entries of the cache directory whose name contains `needle`.
+fn cache_entries(cache: &std::path::Path, needle: &str) -> Vec<String> {
+    std::fs::read_dir(cache)
+        .map(|d| {
+            d.filter_map(|e| e.ok())
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n.contains(needle))
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+/// The unpacked tree in `cache` (the one directory whose name is a bare SHA-256).
+fn unpacked_tree(cache: &std::path::Path) -> std::path::PathBuf {
+    let trees: Vec<_> = std::fs::read_dir(cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .filter(|e| e.path().is_dir() && !e.file_name().to_string_lossy().contains('.'))
+        .map(|e| e.path())
+        .collect();
+    assert_eq!(trees.len(), 1, "one unpacked tree in the cache: {trees:?}");
+    trees[0].clone()
+}
+
+fn run_tarball(
+    tarball: &std::path::Path,
+    cache: &std::path::Path,
+    extra: &[&str],
+    cmd: &[&str],
+) -> Command {
+    let mut c = Command::new(bin());
+    c.args(["run", "--rootfs"])
+        .arg(tarball)
+        .args(extra)
+        .arg("--")
+        .args(cmd)
+        .env("BINFMTCTL_ROOTFS_CACHE", cache);
+    c
+}
+
+#[test]
+fn the_callers_environment_stays_outside_the_sandbox() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    std::os::unix::fs::symlink("busybox", root.join("bin/env")).unwrap();
+    let r = root.to_str().unwrap();
+    let probe = "echo '== pid1-environ'; cat /proc/1/environ | tr '\\0' '\\n'; echo '== pid1-cmdline'; cat /proc/1/cmdline | tr '\\0' ' '; echo; echo '== env'; env | sort";
+    let run = |extra: &[&str]| {
+        let out = Command::new(bin())
+            .args(["run", "--rootfs", r])
+            .args(extra)
+            .args(["--", "sh", "-c", probe])
+            .env("SECRET_TOKEN", "s3cr3t-from-the-caller")
+            .env("TERM", "xterm-test")
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{}", s(&out.stderr));
+        common::Run {
+            code: 0,
+            stdout: s(&out.stdout),
+            stderr: s(&out.stderr),
+        }
+    };
+    let out = run(&[]);
+    out.expect(
+        "the caller's environment is nowhere inside",
+        !out.stdout.contains("s3cr3t") && !out.stdout.contains("SECRET_TOKEN"),
+    );
+    out.expect(
+        "PID 1 keeps no environment",
+        out.section("pid1-environ").trim().is_empty(),
+    );
+    // The command gets the documented defaults (PATH, HOME, TERM) and nothing else; sh adds
+    // its own PWD/SHLVL.
+    let names: Vec<String> = out
+        .section("env")
+        .lines()
+        .filter_map(|l| l.split_once('=').map(|(k, _)| k.to_owned()))
+        .filter(|k| k != "PWD" && k != "SHLVL")
+        .collect();
+    out.expect(
+        "only PATH, HOME and TERM by default",
+        names == ["HOME", "PATH", "TERM"] && out.section("env").contains("TERM=xterm-test\n"),
+    );
+    // --env passes a value on, to the command only.
+    let out = run(&["--env", "SECRET_TOKEN=given-on-purpose"]);
+    out.expect(
+        "--env reaches the command",
+        out.section("env")
+            .contains("SECRET_TOKEN=given-on-purpose\n"),
+    );
+    out.expect(
+        "but not PID 1's environment or command line",
+        out.section("pid1-environ").trim().is_empty()
+            && !out.section("pid1-cmdline").contains("given-on-purpose")
+            && !out.stdout.contains("s3cr3t"),
+    );
+    // A descriptor the caller left open (not close-on-exec) stays outside too.
+    let secret = dir.path().join("secret-file");
+    std::fs::write(&secret, "s3cr3t\n").unwrap();
+    let out = Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "exec 7<{}; {} run --rootfs {r} -- sh -c 'ls -l /proc/1/fd /proc/self/fd; cat /proc/1/fd/7 /proc/self/fd/7'",
+            secret.display(),
+            bin().display()
+        ))
+        .output()
+        .unwrap();
+    assert!(
+        s(&out.stdout).contains("/proc/self/fd:")
+            && !s(&out.stdout).contains("secret-file")
+            && !s(&out.stdout).contains("s3cr3t"),
+        "{}\n{}",
+        s(&out.stdout),
+        s(&out.stderr)
+    );
+    // Rootless (as nobody): the same.
+    for p in [dir.path(), root.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    let r = as_nobody(&[
+        "env",
+        "SECRET_TOKEN=s3cr3t-from-the-caller",
+        bin().to_str().unwrap(),
+        "run",
+        "--rootless",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "sh",
+        "-c",
+        probe,
+    ]);
+    r.expect(
+        "rootless: nothing of the caller's environment inside",
+        r.code == 0 && !r.stdout.contains("s3cr3t") && r.section("pid1-environ").trim().is_empty(),
+    );
+}
+
+#[test]
+fn a_command_line_of_hundreds_of_kilobytes_runs() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let r = root.to_str().unwrap();
+    // 4000 arguments of 50 bytes: 200 KB, more than one environment string may hold (128 KiB).
+    let many: Vec<String> = (0..4000).map(|i| format!("{i:050}")).collect();
+    let out = Command::new(bin())
+        .args([
+            "run",
+            "--rootfs",
+            r,
+            "--",
+            "sh",
+            "-c",
+            "echo $#; echo ${4000}",
+            "_",
+        ])
+        .args(&many)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(s(&out.stdout), format!("4000\n{}\n", many[3999]));
+    // One argument of 120 KB (execve takes up to 128 KiB per string).
+    let big = "y".repeat(120_000);
+    let out = binfmtctl(&[
+        "run",
+        "--rootfs",
+        r,
+        "--",
+        "sh",
+        "-c",
+        "echo ${#1}",
+        "_",
+        &big,
+    ]);
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(s(&out.stdout), "120000\n");
+}
+
+#[test]
+fn concurrent_runs_of_one_tarball_share_one_unpack() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let tarball = dir.path().join("root.tar");
+    tarball_with(&root, &tarball, |b| many_files(b, 3000));
+    let cache = dir.path().join("cache");
+    // Three at once: each must find its tree intact while it runs.
+    let children: Vec<_> = (0..3)
+        .map(|_| {
+            run_tarball(
+                &tarball,
+                &cache,
+                &[],
+                &["sh", "-c", "sleep 1; ls /many/07 | grep -c f; uname -m"],
+            )
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap()
+        })
+        .collect();
+    for c in children {
+        let out = c.wait_with_output().unwrap();
+        assert_eq!(s(&out.stdout), "60\naarch64\n", "{}", s(&out.stderr));
+    }
+    assert_eq!(cache_entries(&cache, ".partial"), Vec::<String>::new());
+    unpacked_tree(&cache);
+}
+
+#[test]
+fn kill_9_during_unpack_leaves_nothing_the_next_run_keeps() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let tarball = dir.path().join("root.tar");
+    tarball_with(&root, &tarball, |b| many_files(b, 10000));
+    let cache = dir.path().join("cache");
+    // Kill a run while it unpacks (again, should a fast machine finish before the kill lands).
+    'attempt: for attempt in 0.. {
+        assert!(attempt < 5, "never caught the unpack midway");
+        let _ = std::fs::remove_dir_all(&cache);
+        let mut c = run_tarball(&tarball, &cache, &[], &["true"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let deadline = Instant::now() + Duration::from_secs(60);
+        while cache_entries(&cache, ".partial").is_empty() {
+            assert!(Instant::now() < deadline, "the unpack did not start");
+            if c.try_wait().unwrap().is_some() {
+                continue 'attempt;
+            }
+            std::thread::sleep(Duration::from_millis(2));
+        }
+        c.kill().unwrap();
+        c.wait().unwrap();
+        if !cache_entries(&cache, ".partial").is_empty() {
+            break;
+        }
+    }
+    // The next run removes the dead run's partial tree and unpacks completely.
+    let out = run_tarball(
+        &tarball,
+        &cache,
+        &[],
+        &["sh", "-c", "ls /many/49 | grep -c f"],
+    )
+    .output()
+    .unwrap();
+    assert_eq!(s(&out.stdout), "200\n", "{}", s(&out.stderr));
+    assert_eq!(cache_entries(&cache, ".partial"), Vec::<String>::new());
+    assert_eq!(
+        host_mounts_containing(cache.to_str().unwrap()),
+        Vec::<String>::new()
+    );
+}
+
+#[test]
+fn the_tarball_cache_hands_out_no_privileges() {
+    use std::os::unix::fs::{FileTypeExt, MetadataExt};
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let tarball = dir.path().join("root.tar");
+    tarball_with(&root, &tarball, |b| {
+        b.append(
+            &header("bin/suid", tar::EntryType::Regular, 0o4755, 2),
+            &b"#!"[..],
+        )
+        .unwrap();
+        b.append(
+            &header("bin/sgid", tar::EntryType::Regular, 0o2755, 2),
+            &b"#!"[..],
+        )
+        .unwrap();
+        let mut mem = header("etc/mem", tar::EntryType::Char, 0o666, 0);
+        mem.set_device_major(1).unwrap();
+        mem.set_device_minor(1).unwrap();
+        mem.set_cksum();
+        b.append(&mem, &b""[..]).unwrap();
+    });
+    // A cache left world-readable (as earlier versions made it) is made owner-only.
+    let cache = dir.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    std::fs::set_permissions(&cache, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    let out = run_tarball(&tarball, &cache, &[], &["true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    let meta = std::fs::metadata(&cache).unwrap();
+    assert_eq!(
+        (meta.mode() & 0o7777, meta.uid()),
+        (0o700, 0),
+        "cache owner-only, root's"
+    );
+    let tree = unpacked_tree(&cache);
+    for f in ["bin/suid", "bin/sgid"] {
+        let mode = std::fs::metadata(tree.join(f)).unwrap().mode();
+        assert_eq!(mode & 0o7777, 0o755, "{f}: setuid/setgid dropped");
+    }
+    assert!(
+        std::fs::symlink_metadata(tree.join("etc/mem")).is_err(),
+        "device nodes skipped"
+    );
+    // --keep-privileges keeps them (a separate cache entry).
+    let out = run_tarball(&tarball, &cache, &["--keep-privileges"], &["true"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    let kept: Vec<_> = std::fs::read_dir(&cache)
+        .unwrap()
+        .filter_map(|e| e.ok())
+        .map(|e| e.path())
+        .filter(|p| p.is_dir() && p.to_string_lossy().ends_with("-privileged"))
+        .collect();
+    assert_eq!(kept.len(), 1, "{:?}", cache_entries(&cache, ""));
+    assert_eq!(
+        std::fs::metadata(kept[0].join("bin/suid")).unwrap().mode() & 0o7777,
+        0o4755
+    );
+    let mem = std::fs::symlink_metadata(kept[0].join("etc/mem")).unwrap();
+    assert!(mem.file_type().is_char_device() && mem.rdev() == nix_makedev(1, 1));
+    // The rootless user's own cache is owner-only too.
+    let home = dir.path().join("nobody");
+    std::fs::create_dir(&home).unwrap();
+    std::os::unix::fs::chown(&home, Some(65534), Some(65534)).unwrap();
+    for p in [dir.path(), home.as_path()] {
+        std::fs::set_permissions(p, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();
+    }
+    std::fs::set_permissions(
+        &tarball,
+        std::os::unix::fs::PermissionsExt::from_mode(0o644),
+    )
+    .unwrap();
+    let ncache = home.join("cache");
+    let r = as_nobody(&[
+        "env",
+        &format!("BINFMTCTL_ROOTFS_CACHE={}", ncache.display()),
+        bin().to_str().unwrap(),
+        "run",
+        "--rootless",
+        "--rootfs",
+        tarball.to_str().unwrap(),
+        "--",
+        "uname",
+        "-m",
+    ]);
+    r.expect(
+        "rootless tarball run",
+        r.code == 0 && r.stdout == "aarch64\n",
+    );
+    let meta = std::fs::metadata(&ncache).unwrap();
+    assert_eq!((meta.mode() & 0o7777, meta.uid()), (0o700, 65534));
+    let tree = unpacked_tree(&ncache);
+    assert_eq!(
+        std::fs::metadata(tree.join("bin/suid")).unwrap().mode() & 0o7777,
+        0o755
+    );
+}
+
+fn nix_makedev(major: u64, minor: u64) -> u64 {
+    ((major & 0xfffff000) << 32)
+        | ((major & 0xfff) << 8)
+        | ((minor & 0xffffff00) << 12)
+        | (minor & 0xff)
+}
+
+#[test]
+fn unsafe_mount_points_and_binds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let r = root.to_str().unwrap();
+    let out = binfmtctl(&["run", "--rootfs", r, "--bind", "/tmp:/", "--", "true"]);
+    assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
+    assert!(
+        s(&out.stderr).contains("--bind /tmp:/: the target is the rootfs's root"),
+        "{}",
+        s(&out.stderr)
+    );
+    for target in ["/.", "//", "/src/.."] {
+        let b = format!("/tmp:{target}");
+        let out = binfmtctl(&["run", "--rootfs", r, "--bind", &b, "--", "true"]);
+        assert_eq!(out.status.code(), Some(2), "{b}: {}", s(&out.stderr));
+    }
+    // A rootfs whose /dev (or /proc, /sys, /tmp, /run) is a symlink: refused, nothing mounted.
+    for (name, link) in [
+        ("dev", "/dev"),
+        ("tmp", "../../../../../tmp"),
+        ("proc", "/"),
+    ] {
+        let bad = dir.path().join(format!("bad-{name}"));
+        busybox_rootfs(&bad);
+        std::fs::remove_dir(bad.join(name)).unwrap();
+        std::os::unix::fs::symlink(link, bad.join(name)).unwrap();
+        let out = binfmtctl(&["run", "--rootfs", bad.to_str().unwrap(), "--", "true"]);
+        assert_eq!(out.status.code(), Some(2), "{name}: {}", s(&out.stderr));
+        assert!(
+            s(&out.stderr).contains(&format!("/{name} is a symlink")),
+            "{name}: {}",
+            s(&out.stderr)
+        );
+    }
+}
+
+#[test]
+fn root_in_a_user_namespace_is_told_to_use_rootless() {
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    // Root of a user namespace that maps one id: no handler in its binfmt_misc, and no identity
+    // mapping possible.
+    let r = ns(&format!(
+        "echo '== root'; $B run --rootfs {root} -- uname -m 2>&1; echo \"rc=$?\"\necho '== rootless'; $B run --rootless --rootfs {root} -- uname -m; echo \"rc=$?\"\necho '== create'; $B rootfs create --arch arm64 {new} 2>&1; echo \"rc=$?\"\n",
+        root = root.display(),
+        new = dir.path().join("new").display()
+    ));
+    let plain = r.section("root");
+    r.expect(
+        "a clear message, exit 3, and the hint",
+        plain.contains("rc=3")
+            && plain.contains("--rootless")
+            && !plain.contains("writing uid_map"),
+    );
+    r.expect(
+        "--rootless works there",
+        r.section("rootless") == "aarch64\nrc=0\n",
+    );
+    let create = r.section("create");
+    r.expect(
+        "rootfs create says why it cannot work there, before bootstrapping anything",
+        create.contains("rc=3")
+            && create.contains("maps only some")
+            && !dir.path().join("new").exists(),
+    );
+}

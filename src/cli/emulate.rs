@@ -79,6 +79,12 @@ pub(super) fn rootfs_create(
         .into());
     }
     let (userns, binfmt) = if private {
+        if !crate::sandbox::can_map_every_id() {
+            return Err(Unsupported(
+                "rootfs create needs every uid and gid (dpkg chowns to many users), but this user namespace maps only some (see /proc/self/uid_map): run it as root outside any user namespace".into(),
+            )
+            .into());
+        }
         (Userns::Identity, vec![private_handler(ctx, arch)?])
     } else {
         if !native {
@@ -114,8 +120,9 @@ pub(super) fn rootfs_create(
         }
     )?;
     out.flush()?;
-    let mut env: Vec<(String, String)> = std::env::vars().collect();
-    env.retain(|(k, _)| k != crate::sandbox::SPEC_ENV);
+    // The bootstrap tool runs on the host's files (no chroot), with the caller's environment
+    // (proxies, mirrors); PID 1 of its sandbox keeps none.
+    let env: Vec<(String, String)> = std::env::vars().collect();
     let spec = Spec {
         userns,
         binfmt,
@@ -147,20 +154,66 @@ pub(super) fn which(name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
+/// An emulated chroot ready to start: the spec, and the rootfs it runs in (for a tarball, a
+/// lease on its cache entry that must outlive the run).
+pub(super) struct Emulated {
+    pub spec: crate::sandbox::Spec,
+    _rootfs: crate::rootfs::Rootfs,
+}
+
 /// Everything `run` and `build --strategy emulate` need, validated before anything starts.
-pub(super) fn emulated_spec(
-    ctx: &Ctx,
-    args: &RunArgs,
-    out: &mut dyn Write,
-) -> Result<crate::sandbox::Spec> {
+pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<Emulated> {
     use crate::sandbox::{Bind, RootSetup, Spec, Userns};
-    let root = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache()).map_err(
-        |e| match e {
+    // Usage first: nothing is unpacked for a command line that cannot run.
+    let mut binds = Vec::new();
+    for b in &args.bind {
+        let mut parts = b.splitn(3, ':');
+        let src = parts.next().unwrap_or_default();
+        let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
+        let readonly = match parts.next() {
+            None => false,
+            Some("ro") => true,
+            Some(o) => {
+                return Err(BadInput(format!("--bind {b}: unknown option {o:?}; only :ro")).into());
+            }
+        };
+        let source = std::fs::canonicalize(src).map_err(|e| {
+            BadInput(format!(
+                "--bind {b}: the source {src} does not exist or is unreadable ({e})"
+            ))
+        })?;
+        let target = crate::sandbox::bind_target(dst)
+            .map_err(|why| BadInput(format!("--bind {b}: {why}")))?;
+        binds.push(Bind {
+            source,
+            target,
+            readonly,
+        });
+    }
+    let opts = crate::rootfs::UnpackOptions {
+        keep_privileges: args.keep_privileges,
+    };
+    let rootfs = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache(), opts)
+        .map_err(|e| match e {
             crate::rootfs::RootfsError::NotRootfs { .. }
-            | crate::rootfs::RootfsError::Io { .. } => anyhow::Error::new(BadInput(e.to_string())),
+            | crate::rootfs::RootfsError::Io { .. }
+            | crate::rootfs::RootfsError::UnsafeCache { .. } => {
+                anyhow::Error::new(BadInput(e.to_string()))
+            }
             other => anyhow::Error::new(other),
-        },
-    )?;
+        })?;
+    if let Some(d) = rootfs.dropped
+        && d != crate::rootfs::Dropped::default()
+    {
+        eprintln!(
+            "binfmtctl: note: unpacked {} without privileges: cleared setuid/setgid on {} files, skipped {} device nodes (pass --keep-privileges to keep them)",
+            args.rootfs.display(),
+            d.setid,
+            d.devices
+        );
+    }
+    let root = rootfs.dir.clone();
+    crate::sandbox::check_mount_points(&root).map_err(BadInput)?;
     let detected = crate::rootfs::detect_arch(ctx.table, &root);
     let arch = match (&args.arch, detected) {
         (Some(a), Ok((d, from))) => {
@@ -181,35 +234,6 @@ pub(super) fn emulated_spec(
     let root_user = rustix::process::geteuid().is_root();
     let rootless = args.rootless || !root_user;
     let native = ctx.is_native(&arch.name).is_some();
-    let mut binds = Vec::new();
-    for b in &args.bind {
-        let mut parts = b.splitn(3, ':');
-        let src = parts.next().unwrap_or_default();
-        let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
-        let readonly = match parts.next() {
-            None => false,
-            Some("ro") => true,
-            Some(o) => {
-                return Err(BadInput(format!("--bind {b}: unknown option {o:?}; only :ro")).into());
-            }
-        };
-        let source = std::fs::canonicalize(src).map_err(|e| {
-            BadInput(format!(
-                "--bind {b}: the source {src} does not exist or is unreadable ({e})"
-            ))
-        })?;
-        if !dst.starts_with('/') {
-            return Err(BadInput(format!(
-                "--bind {b}: the target {dst} must be an absolute path in the rootfs"
-            ))
-            .into());
-        }
-        binds.push(Bind {
-            source,
-            target: dst.to_owned(),
-            readonly,
-        });
-    }
     let (uid, gid, home) = match &args.user {
         None => (None, None, "/root".to_owned()),
         Some(_) if rootless => {
@@ -268,6 +292,13 @@ pub(super) fn emulated_spec(
                         "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
                         arch.name, arch.name
                     ))?;
+                    if !crate::sandbox::can_map_every_id() {
+                        return Err(Unsupported(format!(
+                            "running as root of a user namespace that maps only some ids (see /proc/self/uid_map), where no {} handler is registered: pass --rootless (or register one here: binfmtctl install {})",
+                            arch.name, arch.name
+                        ))
+                        .into());
+                    }
                     eprintln!(
                         "binfmtctl: no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
                         arch.name
@@ -282,7 +313,7 @@ pub(super) fn emulated_spec(
             (Userns::None, Vec::new())
         }
     };
-    Ok(Spec {
+    let spec = Spec {
         userns,
         binfmt,
         root: Some(RootSetup {
@@ -295,6 +326,10 @@ pub(super) fn emulated_spec(
         workdir: args.workdir.clone(),
         uid,
         gid,
+    };
+    Ok(Emulated {
+        spec,
+        _rootfs: rootfs,
     })
 }
 
@@ -388,10 +423,11 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
             env: Vec::new(),
             user: None,
             install_missing: false,
+            keep_privileges: false,
             command: args.command.clone(),
         };
-        let spec = emulated_spec(ctx, &run, out)?;
-        crate::sandbox::run(&spec, &std::env::current_exe()?)
+        let emulated = emulated_spec(ctx, &run, out)?;
+        crate::sandbox::run(&emulated.spec, &std::env::current_exe()?)
             .context("cannot start the emulated chroot")?
     };
     if code != 0 {
@@ -401,10 +437,11 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
 }
 
 pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
-    let spec = emulated_spec(ctx, args, out)?;
+    let emulated = emulated_spec(ctx, args, out)?;
     out.flush()?;
     let exe = std::env::current_exe()?;
-    let code = crate::sandbox::run(&spec, &exe).context("cannot start the emulated chroot")?;
+    let code =
+        crate::sandbox::run(&emulated.spec, &exe).context("cannot start the emulated chroot")?;
     if code != 0 {
         return Err(ChildExit(code).into());
     }

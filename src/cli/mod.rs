@@ -215,10 +215,22 @@ pub enum Command {
     },
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
-    SandboxStage1,
+    SandboxStage1 {
+        /// The inherited memfd holding the spec
+        #[arg(long)]
+        spec_fd: i32,
+        /// The pid of the process that started this one
+        #[arg(long)]
+        parent: i32,
+    },
     /// Internal: sandbox stage 2, PID 1 of the sandbox's pid namespace
     #[command(name = "__sandbox-init", hide = true)]
-    SandboxStage2,
+    SandboxStage2 {
+        #[arg(long)]
+        spec_fd: i32,
+        #[arg(long)]
+        parent: i32,
+    },
     /// Internal: run a probe in a new mount namespace chrooted into ROOT (used by `test`)
     #[command(name = "__probe-chroot", hide = true)]
     ProbeChroot {
@@ -320,6 +332,10 @@ pub struct RunArgs {
     /// Register the arch's handler on the host if it is missing (root mode)
     #[arg(long)]
     pub install_missing: bool,
+    /// Unpack a tarball rootfs with its setuid/setgid bits and device nodes (default: dropped,
+    /// so the cache hands out no privileges); kept in a cache entry of its own
+    #[arg(long)]
+    pub keep_privileges: bool,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -459,11 +475,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             cross_env(&ctx, &arch, &format, out)
         }
         (Some(Command::Build(args)), _, _) => build(&ctx, &args, out),
-        (Some(Command::SandboxStage1), _, _) => {
+        (Some(Command::SandboxStage1 { spec_fd, parent }), _, _) => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-            std::process::exit(crate::sandbox::helper_stage1(&exe))
+            std::process::exit(crate::sandbox::helper_stage1(&exe, spec_fd, parent))
         }
-        (Some(Command::SandboxStage2), _, _) => std::process::exit(crate::sandbox::helper_stage2()),
+        (Some(Command::SandboxStage2 { spec_fd, parent }), _, _) => {
+            std::process::exit(crate::sandbox::helper_stage2(spec_fd, parent))
+        }
         (
             Some(Command::ProbeChroot {
                 root,
