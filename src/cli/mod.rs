@@ -330,7 +330,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(ChildExit(code)) = cause.downcast_ref::<ChildExit>() {
             return u8::try_from(*code).unwrap_or(EXIT_FAILED);
         }
-        if cause.is::<BadInput>() || cause.is::<UnknownArch>() || cause.is::<FlagsError>() {
+        if cause.is::<BadInput>()
+            || cause.is::<UnknownArch>()
+            || cause.is::<FlagsError>()
+            || cause.is::<crate::input::InputError>()
+        {
             return EXIT_USAGE;
         }
         if cause.is::<Unsupported>() {

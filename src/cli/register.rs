@@ -174,16 +174,50 @@ pub(super) fn install_cmd(
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
+    // --persist: the config is read, checked and its new content written to a temporary file
+    // (under a lock) before the first kernel write; it is renamed into place only after
+    // install succeeded.
+    let pending = if opts.persist && !ctx.g.dry_run {
+        let flags = flags_from(opts)?;
+        let qemu_path = if ctx.g.qemu_path.is_empty() {
+            Vec::new()
+        } else {
+            ctx.search_dirs()
+        };
+        let req = crate::config::PersistRequest {
+            arches: names,
+            flags,
+            qemu_path: &qemu_path,
+            keep_existing: opts.keep_existing,
+        };
+        Some(
+            crate::config::prepare_persist(&ctx.g.config, &req, ctx.table)
+                .map_err(|e| anyhow::Error::new(BadInput(format!("{e}; nothing was changed"))))?,
+        )
+    } else {
+        None
+    };
     install(ctx, names, opts, out)?;
-    if opts.persist && !ctx.g.dry_run {
-        crate::config::persist(&ctx.g.config, names, ctx.table)
-            .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
-        writeln!(
-            out,
-            "note: added {} to {}",
-            names.join(", "),
-            ctx.g.config.display()
+    if let Some(p) = pending {
+        let changes = p.changes();
+        p.commit().context(
+            "the entries were registered, but the config file was not updated: run the same command again",
         )?;
+        if changes {
+            writeln!(
+                out,
+                "note: added {} to {}",
+                names.join(", "),
+                ctx.g.config.display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "note: {} already has {}",
+                ctx.g.config.display(),
+                names.join(", ")
+            )?;
+        }
     }
     Ok(())
 }
@@ -199,10 +233,9 @@ pub(super) fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    let cfg = crate::config::load(&ctx.g.config, ctx.table).map_err(|e| match e {
-        crate::config::ConfigError::Read { .. } => anyhow::Error::new(Unsupported(e.to_string())),
-        other => anyhow::Error::new(BadInput(other.to_string())),
-    })?;
+    // Unreadable or malformed config: bad input (exit 2), nothing changed.
+    let cfg = crate::config::load(&ctx.g.config, ctx.table)
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
     if remove {
         let names: Vec<String> = if cfg.arches.iter().any(|a| a == "all") {
             vec!["all".into()]
