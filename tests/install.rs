@@ -484,3 +484,54 @@ cd /usr/lib && $B install arm64 --qemu-path ../bin; echo "rc=$?"; grep interpret
                 .contains("interpreter /usr/bin/qemu-aarch64-static"),
     );
 }
+
+/// SIGTERM, SIGINT or SIGHUP during `install all` finish like a failed write: everything this
+/// run changed is rolled back (here mid-replace: the old qemu-riscv64 is removed and ours not
+/// yet registered when the signal arrives), and the exit status is 128 + the signal. A debug
+/// failpoint pauses after that write until the signal comes, so the test does not rely on timing.
+#[test]
+fn a_signal_during_install_all_rolls_everything_back() {
+    let r = ns(r#"
+printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
+$B install riscv64 --flags F >/dev/null && echo 0 > $R/qemu-riscv64
+snap() { for e in $(entries); do echo "[$e]"; cat $R/$e; done; }
+echo "== before"; snap
+for sig in TERM INT HUP; do
+  E=$(mktemp)
+  BINFMTCTL_FAILPOINT=pause-after:qemu-riscv64 $B install all >/dev/null 2>$E &
+  pid=$!
+  i=0; until grep -q "failpoint: paused" $E; do sleep 0.02; i=$((i+1)); [ $i -gt 3000 ] && break; done
+  echo "== during-$sig"; entries
+  kill -$sig $pid; wait $pid; echo "rc=$?"
+  echo "== err-$sig"; cat $E
+  echo "== after-$sig"; snap
+done
+"#);
+    let before = r.section("before");
+    r.expect(
+        "the starting state has the disabled riscv64 entry",
+        before.contains("[qemu-riscv64]\ndisabled"),
+    );
+    for (sig, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let during = r.section(&format!("during-{sig}"));
+        r.expect(
+            &format!("{sig}: paused mid-replace, after other entries were registered"),
+            during.contains("qemu-aarch64") && !during.contains("qemu-riscv64"),
+        );
+        let err = r.section(&format!("err-{sig}"));
+        r.expect(
+            &format!("{sig}: exit {code}"),
+            during.ends_with(&format!("\nrc={code}\n")),
+        );
+        r.expect(
+            &format!("{sig}: the error says so"),
+            err.contains(&format!(
+                "binfmtctl: error: install failed: interrupted by SIG{sig}; rolled back: qemu-riscv64, qemu-"
+            )) && err.matches("interrupted").count() == 1,
+        );
+        r.expect(
+            &format!("{sig}: the instance is exactly as before"),
+            r.section(&format!("after-{sig}")) == before,
+        );
+    }
+}

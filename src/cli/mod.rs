@@ -40,7 +40,9 @@ Exit codes:
   2  bad usage or bad input (unknown arch, bad flags, refused or missing interpreter,
      a native arch requested); nothing was changed
   3  the environment cannot do it (binfmt_misc not mounted and not mountable, not
-     permitted, kernel too old); nothing was changed";
+     permitted, kernel too old); nothing was changed
+  128+N  interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) while writing
+     binfmt_misc; whatever this run changed was rolled back";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -347,7 +349,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 EXIT_FAILED
             };
         }
-        if cause.is::<ApplyError>() {
+        if let Some(a) = cause.downcast_ref::<ApplyError>() {
+            // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
+            if let plan::ApplyFailure::Interrupted { signal } = *a.failure {
+                return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
+            }
             return EXIT_FAILED;
         }
     }
@@ -789,8 +795,21 @@ fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 /// For `main`: format an error chain as one message with the fix at the end.
+/// A cause whose text the message already carries (an error that prints its source, as
+/// `thiserror` ones with `{source}` in their text do) is not repeated.
 pub fn render_error(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 /// Parses the command line; clap's own errors exit 2 (usage).
@@ -885,6 +904,23 @@ mod tests {
         };
         assert_eq!(exit_code(&anyhow::Error::new(k)), 1);
         assert_eq!(exit_code(&anyhow!("other")), 1);
+    }
+
+    /// Each cause once: errors that print their source are not followed by it again.
+    #[test]
+    fn error_chain_is_rendered_without_repeats() {
+        let io = std::io::Error::other("invalid gzip header");
+        let e = anyhow::Error::new(crate::scan::ScanError::Archive {
+            path: "x.tar.gz".into(),
+            source: io,
+        })
+        .context("scan failed");
+        assert_eq!(
+            render_error(&e),
+            "scan failed: reading the archive x.tar.gz failed: invalid gzip header"
+        );
+        let e = anyhow!("inner").context("outer");
+        assert_eq!(render_error(&e), "outer: inner");
     }
 
     #[test]
