@@ -6,6 +6,22 @@ use std::process::ExitCode;
 
 use binfmtctl::cli;
 
+/// Was descriptor 1 closed when we were started? Rust's runtime then opens /dev/null read-write
+/// on it before `main` (so no file we open can take it); a shell's `>/dev/null` opens it
+/// write-only. Also true if it is not open at all.
+fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
+    use rustix::fs::{FileType, OFlags};
+    let Ok(fl) = rustix::fs::fcntl_getfl(stdout) else {
+        return true;
+    };
+    let Ok(st) = rustix::fs::fstat(stdout) else {
+        return true;
+    };
+    fl & OFlags::RWMODE == OFlags::RDWR
+        && FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+        && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3)
+}
+
 fn main() -> ExitCode {
     let args = cli::parse();
     let level = match (args.global.quiet, args.global.verbose) {
@@ -23,14 +39,29 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let stdout = std::io::stdout();
+    // A closed stdout: the output would be lost, yet we would report success. Fail before
+    // doing anything.
+    if stdout_was_closed(&stdout) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "binfmtctl: error: standard output is closed: run it with stdout open (>/dev/null to discard)"
+        );
+        return ExitCode::from(cli::EXIT_FAILED);
+    }
     let mut out = stdout.lock();
-    match cli::run(args, &mut out) {
+    let result = cli::run(args, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
             let _ = out.flush();
             // The command run in a sandbox spoke for itself; just pass its status on.
             if e.downcast_ref::<cli::ChildExit>().is_none() {
-                eprintln!("binfmtctl: error: {}", cli::render_error(&e));
+                // Never panic on a closed or broken stderr.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "binfmtctl: error: {}",
+                    cli::render_error(&e)
+                );
             }
             ExitCode::from(cli::exit_code(&e))
         }

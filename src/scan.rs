@@ -132,6 +132,8 @@ pub enum ScanError {
     NotTree { path: PathBuf },
     #[error("reading the archive {path} failed: {source}")]
     Archive { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Input(crate::input::InputError),
 }
 
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
@@ -242,15 +244,21 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    let open = || {
-        File::open(path).map_err(|e| ScanError::Open {
+    use std::io::Seek;
+    // A regular file only (a FIFO or device would block or never end), opened once.
+    let mut f = crate::input::open_regular(path).map_err(|e| match e {
+        crate::input::InputError::NotRegular { .. } => ScanError::NotTree {
             path: path.to_owned(),
-            source: e,
-        })
-    };
+        },
+        other => ScanError::Input(other),
+    })?;
     let mut magic = [0u8; 4];
-    let n = open()?.read(&mut magic).unwrap_or(0);
-    let file = BufReader::new(open()?);
+    let n = f.read(&mut magic).unwrap_or(0);
+    f.rewind().map_err(|source| ScanError::Open {
+        path: path.to_owned(),
+        source,
+    })?;
+    let file = BufReader::new(f);
     let archive_err = |source| ScanError::Archive {
         path: path.to_owned(),
         source,

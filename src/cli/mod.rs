@@ -553,6 +553,7 @@ impl<'g> Ctx<'g> {
         if self.fs.is_mounted() {
             return Ok(false);
         }
+        self.check_mount_point()?;
         require_cap_sys_admin(&format!(
             "mount binfmt_misc at {}",
             self.g.binfmt_misc.display()
@@ -578,14 +579,15 @@ impl<'g> Ctx<'g> {
     /// For commands that must see the entries (status, uninstall): mount binfmt_misc when it
     /// is not mounted and we may (mounting changes no registration). Returns whether it is
     /// mounted now.
-    fn mount_to_read(&self) -> bool {
+    fn mount_to_read(&self) -> Result<bool> {
         if self.fs.is_mounted() {
-            return true;
+            return Ok(true);
         }
+        self.check_mount_point()?;
         if self.g.dry_run || require_cap_sys_admin("mount").is_err() {
-            return false;
+            return Ok(false);
         }
-        match self.fs.mount() {
+        Ok(match self.fs.mount() {
             Ok(()) => {
                 tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc to read its entries");
                 true
@@ -593,6 +595,37 @@ impl<'g> Ctx<'g> {
             Err(e) => {
                 tracing::debug!(error = %e, "cannot mount binfmt_misc");
                 false
+            }
+        })
+    }
+
+    /// `--binfmt-misc PATH` where no binfmt_misc is mounted (statfs magic checked by
+    /// `is_mounted`): binfmt_misc is mounted only at the usual place or on an empty directory,
+    /// never over a symlink, a file or a directory with contents (which the mount would hide).
+    fn check_mount_point(&self) -> Result<()> {
+        let root = &self.g.binfmt_misc;
+        if root.as_path() == std::path::Path::new(crate::kernel::DEFAULT_ROOT) {
+            return Ok(());
+        }
+        let refuse = |what: String| -> Result<()> {
+            Err(BadInput(format!(
+                "{}: {what}, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it; pass the directory where binfmt_misc is mounted, or an empty directory",
+                root.display()
+            ))
+            .into())
+        };
+        match std::fs::symlink_metadata(root) {
+            // Mounting reports it (exit 3).
+            Err(_) => Ok(()),
+            Ok(m) if m.file_type().is_symlink() => refuse("a symbolic link".into()),
+            Ok(m) if !m.is_dir() => refuse(crate::input::kind_of(m.file_type()).into()),
+            Ok(_) => {
+                let empty = std::fs::read_dir(root).map_or(true, |mut rd| rd.next().is_none());
+                if empty {
+                    Ok(())
+                } else {
+                    refuse("a directory that is not empty".into())
+                }
             }
         }
     }
