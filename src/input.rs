@@ -49,7 +49,9 @@ fn io_words(e: &io::Error) -> String {
 /// What kind of object a mode describes, in words.
 pub fn kind_of(ft: std::fs::FileType) -> &'static str {
     use std::os::unix::fs::FileTypeExt;
-    if ft.is_dir() {
+    if ft.is_file() {
+        "a regular file"
+    } else if ft.is_dir() {
         "a directory"
     } else if ft.is_fifo() {
         "a FIFO"
