@@ -9,7 +9,11 @@
 //! keep_existing = false            # optional
 //! ```
 //!
-//! Parsing is pure (`parse`); `load` reads the file; `persist` edits it keeping comments.
+//! Parsing is pure (`parse`); `load` reads the file (a regular file of at most 1 MiB of UTF-8,
+//! through `input`); `prepare_persist` plans an edit for `install --persist` before the first
+//! kernel write (directory checked and locked with flock, no symlink followed, new content
+//! validated and written to an O_EXCL|O_NOFOLLOW temporary file) and `PendingConfig::commit`
+//! renames it into place. Needs write access to the config directory (root for the default).
 //! Every error names the file, line and column, and the fix.
 
 use std::ffi::OsString;
