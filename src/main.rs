@@ -6,20 +6,23 @@ use std::process::ExitCode;
 
 use binfmtctl::cli;
 
-/// Was descriptor 1 closed when we were started? Rust's runtime then opens /dev/null read-write
-/// on it before `main` (so no file we open can take it); a shell's `>/dev/null` opens it
-/// write-only. Also true if it is not open at all.
-fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
+/// Is this descriptor `/dev/null` opened read-write, which is what Rust's runtime puts in place
+/// of a closed standard descriptor before `main` (a shell's `>/dev/null` opens it write-only)?
+fn is_runtime_null(fd: impl std::os::fd::AsFd) -> bool {
     use rustix::fs::{FileType, OFlags};
-    let Ok(fl) = rustix::fs::fcntl_getfl(stdout) else {
-        return true;
-    };
-    let Ok(st) = rustix::fs::fstat(stdout) else {
+    let (Ok(fl), Ok(st)) = (rustix::fs::fcntl_getfl(&fd), rustix::fs::fstat(&fd)) else {
         return true;
     };
     fl & OFlags::RWMODE == OFlags::RDWR
         && FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
         && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3)
+}
+
+/// Was stdout closed when we were started? A daemon that points all of 0, 1 and 2 at
+/// `/dev/null` read-write (start-stop-daemon --background does) is not mistaken for that:
+/// only stdout is, while stderr is something else.
+fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
+    is_runtime_null(stdout) && !is_runtime_null(std::io::stderr())
 }
 
 fn main() -> ExitCode {

@@ -613,4 +613,13 @@ fn closed_stdout_fails() {
         );
         assert!(!e.contains("panicked"), "{cmd}: {e}");
     }
+    // A daemon with 0, 1 and 2 on /dev/null (read-write, as start-stop-daemon sets them up)
+    // is not mistaken for a closed stdout.
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" arches 0<>/dev/null 1<>/dev/null 2<>/dev/null")
+        .arg(bin())
+        .status()
+        .unwrap();
+    assert!(st.success());
 }

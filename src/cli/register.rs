@@ -204,6 +204,8 @@ pub(super) fn install_cmd(
     // (under a lock) before the first kernel write; it is renamed into place only after
     // install succeeded.
     let pending = if opts.persist && !ctx.g.dry_run {
+        // Names first, so an unknown arch is reported as such, not as a config error.
+        ctx.resolve_list(names)?;
         let flags = flags_from(opts)?;
         let qemu_path = if ctx.g.qemu_path.is_empty() {
             Vec::new()
