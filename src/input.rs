@@ -157,6 +157,11 @@ pub fn escape(s: &str) -> String {
         .collect()
 }
 
+/// `escape` for multi-line messages: newlines stay, every other control character is escaped.
+pub fn escape_lines(s: &str) -> String {
+    s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -226,5 +231,6 @@ mod tests {
     fn escapes_control_characters() {
         assert_eq!(escape("/usr/bin/ls"), "/usr/bin/ls");
         assert_eq!(escape("a\x1b[31mred\nx"), "a\\u{1b}[31mred\\nx");
+        assert_eq!(escape_lines("a\x1b[2J\nb\r"), "a\\u{1b}[2J\nb\\r");
     }
 }

@@ -63,7 +63,8 @@ fn main() -> ExitCode {
                 let _ = writeln!(
                     std::io::stderr(),
                     "binfmtctl: error: {}",
-                    cli::render_error(&e)
+                    // File names in messages are untrusted: no raw escape sequences.
+                    binfmtctl::input::escape_lines(&cli::render_error(&e))
                 );
             }
             ExitCode::from(cli::exit_code(&e))

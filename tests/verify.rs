@@ -590,6 +590,18 @@ fn scan_and_inspect_escape_control_characters_in_names() {
         )),
         "{s}"
     );
+    // Error messages too (stderr).
+    let out = Command::new(bin())
+        .arg("scan")
+        .arg(tree.join("missing\x1b[2J"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        !e.contains('\x1b') && e.contains("missing\\u{1b}[2J"),
+        "{e:?}"
+    );
 }
 
 /// A closed stdout is a failure (exit 1, a message on stderr), never a silent success.
