@@ -9,10 +9,19 @@
 //! keep_existing = false            # optional
 //! ```
 //!
-//! Parsing is pure (`parse`); `load` reads the file; `persist` edits it keeping comments.
+//! Parsing is pure (`parse`); `load` reads the file (a regular file of at most 1 MiB of UTF-8,
+//! through `input`); `prepare_persist` plans an edit for `install --persist` before the first
+//! kernel write (directory checked and locked with flock, no symlink followed, new content
+//! validated and written to an O_EXCL|O_NOFOLLOW temporary file) and `PendingConfig::commit`
+//! renames it into place. Needs write access to the config directory (root for the default).
 //! Every error names the file, line and column, and the fix.
 
+use std::ffi::OsString;
+use std::io::{self, Write};
+use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
+
+use rustix::fs::AtFlags;
 
 use serde::Deserialize;
 use toml::Spanned;
@@ -45,11 +54,8 @@ pub struct Config {
 pub enum ConfigError {
     #[error("{path} does not exist: create it (see docs/config.md) or pass --config PATH")]
     Missing { path: PathBuf },
-    #[error("cannot read {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    #[error(transparent)]
+    Read(crate::input::InputError),
     #[error("{path}:{line}:{column}: {message}")]
     Invalid {
         path: PathBuf,
@@ -59,6 +65,10 @@ pub enum ConfigError {
     },
     #[error("cannot write {path}: {message}")]
     Write { path: PathBuf, message: String },
+    #[error("refusing to write {path}: {message}")]
+    Unsafe { path: PathBuf, message: String },
+    #[error("refusing to change {path}: {message}")]
+    Conflict { path: PathBuf, message: String },
 }
 
 /// 1-based line and column of a byte offset.
@@ -145,43 +155,287 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
 }
 
 pub fn load(path: &Path, table: &Table) -> Result<Config, ConfigError> {
-    let text = std::fs::read_to_string(path).map_err(|e| {
-        if e.kind() == std::io::ErrorKind::NotFound {
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT).map_err(|e| {
+        if e.is_missing() {
             ConfigError::Missing {
                 path: path.to_owned(),
             }
         } else {
-            ConfigError::Read {
-                path: path.to_owned(),
-                source: e,
-            }
+            ConfigError::Read(e)
         }
     })?;
     parse(path, &text, table)
 }
 
-/// Adds arches to the config file (creating it), keeping its comments and layout.
-pub fn persist(path: &Path, add: &[String], table: &Table) -> Result<(), ConfigError> {
+/// What `install --persist` adds: the arches as named, and the settings install used, so that
+/// `apply` (the boot unit) registers exactly what install did.
+#[derive(Debug, Clone)]
+pub struct PersistRequest<'a> {
+    pub arches: &'a [String],
+    pub flags: Flags,
+    /// The interpreter search path install used; empty: the default one.
+    pub qemu_path: &'a [PathBuf],
+    pub keep_existing: bool,
+}
+
+const NEW_FILE: &str = "# binfmtctl configuration: `binfmtctl apply` registers these at boot (binfmtctl.service).\n# See docs/config.md.\narches = []\n";
+
+/// A config edit prepared before the first kernel write: the directory is locked, the new
+/// content validated and written to a temporary file (fsynced) in the same directory.
+/// `commit` renames it into place; dropping it instead removes the temporary file. The lock
+/// (flock on the directory) is held until then, so parallel runs never lose an update.
+#[derive(Debug)]
+pub struct PendingConfig {
+    path: PathBuf,
+    dir: OwnedFd,
+    name: OsString,
+    tmp: Option<OsString>,
+}
+
+impl PendingConfig {
+    /// Whether the file will change.
+    pub fn changes(&self) -> bool {
+        self.tmp.is_some()
+    }
+
+    /// Renames the new content into place (atomic) and syncs the directory.
+    pub fn commit(mut self) -> Result<(), ConfigError> {
+        let Some(tmp) = self.tmp.take() else {
+            return Ok(());
+        };
+        let fail = |e: rustix::io::Errno| ConfigError::Write {
+            path: self.path.clone(),
+            message: io::Error::from(e).to_string(),
+        };
+        rustix::fs::renameat(&self.dir, &tmp, &self.dir, &self.name).map_err(|e| {
+            let _ = rustix::fs::unlinkat(&self.dir, &tmp, AtFlags::empty());
+            fail(e)
+        })?;
+        rustix::fs::fsync(&self.dir).map_err(fail)?;
+        tracing::info!(path = %self.path.display(), "config written");
+        Ok(())
+    }
+}
+
+impl Drop for PendingConfig {
+    fn drop(&mut self) {
+        if let Some(tmp) = self.tmp.take() {
+            let _ = rustix::fs::unlinkat(&self.dir, &tmp, AtFlags::empty());
+        }
+    }
+}
+
+/// Plans adding arches (and install's settings) to the config file, creating it and keeping its
+/// comments and layout. Everything is checked here, before install touches the kernel: the
+/// directory (created 0755 if missing) must not be writable by group or others and must belong
+/// to root or us; the file must not be a symlink; the existing content must be a valid config;
+/// and install's flags, search path and keep-existing policy must agree with the settings of
+/// arches already in it (they are global), or be written when there are none.
+pub fn prepare_persist(
+    path: &Path,
+    req: &PersistRequest,
+    table: &Table,
+) -> Result<PendingConfig, ConfigError> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let unsafe_ = |message: String| ConfigError::Unsafe {
+        path: path.to_owned(),
+        message,
+    };
     let write_err = |message: String| ConfigError::Write {
         path: path.to_owned(),
         message,
     };
-    let text = match std::fs::read_to_string(path) {
-        Ok(t) => t,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            "# binfmtctl configuration: `binfmtctl apply` registers these at boot (binfmtctl.service).\n# See docs/config.md.\narches = []\n".to_owned()
-        }
-        Err(e) => return Err(write_err(e.to_string())),
+    let name = path
+        .file_name()
+        .ok_or_else(|| unsafe_("it names no file: pass --config with a file name".into()))?
+        .to_owned();
+    let parent = match path.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_owned(),
+        _ => PathBuf::from("."),
     };
+    std::os::unix::fs::DirBuilderExt::mode(std::fs::DirBuilder::new().recursive(true), 0o755)
+        .create(&parent)
+        .map_err(|e| write_err(format!("cannot create {}: {e}", parent.display())))?;
+    let dir = rustix::fs::open(
+        &parent,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(|e| {
+        write_err(format!(
+            "cannot open {}: {}",
+            parent.display(),
+            io::Error::from(e)
+        ))
+    })?;
+    let st = rustix::fs::fstat(&dir).map_err(|e| write_err(io::Error::from(e).to_string()))?;
+    if st.st_mode & 0o022 != 0 {
+        return Err(unsafe_(format!(
+            "its directory {} is writable by group or others (mode {:o}): `chmod go-w {}`",
+            parent.display(),
+            st.st_mode & 0o7777,
+            parent.display()
+        )));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if st.st_uid != 0 && st.st_uid != me {
+        return Err(unsafe_(format!(
+            "its directory {} belongs to uid {}, not root: keep the config in a root-owned directory",
+            parent.display(),
+            st.st_uid
+        )));
+    }
+    // One read-modify-write at a time.
+    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+        write_err(format!(
+            "cannot lock {}: {}",
+            parent.display(),
+            io::Error::from(e)
+        ))
+    })?;
+    // The current content: never through a symlink, never a special file.
+    let mut old_mode = 0o644;
+    let text = match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
+        Err(rustix::io::Errno::NOENT) => None,
+        Err(e) => return Err(write_err(io::Error::from(e).to_string())),
+        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+            FileType::Symlink => {
+                return Err(unsafe_(
+                    "it is a symbolic link: binfmtctl writes only a regular file; replace the link with the file".into(),
+                ));
+            }
+            FileType::RegularFile => {
+                let fd = rustix::fs::openat(
+                    &dir,
+                    &name,
+                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                    Mode::empty(),
+                )
+                .map_err(|e| write_err(io::Error::from(e).to_string()))?;
+                let file = std::fs::File::from(fd);
+                let meta = file.metadata().map_err(|e| write_err(e.to_string()))?;
+                if !meta.is_file() {
+                    return Err(unsafe_("it is not a regular file".into()));
+                }
+                old_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o755;
+                let bytes = crate::input::read_bounded(path, file, crate::input::MAX_TEXT)
+                    .map_err(ConfigError::Read)?;
+                Some(crate::input::text(path, bytes).map_err(ConfigError::Read)?)
+            }
+            _ => {
+                return Err(unsafe_(
+                    "it is not a regular file: pass --config with a regular file".into(),
+                ));
+            }
+        },
+    };
+    let current = match &text {
+        Some(t) => Some(parse(path, t, table)?),
+        None => None,
+    };
+    let text = text.unwrap_or_else(|| NEW_FILE.to_owned());
     let mut doc: toml_edit::DocumentMut = text
         .parse()
         .map_err(|e: toml_edit::TomlError| write_err(format!("it is not valid TOML: {e}")))?;
+    // Settings are global: they may change only when no other arch depends on them.
+    let adding: Vec<String> = req
+        .arches
+        .iter()
+        .map(|a| {
+            if a.eq_ignore_ascii_case("all") {
+                "all".to_owned()
+            } else {
+                table
+                    .resolve(a)
+                    .map_or_else(|_| a.clone(), |x| x.name.clone())
+            }
+        })
+        .collect();
+    let others: Vec<&String> = current
+        .as_ref()
+        .map(|c| c.arches.iter().filter(|a| !adding.contains(a)).collect())
+        .unwrap_or_default();
+    let want_path: Vec<PathBuf> = if is_default_search(req.qemu_path) {
+        Vec::new()
+    } else {
+        req.qemu_path.to_vec()
+    };
+    let flags = req.flags.normalized();
+    if let (Some(c), false) = (&current, others.is_empty()) {
+        let mut differ = Vec::new();
+        if c.flags.normalized() != flags {
+            differ.push(format!("flags {} (this install: {flags})", c.flags));
+        }
+        let have: Vec<PathBuf> = if is_default_search(&c.qemu_path) {
+            Vec::new()
+        } else {
+            c.qemu_path.clone()
+        };
+        if have != want_path {
+            let show = |v: &[PathBuf]| {
+                if v.is_empty() {
+                    "the default".to_owned()
+                } else {
+                    v.iter()
+                        .map(|p| p.display().to_string())
+                        .collect::<Vec<_>>()
+                        .join(" ")
+                }
+            };
+            differ.push(format!(
+                "qemu_path {} (this install: {})",
+                show(&have),
+                show(&want_path)
+            ));
+        }
+        if c.keep_existing != req.keep_existing {
+            differ.push(format!(
+                "keep_existing {} (this install: {})",
+                c.keep_existing, req.keep_existing
+            ));
+        }
+        if !differ.is_empty() {
+            let list: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+            return Err(ConfigError::Conflict {
+                path: path.to_owned(),
+                message: format!(
+                    "it sets {} for {}, which `apply` would use for the new arches too; install with the same settings, or edit the file first",
+                    differ.join(", "),
+                    list.join(", ")
+                ),
+            });
+        }
+    } else {
+        // Nothing else depends on the settings: record install's (where they differ, so
+        // comments on unchanged keys stay).
+        let (have_flags, have_path, have_keep) = match &current {
+            Some(c) => (c.flags.normalized(), c.qemu_path.clone(), c.keep_existing),
+            None => (Flags::DEFAULT.normalized(), Vec::new(), false),
+        };
+        if have_flags != flags {
+            doc["flags"] = toml_edit::value(flags.to_string());
+        }
+        if want_path.is_empty() {
+            if !is_default_search(&have_path) {
+                doc.remove("qemu_path");
+            }
+        } else if have_path != want_path {
+            let mut arr = toml_edit::Array::new();
+            for p in &want_path {
+                arr.push(p.to_string_lossy().as_ref());
+            }
+            doc["qemu_path"] = toml_edit::value(arr);
+        }
+        if have_keep != req.keep_existing {
+            doc["keep_existing"] = toml_edit::value(req.keep_existing);
+        }
+    }
     let arr = doc
         .entry("arches")
         .or_insert(toml_edit::value(toml_edit::Array::new()))
         .as_array_mut()
         .ok_or_else(|| write_err("arches is not an array".into()))?;
-    for a in add {
+    for a in req.arches {
         let present = arr.iter().filter_map(|v| v.as_str()).any(|v| {
             table.resolve(v).map(|x| &x.name) == table.resolve(a).map(|x| &x.name) || v == a
         });
@@ -192,12 +446,53 @@ pub fn persist(path: &Path, add: &[String], table: &Table) -> Result<(), ConfigE
     let out = doc.to_string();
     // Never write something we would refuse to read.
     parse(path, &out, table)?;
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).map_err(|e| write_err(e.to_string()))?;
+    let mut pending = PendingConfig {
+        path: path.to_owned(),
+        dir,
+        name: name.clone(),
+        tmp: None,
+    };
+    if current.is_some() && out == text {
+        return Ok(pending);
     }
-    let tmp = path.with_extension("toml.tmp");
-    std::fs::write(&tmp, &out).map_err(|e| write_err(e.to_string()))?;
-    std::fs::rename(&tmp, path).map_err(|e| write_err(e.to_string()))
+    // Under the lock, so one fixed name: a leftover from a crash is removed (never followed).
+    let mut tmp = OsString::from(".");
+    tmp.push(&name);
+    tmp.push(".tmp");
+    let _ = rustix::fs::unlinkat(&pending.dir, &tmp, AtFlags::empty());
+    let fd = rustix::fs::openat(
+        &pending.dir,
+        &tmp,
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(old_mode),
+    )
+    .map_err(|e| {
+        write_err(format!(
+            "cannot create a temporary file: {}",
+            io::Error::from(e)
+        ))
+    })?;
+    pending.tmp = Some(tmp);
+    let mut f = std::fs::File::from(fd);
+    f.write_all(out.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| write_err(e.to_string()))?;
+    Ok(pending)
+}
+
+/// Is this search path the default one (or empty, which means the default)?
+fn is_default_search(dirs: &[PathBuf]) -> bool {
+    dirs.is_empty()
+        || dirs
+            .iter()
+            .map(PathBuf::as_path)
+            .eq(crate::interpreter::DEFAULT_SEARCH.iter().map(Path::new))
+}
+
+/// Adds arches to the config file at once (prepare and commit; for callers without a kernel
+/// step in between).
+pub fn persist(path: &Path, req: &PersistRequest, table: &Table) -> Result<(), ConfigError> {
+    prepare_persist(path, req, table)?.commit()
 }
 
 #[cfg(test)]
@@ -266,27 +561,40 @@ mod tests {
         }
     }
 
+    fn req<'a>(arches: &'a [String], flags: &str, qemu_path: &'a [PathBuf]) -> PersistRequest<'a> {
+        PersistRequest {
+            arches,
+            flags: Flags::parse(flags).unwrap(),
+            qemu_path,
+            keep_existing: false,
+        }
+    }
+
     #[test]
     fn persist_keeps_comments_and_dedupes() {
         let d = tempfile::tempdir().unwrap();
         let path = d.path().join("etc/config.toml");
-        persist(&path, &["arm64".into()], Table::builtin()).unwrap();
+        persist(&path, &req(&["arm64".into()], "FP", &[]), Table::builtin()).unwrap();
         let first = std::fs::read_to_string(&path).unwrap();
         assert!(first.starts_with("# binfmtctl configuration"));
+        assert!(
+            !first.contains("flags"),
+            "default flags need no line: {first}"
+        );
         std::fs::write(
             &path,
-            format!("# mine\n{first}flags = \"F\" # keep F only\n"),
+            format!("# mine\n{first}flags = \"PF\" # keep the default\n"),
         )
         .unwrap();
         persist(
             &path,
-            &["aarch64".into(), "riscv64".into()],
+            &req(&["aarch64".into(), "riscv64".into()], "PF", &[]),
             Table::builtin(),
         )
         .unwrap();
         let text = std::fs::read_to_string(&path).unwrap();
         assert!(
-            text.contains("# mine") && text.contains("# keep F only"),
+            text.contains("# mine") && text.contains("# keep the default"),
             "{text}"
         );
         let c = load(&path, Table::builtin()).unwrap();
@@ -295,5 +603,121 @@ mod tests {
             load(&d.path().join("nope"), Table::builtin()),
             Err(ConfigError::Missing { .. })
         ));
+        let leftovers: Vec<_> = std::fs::read_dir(d.path().join("etc")).unwrap().collect();
+        assert_eq!(leftovers.len(), 1, "no temporary file is left behind");
+    }
+
+    /// apply must reproduce what install did: install's flags and search path are saved, and
+    /// never silently imposed on arches already in the file.
+    #[test]
+    fn persist_saves_flags_and_qemu_path_or_refuses_a_conflict() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        let q = [PathBuf::from("/opt/qemu/bin")];
+        persist(&path, &req(&["riscv64".into()], "F", &q), Table::builtin()).unwrap();
+        let c = load(&path, Table::builtin()).unwrap();
+        assert_eq!(c.flags.to_string(), "F");
+        assert_eq!(c.qemu_path, q);
+        // Same settings: fine. Other settings while riscv64 depends on the file's: refused.
+        persist(&path, &req(&["arm64".into()], "F", &q), Table::builtin()).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let e = persist(&path, &req(&["s390x".into()], "FP", &[]), Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("refusing to change")
+                && e.contains("flags F (this install: PF)")
+                && e.contains("qemu_path /opt/qemu/bin (this install: the default)")
+                && e.contains("riscv64, aarch64"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // Re-installing every arch of the file with new settings replaces them.
+        persist(
+            &path,
+            &req(&["riscv64".into(), "arm64".into()], "FOC", &[]),
+            Table::builtin(),
+        )
+        .unwrap();
+        let c = load(&path, Table::builtin()).unwrap();
+        assert_eq!(c.flags.to_string(), "OCF");
+        assert!(c.qemu_path.is_empty());
+    }
+
+    #[test]
+    fn persist_refuses_links_shared_directories_and_a_broken_file() {
+        use std::os::unix::fs::PermissionsExt;
+        let d = tempfile::tempdir().unwrap();
+        let target = d.path().join("target");
+        std::fs::write(&target, "precious\n").unwrap();
+        let link = d.path().join("config.toml");
+        std::os::unix::fs::symlink(&target, &link).unwrap();
+        let arm64 = ["arm64".to_owned()];
+        let r = req(&arm64, "FP", &[]);
+        let e = persist(&link, &r, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it is a symbolic link"), "{e}");
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        // A symlink planted at the temporary name is removed, never written through.
+        std::fs::remove_file(&link).unwrap();
+        std::os::unix::fs::symlink(&target, d.path().join(".config.toml.tmp")).unwrap();
+        persist(&link, &r, Table::builtin()).unwrap();
+        assert_eq!(std::fs::read_to_string(&target).unwrap(), "precious\n");
+        assert!(load(&link, Table::builtin()).is_ok());
+        // A directory others can write to.
+        let shared = d.path().join("shared");
+        std::fs::create_dir(&shared).unwrap();
+        std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o1777)).unwrap();
+        let e = persist(&shared.join("config.toml"), &r, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("is writable by group or others (mode 1777)"),
+            "{e}"
+        );
+        // A broken config is refused before anything (the kernel included) is touched.
+        let broken = d.path().join("broken.toml");
+        std::fs::write(&broken, "arches = [\"arm64\"]\nflags = \"FX\"\n").unwrap();
+        let e = prepare_persist(&broken, &r, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("broken.toml:2:9: invalid flags"), "{e}");
+        let fifo = d.path().join("fifo.toml");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+            0,
+        )
+        .unwrap();
+        let e = persist(&fifo, &r, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("it is not a regular file"), "{e}");
+    }
+
+    /// Parallel read-modify-write runs never lose an update.
+    #[test]
+    fn parallel_persists_keep_every_arch() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        let names = [
+            "arm64", "riscv64", "s390x", "ppc64le", "mips64el", "armhf", "loong64", "sparc64",
+        ];
+        std::thread::scope(|s| {
+            for n in names {
+                let path = &path;
+                s.spawn(move || {
+                    let a = [n.to_owned()];
+                    persist(path, &req(&a, "FP", &[]), Table::builtin()).unwrap();
+                });
+            }
+        });
+        assert_eq!(
+            load(&path, Table::builtin()).unwrap().arches.len(),
+            names.len()
+        );
     }
 }

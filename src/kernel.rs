@@ -247,11 +247,13 @@ impl ProcBinfmt {
             .write(true)
             .open(&path)
             .and_then(|mut f| f.write(value));
-        res.map(drop).map_err(|e| KernelError::Entry {
+        res.map_err(|e| KernelError::Entry {
             name: display_name(name),
             action,
             errno: Errno::from_io_error(&e).unwrap_or(Errno::IO),
-        })
+        })?;
+        pause_after(&display_name(name));
+        Ok(())
     }
 
     /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` (or `remove:<name>`) makes
@@ -265,6 +267,26 @@ impl ProcBinfmt {
             return Err(Errno::IO);
         }
         Ok(())
+    }
+}
+
+/// Debug builds only: `BINFMTCTL_FAILPOINT=pause-after:<name>` makes the first write touching
+/// `<name>` (register, remove, enable/disable) pause afterwards, once, until a termination signal
+/// arrives (or 60 s pass), after telling so on stderr; the integration tests use it to send
+/// SIGTERM/SIGINT at a known point of `install` without relying on timing.
+fn pause_after(name: &str) {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    static PAUSED: AtomicBool = AtomicBool::new(false);
+    if cfg!(debug_assertions)
+        && let Ok(fp) = std::env::var("BINFMTCTL_FAILPOINT")
+        && fp == format!("pause-after:{name}")
+        && !PAUSED.swap(true, Ordering::SeqCst)
+    {
+        eprintln!("binfmtctl: failpoint: paused after writing {name}");
+        let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
+        while crate::plan::pending_signal().is_none() && std::time::Instant::now() < until {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
     }
 }
 
@@ -372,6 +394,7 @@ impl BinfmtFs for ProcBinfmt {
                 len: record.len(),
             });
         }
+        pause_after(&reg.name);
         Ok(())
     }
 

@@ -9,6 +9,7 @@ pub mod config;
 pub mod cross;
 pub mod elf;
 pub mod host;
+pub mod input;
 pub mod inspect;
 pub mod interop;
 pub mod interpreter;

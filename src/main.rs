@@ -6,6 +6,25 @@ use std::process::ExitCode;
 
 use binfmtctl::cli;
 
+/// Is this descriptor `/dev/null` opened read-write, which is what Rust's runtime puts in place
+/// of a closed standard descriptor before `main` (a shell's `>/dev/null` opens it write-only)?
+fn is_runtime_null(fd: impl std::os::fd::AsFd) -> bool {
+    use rustix::fs::{FileType, OFlags};
+    let (Ok(fl), Ok(st)) = (rustix::fs::fcntl_getfl(&fd), rustix::fs::fstat(&fd)) else {
+        return true;
+    };
+    fl & OFlags::RWMODE == OFlags::RDWR
+        && FileType::from_raw_mode(st.st_mode) == FileType::CharacterDevice
+        && (rustix::fs::major(st.st_rdev), rustix::fs::minor(st.st_rdev)) == (1, 3)
+}
+
+/// Was stdout closed when we were started? A daemon that points all of 0, 1 and 2 at
+/// `/dev/null` read-write (start-stop-daemon --background does) is not mistaken for that:
+/// only stdout is, while stderr is something else.
+fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
+    is_runtime_null(stdout) && !is_runtime_null(std::io::stderr())
+}
+
 fn main() -> ExitCode {
     let args = cli::parse();
     let level = match (args.global.quiet, args.global.verbose) {
@@ -23,14 +42,30 @@ fn main() -> ExitCode {
         .without_time()
         .init();
     let stdout = std::io::stdout();
+    // A closed stdout: the output would be lost, yet we would report success. Fail before
+    // doing anything.
+    if stdout_was_closed(&stdout) {
+        let _ = writeln!(
+            std::io::stderr(),
+            "binfmtctl: error: standard output is closed: run it with stdout open (>/dev/null to discard)"
+        );
+        return ExitCode::from(cli::EXIT_FAILED);
+    }
     let mut out = stdout.lock();
-    match cli::run(args, &mut out) {
+    let result = cli::run(args, &mut out).and_then(|()| Ok(out.flush()?));
+    match result {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
             let _ = out.flush();
             // The command run in a sandbox spoke for itself; just pass its status on.
             if e.downcast_ref::<cli::ChildExit>().is_none() {
-                eprintln!("binfmtctl: error: {}", cli::render_error(&e));
+                // Never panic on a closed or broken stderr.
+                let _ = writeln!(
+                    std::io::stderr(),
+                    "binfmtctl: error: {}",
+                    // File names in messages are untrusted: no raw escape sequences.
+                    binfmtctl::input::escape_lines(&cli::render_error(&e))
+                );
             }
             ExitCode::from(cli::exit_code(&e))
         }

@@ -3,6 +3,9 @@
 //! `BinfmtFs`, reads every entry back, and rolls back everything this run changed when any
 //! step or the read-back fails.
 
+use std::sync::Once;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
 use goblin::elf::header::{ET_DYN, ET_EXEC};
 use serde::Serialize;
 
@@ -294,15 +297,70 @@ fn rollback_summary(done: &[String], errs: &[KernelError]) -> String {
 pub enum ApplyFailure {
     #[error(transparent)]
     Kernel(#[from] KernelError),
+    /// SIGINT, SIGTERM or SIGHUP arrived: finished like a failed write (rolled back).
+    #[error("interrupted by {}", signal_name(*.signal))]
+    Interrupted { signal: i32 },
     #[error("read-back of {name} does not match what was written: {detail}")]
     Verify { name: String, detail: String },
 }
 
+/// The termination signal that arrived during `apply` (0: none).
+static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
+
+/// From now on, SIGINT, SIGTERM and SIGHUP only record themselves in `PENDING_SIGNAL`: `apply`
+/// checks it between steps and, when set, rolls back what it did, like a failed write.
+fn catch_termination_signals() {
+    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
+    static ONCE: Once = Once::new();
+    ONCE.call_once(|| {
+        for s in [SIGINT, SIGTERM, SIGHUP] {
+            // The value stored is the signal number; it is never 0.
+            if let Err(e) = signal_hook::flag::register_usize(s, &PENDING_SIGNAL, s as usize) {
+                tracing::warn!(signal = s, error = %e, "cannot catch the signal");
+            }
+        }
+    });
+}
+
+/// The termination signal received while applying, if any.
+pub fn pending_signal() -> Option<i32> {
+    match PENDING_SIGNAL.load(Ordering::SeqCst) {
+        0 => None,
+        s => i32::try_from(s).ok(),
+    }
+}
+
+/// "SIGTERM" for 15.
+pub fn signal_name(signal: i32) -> String {
+    signal_hook::low_level::signal_name(signal)
+        .map_or_else(|| format!("signal {signal}"), str::to_owned)
+}
+
 /// Performs the plan, then reads every touched entry back. On any failure, undoes what this run
-/// did, newest step first, and returns what happened.
+/// did, newest step first, and returns what happened. SIGINT, SIGTERM and SIGHUP are caught from
+/// the first write on: one arriving is such a failure (checked before each step and after the
+/// read-back), so a signal never leaves a partial set behind.
 pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
+    if plan.changes() {
+        catch_termination_signals();
+    }
+    apply_until(fs, plan, &pending_signal)
+}
+
+/// `apply`, stopping (and rolling back) as soon as `stop` names a signal.
+pub fn apply_until(
+    fs: &dyn BinfmtFs,
+    plan: &Plan,
+    stop: &dyn Fn() -> Option<i32>,
+) -> Result<(), ApplyError> {
     let mut journal: Vec<Undo> = Vec::new();
-    let result = run_steps(fs, plan, &mut journal).and_then(|()| verify(fs, plan));
+    let check = || match stop() {
+        Some(signal) => Err(ApplyFailure::Interrupted { signal }),
+        None => Ok(()),
+    };
+    let result = run_steps(fs, plan, &mut journal, &check)
+        .and_then(|()| verify(fs, plan))
+        .and_then(|()| if plan.changes() { check() } else { Ok(()) });
     let Err(failure) = result else {
         return Ok(());
     };
@@ -340,8 +398,16 @@ pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
     })
 }
 
-fn run_steps(fs: &dyn BinfmtFs, plan: &Plan, journal: &mut Vec<Undo>) -> Result<(), ApplyFailure> {
+fn run_steps(
+    fs: &dyn BinfmtFs,
+    plan: &Plan,
+    journal: &mut Vec<Undo>,
+    check: &dyn Fn() -> Result<(), ApplyFailure>,
+) -> Result<(), ApplyFailure> {
     for a in &plan.actions {
+        if a.changes() {
+            check()?;
+        }
         match a {
             Action::Keep { .. } | Action::KeepExisting { .. } => {}
             Action::Register { new, .. } => {
@@ -358,6 +424,7 @@ fn run_steps(fs: &dyn BinfmtFs, plan: &Plan, journal: &mut Vec<Undo>) -> Result<
                 let name = new.name.as_bytes();
                 fs.remove_named(name)?;
                 journal.push(Undo::Restore(name.to_vec(), old.clone()));
+                // Never stop between the halves of a replace: the entry would be missing.
                 fs.register(new)?;
                 journal.push(Undo::Remove(name.to_vec()));
             }
@@ -611,6 +678,53 @@ mod tests {
                 Call::Remove("qemu-aarch64".into()),
             ]
         );
+    }
+
+    /// A termination signal finishes like a failed write: everything this run did is undone,
+    /// wherever it arrives (between steps, after the last one), and a replace is never cut in half.
+    #[test]
+    fn a_signal_rolls_back_like_a_failed_write() {
+        for after_calls in [1, 2, 3, 4] {
+            let mut old_arm = desired("arm").registration;
+            old_arm.flags = Flags::parse("F").unwrap();
+            let fake = RecordingBinfmt::mounted_with(&[entry(jar(), true), entry(old_arm, false)]);
+            let mut before = fake.rendered();
+            let want = [desired("aarch64"), desired("arm"), desired("riscv64")];
+            let plan = plan_install(&want, &fake.list().unwrap(), false);
+            // The signal arrives once `after_calls` kernel writes are done.
+            let stop = || (fake.calls.borrow().len() >= after_calls).then_some(15);
+            let err = apply_until(&fake, &plan, &stop).unwrap_err();
+            assert!(
+                matches!(*err.failure, ApplyFailure::Interrupted { signal: 15 }),
+                "{after_calls}: {err}"
+            );
+            assert!(
+                err.to_string()
+                    .starts_with("interrupted by SIGTERM; rolled back: "),
+                "{err}"
+            );
+            let calls = fake.calls.borrow().clone();
+            // Forward writes done before the stop, and all calls with the rollback: after 1
+            // write (qemu-aarch64) it stops; after 2 the replace of qemu-arm still runs to its
+            // end; after 4 the read-back is done and everything is undone.
+            let forward = [
+                Call::Register("qemu-aarch64".into()),
+                Call::Remove("qemu-arm".into()),
+                Call::Register("qemu-arm".into()),
+                Call::Register("qemu-riscv64".into()),
+            ];
+            let (n, total) = match after_calls {
+                1 => (1, 2),
+                2 | 3 => (3, 7),
+                _ => (4, 9),
+            };
+            assert_eq!(calls[..n], forward[..n], "{after_calls}: {calls:?}");
+            assert_eq!(calls.len(), total, "{after_calls}: {calls:?}");
+            let mut after = fake.rendered();
+            after.sort();
+            before.sort();
+            assert_eq!(after, before, "{after_calls}: {calls:?}");
+        }
     }
 
     #[test]

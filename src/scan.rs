@@ -132,6 +132,8 @@ pub enum ScanError {
     NotTree { path: PathBuf },
     #[error("reading the archive {path} failed: {source}")]
     Archive { path: PathBuf, source: io::Error },
+    #[error(transparent)]
+    Input(crate::input::InputError),
 }
 
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
@@ -242,11 +244,14 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    let file = File::open(path).map_err(|e| ScanError::Open {
-        path: path.to_owned(),
-        source: e,
+    // A regular file only (a FIFO or device would block or never end).
+    let f = crate::input::open_regular(path).map_err(|e| match e {
+        crate::input::InputError::NotRegular { .. } => ScanError::NotTree {
+            path: path.to_owned(),
+        },
+        other => ScanError::Input(other),
     })?;
-    archive_reader(file, path)
+    archive_reader(f, path)
 }
 
 /// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
@@ -272,7 +277,173 @@ pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn R
             path: path.to_owned(),
         });
     }
-    Ok(Box::new(reader))
+    Ok(Box::new(TarGuard::new(reader)))
+}
+
+/// The largest tar metadata member (GNU long name or link, pax header) we accept: 1 MiB. The
+/// tar reader keeps such members in memory whole, and a compressed archive can declare one of
+/// gigabytes in a few kilobytes.
+pub const MAX_TAR_METADATA: u64 = 1 << 20;
+
+/// Follows the tar stream block by block as it passes through and fails the read when a
+/// metadata member is larger than `MAX_TAR_METADATA`. It mirrors the tar reader (header sizes in
+/// octal or base-256, pax `size` overrides, GNU sparse extension blocks); where it cannot (a
+/// header whose checksum does not match), it stops watching and leaves the error to the reader.
+struct TarGuard<R> {
+    inner: R,
+    watching: bool,
+    block: [u8; 512],
+    filled: usize,
+    /// Data bytes (padded to whole blocks) to pass before the next header.
+    skip: u64,
+    /// GNU sparse extension blocks follow; then `skip_after_ext` bytes of data.
+    in_ext: bool,
+    skip_after_ext: u64,
+    /// The data of a pax `x` member being collected, for its `size` record.
+    pax: Option<Vec<u8>>,
+    /// A pax `size` for the next entry.
+    pax_size: Option<u64>,
+}
+
+impl<R: Read> TarGuard<R> {
+    fn new(inner: R) -> Self {
+        TarGuard {
+            inner,
+            watching: true,
+            block: [0; 512],
+            filled: 0,
+            skip: 0,
+            in_ext: false,
+            skip_after_ext: 0,
+            pax: None,
+            pax_size: None,
+        }
+    }
+
+    fn observe(&mut self, mut bytes: &[u8]) -> io::Result<()> {
+        while self.watching && !bytes.is_empty() {
+            if self.skip > 0 {
+                let n = bytes
+                    .len()
+                    .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
+                if let Some(p) = &mut self.pax {
+                    p.extend_from_slice(&bytes[..n]);
+                }
+                self.skip -= n as u64;
+                bytes = &bytes[n..];
+                if self.skip == 0
+                    && let Some(p) = self.pax.take()
+                {
+                    self.pax_size = pax_record(&p, "size").and_then(|v| v.parse().ok());
+                }
+                continue;
+            }
+            let n = bytes.len().min(512 - self.filled);
+            self.block[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
+            self.filled += n;
+            bytes = &bytes[n..];
+            if self.filled == 512 {
+                self.filled = 0;
+                self.on_block()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn on_block(&mut self) -> io::Result<()> {
+        let b = &self.block;
+        if self.in_ext {
+            self.in_ext = b[504] == 1;
+            if !self.in_ext {
+                self.skip = self.skip_after_ext;
+            }
+            return Ok(());
+        }
+        if b.iter().all(|&x| x == 0) {
+            return Ok(());
+        }
+        let (Some(size), true) = (tar_size(&b[124..136]), tar_checksum_ok(b)) else {
+            self.watching = false;
+            return Ok(());
+        };
+        let kind = b[156];
+        let metadata = matches!(kind, b'L' | b'K' | b'x' | b'g');
+        let size = if metadata {
+            if size > MAX_TAR_METADATA {
+                return Err(io::Error::other(format!(
+                    "a tar metadata member (type {}) of {size} bytes: more than {MAX_TAR_METADATA} bytes of long name or pax data is not a real archive",
+                    kind as char
+                )));
+            }
+            if kind == b'x' {
+                self.pax = Some(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
+            }
+            size
+        } else {
+            self.pax_size.take().unwrap_or(size)
+        };
+        let padded = size.div_ceil(512).saturating_mul(512);
+        // Old GNU sparse: extension blocks follow the header when `isextended` is set.
+        if kind == b'S' && b[482] == 1 {
+            self.in_ext = true;
+            self.skip_after_ext = padded;
+        } else {
+            self.skip = padded;
+        }
+        Ok(())
+    }
+}
+
+impl<R: Read> Read for TarGuard<R> {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        let n = self.inner.read(buf)?;
+        self.observe(&buf[..n])?;
+        Ok(n)
+    }
+}
+
+/// A tar size field: octal text, or base-256 when the first byte has its high bit set.
+fn tar_size(field: &[u8]) -> Option<u64> {
+    if field[0] & 0x80 != 0 {
+        if field[0] & 0x40 != 0 || field[1..4].iter().any(|&b| b != 0) {
+            return None;
+        }
+        return Some(
+            field[4..]
+                .iter()
+                .fold(0u64, |a, &b| (a << 8) | u64::from(b)),
+        );
+    }
+    let text: String = field
+        .iter()
+        .take_while(|&&b| b != 0)
+        .map(|&b| b as char)
+        .collect();
+    let t = text.trim_matches(' ');
+    if t.is_empty() {
+        return Some(0);
+    }
+    u64::from_str_radix(t, 8).ok()
+}
+
+fn tar_checksum_ok(b: &[u8; 512]) -> bool {
+    let sum: u64 = b[..148]
+        .iter()
+        .chain(&b[156..])
+        .map(|&x| u64::from(x))
+        .sum::<u64>()
+        + 8 * 32;
+    tar_size(&b[148..156]) == Some(sum)
+}
+
+/// The value of `key` in pax extended header records ("LEN key=value\n").
+fn pax_record(data: &[u8], key: &str) -> Option<String> {
+    let text = String::from_utf8_lossy(data);
+    text.split('\n').find_map(|rec| {
+        let (_, kv) = rec.split_once(' ')?;
+        let (k, v) = kv.split_once('=')?;
+        (k == key).then(|| v.to_owned())
+    })
 }
 
 /// Streams an archive: gzip, zstd or plain tar.
@@ -464,6 +635,89 @@ mod tests {
         assert_eq!(counts[0].handler.as_deref(), Some("qemu-aarch64"));
         assert_eq!(counts[1].handler, None);
         assert!(unknown.is_empty());
+    }
+
+    /// A compressed archive can declare a GNU long name of gigabytes in a few kilobytes; the
+    /// tar reader would hold it in memory whole. Refused past 1 MiB, while long names, pax
+    /// headers (with a size override) and sparse files of real size pass.
+    #[test]
+    fn tar_metadata_is_bounded() {
+        let t = Table::builtin();
+        let dir = tempfile::tempdir().unwrap();
+        let elf = {
+            let mut h = vec![0x7f, b'E', b'L', b'F', 2, 1, 1, 0];
+            h.resize(16, 0);
+            h.extend_from_slice(&[2, 0, 0xf3, 0]);
+            h.resize(64, 0);
+            h
+        };
+        // Fine: a long name (GNU 'L' member) and a pax header whose size overrides the header's.
+        // With a 2 MiB long name after them: refused, so the guard followed the stream through.
+        let build = |path: &Path, big_name_after: bool| {
+            let mut b = tar::Builder::new(File::create(path).unwrap());
+            let long = format!("usr/{}/riscv-program", "d".repeat(300));
+            let mut h = tar::Header::new_gnu();
+            h.set_size(elf.len() as u64);
+            h.set_mode(0o755);
+            b.append_data(&mut h, &long, &elf[..]).unwrap();
+            assert_eq!(elf.len(), 64);
+            let record = "11 size=64\n";
+            let mut px = tar::Header::new_ustar();
+            px.set_entry_type(tar::EntryType::XHeader);
+            px.set_size(record.len() as u64);
+            px.set_path("./PaxHeaders/x").unwrap();
+            px.set_cksum();
+            b.append(&px, record.as_bytes()).unwrap();
+            let mut h = tar::Header::new_ustar();
+            h.set_size(0); // overridden by the pax size
+            h.set_mode(0o755);
+            h.set_path("bin/second").unwrap();
+            h.set_cksum();
+            b.append(&h, &elf[..]).unwrap();
+            if big_name_after {
+                let mut h = tar::Header::new_gnu();
+                h.set_entry_type(tar::EntryType::GNULongName);
+                h.set_path("././@LongLink").unwrap();
+                h.set_size(2 << 20);
+                h.set_cksum();
+                b.append(&h, &vec![b'n'; 2 << 20][..]).unwrap();
+            }
+            b.finish().unwrap();
+        };
+        let ok = dir.path().join("ok.tar");
+        build(&ok, false);
+        let s = scan_archive(t, &ok).unwrap();
+        assert_eq!(s.elf.len(), 2, "{:?}", s.elf);
+        let late = dir.path().join("late.tar");
+        build(&late, true);
+        let e = scan_archive(t, &late).unwrap_err().to_string();
+        assert!(e.contains("(type L) of 2097152 bytes"), "{e}");
+        // A gzip bomb: an 'L' member declaring 8 GiB, followed by zeros.
+        let bomb = dir.path().join("bomb.tar.gz");
+        {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::GNULongName);
+            h.set_path("././@LongLink").unwrap();
+            h.set_size(8 << 30);
+            h.set_cksum();
+            let mut enc = flate2::write::GzEncoder::new(
+                File::create(&bomb).unwrap(),
+                flate2::Compression::fast(),
+            );
+            io::Write::write_all(&mut enc, h.as_bytes()).unwrap();
+            let zeros = vec![b'a'; 1 << 20];
+            for _ in 0..64 {
+                io::Write::write_all(&mut enc, &zeros).unwrap();
+            }
+            enc.finish().unwrap();
+        }
+        let e = scan_archive(t, &bomb).unwrap_err().to_string();
+        assert!(
+            e.contains(
+                "a tar metadata member (type L) of 8589934592 bytes: more than 1048576 bytes"
+            ),
+            "{e}"
+        );
     }
 
     #[test]

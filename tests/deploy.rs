@@ -428,3 +428,209 @@ echo "== run"; $A/busybox-arm64 uname -m
     );
     r.expect("and it runs", r.section("run").trim() == "aarch64");
 }
+
+/// `install --persist` with a config it cannot update changes nothing at all: the config is read
+/// and checked before the first kernel write (exit 2, no entry registered, file untouched).
+#[test]
+fn persist_with_a_broken_or_unsafe_config_registers_nothing() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let r = ns(&format!(
+        r#"
+mkdir -p {d}/broken {d}/link {d}/shared {d}/fifo
+printf 'arches = ["arm64"]\nflags = "FX"\n' > {d}/broken/config.toml
+echo precious > {d}/link/target; ln -s target {d}/link/config.toml
+chmod 777 {d}/shared
+mkfifo {d}/fifo/config.toml
+for c in broken link shared fifo; do
+  echo "== $c"; timeout 20 $B --config {d}/$c/config.toml install riscv64 --persist 2>&1; echo "rc=$?"; entries
+done
+echo "== target"; cat {d}/link/target
+echo "== broken-file"; cat {d}/broken/config.toml
+"#
+    ));
+    for (case, msg) in [
+        ("broken", "config.toml:2:9: invalid flags \"FX\""),
+        ("link", "config.toml: it is a symbolic link"),
+        ("shared", "is writable by group or others (mode 777)"),
+        ("fifo", "config.toml: it is not a regular file"),
+    ] {
+        let s = r.section(case);
+        r.expect(&format!("{case}: message"), s.contains(msg));
+        r.expect(
+            &format!("{case}: exit 2 and nothing registered"),
+            s.ends_with("rc=2\n\n"),
+        );
+    }
+    r.expect(
+        "the link's target is untouched",
+        r.section("target") == "precious\n",
+    );
+    r.expect(
+        "the broken file is untouched",
+        r.section("broken-file") == "arches = [\"arm64\"]\nflags = \"FX\"\n",
+    );
+}
+
+/// What install did is what `apply` (the boot unit) does: flags and the search path are saved.
+#[test]
+fn persist_saves_flags_and_qemu_path_so_apply_reproduces_install() {
+    let dir = tempfile::tempdir().unwrap();
+    let q = dir.path().join("qemu");
+    std::fs::create_dir(&q).unwrap();
+    std::fs::copy(
+        "/usr/bin/qemu-riscv64-static",
+        q.join("qemu-riscv64-static"),
+    )
+    .unwrap();
+    let cfg = dir.path().join("etc/config.toml");
+    let r = ns(&format!(
+        r#"
+C={cfg}
+$B --config $C install riscv64 --flags F --qemu-path {q} --persist >/dev/null; echo "rc=$?"
+echo "== installed"; cat $R/qemu-riscv64
+echo "== config"; cat $C
+$B uninstall all >/dev/null
+echo "== applied"; $B --config $C apply >/dev/null; echo "rc=$?"; cat $R/qemu-riscv64
+echo "== conflict"; $B --config $C install arm64 --persist 2>&1; echo "rc=$?"; entries
+"#,
+        cfg = cfg.display(),
+        q = q.display()
+    ));
+    let installed = r.section("installed");
+    r.expect(
+        "install used the flags and the directory",
+        installed.contains(&format!(
+            "interpreter {}/qemu-riscv64-static\nflags: F\n",
+            q.display()
+        )),
+    );
+    r.expect(
+        "the config has them",
+        r.section("config").contains("flags = \"F\"")
+            && r.section("config")
+                .contains(&format!("qemu_path = [\"{}\"]", q.display())),
+    );
+    r.expect(
+        "apply registers exactly what install did",
+        r.section("applied") == format!("rc=0\n{installed}"),
+    );
+    let conflict = r.section("conflict");
+    r.expect(
+        "other settings for a new arch are refused before any write",
+        conflict.contains("refusing to change")
+            && conflict.contains("flags F (this install: PF)")
+            && conflict.ends_with("rc=2\nqemu-riscv64 \n"),
+    );
+}
+
+/// Parallel `install --persist` runs serialise on the config directory: no update is lost.
+#[test]
+fn parallel_persist_runs_lose_no_update() {
+    let dir = tempfile::tempdir().unwrap();
+    let cfg = dir.path().join("config.toml");
+    let r = ns(&format!(
+        r#"
+for a in arm64 armhf riscv64 s390x ppc64el mips64el mipsel m68k; do
+  $B --config {c} install $a --persist >/dev/null 2>&1 &
+done
+wait
+echo "== config"; cat {c}
+echo "== entries"; entries
+ls -A {dir}
+"#,
+        c = cfg.display(),
+        dir = dir.path().display()
+    ));
+    let c = r.section("config");
+    for a in [
+        "arm64", "armhf", "riscv64", "s390x", "ppc64el", "mips64el", "mipsel", "m68k",
+    ] {
+        r.expect(
+            &format!("{a} is in the config"),
+            c.contains(&format!("\"{a}\"")),
+        );
+    }
+    r.expect(
+        "no temporary file left",
+        r.section("entries").ends_with("\nconfig.toml\n"),
+    );
+}
+
+/// `export --dir` never writes through a symlink planted at a file's name.
+#[test]
+fn export_dir_does_not_follow_symlinks() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("out");
+    std::fs::create_dir(&out).unwrap();
+    let victim = dir.path().join("victim");
+    std::fs::write(&victim, "precious\n").unwrap();
+    std::os::unix::fs::symlink(&victim, out.join("qemu-aarch64.conf")).unwrap();
+    let r = Command::new(bin())
+        .args(["export", "--format", "binfmt.d", "--dir"])
+        .arg(&out)
+        .arg("arm64")
+        .output()
+        .unwrap();
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
+    let written = out.join("qemu-aarch64.conf");
+    assert!(!written.symlink_metadata().unwrap().file_type().is_symlink());
+    assert!(
+        std::fs::read_to_string(&written)
+            .unwrap()
+            .contains(":qemu-aarch64:M:")
+    );
+    assert_eq!(
+        std::fs::read_dir(&out).unwrap().count(),
+        1,
+        "no temporary file left"
+    );
+}
+
+/// The config and binfmt.d files are regular text files of at most 1 MiB: a FIFO is not
+/// waited on, /dev/zero not read, binary content refused, each with exit 2 naming the file.
+#[test]
+fn config_and_import_read_only_regular_text_files() {
+    let dir = tempfile::tempdir().unwrap();
+    let d = dir.path().display();
+    let r = ns(&format!(
+        r#"
+mkfifo {d}/fifo
+head -c 300 /dev/urandom > {d}/binary; printf 'arches = ["arm64"]\n# \377\n' > {d}/latin1
+head -c 1100000 /dev/zero | tr '\0' '#' > {d}/big
+t() {{ echo "== $1"; shift; timeout 20 $B "$@" 2>&1; echo "rc=$?"; entries; }}
+t cfg-fifo --config {d}/fifo apply
+t cfg-zero --config /dev/zero apply
+t cfg-binary --config {d}/binary apply
+t cfg-latin1 --config {d}/latin1 apply
+t cfg-big --config {d}/big apply
+t import-fifo import {d}/fifo
+t import-zero import /dev/zero
+t import-big import {d}/big
+"#
+    ));
+    for (case, msg) in [
+        ("cfg-fifo", "fifo is a FIFO, not a regular file"),
+        (
+            "cfg-zero",
+            "/dev/zero is a character device, not a regular file",
+        ),
+        ("cfg-binary", "binary:"),
+        ("cfg-latin1", "latin1:2: not UTF-8 text"),
+        ("cfg-big", "big is larger than 1048576 bytes"),
+        ("import-fifo", "fifo is a FIFO, not a regular file"),
+        (
+            "import-zero",
+            "/dev/zero is a character device, not a regular file",
+        ),
+        ("import-big", "big is larger than 1048576 bytes"),
+    ] {
+        let s = r.section(case);
+        r.expect(&format!("{case}: message"), s.contains(msg));
+        r.expect(
+            &format!("{case}: exit 2, nothing registered"),
+            s.ends_with("rc=2\n\n"),
+        );
+    }
+}

@@ -592,3 +592,121 @@ echo "== human"; $B status
             ),
     );
 }
+
+/// SIGTERM, SIGINT or SIGHUP during `install all` finish like a failed write: everything this
+/// run changed is rolled back (here mid-replace: the old qemu-riscv64 is removed and ours not
+/// yet registered when the signal arrives), and the exit status is 128 + the signal. A debug
+/// failpoint pauses after that write until the signal comes, so the test does not rely on timing.
+#[test]
+fn a_signal_during_install_all_rolls_everything_back() {
+    let r = ns(r#"
+printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
+$B install riscv64 --flags F >/dev/null && echo 0 > $R/qemu-riscv64
+snap() { for e in $(entries); do echo "[$e]"; cat $R/$e; done; }
+echo "== before"; snap
+for sig in TERM INT HUP; do
+  E=$(mktemp)
+  BINFMTCTL_FAILPOINT=pause-after:qemu-riscv64 $B install all >/dev/null 2>$E &
+  pid=$!
+  i=0; until grep -q "failpoint: paused" $E; do sleep 0.02; i=$((i+1)); [ $i -gt 3000 ] && break; done
+  echo "== during-$sig"; entries
+  kill -$sig $pid; wait $pid; echo "rc=$?"
+  echo "== err-$sig"; cat $E
+  echo "== after-$sig"; snap
+done
+"#);
+    let before = r.section("before");
+    r.expect(
+        "the starting state has the disabled riscv64 entry",
+        before.contains("[qemu-riscv64]\ndisabled"),
+    );
+    for (sig, code) in [("TERM", 143), ("INT", 130), ("HUP", 129)] {
+        let during = r.section(&format!("during-{sig}"));
+        r.expect(
+            &format!("{sig}: paused mid-replace, after other entries were registered"),
+            during.contains("qemu-aarch64") && !during.contains("qemu-riscv64"),
+        );
+        let err = r.section(&format!("err-{sig}"));
+        r.expect(
+            &format!("{sig}: exit {code}"),
+            during.ends_with(&format!("\nrc={code}\n")),
+        );
+        r.expect(
+            &format!("{sig}: the error says so"),
+            err.contains(&format!(
+                "binfmtctl: error: install failed: interrupted by SIG{sig}; rolled back: qemu-riscv64, qemu-"
+            )) && err.matches("interrupted").count() == 1,
+        );
+        r.expect(
+            &format!("{sig}: the instance is exactly as before"),
+            r.section(&format!("after-{sig}")) == before,
+        );
+    }
+}
+
+/// A mistyped `--qemu-path` is bad input (exit 2), not "33 skipped" and exit 0.
+#[test]
+fn install_all_with_a_missing_qemu_path_is_refused() {
+    let r = ns(r#"
+echo "== typo"; $B install all --qemu-path /typo 2>&1; echo "rc=$?"; entries
+echo "== file"; $B install arm64 --qemu-path /etc/passwd 2>&1; echo "rc=$?"; entries
+"#);
+    let typo = r.section("typo");
+    r.expect(
+        "names the directory and the fix",
+        typo.contains("interpreter search path /typo: no such directory: check --qemu-path"),
+    );
+    r.expect("exit 2, nothing registered", typo.ends_with("rc=2\n\n"));
+    r.expect("nothing was skipped silently", !typo.contains("skipped"));
+    let file = r.section("file");
+    r.expect(
+        "a file is not a directory",
+        file.contains("/etc/passwd: regular file, not a directory") && file.ends_with("rc=2\n\n"),
+    );
+}
+
+/// `--binfmt-misc PATH` never mounts over a directory with contents (it would hide them), a
+/// file or a symlink; `status` does not call such a directory an instance.
+#[test]
+fn binfmt_misc_option_never_mounts_over_a_directory_with_contents() {
+    let r = ns(r#"
+D=$(mktemp -d); touch $D/keep; L=$(mktemp -u); ln -s $D $L
+echo "== install"; $B install arm64 --binfmt-misc $D 2>&1; echo "rc=$?"; ls $D; mountpoint -q $D && echo mounted
+echo "== status"; $B status --binfmt-misc $D 2>&1; echo "rc=$?"; mountpoint -q $D && echo mounted
+echo "== uninstall"; $B uninstall all --binfmt-misc $D 2>&1; echo "rc=$?"
+echo "== link"; $B install arm64 --binfmt-misc $L 2>&1; echo "rc=$?"; mountpoint -q $D && echo mounted
+echo "== file"; $B status --binfmt-misc /etc/hostname 2>&1; echo "rc=$?"
+echo "== real"; $B status --binfmt-misc $R 2>&1 | head -1
+"#);
+    for case in ["install", "status", "uninstall"] {
+        let s = r.section(case);
+        r.expect(
+            &format!("{case}: refused with the reason and the fix"),
+            s.contains("a directory that is not empty, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it"),
+        );
+        r.expect(
+            &format!("{case}: exit 2, nothing mounted"),
+            s.contains("rc=2\n") && !s.contains("mounted\n"),
+        );
+    }
+    r.expect(
+        "the directory keeps its contents",
+        r.section("install").ends_with("rc=2\nkeep\n"),
+    );
+    let link = r.section("link");
+    r.expect(
+        "a symlink is refused",
+        link.contains("a symbolic link, and no binfmt_misc") && link.ends_with("rc=2\n"),
+    );
+    let file = r.section("file");
+    r.expect(
+        "a file is refused",
+        file.contains("/etc/hostname: a regular file, and no binfmt_misc is mounted there"),
+    );
+    r.expect("a file: exit 2", file.ends_with("rc=2\n"));
+    r.expect(
+        "a real instance is one",
+        r.section("real")
+            .starts_with("binfmt_misc: /proc/sys/fs/binfmt_misc (enabled)"),
+    );
+}

@@ -477,3 +477,161 @@ fn scan_bad_input() {
         );
     }
 }
+
+/// `inspect` opens only regular files: a FIFO is not waited on, a device not read.
+#[test]
+fn inspect_refuses_fifos_and_devices_without_hanging() {
+    let dir = tempfile::tempdir().unwrap();
+    let fifo = dir.path().join("fifo");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = Command::new("timeout")
+        .arg("20")
+        .arg(bin())
+        .arg("inspect")
+        .arg(&fifo)
+        .args(["/dev/zero"])
+        .arg(assets().join("busybox-arm64"))
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert!(s.contains("fifo: a FIFO, not a regular file"), "{s}");
+    assert!(
+        s.contains("/dev/zero: a character device, not a regular file"),
+        "{s}"
+    );
+    assert!(
+        s.contains("machine 183 = aarch64"),
+        "the good file is still reported: {s}"
+    );
+}
+
+/// A corrupt archive is malformed input like a non-archive (exit 2), and each cause is said
+/// once; a FIFO or device named as the tarball is refused without reading it.
+#[test]
+fn scan_corrupt_archive_is_bad_input_said_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let gz = dir.path().join("corrupt.tar.gz");
+    let mut bytes = vec![0x1f, 0x8b];
+    bytes.extend(std::iter::repeat_n(0x55u8, 3000));
+    std::fs::write(&gz, bytes).unwrap();
+    let fifo = dir.path().join("fifo.tar");
+    assert!(
+        Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (arg, msg) in [
+        (gz.clone(), "corrupt.tar.gz failed: "),
+        (fifo, "fifo.tar is neither a directory nor"),
+        ("/dev/zero".into(), "/dev/zero is neither a directory nor"),
+    ] {
+        let out = Command::new("timeout")
+            .arg("20")
+            .arg(bin())
+            .arg("scan")
+            .arg(&arg)
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{e}");
+        assert!(e.contains(msg), "{e}");
+        // "...: invalid gzip header: invalid gzip header" was the cause printed twice.
+        let parts: Vec<&str> = e.trim().split(": ").collect();
+        assert!(
+            parts.windows(2).all(|w| w[0] != w[1]),
+            "a cause is repeated: {e}"
+        );
+        assert_eq!(e.lines().count(), 1, "{e}");
+    }
+}
+
+/// File names are attacker-chosen: control characters in them (escape sequences, newlines)
+/// are printed escaped, so they cannot rewrite the terminal or forge report lines.
+#[test]
+fn scan_and_inspect_escape_control_characters_in_names() {
+    let dir = tempfile::tempdir().unwrap();
+    let tree = dir.path().join("tree");
+    std::fs::create_dir(&tree).unwrap();
+    let evil = tree.join("busybox\x1b[2J\nx86_64 native");
+    std::fs::copy(assets().join("busybox-arm64"), &evil).unwrap();
+    let out = Command::new(bin())
+        .arg("scan")
+        .arg(&tree)
+        .arg("--files")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{s}");
+    assert!(!s.contains('\x1b'), "raw escape printed: {s:?}");
+    assert!(
+        s.contains("aarch64\t/busybox\\u{1b}[2J\\nx86_64 native"),
+        "{s}"
+    );
+    let out = Command::new(bin())
+        .arg("inspect")
+        .arg(&evil)
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&out.stdout);
+    assert!(!s.contains('\x1b'), "raw escape printed: {s:?}");
+    assert!(
+        s.starts_with(&format!(
+            "{}/busybox\\u{{1b}}[2J\\nx86_64 native\n",
+            tree.display()
+        )),
+        "{s}"
+    );
+    // Error messages too (stderr).
+    let out = Command::new(bin())
+        .arg("scan")
+        .arg(tree.join("missing\x1b[2J"))
+        .output()
+        .unwrap();
+    let e = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{e}");
+    assert!(
+        !e.contains('\x1b') && e.contains("missing\\u{1b}[2J"),
+        "{e:?}"
+    );
+}
+
+/// A closed stdout is a failure (exit 1, a message on stderr), never a silent success.
+#[test]
+fn closed_stdout_fails() {
+    for cmd in ["binfmtctl arches >&-", "binfmtctl status >&-"] {
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(format!("{cmd}; echo \"rc=$?\" >&2"))
+            .env(
+                "PATH",
+                format!("{}:/usr/bin:/bin", bin().parent().unwrap().display()),
+            )
+            .output()
+            .unwrap();
+        let e = String::from_utf8_lossy(&out.stderr);
+        assert!(e.ends_with("rc=1\n"), "{cmd}: {e}");
+        assert!(
+            e.starts_with("binfmtctl: error: standard output is closed"),
+            "{cmd}: {e}"
+        );
+        assert!(!e.contains("panicked"), "{cmd}: {e}");
+    }
+    // A daemon with 0, 1 and 2 on /dev/null (read-write, as start-stop-daemon sets them up)
+    // is not mistaken for a closed stdout.
+    let st = Command::new("sh")
+        .arg("-c")
+        .arg("\"$0\" arches 0<>/dev/null 1<>/dev/null 2<>/dev/null")
+        .arg(bin())
+        .status()
+        .unwrap();
+    assert!(st.success());
+}

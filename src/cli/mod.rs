@@ -40,7 +40,9 @@ Exit codes:
   2  bad usage or bad input (unknown arch, bad flags, refused or missing interpreter,
      a native arch requested); nothing was changed
   3  the environment cannot do it (binfmt_misc not mounted and not mountable, not
-     permitted, kernel too old); nothing was changed";
+     permitted, kernel too old); nothing was changed
+  128+N  interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) while writing
+     binfmt_misc; whatever this run changed was rolled back";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -362,7 +364,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if let Some(ChildExit(code)) = cause.downcast_ref::<ChildExit>() {
             return u8::try_from(*code).unwrap_or(EXIT_FAILED);
         }
-        if cause.is::<BadInput>() || cause.is::<UnknownArch>() || cause.is::<FlagsError>() {
+        if cause.is::<BadInput>()
+            || cause.is::<UnknownArch>()
+            || cause.is::<FlagsError>()
+            || cause.is::<crate::input::InputError>()
+        {
             return EXIT_USAGE;
         }
         if cause.is::<Unsupported>() {
@@ -375,7 +381,11 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
                 EXIT_FAILED
             };
         }
-        if cause.is::<ApplyError>() {
+        if let Some(a) = cause.downcast_ref::<ApplyError>() {
+            // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
+            if let plan::ApplyFailure::Interrupted { signal } = *a.failure {
+                return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
+            }
             return EXIT_FAILED;
         }
     }
@@ -620,6 +630,7 @@ impl<'g> Ctx<'g> {
         if self.fs.is_mounted() {
             return Ok(false);
         }
+        self.check_mount_point()?;
         require_cap_sys_admin(&format!(
             "mount binfmt_misc at {}",
             self.g.binfmt_misc.display()
@@ -645,14 +656,15 @@ impl<'g> Ctx<'g> {
     /// For commands that must see the entries (status, uninstall): mount binfmt_misc when it
     /// is not mounted and we may (mounting changes no registration). Returns whether it is
     /// mounted now.
-    fn mount_to_read(&self) -> bool {
+    fn mount_to_read(&self) -> Result<bool> {
         if self.fs.is_mounted() {
-            return true;
+            return Ok(true);
         }
+        self.check_mount_point()?;
         if self.g.dry_run || require_cap_sys_admin("mount").is_err() {
-            return false;
+            return Ok(false);
         }
-        match self.fs.mount() {
+        Ok(match self.fs.mount() {
             Ok(()) => {
                 tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc to read its entries");
                 true
@@ -660,6 +672,37 @@ impl<'g> Ctx<'g> {
             Err(e) => {
                 tracing::debug!(error = %e, "cannot mount binfmt_misc");
                 false
+            }
+        })
+    }
+
+    /// `--binfmt-misc PATH` where no binfmt_misc is mounted (statfs magic checked by
+    /// `is_mounted`): binfmt_misc is mounted only at the usual place or on an empty directory,
+    /// never over a symlink, a file or a directory with contents (which the mount would hide).
+    fn check_mount_point(&self) -> Result<()> {
+        let root = &self.g.binfmt_misc;
+        if root.as_path() == std::path::Path::new(crate::kernel::DEFAULT_ROOT) {
+            return Ok(());
+        }
+        let refuse = |what: String| -> Result<()> {
+            Err(BadInput(format!(
+                "{}: {what}, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it; pass the directory where binfmt_misc is mounted, or an empty directory",
+                root.display()
+            ))
+            .into())
+        };
+        match std::fs::symlink_metadata(root) {
+            // Mounting reports it (exit 3).
+            Err(_) => Ok(()),
+            Ok(m) if m.file_type().is_symlink() => refuse("a symbolic link".into()),
+            Ok(m) if !m.is_dir() => refuse(crate::input::kind_of(m.file_type()).into()),
+            Ok(_) => {
+                let empty = std::fs::read_dir(root).map_or(true, |mut rd| rd.next().is_none());
+                if empty {
+                    Ok(())
+                } else {
+                    refuse("a directory that is not empty".into())
+                }
             }
         }
     }
@@ -862,8 +905,21 @@ fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
 }
 
 /// For `main`: format an error chain as one message with the fix at the end.
+/// A cause whose text the message already carries (an error that prints its source, as
+/// `thiserror` ones with `{source}` in their text do) is not repeated.
 pub fn render_error(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg.push_str(": ");
+        }
+        msg.push_str(&text);
+    }
+    msg
 }
 
 /// Parses the command line; clap's own errors exit 2 (usage).
@@ -958,6 +1014,23 @@ mod tests {
         };
         assert_eq!(exit_code(&anyhow::Error::new(k)), 1);
         assert_eq!(exit_code(&anyhow!("other")), 1);
+    }
+
+    /// Each cause once: errors that print their source are not followed by it again.
+    #[test]
+    fn error_chain_is_rendered_without_repeats() {
+        let io = std::io::Error::other("invalid gzip header");
+        let e = anyhow::Error::new(crate::scan::ScanError::Archive {
+            path: "x.tar.gz".into(),
+            source: io,
+        })
+        .context("scan failed");
+        assert_eq!(
+            render_error(&e),
+            "scan failed: reading the archive x.tar.gz failed: invalid gzip header"
+        );
+        let e = anyhow!("inner").context("outer");
+        assert_eq!(render_error(&e), "outer: inner");
     }
 
     #[test]

@@ -21,6 +21,32 @@ pub(super) fn prepare(
     out: &mut dyn Write,
 ) -> Result<Prepared> {
     let (all, arches) = ctx.resolve_list(names)?;
+    // A search directory that is not there is a typo, not "no interpreter installed".
+    for d in &ctx.g.qemu_path {
+        match std::fs::metadata(d) {
+            Ok(m) if m.is_dir() => {}
+            Ok(m) => {
+                return Err(BadInput(format!(
+                    "interpreter search path {}: {}, not a directory: check --qemu-path (or qemu_path in the config)",
+                    d.display(),
+                    crate::input::kind_of(m.file_type()).trim_start_matches("a ")
+                ))
+                .into());
+            }
+            Err(e) => {
+                return Err(BadInput(format!(
+                    "interpreter search path {}: {}: check --qemu-path (or qemu_path in the config)",
+                    d.display(),
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        "no such directory".to_owned()
+                    } else {
+                        e.to_string()
+                    }
+                ))
+                .into());
+            }
+        }
+    }
     let req = ctx.requirements(flags.fix_binary)?;
     let mut rows: Vec<Row> = Vec::new();
     let mut notes: Vec<String> = Vec::new();
@@ -184,16 +210,52 @@ pub(super) fn install_cmd(
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
+    // --persist: the config is read, checked and its new content written to a temporary file
+    // (under a lock) before the first kernel write; it is renamed into place only after
+    // install succeeded.
+    let pending = if opts.persist && !ctx.g.dry_run {
+        // Names first, so an unknown arch is reported as such, not as a config error.
+        ctx.resolve_list(names)?;
+        let flags = flags_from(opts)?;
+        let qemu_path = if ctx.g.qemu_path.is_empty() {
+            Vec::new()
+        } else {
+            ctx.search_dirs()
+        };
+        let req = crate::config::PersistRequest {
+            arches: names,
+            flags,
+            qemu_path: &qemu_path,
+            keep_existing: opts.keep_existing,
+        };
+        Some(
+            crate::config::prepare_persist(&ctx.g.config, &req, ctx.table)
+                .map_err(|e| anyhow::Error::new(BadInput(format!("{e}; nothing was changed"))))?,
+        )
+    } else {
+        None
+    };
     install(ctx, names, opts, out)?;
-    if opts.persist && !ctx.g.dry_run {
-        crate::config::persist(&ctx.g.config, names, ctx.table)
-            .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
-        writeln!(
-            out,
-            "note: added {} to {}",
-            names.join(", "),
-            ctx.g.config.display()
+    if let Some(p) = pending {
+        let changes = p.changes();
+        p.commit().context(
+            "the entries were registered, but the config file was not updated: run the same command again",
         )?;
+        if changes {
+            writeln!(
+                out,
+                "note: added {} to {}",
+                names.join(", "),
+                ctx.g.config.display()
+            )?;
+        } else {
+            writeln!(
+                out,
+                "note: {} already has {}",
+                ctx.g.config.display(),
+                names.join(", ")
+            )?;
+        }
     }
     Ok(())
 }
@@ -209,10 +271,9 @@ pub(super) fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    let cfg = crate::config::load(&ctx.g.config, ctx.table).map_err(|e| match e {
-        crate::config::ConfigError::Read { .. } => anyhow::Error::new(Unsupported(e.to_string())),
-        other => anyhow::Error::new(BadInput(other.to_string())),
-    })?;
+    // Unreadable or malformed config: bad input (exit 2), nothing changed.
+    let cfg = crate::config::load(&ctx.g.config, ctx.table)
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
     if remove {
         let names: Vec<std::ffi::OsString> = if cfg.arches.iter().any(|a| a == "all") {
             vec!["all".into()]
@@ -302,10 +363,8 @@ pub(super) fn export(
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
             for (name, text) in &files {
-                let path = d.join(name);
-                std::fs::write(&path, text)
-                    .with_context(|| format!("writing {}", path.display()))?;
-                writeln!(out, "wrote {}", path.display())?;
+                write_new_file(d, name, text)?;
+                writeln!(out, "wrote {}", d.join(name).display())?;
             }
         }
         None => {
@@ -315,6 +374,45 @@ pub(super) fn export(
         }
     }
     Ok(())
+}
+
+/// Writes `name` in `dir` without following any symlink: the content goes to a temporary file
+/// created with O_CREAT|O_EXCL|O_NOFOLLOW next to it, is synced, and is renamed over `name` (a
+/// symlink or file there is replaced, never written through).
+fn write_new_file(dir: &std::path::Path, name: &str, text: &str) -> Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, unlinkat};
+    let path = dir.join(name);
+    let ctx = || format!("cannot write {}", path.display());
+    let dfd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(ctx)?;
+    let tmp = format!(".{name}.tmp.{}", std::process::id());
+    let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
+    let fd = openat(
+        &dfd,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(ctx)?;
+    let mut f = std::fs::File::from(fd);
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            renameat(&dfd, tmp.as_str(), &dfd, name)
+                .map_err(|e| anyhow::Error::from(std::io::Error::from(e)))
+        });
+    if written.is_err() {
+        let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
+    }
+    written.with_context(ctx)
 }
 
 /// What `import` may do.
@@ -340,8 +438,9 @@ pub(super) fn import(
             vec![p.clone()]
         };
         for f in files {
-            let text = std::fs::read_to_string(&f)
-                .map_err(|e| BadInput(format!("cannot read {}: {e}", f.display())))?;
+            // A regular file of at most 1 MiB (a FIFO or /dev/zero is refused, not read).
+            let text = crate::input::read_text(&f, crate::input::MAX_TEXT)
+                .map_err(|e| BadInput(e.to_string()))?;
             imported.extend(
                 crate::interop::parse_binfmt_d(&f, &text).map_err(|e| BadInput(e.to_string()))?,
             );
@@ -726,7 +825,7 @@ pub(super) fn uninstall(
     targets: &[std::ffi::OsString],
     out: &mut dyn Write,
 ) -> Result<()> {
-    ctx.mount_to_read();
+    ctx.mount_to_read()?;
     let current = ctx.snapshot()?;
     let (wanted, absent) = select_for_uninstall(ctx.table, targets, &current).map_err(BadInput)?;
     let dry = ctx.g.dry_run;
@@ -767,7 +866,7 @@ pub(super) fn uninstall(
 }
 
 pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let mounted = ctx.mount_to_read();
+    let mounted = ctx.mount_to_read()?;
     let entries = if mounted { ctx.fs.list()? } else { Vec::new() };
     let enabled = if mounted {
         ctx.fs.global_enabled()?

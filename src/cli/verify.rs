@@ -1,6 +1,7 @@
 //! Commands that look without changing anything: inspect, scan, test.
 
 use super::*;
+use crate::input::escape as esc;
 
 /// The kernel's entries (newest first) and whether binfmt_misc as a whole is enabled; empty and
 /// false when it is not mounted.
@@ -19,11 +20,15 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
     let mut failed = 0;
     for path in files {
         let one = || -> std::result::Result<crate::inspect::Report, String> {
-            let file = std::fs::File::open(path).map_err(|e| format!("cannot open: {e}"))?;
-            let meta = file.metadata().map_err(|e| format!("cannot stat: {e}"))?;
-            if !meta.is_file() {
-                return Err("not a regular file".into());
-            }
+            // A regular file only: a FIFO or device would block or never end.
+            let file = crate::input::open_regular(path).map_err(|e| match e {
+                crate::input::InputError::Missing { .. } => "cannot open: no such file".into(),
+                crate::input::InputError::Open { cause, .. } => format!("cannot open: {cause}"),
+                crate::input::InputError::NotRegular { kind, .. } => {
+                    format!("{kind}, not a regular file")
+                }
+                other => other.to_string(),
+            })?;
             let mut header = vec![0u8; crate::registration::BINPRM_BUF_SIZE];
             let n = file
                 .read_at(&mut header, 0)
@@ -77,9 +82,9 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
     } else {
         for (p, r) in &results {
             match r {
-                Err(e) => writeln!(out, "{}: {e}", p.display())?,
+                Err(e) => writeln!(out, "{}: {}", esc(&p.display().to_string()), esc(e))?,
                 Ok(r) => {
-                    writeln!(out, "{}", p.display())?;
+                    writeln!(out, "{}", esc(&p.display().to_string()))?;
                     let names = match &r.arch {
                         Some(a) => {
                             let mut extra: Vec<String> = r.platform.iter().cloned().collect();
@@ -102,7 +107,8 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
                     line.push(match &r.interp {
                         None => "static".into(),
                         Some(i) => format!(
-                            "dynamic, interpreter {i}{}",
+                            "dynamic, interpreter {}{}",
+                            esc(i),
                             if r.interp_present == Some(false) {
                                 " (missing here)"
                             } else {
@@ -114,9 +120,9 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
                         line.push(format!("build id {b}"));
                     }
                     writeln!(out, "  {}", line.join("; "))?;
-                    writeln!(out, "  kernel: {}", r.verdict)?;
+                    writeln!(out, "  kernel: {}", esc(&r.verdict.to_string()))?;
                     for w in &r.warnings {
-                        writeln!(out, "  warning: {w}")?;
+                        writeln!(out, "  warning: {}", esc(&w.to_string()))?;
                     }
                 }
             }
@@ -137,12 +143,9 @@ pub(super) fn scan(
     let (entries, enabled) = kernel_view(ctx)?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let started = std::time::Instant::now();
-    let s = crate::scan::scan(ctx.table, path, threads).map_err(|e| match e {
-        crate::scan::ScanError::NotTree { .. } | crate::scan::ScanError::Open { .. } => {
-            anyhow::Error::new(BadInput(e.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
+    // Unreadable or malformed input, a corrupt archive included: exit 2.
+    let s = crate::scan::scan(ctx.table, path, threads)
+        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
     let elapsed = started.elapsed();
     let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's
@@ -174,7 +177,7 @@ pub(super) fn scan(
     writeln!(
         out,
         "{}: {} files, {} ELF, {} links/special files not opened ({:.2} s)",
-        path.display(),
+        esc(&path.display().to_string()),
         s.files,
         s.elf.len(),
         s.special,
@@ -206,7 +209,7 @@ pub(super) fn scan(
             c.files,
             c.executables,
             how,
-            c.examples.join(" ")
+            esc(&c.examples.join(" "))
         )?;
     }
     for u in &unknown {
@@ -217,7 +220,7 @@ pub(super) fn scan(
             u.class,
             u.endian,
             u.files,
-            u.examples.join(" ")
+            esc(&u.examples.join(" "))
         )?;
     }
     if !s.errors.is_empty() {
@@ -225,8 +228,8 @@ pub(super) fn scan(
             out,
             "{} files could not be read, e.g. {}: {}",
             s.errors.len(),
-            s.errors[0].0,
-            s.errors[0].1
+            esc(&s.errors[0].0),
+            esc(&s.errors[0].1)
         )?;
     }
     if list {
@@ -235,7 +238,7 @@ pub(super) fn scan(
                 out,
                 "{}\t{}",
                 f.arch.as_deref().unwrap_or("unknown"),
-                f.path
+                esc(&f.path)
             )?;
         }
     }
