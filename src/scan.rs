@@ -242,50 +242,62 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    let open = || {
-        File::open(path).map_err(|e| ScanError::Open {
-            path: path.to_owned(),
-            source: e,
-        })
-    };
-    let mut magic = [0u8; 4];
-    let n = open()?.read(&mut magic).unwrap_or(0);
-    let file = BufReader::new(open()?);
-    let archive_err = |source| ScanError::Archive {
+    let file = File::open(path).map_err(|e| ScanError::Open {
         path: path.to_owned(),
-        source,
-    };
+        source: e,
+    })?;
+    match archive_stream(BufReader::new(file)) {
+        Ok(Some(reader)) => Ok(reader),
+        Ok(None) => Err(ScanError::NotTree {
+            path: path.to_owned(),
+        }),
+        Err(source) => Err(ScanError::Archive {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The tar stream inside `input` (plain, gzip or zstd, told apart by magic); `None` when what
+/// comes out is not a tar. Pure on its input, so the fuzz harness drives it from bytes.
+pub fn archive_stream<R: io::BufRead + 'static>(mut input: R) -> io::Result<Option<Box<dyn Read>>> {
+    let mut magic = [0u8; 4];
+    let head = input.fill_buf()?;
+    let n = head.len().min(4);
+    magic[..n].copy_from_slice(&head[..n]);
     let reader: Box<dyn Read> = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(file)
-                .map_err(|e| archive_err(io::Error::other(e.to_string())))?,
+            ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| io::Error::other(e.to_string()))?,
         ),
-        _ => Box::new(file),
+        _ => Box::new(input),
     };
     let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
-    let head = io::BufRead::fill_buf(&mut reader).map_err(archive_err)?;
+    let head = io::BufRead::fill_buf(&mut reader)?;
     if head.len() < 262 || &head[257..262] != b"ustar" {
-        return Err(ScanError::NotTree {
-            path: path.to_owned(),
-        });
+        return Ok(None);
     }
-    Ok(Box::new(reader))
+    Ok(Some(Box::new(reader)))
 }
 
 /// Streams an archive: gzip, zstd or plain tar.
 pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
     let reader = open_archive(path)?;
-    let archive_err = |source| ScanError::Archive {
+    scan_stream(table, reader).map_err(|source| ScanError::Archive {
         path: path.to_owned(),
         source,
-    };
+    })
+}
+
+/// Scans the members of a tar stream (already decompressed by `archive_stream`).
+pub fn scan_stream(table: &Table, reader: impl Read) -> io::Result<Scan> {
     let mut out = Scan::default();
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(archive_err)?;
+    let entries = archive.entries()?;
     let mut buf = Vec::with_capacity(HEADER_LEN);
     for entry in entries {
-        let entry = entry.map_err(archive_err)?;
+        let entry = entry?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             continue;
