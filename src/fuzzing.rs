@@ -15,8 +15,11 @@ use std::path::Path;
 use crate::arch::{Endian, Table};
 use crate::registration::{self, Entry, Matcher, Registration};
 
+/// A harness: takes the fuzzer's bytes, panics when a property fails.
+pub type Harness = fn(&[u8]);
+
 /// Every target, by the name of its corpus directory and cargo-fuzz binary.
-pub const TARGETS: &[(&str, fn(&[u8]))] = &[
+pub const TARGETS: &[(&str, Harness)] = &[
     ("register_record", register_record),
     ("proc_entry", proc_entry),
     ("elf_inspect", elf_inspect),
