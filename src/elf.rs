@@ -293,10 +293,29 @@ pub fn os_abi_name(b: u8) -> String {
 /// The file range `(start, end)` of the named section, from the section headers. `None` when
 /// the file has no section headers or no such section (stripped of them, or not ELF).
 pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
-    use goblin::elf::section_header::SectionHeader;
     use std::os::unix::fs::FileExt;
-    let mut head = vec![0u8; 64];
-    file.read_exact_at(&mut head, 0).ok()?;
+    section_range_with(name, |off, len| {
+        let mut b = vec![0u8; len];
+        file.read_exact_at(&mut b, off).ok().map(|()| b)
+    })
+}
+
+/// `section_range` on an image in memory (used by the fuzz harness).
+pub fn section_range_in(bytes: &[u8], name: &str) -> Option<(u64, u64)> {
+    section_range_with(name, |off, len| {
+        let start = usize::try_from(off).ok()?;
+        bytes
+            .get(start..start.checked_add(len)?)
+            .map(<[u8]>::to_vec)
+    })
+}
+
+fn section_range_with(
+    name: &str,
+    read_at: impl Fn(u64, usize) -> Option<Vec<u8>>,
+) -> Option<(u64, u64)> {
+    use goblin::elf::section_header::SectionHeader;
+    let head = read_at(0, 64)?;
     let h = goblin::elf::Elf::parse_header(&head).ok()?;
     let ctx = Ctx::new(h.container().ok()?, h.endianness().ok()?);
     let count = usize::from(h.e_shnum);
@@ -304,8 +323,7 @@ pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
     if count == 0 || size > MAX_PHDR_END {
         return None;
     }
-    let mut table = vec![0u8; size];
-    file.read_exact_at(&mut table, h.e_shoff).ok()?;
+    let table = read_at(h.e_shoff, size)?;
     // Not SectionHeader::parse: it reads offset 0 as "no section headers".
     let entsize = usize::from(h.e_shentsize);
     let shdrs: Vec<SectionHeader> = (0..count)
@@ -315,8 +333,7 @@ pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
     let strsize = usize::try_from(strtab.sh_size)
         .ok()
         .filter(|&n| n <= MAX_PHDR_END)?;
-    let mut names = vec![0u8; strsize];
-    file.read_exact_at(&mut names, strtab.sh_offset).ok()?;
+    let names = read_at(strtab.sh_offset, strsize)?;
     shdrs.iter().find_map(|s| {
         let n = names.get(s.sh_name..)?;
         let n = &n[..n.iter().position(|&b| b == 0)?];

@@ -8,6 +8,8 @@ pub mod cli;
 pub mod config;
 pub mod cross;
 pub mod elf;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod host;
 pub mod input;
 pub mod inspect;

@@ -699,7 +699,8 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryParseError> {
     let mut magic = None;
     let mut mask = None;
     let mut extension = None;
-    for (i, line) in text.lines().enumerate() {
+    // Lines end at '\n' only: an interpreter path may end in '\r' (`str::lines` would drop it).
+    for (i, line) in text.split('\n').enumerate() {
         let n = i + 1;
         if line == "enabled" || line == "disabled" {
             enabled = Some(line == "enabled");
@@ -717,7 +718,9 @@ pub fn parse_entry(name: &str, text: &str) -> Result<Entry, EntryParseError> {
         } else if let Some(v) = line.strip_prefix("mask ") {
             mask = Some(decode_hex(v.trim()).ok_or_else(|| fail(n, "mask is not hex"))?);
         } else if let Some(v) = line.strip_prefix("extension ") {
-            extension = Some(v.trim().trim_start_matches('.').to_owned());
+            // The kernel prints exactly one '.' before the extension, taken verbatim (it may
+            // itself start with '.' or end with a space).
+            extension = Some(v.strip_prefix('.').unwrap_or(v).to_owned());
         } else if !line.is_empty() {
             return Err(fail(n, &format!("unexpected line {line:?}")));
         }
@@ -956,6 +959,29 @@ mod tests {
         assert!(!e.enabled);
         assert!(parse_entry("x", "enabled\nflags: P\n").is_err());
         assert!(parse_entry("x", "enabled\ninterpreter /a\nmagic zz\n").is_err());
+    }
+
+    /// Found by the fuzzer (fuzz/corpus/*/regression-entry-*): the kernel prints the extension
+    /// verbatim after one '.', and an interpreter path may end in '\r'; reading an entry back
+    /// trimmed both, so the read-back after apply saw a different registration.
+    #[test]
+    fn entry_text_is_read_back_verbatim() {
+        for ext in ["..", ".x", "x ", " x"] {
+            let e = Entry {
+                registration: Registration {
+                    name: "e".into(),
+                    matcher: Matcher::Extension(ext.into()),
+                    interpreter: "/usr/bin/x".into(),
+                    flags: Flags::default(),
+                },
+                enabled: true,
+            };
+            assert_eq!(parse_entry("e", &render_entry(&e)).unwrap(), e, "{ext:?}");
+        }
+        let text = "enabled\ninterpreter /usr/bin/x\r\nflags: \nextension .py\n";
+        let e = parse_entry("e", text).unwrap();
+        assert_eq!(e.registration.interpreter, "/usr/bin/x\r");
+        assert_eq!(render_entry(&e), text);
     }
 
     #[test]

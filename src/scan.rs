@@ -256,28 +256,39 @@ pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
 
 /// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
 pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    let archive_err = |source| ScanError::Archive {
-        path: path.to_owned(),
-        source,
-    };
-    let mut file = BufReader::new(raw);
-    let magic = io::BufRead::fill_buf(&mut file).map_err(archive_err)?;
-    let reader: Box<dyn Read> = match magic {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(file)),
-        [0x28, 0xb5, 0x2f, 0xfd, ..] => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(file)
-                .map_err(|e| archive_err(io::Error::other(e.to_string())))?,
+    match archive_stream(BufReader::new(raw)) {
+        Ok(Some(reader)) => Ok(reader),
+        Ok(None) => Err(ScanError::NotTree {
+            path: path.to_owned(),
+        }),
+        Err(source) => Err(ScanError::Archive {
+            path: path.to_owned(),
+            source,
+        }),
+    }
+}
+
+/// The tar stream inside `input` (plain, gzip or zstd, told apart by magic); `None` when what
+/// comes out is not a tar. Pure on its input, so the fuzz harness drives it from bytes.
+pub fn archive_stream<R: io::BufRead + 'static>(mut input: R) -> io::Result<Option<Box<dyn Read>>> {
+    let mut magic = [0u8; 4];
+    let head = input.fill_buf()?;
+    let n = head.len().min(4);
+    magic[..n].copy_from_slice(&head[..n]);
+    let reader: Box<dyn Read> = match &magic[..n] {
+        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
+        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
+            ruzstd::decoding::StreamingDecoder::new(input)
+                .map_err(|e| io::Error::other(e.to_string()))?,
         ),
-        _ => Box::new(file),
+        _ => Box::new(input),
     };
     let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
-    let head = io::BufRead::fill_buf(&mut reader).map_err(archive_err)?;
+    let head = io::BufRead::fill_buf(&mut reader)?;
     if head.len() < 262 || &head[257..262] != b"ustar" {
-        return Err(ScanError::NotTree {
-            path: path.to_owned(),
-        });
+        return Ok(None);
     }
-    Ok(Box::new(TarGuard::new(reader)))
+    Ok(Some(Box::new(TarGuard::new(reader))))
 }
 
 /// The largest tar metadata member (GNU long name or link, pax header) we accept: 1 MiB. The
@@ -449,16 +460,20 @@ fn pax_record(data: &[u8], key: &str) -> Option<String> {
 /// Streams an archive: gzip, zstd or plain tar.
 pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
     let reader = open_archive(path)?;
-    let archive_err = |source| ScanError::Archive {
+    scan_stream(table, reader).map_err(|source| ScanError::Archive {
         path: path.to_owned(),
         source,
-    };
+    })
+}
+
+/// Scans the members of a tar stream (already decompressed by `archive_stream`).
+pub fn scan_stream(table: &Table, reader: impl Read) -> io::Result<Scan> {
     let mut out = Scan::default();
     let mut archive = tar::Archive::new(reader);
-    let entries = archive.entries().map_err(archive_err)?;
+    let entries = archive.entries()?;
     let mut buf = Vec::with_capacity(HEADER_LEN);
     for entry in entries {
-        let entry = entry.map_err(archive_err)?;
+        let entry = entry?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
             continue;
