@@ -167,6 +167,12 @@ pub enum TableError {
     Invalid { arch: String, reason: String },
 }
 
+impl crate::error::Classify for TableError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
+
 /// The loaded, validated table.
 #[derive(Debug)]
 pub struct Table {
@@ -180,6 +186,12 @@ pub struct Table {
 pub struct UnknownArch {
     pub name: String,
     pub suggestions: Vec<String>,
+}
+
+impl crate::error::Classify for UnknownArch {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
 }
 
 fn suggestion(s: &[String]) -> String {

@@ -61,6 +61,17 @@ pub enum ConfigError {
     Write { path: PathBuf, message: String },
 }
 
+impl crate::error::Classify for ConfigError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ConfigError::Missing { .. } | ConfigError::Invalid { .. } => ErrorKind::BadInput,
+            ConfigError::Read { .. } => ErrorKind::Environment,
+            ConfigError::Write { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

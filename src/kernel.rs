@@ -81,6 +81,16 @@ pub enum KernelError {
     },
 }
 
+impl crate::error::Classify for KernelError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        if self.is_environment() {
+            crate::error::ErrorKind::Environment
+        } else {
+            crate::error::ErrorKind::Failed
+        }
+    }
+}
+
 impl KernelError {
     /// True when the environment, not the request, is at fault (exit code 3).
     pub fn is_environment(&self) -> bool {

@@ -8,7 +8,7 @@ use binfmtctl::cli;
 
 fn main() -> ExitCode {
     let args = cli::parse();
-    let level = match (args.global.quiet, args.global.verbose) {
+    let level = match (args.output.quiet, args.output.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -22,11 +22,32 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
+    let json = args.output.json;
     let stdout = std::io::stdout();
     let mut out = stdout.lock();
-    match cli::run(args, &mut out) {
-        Ok(()) => ExitCode::from(cli::EXIT_OK),
+    // With --json the output is held until the end, so a failure can carry what was printed
+    // before it inside the one error object (docs/json.md).
+    let mut held: Vec<u8> = Vec::new();
+    let result = if json {
+        cli::run(args, &mut held)
+    } else {
+        cli::run(args, &mut out)
+    };
+    match result {
+        Ok(()) => {
+            let _ = out.write_all(&held);
+            let _ = out.flush();
+            ExitCode::from(cli::EXIT_OK)
+        }
         Err(e) => {
+            if json {
+                let v = cli::error_json(&e, &held);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                );
+            }
             let _ = out.flush();
             // The command run in a sandbox spoke for itself; just pass its status on.
             if e.downcast_ref::<cli::ChildExit>().is_none() {

@@ -31,6 +31,8 @@ pub enum Action {
     },
     /// Remove an entry (uninstall).
     Remove { entry: Entry },
+    /// Switch an enabled entry off, keeping it (`disable`).
+    Disable { arch: String, current: Entry },
 }
 
 impl Action {
@@ -44,6 +46,7 @@ impl Action {
             Action::Register { new, .. } | Action::Replace { new, .. } => &new.name,
             Action::Keep { current, .. }
             | Action::Enable { current, .. }
+            | Action::Disable { current, .. }
             | Action::KeepExisting { current, .. } => &current.registration.name,
             Action::Remove { entry } => &entry.registration.name,
         }
@@ -63,6 +66,8 @@ impl Action {
             (Action::KeepExisting { .. }, _) => "kept-existing",
             (Action::Remove { .. }, false) => "removed",
             (Action::Remove { .. }, true) => "would-remove",
+            (Action::Disable { .. }, false) => "disabled",
+            (Action::Disable { .. }, true) => "would-disable",
         }
     }
 }
@@ -177,6 +182,29 @@ pub fn plan_uninstall(names: &[String], current: &[KernelEntry]) -> Plan {
     }
 }
 
+/// Switches existing entries on (`enable`) or off, keeping them: `targets` are (arch or
+/// `None`, entry name) pairs that exist in `current`. Entries already in that state are kept.
+pub fn plan_switch(targets: &[(String, String)], current: &[KernelEntry], enable: bool) -> Plan {
+    let actions = targets
+        .iter()
+        .filter_map(|(arch, name)| {
+            let k = current
+                .iter()
+                .find(|k| &k.entry.registration.name == name)?;
+            let (arch, current) = (arch.clone(), k.entry.clone());
+            Some(match (enable, current.enabled) {
+                (true, true) | (false, false) => Action::Keep { arch, current },
+                (true, false) => Action::Enable { arch, current },
+                (false, true) => Action::Disable { arch, current },
+            })
+        })
+        .collect();
+    Plan {
+        actions,
+        overlaps: Vec::new(),
+    }
+}
+
 /// The pattern of `reg` accepts one of these headers (the host's own executables or the
 /// interpreter itself): registering it would capture native binaries.
 pub fn captures_native<'h>(
@@ -195,6 +223,7 @@ enum Undo {
     Remove(String),
     Restore(Entry),
     Disable(String),
+    Enable(String),
 }
 
 /// A failed apply, after rollback.
@@ -207,6 +236,13 @@ pub struct ApplyError {
     pub rolled_back: Vec<String>,
     /// Rollback steps that failed in turn (the kernel is then left partly changed).
     pub rollback_errors: Vec<KernelError>,
+}
+
+/// A failed apply is a failed operation (rolled back), whatever the errno underneath.
+impl crate::error::Classify for ApplyError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
 }
 
 fn rollback_summary(done: &[String], errs: &[KernelError]) -> String {
@@ -233,6 +269,12 @@ pub enum ApplyFailure {
     Verify { name: String, detail: String },
 }
 
+impl crate::error::Classify for ApplyFailure {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
+
 /// Performs the plan, then reads every touched entry back. On any failure, undoes what this run
 /// did, newest step first, and returns what happened.
 pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
@@ -247,6 +289,7 @@ pub fn apply(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyError> {
         let r = match &undo {
             Undo::Remove(name) => fs.remove(name).map(|()| name.clone()),
             Undo::Disable(name) => fs.set_enabled(name, false).map(|()| name.clone()),
+            Undo::Enable(name) => fs.set_enabled(name, true).map(|()| name.clone()),
             Undo::Restore(e) => fs.register(&e.registration).and_then(|()| {
                 if e.enabled {
                     Ok(())
@@ -295,6 +338,10 @@ fn run_steps(fs: &dyn BinfmtFs, plan: &Plan, journal: &mut Vec<Undo>) -> Result<
                 fs.remove(&entry.registration.name)?;
                 journal.push(Undo::Restore(entry.clone()));
             }
+            Action::Disable { current, .. } => {
+                fs.set_enabled(&current.registration.name, false)?;
+                journal.push(Undo::Enable(current.registration.name.clone()));
+            }
         }
     }
     Ok(())
@@ -316,6 +363,24 @@ fn verify(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyFailure> {
                     return Err(ApplyFailure::Verify {
                         name: entry.registration.name.clone(),
                         detail: "still present after removal".into(),
+                    });
+                }
+                None
+            }
+            Action::Disable { current, .. } => {
+                let name = &current.registration.name;
+                let detail = match find(name) {
+                    None => Some("missing"),
+                    Some(k) if k.entry.enabled => Some("still enabled"),
+                    Some(k) if !k.entry.registration.same_as(&current.registration) => {
+                        Some("changed")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(d) = detail {
+                    return Err(ApplyFailure::Verify {
+                        name: name.clone(),
+                        detail: d.into(),
                     });
                 }
                 None
@@ -382,6 +447,59 @@ mod tests {
             .iter()
             .map(|a| (a.name().to_owned(), a.verb(false)))
             .collect()
+    }
+
+    #[test]
+    fn disable_then_enable_keeps_the_entry_and_rolls_back() {
+        let a = desired("aarch64").registration;
+        let fake = RecordingBinfmt::mounted_with(&[entry(a.clone(), true), entry(jar(), false)]);
+        let t = |n: &str| vec![("aarch64".to_owned(), n.to_owned())];
+        let plan = plan_switch(&t("qemu-aarch64"), &fake.list().unwrap(), false);
+        assert_eq!(verbs(&plan), [("qemu-aarch64".into(), "disabled")]);
+        apply(&fake, &plan).unwrap();
+        let now = fake.list().unwrap();
+        let aarch64 = |l: &[KernelEntry]| {
+            l.iter()
+                .find(|k| k.entry.registration.name == "qemu-aarch64")
+                .map(|k| k.entry.clone())
+                .unwrap()
+        };
+        assert!(!aarch64(&now).enabled, "disabled, still there");
+        assert!(aarch64(&now).registration.same_as(&a), "unchanged");
+        // Already disabled: kept, nothing written.
+        let again = plan_switch(&t("qemu-aarch64"), &now, false);
+        assert_eq!(verbs(&again), [("qemu-aarch64".into(), "kept")]);
+        let on = plan_switch(
+            &[
+                ("aarch64".to_owned(), "qemu-aarch64".to_owned()),
+                (String::new(), "jar".to_owned()),
+            ],
+            &now,
+            true,
+        );
+        assert_eq!(
+            verbs(&on),
+            [
+                ("qemu-aarch64".into(), "enabled"),
+                ("jar".into(), "enabled")
+            ]
+        );
+        // The second step fails: the first is undone (disabled again).
+        fake.fail
+            .borrow_mut()
+            .push((Call::Enable("jar".into(), true), Errno::IO));
+        let e = apply(&fake, &on).unwrap_err();
+        assert_eq!(e.rolled_back, ["qemu-aarch64"]);
+        let after = fake.list().unwrap();
+        let enabled = |n: &str| {
+            after
+                .iter()
+                .find(|k| k.entry.registration.name == n)
+                .unwrap()
+                .entry
+                .enabled
+        };
+        assert!(!enabled("qemu-aarch64") && !enabled("jar"));
     }
 
     #[test]

@@ -134,6 +134,16 @@ pub enum ScanError {
     Archive { path: PathBuf, source: io::Error },
 }
 
+impl crate::error::Classify for ScanError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ScanError::Open { .. } | ScanError::NotTree { .. } => ErrorKind::BadInput,
+            ScanError::Archive { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
 /// reads headers in parallel.
 pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {

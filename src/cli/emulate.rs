@@ -11,7 +11,8 @@ pub(super) fn private_handler(ctx: &Ctx, arch: &Arch) -> Result<String> {
         .chosen()
         .ok_or_else(|| BadInput(format!("{}: {}", arch.name, d.refusal())))?;
     let reg = arch.registration(&c.facts.path.to_string_lossy(), Flags::DEFAULT);
-    Ok(reg.to_record().map_err(|e| BadInput(e.to_string()))?)
+    reg.to_record()
+        .with_context(|| format!("the record for {}", reg.name))
 }
 
 pub(super) fn require_private_binfmt(what: &str) -> Result<()> {
@@ -98,8 +99,7 @@ pub(super) fn rootfs_create(
         include,
         mirror,
     };
-    let command =
-        crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private).map_err(BadInput)?;
+    let command = crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private)?;
     writeln!(
         out,
         "creating a {suite} {variant} rootfs for {} in {} with {}{}",
@@ -153,13 +153,7 @@ pub(super) fn emulated_spec(
     out: &mut dyn Write,
 ) -> Result<crate::sandbox::Spec> {
     use crate::sandbox::{Bind, RootSetup, Spec, Userns};
-    let root = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache()).map_err(
-        |e| match e {
-            crate::rootfs::RootfsError::NotRootfs { .. }
-            | crate::rootfs::RootfsError::Io { .. } => anyhow::Error::new(BadInput(e.to_string())),
-            other => anyhow::Error::new(other),
-        },
-    )?;
+    let root = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache())?;
     let detected = crate::rootfs::detect_arch(ctx.table, &root);
     let arch = match (&args.arch, detected) {
         (Some(a), Ok((d, from))) => {
@@ -175,7 +169,7 @@ pub(super) fn emulated_spec(
         }
         (Some(a), Err(_)) => ctx.table.resolve(a)?,
         (None, Ok((d, _))) => d,
-        (None, Err(e)) => return Err(BadInput(e.to_string()).into()),
+        (None, Err(e)) => return Err(e.into()),
     };
     let root_user = rustix::process::geteuid().is_root();
     let rootless = args.rootless || !root_user;
@@ -218,7 +212,7 @@ pub(super) fn emulated_spec(
             .into());
         }
         Some(u) => {
-            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u).map_err(BadInput)?;
+            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u)?;
             (Some(uid), Some(gid), home)
         }
     };
@@ -323,11 +317,7 @@ pub(super) fn cross_vars(
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
     let arch = ctx.table.resolve(arch)?;
     let (_, vars) = cross_vars(ctx, arch).map_err(Unsupported)?;
-    write!(
-        out,
-        "{}",
-        crate::cross::render(&vars, format).map_err(BadInput)?
-    )?;
+    write!(out, "{}", crate::cross::render(&vars, format)?)?;
     Ok(())
 }
 

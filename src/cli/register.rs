@@ -81,8 +81,7 @@ pub(super) fn prepare(
             continue;
         }
         // The record must be one the kernel accepts.
-        reg.to_record()
-            .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
+        reg.to_record().with_context(|| reg.name.clone())?;
         desired.push(Desired {
             arch: a.name.clone(),
             registration: reg,
@@ -177,7 +176,7 @@ pub(super) fn install_cmd(
     install(ctx, names, opts, out)?;
     if opts.persist && !ctx.g.dry_run {
         crate::config::persist(&ctx.g.config, names, ctx.table)
-            .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
+            .context("the arches were installed, but not persisted")?;
         writeln!(
             out,
             "note: added {} to {}",
@@ -194,15 +193,12 @@ pub(super) fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
         json: true,
         ..g.clone()
     };
-    status(&Ctx::new(&g), out)
+    status(&Ctx::new(&g)?, out)
 }
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    let cfg = crate::config::load(&ctx.g.config, ctx.table).map_err(|e| match e {
-        crate::config::ConfigError::Read { .. } => anyhow::Error::new(Unsupported(e.to_string())),
-        other => anyhow::Error::new(BadInput(other.to_string())),
-    })?;
+    let cfg = crate::config::load(&ctx.g.config, ctx.table)?;
     if remove {
         let names: Vec<String> = if cfg.arches.iter().any(|a| a == "all") {
             vec!["all".into()]
@@ -219,7 +215,7 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
             qemu_path: cfg.qemu_path.clone(),
             ..ctx.g.clone()
         };
-        sub = Ctx::new(&g);
+        sub = Ctx::new(&g)?;
         &sub
     } else {
         ctx
@@ -248,7 +244,7 @@ pub(super) fn export(
                     crate::interop::to_binfmt_d(&d.registration, &d.arch)?,
                 ))
             })
-            .collect::<std::result::Result<_, String>>(),
+            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
         "update-binfmts" => p
             .desired
             .iter()
@@ -258,7 +254,7 @@ pub(super) fn export(
                     crate::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
                 ))
             })
-            .collect::<std::result::Result<_, String>>(),
+            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
         "json" => {
             let v: Vec<serde_json::Value> = p
                 .desired
@@ -286,8 +282,7 @@ pub(super) fn export(
             ))
             .into());
         }
-    }
-    .map_err(BadInput)?;
+    }?;
     match dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -323,9 +318,7 @@ pub(super) fn import(
         for f in files {
             let text = std::fs::read_to_string(&f)
                 .map_err(|e| BadInput(format!("cannot read {}: {e}", f.display())))?;
-            imported.extend(
-                crate::interop::parse_binfmt_d(&f, &text).map_err(|e| BadInput(e.to_string()))?,
-            );
+            imported.extend(crate::interop::parse_binfmt_d(&f, &text)?);
         }
     }
     if !register {
@@ -444,7 +437,8 @@ pub(super) fn report_plan(
             | Action::Keep { arch, .. }
             | Action::Enable { arch, .. }
             | Action::Replace { arch, .. }
-            | Action::KeepExisting { arch, .. } => Some(arch.as_str()),
+            | Action::KeepExisting { arch, .. }
+            | Action::Disable { arch, .. } => Some(arch.as_str()),
             Action::Remove { .. } => None,
         };
         let mut row = Row::new(a.verb(dry_run), a.name().to_owned(), arch);
@@ -453,7 +447,9 @@ pub(super) fn report_plan(
                 row.interpreter = Some(new.interpreter.clone());
                 row.flags = Some(new.flags.to_string());
             }
-            Action::Keep { current, .. } | Action::Enable { current, .. } => {
+            Action::Keep { current, .. }
+            | Action::Enable { current, .. }
+            | Action::Disable { current, .. } => {
                 row.interpreter = Some(current.registration.interpreter.clone());
                 row.flags = Some(current.registration.flags.to_string());
             }

@@ -137,12 +137,7 @@ pub(super) fn scan(
     let (entries, enabled) = kernel_view(ctx)?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let started = std::time::Instant::now();
-    let s = crate::scan::scan(ctx.table, path, threads).map_err(|e| match e {
-        crate::scan::ScanError::NotTree { .. } | crate::scan::ScanError::Open { .. } => {
-            anyhow::Error::new(BadInput(e.to_string()))
-        }
-        other => anyhow::Error::new(other),
-    })?;
+    let s = crate::scan::scan(ctx.table, path, threads)?;
     let elapsed = started.elapsed();
     let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's
