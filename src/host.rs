@@ -424,6 +424,75 @@ mod tests {
         assert_eq!(names(on), ["x86_64", "i386", "i486"]);
     }
 
+    fn verdict(machine: &str) -> ProbeVerdict {
+        ProbeVerdict::Ran {
+            machine: machine.into(),
+        }
+    }
+
+    #[test]
+    fn the_probe_beats_the_config_and_the_user_beats_both() {
+        let t = Table::builtin();
+        let over = NativeOverride::default();
+        // An arm64 host whose CPU has no AArch32: the config says compat, the probe says no.
+        let mut f = x86_64_facts(Some("CONFIG_COMPAT=y\n"), "");
+        f.exe_header[18] = 183; // EM_AARCH64
+        f.machine = "aarch64".into();
+        let host = f.host_arch(t).unwrap();
+        assert_eq!(host.name, "aarch64");
+        assert!(!host.compat.is_empty(), "aarch64 has compat arches");
+        let hint = f.compat_enabled(host);
+        assert!(hint.0, "the config alone says native");
+        f.compat_probes = host
+            .compat
+            .iter()
+            .map(|c| (c.clone(), ProbeVerdict::NoLoader))
+            .collect();
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
+        let (_, why) = decide_compat("arm", Some(&ProbeVerdict::NoLoader), &hint, &over);
+        assert!(
+            why.contains("ENOEXEC") && why.contains("hint: kernel config CONFIG_COMPAT=y"),
+            "{why}"
+        );
+        // x86_64 built without ia32: the probe ran anyway, so it is native (the evidence wins).
+        let mut f = x86_64_facts(Some("# CONFIG_IA32_EMULATION is not set\n"), "");
+        f.compat_probes = vec![("i386".into(), verdict("x86_64"))];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n.clone()), ["x86_64", "i386"]);
+        assert!(
+            n[1].evidence.contains("hint: kernel built without"),
+            "{}",
+            n[1].evidence
+        );
+        // A probe that could not tell leaves it to the config.
+        let mut f = x86_64_facts(Some("CONFIG_IA32_EMULATION=y\n"), "");
+        let unknown = ProbeVerdict::Unknown {
+            reason: "no user namespace".into(),
+        };
+        f.compat_probes = vec![("i386".into(), unknown.clone()), ("i486".into(), unknown)];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n.clone()), ["x86_64", "i386", "i486"]);
+        assert!(
+            n[1].evidence
+                .contains("the probe could not tell: no user namespace")
+        );
+        // The user's word beats the probe, both ways.
+        f.compat_probes = vec![("i386".into(), verdict("x86_64"))];
+        let not = NativeOverride {
+            native: vec![],
+            not_native: vec!["i386".into()],
+        };
+        assert_eq!(names(f.native_with(t, &not)), ["x86_64", "i486"]);
+        f.compat_probes = vec![("i386".into(), ProbeVerdict::NoLoader)];
+        let yes = NativeOverride {
+            native: vec!["i386".into()],
+            not_native: vec![],
+        };
+        let n = f.native_with(t, &yes);
+        assert_eq!(names(n.clone()), ["x86_64", "i386", "i486"]);
+        assert_eq!(n[1].evidence, "--native says so");
+    }
+
     #[test]
     fn unknown_config_assumes_compat() {
         let t = Table::builtin();
