@@ -139,3 +139,66 @@ echo "== entries"; entries
     );
     r.expect("entries", r.section("entries").trim() == "qemu-i386");
 }
+
+/// microblaze binaries carry EM_MICROBLAZE (189) or the pre-2009 0xbaab; QEMU's loader takes
+/// both, so `install microblaze` registers an entry for each, and the kernel hands both kinds
+/// to QEMU (which then runs them: zeros are no-ops until the segment ends, so it faults, where
+/// a header QEMU refused would give "Invalid ELF image").
+#[test]
+fn microblaze_old_machine_number_is_emulated_too() {
+    use binfmtctl::arch::Endian;
+    let dir = tempfile::tempdir().unwrap();
+    for (name, endian, machine) in [
+        ("new-be", Endian::Big, 189u16),
+        ("old-be", Endian::Big, 0xbaab),
+        ("old-le", Endian::Little, 0xbaab),
+    ] {
+        let bytes = binfmtctl::probe::elf_exec(32, endian, machine, 0, &[0u8; 64]);
+        let p = dir.path().join(name);
+        std::fs::write(&p, bytes).unwrap();
+        std::fs::set_permissions(
+            &p,
+            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+        )
+        .unwrap();
+    }
+    let r = ns(&format!(
+        r#"
+D={dir}
+ulimit -c 0; cd $D
+X() {{ {EXECV} "$@"; }}
+echo "== native"; X $D/old-be
+$B install microblaze,microblazeel -q || exit 1
+echo "== entries"; entries
+for f in new-be old-be old-le; do echo "== $f"; X $D/$f 2>&1; echo "rc=$?"; done
+echo "== inspect"; $B inspect $D/old-le
+echo "== uninstall"; $B uninstall microblaze,microblazeel -q; entries
+"#,
+        dir = dir.path().display()
+    ));
+    r.expect(
+        "no handler: ENOEXEC",
+        r.section("native").trim() == "errno 8",
+    );
+    r.expect(
+        "two entries per arch",
+        r.section("entries").trim()
+            == "qemu-microblaze qemu-microblaze-old qemu-microblazeel qemu-microblazeel-old",
+    );
+    for f in ["new-be", "old-be", "old-le"] {
+        let s = r.section(f);
+        r.expect(
+            &format!("{f}: QEMU took it and ran it"),
+            !s.contains("errno 8") && !s.contains("Invalid ELF image") && !s.contains("rc=0"),
+        );
+    }
+    r.expect(
+        "inspect names the old entry",
+        r.section("inspect")
+            .contains("emulated by qemu-microblazeel-old"),
+    );
+    r.expect(
+        "uninstall removes both",
+        r.section("uninstall").trim().is_empty(),
+    );
+}

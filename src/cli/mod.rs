@@ -1203,12 +1203,12 @@ fn hex(b: &[u8]) -> String {
 
 fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
     let r = &e.registration;
-    let by_name = r
-        .name
-        .strip_prefix(ENTRY_PREFIX)
-        .and_then(|cpu| table.get(cpu))
-        .filter(|a| a.entry_name() == r.name);
-    let arch = by_name.or_else(|| table.arch_of_matcher(&r.matcher));
+    // Ours by name: `qemu-<arch>` or a further entry of the arch (`qemu-microblaze-old`).
+    let by_name = table.arch_of_entry(&r.name);
+    let arch = by_name
+        .as_ref()
+        .map(|(a, _)| *a)
+        .or_else(|| table.arch_of_matcher(&r.matcher));
     let (kind, offset, magic, mask, extension) = match &r.matcher {
         Matcher::Magic {
             offset,
@@ -1235,7 +1235,7 @@ fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
         magic,
         mask,
         extension,
-        matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
+        matches_table: by_name.map(|(_, m)| m.same_pattern(&r.matcher)),
         captures_native: !host_header.is_empty() && r.matcher.matches_header(host_header),
     }
 }

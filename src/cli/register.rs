@@ -66,27 +66,29 @@ pub(super) fn prepare(
             continue;
         };
         let path = c.facts.path.to_string_lossy().into_owned();
-        let reg = a.registration(&path, flags);
-        // Guard: the pattern must not accept the host's executables or the interpreter.
-        let mut headers = vec![(
-            "this host's own executables".to_owned(),
-            ctx.host.exe_header.clone(),
-        )];
-        headers.push((format!("the interpreter {path}"), c.facts.header.clone()));
-        if let Some(what) = plan::captures_native(&reg, &headers) {
-            let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
-            row.reason = Some(format!("its pattern would capture {what}"));
-            refused.push(format!("{}: its pattern would capture {what}", a.name));
-            rows.push(row);
-            continue;
+        // One registration per pattern of the arch (microblaze has two).
+        for reg in a.registrations(&path, flags) {
+            // Guard: the pattern must not accept the host's executables or the interpreter.
+            let mut headers = vec![(
+                "this host's own executables".to_owned(),
+                ctx.host.exe_header.clone(),
+            )];
+            headers.push((format!("the interpreter {path}"), c.facts.header.clone()));
+            if let Some(what) = plan::captures_native(&reg, &headers) {
+                let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
+                row.reason = Some(format!("its pattern would capture {what}"));
+                refused.push(format!("{}: its pattern would capture {what}", a.name));
+                rows.push(row);
+                continue;
+            }
+            // The record must be one the kernel accepts.
+            reg.to_record().with_context(|| reg.name.clone())?;
+            desired.push(Desired {
+                arch: a.name.clone(),
+                registration: reg,
+            });
+            versions.push(c.facts.version.clone());
         }
-        // The record must be one the kernel accepts.
-        reg.to_record().with_context(|| reg.name.clone())?;
-        desired.push(Desired {
-            arch: a.name.clone(),
-            registration: reg,
-        });
-        versions.push(c.facts.version.clone());
     }
     if !refused.is_empty() {
         emit_report(ctx, out, &rows, &[], &notes)?;
@@ -585,11 +587,17 @@ pub(super) fn uninstall(ctx: &Ctx, targets: &[String], out: &mut dyn Write) -> R
         } else {
             match ctx.table.resolve(t) {
                 Ok(a) => {
-                    let n = a.entry_name();
-                    if names_now.contains(&n.as_str()) {
-                        add(&n, &mut wanted);
-                    } else {
-                        absent.push(Row::new("absent", n, Some(&a.name)));
+                    // Every entry of the arch that is there; `absent` when none is.
+                    let present: Vec<String> = a
+                        .entry_names()
+                        .into_iter()
+                        .filter(|n| names_now.contains(&n.as_str()))
+                        .collect();
+                    if present.is_empty() {
+                        absent.push(Row::new("absent", a.entry_name(), Some(&a.name)));
+                    }
+                    for n in &present {
+                        add(n, &mut wanted);
                     }
                 }
                 Err(e) => unknown.push(e.to_string()),

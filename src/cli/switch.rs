@@ -38,8 +38,11 @@ fn resolve_targets(
             add(arch, t.to_owned(), &mut wanted);
         } else {
             match ctx.table.resolve(t) {
-                Ok(a) if exists(&a.entry_name()) => {
-                    add(a.name.clone(), a.entry_name(), &mut wanted);
+                Ok(a) if a.entry_names().iter().any(|n| exists(n)) => {
+                    // Every entry of the arch that is there (microblaze has two).
+                    for n in a.entry_names().into_iter().filter(|n| exists(n)) {
+                        add(a.name.clone(), n, &mut wanted);
+                    }
                 }
                 Ok(a) => problems.push(format!(
                     "{t}: there is no entry {} in {}: register it with `binfmtctl install {}`",
