@@ -37,7 +37,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_ENVIRONMENT: u8 = 3;
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes:
+Exit codes (docs/exit-codes.md):
   0  success (including: nothing needed to change)
   1  the operation failed; whatever this run changed was rolled back
   2  bad usage or bad input (unknown arch, bad flags, refused or missing interpreter,
@@ -166,6 +166,9 @@ pub struct Global {
     pub quiet: bool,
     pub native: Vec<String>,
     pub not_native: Vec<String>,
+    /// Run the compat arches' probes (the commands that decide what is native); the others
+    /// go by the kernel config alone.
+    pub probe_compat: bool,
 }
 
 /// The binfmt_misc flags, for the subcommands that build registrations.
@@ -415,6 +418,8 @@ pub enum RootfsCommand {
         dir: PathBuf,
         #[command(flatten)]
         search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
 }
 
@@ -610,8 +615,9 @@ impl Command {
                 native: Some(native),
                 ..Takes::default()
             },
-            Command::Rootfs(RootfsCommand::Create { search, .. }) => Takes {
+            Command::Rootfs(RootfsCommand::Create { search, native, .. }) => Takes {
                 search: Some(search),
+                native: Some(native),
                 ..Takes::default()
             },
             Command::Run {
@@ -745,6 +751,7 @@ fn settings(
         quiet: output.quiet,
         native,
         not_native,
+        probe_compat: takes.native.is_some(),
     };
     // Install options: the subcommand's, completed by those given before it.
     let mut opts = top.install.clone();
@@ -909,7 +916,9 @@ impl<'g> Ctx<'g> {
         let table = Table::builtin();
         let mut host = HostFacts::gather();
         let over = native_override(g, table, &host)?;
-        if let Ok(exe) = std::env::current_exe() {
+        if g.probe_compat
+            && let Ok(exe) = std::env::current_exe()
+        {
             host.probe_compat(table, &exe);
         }
         let native = host.native_with(table, &over);

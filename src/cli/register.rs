@@ -193,6 +193,7 @@ pub(super) fn install_cmd(
 pub(super) fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
     let g = Global {
         json: true,
+        probe_compat: true,
         ..g.clone()
     };
     status(&Ctx::new(&g)?, out)
