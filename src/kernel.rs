@@ -233,8 +233,9 @@ impl ProcBinfmt {
         })
     }
 
-    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` makes registering `<name>` fail
-    /// with EIO before anything is written, so the integration tests can prove that a failure
+    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` (or `enable:<name>`,
+    /// `disable:<name>`) makes that operation on `<name>` fail with EIO before anything is
+    /// written, so the integration tests can prove that a failure
     /// midway rolls back on the real kernel. Release builds ignore it.
     fn failpoint(&self, op: &str, name: &str) -> Result<(), Errno> {
         if cfg!(debug_assertions)
@@ -353,6 +354,14 @@ impl BinfmtFs for ProcBinfmt {
         } else {
             ("disabling", b"0")
         };
+        // `enable:<name>` / `disable:<name>`, as for register (debug builds only).
+        let op = if enabled { "enable" } else { "disable" };
+        self.failpoint(op, name)
+            .map_err(|errno| KernelError::Entry {
+                name: name.to_owned(),
+                action,
+                errno,
+            })?;
         self.write_entry(name, action, value)
     }
 

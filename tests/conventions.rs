@@ -202,3 +202,29 @@ echo "== uninstall"; $B uninstall microblaze,microblazeel -q; entries
         r.section("uninstall").trim().is_empty(),
     );
 }
+
+/// A failure midway through `disable` on the real kernel rolls back what it switched.
+#[test]
+fn disable_failure_midway_rolls_back() {
+    let r = common::ns_with(
+        &[("BINFMTCTL_FAILPOINT", "disable:qemu-riscv64")],
+        r#"
+$B install arm64,riscv64 -q >/dev/null || exit 1
+echo "== disable"; $B disable arm64,riscv64 2>&1; echo "rc=$?"
+echo "== state"; head -1 $R/qemu-aarch64 $R/qemu-riscv64
+echo "== runs"; $A/busybox-arm64 uname -m
+"#,
+        true,
+    );
+    let out = r.section("disable");
+    r.expect(
+        "exit 1, with the rollback named",
+        out.contains("rc=1") && out.contains("rolled back: qemu-aarch64"),
+    );
+    r.expect(
+        "both still enabled",
+        r.section("state").matches("enabled").count() == 2
+            && !r.section("state").contains("disabled"),
+    );
+    r.expect("still runs", r.section("runs").trim() == "aarch64");
+}
