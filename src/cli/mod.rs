@@ -1281,9 +1281,22 @@ fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// For `main`: format an error chain as one message with the fix at the end.
+/// For `main`: format an error chain as one message with the fix at the end: each cause once
+/// (an error that already quotes its source, such as a failed apply with its rollback, is not
+/// followed by that source again).
 pub fn render_error(err: &anyhow::Error) -> String {
-    format!("{err:#}")
+    let mut msg = String::new();
+    for cause in err.chain() {
+        let text = cause.to_string();
+        if msg.contains(&text) {
+            continue;
+        }
+        if !msg.is_empty() {
+            msg += ": ";
+        }
+        msg += &text;
+    }
+    msg
 }
 
 /// With `--json`: the error object (docs/json.md, "Errors"), as the one JSON document on
@@ -1585,6 +1598,32 @@ mod tests {
             2,
             "the record error stays the source: {e:#}"
         );
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let k = crate::kernel::KernelError::Register {
+            name: "qemu-riscv64".into(),
+            errno: rustix::io::Errno::IO,
+        };
+        let e = anyhow::Error::new(crate::plan::ApplyError {
+            failure: Box::new(crate::plan::ApplyFailure::Kernel(k)),
+            rolled_back: vec!["qemu-aarch64".into()],
+            rollback_errors: vec![],
+        })
+        .context("install failed");
+        let m = render_error(&e);
+        assert_eq!(
+            m.matches("registering qemu-riscv64 failed").count(),
+            1,
+            "{m}"
+        );
+        assert!(
+            m.starts_with("install failed: registering qemu-riscv64 failed"),
+            "{m}"
+        );
+        assert!(m.contains("rolled back: qemu-aarch64"), "{m}");
+        assert_eq!(exit_code(&e), 1);
     }
 
     #[test]
