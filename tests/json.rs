@@ -39,11 +39,15 @@ fn docs(section: &str) -> Vec<Value> {
 
 #[test]
 fn every_json_output_matches_the_documented_schema() {
-    let r = ns(r#"
+    let rootfs = tempfile::tempdir().unwrap();
+    common::busybox_rootfs(rootfs.path());
+    let r = ns(&(format!("\nROOT={}", rootfs.path().display())
+        + r#"
 T=$(mktemp -d)
 printf 'arches = ["riscv64"]\n' > $T/config.toml
 echo "== install"; $B install arm64,armhf --json
 echo "== install-dry"; $B install arm64 --dry-run --json
+echo "== run"; $B run --json --rootfs $ROOT -- sh -c 'echo to-the-terminal >&2; exit 3'; echo "== run-rc $?"
 echo "== entrypoint"; $B --install riscv64 --json --flags F --keep-existing
 echo "== status"; $B status --json
 echo "== interpreters"; $B interpreters --json
@@ -66,7 +70,7 @@ echo "== usage"; $B install arm64 --bogus --json 2>/dev/null; echo "== usage-rc 
 echo "== env"; $B status --json --binfmt-misc /nonexistent/x; echo "== env-rc $?"
 echo "== end"
 rm -rf $T
-"#);
+"#));
     let schema = schema();
     let mut failures = Vec::new();
     let mut check = |section: &str, defs: &[&str]| {
@@ -88,6 +92,7 @@ rm -rf $T
     };
     check("install", &["report"]);
     check("install-dry", &["report"]);
+    let run = check("run", &["error"]);
     check("entrypoint", &["report", "status"]);
     let status = check("status", &["status"]);
     check("interpreters", &["interpreters"]);
@@ -143,6 +148,10 @@ rm -rf $T
         unknown[0]
     );
     assert_eq!(usage[0]["error"]["kind"], "bad-input");
+    // The sandboxed command's own status passes through, and says so.
+    assert_eq!(run[0]["error"]["kind"], "command-exited", "{}", run[0]);
+    assert_eq!(run[0]["error"]["exit_code"], 3);
+    assert!(r.stdout.contains("== run-rc 3"), "{}", r.stdout);
     assert_eq!(fail[0]["error"]["kind"], "failed");
     // A binfmt_misc root that does not exist: status says so rather than failing.
     assert_eq!(env[0]["binfmt_misc"]["mounted"], false);
