@@ -63,6 +63,19 @@ struct RawArch {
     compat: Vec<String>,
     compat_config: Option<String>,
     note: Option<String>,
+    #[serde(default)]
+    also: Vec<RawPattern>,
+}
+
+/// A further pattern of an arch, as written in the TOML file (`[[arch.also]]`).
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawPattern {
+    entry: String,
+    machine: u16,
+    magic: String,
+    mask: String,
+    note: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -100,6 +113,35 @@ pub struct Arch {
     pub compat_config: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
+    /// Further patterns: binaries of this arch that carry another e_machine too (microblaze's
+    /// pre-2009 0xbaab). binfmt_misc matches one magic per entry, so each is an entry of its
+    /// own, registered, removed, switched and reported with the arch.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub also: Vec<Pattern>,
+}
+
+/// One further pattern of an arch, with the entry that carries it.
+#[derive(Clone, Debug, Serialize)]
+pub struct Pattern {
+    /// The binfmt_misc entry name (`qemu-<arch>-<what>`).
+    pub entry: String,
+    pub machine: u16,
+    #[serde(serialize_with = "ser_hex")]
+    pub magic: Vec<u8>,
+    #[serde(serialize_with = "ser_hex")]
+    pub mask: Vec<u8>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub note: Option<String>,
+}
+
+impl Pattern {
+    pub fn matcher(&self) -> Matcher {
+        Matcher::Magic {
+            offset: 0,
+            magic: self.magic.clone(),
+            mask: Some(self.mask.clone()),
+        }
+    }
 }
 
 fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
@@ -120,7 +162,8 @@ impl Arch {
         }
     }
 
-    /// The registration for this arch with a given interpreter and flags.
+    /// The registration for this arch with a given interpreter and flags (its main pattern;
+    /// `registrations` gives every entry of the arch).
     pub fn registration(&self, interpreter: &str, flags: Flags) -> Registration {
         Registration {
             name: self.entry_name(),
@@ -128,6 +171,31 @@ impl Arch {
             interpreter: interpreter.to_owned(),
             flags,
         }
+    }
+
+    /// Every entry of this arch, main one first: (entry name, pattern).
+    pub fn patterns(&self) -> Vec<(String, Matcher)> {
+        std::iter::once((self.entry_name(), self.matcher()))
+            .chain(self.also.iter().map(|p| (p.entry.clone(), p.matcher())))
+            .collect()
+    }
+
+    /// Every entry name of this arch, main one first.
+    pub fn entry_names(&self) -> Vec<String> {
+        self.patterns().into_iter().map(|(n, _)| n).collect()
+    }
+
+    /// One registration per pattern, all with the same interpreter and flags.
+    pub fn registrations(&self, interpreter: &str, flags: Flags) -> Vec<Registration> {
+        self.patterns()
+            .into_iter()
+            .map(|(name, matcher)| Registration {
+                name,
+                matcher,
+                interpreter: interpreter.to_owned(),
+                flags,
+            })
+            .collect()
     }
 
     /// The canonical OCI platform (`linux/arm64`), if the arch has one.
@@ -147,7 +215,8 @@ impl Arch {
             .chain(self.uname.iter().cloned())
             .chain(self.triples.iter().cloned())
             .chain(self.nix.iter().cloned())
-            .chain(self.aliases.iter().cloned());
+            .chain(self.aliases.iter().cloned())
+            .chain(self.also.iter().map(|p| p.entry.clone()));
         for n in candidates {
             let n = n.to_ascii_lowercase();
             if !v.contains(&n) {
@@ -167,6 +236,12 @@ pub enum TableError {
     Invalid { arch: String, reason: String },
 }
 
+impl crate::error::Classify for TableError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
+
 /// The loaded, validated table.
 #[derive(Debug)]
 pub struct Table {
@@ -180,6 +255,12 @@ pub struct Table {
 pub struct UnknownArch {
     pub name: String,
     pub suggestions: Vec<String>,
+}
+
+impl crate::error::Classify for UnknownArch {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
 }
 
 fn suggestion(s: &[String]) -> String {
@@ -212,6 +293,18 @@ impl Table {
                 .map_err(|e| invalid(e.to_string()))?;
             let mask = unescape_hex(crate::registration::Field::Mask, &r.mask, 1)
                 .map_err(|e| invalid(e.to_string()))?;
+            let mut also = Vec::new();
+            for p in &r.also {
+                also.push(Pattern {
+                    entry: p.entry.clone(),
+                    machine: p.machine,
+                    magic: unescape_hex(crate::registration::Field::Magic, &p.magic, 1)
+                        .map_err(|e| invalid(format!("{}: {e}", p.entry)))?,
+                    mask: unescape_hex(crate::registration::Field::Mask, &p.mask, 1)
+                        .map_err(|e| invalid(format!("{}: {e}", p.entry)))?,
+                    note: p.note.clone(),
+                });
+            }
             arches.push(Arch {
                 qemu: r.qemu.unwrap_or_else(|| r.name.clone()),
                 name: r.name,
@@ -230,6 +323,7 @@ impl Table {
                 compat: r.compat,
                 compat_config: r.compat_config,
                 note: r.note,
+                also,
             });
         }
         let mut by_name = BTreeMap::new();
@@ -238,6 +332,30 @@ impl Table {
                 arch: a.name.clone(),
                 reason,
             })?;
+            for p in &a.also {
+                // The same invariants, with this pattern's machine, magic and mask.
+                let as_arch = Arch {
+                    machine: p.machine,
+                    magic: p.magic.clone(),
+                    mask: p.mask.clone(),
+                    also: Vec::new(),
+                    ..a.clone()
+                };
+                check_arch(&as_arch).map_err(|reason| TableError::Invalid {
+                    arch: a.name.clone(),
+                    reason: format!("{}: {reason}", p.entry),
+                })?;
+                if !p.entry.starts_with(&format!("{}-", a.entry_name())) {
+                    return Err(TableError::Invalid {
+                        arch: a.name.clone(),
+                        reason: format!(
+                            "further entry {} must be named {}-<what>",
+                            p.entry,
+                            a.entry_name()
+                        ),
+                    });
+                }
+            }
             for n in a.all_names() {
                 if let Some(j) = by_name.insert(n.clone(), i)
                     && j != i
@@ -249,15 +367,23 @@ impl Table {
                 }
             }
         }
-        for (i, a) in arches.iter().enumerate() {
-            for b in &arches[i + 1..] {
-                if a.matcher().overlaps(&b.matcher()) {
+        // Every pattern of every arch (further patterns included) against every other one.
+        let all: Vec<(usize, String, Matcher)> = arches
+            .iter()
+            .enumerate()
+            .flat_map(|(i, a)| a.patterns().into_iter().map(move |(n, m)| (i, n, m)))
+            .collect();
+        for (k, (i, n, m)) in all.iter().enumerate() {
+            for (_, n2, m2) in &all[k + 1..] {
+                if m.overlaps(m2) {
                     return Err(TableError::Invalid {
-                        arch: a.name.clone(),
-                        reason: format!("its pattern can match the same header as {:?}", b.name),
+                        arch: arches[*i].name.clone(),
+                        reason: format!("the pattern of {n} can match the same header as {n2}"),
                     });
                 }
             }
+        }
+        for a in &arches {
             for c in &a.compat {
                 if !by_name.contains_key(c) {
                     return Err(TableError::Invalid {
@@ -328,12 +454,24 @@ impl Table {
     pub fn arch_of_header(&self, header: &[u8]) -> Option<&Arch> {
         self.arches
             .iter()
-            .find(|a| a.matcher().matches_header(header))
+            .find(|a| a.patterns().iter().any(|(_, m)| m.matches_header(header)))
     }
 
-    /// The arch whose pattern is exactly this matcher.
+    /// The arch one of whose patterns is exactly this matcher.
     pub fn arch_of_matcher(&self, m: &Matcher) -> Option<&Arch> {
-        self.arches.iter().find(|a| a.matcher().same_pattern(m))
+        self.arches
+            .iter()
+            .find(|a| a.patterns().iter().any(|(_, p)| p.same_pattern(m)))
+    }
+
+    /// The arch an entry name of ours belongs to, with that entry's pattern.
+    pub fn arch_of_entry(&self, entry: &str) -> Option<(&Arch, Matcher)> {
+        self.arches.iter().find_map(|a| {
+            a.patterns()
+                .into_iter()
+                .find(|(n, _)| n == entry)
+                .map(|(_, m)| (a, m))
+        })
     }
 }
 
@@ -386,6 +524,19 @@ pub fn render_markdown(t: &Table) -> String {
         }
         if let Some(n) = &a.note {
             s += &format!("- note: {n}\n");
+        }
+        for p in &a.also {
+            s += &format!(
+                "- also entry `{}` (e_machine {:#06x}): magic `{}`, mask `{}`{}\n",
+                p.entry,
+                p.machine,
+                escaped(&p.magic),
+                escaped(&p.mask),
+                p.note
+                    .as_deref()
+                    .map(|n| format!("; {n}"))
+                    .unwrap_or_default()
+            );
         }
         if !a.compat.is_empty() {
             s += &format!(
@@ -693,6 +844,19 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
             name(&hdr(1, 2, [0, 189], 0, 0)).as_deref(),
             Some("microblaze")
         );
+        // QEMU's loader also takes the pre-2009 EM_MICROBLAZE_OLD, 0xbaab, in both byte orders.
+        assert_eq!(
+            name(&hdr(1, 2, [0xba, 0xab], 0, 0)).as_deref(),
+            Some("microblaze")
+        );
+        assert_eq!(
+            name(&hdr(1, 1, [0xab, 0xba], 0, 0)).as_deref(),
+            Some("microblazeel")
+        );
+        assert_eq!(
+            name(&hdr(1, 1, [189, 0], 0, 0)).as_deref(),
+            Some("microblazeel")
+        );
         assert_eq!(
             name(&hdr(2, 1, [0x26, 0x90], 0, 0)).as_deref(),
             Some("alpha")
@@ -701,6 +865,54 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
         let mut rel = hdr(2, 1, [0xb7, 0], 0, 0);
         rel[16] = 1;
         assert_eq!(name(&rel), None);
+    }
+
+    #[test]
+    fn an_arch_with_two_machines_has_two_entries() {
+        let t = Table::builtin();
+        for (arch, old) in [
+            ("microblaze", "qemu-microblaze-old"),
+            ("microblazeel", "qemu-microblazeel-old"),
+        ] {
+            let a = t.get(arch).unwrap();
+            assert_eq!(a.entry_names(), [format!("qemu-{arch}"), old.to_owned()]);
+            let regs = a.registrations("/usr/bin/qemu-microblaze-static", Flags::DEFAULT);
+            assert_eq!(regs.len(), 2);
+            for r in &regs {
+                r.validate().unwrap();
+                assert_eq!(t.arch_of_matcher(&r.matcher).unwrap().name, arch);
+                assert_eq!(t.arch_of_entry(&r.name).unwrap().1, r.matcher);
+            }
+            assert_eq!(
+                t.resolve(old).unwrap().name,
+                arch,
+                "the further entry name resolves"
+            );
+            assert_eq!(a.also[0].machine, 0xbaab);
+        }
+        // Every arch's entries are disjoint from every other's (checked in parse); an entry
+        // name not of ours belongs to no arch.
+        assert!(t.arch_of_entry("qemu-microblaze-new").is_none());
+    }
+
+    #[test]
+    fn further_patterns_hold_the_invariants() {
+        let row = |entry: &str, machine: &str, magic: &str| {
+            format!(
+                "[[arch]]\nname = \"microblaze\"\nclass = 32\nendian = \"big\"\nmachine = 189\nmagic = '\\x7f\\x45\\x4c\\x46\\x01\\x02\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02\\x00\\xbd'\nmask = '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff'\n[[arch.also]]\nentry = \"{entry}\"\nmachine = {machine}\nmagic = '\\x7f\\x45\\x4c\\x46\\x01\\x02\\x01\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x00\\x02{magic}'\nmask = '\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\x00\\x00\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xff\\xfe\\xff\\xff'\n"
+            )
+        };
+        let ok = Table::parse(&row("qemu-microblaze-old", "0xbaab", "\\xba\\xab")).unwrap();
+        assert_eq!(ok.arches[0].also.len(), 1);
+        let e = Table::parse(&row("qemu-microblaze-old", "0xbaab", "\\xab\\xba")).unwrap_err();
+        assert!(e.to_string().contains("e_machine"), "{e}");
+        let e = Table::parse(&row("qemu-mb-old", "0xbaab", "\\xba\\xab")).unwrap_err();
+        assert!(
+            e.to_string().contains("must be named qemu-microblaze-"),
+            "{e}"
+        );
+        let e = Table::parse(&row("qemu-microblaze-old", "189", "\\x00\\xbd")).unwrap_err();
+        assert!(e.to_string().contains("can match the same header"), "{e}");
     }
 
     #[test]

@@ -71,6 +71,20 @@ pub enum ConfigError {
     Conflict { path: PathBuf, message: String },
 }
 
+impl crate::error::Classify for ConfigError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            ConfigError::Missing { .. }
+            | ConfigError::Invalid { .. }
+            | ConfigError::Read(_)
+            | ConfigError::Unsafe { .. }
+            | ConfigError::Conflict { .. } => ErrorKind::BadInput,
+            ConfigError::Write { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
 /// 1-based line and column of a byte offset.
 fn line_col(text: &str, offset: usize) -> (usize, usize) {
     let before = &text[..offset.min(text.len())];

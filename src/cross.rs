@@ -159,8 +159,21 @@ pub fn env(tc: &Toolchain, runner: Option<&Path>) -> Vec<(String, String)> {
     v
 }
 
+/// A request `cross` cannot serve.
+#[derive(Debug, thiserror::Error)]
+pub enum CrossError {
+    #[error("unknown format {0:?}: use sh, fish or json")]
+    Format(String),
+}
+
+impl crate::error::Classify for CrossError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 /// Shell-quotes for POSIX sh and fish (single quotes; a quote becomes '\'' or \').
-pub fn render(vars: &[(String, String)], format: &str) -> Result<String, String> {
+pub fn render(vars: &[(String, String)], format: &str) -> Result<String, CrossError> {
     let q = |v: &str| format!("'{}'", v.replace('\'', "'\\''"));
     Ok(match format {
         "sh" => vars
@@ -181,9 +194,10 @@ pub fn render(vars: &[(String, String)], format: &str) -> Result<String, String>
                 .iter()
                 .map(|(k, v)| (k.clone(), serde_json::Value::String(v.clone())))
                 .collect();
-            serde_json::to_string_pretty(&m).map_err(|e| e.to_string())? + "\n"
+            // A map of strings always serializes.
+            serde_json::to_string_pretty(&m).unwrap_or_default() + "\n"
         }
-        other => return Err(format!("unknown format {other:?}: use sh, fish or json")),
+        other => return Err(CrossError::Format(other.to_owned())),
     })
 }
 

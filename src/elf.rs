@@ -52,6 +52,12 @@ pub enum ElfError {
     NeedMore(usize),
 }
 
+impl crate::error::Classify for ElfError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 /// Inspects an ELF image from its first bytes. Returns `NeedMore(n)` when the program headers
 /// lie beyond `bytes` (callers then read `n` bytes and call again). The interpreter path and
 /// build id are taken from `bytes` when they lie inside it.

@@ -1,14 +1,25 @@
 //! What this machine is: its native architecture (decided from the header of our own
 //! executable, the best evidence there is of what the kernel runs natively), the compat
-//! architectures its kernel runs without emulation (decided from the kernel config and command
-//! line), and whether we run inside a user namespace.
+//! architectures it runs without emulation, and whether we run inside a user namespace.
 //!
-//! `HostFacts::gather` is the only I/O (reads `/proc/self/exe`, `/proc/config.gz` or
-//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`); `HostFacts::native` is
-//! pure, so tests feed it fabricated facts.
+//! Compat arches (i386 on x86_64, arm on aarch64, …) are decided by running the arch's own
+//! probe (`probe`) where no binfmt_misc handler can take it: a helper process (`__probe-native`)
+//! makes a new user + mount namespace, mounts a fresh binfmt_misc instance there (Linux >= 6.7;
+//! an instance with no entries hides the host's from exec in that namespace), and execs the
+//! probe. Runs and exits as the probe does: native. `ENOEXEC`: the kernel has no loader for it
+//! (e.g. an arm64 CPU without AArch32), not native. Anything else (no user namespaces, a
+//! seccomp filter, an older kernel) tells nothing, and the kernel config (`CONFIG_COMPAT`,
+//! `CONFIG_IA32_EMULATION` and `ia32_emulation=`) decides, as a hint; the user can override
+//! either way (`--native`, `--not-native`). Needs no privilege where unprivileged user
+//! namespaces are allowed.
+//!
+//! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
+//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`) and
+//! `HostFacts::probe_compat` (runs the helper); `HostFacts::native` is pure, so tests feed it
+//! fabricated facts.
 
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -33,6 +44,28 @@ pub struct HostFacts {
     pub overflow_uid: u32,
     /// Linux release (`uname -r`).
     pub kernel_release: String,
+    /// What running each compat arch's probe with no handler able to take it said
+    /// (`probe_compat`); absent arches were not probed.
+    pub compat_probes: Vec<(String, ProbeVerdict)>,
+}
+
+/// What running an arch's probe where no binfmt_misc handler can take it showed.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, serde::Deserialize)]
+#[serde(tag = "verdict", rename_all = "kebab-case")]
+pub enum ProbeVerdict {
+    /// It ran and exited as the probe does: the kernel runs this arch itself.
+    Ran { machine: String },
+    /// exec failed with ENOEXEC: the kernel has no loader for it.
+    NoLoader,
+    /// The probe could not be run in a way that proves anything (reason in words).
+    Unknown { reason: String },
+}
+
+/// The user's say on which compat arches are native, over the evidence.
+#[derive(Debug, Clone, Default)]
+pub struct NativeOverride {
+    pub native: Vec<String>,
+    pub not_native: Vec<String>,
 }
 
 /// One arch the host runs without emulation, and why we believe it.
@@ -67,7 +100,26 @@ impl HostFacts {
                 .and_then(|s| s.trim().parse().ok())
                 .unwrap_or(65534),
             kernel_release: release,
+            compat_probes: Vec::new(),
         }
+    }
+
+    /// Runs the probe of every compat arch of the host (see the module doc) and keeps the
+    /// verdicts. `self_exe` is binfmtctl, re-executed as the `__probe-native` helper.
+    pub fn probe_compat(&mut self, table: &Table, self_exe: &Path) {
+        let Some(host) = self.host_arch(table) else {
+            return;
+        };
+        let compat: Vec<&Arch> = host.compat.iter().filter_map(|c| table.get(c)).collect();
+        if compat.is_empty() {
+            return;
+        }
+        let verdicts = run_probes(&compat, self_exe);
+        self.compat_probes = compat
+            .iter()
+            .map(|a| a.name.clone())
+            .zip(verdicts)
+            .collect();
     }
 
     /// The host's own arch: the table entry whose pattern matches our executable; `uname -m`
@@ -78,11 +130,17 @@ impl HostFacts {
             .or_else(|| table.resolve(&self.machine).ok())
     }
 
-    /// Every arch this host runs natively: its own, plus compat arches its kernel enables.
-    /// Where the evidence is missing we count a compat arch as native: registering a handler
-    /// for an arch the kernel runs itself would capture those binaries, which is worse than
-    /// leaving a handler out.
+    /// Every arch this host runs natively: its own, plus the compat arches it runs, decided
+    /// by the user's override, else the probe's verdict, else the kernel config. Where all
+    /// of them are silent we count a compat arch as native: registering a handler for an arch
+    /// the kernel runs itself would capture those binaries, which is worse than leaving a
+    /// handler out.
     pub fn native(&self, table: &Table) -> Vec<NativeArch> {
+        self.native_with(table, &NativeOverride::default())
+    }
+
+    /// `native`, with the user's override.
+    pub fn native_with(&self, table: &Table, over: &NativeOverride) -> Vec<NativeArch> {
         let Some(host) = self.host_arch(table) else {
             return Vec::new();
         };
@@ -93,12 +151,20 @@ impl HostFacts {
                 host.name, self.machine
             ),
         }];
-        let (compat_on, evidence) = self.compat_enabled(host);
-        if compat_on {
-            out.extend(host.compat.iter().map(|c| NativeArch {
-                arch: c.clone(),
-                evidence: evidence.clone(),
-            }));
+        let hint = self.compat_enabled(host);
+        for c in &host.compat {
+            let probe = self
+                .compat_probes
+                .iter()
+                .find(|(a, _)| a == c)
+                .map(|(_, v)| v);
+            let (native, evidence) = decide_compat(c, probe, &hint, over);
+            if native {
+                out.push(NativeArch {
+                    arch: c.clone(),
+                    evidence,
+                });
+            }
         }
         out
     }
@@ -135,6 +201,171 @@ impl HostFacts {
         }
         (true, format!("kernel config {opt}=y"))
     }
+}
+
+/// Is the compat arch `arch` native: the user's override, else the probe's verdict (with the
+/// config shown beside it), else the config hint. Returns the decision and its evidence.
+pub fn decide_compat(
+    arch: &str,
+    probe: Option<&ProbeVerdict>,
+    hint: &(bool, String),
+    over: &NativeOverride,
+) -> (bool, String) {
+    let named = |list: &[String]| list.iter().any(|n| n == arch);
+    if named(&over.native) {
+        return (true, "--native says so".into());
+    }
+    if named(&over.not_native) {
+        return (false, "--not-native says so".into());
+    }
+    let (hint_on, hint_why) = hint;
+    match probe {
+        Some(ProbeVerdict::Ran { machine }) => (
+            true,
+            format!(
+                "its probe ran natively (uname -m {machine}) with no binfmt_misc entry to take it; hint: {hint_why}"
+            ),
+        ),
+        Some(ProbeVerdict::NoLoader) => (
+            false,
+            format!(
+                "its probe cannot run natively (exec: ENOEXEC, no binfmt_misc entry to take it); hint: {hint_why}"
+            ),
+        ),
+        Some(ProbeVerdict::Unknown { reason }) => (
+            *hint_on,
+            format!("{hint_why} (the probe could not tell: {reason})"),
+        ),
+        None => (*hint_on, hint_why.clone()),
+    }
+}
+
+/// Writes each arch's probe into a private directory and runs them all through one
+/// `__probe-native` helper; one verdict per arch, in order.
+fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
+    let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; arches.len()];
+    let work = match crate::selftest::Workdir::new() {
+        Ok(w) => w,
+        Err(e) => return unknown(format!("cannot create a directory for the probes: {e}")),
+    };
+    let mut programs: Vec<Option<PathBuf>> = Vec::new();
+    for a in arches {
+        programs.push(crate::probe::build(a).and_then(|bytes| {
+            let p = work.path.join(format!("probe-{}", a.name));
+            std::fs::write(&p, bytes).ok()?;
+            std::fs::set_permissions(
+                &p,
+                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+            )
+            .ok()?;
+            Some(p)
+        }));
+    }
+    let mut cmd = std::process::Command::new(self_exe);
+    cmd.arg("__probe-native")
+        .args(programs.iter().flatten())
+        .env_remove("BINFMTCTL_FAILPOINT");
+    let outcome = match crate::selftest::run(cmd) {
+        Ok(o) => o,
+        Err(e) => return unknown(format!("cannot run the helper: {e}")),
+    };
+    if outcome.code != Some(0) {
+        let why = outcome.stderr.trim();
+        return unknown(if why.is_empty() {
+            format!("the helper failed ({:?})", outcome.code)
+        } else {
+            why.to_owned()
+        });
+    }
+    let mut lines = outcome.stdout.split(|b| *b == b'\n');
+    programs
+        .iter()
+        .map(|p| match p {
+            None => ProbeVerdict::Unknown {
+                reason: "no probe for this arch".into(),
+            },
+            Some(_) => lines
+                .next()
+                .and_then(|l| serde_json::from_slice(l).ok())
+                .unwrap_or_else(|| ProbeVerdict::Unknown {
+                    reason: "the helper gave no verdict".into(),
+                }),
+        })
+        .collect()
+}
+
+/// The hidden `__probe-native` helper: a new user + mount namespace with a fresh binfmt_misc
+/// instance of its own (no entries, so no handler can take any exec), then each program is
+/// run; prints one `ProbeVerdict` (JSON) per program on stdout. Returns the exit status and a
+/// message for stderr.
+pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
+    use nix::sched::{CloneFlags, unshare};
+    let (uid, gid) = (
+        rustix::process::geteuid().as_raw(),
+        rustix::process::getegid().as_raw(),
+    );
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
+        return (3, format!("no user namespace: unshare: {e}"));
+    }
+    // Map ourselves to root, as `unshare --map-root-user` does (needed to mount).
+    let maps = std::fs::write("/proc/self/setgroups", "deny")
+        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")))
+        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")));
+    if let Err(e) = maps {
+        return (3, format!("cannot map ids in a user namespace: {e}"));
+    }
+    let root = Path::new(crate::kernel::DEFAULT_ROOT);
+    if root.is_dir() {
+        // Without binfmt_misc in the kernel there is no such directory and no handler at all.
+        use rustix::mount::{MountFlags, mount};
+        let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+        if let Err(e) = mount("binfmt_misc", root, "binfmt_misc", flags, None) {
+            return (
+                3,
+                format!("cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}"),
+            );
+        }
+        // A fresh instance holds only `register` and `status`.
+        let names: Vec<String> = std::fs::read_dir(root)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().into_owned())
+                    .collect()
+            })
+            .unwrap_or_default();
+        if names.iter().any(|n| n != "register" && n != "status") {
+            return (3, "the binfmt_misc instance is not a fresh one".into());
+        }
+    }
+    let mut out = String::new();
+    for p in programs {
+        let mut cmd = std::process::Command::new(p);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::probe::ARGV0);
+        cmd.env_clear();
+        let v = match crate::selftest::run(cmd) {
+            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOEXEC.raw_os_error()) => {
+                ProbeVerdict::NoLoader
+            }
+            Err(e) => ProbeVerdict::Unknown {
+                reason: format!("exec: {e}"),
+            },
+            Ok(o) if o.code == Some(i32::from(crate::probe::ARGV0.as_bytes()[0])) => {
+                ProbeVerdict::Ran {
+                    machine: crate::probe::reported_machine(&o.stdout),
+                }
+            }
+            Ok(o) => ProbeVerdict::Unknown {
+                reason: format!(
+                    "it ran but did not exit as the probe does (status {:?}, signal {:?})",
+                    o.code, o.signal
+                ),
+            },
+        };
+        out += &serde_json::to_string(&v).unwrap_or_default();
+        out.push('\n');
+    }
+    print!("{out}");
+    (0, String::new())
 }
 
 fn is_identity_map(uid_map: &str) -> bool {
@@ -191,6 +422,75 @@ mod tests {
         assert_eq!(names(x86_64_facts(Some(cfg), "").native(t)), ["x86_64"]);
         let on = x86_64_facts(Some(cfg), "ia32_emulation=1").native(t);
         assert_eq!(names(on), ["x86_64", "i386", "i486"]);
+    }
+
+    fn verdict(machine: &str) -> ProbeVerdict {
+        ProbeVerdict::Ran {
+            machine: machine.into(),
+        }
+    }
+
+    #[test]
+    fn the_probe_beats_the_config_and_the_user_beats_both() {
+        let t = Table::builtin();
+        let over = NativeOverride::default();
+        // An arm64 host whose CPU has no AArch32: the config says compat, the probe says no.
+        let mut f = x86_64_facts(Some("CONFIG_COMPAT=y\n"), "");
+        f.exe_header[18] = 183; // EM_AARCH64
+        f.machine = "aarch64".into();
+        let host = f.host_arch(t).unwrap();
+        assert_eq!(host.name, "aarch64");
+        assert!(!host.compat.is_empty(), "aarch64 has compat arches");
+        let hint = f.compat_enabled(host);
+        assert!(hint.0, "the config alone says native");
+        f.compat_probes = host
+            .compat
+            .iter()
+            .map(|c| (c.clone(), ProbeVerdict::NoLoader))
+            .collect();
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
+        let (_, why) = decide_compat("arm", Some(&ProbeVerdict::NoLoader), &hint, &over);
+        assert!(
+            why.contains("ENOEXEC") && why.contains("hint: kernel config CONFIG_COMPAT=y"),
+            "{why}"
+        );
+        // x86_64 built without ia32: the probe ran anyway, so it is native (the evidence wins).
+        let mut f = x86_64_facts(Some("# CONFIG_IA32_EMULATION is not set\n"), "");
+        f.compat_probes = vec![("i386".into(), verdict("x86_64"))];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n.clone()), ["x86_64", "i386"]);
+        assert!(
+            n[1].evidence.contains("hint: kernel built without"),
+            "{}",
+            n[1].evidence
+        );
+        // A probe that could not tell leaves it to the config.
+        let mut f = x86_64_facts(Some("CONFIG_IA32_EMULATION=y\n"), "");
+        let unknown = ProbeVerdict::Unknown {
+            reason: "no user namespace".into(),
+        };
+        f.compat_probes = vec![("i386".into(), unknown.clone()), ("i486".into(), unknown)];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n.clone()), ["x86_64", "i386", "i486"]);
+        assert!(
+            n[1].evidence
+                .contains("the probe could not tell: no user namespace")
+        );
+        // The user's word beats the probe, both ways.
+        f.compat_probes = vec![("i386".into(), verdict("x86_64"))];
+        let not = NativeOverride {
+            native: vec![],
+            not_native: vec!["i386".into()],
+        };
+        assert_eq!(names(f.native_with(t, &not)), ["x86_64", "i486"]);
+        f.compat_probes = vec![("i386".into(), ProbeVerdict::NoLoader)];
+        let yes = NativeOverride {
+            native: vec!["i386".into()],
+            not_native: vec![],
+        };
+        let n = f.native_with(t, &yes);
+        assert_eq!(names(n.clone()), ["x86_64", "i386", "i486"]);
+        assert_eq!(n[1].evidence, "--native says so");
     }
 
     #[test]

@@ -34,6 +34,13 @@ pub enum InputError {
     NotText { path: PathBuf, line: usize },
 }
 
+impl crate::error::Classify for InputError {
+    /// A file the user named that cannot be read as one: bad input, nothing changed.
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 impl InputError {
     pub fn is_missing(&self) -> bool {
         matches!(self, InputError::Missing { .. })

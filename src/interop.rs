@@ -8,9 +8,30 @@ use std::path::{Path, PathBuf};
 
 use crate::registration::{Matcher, Registration, escape_hex};
 
+/// A registration that cannot be written out: the kernel would refuse its record.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{name}: {source}")]
+pub struct ExportError {
+    pub name: String,
+    pub source: crate::registration::RecordError,
+}
+
+impl crate::error::Classify for ExportError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
+fn export_err(reg: &Registration) -> impl Fn(crate::registration::RecordError) -> ExportError + '_ {
+    |source| ExportError {
+        name: reg.name.clone(),
+        source,
+    }
+}
+
 /// A `binfmt.d(5)` file for one registration: comments, then the record on one line.
-pub fn to_binfmt_d(reg: &Registration, arch: &str) -> Result<String, String> {
-    let record = reg.to_record().map_err(|e| format!("{}: {e}", reg.name))?;
+pub fn to_binfmt_d(reg: &Registration, arch: &str) -> Result<String, ExportError> {
+    let record = reg.to_record().map_err(export_err(reg))?;
     Ok(format!(
         "# {arch} emulation, written by `binfmtctl export --format binfmt.d`.\n# Read by systemd-binfmt.service at boot (see binfmt.d(5)).\n{record}\n"
     ))
@@ -18,8 +39,8 @@ pub fn to_binfmt_d(reg: &Registration, arch: &str) -> Result<String, String> {
 
 /// A binfmt-support import file (`/usr/share/binfmts/<name>`, read by
 /// `update-binfmts --import <name>`).
-pub fn to_update_binfmts(reg: &Registration, package: &str) -> Result<String, String> {
-    reg.validate().map_err(|e| format!("{}: {e}", reg.name))?;
+pub fn to_update_binfmts(reg: &Registration, package: &str) -> Result<String, ExportError> {
+    reg.validate().map_err(export_err(reg))?;
     let yes = |b: bool| if b { "yes" } else { "no" };
     let mut s = format!("package {package}\ninterpreter {}\n", reg.interpreter);
     match &reg.matcher {
@@ -53,6 +74,12 @@ pub struct ImportError {
     pub line: usize,
     pub column: usize,
     pub reason: String,
+}
+
+impl crate::error::Classify for ImportError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
 }
 
 /// One registration read from a file, with where it came from.

@@ -263,6 +263,13 @@ pub enum Problem {
     Dynamic { interp: String },
 }
 
+/// A refused interpreter is a request we will not carry out as asked.
+impl crate::error::Classify for Problem {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 /// A candidate with its facts and verdict.
 #[derive(Debug, Clone, Serialize)]
 pub struct Candidate {

@@ -91,6 +91,16 @@ pub enum KernelError {
     },
 }
 
+impl crate::error::Classify for KernelError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        if self.is_environment() {
+            crate::error::ErrorKind::Environment
+        } else {
+            crate::error::ErrorKind::Failed
+        }
+    }
+}
+
 impl KernelError {
     /// True when the environment, not the request, is at fault (exit code 3).
     pub fn is_environment(&self) -> bool {
@@ -256,8 +266,9 @@ impl ProcBinfmt {
         Ok(())
     }
 
-    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` (or `remove:<name>`) makes
-    /// registering (removing) `<name>` fail with EIO before anything is written, so the integration tests can prove that a failure
+    /// Debug builds only: `BINFMTCTL_FAILPOINT=register:<name>` (or `remove:<name>`,
+    /// `enable:<name>`, `disable:<name>`) makes that operation on `<name>` fail with EIO before
+    /// anything is written, so the integration tests can prove that a failure
     /// midway rolls back on the real kernel. Release builds ignore it.
     fn failpoint(&self, op: &str, name: &str) -> Result<(), Errno> {
         if cfg!(debug_assertions)
@@ -405,6 +416,14 @@ impl BinfmtFs for ProcBinfmt {
         } else {
             ("disabling", b"0")
         };
+        // `enable:<name>` / `disable:<name>`, as for register (debug builds only).
+        let op = if enabled { "enable" } else { "disable" };
+        self.failpoint(op, &display_name(name))
+            .map_err(|errno| KernelError::Entry {
+                name: display_name(name),
+                action,
+                errno,
+            })?;
         self.write_entry(name, action, value)
     }
 

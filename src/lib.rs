@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod cross;
 pub mod elf;
+pub mod error;
 #[doc(hidden)]
 pub mod fuzzing;
 pub mod host;

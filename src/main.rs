@@ -27,7 +27,7 @@ fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
 
 fn main() -> ExitCode {
     let args = cli::parse();
-    let level = match (args.global.quiet, args.global.verbose) {
+    let level = match (args.output.quiet, args.output.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -41,6 +41,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
+    let json = args.output.json;
     let stdout = std::io::stdout();
     // A closed stdout: the output would be lost, yet we would report success. Fail before
     // doing anything.
@@ -52,10 +53,30 @@ fn main() -> ExitCode {
         return ExitCode::from(cli::EXIT_FAILED);
     }
     let mut out = stdout.lock();
-    let result = cli::run(args, &mut out).and_then(|()| Ok(out.flush()?));
+    // With --json the output is held until the end, so a failure can carry what was printed
+    // before it inside the one error object (docs/json.md).
+    let mut held: Vec<u8> = Vec::new();
+    let result = if json {
+        cli::run(args, &mut held)
+    } else {
+        cli::run(args, &mut out)
+    }
+    // A write error at the end (a closed pipe, a full disk) is a failure, not success.
+    .and_then(|()| {
+        out.write_all(&held)?;
+        Ok(out.flush()?)
+    });
     match result {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
         Err(e) => {
+            if json {
+                let v = cli::error_json(&e, &held);
+                let _ = writeln!(
+                    out,
+                    "{}",
+                    serde_json::to_string_pretty(&v).unwrap_or_default()
+                );
+            }
             let _ = out.flush();
             // The command run in a sandbox spoke for itself; just pass its status on.
             if e.downcast_ref::<cli::ChildExit>().is_none() {

@@ -38,6 +38,8 @@ pub enum Action {
     /// Remove an entry (uninstall). `name` is the entry's name as the kernel has it (bytes);
     /// `entry.registration.name` is only its printable form.
     Remove { name: Vec<u8>, entry: Entry },
+    /// Switch an enabled entry off, keeping it (`disable`).
+    Disable { arch: String, current: Entry },
 }
 
 impl Action {
@@ -51,6 +53,7 @@ impl Action {
             Action::Register { new, .. } | Action::Replace { new, .. } => &new.name,
             Action::Keep { current, .. }
             | Action::Enable { current, .. }
+            | Action::Disable { current, .. }
             | Action::KeepExisting { current, .. } => &current.registration.name,
             Action::Remove { entry, .. } => &entry.registration.name,
         }
@@ -70,6 +73,8 @@ impl Action {
             (Action::KeepExisting { .. }, _) => "kept-existing",
             (Action::Remove { .. }, false) => "removed",
             (Action::Remove { .. }, true) => "would-remove",
+            (Action::Disable { .. }, false) => "disabled",
+            (Action::Disable { .. }, true) => "would-disable",
         }
     }
 }
@@ -186,6 +191,29 @@ pub fn plan_uninstall(names: &[Vec<u8>], current: &[KernelEntry]) -> Plan {
     }
 }
 
+/// Switches existing entries on (`enable`) or off, keeping them: `targets` are (arch or
+/// `None`, entry name) pairs that exist in `current`. Entries already in that state are kept.
+pub fn plan_switch(targets: &[(String, String)], current: &[KernelEntry], enable: bool) -> Plan {
+    let actions = targets
+        .iter()
+        .filter_map(|(arch, name)| {
+            let k = current
+                .iter()
+                .find(|k| &k.entry.registration.name == name)?;
+            let (arch, current) = (arch.clone(), k.entry.clone());
+            Some(match (enable, current.enabled) {
+                (true, true) | (false, false) => Action::Keep { arch, current },
+                (true, false) => Action::Enable { arch, current },
+                (false, true) => Action::Disable { arch, current },
+            })
+        })
+        .collect();
+    Plan {
+        actions,
+        overlaps: Vec::new(),
+    }
+}
+
 /// The native-capture guard: the headers of programs this host runs without emulation, and the
 /// one question install, import and status ask of a pattern: would the kernel hand any of these
 /// to the entry's interpreter? binfmt_misc is consulted before the ELF and `#!` loaders, so a
@@ -263,6 +291,7 @@ enum Undo {
     Remove(Vec<u8>),
     Restore(Vec<u8>, Entry),
     Disable(Vec<u8>),
+    Enable(Vec<u8>),
 }
 
 /// A failed apply, after rollback.
@@ -275,6 +304,13 @@ pub struct ApplyError {
     pub rolled_back: Vec<String>,
     /// Rollback steps that failed in turn (the kernel is then left partly changed).
     pub rollback_errors: Vec<KernelError>,
+}
+
+/// A failed apply is a failed operation (rolled back), whatever the errno underneath.
+impl crate::error::Classify for ApplyError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
 }
 
 fn rollback_summary(done: &[String], errs: &[KernelError]) -> String {
@@ -302,6 +338,12 @@ pub enum ApplyFailure {
     Interrupted { signal: i32 },
     #[error("read-back of {name} does not match what was written: {detail}")]
     Verify { name: String, detail: String },
+}
+
+impl crate::error::Classify for ApplyFailure {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
 }
 
 /// The termination signal that arrived during `apply` (0: none).
@@ -372,6 +414,9 @@ pub fn apply_until(
             Undo::Disable(name) => fs
                 .set_enabled_named(name, false)
                 .map(|()| display_name(name)),
+            Undo::Enable(name) => fs
+                .set_enabled_named(name, true)
+                .map(|()| display_name(name)),
             Undo::Restore(name, e) => fs.register_named(name, &e.registration).and_then(|()| {
                 if e.enabled {
                     Ok(())
@@ -432,6 +477,11 @@ fn run_steps(
                 fs.remove_named(name)?;
                 journal.push(Undo::Restore(name.clone(), entry.clone()));
             }
+            Action::Disable { current, .. } => {
+                let name = current.registration.name.as_bytes();
+                fs.set_enabled_named(name, false)?;
+                journal.push(Undo::Enable(name.to_vec()));
+            }
         }
     }
     Ok(())
@@ -453,6 +503,24 @@ fn verify(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyFailure> {
                     return Err(ApplyFailure::Verify {
                         name: entry.registration.name.clone(),
                         detail: "still present after removal".into(),
+                    });
+                }
+                None
+            }
+            Action::Disable { current, .. } => {
+                let name = &current.registration.name;
+                let detail = match find(name.as_bytes()) {
+                    None => Some("missing"),
+                    Some(k) if k.entry.enabled => Some("still enabled"),
+                    Some(k) if !k.entry.registration.same_as(&current.registration) => {
+                        Some("changed")
+                    }
+                    Some(_) => None,
+                };
+                if let Some(d) = detail {
+                    return Err(ApplyFailure::Verify {
+                        name: name.clone(),
+                        detail: d.into(),
                     });
                 }
                 None
@@ -519,6 +587,59 @@ mod tests {
             .iter()
             .map(|a| (a.name().to_owned(), a.verb(false)))
             .collect()
+    }
+
+    #[test]
+    fn disable_then_enable_keeps_the_entry_and_rolls_back() {
+        let a = desired("aarch64").registration;
+        let fake = RecordingBinfmt::mounted_with(&[entry(a.clone(), true), entry(jar(), false)]);
+        let t = |n: &str| vec![("aarch64".to_owned(), n.to_owned())];
+        let plan = plan_switch(&t("qemu-aarch64"), &fake.list().unwrap(), false);
+        assert_eq!(verbs(&plan), [("qemu-aarch64".into(), "disabled")]);
+        apply(&fake, &plan).unwrap();
+        let now = fake.list().unwrap();
+        let aarch64 = |l: &[KernelEntry]| {
+            l.iter()
+                .find(|k| k.entry.registration.name == "qemu-aarch64")
+                .map(|k| k.entry.clone())
+                .unwrap()
+        };
+        assert!(!aarch64(&now).enabled, "disabled, still there");
+        assert!(aarch64(&now).registration.same_as(&a), "unchanged");
+        // Already disabled: kept, nothing written.
+        let again = plan_switch(&t("qemu-aarch64"), &now, false);
+        assert_eq!(verbs(&again), [("qemu-aarch64".into(), "kept")]);
+        let on = plan_switch(
+            &[
+                ("aarch64".to_owned(), "qemu-aarch64".to_owned()),
+                (String::new(), "jar".to_owned()),
+            ],
+            &now,
+            true,
+        );
+        assert_eq!(
+            verbs(&on),
+            [
+                ("qemu-aarch64".into(), "enabled"),
+                ("jar".into(), "enabled")
+            ]
+        );
+        // The second step fails: the first is undone (disabled again).
+        fake.fail
+            .borrow_mut()
+            .push((Call::Enable("jar".into(), true), Errno::IO));
+        let e = apply(&fake, &on).unwrap_err();
+        assert_eq!(e.rolled_back, ["qemu-aarch64"]);
+        let after = fake.list().unwrap();
+        let enabled = |n: &str| {
+            after
+                .iter()
+                .find(|k| k.entry.registration.name == n)
+                .unwrap()
+                .entry
+                .enabled
+        };
+        assert!(!enabled("qemu-aarch64") && !enabled("jar"));
     }
 
     #[test]

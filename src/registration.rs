@@ -113,6 +113,12 @@ pub struct FlagsError {
     pub found: char,
 }
 
+impl crate::error::Classify for FlagsError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 /// How the kernel recognises a file.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Matcher {
@@ -236,6 +242,12 @@ pub struct RecordError {
     /// 1-based column in the record (byte offset + 1); 0 when the error is about the whole record.
     pub column: usize,
     pub reason: String,
+}
+
+impl crate::error::Classify for RecordError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
 }
 
 fn err(field: Field, column: usize, reason: impl Into<String>) -> RecordError {
@@ -671,6 +683,13 @@ pub struct EntryParseError {
     pub name: String,
     pub line: usize,
     pub reason: String,
+}
+
+/// An entry the kernel shows that we cannot read: the operation cannot go on.
+impl crate::error::Classify for EntryParseError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {

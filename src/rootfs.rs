@@ -40,6 +40,22 @@ pub enum RootfsError {
         "the rootfs cache {path} {why}: remove it, or set BINFMTCTL_ROOTFS_CACHE to a directory of your own"
     )]
     UnsafeCache { path: PathBuf, why: String },
+    #[error("cannot read /etc/passwd in the rootfs: {source}")]
+    Passwd { source: io::Error },
+    #[error("no user {user:?} in the rootfs's /etc/passwd: name one it has, or give uid[:gid]")]
+    NoUser { user: String },
+    #[error("{arch} has no Debian architecture name; Debian does not ship it")]
+    NoDebianArch { arch: String },
+}
+
+impl crate::error::Classify for RootfsError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            RootfsError::Unpack { .. } => ErrorKind::Failed,
+            _ => ErrorKind::BadInput,
+        }
+    }
 }
 
 fn io_err(path: &Path) -> impl Fn(io::Error) -> RootfsError + '_ {
@@ -549,7 +565,7 @@ pub fn default_cache() -> PathBuf {
 }
 
 /// A user of the rootfs: by name from its /etc/passwd, or numeric `uid[:gid]`.
-pub fn lookup_user(root: &Path, user: &str) -> Result<(u32, u32, String), String> {
+pub fn lookup_user(root: &Path, user: &str) -> Result<(u32, u32, String), RootfsError> {
     if let Some((u, g)) = user.split_once(':')
         && let (Ok(u), Ok(g)) = (u.parse(), g.parse())
     {
@@ -561,12 +577,14 @@ pub fn lookup_user(root: &Path, user: &str) -> Result<(u32, u32, String), String
     let mut text = String::new();
     open_in_root(root, "etc/passwd")
         .and_then(|mut f| f.read_to_string(&mut text))
-        .map_err(|e| format!("cannot read /etc/passwd in the rootfs: {e}"))?;
+        .map_err(|source| RootfsError::Passwd { source })?;
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())
         .find(|f| f.len() >= 6 && f[0] == user)
         .and_then(|f| Some((f[2].parse().ok()?, f[3].parse().ok()?, f[5].to_owned())))
-        .ok_or_else(|| format!("no user {user:?} in the rootfs's /etc/passwd"))
+        .ok_or_else(|| RootfsError::NoUser {
+            user: user.to_owned(),
+        })
 }
 
 /// Which bootstrap tool to use.
@@ -592,19 +610,19 @@ pub fn bootstrap_command(
     opts: &BootstrapOptions,
     target: &Path,
     in_userns: bool,
-) -> Result<Vec<String>, String> {
+) -> Result<Vec<String>, RootfsError> {
     let BootstrapOptions {
         suite,
         variant,
         include,
         mirror,
     } = *opts;
-    let deb = arch.debian.first().ok_or_else(|| {
-        format!(
-            "{} has no Debian architecture name; Debian does not ship it",
-            arch.name
-        )
-    })?;
+    let deb = arch
+        .debian
+        .first()
+        .ok_or_else(|| RootfsError::NoDebianArch {
+            arch: arch.name.clone(),
+        })?;
     let target = target.to_string_lossy().into_owned();
     let mut v = match tool {
         Bootstrapper::Mmdebstrap => {
@@ -710,6 +728,7 @@ mod tests {
         assert!(
             lookup_user(d.path(), "nobody-here")
                 .unwrap_err()
+                .to_string()
                 .contains("no user")
         );
     }

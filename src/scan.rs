@@ -136,6 +136,19 @@ pub enum ScanError {
     Input(crate::input::InputError),
 }
 
+impl crate::error::Classify for ScanError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            // A corrupt archive is bad input too: nothing was changed.
+            ScanError::Open { .. }
+            | ScanError::NotTree { .. }
+            | ScanError::Input(_)
+            | ScanError::Archive { .. } => ErrorKind::BadInput,
+        }
+    }
+}
+
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
 /// reads headers in parallel.
 pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {

@@ -12,7 +12,8 @@ pub(super) fn private_handler(ctx: &Ctx, arch: &Arch) -> Result<String> {
         .ok_or_else(|| BadInput(format!("{}: {}", arch.name, d.refusal())))?;
     // The resolved path: the file itself, never a symlink.
     let reg = arch.registration(&c.facts.resolved.to_string_lossy(), Flags::DEFAULT);
-    Ok(reg.to_record().map_err(|e| BadInput(e.to_string()))?)
+    reg.to_record()
+        .with_context(|| format!("the record for {}", reg.name))
 }
 
 pub(super) fn require_private_binfmt(what: &str) -> Result<()> {
@@ -105,8 +106,7 @@ pub(super) fn rootfs_create(
         include,
         mirror,
     };
-    let command =
-        crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private).map_err(BadInput)?;
+    let command = crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private)?;
     writeln!(
         out,
         "creating a {suite} {variant} rootfs for {} in {} with {}{}",
@@ -193,15 +193,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
     let opts = crate::rootfs::UnpackOptions {
         keep_privileges: args.keep_privileges,
     };
-    let rootfs = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache(), opts)
-        .map_err(|e| match e {
-            crate::rootfs::RootfsError::NotRootfs { .. }
-            | crate::rootfs::RootfsError::Io { .. }
-            | crate::rootfs::RootfsError::UnsafeCache { .. } => {
-                anyhow::Error::new(BadInput(e.to_string()))
-            }
-            other => anyhow::Error::new(other),
-        })?;
+    let rootfs = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache(), opts)?;
     if let Some(d) = rootfs.dropped
         && d != crate::rootfs::Dropped::default()
     {
@@ -229,7 +221,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         }
         (Some(a), Err(_)) => ctx.table.resolve(a)?,
         (None, Ok((d, _))) => d,
-        (None, Err(e)) => return Err(BadInput(e.to_string()).into()),
+        (None, Err(e)) => return Err(e.into()),
     };
     let root_user = rustix::process::geteuid().is_root();
     let rootless = args.rootless || !root_user;
@@ -243,7 +235,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             .into());
         }
         Some(u) => {
-            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u).map_err(BadInput)?;
+            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u)?;
             (Some(uid), Some(gid), home)
         }
     };
@@ -359,11 +351,7 @@ pub(super) fn cross_vars(
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
     let arch = ctx.table.resolve(arch)?;
     let (_, vars) = cross_vars(ctx, arch).map_err(Unsupported)?;
-    write!(
-        out,
-        "{}",
-        crate::cross::render(&vars, format).map_err(BadInput)?
-    )?;
+    write!(out, "{}", crate::cross::render(&vars, format)?)?;
     Ok(())
 }
 

@@ -13,19 +13,22 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::arch::{Arch, ENTRY_PREFIX, Table, UnknownArch};
+use crate::arch::{Arch, ENTRY_PREFIX, Table};
+use crate::error::ErrorKind;
 use crate::host::{HostFacts, NativeArch};
 use crate::interpreter::{self, Discovery, Requirements};
-use crate::kernel::{BinfmtFs, KernelEntry, KernelError, ProcBinfmt};
-use crate::plan::{self, Action, ApplyError, Desired, Plan};
-use crate::registration::{Entry, Flags, FlagsError, Matcher};
+use crate::kernel::{BinfmtFs, KernelEntry, ProcBinfmt};
+use crate::plan::{self, Action, Desired, Plan};
+use crate::registration::{Entry, Flags, Matcher};
 
 mod emulate;
 mod register;
+mod switch;
 mod verify;
 
 use emulate::*;
 use register::*;
+use switch::*;
 use verify::*;
 
 pub const EXIT_OK: u8 = 0;
@@ -34,7 +37,7 @@ pub const EXIT_USAGE: u8 = 2;
 pub const EXIT_ENVIRONMENT: u8 = 3;
 
 const EXIT_CODES_HELP: &str = "\
-Exit codes:
+Exit codes (docs/exit-codes.md):
   0  success (including: nothing needed to change)
   1  the operation failed; whatever this run changed was rolled back
   2  bad usage or bad input (unknown arch, bad flags, refused or missing interpreter,
@@ -55,41 +58,27 @@ pub struct Cli {
     #[command(subcommand)]
     pub command: Option<Command>,
 
-    /// Same as `install ARCHES` (the form used as a container entrypoint)
+    /// Same as `install ARCHES`, then prints `status --json` (the form used as a container
+    /// entrypoint); takes the options of `install`
     #[arg(long, value_name = "ARCHES", conflicts_with = "uninstall")]
     pub install: Option<String>,
 
-    /// Same as `uninstall TARGETS`
+    /// Same as `uninstall TARGETS`, then prints `status --json`
     #[arg(long, value_name = "TARGETS")]
     pub uninstall: Option<String>,
 
+    /// The options of the `--install` form (also accepted before a subcommand they apply to)
     #[command(flatten)]
-    pub install_opts: InstallOpts,
+    pub top: TopOpts,
 
     #[command(flatten)]
-    pub global: Global,
+    pub output: Output,
 }
 
-#[derive(Debug, Args, Clone)]
-pub struct Global {
-    /// Where binfmt_misc is (or is to be) mounted
-    #[arg(long, global = true, value_name = "PATH", default_value = crate::kernel::DEFAULT_ROOT)]
-    pub binfmt_misc: PathBuf,
-
-    /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
-    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
-    #[arg(long, global = true, value_name = "DIR")]
-    pub qemu_path: Vec<PathBuf>,
-
-    /// Print the plan; write nothing (not even a mount)
-    #[arg(long, global = true)]
-    pub dry_run: bool,
-
-    /// The config file read by `apply` and written by `install --persist`
-    #[arg(long, global = true, value_name = "PATH", default_value = crate::config::DEFAULT_PATH)]
-    pub config: PathBuf,
-
-    /// Machine-readable output (schema in docs/json.md)
+/// The options every subcommand takes.
+#[derive(Debug, Args, Clone, Default)]
+pub struct Output {
+    /// Machine-readable output, errors included (schemas in docs/json.md)
     #[arg(long, global = true)]
     pub json: bool,
 
@@ -100,32 +89,124 @@ pub struct Global {
     /// Only errors
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
+}
+
+/// `--binfmt-misc`, for the subcommands that read or write binfmt_misc.
+#[derive(Debug, Args, Clone, Default)]
+pub struct KernelOpt {
+    /// Where binfmt_misc is (or is to be) mounted [default: /proc/sys/fs/binfmt_misc]
+    #[arg(long, value_name = "PATH")]
+    pub binfmt_misc: Option<PathBuf>,
+}
+
+/// `--qemu-path` and `--trust-unmapped-owner`, for the subcommands that look for and check
+/// interpreters.
+#[derive(Debug, Args, Clone, Default)]
+pub struct SearchOpt {
+    /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
+    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
+    #[arg(long, value_name = "DIR")]
+    pub qemu_path: Vec<PathBuf>,
 
     /// Inside a user namespace, count interpreter files and directories whose owner is not
     /// mapped into it (they show as the overflow uid) as root's. Nothing inside the namespace
     /// can prove whose they are: you vouch that they are the host's root
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub trust_unmapped_owner: bool,
 }
 
+/// `--dry-run`, for the subcommands that change binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
-pub struct InstallOpts {
+pub struct DryRunOpt {
+    /// Print the plan; write nothing (not even a mount)
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// `--config`, for `apply` and `install --persist`.
+#[derive(Debug, Args, Clone, Default)]
+pub struct ConfigOpt {
+    /// The config file read by `apply` and written by `install --persist`
+    /// [default: /etc/binfmtctl/config.toml]
+    #[arg(long, value_name = "PATH")]
+    pub config: Option<PathBuf>,
+}
+
+/// Overrides of the native-arch decision, for the subcommands that make it.
+#[derive(Debug, Args, Clone, Default)]
+pub struct NativeOpt {
+    /// Count these compat arches as native (never register them), whatever the probe says
+    #[arg(long, value_name = "ARCHES", value_delimiter = ',')]
+    pub native: Vec<String>,
+
+    /// Count these compat arches as not native (emulate them), whatever the probe says
+    #[arg(long, value_name = "ARCHES", value_delimiter = ',')]
+    pub not_native: Vec<String>,
+}
+
+/// The options accepted before a subcommand (and by the `--install` form). Each must apply
+/// to the subcommand it goes with.
+#[derive(Debug, Args, Clone, Default)]
+pub struct TopOpts {
+    #[command(flatten)]
+    pub install: InstallOpts,
+    #[command(flatten)]
+    pub kernel: KernelOpt,
+    #[command(flatten)]
+    pub search: SearchOpt,
+    #[command(flatten)]
+    pub dry_run: DryRunOpt,
+    #[command(flatten)]
+    pub config: ConfigOpt,
+    #[command(flatten)]
+    pub native: NativeOpt,
+}
+
+/// The settings a command runs with, after merging the options given before and after the
+/// subcommand (after wins).
+#[derive(Debug, Clone)]
+pub struct Global {
+    pub binfmt_misc: PathBuf,
+    pub qemu_path: Vec<PathBuf>,
+    pub dry_run: bool,
+    pub config: PathBuf,
+    pub json: bool,
+    pub verbose: u8,
+    pub quiet: bool,
+    pub native: Vec<String>,
+    pub not_native: Vec<String>,
+    /// Run the compat arches' probes (the commands that decide what is native); the others
+    /// go by the kernel config alone.
+    pub probe_compat: bool,
+    /// In a user namespace, count unmapped (overflow uid) owners as root's (`--trust-unmapped-owner`).
+    pub trust_unmapped_owner: bool,
+}
+
+/// The binfmt_misc flags, for the subcommands that build registrations.
+#[derive(Debug, Args, Clone, Default)]
+pub struct FlagOpts {
     /// binfmt_misc flags, any of P (preserve argv[0]), O (open binary), C (credentials),
     /// F (fix binary) [default: FP]
-    #[arg(long, global = true, value_name = "FLAGS")]
+    #[arg(long, value_name = "FLAGS")]
     pub flags: Option<String>,
 
     /// Add C (and O): setuid binaries run the emulator with their own credentials, which
     /// sudo inside an emulated chroot needs; a privilege decision for you to make
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub credentials: bool,
+}
+
+#[derive(Debug, Args, Clone, Default)]
+pub struct InstallOpts {
+    #[command(flatten)]
+    pub flag_opts: FlagOpts,
 
     /// Leave an existing entry with our name alone even when it differs from ours
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub keep_existing: bool,
 
     /// Also add the arches to the config file, so `apply` (the boot unit) keeps them
-    #[arg(long, global = true)]
+    #[arg(long)]
     pub persist: bool,
 }
 
@@ -135,23 +216,72 @@ pub enum Command {
     Install {
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
         arches: Vec<String>,
+        #[command(flatten)]
+        opts: InstallOpts,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
+        #[command(flatten)]
+        config: ConfigOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
     Uninstall {
         #[arg(value_name = "TARGETS", required = true, value_delimiter = ',')]
         targets: Vec<std::ffi::OsString>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
+    },
+    /// Switch entries on, keeping them as they are: arch names (our qemu-* entries) or exact
+    /// entry names
+    Enable {
+        #[arg(value_name = "ARCHES|NAMES", required = true, value_delimiter = ',')]
+        targets: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
+    },
+    /// Switch entries off without removing them: arch names (our qemu-* entries) or exact
+    /// entry names
+    Disable {
+        #[arg(value_name = "ARCHES|NAMES", required = true, value_delimiter = ',')]
+        targets: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
     },
     /// Show the entries, what the machine can run, and whether ours match the table
-    Status,
+    Status {
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        native: NativeOpt,
+    },
     /// Find and check the QEMU interpreter for each arch (default: all)
     Interpreters {
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// What is this binary, and what will the kernel do with it
     Inspect {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Which architectures does a root file system (directory) or image (.tar, .tar.gz,
     /// .tar.zst) need, and which of them lack a handler now
@@ -161,30 +291,66 @@ pub enum Command {
         /// Also list every ELF file with its arch
         #[arg(long)]
         files: bool,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Prove emulation works end to end with a tiny probe program per arch (default: every
     /// registered qemu-* handler; `all`: every arch we have a probe for)
     Test {
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Foreign root file systems
     #[command(subcommand)]
     Rootfs(RootfsCommand),
     /// Run a command in an emulated chroot of a foreign rootfs (private mount namespace; the
     /// command's exit status is binfmtctl's)
-    Run(RunArgs),
+    Run {
+        #[command(flatten)]
+        args: RunArgs,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
+    },
     /// The native path: cross toolchains
     #[command(subcommand)]
     Cross(CrossCommand),
     /// Build for an arch: with a cross toolchain (cross), inside an emulated chroot of --rootfs
     /// with the source bound at /src (emulate), or whichever is available (auto: cross first)
-    Build(BuildArgs),
+    Build {
+        #[command(flatten)]
+        args: BuildArgs,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
+    },
     /// Reconcile the kernel to the config file (--config, default /etc/binfmtctl/config.toml);
     /// --remove takes out exactly what it declares (the systemd unit's stop)
     Apply {
         #[arg(long)]
         remove: bool,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
+        #[command(flatten)]
+        config: ConfigOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Write registrations as files other tools read: binfmt.d (systemd-binfmt), update-binfmts
     /// (binfmt-support's import format) or json
@@ -196,6 +362,12 @@ pub enum Command {
         dir: Option<PathBuf>,
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
         arches: Vec<String>,
+        #[command(flatten)]
+        flag_opts: FlagOpts,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
     /// Read binfmt.d files (or the *.conf files of a directory) and show, or with --register
     /// register, their entries
@@ -214,6 +386,14 @@ pub enum Command {
         /// name ending, whatever it contains
         #[arg(long)]
         allow_extension: bool,
+        /// Inside a user namespace, count interpreter files and directories whose owner is
+        /// not mapped into it as root's: you vouch that they are the host's root
+        #[arg(long)]
+        trust_unmapped_owner: bool,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
     },
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
@@ -240,6 +420,10 @@ pub enum Command {
         program: String,
         argv0: String,
     },
+    /// Internal: exec a probe, in a fresh binfmt_misc instance with no entries (used to
+    /// decide which compat arches run natively)
+    #[command(name = "__probe-native", hide = true)]
+    ProbeNative { programs: Vec<PathBuf> },
     /// List the architecture table with every name each arch answers to
     Arches {
         /// Render it as Markdown (this is docs/arch-table.md)
@@ -269,6 +453,10 @@ pub enum RootfsCommand {
         mirror: Option<String>,
         /// Directory to create (must not exist or be empty)
         dir: PathBuf,
+        #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
+        native: NativeOpt,
     },
 }
 
@@ -348,94 +536,413 @@ pub struct RunArgs {
 #[error("the command exited with status {0}")]
 pub struct ChildExit(pub i32);
 
-/// A request the user got wrong: exit 2.
+/// A request the user got wrong, found by the command layer itself (domain errors say their
+/// own kind): exit 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct BadInput(pub String);
+
+impl crate::error::Classify for BadInput {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadInput
+    }
+}
 
 /// The machine cannot do it: exit 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
 pub struct Unsupported(pub String);
 
-/// The exit code for an error, by the most specific cause in its chain.
+impl crate::error::Classify for Unsupported {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Environment
+    }
+}
+
+/// The exit code for an error: the sandboxed command's own status, else the kind of the
+/// outermost error in the chain that says its kind (`error::kind_of`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
-    for cause in err.chain() {
-        if let Some(ChildExit(code)) = cause.downcast_ref::<ChildExit>() {
-            return u8::try_from(*code).unwrap_or(EXIT_FAILED);
-        }
-        if cause.is::<BadInput>()
-            || cause.is::<UnknownArch>()
-            || cause.is::<FlagsError>()
-            || cause.is::<crate::input::InputError>()
-        {
-            return EXIT_USAGE;
-        }
-        if cause.is::<Unsupported>() {
-            return EXIT_ENVIRONMENT;
-        }
-        if let Some(k) = cause.downcast_ref::<KernelError>() {
-            return if k.is_environment() {
-                EXIT_ENVIRONMENT
-            } else {
-                EXIT_FAILED
-            };
-        }
-        if let Some(a) = cause.downcast_ref::<ApplyError>() {
-            // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
-            if let plan::ApplyFailure::Interrupted { signal } = *a.failure {
-                return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
-            }
-            return EXIT_FAILED;
+    if let Some(ChildExit(code)) = err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
+        return u8::try_from(*code).unwrap_or(EXIT_FAILED);
+    }
+    // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
+    if let Some(signal) = err
+        .chain()
+        .find_map(|c| match c.downcast_ref::<plan::ApplyError>() {
+            Some(a) => match *a.failure {
+                plan::ApplyFailure::Interrupted { signal } => Some(signal),
+                _ => None,
+            },
+            None => None,
+        })
+    {
+        return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
+    }
+    crate::error::kind_of(err).exit_code()
+}
+
+/// Which option groups a subcommand takes; the options given before the subcommand must be
+/// among them.
+#[derive(Default)]
+struct Takes<'a> {
+    kernel: Option<&'a KernelOpt>,
+    search: Option<&'a SearchOpt>,
+    dry_run: Option<&'a DryRunOpt>,
+    config: Option<&'a ConfigOpt>,
+    native: Option<&'a NativeOpt>,
+    install: Option<&'a InstallOpts>,
+    flags: Option<&'a FlagOpts>,
+}
+
+impl Command {
+    fn name(&self) -> &'static str {
+        match self {
+            Command::Install { .. } => "install",
+            Command::Uninstall { .. } => "uninstall",
+            Command::Enable { .. } => "enable",
+            Command::Disable { .. } => "disable",
+            Command::Status { .. } => "status",
+            Command::Interpreters { .. } => "interpreters",
+            Command::Inspect { .. } => "inspect",
+            Command::Scan { .. } => "scan",
+            Command::Test { .. } => "test",
+            Command::Rootfs(_) => "rootfs",
+            Command::Run { .. } => "run",
+            Command::Cross(_) => "cross",
+            Command::Build { .. } => "build",
+            Command::Apply { .. } => "apply",
+            Command::Export { .. } => "export",
+            Command::Import { .. } => "import",
+            Command::SandboxStage1 { .. } => "__sandbox",
+            Command::SandboxStage2 { .. } => "__sandbox-init",
+            Command::ProbeChroot { .. } => "__probe-chroot",
+            Command::ProbeNative { .. } => "__probe-native",
+            Command::Arches { .. } => "arches",
         }
     }
-    EXIT_FAILED
+
+    fn takes(&self) -> Takes<'_> {
+        match self {
+            Command::Install {
+                opts,
+                kernel,
+                search,
+                dry_run,
+                config,
+                native,
+                ..
+            } => Takes {
+                kernel: Some(kernel),
+                search: Some(search),
+                dry_run: Some(dry_run),
+                config: Some(config),
+                native: Some(native),
+                install: Some(opts),
+                flags: None,
+            },
+            Command::Uninstall {
+                kernel, dry_run, ..
+            }
+            | Command::Enable {
+                kernel, dry_run, ..
+            }
+            | Command::Disable {
+                kernel, dry_run, ..
+            }
+            | Command::Import {
+                kernel, dry_run, ..
+            } => Takes {
+                kernel: Some(kernel),
+                dry_run: Some(dry_run),
+                ..Takes::default()
+            },
+            Command::Status { kernel, native }
+            | Command::Inspect { kernel, native, .. }
+            | Command::Scan { kernel, native, .. }
+            | Command::Test { kernel, native, .. } => Takes {
+                kernel: Some(kernel),
+                native: Some(native),
+                ..Takes::default()
+            },
+            Command::Interpreters { search, native, .. } => Takes {
+                search: Some(search),
+                native: Some(native),
+                ..Takes::default()
+            },
+            Command::Rootfs(RootfsCommand::Create { search, native, .. }) => Takes {
+                search: Some(search),
+                native: Some(native),
+                ..Takes::default()
+            },
+            Command::Run {
+                kernel,
+                search,
+                native,
+                ..
+            }
+            | Command::Build {
+                kernel,
+                search,
+                native,
+                ..
+            } => Takes {
+                kernel: Some(kernel),
+                search: Some(search),
+                native: Some(native),
+                ..Takes::default()
+            },
+            Command::Apply {
+                kernel,
+                search,
+                dry_run,
+                config,
+                native,
+                ..
+            } => Takes {
+                kernel: Some(kernel),
+                search: Some(search),
+                dry_run: Some(dry_run),
+                config: Some(config),
+                native: Some(native),
+                ..Takes::default()
+            },
+            Command::Export {
+                flag_opts,
+                search,
+                native,
+                ..
+            } => Takes {
+                search: Some(search),
+                native: Some(native),
+                flags: Some(flag_opts),
+                ..Takes::default()
+            },
+            Command::Cross(_)
+            | Command::SandboxStage1 { .. }
+            | Command::SandboxStage2 { .. }
+            | Command::ProbeChroot { .. }
+            | Command::ProbeNative { .. }
+            | Command::Arches { .. } => Takes::default(),
+        }
+    }
+}
+
+fn given_flags(o: &FlagOpts) -> bool {
+    o.flags.is_some() || o.credentials
+}
+
+/// Merges the options given before the subcommand (`top`) with the subcommand's own (which
+/// win); an option given before a subcommand that does not take it is bad usage.
+fn settings(
+    top: &TopOpts,
+    output: &Output,
+    takes: &Takes,
+    cmd: &str,
+) -> Result<(Global, InstallOpts)> {
+    let mut stray = Vec::new();
+    if top.kernel.binfmt_misc.is_some() && takes.kernel.is_none() {
+        stray.push("--binfmt-misc");
+    }
+    if !top.search.qemu_path.is_empty() && takes.search.is_none() {
+        stray.push("--qemu-path");
+    }
+    if top.search.trust_unmapped_owner && takes.search.is_none() {
+        stray.push("--trust-unmapped-owner");
+    }
+    if top.dry_run.dry_run && takes.dry_run.is_none() {
+        stray.push("--dry-run");
+    }
+    if top.config.config.is_some() && takes.config.is_none() {
+        stray.push("--config");
+    }
+    if (!top.native.native.is_empty() || !top.native.not_native.is_empty())
+        && takes.native.is_none()
+    {
+        stray.push("--native/--not-native");
+    }
+    if takes.install.is_none() {
+        if takes.flags.is_none() && given_flags(&top.install.flag_opts) {
+            stray.push("--flags/--credentials");
+        }
+        if top.install.keep_existing || top.install.persist {
+            stray.push("--keep-existing/--persist");
+        }
+    }
+    if !stray.is_empty() {
+        return Err(BadInput(format!(
+            "{} does not apply to `{cmd}`: see `binfmtctl {cmd} --help` for its options",
+            stray.join(", ")
+        ))
+        .into());
+    }
+    let pick_path = |sub: Option<&Option<PathBuf>>, top: &Option<PathBuf>, default: &str| {
+        sub.and_then(Option::clone)
+            .or_else(|| top.clone())
+            .unwrap_or_else(|| PathBuf::from(default))
+    };
+    let qemu_path = match takes.search {
+        Some(s) if !s.qemu_path.is_empty() => s.qemu_path.clone(),
+        _ => top.search.qemu_path.clone(),
+    };
+    let (native, not_native) = match takes.native {
+        Some(n) if !n.native.is_empty() || !n.not_native.is_empty() => {
+            (n.native.clone(), n.not_native.clone())
+        }
+        _ => (top.native.native.clone(), top.native.not_native.clone()),
+    };
+    let g = Global {
+        binfmt_misc: pick_path(
+            takes.kernel.map(|k| &k.binfmt_misc),
+            &top.kernel.binfmt_misc,
+            crate::kernel::DEFAULT_ROOT,
+        ),
+        qemu_path,
+        dry_run: top.dry_run.dry_run || takes.dry_run.is_some_and(|d| d.dry_run),
+        config: pick_path(
+            takes.config.map(|c| &c.config),
+            &top.config.config,
+            crate::config::DEFAULT_PATH,
+        ),
+        json: output.json,
+        verbose: output.verbose,
+        quiet: output.quiet,
+        native,
+        not_native,
+        probe_compat: takes.native.is_some(),
+        trust_unmapped_owner: top.search.trust_unmapped_owner
+            || takes.search.is_some_and(|s| s.trust_unmapped_owner),
+    };
+    // Install options: the subcommand's, completed by those given before it.
+    let mut opts = top.install.clone();
+    let sub_flags = takes.install.map(|i| &i.flag_opts).or(takes.flags);
+    if let Some(f) = sub_flags {
+        if f.flags.is_some() {
+            opts.flag_opts.flags.clone_from(&f.flags);
+        }
+        opts.flag_opts.credentials |= f.credentials;
+    }
+    if let Some(i) = takes.install {
+        opts.keep_existing |= i.keep_existing;
+        opts.persist |= i.persist;
+    }
+    Ok((g, opts))
 }
 
 /// Runs the parsed command line. Output goes to `out`; errors are returned for `main`.
 pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
-    if cli.command.is_some() && (cli.install.is_some() || cli.uninstall.is_some()) {
-        return Err(BadInput(
-            "--install/--uninstall and a subcommand do not go together: use one form".into(),
-        )
-        .into());
-    }
-    let ctx = Ctx::new(&cli.global);
-    match (cli.command, cli.install, cli.uninstall) {
-        (Some(Command::Install { arches }), _, _) => {
-            install_cmd(&ctx, &arches, &cli.install_opts, out)
+    let Cli {
+        command,
+        install: install_list,
+        uninstall: uninstall_list,
+        top,
+        output,
+    } = cli;
+    let split = |list: &str| -> Vec<String> { list.split(',').map(str::to_owned).collect() };
+    let command = match (command, install_list, uninstall_list) {
+        (Some(_), Some(_), _) | (Some(_), _, Some(_)) => {
+            return Err(BadInput(
+                "--install/--uninstall and a subcommand do not go together: use one form".into(),
+            )
+            .into());
         }
+        // The container-entrypoint forms: do it, then the JSON status people script against.
         (None, Some(list), _) => {
-            // The container-entrypoint form: install, then the JSON status people script against.
-            let arches: Vec<String> = list.split(',').map(str::to_owned).collect();
-            install_cmd(&ctx, &arches, &cli.install_opts, out)?;
-            status_json(&cli.global, out)
+            let (g, opts) = settings(
+                &top,
+                &output,
+                &Takes {
+                    kernel: Some(&top.kernel),
+                    search: Some(&top.search),
+                    dry_run: Some(&top.dry_run),
+                    config: Some(&top.config),
+                    native: Some(&top.native),
+                    install: Some(&top.install),
+                    flags: None,
+                },
+                "--install",
+            )?;
+            install_cmd(&Ctx::new(&g)?, &split(&list), &opts, out)?;
+            return status_json(&g, out);
         }
-        (Some(Command::Uninstall { targets }), _, _) => uninstall(&ctx, &targets, out),
         (None, None, Some(list)) => {
+            let (g, _) = settings(
+                &top,
+                &output,
+                &Takes {
+                    kernel: Some(&top.kernel),
+                    dry_run: Some(&top.dry_run),
+                    ..Takes::default()
+                },
+                "--uninstall",
+            )?;
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
-            uninstall(&ctx, &targets, out)?;
-            status_json(&cli.global, out)
+            uninstall(&Ctx::new(&g)?, &targets, out)?;
+            return status_json(&g, out);
         }
-        (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
-        (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
-        (Some(Command::Arches { markdown }), _, _) => arches(&ctx, markdown, out),
-        (Some(Command::Inspect { files }), _, _) => inspect(&ctx, &files, out),
-        (Some(Command::Test { arches }), _, _) => selftest(&ctx, &arches, out),
-        (Some(Command::Scan { path, files }), _, _) => scan(&ctx, &path, files, out),
-        (
-            Some(Command::Rootfs(RootfsCommand::Create {
-                arch,
-                suite,
-                include,
-                variant,
-                mirror,
-                dir,
-            })),
-            _,
-            _,
-        ) => rootfs_create(
-            &ctx,
+        (None, None, None) => Command::Status {
+            kernel: KernelOpt::default(),
+            native: NativeOpt::default(),
+        },
+        (Some(c), None, None) => c,
+    };
+    // The hidden helpers run before any host fact is gathered.
+    match &command {
+        Command::SandboxStage1 { spec_fd, parent } => {
+            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
+            std::process::exit(crate::sandbox::helper_stage1(&exe, *spec_fd, *parent))
+        }
+        Command::SandboxStage2 { spec_fd, parent } => {
+            std::process::exit(crate::sandbox::helper_stage2(*spec_fd, *parent))
+        }
+        Command::ProbeChroot {
+            root,
+            program,
+            argv0,
+        } => {
+            let (code, msg) = crate::selftest::chroot_exec(root, program, argv0);
+            eprintln!("{msg}");
+            std::process::exit(code)
+        }
+        Command::ProbeNative { programs } => {
+            let (code, msg) = crate::host::probe_native_helper(programs);
+            if !msg.is_empty() {
+                eprintln!("{msg}");
+            }
+            std::process::exit(code)
+        }
+        _ => {}
+    }
+    let (mut g, opts) = settings(&top, &output, &command.takes(), command.name())?;
+    if let Command::Import {
+        trust_unmapped_owner: true,
+        ..
+    } = command
+    {
+        g.trust_unmapped_owner = true;
+    }
+    let ctx = Ctx::new(&g)?;
+    let ctx = &ctx;
+    match command {
+        Command::Install { arches, .. } => install_cmd(ctx, &arches, &opts, out),
+        Command::Uninstall { targets, .. } => uninstall(ctx, &targets, out),
+        Command::Enable { targets, .. } => switch(ctx, &targets, true, out),
+        Command::Disable { targets, .. } => switch(ctx, &targets, false, out),
+        Command::Status { .. } => status(ctx, out),
+        Command::Interpreters { arches, .. } => interpreters(ctx, &arches, out),
+        Command::Arches { markdown } => arches(ctx, markdown, out),
+        Command::Inspect { files, .. } => inspect(ctx, &files, out),
+        Command::Test { arches, .. } => selftest(ctx, &arches, out),
+        Command::Scan { path, files, .. } => scan(ctx, &path, files, out),
+        Command::Rootfs(RootfsCommand::Create {
+            arch,
+            suite,
+            include,
+            variant,
+            mirror,
+            dir,
+            ..
+        }) => rootfs_create(
+            ctx,
             &arch,
             &suite,
             &include,
@@ -444,35 +951,22 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             &dir,
             out,
         ),
-        (Some(Command::Run(args)), _, _) => run_in_rootfs(&ctx, &args, out),
-        (Some(Command::Apply { remove }), _, _) => apply(&ctx, remove, out),
-        (
-            Some(Command::Export {
-                format,
-                dir,
-                arches,
-            }),
-            _,
-            _,
-        ) => export(
-            &ctx,
-            &arches,
-            &cli.install_opts,
-            &format,
-            dir.as_deref(),
-            out,
-        ),
-        (
-            Some(Command::Import {
-                paths,
-                register,
-                allow_credentials,
-                allow_extension,
-            }),
-            _,
-            _,
-        ) => import(
-            &ctx,
+        Command::Run { args, .. } => run_in_rootfs(ctx, &args, out),
+        Command::Apply { remove, .. } => apply(ctx, remove, out),
+        Command::Export {
+            format,
+            dir,
+            arches,
+            ..
+        } => export(ctx, &arches, &opts, &format, dir.as_deref(), out),
+        Command::Import {
+            paths,
+            register,
+            allow_credentials,
+            allow_extension,
+            ..
+        } => import(
+            ctx,
             &paths,
             ImportOpts {
                 register,
@@ -481,30 +975,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             },
             out,
         ),
-        (Some(Command::Cross(CrossCommand::Env { arch, format })), _, _) => {
-            cross_env(&ctx, &arch, &format, out)
-        }
-        (Some(Command::Build(args)), _, _) => build(&ctx, &args, out),
-        (Some(Command::SandboxStage1 { spec_fd, parent }), _, _) => {
-            let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-            std::process::exit(crate::sandbox::helper_stage1(&exe, spec_fd, parent))
-        }
-        (Some(Command::SandboxStage2 { spec_fd, parent }), _, _) => {
-            std::process::exit(crate::sandbox::helper_stage2(spec_fd, parent))
-        }
-        (
-            Some(Command::ProbeChroot {
-                root,
-                program,
-                argv0,
-            }),
-            _,
-            _,
-        ) => {
-            let (code, msg) = crate::selftest::chroot_exec(&root, &program, &argv0);
-            eprintln!("{msg}");
-            std::process::exit(code)
-        }
+        Command::Cross(CrossCommand::Env { arch, format }) => cross_env(ctx, &arch, &format, out),
+        Command::Build { args, .. } => build(ctx, &args, out),
+        Command::SandboxStage1 { .. }
+        | Command::SandboxStage2 { .. }
+        | Command::ProbeChroot { .. }
+        | Command::ProbeNative { .. } => unreachable!("handled above"),
     }
 }
 
@@ -518,17 +994,23 @@ struct Ctx<'g> {
 }
 
 impl<'g> Ctx<'g> {
-    fn new(g: &'g Global) -> Ctx<'g> {
+    fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
-        let host = HostFacts::gather();
-        let native = host.native(table);
-        Ctx {
+        let mut host = HostFacts::gather();
+        let over = native_override(g, table, &host)?;
+        if g.probe_compat
+            && let Ok(exe) = std::env::current_exe()
+        {
+            host.probe_compat(table, &exe);
+        }
+        let native = host.native_with(table, &over);
+        Ok(Ctx {
             table,
             host,
             native,
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
-        }
+        })
     }
 
     fn is_native(&self, arch: &str) -> Option<&NativeArch> {
@@ -715,6 +1197,40 @@ impl<'g> Ctx<'g> {
     }
 }
 
+/// `--native` / `--not-native`: each must name a compat arch of this host, and not both.
+fn native_override(
+    g: &Global,
+    table: &Table,
+    host: &HostFacts,
+) -> Result<crate::host::NativeOverride> {
+    let compat: &[String] = host.host_arch(table).map_or(&[], |h| &h.compat);
+    let resolve = |names: &[String], opt: &str| -> Result<Vec<String>> {
+        let mut v = Vec::new();
+        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            let a = table.resolve(n)?;
+            if !compat.contains(&a.name) {
+                return Err(BadInput(format!(
+                    "{opt} {n}: {} is not a compat arch of this host (those are: {}); only they can be either",
+                    a.name,
+                    if compat.is_empty() { "none".into() } else { compat.join(", ") }
+                ))
+                .into());
+            }
+            v.push(a.name.clone());
+        }
+        Ok(v)
+    };
+    let native = resolve(&g.native, "--native")?;
+    let not_native = resolve(&g.not_native, "--not-native")?;
+    if let Some(both) = native.iter().find(|n| not_native.contains(n)) {
+        return Err(BadInput(format!(
+            "{both} is named by both --native and --not-native: name it in one"
+        ))
+        .into());
+    }
+    Ok(crate::host::NativeOverride { native, not_native })
+}
+
 /// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
 /// (Readable as root; false when we cannot tell.)
 fn private_mount_ns_without_host_mount() -> bool {
@@ -836,12 +1352,12 @@ fn hex(b: &[u8]) -> String {
 
 fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
     let r = &e.registration;
-    let by_name = r
-        .name
-        .strip_prefix(ENTRY_PREFIX)
-        .and_then(|cpu| table.get(cpu))
-        .filter(|a| a.entry_name() == r.name);
-    let arch = by_name.or_else(|| table.arch_of_matcher(&r.matcher));
+    // Ours by name: `qemu-<arch>` or a further entry of the arch (`qemu-microblaze-old`).
+    let by_name = table.arch_of_entry(&r.name);
+    let arch = by_name
+        .as_ref()
+        .map(|(a, _)| *a)
+        .or_else(|| table.arch_of_matcher(&r.matcher));
     let (kind, offset, magic, mask, extension) = match &r.matcher {
         Matcher::Magic {
             offset,
@@ -868,12 +1384,13 @@ fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson 
         magic,
         mask,
         extension,
-        matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
+        matches_table: by_name.map(|(_, m)| m.same_pattern(&r.matcher)),
         captures_native: guard.captures(r).is_some(),
     }
 }
 
 fn flags_from(opts: &InstallOpts) -> Result<Flags> {
+    let opts = &opts.flag_opts;
     let mut f = match &opts.flags {
         Some(s) => Flags::parse(s)?,
         None => Flags::DEFAULT,
@@ -904,9 +1421,9 @@ fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// For `main`: format an error chain as one message with the fix at the end.
-/// A cause whose text the message already carries (an error that prints its source, as
-/// `thiserror` ones with `{source}` in their text do) is not repeated.
+/// For `main`: format an error chain as one message with the fix at the end: each cause once
+/// (an error that already quotes its source, such as a failed apply with its rollback, is not
+/// followed by that source again).
 pub fn render_error(err: &anyhow::Error) -> String {
     let mut msg = String::new();
     for cause in err.chain() {
@@ -915,16 +1432,80 @@ pub fn render_error(err: &anyhow::Error) -> String {
             continue;
         }
         if !msg.is_empty() {
-            msg.push_str(": ");
+            msg += ": ";
         }
-        msg.push_str(&text);
+        msg += &text;
     }
     msg
 }
 
-/// Parses the command line; clap's own errors exit 2 (usage).
+/// With `--json`: the error object (docs/json.md, "Errors"), as the one JSON document on
+/// stdout. `printed` is what the command wrote to stdout before it failed (a report of what
+/// was refused or rolled back): each JSON document in it goes into `output`.
+pub fn error_json(err: &anyhow::Error, printed: &[u8]) -> serde_json::Value {
+    let (kind, code) = match err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
+        Some(_) => ("command-exited".to_owned(), exit_code(err)),
+        None => {
+            let k = crate::error::kind_of(err);
+            (
+                serde_json::to_value(k)
+                    .ok()
+                    .and_then(|v| v.as_str().map(str::to_owned))
+                    .unwrap_or_default(),
+                k.exit_code(),
+            )
+        }
+    };
+    let output: Vec<serde_json::Value> = serde_json::Deserializer::from_slice(printed)
+        .into_iter::<serde_json::Value>()
+        .map_while(Result::ok)
+        .collect();
+    json!({
+        "error": {
+            "kind": kind,
+            "exit_code": code,
+            "message": render_error(err),
+            "causes": err.chain().map(ToString::to_string).collect::<Vec<_>>(),
+        },
+        "output": output,
+    })
+}
+
+/// Parses the command line. clap's own errors exit 2 (usage); with `--json` anywhere on the
+/// command line they are reported as the error object too.
 pub fn parse() -> Cli {
-    Cli::parse()
+    match Cli::try_parse() {
+        Ok(c) => c,
+        Err(e) => {
+            use clap::error::ErrorKind as K;
+            let json = std::env::args_os()
+                .skip(1)
+                .take_while(|a| a != "--")
+                .any(|a| a == "--json");
+            if !json || matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+                e.exit()
+            }
+            let msg = e.render().to_string();
+            let first = msg
+                .lines()
+                .next()
+                .unwrap_or_default()
+                .trim_start_matches("error: ")
+                .to_owned();
+            let v = json!({
+                "error": {
+                    "kind": ErrorKind::BadInput,
+                    "exit_code": EXIT_USAGE,
+                    "message": first,
+                    "causes": [first],
+                },
+                "output": [],
+            });
+            println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
+            eprint!("{msg}");
+            std::process::exit(i32::from(EXIT_USAGE))
+        }
+    }
 }
 
 #[cfg(test)]
@@ -936,38 +1517,79 @@ mod tests {
         Cli::try_parse_from(std::iter::once("binfmtctl").chain(args.iter().copied()))
     }
 
+    /// The settings a parsed command line runs with.
+    fn settings_of(c: &Cli) -> Result<(Global, InstallOpts)> {
+        let cmd = c.command.as_ref().expect("a subcommand");
+        settings(&c.top, &c.output, &cmd.takes(), cmd.name())
+    }
+
     #[test]
     fn parses_the_documented_forms() {
         let c = parse(&["install", "arm64,riscv64"]).unwrap();
         assert!(
-            matches!(c.command, Some(Command::Install { ref arches }) if arches == &["arm64", "riscv64"])
+            matches!(c.command, Some(Command::Install { ref arches, .. }) if arches == &["arm64", "riscv64"])
         );
         let c = parse(&["install", "arm64", "riscv64", "--flags", "F", "--dry-run"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Install { ref arches }) if arches.len() == 2));
-        assert_eq!(c.install_opts.flags.as_deref(), Some("F"));
-        assert!(c.global.dry_run);
-        let c = parse(&["--install", "arm64", "--json"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Install { ref arches, .. }) if arches.len() == 2)
+        );
+        let (g, opts) = settings_of(&c).unwrap();
+        assert_eq!(opts.flag_opts.flags.as_deref(), Some("F"));
+        assert!(g.dry_run);
+        // The container-entrypoint form, with the options of install.
+        let c = parse(&["--install", "arm64", "--json", "--flags", "F", "--persist"]).unwrap();
         assert_eq!(c.install.as_deref(), Some("arm64"));
-        assert!(c.global.json);
+        assert!(c.output.json);
+        assert_eq!(c.top.install.flag_opts.flags.as_deref(), Some("F"));
+        assert!(c.top.install.persist);
         let c = parse(&["--uninstall", "qemu-*"]).unwrap();
         assert_eq!(c.uninstall.as_deref(), Some("qemu-*"));
+        let c = parse(&["status", "--binfmt-misc", "/x"]).unwrap();
+        assert_eq!(settings_of(&c).unwrap().0.binfmt_misc, PathBuf::from("/x"));
+        let c = parse(&["interpreters", "--qemu-path", "/a", "--qemu-path", "/b"]).unwrap();
+        assert_eq!(settings_of(&c).unwrap().0.qemu_path.len(), 2);
+        assert!(parse(&[]).unwrap().command.is_none());
+        assert_eq!(parse(&["-vv", "status"]).unwrap().output.verbose, 2);
+        assert!(parse(&["--json", "status"]).unwrap().output.json);
+        assert!(parse(&["status", "--json"]).unwrap().output.json);
+        // Options before the subcommand still work where they apply; after wins.
+        let c = parse(&["--dry-run", "install", "arm64"]).unwrap();
+        assert!(settings_of(&c).unwrap().0.dry_run);
+        let c = parse(&["--config", "/c", "apply"]).unwrap();
+        assert_eq!(settings_of(&c).unwrap().0.config, PathBuf::from("/c"));
         let c = parse(&[
-            "status",
-            "--binfmt-misc",
-            "/x",
-            "--qemu-path",
-            "/a",
-            "--qemu-path",
-            "/b",
+            "--config",
+            "/c",
+            "install",
+            "arm64",
+            "--persist",
+            "--config",
+            "/d",
         ])
         .unwrap();
-        assert_eq!(c.global.binfmt_misc, PathBuf::from("/x"));
-        assert_eq!(c.global.qemu_path.len(), 2);
-        assert!(parse(&[]).unwrap().command.is_none());
-        assert_eq!(parse(&["-vv", "status"]).unwrap().global.verbose, 2);
-        assert!(parse(&["--json", "status"]).unwrap().global.json);
-        let c = parse(&["--dry-run", "install", "arm64"]).unwrap();
-        assert!(c.global.dry_run);
+        let (g, opts) = settings_of(&c).unwrap();
+        assert_eq!(g.config, PathBuf::from("/d"));
+        assert!(opts.persist);
+        let c = parse(&[
+            "--flags",
+            "F",
+            "export",
+            "--format",
+            "json",
+            "arm64",
+            "--credentials",
+        ])
+        .unwrap();
+        let (_, opts) = settings_of(&c).unwrap();
+        assert_eq!(opts.flag_opts.flags.as_deref(), Some("F"));
+        assert!(opts.flag_opts.credentials);
+        let (g, _) = settings_of(&parse(&["status"]).unwrap()).unwrap();
+        assert_eq!(g.binfmt_misc, PathBuf::from(crate::kernel::DEFAULT_ROOT));
+        assert_eq!(g.config, PathBuf::from(crate::config::DEFAULT_PATH));
+        let c = parse(&["disable", "arm64,qemu-riscv64", "--dry-run"]).unwrap();
+        assert!(
+            matches!(c.command, Some(Command::Disable { ref targets, .. }) if targets.len() == 2)
+        );
     }
 
     #[test]
@@ -979,13 +1601,91 @@ mod tests {
         let mixed = parse(&["--install", "arm64", "status"]).unwrap();
         let e = run(mixed, &mut Vec::new()).unwrap_err();
         assert_eq!(exit_code(&e), EXIT_USAGE);
+        // Each subcommand takes only its own options ...
+        assert!(parse(&["inspect", "x", "--flags", "F"]).is_err());
+        assert!(parse(&["status", "--persist"]).is_err());
+        assert!(parse(&["arches", "--binfmt-misc", "/x"]).is_err());
+        assert!(parse(&["export", "--format", "json", "arm64", "--dry-run"]).is_err());
+        // ... and those given before it must apply to it.
+        for args in [
+            &["--flags", "F", "status"][..],
+            &["--persist", "inspect", "x"],
+            &["--qemu-path", "/a", "status"],
+            &["--config", "/c", "status"],
+            &["--binfmt-misc", "/x", "arches"],
+            &["--keep-existing", "export", "--format", "json", "arm64"],
+        ] {
+            let c = parse(args).unwrap();
+            let e = settings_of(&c).unwrap_err();
+            assert_eq!(exit_code(&e), EXIT_USAGE, "{args:?}");
+            assert!(e.to_string().contains("does not apply to"), "{e}");
+        }
+    }
+
+    #[test]
+    fn each_help_shows_only_its_options() {
+        use clap::CommandFactory;
+        let mut cmd = Cli::command();
+        cmd.build();
+        let longs = |name: &str| -> Vec<String> {
+            cmd.find_subcommand(name)
+                .unwrap()
+                .get_arguments()
+                .filter_map(|a| a.get_long().map(str::to_owned))
+                .collect()
+        };
+        let inspect = longs("inspect");
+        for absent in [
+            "flags",
+            "persist",
+            "credentials",
+            "keep-existing",
+            "qemu-path",
+            "config",
+            "dry-run",
+        ] {
+            assert!(
+                !inspect.iter().any(|l| l == absent),
+                "inspect shows --{absent}"
+            );
+        }
+        for present in ["binfmt-misc", "json", "verbose", "quiet"] {
+            assert!(
+                inspect.iter().any(|l| l == present),
+                "inspect lacks --{present}"
+            );
+        }
+        let install = longs("install");
+        for present in [
+            "flags",
+            "persist",
+            "credentials",
+            "keep-existing",
+            "qemu-path",
+            "config",
+            "dry-run",
+            "binfmt-misc",
+            "native",
+            "not-native",
+        ] {
+            assert!(
+                install.iter().any(|l| l == present),
+                "install lacks --{present}"
+            );
+        }
+        assert_eq!(
+            longs("arches"),
+            ["markdown", "json", "verbose", "quiet", "help"]
+        );
     }
 
     #[test]
     fn flags_option() {
         let o = |flags: Option<&str>, credentials| InstallOpts {
-            flags: flags.map(str::to_owned),
-            credentials,
+            flag_opts: FlagOpts {
+                flags: flags.map(str::to_owned),
+                credentials,
+            },
             keep_existing: false,
             persist: false,
         };
@@ -1000,7 +1700,7 @@ mod tests {
     fn exit_codes_by_cause() {
         assert_eq!(exit_code(&anyhow::Error::new(BadInput("x".into()))), 2);
         assert_eq!(exit_code(&anyhow::Error::new(Unsupported("x".into()))), 3);
-        let k = KernelError::Mount {
+        let k = crate::kernel::KernelError::Mount {
             root: "/x".into(),
             errno: rustix::io::Errno::PERM,
         };
@@ -1008,12 +1708,77 @@ mod tests {
             exit_code(&anyhow::Error::new(k).context("while installing")),
             3
         );
-        let k = KernelError::Register {
+        let k = crate::kernel::KernelError::Register {
             name: "q".into(),
             errno: rustix::io::Errno::INVAL,
         };
         assert_eq!(exit_code(&anyhow::Error::new(k)), 1);
         assert_eq!(exit_code(&anyhow!("other")), 1);
+        assert_eq!(
+            exit_code(&anyhow::Error::new(ChildExit(7)).context("run")),
+            7
+        );
+        // Domain errors say their own kind, under any context, and keep their chain.
+        let cfg = crate::config::ConfigError::Missing {
+            path: "/etc/x.toml".into(),
+        };
+        let e = anyhow::Error::new(cfg).context("apply");
+        assert_eq!(exit_code(&e), 2);
+        assert!(render_error(&e).contains("/etc/x.toml does not exist"));
+        let e = anyhow::Error::new(crate::cross::CrossError::Format("zsh".into()));
+        assert_eq!(exit_code(&e), 2);
+        let reg = Table::builtin()
+            .get("aarch64")
+            .unwrap()
+            .registration("relative/qemu", Flags::DEFAULT);
+        let e = anyhow::Error::new(crate::interop::to_binfmt_d(&reg, "aarch64").unwrap_err());
+        assert_eq!(exit_code(&e), 2);
+        assert_eq!(
+            e.chain().count(),
+            2,
+            "the record error stays the source: {e:#}"
+        );
+    }
+
+    #[test]
+    fn each_cause_is_said_once() {
+        let k = crate::kernel::KernelError::Register {
+            name: "qemu-riscv64".into(),
+            errno: rustix::io::Errno::IO,
+        };
+        let e = anyhow::Error::new(crate::plan::ApplyError {
+            failure: Box::new(crate::plan::ApplyFailure::Kernel(k)),
+            rolled_back: vec!["qemu-aarch64".into()],
+            rollback_errors: vec![],
+        })
+        .context("install failed");
+        let m = render_error(&e);
+        assert_eq!(
+            m.matches("registering qemu-riscv64 failed").count(),
+            1,
+            "{m}"
+        );
+        assert!(
+            m.starts_with("install failed: registering qemu-riscv64 failed"),
+            "{m}"
+        );
+        assert!(m.contains("rolled back: qemu-aarch64"), "{m}");
+        assert_eq!(exit_code(&e), 1);
+    }
+
+    #[test]
+    fn error_object() {
+        let e = anyhow::Error::new(crate::arch::Table::builtin().resolve("zzz").unwrap_err())
+            .context("install");
+        let v = error_json(&e, b"{\"results\": []}\n");
+        assert_eq!(v["error"]["kind"], "bad-input");
+        assert_eq!(v["error"]["exit_code"], 2);
+        assert_eq!(v["error"]["causes"].as_array().unwrap().len(), 2);
+        assert_eq!(v["output"][0]["results"], json!([]));
+        let v = error_json(&anyhow::Error::new(ChildExit(5)), b"");
+        assert_eq!(v["error"]["kind"], "command-exited");
+        assert_eq!(v["error"]["exit_code"], 5);
+        assert_eq!(v["output"], json!([]));
     }
 
     /// Each cause once: errors that print their source are not followed by it again.

@@ -104,26 +104,27 @@ pub(super) fn prepare(
             rows.push(row);
             continue;
         };
-        let reg = a.registration(&path, flags);
-        // Guard: the pattern must not accept any native program or the interpreter.
-        let guard = ctx
-            .native_guard()
-            .with(format!("the interpreter {path}"), c.facts.header.clone());
-        if let Some(what) = guard.captures(&reg) {
-            let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
-            row.reason = Some(format!("its pattern would capture {what}"));
-            refused.push(format!("{}: its pattern would capture {what}", a.name));
-            rows.push(row);
-            continue;
+        // One registration per pattern of the arch (microblaze has two).
+        for reg in a.registrations(&path, flags) {
+            // Guard: the pattern must not accept any native program or the interpreter.
+            let guard = ctx
+                .native_guard()
+                .with(format!("the interpreter {path}"), c.facts.header.clone());
+            if let Some(what) = guard.captures(&reg) {
+                let mut row = Row::new("refused", reg.name.clone(), Some(&a.name));
+                row.reason = Some(format!("its pattern would capture {what}"));
+                refused.push(format!("{}: its pattern would capture {what}", a.name));
+                rows.push(row);
+                continue;
+            }
+            // The record must be one the kernel accepts.
+            reg.to_record().with_context(|| reg.name.clone())?;
+            desired.push(Desired {
+                arch: a.name.clone(),
+                registration: reg,
+            });
+            versions.push(c.facts.version.clone());
         }
-        // The record must be one the kernel accepts.
-        reg.to_record()
-            .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
-        desired.push(Desired {
-            arch: a.name.clone(),
-            registration: reg,
-        });
-        versions.push(c.facts.version.clone());
     }
     if !refused.is_empty() {
         emit_report(ctx, out, &rows, &[], &notes)?;
@@ -264,16 +265,15 @@ pub(super) fn install_cmd(
 pub(super) fn status_json(g: &Global, out: &mut dyn Write) -> Result<()> {
     let g = Global {
         json: true,
+        probe_compat: true,
         ..g.clone()
     };
-    status(&Ctx::new(&g), out)
+    status(&Ctx::new(&g)?, out)
 }
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    // Unreadable or malformed config: bad input (exit 2), nothing changed.
-    let cfg = crate::config::load(&ctx.g.config, ctx.table)
-        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
+    let cfg = crate::config::load(&ctx.g.config, ctx.table)?;
     if remove {
         let names: Vec<std::ffi::OsString> = if cfg.arches.iter().any(|a| a == "all") {
             vec!["all".into()]
@@ -290,7 +290,7 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
             qemu_path: cfg.qemu_path.clone(),
             ..ctx.g.clone()
         };
-        sub = Ctx::new(&g);
+        sub = Ctx::new(&g)?;
         &sub
     } else {
         ctx
@@ -319,7 +319,7 @@ pub(super) fn export(
                     crate::interop::to_binfmt_d(&d.registration, &d.arch)?,
                 ))
             })
-            .collect::<std::result::Result<_, String>>(),
+            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
         "update-binfmts" => p
             .desired
             .iter()
@@ -329,7 +329,7 @@ pub(super) fn export(
                     crate::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
                 ))
             })
-            .collect::<std::result::Result<_, String>>(),
+            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
         "json" => {
             let v: Vec<serde_json::Value> = p
                 .desired
@@ -357,8 +357,7 @@ pub(super) fn export(
             ))
             .into());
         }
-    }
-    .map_err(BadInput)?;
+    }?;
     match dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
@@ -439,11 +438,8 @@ pub(super) fn import(
         };
         for f in files {
             // A regular file of at most 1 MiB (a FIFO or /dev/zero is refused, not read).
-            let text = crate::input::read_text(&f, crate::input::MAX_TEXT)
-                .map_err(|e| BadInput(e.to_string()))?;
-            imported.extend(
-                crate::interop::parse_binfmt_d(&f, &text).map_err(|e| BadInput(e.to_string()))?,
-            );
+            let text = crate::input::read_text(&f, crate::input::MAX_TEXT)?;
+            imported.extend(crate::interop::parse_binfmt_d(&f, &text)?);
         }
     }
     if !register {
@@ -622,7 +618,8 @@ pub(super) fn report_plan(
             | Action::Keep { arch, .. }
             | Action::Enable { arch, .. }
             | Action::Replace { arch, .. }
-            | Action::KeepExisting { arch, .. } => Some(arch.as_str()),
+            | Action::KeepExisting { arch, .. }
+            | Action::Disable { arch, .. } => Some(arch.as_str()),
             Action::Remove { .. } => None,
         };
         let mut row = Row::new(a.verb(dry_run), a.name().to_owned(), arch);
@@ -631,7 +628,9 @@ pub(super) fn report_plan(
                 row.interpreter = Some(new.interpreter.clone());
                 row.flags = Some(new.flags.to_string());
             }
-            Action::Keep { current, .. } | Action::Enable { current, .. } => {
+            Action::Keep { current, .. }
+            | Action::Enable { current, .. }
+            | Action::Disable { current, .. } => {
                 row.interpreter = Some(current.registration.interpreter.clone());
                 row.flags = Some(current.registration.flags.to_string());
             }
@@ -800,11 +799,17 @@ pub(super) fn select_for_uninstall(
             };
             match table.resolve(t) {
                 Ok(a) => {
-                    let n = a.entry_name();
-                    if current.iter().any(|k| k.name == n.as_bytes()) {
+                    // Every entry of the arch that is there; `absent` when none is.
+                    let present: Vec<String> = a
+                        .entry_names()
+                        .into_iter()
+                        .filter(|n| current.iter().any(|k| k.name == n.as_bytes()))
+                        .collect();
+                    if present.is_empty() {
+                        absent.push(Row::new("absent", a.entry_name(), Some(&a.name)));
+                    }
+                    for n in &present {
                         add(n.as_bytes(), &mut wanted);
-                    } else {
-                        absent.push(Row::new("absent", n, Some(&a.name)));
                     }
                 }
                 Err(e) => errors.push(format!(

@@ -143,9 +143,8 @@ pub(super) fn scan(
     let (entries, enabled) = kernel_view(ctx)?;
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let started = std::time::Instant::now();
-    // Unreadable or malformed input, a corrupt archive included: exit 2.
-    let s = crate::scan::scan(ctx.table, path, threads)
-        .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
+    // Unreadable or malformed input, a corrupt archive included: exit 2 (ScanError says so).
+    let s = crate::scan::scan(ctx.table, path, threads)?;
     let elapsed = started.elapsed();
     let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's

@@ -1,0 +1,145 @@
+//! One way from an error to an exit code: every domain error says which of three kinds it is
+//! (the request was wrong, the machine cannot do it, or the operation failed), and `kind_of`
+//! walks an error chain for the first error that says so. The command layer adds context but
+//! never re-classifies, so the whole source chain reaches the message.
+//!
+//! Pure: no I/O, no privileges. The exit codes are documented in docs/exit-codes.md.
+
+use serde::Serialize;
+
+/// What kind of failure an error is; each kind has its exit code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ErrorKind {
+    /// Bad usage or bad input (unknown arch, bad flags, refused interpreter, unreadable or
+    /// malformed file named by the user): nothing was changed. Exit 2.
+    BadInput,
+    /// The environment cannot do it (binfmt_misc not mountable, not permitted, kernel too
+    /// old): nothing was changed. Exit 3.
+    Environment,
+    /// The operation failed; what this run changed was rolled back. Exit 1.
+    Failed,
+}
+
+impl ErrorKind {
+    pub const fn exit_code(self) -> u8 {
+        match self {
+            ErrorKind::Failed => 1,
+            ErrorKind::BadInput => 2,
+            ErrorKind::Environment => 3,
+        }
+    }
+}
+
+/// Implemented by every module's error type.
+pub trait Classify {
+    fn kind(&self) -> ErrorKind;
+}
+
+/// The kind of one error, if its type is one of ours. The list names every error type that
+/// implements `Classify`; `tests::every_domain_error_is_listed` keeps it complete.
+pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
+    macro_rules! try_types {
+        ($($t:ty),* $(,)?) => {
+            $(if let Some(x) = e.downcast_ref::<$t>() {
+                return Some(Classify::kind(x));
+            })*
+        };
+    }
+    try_types!(
+        crate::cli::BadInput,
+        crate::cli::Unsupported,
+        crate::arch::UnknownArch,
+        crate::arch::TableError,
+        crate::registration::FlagsError,
+        crate::registration::RecordError,
+        crate::registration::EntryParseError,
+        crate::kernel::KernelError,
+        crate::plan::ApplyError,
+        crate::plan::ApplyFailure,
+        crate::config::ConfigError,
+        crate::input::InputError,
+        crate::interop::ImportError,
+        crate::interop::ExportError,
+        crate::interpreter::Problem,
+        crate::elf::ElfError,
+        crate::rootfs::RootfsError,
+        crate::scan::ScanError,
+        crate::cross::CrossError,
+    );
+    None
+}
+
+/// The kind of an error chain: the outermost error that classifies itself (the most specific
+/// statement about what went wrong: an `ApplyError` that wraps a `KernelError` is a failed
+/// operation, whatever the errno); `Failed` when none does.
+pub fn kind_of(err: &anyhow::Error) -> ErrorKind {
+    err.chain().find_map(classify).unwrap_or(ErrorKind::Failed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exit_codes() {
+        assert_eq!(ErrorKind::Failed.exit_code(), 1);
+        assert_eq!(ErrorKind::BadInput.exit_code(), 2);
+        assert_eq!(ErrorKind::Environment.exit_code(), 3);
+    }
+
+    #[test]
+    fn context_keeps_the_kind_and_the_chain() {
+        let e = anyhow::Error::new(crate::arch::Table::builtin().resolve("nope").unwrap_err())
+            .context("installing");
+        assert_eq!(kind_of(&e), ErrorKind::BadInput);
+        assert!(format!("{e:#}").starts_with("installing: unknown architecture \"nope\""));
+        assert_eq!(kind_of(&anyhow::anyhow!("plain")), ErrorKind::Failed);
+    }
+
+    /// Every `thiserror` type in `src/` implements `Classify` and is listed in `classify`.
+    #[test]
+    fn every_domain_error_is_listed() {
+        let src = concat!(env!("CARGO_MANIFEST_DIR"), "/src");
+        let this = include_str!("error.rs");
+        let mut missing = Vec::new();
+        let mut files = vec![std::path::PathBuf::from(src)];
+        while let Some(p) = files.pop() {
+            if p.is_dir() {
+                for e in std::fs::read_dir(&p).unwrap() {
+                    files.push(e.unwrap().path());
+                }
+                continue;
+            }
+            let text = std::fs::read_to_string(&p).unwrap();
+            let mut lines = text.lines().peekable();
+            while let Some(l) = lines.next() {
+                if !l.contains("thiserror::Error") || l.trim_start().starts_with("//") {
+                    continue;
+                }
+                // The type's name: the first `pub struct X` / `pub enum X` after the derive.
+                let name = lines.by_ref().find_map(|l| {
+                    let l = l.trim_start();
+                    let rest = l
+                        .strip_prefix("pub struct ")
+                        .or_else(|| l.strip_prefix("pub enum "))?;
+                    Some(
+                        rest.split(|c: char| !c.is_alphanumeric() && c != '_')
+                            .next()?
+                            .to_owned(),
+                    )
+                });
+                let Some(name) = name else { continue };
+                if name == "ChildExit" {
+                    continue; // not an error kind: the sandboxed command's own status
+                }
+                if !this.contains(&format!("::{name},"))
+                    || !text.contains(&format!("Classify for {name}"))
+                {
+                    missing.push(format!("{}: {name}", p.display()));
+                }
+            }
+        }
+        assert!(missing.is_empty(), "errors without a kind: {missing:?}");
+    }
+}
