@@ -21,6 +21,7 @@ use crate::plan::{self, Action, ApplyError, Desired, Plan};
 use crate::registration::{Entry, Flags, FlagsError, Matcher};
 
 mod emulate;
+pub mod generate;
 mod register;
 mod verify;
 
@@ -209,6 +210,16 @@ pub enum Command {
         root: PathBuf,
         program: String,
         argv0: String,
+    },
+    /// Internal: write the man pages or the shell completions into DIR (packaging/deb/build.sh)
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: generate::Artifact,
+        dir: PathBuf,
+        /// The date in the man pages' footer (YYYY-MM-DD)
+        #[arg(long)]
+        date: Option<String>,
     },
     /// List the architecture table with every name each arch answers to
     Arches {
@@ -425,6 +436,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             cross_env(&ctx, &arch, &format, out)
         }
         (Some(Command::Build(args)), _, _) => build(&ctx, &args, out),
+        (Some(Command::Generate { what, dir, date }), _, _) => {
+            for path in generate::generate(what, &dir, date.as_deref())? {
+                writeln!(out, "{}", path.display())?;
+            }
+            Ok(())
+        }
         (Some(Command::SandboxStage1), _, _) => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
             std::process::exit(crate::sandbox::helper_stage1(&exe))
