@@ -28,6 +28,7 @@ step "binfmtctl --help"
 help=$(binfmtctl --help) || fail "binfmtctl --help exited $?"
 grep -q '^Usage: binfmtctl' <<<"$help" || fail "no usage line in: $help"
 grep -q 'install' <<<"$help" || fail "no install subcommand in: $help"
+grep -q '__' <<<"$help" && fail "an internal subcommand shows in --help: $help"
 [ "$(binfmtctl --version)" = "binfmtctl ${VERSION%-*}" ] || fail "version: $(binfmtctl --version), want ${VERSION%-*}"
 binfmtctl arches | grep -q '^aarch64 ' || fail "binfmtctl arches"
 binfmtctl inspect /usr/bin/binfmtctl | grep -q '; static;' || fail "binfmtctl is not static"
@@ -67,10 +68,18 @@ grep -q '^install' <<<"$got" || fail "fish completion of 'binfmtctl ins': $got"
 got=$(fish -c 'complete -C "binfmtctl rootfs create --"')
 grep -q '^--include' <<<"$got" || fail "fish completion of 'binfmtctl rootfs create --': $got"
 
-step "enable, then purge"
-# As an admin would: purge must remove the links deb-systemd-helper recorded.
+step "enable, reinstall, remove, purge"
+# As an admin would: an enabled unit stays enabled across an upgrade (here a reinstall, which
+# runs the same maintainer-script branches), and purge removes the links deb-systemd-helper
+# recorded.
+wants=/etc/systemd/system/sysinit.target.wants/binfmtctl.service
 systemctl enable binfmtctl.service > /tmp/enable.log 2>&1 || { cat /tmp/enable.log; fail "systemctl enable"; }
-[ -L /etc/systemd/system/sysinit.target.wants/binfmtctl.service ] || fail "systemctl enable made no link"
+[ -L "$wants" ] || fail "systemctl enable made no link"
+dpkg -i /tmp/pkg.deb > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i (reinstall)"; }
+[ -L "$wants" ] || fail "the reinstall disabled the unit"
+dpkg --remove binfmtctl > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg --remove"; }
+[ -e /usr/bin/binfmtctl ] && fail "dpkg --remove left /usr/bin/binfmtctl"
+dpkg-query -W -f='${Status}\n' binfmtctl | grep -qx 'deinstall ok config-files' || fail "not in config-files state after remove"
 dpkg --purge binfmtctl > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg --purge"; }
 if dpkg-query -W -f='${Status}\n' binfmtctl 2>/dev/null | grep -q 'installed'; then fail "still installed"; fi
 
