@@ -107,7 +107,7 @@ sed -e "s|@VERSION@|$VERSION|" -e "s|@ARCH@|$ARCH|" -e "s|@MAINTAINER@|$MAINTAIN
 chmod 0644 "$ROOT/DEBIAN/control" "$ROOT/DEBIAN/md5sums"
 
 # Reproducible: every date is the changelog's.
-find "$ROOT" -depth -newermt "@$SOURCE_DATE_EPOCH" -exec touch --no-dereference -d "@$SOURCE_DATE_EPOCH" {} +
+find "$ROOT" -depth -exec touch --no-dereference -d "@$SOURCE_DATE_EPOCH" {} +
 DEB=$OUT/${PKG}_${VERSION}_$ARCH.deb
 dpkg-deb --root-owner-group -Zxz --build "$ROOT" "$DEB" >/dev/null
 log "built $DEB"

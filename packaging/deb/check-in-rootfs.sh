@@ -43,7 +43,7 @@ done
 man binfmtctl-install | grep -q -- '--dry-run' || fail "man binfmtctl-install lacks --dry-run"
 man 5 binfmtctl.toml | grep -q 'keep_existing' || fail "man 5 binfmtctl.toml lacks keep_existing"
 # The man-db trigger indexed the NAME lines (what apropos and whatis read).
-whatis binfmtctl | grep -q '^binfmtctl (1) *- Register QEMU' || fail "whatis binfmtctl: $(whatis binfmtctl 2>&1)"
+whatis binfmtctl | grep -q '^binfmtctl (1) *- [A-Z]' || fail "whatis binfmtctl: $(whatis binfmtctl 2>&1)"
 whatis binfmtctl.toml | grep -q '^binfmtctl.toml (5)' || fail "whatis binfmtctl.toml"
 
 step "systemd-analyze verify"
