@@ -3,6 +3,8 @@
 # /tmp/pkg.deb with dpkg, uses what it installed, purges it and checks that nothing of it
 # remains. Prints "== step" lines; exits non-zero with "FAIL: ..." on the first failure.
 set -euo pipefail
+# (No `cmd | grep -q`: grep -q stops reading at the first match, and the writer then fails
+# with EPIPE, which pipefail turns into a failure.)
 # HOME in the scratch area: the shells' own state (fish writes ~/.config) is not the package's.
 export LC_ALL=C.UTF-8 PATH=/usr/sbin:/usr/bin:/sbin:/bin HOME=/tmp/home TERM=dumb
 mkdir -p "$HOME"
@@ -20,7 +22,7 @@ snapshot > /tmp/before
 
 step "install"
 dpkg -i /tmp/pkg.deb > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i"; }
-dpkg-query -W -f='${Status}\n' binfmtctl | grep -qx 'install ok installed' || fail "not installed"
+dpkg-query -W -f='${Status}\n' binfmtctl | grep -x 'install ok installed' >/dev/null || fail "not installed"
 dpkg -L binfmtctl > /tmp/files
 [ -L /etc/systemd/system/sysinit.target.wants/binfmtctl.service ] && fail "the unit was enabled on install"
 
@@ -30,8 +32,8 @@ grep -q '^Usage: binfmtctl' <<<"$help" || fail "no usage line in: $help"
 grep -q 'install' <<<"$help" || fail "no install subcommand in: $help"
 grep -q '__' <<<"$help" && fail "an internal subcommand shows in --help: $help"
 [ "$(binfmtctl --version)" = "binfmtctl ${VERSION%-*}" ] || fail "version: $(binfmtctl --version), want ${VERSION%-*}"
-binfmtctl arches | grep -q '^aarch64 ' || fail "binfmtctl arches"
-binfmtctl inspect /usr/bin/binfmtctl | grep -q '; static;' || fail "binfmtctl is not static"
+binfmtctl arches | grep '^aarch64 ' >/dev/null || fail "binfmtctl arches"
+binfmtctl inspect /usr/bin/binfmtctl | grep '; static;' >/dev/null || fail "binfmtctl is not static"
 
 step "man pages"
 for page in binfmtctl binfmtctl-install binfmtctl-rootfs-create binfmtctl.toml; do
@@ -40,11 +42,11 @@ for page in binfmtctl binfmtctl-install binfmtctl-rootfs-create binfmtctl.toml; 
   grep -q '^NAME' <<<"$out" || fail "man $page: no NAME section: $out"
   grep -q '^SEE ALSO' <<<"$out" || fail "man $page: no SEE ALSO section"
 done
-man binfmtctl-install | grep -q -- '--dry-run' || fail "man binfmtctl-install lacks --dry-run"
-man 5 binfmtctl.toml | grep -q 'keep_existing' || fail "man 5 binfmtctl.toml lacks keep_existing"
+man binfmtctl-install | grep -- '--dry-run' >/dev/null || fail "man binfmtctl-install lacks --dry-run"
+man 5 binfmtctl.toml | grep 'keep_existing' >/dev/null || fail "man 5 binfmtctl.toml lacks keep_existing"
 # The man-db trigger indexed the NAME lines (what apropos and whatis read).
-whatis binfmtctl | grep -q '^binfmtctl (1) *- [A-Z]' || fail "whatis binfmtctl: $(whatis binfmtctl 2>&1)"
-whatis binfmtctl.toml | grep -q '^binfmtctl.toml (5)' || fail "whatis binfmtctl.toml"
+whatis binfmtctl | grep '^binfmtctl (1) *- [A-Z]' >/dev/null || fail "whatis binfmtctl: $(whatis binfmtctl 2>&1)"
+whatis binfmtctl.toml | grep '^binfmtctl.toml (5)' >/dev/null || fail "whatis binfmtctl.toml"
 
 step "systemd-analyze verify"
 unit=/usr/lib/systemd/system/binfmtctl.service
@@ -79,9 +81,9 @@ dpkg -i /tmp/pkg.deb > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg -i 
 [ -L "$wants" ] || fail "the reinstall disabled the unit"
 dpkg --remove binfmtctl > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg --remove"; }
 [ -e /usr/bin/binfmtctl ] && fail "dpkg --remove left /usr/bin/binfmtctl"
-dpkg-query -W -f='${Status}\n' binfmtctl | grep -qx 'deinstall ok config-files' || fail "not in config-files state after remove"
+dpkg-query -W -f='${Status}\n' binfmtctl | grep -x 'deinstall ok config-files' >/dev/null || fail "not in config-files state after remove"
 dpkg --purge binfmtctl > /tmp/dpkg.log 2>&1 || { cat /tmp/dpkg.log; fail "dpkg --purge"; }
-if dpkg-query -W -f='${Status}\n' binfmtctl 2>/dev/null | grep -q 'installed'; then fail "still installed"; fi
+if dpkg-query -W -f='${Status}\n' binfmtctl 2>/dev/null | grep -E ' (installed|config-files)$' >/dev/null; then fail "still installed"; fi
 
 step "nothing left"
 left=0

@@ -87,6 +87,6 @@ unshare --mount --propagation private --pid --fork --kill-child -- \
     cp "$WORK/pkg.deb" "$WORK/check.sh" "$R/tmp/"
     chroot "$R" /usr/bin/env -i VERSION="$VERSION" /bin/bash /tmp/check.sh
   ' || rc=$?
-if findmnt -rn -o TARGET | grep -qF "$WORK"; then die "mounts left behind under $WORK"; fi
+if findmnt -rn -o TARGET | grep -F "$WORK" >/dev/null; then die "mounts left behind under $WORK"; fi
 [ "$rc" = 0 ] || die "the package failed in the Debian system (exit $rc)"
 log "ok: $DEB built, lintian-clean, installed, used and purged without a trace"
