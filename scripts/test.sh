@@ -14,6 +14,9 @@ cargo clippy --all-targets --locked -- -D warnings
 log=$(mktemp)
 trap 'rm -f "$log"' EXIT
 cargo test --locked 2>&1 | tee "$log"
+# The Debian package: built (reusing the static release build the VM tests made), lintian,
+# installed, used and purged in a cached Debian system (packaging/deb/test.sh).
+packaging/deb/test.sh
 # One closing line for the whole run (cargo prints one per test binary, the last being the
 # doc-tests, which may be empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

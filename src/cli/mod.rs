@@ -22,6 +22,7 @@ use crate::plan::{self, Action, Desired, Plan};
 use crate::registration::{Entry, Flags, Matcher};
 
 mod emulate;
+pub mod generate;
 mod register;
 mod switch;
 mod verify;
@@ -424,6 +425,16 @@ pub enum Command {
     /// decide which compat arches run natively)
     #[command(name = "__probe-native", hide = true)]
     ProbeNative { programs: Vec<PathBuf> },
+    /// Internal: write the man pages or the shell completions into DIR (packaging/deb/build.sh)
+    #[command(name = "__generate", hide = true)]
+    Generate {
+        #[arg(value_enum)]
+        what: generate::Artifact,
+        dir: PathBuf,
+        /// The date in the man pages' footer (YYYY-MM-DD)
+        #[arg(long)]
+        date: Option<String>,
+    },
     /// List the architecture table with every name each arch answers to
     Arches {
         /// Render it as Markdown (this is docs/arch-table.md)
@@ -617,6 +628,7 @@ impl Command {
             Command::SandboxStage2 { .. } => "__sandbox-init",
             Command::ProbeChroot { .. } => "__probe-chroot",
             Command::ProbeNative { .. } => "__probe-native",
+            Command::Generate { .. } => "__generate",
             Command::Arches { .. } => "arches",
         }
     }
@@ -722,6 +734,7 @@ impl Command {
             | Command::SandboxStage2 { .. }
             | Command::ProbeChroot { .. }
             | Command::ProbeNative { .. }
+            | Command::Generate { .. }
             | Command::Arches { .. } => Takes::default(),
         }
     }
@@ -903,6 +916,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             eprintln!("{msg}");
             std::process::exit(code)
         }
+        Command::Generate { what, dir, date } => {
+            for path in generate::generate(*what, dir, date.as_deref())? {
+                writeln!(out, "{}", path.display())?;
+            }
+            return Ok(());
+        }
         Command::ProbeNative { programs } => {
             let (code, msg) = crate::host::probe_native_helper(programs);
             if !msg.is_empty() {
@@ -980,7 +999,8 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::SandboxStage1 { .. }
         | Command::SandboxStage2 { .. }
         | Command::ProbeChroot { .. }
-        | Command::ProbeNative { .. } => unreachable!("handled above"),
+        | Command::ProbeNative { .. }
+        | Command::Generate { .. } => unreachable!("handled above"),
     }
 }
 
