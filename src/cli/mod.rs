@@ -21,9 +21,11 @@ use crate::plan::{self, Action, ApplyError, Desired, Plan};
 use crate::registration::{Entry, Flags, FlagsError, Matcher};
 
 mod emulate;
+mod nix;
 mod register;
 mod verify;
 
+pub use self::nix::NixCommand;
 use emulate::*;
 use register::*;
 use verify::*;
@@ -119,6 +121,10 @@ pub struct InstallOpts {
     /// Also add the arches to the config file, so `apply` (the boot unit) keeps them
     #[arg(long, global = true)]
     pub persist: bool,
+
+    /// Also tell Nix: add the arches' Nix systems to extra-platforms (docs/nix.md)
+    #[arg(long, global = true)]
+    pub nix: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -197,6 +203,9 @@ pub enum Command {
         #[arg(long)]
         register: bool,
     },
+    /// Nix: its view of the emulated systems, and remote-builder lines (docs/nix.md)
+    #[command(subcommand)]
+    Nix(NixCommand),
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
     SandboxStage1,
@@ -369,10 +378,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             install_cmd(&ctx, &arches, &cli.install_opts, out)?;
             status_json(&cli.global, out)
         }
-        (Some(Command::Uninstall { targets }), _, _) => uninstall(&ctx, &targets, out),
+        (Some(Command::Uninstall { targets }), _, _) => {
+            uninstall(&ctx, &targets, out)?;
+            self::nix::sync(&ctx, &[], out)
+        }
         (None, None, Some(list)) => {
             let targets: Vec<String> = list.split(',').map(str::to_owned).collect();
             uninstall(&ctx, &targets, out)?;
+            self::nix::sync(&ctx, &[], out)?;
             status_json(&cli.global, out)
         }
         (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
@@ -425,6 +438,24 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             cross_env(&ctx, &arch, &format, out)
         }
         (Some(Command::Build(args)), _, _) => build(&ctx, &args, out),
+        (Some(Command::Nix(NixCommand::Status)), _, _) => self::nix::status(&ctx, out),
+        (
+            Some(Command::Nix(NixCommand::Machines {
+                host,
+                max_jobs,
+                ssh_key,
+                host_key,
+            })),
+            _,
+            _,
+        ) => self::nix::machines(
+            &ctx,
+            &host,
+            max_jobs,
+            ssh_key.as_deref(),
+            host_key.as_deref(),
+            out,
+        ),
         (Some(Command::SandboxStage1), _, _) => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
             std::process::exit(crate::sandbox::helper_stage1(&exe))
@@ -855,6 +886,7 @@ mod tests {
             credentials,
             keep_existing: false,
             persist: false,
+            nix: false,
         };
         assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
         assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");

@@ -174,7 +174,20 @@ pub(super) fn install_cmd(
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
+    if opts.nix {
+        // Nothing is registered when Nix's side cannot follow.
+        super::nix::precheck()?;
+    }
     install(ctx, names, opts, out)?;
+    if opts.nix {
+        let arches: Vec<String> = ctx
+            .resolve_list(names)?
+            .1
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        super::nix::sync(ctx, &arches, out)?;
+    }
     if opts.persist && !ctx.g.dry_run {
         crate::config::persist(&ctx.g.config, names, ctx.table)
             .map_err(|e| anyhow::Error::new(BadInput(e.to_string())))?;
@@ -209,7 +222,8 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         } else {
             cfg.arches.clone()
         };
-        return uninstall(ctx, &names, out);
+        uninstall(ctx, &names, out)?;
+        return super::nix::sync(ctx, &[], out);
     }
     // The config's search path applies unless --qemu-path was given.
     let g;
@@ -224,8 +238,16 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
     } else {
         ctx
     };
+    if cfg.nix {
+        super::nix::precheck()?;
+    }
     let p = prepare(ctx, &cfg.arches, cfg.flags, out)?;
-    reconcile(ctx, p, cfg.keep_existing, out)
+    let arches: Vec<String> = p.desired.iter().map(|d| d.arch.clone()).collect();
+    reconcile(ctx, p, cfg.keep_existing, out)?;
+    if cfg.nix {
+        super::nix::sync(ctx, &arches, out)?;
+    }
+    Ok(())
 }
 
 pub(super) fn export(
