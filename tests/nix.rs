@@ -1,0 +1,237 @@
+//! Nix end to end, offline, with Debian's Nix 2.8: derivations for aarch64-linux and
+//! riscv64-linux whose builders are real static foreign binaries, built by Nix inside its
+//! sandbox through the handlers binfmtctl registers; a remote builder over SSH on 127.0.0.1.
+//!
+//! Each test runs in a new user + mount namespace mapped 0→0 (Nix's sandbox calls
+//! setgroups(2), which a `--map-root-user` namespace forbids), with a private binfmt_misc
+//! instance (Nix's sandbox is a nested namespace and sees it), a chroot store
+//! (`--store local?root=DIR`) and `NIX_CONF_DIR` in a temporary directory: the host's /nix,
+//! /etc/nix and binfmt_misc are untouched, and every process ends with the test.
+
+mod common;
+
+use std::io::Read;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use common::{Run, assets, bin};
+
+/// Same checks as `common::ns`: a fresh instance, or stop before writing to it.
+const PRELUDE: &str = "set -u\nmount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc || exit 99\nR=/proc/sys/fs/binfmt_misc\n[ \"$(ls $R | tr '\\n' ' ')\" = 'register status ' ] || exit 98\nentries() { ls $R | grep -v -x -e register -e status | sort | tr '\\n' ' '; echo; }\n";
+
+fn nix_installed() -> PathBuf {
+    let nix = PathBuf::from("/usr/bin/nix");
+    assert!(
+        nix.exists(),
+        "Nix is not installed: run scripts/deps.sh (as root) first"
+    );
+    nix
+}
+
+fn nix_assets() -> PathBuf {
+    let a = assets();
+    assert!(
+        a.join("nix-builder-riscv64").exists(),
+        "{}/nix-builder-riscv64 missing: run scripts/deps.sh (as root) first",
+        a.display()
+    );
+    a
+}
+
+/// Runs `script` with sh in a new user + mount namespace whose uid/gid maps are the identity
+/// (written from here, as root; setgroups stays allowed), after the private-binfmt prelude.
+fn idns(env: &[(&str, &Path)], script: &str) -> Run {
+    let me = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let body = format!("{PRELUDE}{script}");
+    let mut c = Command::new("unshare");
+    c.args(["--user", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg("while [ -z \"$(cat /proc/self/uid_map)\" ]; do sleep 0.01; done; exec sh -c \"$0\"")
+        .arg(body)
+        .env("B", bin())
+        .env("A", nix_assets())
+        .env_remove("NIX_CONF_DIR")
+        .env_remove("BINFMTCTL_FAILPOINT")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped());
+    for (k, v) in env {
+        c.env(k, v);
+    }
+    let mut child = c.spawn().expect("unshare(1) from util-linux runs");
+    let pid = child.id();
+    let ns = format!("/proc/{pid}/ns/user");
+    for _ in 0..2000 {
+        if std::fs::read_link(&ns).is_ok_and(|l| l != me) {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::fs::write(format!("/proc/{pid}/uid_map"), "0 0 4294967295").expect("write uid_map");
+    std::fs::write(format!("/proc/{pid}/gid_map"), "0 0 4294967295").expect("write gid_map");
+    let mut stdout = String::new();
+    let mut stderr = String::new();
+    let mut so = child.stdout.take().unwrap();
+    let mut se = child.stderr.take().unwrap();
+    let t = std::thread::spawn(move || {
+        let mut s = String::new();
+        se.read_to_string(&mut s).unwrap();
+        s
+    });
+    so.read_to_string(&mut stdout).unwrap();
+    stderr.push_str(&t.join().unwrap());
+    let status = child.wait().unwrap();
+    let r = Run {
+        code: status.code().unwrap_or(-1),
+        stdout,
+        stderr,
+    };
+    assert_ne!(r.code, 98, "the binfmt_misc instance is not a fresh one");
+    assert_ne!(r.code, 99, "no private binfmt_misc (Linux >= 6.7): {}", r.stderr);
+    r
+}
+
+/// A source directory with derivations for both systems; `tag` makes each phase's derivation
+/// new, so no output from an earlier phase is reused.
+fn sources(dir: &Path) {
+    let a = nix_assets();
+    std::fs::create_dir_all(dir.join("bb")).unwrap();
+    // busybox picks its applet from argv[0]'s basename: the store path must end in "busybox".
+    std::fs::copy(a.join("busybox-arm64"), dir.join("bb/busybox")).unwrap();
+    std::fs::copy(
+        a.join("nix-builder-riscv64"),
+        dir.join("nix-builder-riscv64"),
+    )
+    .unwrap();
+    std::fs::write(
+        dir.join("default.nix"),
+        r#"{ tag }: {
+  aarch64 = derivation {
+    name = "uname-aarch64-${tag}";
+    system = "aarch64-linux";
+    builder = "${./bb}/busybox";
+    args = [ "sh" "-c" "uname -m > $out" ];
+  };
+  riscv64 = derivation {
+    name = "uname-riscv64-${tag}";
+    system = "riscv64-linux";
+    builder = ./nix-builder-riscv64;
+  };
+}
+"#,
+    )
+    .unwrap();
+}
+
+const USER_CONF: &str =
+    "# the user's own settings\nsubstituters =\nbuild-users-group =\nsandbox = true\n";
+
+/// Shell functions: `build TAG ATTR` prints the output's content (the builder's uname -m).
+const BUILD_FN: &str = "S=\"local?root=$T/store\"\nbuild() { o=$(nix-build --store \"$S\" \"$T/src\" --argstr tag \"$1\" -A \"$2\" --no-out-link) && cat \"$T/store$o\"; }\n";
+
+#[test]
+fn install_nix_makes_nix_build_foreign_systems_and_uninstall_takes_it_back() {
+    nix_installed();
+    let t = tempfile::tempdir().unwrap();
+    let conf = t.path().join("etc-nix");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::write(conf.join("nix.conf"), USER_CONF).unwrap();
+    sources(&t.path().join("src"));
+    let r = idns(
+        &[("T", t.path()), ("NIX_CONF_DIR", &conf)],
+        &format!(
+            "{BUILD_FN}
+echo '== before-a'; build before aarch64 2>&1; echo \"rc=$?\"
+echo '== before-r'; build before riscv64 2>&1; echo \"rc=$?\"
+echo '== install'; $B install arm64,riscv64 --nix 2>&1; echo \"rc=$?\"
+echo '== include'; cat $NIX_CONF_DIR/binfmtctl.conf
+echo '== conf'; cat $NIX_CONF_DIR/nix.conf
+echo '== after-a'; build after aarch64 2>&1
+echo '== after-r'; build after riscv64 2>&1
+echo '== status'; $B nix status --json
+echo '== nof'; $B install arm64 --flags P --nix >/dev/null 2>&1; echo \"rc=$?\"; grep sandbox $NIX_CONF_DIR/binfmtctl.conf; build nof aarch64 2>&1
+echo '== f-again'; $B install arm64 --nix >/dev/null 2>&1; grep -c sandbox $NIX_CONF_DIR/binfmtctl.conf
+echo '== uninstall'; $B uninstall arm64,riscv64 2>&1; echo \"rc=$?\"
+echo '== gone-a'; build gone aarch64 2>&1; echo \"rc=$?\"
+echo '== gone-r'; build gone riscv64 2>&1; echo \"rc=$?\"
+echo '== files'; ls -A $NIX_CONF_DIR; echo \"entries: $(entries)\"
+"
+        ),
+    );
+    r.expect("script ran", r.code == 0);
+    let refused = "is required to build";
+    for (s, sys) in [("before-a", "aarch64-linux"), ("before-r", "riscv64-linux")] {
+        let b = r.section(s);
+        r.expect(
+            &format!("{s}: Nix refuses {sys} before install"),
+            b.contains(&format!("a '{sys}' with features {{}} {refused}"))
+                && b.contains("rc=1"),
+        );
+    }
+    let inst = r.section("install");
+    r.expect("install --nix ok", inst.contains("rc=0"));
+    r.expect(
+        "install reports the Nix change",
+        inst.contains("note: Nix's extra platforms from binfmtctl: aarch64-linux riscv64-linux"),
+    );
+    r.expect(
+        "include file sets extra-extra-platforms",
+        r.section("include")
+            .contains("\nextra-extra-platforms = aarch64-linux riscv64-linux\n"),
+    );
+    let c = r.section("conf");
+    r.expect(
+        "user's lines kept, include appended",
+        c.starts_with(USER_CONF) && c.ends_with("!include binfmtctl.conf\n"),
+    );
+    r.expect(
+        "aarch64 builder ran under emulation",
+        r.section("after-a").trim_end().ends_with("aarch64"),
+    );
+    r.expect(
+        "riscv64 builder ran under emulation",
+        r.section("after-r").trim_end().ends_with("riscv64"),
+    );
+    let st: serde_json::Value = serde_json::from_str(&r.section("status")).unwrap();
+    for (sys, arch) in [("aarch64-linux", "aarch64"), ("riscv64-linux", "riscv64")] {
+        let row = st["systems"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|s| s["system"] == sys)
+            .unwrap_or_else(|| panic!("{sys} in nix status: {st}"));
+        assert_eq!(row["accepted"], true, "{row}");
+        assert_eq!(row["from_binfmtctl"], true, "{row}");
+        assert_eq!(row["handler"]["state"], "works", "{row}");
+        assert_eq!(row["handler"]["arch"], arch, "{row}");
+    }
+    assert_eq!(st["included"], true);
+    assert!(st["warnings"].as_array().unwrap().is_empty(), "{st}");
+    let nof = r.section("nof");
+    r.expect(
+        "without F the interpreter goes into the sandbox, and the build works",
+        nof.contains("rc=0")
+            && nof.contains("extra-sandbox-paths = /usr/bin/qemu-aarch64-static")
+            && nof.trim_end().ends_with("aarch64"),
+    );
+    r.expect(
+        "with F again the sandbox path goes",
+        r.section("f-again").trim() == "0",
+    );
+    r.expect("uninstall ok", r.section("uninstall").contains("rc=0"));
+    for (s, sys) in [("gone-a", "aarch64-linux"), ("gone-r", "riscv64-linux")] {
+        let b = r.section(s);
+        r.expect(
+            &format!("{s}: Nix refuses {sys} again"),
+            b.contains(&format!("a '{sys}' with features {{}} {refused}")) && b.contains("rc=1"),
+        );
+    }
+    r.expect(
+        "only the user's nix.conf is left, and no entry",
+        r.section("files").trim() == "nix.conf\nentries:",
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf.join("nix.conf")).unwrap(),
+        USER_CONF,
+        "nix.conf is byte for byte what the user wrote"
+    );
+}
