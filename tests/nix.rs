@@ -86,7 +86,11 @@ fn idns(env: &[(&str, &Path)], script: &str) -> Run {
         stderr,
     };
     assert_ne!(r.code, 98, "the binfmt_misc instance is not a fresh one");
-    assert_ne!(r.code, 99, "no private binfmt_misc (Linux >= 6.7): {}", r.stderr);
+    assert_ne!(
+        r.code, 99,
+        "no private binfmt_misc (Linux >= 6.7): {}",
+        r.stderr
+    );
     r
 }
 
@@ -163,8 +167,7 @@ echo '== files'; ls -A $NIX_CONF_DIR; echo \"entries: $(entries)\"
         let b = r.section(s);
         r.expect(
             &format!("{s}: Nix refuses {sys} before install"),
-            b.contains(&format!("a '{sys}' with features {{}} {refused}"))
-                && b.contains("rc=1"),
+            b.contains(&format!("a '{sys}' with features {{}} {refused}")) && b.contains("rc=1"),
         );
     }
     let inst = r.section("install");
@@ -233,5 +236,100 @@ echo '== files'; ls -A $NIX_CONF_DIR; echo \"entries: $(entries)\"
         std::fs::read_to_string(conf.join("nix.conf")).unwrap(),
         USER_CONF,
         "nix.conf is byte for byte what the user wrote"
+    );
+}
+
+#[test]
+fn bad_input_changes_nothing() {
+    nix_installed();
+    let t = tempfile::tempdir().unwrap();
+    let conf = t.path().join("etc-nix");
+    std::fs::create_dir(&conf).unwrap();
+    std::fs::create_dir(t.path().join("empty")).unwrap();
+    let r = idns(
+        &[("T", t.path()), ("NIX_CONF_DIR", &conf)],
+        "C=$NIX_CONF_DIR
+snap() { echo \"files: $(ls -A $C | tr '\\n' ' ')\"; echo \"entries: $(entries)\"; }
+echo '== nonix'; env PATH=$T/empty $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+echo '== nonix-status'; env PATH=$T/empty $B nix status 2>&1; echo \"rc=$?\"
+printf 'substituters =\\nsandbox true\\n' > $C/nix.conf
+echo '== syntax'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+echo '== syntax-status'; $B nix status 2>&1; echo \"rc=$?\"
+printf 'substituters =\\nsandbox = maybe\\n' > $C/nix.conf
+echo '== value'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+printf 'substituters =\\ninclude missing.conf\\n' > $C/nix.conf
+echo '== include'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+printf 'substituters =\\n' > $C/nix.conf
+mount --bind $C $C && mount -o remount,bind,ro $C || exit 97
+echo '== readonly'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+umount $C
+printf 'cores = 2\\n' > $C/binfmtctl.conf
+echo '== notours'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
+",
+    );
+    r.expect("script ran", r.code == 0);
+    let untouched = |s: &str, want_files: &str| {
+        let b = r.section(s);
+        r.expect(
+            &format!("{s}: no entry registered"),
+            b.trim_end().ends_with("entries:"),
+        );
+        r.expect(
+            &format!("{s}: Nix's configuration unchanged"),
+            b.contains(want_files),
+        );
+    };
+    let b = r.section("nonix");
+    r.expect(
+        "no Nix: exit 3 with the fix",
+        b.contains("Nix is not installed (no `nix` program in PATH): install it (Debian: apt-get install nix-bin)")
+            && b.contains("rc=3"),
+    );
+    untouched("nonix", "\nfiles: \n");
+    r.expect(
+        "nix status without Nix: exit 3",
+        r.section("nonix-status").contains("rc=3"),
+    );
+    let b = r.section("syntax");
+    r.expect(
+        "syntax Nix rejects: exit 2, file and line named",
+        b.contains(
+            "etc-nix/nix.conf:2: illegal configuration line \"sandbox true\": write `name = value`",
+        ) && b.contains("rc=2"),
+    );
+    untouched("syntax", "\nfiles: nix.conf \n");
+    r.expect(
+        "nix status on it: exit 2",
+        r.section("syntax-status").contains("rc=2"),
+    );
+    let b = r.section("value");
+    r.expect(
+        "a value Nix rejects: Nix's own message, exit 2",
+        b.contains("Nix rejects its configuration")
+            && b.contains("option 'sandbox' has invalid value 'maybe'")
+            && b.contains("rc=2"),
+    );
+    untouched("value", "\nfiles: nix.conf \n");
+    let b = r.section("include");
+    r.expect(
+        "a missing `include`: exit 2",
+        b.contains("missing.conf: file included from") && b.contains("rc=2"),
+    );
+    untouched("include", "\nfiles: nix.conf \n");
+    let b = r.section("readonly");
+    r.expect(
+        "read-only configuration directory: exit 3",
+        b.contains("cannot write") && b.contains("Read-only file system") && b.contains("rc=3"),
+    );
+    untouched("readonly", "\nfiles: nix.conf \n");
+    let b = r.section("notours");
+    r.expect(
+        "a binfmtctl.conf someone else wrote is left alone: exit 2",
+        b.contains("binfmtctl.conf was not written by binfmtctl") && b.contains("rc=2"),
+    );
+    untouched("notours", "\nfiles: binfmtctl.conf nix.conf \n");
+    assert_eq!(
+        std::fs::read_to_string(conf.join("binfmtctl.conf")).unwrap(),
+        "cores = 2\n"
     );
 }
