@@ -56,6 +56,13 @@ fn idns(env: &[(&str, &Path)], script: &str) -> Run {
         .stderr(Stdio::piped());
     for (k, v) in env {
         c.env(k, v);
+        // Nix keeps caches under $HOME/.cache: in the test's directory, not root's home.
+        if *k == "T" {
+            let home = v.join("home");
+            std::fs::create_dir_all(&home).unwrap();
+            c.env("HOME", &home)
+                .env("XDG_CACHE_HOME", home.join(".cache"));
+        }
     }
     let mut child = c.spawn().expect("unshare(1) from util-linux runs");
     let pid = child.id();
@@ -331,5 +338,150 @@ echo '== notours'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
     assert_eq!(
         std::fs::read_to_string(conf.join("binfmtctl.conf")).unwrap(),
         "cores = 2\n"
+    );
+}
+
+/// A free TCP port on 127.0.0.1 (the kernel picks it; sshd binds it right after).
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Base64 of a public key line, as the machines file carries it (coreutils' encoder, to check
+/// ours against).
+fn base64_of(text: &str) -> String {
+    use std::io::Write;
+    let mut c = Command::new("base64")
+        .arg("-w0")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .spawn()
+        .unwrap();
+    c.stdin
+        .take()
+        .unwrap()
+        .write_all(text.trim().as_bytes())
+        .unwrap();
+    String::from_utf8(c.wait_with_output().unwrap().stdout).unwrap()
+}
+
+/// The builder side: sshd's config, keys and a Nix configuration, all under $T; sshd runs in
+/// the test's namespaces only (its privilege separation directory on a tmpfs /run there).
+const SSHD_SETUP: &str = r#"
+mkdir -p $T/builder-conf $T/client-conf
+printf 'substituters =\nbuild-users-group =\nsandbox = true\n' > $T/builder-conf/nix.conf
+ssh-keygen -q -t ed25519 -N '' -C builder -f $T/hostkey || exit 90
+ssh-keygen -q -t ed25519 -N '' -C client -f $T/clientkey || exit 90
+cp $T/clientkey.pub $T/authorized_keys
+printf '%s\n' "ListenAddress 127.0.0.1:$PORT" "HostKey $T/hostkey" "PidFile $T/sshd.pid" \
+  "AuthorizedKeysFile $T/authorized_keys" "StrictModes no" "UsePAM no" \
+  "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
+  "PermitRootLogin prohibit-password" \
+  "SetEnv NIX_CONF_DIR=$T/builder-conf XDG_CACHE_HOME=$T/home/.cache" > $T/sshd_config
+# Only the host key from the machines line is trusted: Nix hands it to ssh as the known hosts.
+printf '%s\n' "Host builder1" "  HostName 127.0.0.1" "  Port $PORT" "  HostKeyAlias builder1" \
+  "  User root" "  IdentitiesOnly yes" "  BatchMode yes" "  StrictHostKeyChecking yes" > $T/ssh_config
+mount -t tmpfs tmpfs /run && mkdir -m 755 /run/sshd || exit 91
+/usr/sbin/sshd -D -e -f $T/sshd_config 2>$T/sshd.log &
+SSHD=$!
+trap 'kill $SSHD 2>/dev/null' EXIT
+echo "== sshd"; echo "$SSHD"
+"#;
+
+/// One machine is both: an OpenSSH server on 127.0.0.1 (its own config, host key and client
+/// key, started and killed here) in front of a builder Nix whose handlers binfmtctl installed;
+/// a client Nix with its own store and configuration uses the line `binfmtctl nix machines`
+/// printed, with `--max-jobs 0` so the aarch64-linux build can only happen on the builder.
+#[test]
+fn remote_builder_over_ssh_builds_under_emulation() {
+    nix_installed();
+    assert!(
+        Path::new("/usr/sbin/sshd").exists(),
+        "openssh-server is not installed: run scripts/deps.sh (as root) first"
+    );
+    let t = tempfile::tempdir().unwrap();
+    sources(&t.path().join("src"));
+    let port = free_port().to_string();
+    let script = format!(
+        "{SSHD_SETUP}{}",
+        r#"
+echo "== install"; NIX_CONF_DIR=$T/builder-conf $B install arm64,riscv64 --nix 2>&1; echo "rc=$?"
+echo "== machines"
+NIX_CONF_DIR=$T/builder-conf $B nix machines --host "ssh-ng://builder1?remote-store=local%3Froot%3D$T/builder-store" \
+  --host-key $T/hostkey.pub --ssh-key $T/clientkey --max-jobs 2 > $T/machines; echo "rc=$?"
+cat $T/machines
+printf 'substituters =\nbuild-users-group =\nbuilders = @%s/machines\n' $T > $T/client-conf/nix.conf
+echo "== client-platforms"
+NIX_CONF_DIR=$T/client-conf nix --extra-experimental-features nix-command show-config | grep '^extra-platforms'
+echo "== build"
+o=$(NIX_SSHOPTS="-F $T/ssh_config" NIX_CONF_DIR=$T/client-conf nix-build --store "local?root=$T/client-store" \
+  --max-jobs 0 $T/src --argstr tag remote -A aarch64 --no-out-link 2>$T/build.log); echo "rc=$?"
+cat $T/build.log
+echo "== client-out"; cat "$T/client-store$o"
+echo "== builder-out"; cat "$T/builder-store$o"
+kill $SSHD; wait $SSHD
+echo "== sshd-log"; cat $T/sshd.log
+"#
+    );
+    let r = idns(&[("T", t.path()), ("PORT", Path::new(&port))], &script);
+    // sshd was this namespace's process; the script killed and reaped it.
+    let pid = r.section("sshd").trim().to_owned();
+    assert!(
+        !pid.is_empty() && !Path::new(&format!("/proc/{pid}")).exists(),
+        "sshd {pid:?} still runs"
+    );
+    r.expect("script ran", r.code == 0);
+    r.expect(
+        "install --nix on the builder",
+        r.section("install").contains("rc=0"),
+    );
+    let m = r.section("machines");
+    let lines: Vec<&str> = m.lines().filter(|l| l.starts_with("ssh-ng://")).collect();
+    r.expect("machines ran", m.starts_with("rc=0") && lines.len() == 2);
+    let host_key = base64_of(&std::fs::read_to_string(t.path().join("hostkey.pub")).unwrap());
+    let uri = format!(
+        "ssh-ng://builder1?remote-store=local%3Froot%3D{}/builder-store",
+        t.path().display()
+    );
+    let key = format!("{}/clientkey", t.path().display());
+    let native: Vec<&str> = lines[0].split(' ').collect();
+    let emulated: Vec<&str> = lines[1].split(' ').collect();
+    assert_eq!(native[0], uri);
+    assert!(native[1].split(',').any(|s| s == "x86_64-linux"), "{m}");
+    assert!(!native[1].contains("aarch64"), "{m}");
+    assert_eq!(
+        emulated,
+        [
+            uri.as_str(),
+            "aarch64-linux,riscv64-linux",
+            key.as_str(),
+            "2",
+            "1",
+            "big-parallel",
+            "-",
+            host_key.as_str()
+        ],
+        "the emulated systems' line: no kvm, nixos-test or benchmark"
+    );
+    r.expect(
+        "the client itself does not build aarch64-linux",
+        !r.section("client-platforms").contains("aarch64-linux"),
+    );
+    let b = r.section("build");
+    r.expect(
+        "the build went to the builder over SSH",
+        b.starts_with("rc=0") && b.contains("' on 'ssh-ng://builder1?remote-store="),
+    );
+    r.expect(
+        "the builder ran it under emulation, and the client got the output",
+        r.section("client-out").trim() == "aarch64" && r.section("builder-out").trim() == "aarch64",
+    );
+    r.expect(
+        "the client logged in with its key",
+        r.section("sshd-log")
+            .contains("Accepted publickey for root from 127.0.0.1"),
     );
 }
