@@ -341,6 +341,91 @@ echo '== notours'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
     );
 }
 
+/// `nix status` warns both ways (a claimed platform without a handler, a working handler Nix
+/// does not use); `--dry-run` writes nothing; `apply` with `[nix] enabled = true` adds, and
+/// `apply --remove` takes out; a running nix-daemon that reads this configuration is named.
+#[test]
+fn status_warnings_apply_and_a_running_daemon() {
+    nix_installed();
+    let t = tempfile::tempdir().unwrap();
+    let conf = t.path().join("etc-nix");
+    std::fs::create_dir(&conf).unwrap();
+    let r = idns(
+        &[("T", t.path()), ("NIX_CONF_DIR", &conf)],
+        r#"C=$NIX_CONF_DIR
+printf 'substituters =\nbuild-users-group =\nextra-platforms = riscv64-linux\n' > $C/nix.conf
+$B install arm64 >/dev/null 2>&1 || exit 90
+echo "== status"; $B nix status 2>&1; echo "rc=$?"
+echo "== dry"; $B install riscv64 --nix --dry-run 2>&1; echo "rc=$?"; echo "files: $(ls -A $C | tr '\n' ' ')"
+printf 'arches = ["arm64", "riscv64"]\n[nix]\nenabled = true\n' > $T/config.toml
+# A real nix-daemon reading this configuration (serving one client on a FIFO that never talks).
+mkfifo $T/fifo
+nix-daemon --stdio --store "local?root=$T/daemon-store" < $T/fifo &
+D=$!
+exec 3>$T/fifo
+while [ "$(cat /proc/$D/comm)" != nix-daemon ]; do sleep 0.01; done
+echo "== apply"; $B --config $T/config.toml apply 2>&1; echo "rc=$?"
+echo "== daemon"; echo "$D"
+echo "== include"; cat $C/binfmtctl.conf
+echo "== status2"; $B nix status --json
+echo "== remove"; $B --config $T/config.toml apply --remove 2>&1; echo "rc=$?"
+echo "files: $(ls -A $C | tr '\n' ' ')"; echo "entries: $(entries)"
+exec 3>&-
+kill $D 2>/dev/null; wait $D || true
+"#,
+    );
+    r.expect("script ran", r.code == 0);
+    let s = r.section("status");
+    r.expect(
+        "a working handler Nix does not use",
+        s.contains("WARNING: qemu-aarch64 works but Nix does not build aarch64-linux: `binfmtctl install aarch64 --nix`"),
+    );
+    r.expect(
+        "a platform Nix claims without a handler",
+        s.contains("WARNING: Nix accepts riscv64-linux builds but no working handler runs riscv64 programs")
+            && s.contains("rc=0"),
+    );
+    let d = r.section("dry");
+    r.expect(
+        "dry run says what it would add, writes nothing",
+        d.contains("note: would add riscv64-linux to Nix's extra platforms")
+            && d.contains("rc=0")
+            && d.contains("files: nix.conf \n"),
+    );
+    let a = r.section("apply");
+    let pid = r.section("daemon").trim().to_owned();
+    r.expect(
+        "apply with [nix] writes Nix's side and names the daemon to restart",
+        a.contains("rc=0")
+            && a.contains(
+                "note: Nix's extra platforms from binfmtctl: aarch64-linux riscv64-linux",
+            )
+            && a.contains(&format!(
+                "warning: nix-daemon (pid {pid}) reads its settings only at start: restart it"
+            )),
+    );
+    r.expect(
+        "both arches recorded",
+        r.section("include")
+            .contains("extra-extra-platforms = aarch64-linux riscv64-linux"),
+    );
+    let st: serde_json::Value = serde_json::from_str(&r.section("status2")).unwrap();
+    assert!(st["warnings"].as_array().unwrap().is_empty(), "{st}");
+    let rm = r.section("remove");
+    r.expect(
+        "apply --remove takes out what it added",
+        rm.contains("rc=0") && rm.contains("files: nix.conf \nentries: \n"),
+    );
+    assert_eq!(
+        std::fs::read_to_string(conf.join("nix.conf")).unwrap(),
+        "substituters =\nbuild-users-group =\nextra-platforms = riscv64-linux\n"
+    );
+    assert!(
+        !Path::new(&format!("/proc/{pid}")).exists(),
+        "nix-daemon {pid} still runs"
+    );
+}
+
 /// A free TCP port on 127.0.0.1 (the kernel picks it; sshd binds it right after).
 fn free_port() -> u16 {
     std::net::TcpListener::bind("127.0.0.1:0")

@@ -77,14 +77,37 @@ fn note(ctx: &Ctx, out: &mut dyn Write, msg: &str) -> Result<()> {
 /// were just installed), and no record for an arch whose entry is gone. Does nothing when the
 /// file does not exist and nothing is to be added (plain `uninstall` without Nix).
 pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()> {
-    if ctx.g.dry_run {
-        return Ok(());
-    }
     let paths = Paths::from_env();
     if add.is_empty() && !paths.include.exists() {
         return Ok(());
     }
-    let old = nixcfg::load_managed(&paths).map_err(nix_err)?;
+    if ctx.g.dry_run {
+        let systems: Vec<String> = add
+            .iter()
+            .filter_map(|a| ctx.table.get(a))
+            .flat_map(|a| a.nix.iter().cloned())
+            .collect();
+        if !systems.is_empty() {
+            note(
+                ctx,
+                out,
+                &format!(
+                    "would add {} to Nix's extra platforms in {}",
+                    systems.join(" "),
+                    paths.include.display()
+                ),
+            )?;
+        }
+        return Ok(());
+    }
+    // The kernel has changed by now: a failure here is a failed operation (exit 1), and says
+    // what did and did not happen.
+    let after = |e: NixError| {
+        anyhow::anyhow!(
+            "the handlers were changed, but Nix's configuration was not: {e}; then run `binfmtctl install ARCHES --nix` again"
+        )
+    };
+    let old = nixcfg::load_managed(&paths).map_err(after)?;
     let mut m = old.clone();
     let entries = ctx.snapshot()?;
     let enabled_entry = |name: &str| {
@@ -124,7 +147,7 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
     if m == old {
         return Ok(());
     }
-    let (changed, undo) = nixcfg::write(&paths, &m).map_err(nix_err)?;
+    let (changed, undo) = nixcfg::write(&paths, &m).map_err(after)?;
     // Nix must accept the result and see our systems; otherwise put everything back.
     if let Some(nix) = nixcfg::find_nix(std::env::var_os("PATH").as_deref()) {
         match nixcfg::show_config(&nix, &paths.dir) {
