@@ -673,3 +673,18 @@ pub(super) fn machines(
     }
     Ok(())
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn microarchitecture_levels_are_native() {
+        let native = vec!["x86_64-linux".to_owned(), "i686-linux".to_owned()];
+        assert!(native_variant("x86_64-v3-linux", &native));
+        assert!(native_variant("x86_64-v1-linux", &native));
+        assert!(!native_variant("x86_64-vx-linux", &native));
+        assert!(!native_variant("aarch64-linux", &native));
+        assert!(!native_variant("x86_64-v2-darwin", &native));
+    }
+}
