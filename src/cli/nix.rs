@@ -199,6 +199,47 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
     restart_daemon(ctx, &paths, out)
 }
 
+/// For `status`: when binfmtctl.conf exists, the arches it tells Nix about whose handler is
+/// gone or disabled, and registered handlers of arches with a Nix system it does not list.
+/// (`nix status` is the full check, with Nix's own view and the probes.)
+pub(super) fn status_hints(ctx: &Ctx, entries: &[KernelEntry]) -> Vec<String> {
+    let paths = Paths::from_env();
+    if !paths.include.exists() {
+        return Vec::new();
+    }
+    let m = match nixcfg::load_managed(&paths) {
+        Ok(m) => m,
+        Err(e) => return vec![e.to_string()],
+    };
+    let enabled = |name: &str| {
+        entries
+            .iter()
+            .any(|k| k.entry.registration.name == name && k.entry.enabled)
+    };
+    let mut w = Vec::new();
+    for (arch, r) in &m.arches {
+        if !enabled(&format!("{ENTRY_PREFIX}{arch}")) {
+            w.push(format!(
+                "Nix builds {} ({}) but {ENTRY_PREFIX}{arch} is not registered and enabled: `binfmtctl install {arch} --nix`, or `binfmtctl uninstall {arch}` to take it out of Nix",
+                r.systems.join(" "),
+                paths.include.display()
+            ));
+        }
+    }
+    for a in &ctx.table.arches {
+        if !a.nix.is_empty() && !m.arches.contains_key(&a.name) && enabled(&a.entry_name()) {
+            w.push(format!(
+                "{} is registered but Nix is not told (no {} in {}): `binfmtctl install {} --nix`",
+                a.entry_name(),
+                a.nix.join(" "),
+                paths.include.display(),
+                a.name
+            ));
+        }
+    }
+    w
+}
+
 /// nix-daemon reads its configuration at start: restart it when it runs with this
 /// configuration directory, and say so.
 fn restart_daemon(ctx: &Ctx, paths: &Paths, out: &mut dyn Write) -> Result<()> {

@@ -698,14 +698,19 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         .filter(|e| e.enabled)
         .map(|e| e.name.as_str())
         .collect();
+    // Only when binfmtctl told Nix about handlers (`install --nix`): do both still agree?
+    let nix_warnings = super::nix::status_hints(ctx, &entries);
     if ctx.g.json {
-        let v = json!({
+        let mut v = json!({
             "supported": supported,
             "emulators": emulators,
             "entries": json_entries,
             "native": ctx.native,
             "binfmt_misc": {"path": ctx.g.binfmt_misc, "mounted": mounted, "enabled": enabled},
         });
+        if !nix_warnings.is_empty() {
+            v["nix_warnings"] = json!(nix_warnings);
+        }
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
@@ -726,6 +731,9 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 "DISABLED: no entry is used"
             }
         )?;
+    }
+    for w in &nix_warnings {
+        writeln!(out, "WARNING: {w}")?;
     }
     for e in json_entries.iter().filter(|e| e.captures_native) {
         writeln!(
