@@ -368,7 +368,7 @@ echo "== apply"; $B --config $T/config.toml apply 2>&1; echo "rc=$?"
 echo "== daemon"; echo "$D"
 echo "== include"; cat $C/binfmtctl.conf
 echo "== status2"; $B nix status --json
-echo "== plain-status"; $B install s390x >/dev/null 2>&1; $B status 2>&1
+echo "== plain-status"; $B install s390x >/dev/null 2>&1; echo -1 > $R/qemu-riscv64; $B status 2>&1
 echo "== remove"; $B --config $T/config.toml apply --remove 2>&1; echo "rc=$?"
 echo "files: $(ls -A $C | tr '\n' ' ')"; echo "entries: $(entries)"
 exec 3>&-
@@ -416,6 +416,13 @@ kill $D 2>/dev/null; wait $D || true
         "binfmtctl status: a handler Nix is not told about, once binfmtctl manages Nix's side",
         r.section("plain-status")
             .contains("WARNING: qemu-s390x is registered but Nix is not told (no s390x-linux in "),
+    );
+    r.expect(
+        "binfmtctl status: Nix told about an arch whose handler is gone",
+        r.section("plain-status").contains("WARNING: Nix builds riscv64-linux (")
+            && r.section("plain-status").contains(
+                "but qemu-riscv64 is not registered and enabled: `binfmtctl install riscv64 --nix`, or `binfmtctl uninstall riscv64`",
+            ),
     );
     let rm = r.section("remove");
     r.expect(
