@@ -728,13 +728,17 @@ pub fn parse_show_config(json: &str) -> Result<View, String> {
     })
 }
 
-/// The `nix` program in `path_var` (a PATH value).
+/// The `nix` program in `path_var` (a PATH value): an executable file that neither group nor
+/// others may write (binfmtctl runs it as root).
 pub fn find_nix(path_var: Option<&OsStr>) -> Option<PathBuf> {
     let path_var = path_var?;
     std::env::split_paths(path_var)
         .map(|d| d.join("nix"))
         .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0)
+            std::fs::metadata(p).is_ok_and(|m| {
+                let mode = m.permissions().mode();
+                m.is_file() && mode & 0o111 != 0 && mode & 0o022 == 0
+            })
         })
 }
 
@@ -1145,6 +1149,23 @@ mod tests {
         ] {
             assert_eq!(base64(i.as_bytes()), o);
         }
+    }
+
+    #[test]
+    fn finds_only_a_safe_nix() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        for (dir, mode) in [(&a, 0o777), (&b, 0o755)] {
+            std::fs::write(dir.join("nix"), "").unwrap();
+            std::fs::set_permissions(dir.join("nix"), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(find_nix(Some(&path)), Some(b.join("nix")));
+        assert_eq!(find_nix(Some(OsStr::new(""))), None);
+        assert_eq!(find_nix(None), None);
     }
 
     #[test]
