@@ -120,27 +120,29 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
         let Some(a) = ctx.table.get(name) else {
             continue;
         };
+        // Only what is registered now (`install all` names every arch).
+        let Some(e) = enabled_entry(&a.entry_name()) else {
+            continue;
+        };
         if a.nix.is_empty() {
             note(
                 ctx,
                 out,
                 &format!(
-                    "{}: Nix has no system name for it; Nix is not told about it",
+                    "{}: Nix has no system name for it (docs/nix.md); Nix is not told about it",
                     a.name
                 ),
             )?;
             continue;
         }
-        if let Some(e) = enabled_entry(&a.entry_name()) {
-            let r = &e.registration;
-            m.arches.insert(
-                a.name.clone(),
-                Record {
-                    systems: a.nix.clone(),
-                    sandbox: (!r.flags.fix_binary).then(|| r.interpreter.clone()),
-                },
-            );
-        }
+        let r = &e.registration;
+        m.arches.insert(
+            a.name.clone(),
+            Record {
+                systems: a.nix.clone(),
+                sandbox: (!r.flags.fix_binary).then(|| r.interpreter.clone()),
+            },
+        );
     }
     m.arches
         .retain(|arch, _| enabled_entry(&format!("{ENTRY_PREFIX}{arch}")).is_some());
