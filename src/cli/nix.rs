@@ -116,6 +116,7 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
             .map(|k| &k.entry)
             .find(|e| e.registration.name == name && e.enabled)
     };
+    let mut nameless: Vec<&str> = Vec::new();
     for name in add {
         let Some(a) = ctx.table.get(name) else {
             continue;
@@ -125,14 +126,7 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
             continue;
         };
         if a.nix.is_empty() {
-            note(
-                ctx,
-                out,
-                &format!(
-                    "{}: Nix has no system name for it (docs/nix.md); Nix is not told about it",
-                    a.name
-                ),
-            )?;
+            nameless.push(a.name.as_str());
             continue;
         }
         let r = &e.registration;
@@ -143,6 +137,16 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
                 sandbox: (!r.flags.fix_binary).then(|| r.interpreter.clone()),
             },
         );
+    }
+    if !nameless.is_empty() {
+        note(
+            ctx,
+            out,
+            &format!(
+                "Nix has no system name for {} (docs/nix.md): Nix is not told about them",
+                nameless.join(", ")
+            ),
+        )?;
     }
     m.arches
         .retain(|arch, _| enabled_entry(&format!("{ENTRY_PREFIX}{arch}")).is_some());
