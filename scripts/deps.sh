@@ -117,13 +117,18 @@ C
 # stopped again, so the machine runs no sshd that it did not run before.
 install_sshd_quietly() {
   dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install ok installed' && return 0
-  local policy=/usr/sbin/policy-rc.d
+  local policy=/usr/sbin/policy-rc.d ours=
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"
     chmod 755 "$policy"
+    ours=1
     trap 'rm -f /usr/sbin/policy-rc.d' EXIT
   fi
   install_pkgs openssh-server
+  if [ -n "$ours" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
   if [ -d /run/systemd/system ]; then
     systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
   fi
