@@ -726,6 +726,32 @@ mod tests {
     use super::*;
 
     #[test]
+    fn parses_the_nix_forms() {
+        let p = |args: &[&str]| {
+            Cli::try_parse_from(std::iter::once("binfmtctl").chain(args.iter().copied()))
+        };
+        let c = p(&["install", "arm64,riscv64", "--nix"]).unwrap();
+        assert!(c.install_opts.nix);
+        let c = p(&["nix", "status", "--json"]).unwrap();
+        assert!(matches!(c.command, Some(Command::Nix(NixCommand::Status))) && c.global.json);
+        let c = p(&[
+            "nix",
+            "machines",
+            "--host",
+            "ssh-ng://b1",
+            "--max-jobs",
+            "4",
+        ])
+        .unwrap();
+        assert!(matches!(
+            c.command,
+            Some(Command::Nix(NixCommand::Machines { ref host, max_jobs: Some(4), .. })) if host == "ssh-ng://b1"
+        ));
+        assert!(p(&["nix", "machines"]).is_err(), "--host is required");
+        assert!(p(&["nix", "machines", "--host", "h", "--max-jobs", "x"]).is_err());
+    }
+
+    #[test]
     fn microarchitecture_levels_are_native() {
         let native = vec!["x86_64-linux".to_owned(), "i686-linux".to_owned()];
         assert!(native_variant("x86_64-v3-linux", &native));
