@@ -61,9 +61,13 @@ fn idns(env: &[(&str, &Path)], script: &str) -> Run {
             let home = v.join("home");
             std::fs::create_dir_all(&home).unwrap();
             c.env("HOME", &home)
-                .env("XDG_CACHE_HOME", home.join(".cache"));
+                .env("XDG_CACHE_HOME", home.join(".cache"))
+                // Nix's global state (such as the build-user lock directory `userpool`) would
+                // go to /nix/var/nix; the stores themselves are chroot stores under $T.
+                .env("NIX_STATE_DIR", v.join("nix-state"));
         }
     }
+    let had_nix = Path::new("/nix").exists();
     let mut child = c.spawn().expect("unshare(1) from util-linux runs");
     let pid = child.id();
     let ns = format!("/proc/{pid}/ns/user");
@@ -92,6 +96,10 @@ fn idns(env: &[(&str, &Path)], script: &str) -> Run {
         stdout,
         stderr,
     };
+    assert!(
+        had_nix || !Path::new("/nix").exists(),
+        "the test created /nix on the host"
+    );
     assert_ne!(r.code, 98, "the binfmt_misc instance is not a fresh one");
     assert_ne!(
         r.code, 99,
@@ -478,7 +486,7 @@ printf '%s\n' "ListenAddress 127.0.0.1:$PORT" "HostKey $T/hostkey" "PidFile $T/s
   "AuthorizedKeysFile $T/authorized_keys" "StrictModes no" "UsePAM no" \
   "PasswordAuthentication no" "KbdInteractiveAuthentication no" \
   "PermitRootLogin prohibit-password" \
-  "SetEnv NIX_CONF_DIR=$T/builder-conf XDG_CACHE_HOME=$T/home/.cache" > $T/sshd_config
+  "SetEnv NIX_CONF_DIR=$T/builder-conf XDG_CACHE_HOME=$T/home/.cache NIX_STATE_DIR=$T/nix-state" > $T/sshd_config
 # Only the host key from the machines line is trusted: Nix hands it to ssh as the known hosts.
 printf '%s\n' "Host builder1" "  HostName 127.0.0.1" "  Port $PORT" "  HostKeyAlias builder1" \
   "  User root" "  IdentitiesOnly yes" "  BatchMode yes" "  StrictHostKeyChecking yes" > $T/ssh_config
