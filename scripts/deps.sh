@@ -14,7 +14,7 @@ RUNTIME_PKGS=(qemu-user-static)
 TEST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-aarch64-linux-gnu libc6-dev-arm64-cross
   util-linux binutils file tar mmdebstrap arch-test libpipeline1 systemd podman runc
   qemu-system-x86 cpio busybox-static kmod python3-minimal
-  dpkg-dev lintian man-db)
+  dpkg-dev lintian man-db nix-bin openssh-client)
 # Debian architectures whose busybox-static the integration tests run (i386 runs natively).
 FOREIGN_ARCHES=(arm64 armhf armel mips64el mipsel ppc64el s390x i386)
 ASSETS=${ASSETS:-target/test-assets}
@@ -90,6 +90,52 @@ C
   log "built $out with riscv64-linux-gnu-gcc -static"
 }
 
+# A Nix builder for riscv64-linux (tests/nix.rs): writes `uname -m` into $out.
+build_nix_builder() {
+  local out="$ASSETS/nix-builder-riscv64"
+  [ -x "$out" ] && return 0
+  cat > "$ASSETS/nix-builder.c" <<'C'
+#include <stdio.h>
+#include <stdlib.h>
+#include <sys/utsname.h>
+int main(void) {
+    struct utsname u;
+    const char *out = getenv("out");
+    if (!out || uname(&u) != 0) return 2;
+    FILE *f = fopen(out, "w");
+    if (!f) return 3;
+    fprintf(f, "%s\n", u.machine);
+    return fclose(f) == 0 ? 0 : 4;
+}
+C
+  riscv64-linux-gnu-gcc -static -O2 -o "$out" "$ASSETS/nix-builder.c"
+  log "built $out with riscv64-linux-gnu-gcc -static"
+}
+
+# openssh-server (the remote-builder test runs its own sshd on 127.0.0.1): its maintainer
+# scripts enable and start the system's sshd. A policy-rc.d that refuses service starts is put
+# in place for the install (unless one exists), and on systemd the units are disabled and
+# stopped again, so the machine runs no sshd that it did not run before.
+install_sshd_quietly() {
+  dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install ok installed' && return 0
+  local policy=/usr/sbin/policy-rc.d ours=
+  if [ ! -e "$policy" ]; then
+    printf '#!/bin/sh\nexit 101\n' > "$policy"
+    chmod 755 "$policy"
+    ours=1
+    trap 'rm -f /usr/sbin/policy-rc.d' EXIT
+  fi
+  install_pkgs openssh-server
+  if [ -n "$ours" ]; then
+    rm -f "$policy"
+    trap - EXIT
+  fi
+  if [ -d /run/systemd/system ]; then
+    systemctl disable --now ssh.service ssh.socket >/dev/null 2>&1 || true
+  fi
+  log "installed openssh-server without starting or enabling its service"
+}
+
 # podman works here only with runc, cgroupfs and no default ulimits (see docs/deploy.md).
 containers_conf() {
   local f=/etc/containers/containers.conf
@@ -110,6 +156,7 @@ main() {
     mkdir -p "$ASSETS"; enable_arches "$2"; fetch_busybox "$2"; return 0
   fi
   install_pkgs "${TEST_PKGS[@]}"
+  install_sshd_quietly
   containers_conf
   mkdir -p "$ASSETS"
   enable_arches "${FOREIGN_ARCHES[@]}"
@@ -120,6 +167,7 @@ main() {
   # (its maintainer scripts would register formats on this machine).
   fetch_member binfmt-support usr/sbin/update-binfmts "$ASSETS/update-binfmts"
   build_riscv64
+  build_nix_builder
 }
 
 main "$@"

@@ -7,6 +7,9 @@
 //! flags = "FP"                     # optional, default FP
 //! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
 //! keep_existing = false            # optional
+//!
+//! [nix]                            # optional: apply also keeps Nix's extra-platforms in step
+//! enabled = true
 //! ```
 //!
 //! Parsing is pure (`parse`); `load` reads the file (a regular file of at most 1 MiB of UTF-8,
@@ -38,6 +41,13 @@ struct Raw {
     flags: Option<Spanned<String>>,
     qemu_path: Option<Vec<Spanned<String>>>,
     keep_existing: Option<bool>,
+    nix: Option<RawNix>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RawNix {
+    enabled: bool,
 }
 
 /// A validated configuration.
@@ -48,6 +58,8 @@ pub struct Config {
     pub flags: Flags,
     pub qemu_path: Vec<PathBuf>,
     pub keep_existing: bool,
+    /// `[nix] enabled = true`: `apply` also keeps Nix's extra-platforms in step (docs/nix.md).
+    pub nix: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,7 +128,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
             .unwrap_or("invalid TOML")
             .to_owned();
         let hint = if msg.contains("unknown field") {
-            "; the keys are arches, flags, qemu_path, keep_existing"
+            "; the keys are arches, flags, qemu_path, keep_existing, [nix] enabled"
         } else if msg.contains("missing field") {
             "; add arches = [\"arm64\", ...]"
         } else {
@@ -165,6 +177,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
         flags,
         qemu_path,
         keep_existing: raw.keep_existing.unwrap_or(false),
+        nix: raw.nix.is_some_and(|n| n.enabled),
     })
 }
 
@@ -529,6 +542,16 @@ mod tests {
         assert_eq!(c.qemu_path, [PathBuf::from("/opt/q")]);
         assert!(c.keep_existing);
         assert_eq!(p("arches = [\"all\"]").unwrap().flags, Flags::DEFAULT);
+        assert!(!p("arches = [\"all\"]").unwrap().nix);
+        assert!(
+            p("arches = [\"arm64\"]\n[nix]\nenabled = true\n")
+                .unwrap()
+                .nix
+        );
+        let e = p("arches = [\"arm64\"]\n[nix]\nenable = true\n")
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains(":3:1: unknown field `enable`"), "{e}");
     }
 
     /// Each error names file:line:column and says what to do.

@@ -66,6 +66,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::rootfs::RootfsError,
         crate::scan::ScanError,
         crate::cross::CrossError,
+        crate::nix::NixError,
     );
     None
 }

@@ -17,6 +17,7 @@ pub mod inspect;
 pub mod interop;
 pub mod interpreter;
 pub mod kernel;
+pub mod nix;
 pub mod plan;
 pub mod probe;
 pub mod probe_code;

@@ -416,7 +416,9 @@ mod tests {
         assert!(!c.arches.is_empty());
         for k in config_keys() {
             assert!(
-                example.contains(&format!("\n{k} =")) || example.starts_with(&format!("{k} =")),
+                example.contains(&format!("\n{k} ="))
+                    || example.starts_with(&format!("{k} ="))
+                    || example.contains(&format!("\n[{k}]\n")),
                 "{k} not in the page's example"
             );
         }

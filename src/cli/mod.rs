@@ -23,10 +23,12 @@ use crate::registration::{Entry, Flags, Matcher};
 
 mod emulate;
 pub mod generate;
+mod nix;
 mod register;
 mod switch;
 mod verify;
 
+pub use self::nix::NixCommand;
 use emulate::*;
 use register::*;
 use switch::*;
@@ -209,6 +211,10 @@ pub struct InstallOpts {
     /// Also add the arches to the config file, so `apply` (the boot unit) keeps them
     #[arg(long)]
     pub persist: bool,
+
+    /// Also tell Nix: add the arches' Nix systems to extra-platforms (docs/nix.md)
+    #[arg(long)]
+    pub nix: bool,
 }
 
 #[derive(Debug, Subcommand)]
@@ -396,6 +402,9 @@ pub enum Command {
         #[command(flatten)]
         dry_run: DryRunOpt,
     },
+    /// Nix: its view of the emulated systems, and remote-builder lines (docs/nix.md)
+    #[command(subcommand)]
+    Nix(NixCommand),
     /// Internal: sandbox stage 1 (used by run and rootfs create)
     #[command(name = "__sandbox", hide = true)]
     SandboxStage1 {
@@ -629,6 +638,7 @@ impl Command {
             Command::ProbeChroot { .. } => "__probe-chroot",
             Command::ProbeNative { .. } => "__probe-native",
             Command::Generate { .. } => "__generate",
+            Command::Nix(_) => "nix",
             Command::Arches { .. } => "arches",
         }
     }
@@ -735,6 +745,7 @@ impl Command {
             | Command::ProbeChroot { .. }
             | Command::ProbeNative { .. }
             | Command::Generate { .. }
+            | Command::Nix(_)
             | Command::Arches { .. } => Takes::default(),
         }
     }
@@ -777,8 +788,8 @@ fn settings(
         if takes.flags.is_none() && given_flags(&top.install.flag_opts) {
             stray.push("--flags/--credentials");
         }
-        if top.install.keep_existing || top.install.persist {
-            stray.push("--keep-existing/--persist");
+        if top.install.keep_existing || top.install.persist || top.install.nix {
+            stray.push("--keep-existing/--persist/--nix");
         }
     }
     if !stray.is_empty() {
@@ -837,6 +848,7 @@ fn settings(
     if let Some(i) = takes.install {
         opts.keep_existing |= i.keep_existing;
         opts.persist |= i.persist;
+        opts.nix |= i.nix;
     }
     Ok((g, opts))
 }
@@ -889,7 +901,9 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 "--uninstall",
             )?;
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
-            uninstall(&Ctx::new(&g)?, &targets, out)?;
+            let ctx = Ctx::new(&g)?;
+            uninstall(&ctx, &targets, out)?;
+            self::nix::sync(&ctx, &[], out)?;
             return status_json(&g, out);
         }
         (None, None, None) => Command::Status {
@@ -943,7 +957,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     let ctx = &ctx;
     match command {
         Command::Install { arches, .. } => install_cmd(ctx, &arches, &opts, out),
-        Command::Uninstall { targets, .. } => uninstall(ctx, &targets, out),
+        Command::Uninstall { targets, .. } => {
+            uninstall(ctx, &targets, out)?;
+            self::nix::sync(ctx, &[], out)
+        }
         Command::Enable { targets, .. } => switch(ctx, &targets, true, out),
         Command::Disable { targets, .. } => switch(ctx, &targets, false, out),
         Command::Status { .. } => status(ctx, out),
@@ -996,6 +1013,20 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         ),
         Command::Cross(CrossCommand::Env { arch, format }) => cross_env(ctx, &arch, &format, out),
         Command::Build { args, .. } => build(ctx, &args, out),
+        Command::Nix(NixCommand::Status) => self::nix::status(ctx, out),
+        Command::Nix(NixCommand::Machines {
+            host,
+            max_jobs,
+            ssh_key,
+            host_key,
+        }) => self::nix::machines(
+            ctx,
+            &host,
+            max_jobs,
+            ssh_key.as_deref(),
+            host_key.as_deref(),
+            out,
+        ),
         Command::SandboxStage1 { .. }
         | Command::SandboxStage2 { .. }
         | Command::ProbeChroot { .. }
@@ -1708,6 +1739,7 @@ mod tests {
             },
             keep_existing: false,
             persist: false,
+            nix: false,
         };
         assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
         assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");

@@ -214,6 +214,10 @@ pub(super) fn install_cmd(
     // --persist: the config is read, checked and its new content written to a temporary file
     // (under a lock) before the first kernel write; it is renamed into place only after
     // install succeeded.
+    if opts.nix {
+        // Nothing is registered when Nix's side cannot follow.
+        super::nix::precheck()?;
+    }
     let pending = if opts.persist && !ctx.g.dry_run {
         // Names first, so an unknown arch is reported as such, not as a config error.
         ctx.resolve_list(names)?;
@@ -237,6 +241,15 @@ pub(super) fn install_cmd(
         None
     };
     install(ctx, names, opts, out)?;
+    if opts.nix {
+        let arches: Vec<String> = ctx
+            .resolve_list(names)?
+            .1
+            .iter()
+            .map(|a| a.name.clone())
+            .collect();
+        super::nix::sync(ctx, &arches, out)?;
+    }
     if let Some(p) = pending {
         let changes = p.changes();
         p.commit().context(
@@ -280,7 +293,8 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         } else {
             cfg.arches.iter().map(Into::into).collect()
         };
-        return uninstall(ctx, &names, out);
+        uninstall(ctx, &names, out)?;
+        return super::nix::sync(ctx, &[], out);
     }
     // The config's search path applies unless --qemu-path was given.
     let g;
@@ -295,8 +309,16 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
     } else {
         ctx
     };
+    if cfg.nix {
+        super::nix::precheck()?;
+    }
     let p = prepare(ctx, &cfg.arches, cfg.flags, out)?;
-    reconcile(ctx, p, cfg.keep_existing, out)
+    let arches: Vec<String> = p.desired.iter().map(|d| d.arch.clone()).collect();
+    reconcile(ctx, p, cfg.keep_existing, out)?;
+    if cfg.nix {
+        super::nix::sync(ctx, &arches, out)?;
+    }
+    Ok(())
 }
 
 pub(super) fn export(
@@ -908,14 +930,19 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         .filter(|e| e.enabled)
         .map(|e| e.name.as_str())
         .collect();
+    // Only when binfmtctl told Nix about handlers (`install --nix`): do both still agree?
+    let nix_warnings = super::nix::status_hints(ctx, &entries);
     if ctx.g.json {
-        let v = json!({
+        let mut v = json!({
             "supported": supported,
             "emulators": emulators,
             "entries": json_entries,
             "native": ctx.native,
             "binfmt_misc": {"path": ctx.g.binfmt_misc, "mounted": mounted, "enabled": enabled},
         });
+        if !nix_warnings.is_empty() {
+            v["nix_warnings"] = json!(nix_warnings);
+        }
         writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
         return Ok(());
     }
@@ -936,6 +963,9 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 "DISABLED: no entry is used"
             }
         )?;
+    }
+    for w in &nix_warnings {
+        writeln!(out, "WARNING: {w}")?;
     }
     for (k, e) in entries.iter().zip(&json_entries) {
         let Some(what) = guard.captures(&k.entry.registration) else {

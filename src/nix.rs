@@ -1,0 +1,1189 @@
+//! Nix integration: which Nix systems the machine can build through its binfmt_misc handlers,
+//! and the part of Nix's configuration binfmtctl owns.
+//!
+//! Owns:
+//! - a reader for `nix.conf` that follows Nix's own rules (`src/libutil/config.cc`,
+//!   `applyConfig`): text after `#` is a comment; a line is split on blanks; `include PATH` and
+//!   `!include PATH` (missing file allowed) take exactly one path, relative to the including
+//!   file's directory; every other line must be `NAME = VALUE...`. Anything else Nix rejects,
+//!   and so do we, naming the file and line;
+//! - binfmtctl's own include file, `binfmtctl.conf` next to `nix.conf`, which nix.conf pulls
+//!   in with one `!include binfmtctl.conf` line (added with a comment, removed again when the
+//!   file has nothing left to say). The user's lines are never rewritten. The file sets
+//!   `extra-extra-platforms` — the `extra-` prefix appends to the `extra-platforms` setting,
+//!   whereas `extra-platforms = ...` would replace whatever nix.conf or Nix's default says — and
+//!   `extra-sandbox-paths` for interpreters registered without the F flag (Nix's sandbox would
+//!   not find them at exec time);
+//! - Nix's view of the machine, from `nix show-config --json` (the effective `system`,
+//!   `extra-platforms`, `sandbox`, `sandbox-paths`, `system-features`);
+//! - `/etc/nix/machines` lines (`nix.conf(5)`, "builders"): URI, systems, SSH key, max jobs,
+//!   speed factor, supported and mandatory features, base64 host key.
+//!
+//! Privileges: writing needs write access to the Nix configuration directory (`/etc/nix`, or
+//! `$NIX_CONF_DIR`); reading needs none. Files are written atomically (a new file beside the
+//! target, then `rename(2)`, which replaces the name and never follows a symlink) under an
+//! exclusive `flock(2)` on the directory.
+
+use std::collections::BTreeMap;
+use std::ffi::OsStr;
+use std::fmt;
+use std::io::Write;
+use std::os::fd::OwnedFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::Serialize;
+
+use crate::arch::{Arch, Table};
+
+/// Nix's configuration directory unless `NIX_CONF_DIR` says otherwise (as Nix itself does).
+pub const DEFAULT_CONF_DIR: &str = "/etc/nix";
+/// The file Nix reads.
+pub const CONF_NAME: &str = "nix.conf";
+/// binfmtctl's own include file, in the same directory.
+pub const INCLUDE_NAME: &str = "binfmtctl.conf";
+/// The line binfmtctl adds to nix.conf, and the comment above it.
+pub const INCLUDE_LINE: &str = "!include binfmtctl.conf";
+pub const INCLUDE_COMMENT: &str =
+    "# added by `binfmtctl install --nix`; `binfmtctl uninstall` removes these two lines";
+/// Records in the include file: `# binfmtctl-arch ARCH SYSTEM,... [sandbox=PATH]`.
+const RECORD_PREFIX: &str = "# binfmtctl-arch ";
+/// How deep includes may nest before we call it a loop (Nix itself recurses without limit).
+const MAX_INCLUDE_DEPTH: usize = 16;
+
+#[derive(Debug, thiserror::Error)]
+pub enum NixError {
+    #[error(
+        "Nix is not installed (no `nix` program in PATH): install it (Debian: apt-get install nix-bin) or leave out --nix"
+    )]
+    NotInstalled,
+    #[error("{path}:{line}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        message: String,
+    },
+    #[error(
+        "{path}: file included from {from} not found (`include` requires it; `!include` would not): create it or fix the include line"
+    )]
+    MissingInclude { path: PathBuf, from: PathBuf },
+    #[error(
+        "{path}: includes nest deeper than {MAX_INCLUDE_DEPTH} levels (an include loop?): fix the include lines"
+    )]
+    IncludeLoop { path: PathBuf },
+    #[error("cannot read {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("cannot write {path}: {source}; nothing in Nix's configuration was changed")]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error(
+        "{path} is a symlink (on NixOS it is generated from the system configuration): add `!include {include}` to it yourself (NixOS: nix.extraOptions), or use boot.binfmt.emulatedSystems"
+    )]
+    Symlink { path: PathBuf, include: PathBuf },
+    #[error("{path} was not written by binfmtctl (no record lines): move it away or remove it")]
+    NotOurs { path: PathBuf },
+    #[error("Nix rejects its configuration ({dir}): {message}: fix it, then run binfmtctl again")]
+    Rejected { dir: PathBuf, message: String },
+    #[error("cannot run {nix}: {message}")]
+    Run { nix: PathBuf, message: String },
+}
+
+impl crate::error::Classify for NixError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        if self.is_environment() {
+            crate::error::ErrorKind::Environment
+        } else {
+            crate::error::ErrorKind::BadInput
+        }
+    }
+}
+
+impl NixError {
+    /// The environment cannot do it (exit 3) rather than the input being wrong (exit 2).
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            NixError::NotInstalled
+                | NixError::Write { .. }
+                | NixError::Read { .. }
+                | NixError::Symlink { .. }
+                | NixError::Run { .. }
+        )
+    }
+}
+
+/// Where Nix's configuration lives.
+#[derive(Debug, Clone)]
+pub struct Paths {
+    pub dir: PathBuf,
+    pub conf: PathBuf,
+    pub include: PathBuf,
+}
+
+impl Paths {
+    pub fn new(dir: impl Into<PathBuf>) -> Paths {
+        let dir = dir.into();
+        Paths {
+            conf: dir.join(CONF_NAME),
+            include: dir.join(INCLUDE_NAME),
+            dir,
+        }
+    }
+
+    /// `$NIX_CONF_DIR`, or `/etc/nix`.
+    pub fn from_env() -> Paths {
+        Paths::new(
+            std::env::var_os("NIX_CONF_DIR")
+                .filter(|v| !v.is_empty())
+                .map_or_else(|| PathBuf::from(DEFAULT_CONF_DIR), PathBuf::from),
+        )
+    }
+}
+
+/// One meaningful line of a nix.conf.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Directive {
+    Setting { name: String, value: String },
+    Include { path: String, optional: bool },
+}
+
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfLine {
+    /// 1-based.
+    pub line: usize,
+    pub directive: Directive,
+}
+
+/// Parses nix.conf text by Nix's rules (see the module documentation).
+pub fn parse(path: &Path, text: &str) -> Result<Vec<ConfLine>, NixError> {
+    let mut out = Vec::new();
+    for (i, raw) in text.split('\n').enumerate() {
+        let line = raw.split('#').next().unwrap_or("");
+        let tokens: Vec<&str> = line
+            .split([' ', '\t', '\r', '\n'])
+            .filter(|t| !t.is_empty())
+            .collect();
+        if tokens.is_empty() {
+            continue;
+        }
+        let err = |message: String| NixError::Syntax {
+            path: path.to_owned(),
+            line: i + 1,
+            message,
+        };
+        if tokens.len() < 2 {
+            return Err(err(format!(
+                "illegal configuration line {:?}: write `name = value`",
+                raw.trim()
+            )));
+        }
+        if tokens[0] == "include" || tokens[0] == "!include" {
+            if tokens.len() != 2 {
+                return Err(err(format!(
+                    "illegal configuration line {:?}: an include takes exactly one path (no blanks in it)",
+                    raw.trim()
+                )));
+            }
+            out.push(ConfLine {
+                line: i + 1,
+                directive: Directive::Include {
+                    path: tokens[1].to_owned(),
+                    optional: tokens[0] == "!include",
+                },
+            });
+            continue;
+        }
+        if tokens[1] != "=" {
+            return Err(err(format!(
+                "illegal configuration line {:?}: write `name = value`, with blanks around `=`",
+                raw.trim()
+            )));
+        }
+        out.push(ConfLine {
+            line: i + 1,
+            directive: Directive::Setting {
+                name: tokens[0].to_owned(),
+                value: tokens[2..].join(" "),
+            },
+        });
+    }
+    Ok(out)
+}
+
+/// Where an include line points, relative to the including file's directory.
+pub fn include_target(from: &Path, path: &str) -> PathBuf {
+    let p = Path::new(path);
+    if p.is_absolute() {
+        p.to_owned()
+    } else {
+        from.parent().unwrap_or(Path::new("/")).join(p)
+    }
+}
+
+/// Does `a` name the same file as `b` (lexically, or as the same inode)?
+fn same_file(a: &Path, b: &Path) -> bool {
+    use std::os::unix::fs::MetadataExt;
+    if std::path::absolute(a).ok() == std::path::absolute(b).ok() {
+        return true;
+    }
+    match (std::fs::metadata(a), std::fs::metadata(b)) {
+        (Ok(x), Ok(y)) => x.dev() == y.dev() && x.ino() == y.ino(),
+        _ => false,
+    }
+}
+
+/// Reads `conf` and every file it includes, checking each by Nix's rules. A missing `conf` is
+/// fine (Nix runs on defaults). Returns the files read.
+pub fn check_tree(conf: &Path) -> Result<Vec<PathBuf>, NixError> {
+    let mut seen = Vec::new();
+    if conf.exists() {
+        check_file(conf, 0, &mut seen)?;
+    }
+    Ok(seen)
+}
+
+fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), NixError> {
+    if depth > MAX_INCLUDE_DEPTH {
+        return Err(NixError::IncludeLoop {
+            path: path.to_owned(),
+        });
+    }
+    let text = std::fs::read_to_string(path).map_err(|e| NixError::Read {
+        path: path.to_owned(),
+        source: e,
+    })?;
+    seen.push(path.to_owned());
+    for l in parse(path, &text)? {
+        if let Directive::Include { path: p, optional } = &l.directive {
+            let target = include_target(path, p);
+            if target.exists() {
+                check_file(&target, depth + 1, seen)?;
+            } else if !optional {
+                return Err(NixError::MissingInclude {
+                    path: target,
+                    from: path.to_owned(),
+                });
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What binfmtctl told Nix about one arch.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Record {
+    pub systems: Vec<String>,
+    /// The interpreter, when it was registered without F and so must be in Nix's sandbox.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub sandbox: Option<String>,
+}
+
+/// The content of binfmtctl.conf: one record per arch (the source of truth), and the two
+/// settings derived from them.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
+pub struct Managed {
+    pub arches: BTreeMap<String, Record>,
+}
+
+impl Managed {
+    /// Reads the records back. Lines other than records, comments and the two settings we
+    /// write mean someone else wrote the file.
+    pub fn parse(path: &Path, text: &str) -> Result<Managed, NixError> {
+        // It must be a file Nix accepts, too.
+        let lines = parse(path, text)?;
+        let mut m = Managed::default();
+        for (i, l) in text.lines().enumerate() {
+            let Some(rest) = l.strip_prefix(RECORD_PREFIX) else {
+                continue;
+            };
+            let mut parts = rest.split_whitespace();
+            let bad = || NixError::Syntax {
+                path: path.to_owned(),
+                line: i + 1,
+                message: format!(
+                    "malformed record {l:?}: remove the file and run `binfmtctl install --nix` again"
+                ),
+            };
+            let arch = parts.next().ok_or_else(bad)?;
+            let systems: Vec<String> = parts
+                .next()
+                .ok_or_else(bad)?
+                .split(',')
+                .filter(|s| !s.is_empty())
+                .map(str::to_owned)
+                .collect();
+            let sandbox = match parts.next() {
+                None => None,
+                Some(s) => Some(s.strip_prefix("sandbox=").ok_or_else(bad)?.to_owned()),
+            };
+            if systems.is_empty() || parts.next().is_some() {
+                return Err(bad());
+            }
+            m.arches
+                .insert(arch.to_owned(), Record { systems, sandbox });
+        }
+        let ours = |name: &str| name == "extra-extra-platforms" || name == "extra-sandbox-paths";
+        let foreign = lines.iter().any(|l| match &l.directive {
+            Directive::Setting { name, .. } => !ours(name),
+            Directive::Include { .. } => true,
+        });
+        if foreign || (m.arches.is_empty() && !lines.is_empty()) {
+            return Err(NixError::NotOurs {
+                path: path.to_owned(),
+            });
+        }
+        Ok(m)
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.arches.is_empty()
+    }
+
+    /// Every system, deduplicated, sorted.
+    pub fn platforms(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .arches
+            .values()
+            .flat_map(|r| r.systems.iter().cloned())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn sandbox_paths(&self) -> Vec<String> {
+        let mut v: Vec<String> = self
+            .arches
+            .values()
+            .filter_map(|r| r.sandbox.clone())
+            .collect();
+        v.sort();
+        v.dedup();
+        v
+    }
+
+    pub fn render(&self) -> String {
+        let mut s = String::from(
+            "# Written by binfmtctl (`binfmtctl install ARCHES --nix`): the Nix systems this machine\n\
+             # builds through its binfmt_misc handlers. nix.conf reads it with `!include binfmtctl.conf`.\n\
+             # Do not edit: binfmtctl rewrites it; `binfmtctl uninstall ARCHES` takes arches out.\n",
+        );
+        for (arch, r) in &self.arches {
+            s += &format!("{RECORD_PREFIX}{arch} {}", r.systems.join(","));
+            if let Some(p) = &r.sandbox {
+                s += &format!(" sandbox={p}");
+            }
+            s.push('\n');
+        }
+        // `extra-` appends to the `extra-platforms` setting instead of replacing it.
+        let platforms = self.platforms();
+        if !platforms.is_empty() {
+            s += &format!("extra-extra-platforms = {}\n", platforms.join(" "));
+        }
+        let paths = self.sandbox_paths();
+        if !paths.is_empty() {
+            s += &format!("extra-sandbox-paths = {}\n", paths.join(" "));
+        }
+        s
+    }
+}
+
+/// Does one of `conf`'s lines include the file `include`?
+pub fn includes(conf: &Path, lines: &[ConfLine], include: &Path) -> bool {
+    lines.iter().any(|l| match &l.directive {
+        Directive::Include { path, .. } => same_file(&include_target(conf, path), include),
+        Directive::Setting { .. } => false,
+    })
+}
+
+/// nix.conf with our two lines appended.
+pub fn add_include(text: &str) -> String {
+    let mut s = text.to_owned();
+    if !s.is_empty() && !s.ends_with('\n') {
+        s.push('\n');
+    }
+    s += &format!("{INCLUDE_COMMENT}\n{INCLUDE_LINE}\n");
+    s
+}
+
+/// nix.conf without the two lines we added (exactly those), if they are there.
+pub fn remove_include(text: &str) -> Option<String> {
+    let lines: Vec<&str> = text.split_inclusive('\n').collect();
+    let pos = lines.windows(2).position(|w| {
+        w[0].trim_end_matches('\n') == INCLUDE_COMMENT
+            && w[1].trim_end_matches('\n') == INCLUDE_LINE
+    })?;
+    let mut out = String::new();
+    for (i, l) in lines.iter().enumerate() {
+        if i != pos && i != pos + 1 {
+            out += l;
+        }
+    }
+    Some(out)
+}
+
+/// The previous state of the files a change wrote, to put back.
+#[derive(Debug)]
+pub struct Undo {
+    files: Vec<(PathBuf, Option<String>)>,
+}
+
+impl Undo {
+    /// Puts every file back as it was (best effort; returns the first error).
+    pub fn restore(self) -> Result<(), NixError> {
+        let mut first = None;
+        for (path, old) in self.files.into_iter().rev() {
+            let r = match old {
+                Some(text) => write_atomic(&path, &text),
+                None => std::fs::remove_file(&path).or_else(|e| {
+                    if e.kind() == std::io::ErrorKind::NotFound {
+                        Ok(())
+                    } else {
+                        Err(e)
+                    }
+                }),
+            };
+            if let Err(e) = r {
+                first.get_or_insert(NixError::Write { path, source: e });
+            }
+        }
+        first.map_or(Ok(()), Err)
+    }
+}
+
+/// What a change did, for the report.
+#[derive(Debug, Default, Serialize)]
+pub struct Changed {
+    pub wrote: Vec<PathBuf>,
+    pub removed: Vec<PathBuf>,
+}
+
+impl Changed {
+    pub fn is_empty(&self) -> bool {
+        self.wrote.is_empty() && self.removed.is_empty()
+    }
+}
+
+/// The exclusive lock on the configuration directory; released on drop.
+pub struct Lock {
+    _fd: OwnedFd,
+}
+
+/// Takes the lock on `dir` (created if missing).
+pub fn lock(dir: &Path) -> Result<Lock, NixError> {
+    let werr = |e: std::io::Error| NixError::Write {
+        path: dir.to_owned(),
+        source: e,
+    };
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).map_err(werr)?;
+        tracing::info!(dir = %dir.display(), "created Nix's configuration directory");
+    }
+    let fd = rustix::fs::open(
+        dir,
+        rustix::fs::OFlags::RDONLY | rustix::fs::OFlags::DIRECTORY | rustix::fs::OFlags::CLOEXEC,
+        rustix::fs::Mode::empty(),
+    )
+    .map_err(|e| werr(e.into()))?;
+    rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
+        .map_err(|e| werr(e.into()))?;
+    Ok(Lock { _fd: fd })
+}
+
+/// Reads a file that may be missing.
+fn read_opt(path: &Path) -> Result<Option<String>, NixError> {
+    match std::fs::read_to_string(path) {
+        Ok(t) => Ok(Some(t)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(NixError::Read {
+            path: path.to_owned(),
+            source: e,
+        }),
+    }
+}
+
+fn is_symlink(path: &Path) -> bool {
+    std::fs::symlink_metadata(path).is_ok_and(|m| m.file_type().is_symlink())
+}
+
+/// Reads binfmtctl.conf (empty when missing).
+pub fn load_managed(paths: &Paths) -> Result<Managed, NixError> {
+    if is_symlink(&paths.include) {
+        return Err(NixError::NotOurs {
+            path: paths.include.clone(),
+        });
+    }
+    match read_opt(&paths.include)? {
+        Some(t) => Managed::parse(&paths.include, &t),
+        None => Ok(Managed::default()),
+    }
+}
+
+/// Everything that must hold before binfmtctl changes anything (kernel included) for `--nix`:
+/// the configuration parses by Nix's rules, binfmtctl.conf is ours, nix.conf can take the
+/// include line, and the directory is writable.
+pub fn precheck(paths: &Paths) -> Result<(), NixError> {
+    check_tree(&paths.conf)?;
+    load_managed(paths)?;
+    if is_symlink(&paths.conf) {
+        let text = read_opt(&paths.conf)?.unwrap_or_default();
+        if !includes(&paths.conf, &parse(&paths.conf, &text)?, &paths.include) {
+            return Err(NixError::Symlink {
+                path: paths.conf.clone(),
+                include: paths.include.clone(),
+            });
+        }
+    }
+    // The nearest existing directory must be writable (EROFS on a read-only mount).
+    let mut d: &Path = &paths.dir;
+    while !d.exists() {
+        d = d.parent().unwrap_or(Path::new("/"));
+    }
+    rustix::fs::access(d, rustix::fs::Access::WRITE_OK).map_err(|e| NixError::Write {
+        path: d.to_owned(),
+        source: e.into(),
+    })
+}
+
+/// Makes binfmtctl.conf say `new` (removing it and our include line when `new` is empty),
+/// adding the include line to nix.conf when nothing includes the file yet. Takes the lock.
+/// Returns what changed and how to undo it.
+pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> {
+    let _lock = lock(&paths.dir)?;
+    check_tree(&paths.conf)?;
+    let old_managed = load_managed(paths)?;
+    let old_inc = read_opt(&paths.include)?;
+    let old_conf = read_opt(&paths.conf)?;
+    let conf_text = old_conf.clone().unwrap_or_default();
+    let conf_lines = parse(&paths.conf, &conf_text)?;
+    let mut changed = Changed::default();
+    let mut undo = Undo { files: Vec::new() };
+    // (path, new content or None = remove)
+    let mut steps: Vec<(PathBuf, Option<String>, Option<String>)> = Vec::new();
+    if new.is_empty() {
+        let new_conf = remove_include(&conf_text);
+        // Someone else's include of our file stays satisfied: then the file stays, empty.
+        let still_included = match &new_conf {
+            Some(t) => includes(&paths.conf, &parse(&paths.conf, t)?, &paths.include),
+            None => includes(&paths.conf, &conf_lines, &paths.include),
+        };
+        if old_inc.is_some() {
+            if still_included {
+                if old_managed != *new {
+                    steps.push((paths.include.clone(), Some(new.render()), old_inc.clone()));
+                }
+            } else {
+                steps.push((paths.include.clone(), None, old_inc.clone()));
+            }
+        }
+        if let Some(t) = new_conf {
+            if is_symlink(&paths.conf) {
+                return Err(NixError::Symlink {
+                    path: paths.conf.clone(),
+                    include: paths.include.clone(),
+                });
+            }
+            steps.push((paths.conf.clone(), Some(t), old_conf.clone()));
+        }
+    } else {
+        let text = new.render();
+        if old_inc.as_deref() != Some(text.as_str()) {
+            steps.push((paths.include.clone(), Some(text), old_inc.clone()));
+        }
+        if !includes(&paths.conf, &conf_lines, &paths.include) {
+            if is_symlink(&paths.conf) {
+                return Err(NixError::Symlink {
+                    path: paths.conf.clone(),
+                    include: paths.include.clone(),
+                });
+            }
+            steps.push((
+                paths.conf.clone(),
+                Some(add_include(&conf_text)),
+                old_conf.clone(),
+            ));
+        }
+    }
+    for (path, content, old) in steps {
+        let r = match &content {
+            Some(t) => write_atomic(&path, t),
+            None => std::fs::remove_file(&path),
+        };
+        if let Err(e) = r {
+            // Put back what this call already wrote.
+            let _ = undo.restore();
+            return Err(NixError::Write { path, source: e });
+        }
+        tracing::info!(path = %path.display(), removed = content.is_none(), "wrote Nix configuration");
+        if content.is_some() {
+            changed.wrote.push(path.clone());
+        } else {
+            changed.removed.push(path.clone());
+        }
+        undo.files.push((path, old));
+    }
+    Ok((changed, undo))
+}
+
+/// Writes `text` to `path` atomically: a new file (O_EXCL, never through a symlink) in the same
+/// directory, flushed, then renamed over `path`. Keeps the old file's mode (0644 for new ones).
+pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
+    let dir = path.parent().unwrap_or(Path::new("/"));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    let mode = std::fs::symlink_metadata(path)
+        .ok()
+        .filter(|m| m.file_type().is_file())
+        .map_or(0o644, |m| m.permissions().mode() & 0o7777);
+    let mut last = None;
+    for i in 0..100u32 {
+        let tmp = dir.join(format!(".{name}.binfmtctl-{}-{i}", std::process::id()));
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .mode(0o600)
+            .open(&tmp);
+        let mut f = match f {
+            Ok(f) => f,
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
+                last = Some(e);
+                continue;
+            }
+            Err(e) => return Err(e),
+        };
+        let r = (|| {
+            f.write_all(text.as_bytes())?;
+            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
+            f.sync_all()?;
+            std::fs::rename(&tmp, path)
+        })();
+        if r.is_err() {
+            let _ = std::fs::remove_file(&tmp);
+        }
+        return r;
+    }
+    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name left")))
+}
+
+/// Nix's effective settings, as `nix show-config` reports them.
+#[derive(Debug, Clone, Default, Serialize, PartialEq, Eq)]
+pub struct View {
+    pub system: String,
+    pub extra_platforms: Vec<String>,
+    /// `true`, `false` or `relaxed`.
+    pub sandbox: String,
+    pub sandbox_paths: Vec<String>,
+    pub system_features: Vec<String>,
+}
+
+impl View {
+    /// Does Nix accept derivations for `system` on this machine?
+    pub fn accepts(&self, system: &str) -> bool {
+        self.system == system || self.extra_platforms.iter().any(|p| p == system)
+    }
+
+    pub fn sandboxed(&self) -> bool {
+        self.sandbox != "false"
+    }
+
+    /// Is `path` visible in the sandbox (a `sandbox-paths` entry: `path`, `path?`,
+    /// `target=source`)?
+    pub fn in_sandbox(&self, path: &str) -> bool {
+        self.sandbox_paths.iter().any(|p| {
+            let p = p.trim_end_matches('?');
+            let target = p.split('=').next().unwrap_or(p);
+            target == path || path.starts_with(&format!("{}/", target.trim_end_matches('/')))
+        })
+    }
+}
+
+/// Reads the JSON of `nix show-config --json` (each setting is `{"value": ...}`).
+pub fn parse_show_config(json: &str) -> Result<View, String> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+    let val = |k: &str| v.get(k).and_then(|s| s.get("value"));
+    let list = |k: &str| -> Vec<String> {
+        match val(k) {
+            Some(serde_json::Value::Array(a)) => a
+                .iter()
+                .filter_map(|x| x.as_str().map(str::to_owned))
+                .collect(),
+            Some(serde_json::Value::String(s)) => s.split_whitespace().map(str::to_owned).collect(),
+            _ => Vec::new(),
+        }
+    };
+    let system = val("system")
+        .and_then(|s| s.as_str())
+        .ok_or("no `system` setting in its output")?
+        .to_owned();
+    let sandbox = match val("sandbox") {
+        Some(serde_json::Value::Bool(b)) => b.to_string(),
+        Some(serde_json::Value::String(s)) => s.clone(),
+        _ => "unknown".into(),
+    };
+    Ok(View {
+        system,
+        extra_platforms: list("extra-platforms"),
+        sandbox,
+        sandbox_paths: list("sandbox-paths"),
+        system_features: list("system-features"),
+    })
+}
+
+/// The `nix` program in `path_var` (a PATH value): an executable file that neither group nor
+/// others may write (binfmtctl runs it as root).
+pub fn find_nix(path_var: Option<&OsStr>) -> Option<PathBuf> {
+    let path_var = path_var?;
+    std::env::split_paths(path_var)
+        .map(|d| d.join("nix"))
+        .find(|p| {
+            std::fs::metadata(p).is_ok_and(|m| {
+                let mode = m.permissions().mode();
+                m.is_file() && mode & 0o111 != 0 && mode & 0o022 == 0
+            })
+        })
+}
+
+/// Asks Nix for its effective settings with `dir` as its configuration directory. There is no
+/// library for this: only Nix knows its defaults and how it reads its files.
+pub fn show_config(nix: &Path, dir: &Path) -> Result<View, NixError> {
+    let out = Command::new(nix)
+        .args([
+            "--extra-experimental-features",
+            "nix-command",
+            "show-config",
+            "--json",
+        ])
+        .env("NIX_CONF_DIR", dir)
+        .stdin(std::process::Stdio::null())
+        .output()
+        .map_err(|e| NixError::Run {
+            nix: nix.to_owned(),
+            message: e.to_string(),
+        })?;
+    if !out.status.success() {
+        let msg = String::from_utf8_lossy(&out.stderr);
+        let msg: Vec<&str> = msg
+            .lines()
+            .map(str::trim)
+            .filter(|l| !l.is_empty() && !l.starts_with("Try '"))
+            .collect();
+        return Err(NixError::Rejected {
+            dir: dir.to_owned(),
+            message: msg.join("; ").replace("error: ", ""),
+        });
+    }
+    parse_show_config(&String::from_utf8_lossy(&out.stdout)).map_err(|m| NixError::Run {
+        nix: nix.to_owned(),
+        message: format!("show-config: {m}"),
+    })
+}
+
+/// The arch whose programs a Nix system's builders are (the table's `nix` names).
+pub fn arch_of_system<'t>(table: &'t Table, system: &str) -> Option<&'t Arch> {
+    table
+        .arches
+        .iter()
+        .find(|a| a.nix.iter().any(|n| n == system))
+}
+
+/// PIDs of running `nix-daemon` processes (from /proc/*/comm).
+pub fn daemon_pids() -> Vec<u32> {
+    let Ok(rd) = std::fs::read_dir("/proc") else {
+        return Vec::new();
+    };
+    rd.filter_map(Result::ok)
+        .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
+        .filter(|pid| {
+            std::fs::read_to_string(format!("/proc/{pid}/comm"))
+                .is_ok_and(|c| c.trim_end() == "nix-daemon")
+        })
+        .collect()
+}
+
+/// One line of `/etc/nix/machines`.
+#[derive(Debug, Clone, Serialize, PartialEq, Eq)]
+pub struct Machine {
+    pub uri: String,
+    pub systems: Vec<String>,
+    pub ssh_key: Option<String>,
+    pub max_jobs: u32,
+    pub speed_factor: u32,
+    pub supported_features: Vec<String>,
+    pub mandatory_features: Vec<String>,
+    /// Base64 of the host's OpenSSH public key line.
+    pub host_key: Option<String>,
+}
+
+impl fmt::Display for Machine {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |v: &[String]| {
+            if v.is_empty() {
+                "-".to_owned()
+            } else {
+                v.join(",")
+            }
+        };
+        write!(
+            f,
+            "{} {} {} {} {} {} {} {}",
+            self.uri,
+            list(&self.systems),
+            self.ssh_key.as_deref().unwrap_or("-"),
+            self.max_jobs,
+            self.speed_factor,
+            list(&self.supported_features),
+            list(&self.mandatory_features),
+            self.host_key.as_deref().unwrap_or("-")
+        )
+    }
+}
+
+/// Features a machine must not claim for systems it only emulates: `kvm` (and `nixos-test`,
+/// which needs it) are about hardware virtualisation of the native CPU, and `benchmark` asks for
+/// timings an emulator does not give.
+pub const NATIVE_ONLY_FEATURES: &[&str] = &["kvm", "nixos-test", "benchmark"];
+
+/// The machine lines for one host: native systems with Nix's `system-features`, and — when
+/// those include native-only features — a second line for the emulated systems without them
+/// (both lines name the same host, so Nix shares its job slots between them).
+pub fn machine_lines(
+    uri: &str,
+    native: &[String],
+    emulated: &[String],
+    features: &[String],
+    max_jobs: u32,
+    ssh_key: Option<String>,
+    host_key: Option<String>,
+) -> Vec<Machine> {
+    let emu_features: Vec<String> = features
+        .iter()
+        .filter(|f| !NATIVE_ONLY_FEATURES.contains(&f.as_str()))
+        .cloned()
+        .collect();
+    let line = |systems: Vec<String>, features: Vec<String>| Machine {
+        uri: uri.to_owned(),
+        systems,
+        ssh_key: ssh_key.clone(),
+        max_jobs,
+        speed_factor: 1,
+        supported_features: features,
+        mandatory_features: Vec::new(),
+        host_key: host_key.clone(),
+    };
+    if emulated.is_empty() {
+        vec![line(native.to_vec(), features.to_vec())]
+    } else if emu_features.len() == features.len() {
+        let mut all = native.to_vec();
+        all.extend(emulated.iter().cloned());
+        vec![line(all, features.to_vec())]
+    } else {
+        vec![
+            line(native.to_vec(), features.to_vec()),
+            line(emulated.to_vec(), emu_features),
+        ]
+    }
+}
+
+/// Standard base64 with padding (RFC 4648), for the machines file's host key field.
+pub fn base64(bytes: &[u8]) -> String {
+    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
+    for c in bytes.chunks(3) {
+        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
+        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
+        for i in 0..4 {
+            if i <= c.len() {
+                s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
+            } else {
+                s.push('=');
+            }
+        }
+    }
+    s
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn p(text: &str) -> Result<Vec<ConfLine>, NixError> {
+        parse(Path::new("/etc/nix/nix.conf"), text)
+    }
+
+    #[test]
+    fn parses_by_nix_rules() {
+        let l = p("# comment\n\nsandbox = true # trailing\nextra-platforms =  a  b\t c\n!include x.conf\ninclude /abs.conf\nempty =\n").unwrap();
+        let d: Vec<&Directive> = l.iter().map(|l| &l.directive).collect();
+        assert_eq!(
+            d,
+            [
+                &Directive::Setting {
+                    name: "sandbox".into(),
+                    value: "true".into()
+                },
+                &Directive::Setting {
+                    name: "extra-platforms".into(),
+                    value: "a b c".into()
+                },
+                &Directive::Include {
+                    path: "x.conf".into(),
+                    optional: true
+                },
+                &Directive::Include {
+                    path: "/abs.conf".into(),
+                    optional: false
+                },
+                &Directive::Setting {
+                    name: "empty".into(),
+                    value: "".into()
+                },
+            ]
+        );
+        assert_eq!(l[0].line, 3);
+    }
+
+    #[test]
+    fn rejects_what_nix_rejects_with_file_and_line() {
+        for (text, line, want) in [
+            ("sandbox = true\nsandbox true\n", 2, "name = value"),
+            ("sandbox=true\n", 1, "name = value"),
+            ("lonely\n", 1, "illegal configuration line \"lonely\""),
+            ("include a b\n", 1, "exactly one path"),
+        ] {
+            let e = p(text).unwrap_err().to_string();
+            assert!(
+                e.starts_with(&format!("/etc/nix/nix.conf:{line}: ")),
+                "{text:?}: {e}"
+            );
+            assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn include_tree_and_missing_includes() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("nix.conf");
+        std::fs::write(&conf, "!include gone.conf\ninclude sub.conf\n").unwrap();
+        let e = check_tree(&conf).unwrap_err();
+        assert!(matches!(e, NixError::MissingInclude { .. }), "{e}");
+        std::fs::write(d.path().join("sub.conf"), "bad line here\n").unwrap();
+        let e = check_tree(&conf).unwrap_err().to_string();
+        assert!(e.contains("sub.conf:1: illegal"), "{e}");
+        std::fs::write(d.path().join("sub.conf"), "include nix.conf\n").unwrap();
+        assert!(matches!(
+            check_tree(&conf).unwrap_err(),
+            NixError::IncludeLoop { .. }
+        ));
+        std::fs::write(d.path().join("sub.conf"), "cores = 2\n").unwrap();
+        assert_eq!(check_tree(&conf).unwrap().len(), 2);
+        assert!(check_tree(&d.path().join("none.conf")).unwrap().is_empty());
+    }
+
+    fn rec(systems: &[&str], sandbox: Option<&str>) -> Record {
+        Record {
+            systems: systems.iter().map(|s| s.to_string()).collect(),
+            sandbox: sandbox.map(str::to_owned),
+        }
+    }
+
+    #[test]
+    fn managed_file_round_trips() {
+        let mut m = Managed::default();
+        m.arches
+            .insert("aarch64".into(), rec(&["aarch64-linux"], None));
+        m.arches.insert(
+            "arm".into(),
+            rec(
+                &["armv7l-linux", "armv6l-linux"],
+                Some("/usr/bin/qemu-arm-static"),
+            ),
+        );
+        let text = m.render();
+        assert!(
+            text.contains("\nextra-extra-platforms = aarch64-linux armv6l-linux armv7l-linux\n"),
+            "{text}"
+        );
+        assert!(text.contains("\nextra-sandbox-paths = /usr/bin/qemu-arm-static\n"));
+        let path = Path::new("/etc/nix/binfmtctl.conf");
+        assert_eq!(Managed::parse(path, &text).unwrap(), m);
+        // Nix itself accepts what we write.
+        assert!(parse(path, &text).is_ok());
+        assert!(matches!(
+            Managed::parse(path, "cores = 4\n"),
+            Err(NixError::NotOurs { .. })
+        ));
+        assert!(Managed::parse(path, "# binfmtctl-arch aarch64\n").is_err());
+        assert!(Managed::parse(path, "").unwrap().is_empty());
+    }
+
+    #[test]
+    fn include_line_added_and_removed_exactly() {
+        let user = "# mine\nsandbox = true";
+        let with = add_include(user);
+        assert_eq!(
+            with,
+            format!("# mine\nsandbox = true\n{INCLUDE_COMMENT}\n{INCLUDE_LINE}\n")
+        );
+        assert_eq!(remove_include(&with).unwrap(), "# mine\nsandbox = true\n");
+        // A user's own include of the file is not ours to remove.
+        assert!(remove_include("!include binfmtctl.conf\n").is_none());
+    }
+
+    #[test]
+    fn write_and_remove_keep_user_lines() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path().join("nix"));
+        std::fs::create_dir(&paths.dir).unwrap();
+        let user = "# my settings\nsubstituters =\nextra-platforms = armv7l-linux\n";
+        std::fs::write(&paths.conf, user).unwrap();
+        let mut m = Managed::default();
+        m.arches
+            .insert("aarch64".into(), rec(&["aarch64-linux"], None));
+        precheck(&paths).unwrap();
+        let (c, _) = write(&paths, &m).unwrap();
+        assert_eq!(c.wrote, [paths.include.clone(), paths.conf.clone()]);
+        let conf = std::fs::read_to_string(&paths.conf).unwrap();
+        assert!(conf.starts_with(user) && conf.ends_with("!include binfmtctl.conf\n"));
+        assert_eq!(load_managed(&paths).unwrap(), m);
+        // Idempotent.
+        assert!(write(&paths, &m).unwrap().0.is_empty());
+        // Undo puts both back.
+        m.arches
+            .insert("riscv64".into(), rec(&["riscv64-linux"], None));
+        let (_, undo) = write(&paths, &m).unwrap();
+        undo.restore().unwrap();
+        assert_eq!(load_managed(&paths).unwrap().arches.len(), 1);
+        // Empty: both files as before.
+        let (c, _) = write(&paths, &Managed::default()).unwrap();
+        assert_eq!(c.removed, std::slice::from_ref(&paths.include));
+        assert_eq!(std::fs::read_to_string(&paths.conf).unwrap(), user);
+        assert!(!paths.include.exists());
+        // No temporary files left behind.
+        assert_eq!(std::fs::read_dir(&paths.dir).unwrap().count(), 1);
+    }
+
+    #[test]
+    fn symlinked_conf_is_not_edited() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path());
+        std::fs::write(d.path().join("static.conf"), "cores = 1\n").unwrap();
+        std::os::unix::fs::symlink("static.conf", &paths.conf).unwrap();
+        assert!(matches!(precheck(&paths), Err(NixError::Symlink { .. })));
+        let mut m = Managed::default();
+        m.arches
+            .insert("aarch64".into(), rec(&["aarch64-linux"], None));
+        assert!(matches!(write(&paths, &m), Err(NixError::Symlink { .. })));
+        assert!(!paths.include.exists());
+        // Once it includes the file (NixOS: nix.extraOptions), only our file is written.
+        std::fs::write(
+            d.path().join("static.conf"),
+            "cores = 1\n!include binfmtctl.conf\n",
+        )
+        .unwrap();
+        precheck(&paths).unwrap();
+        write(&paths, &m).unwrap();
+        assert!(paths.include.exists());
+        assert!(is_symlink(&paths.conf));
+    }
+
+    #[test]
+    fn show_config_json() {
+        let j = r#"{"system":{"value":"x86_64-linux"},"extra-platforms":{"value":["i686-linux","aarch64-linux"]},
+            "sandbox":{"value":true},"sandbox-paths":{"value":["/bin/sh=/nix/store/x-busybox","/usr/bin/qemu-arm-static?"]},
+            "system-features":{"value":["kvm","big-parallel"]}}"#;
+        let v = parse_show_config(j).unwrap();
+        assert!(
+            v.accepts("x86_64-linux") && v.accepts("aarch64-linux") && !v.accepts("riscv64-linux")
+        );
+        assert!(v.sandboxed());
+        assert!(v.in_sandbox("/usr/bin/qemu-arm-static") && v.in_sandbox("/bin/sh"));
+        assert!(!v.in_sandbox("/usr/bin/qemu-aarch64-static"));
+        assert!(parse_show_config("{}").is_err());
+    }
+
+    #[test]
+    fn machines_lines() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        let l = machine_lines(
+            "ssh-ng://b1",
+            &s(&["x86_64-linux", "i686-linux"]),
+            &s(&["aarch64-linux"]),
+            &s(&["benchmark", "big-parallel", "kvm", "nixos-test"]),
+            4,
+            None,
+            Some(base64(b"ssh-ed25519 AAAA")),
+        );
+        assert_eq!(
+            l[0].to_string(),
+            "ssh-ng://b1 x86_64-linux,i686-linux - 4 1 benchmark,big-parallel,kvm,nixos-test - c3NoLWVkMjU1MTkgQUFBQQ=="
+        );
+        assert_eq!(
+            l[1].to_string(),
+            "ssh-ng://b1 aarch64-linux - 4 1 big-parallel - c3NoLWVkMjU1MTkgQUFBQQ=="
+        );
+        let l = machine_lines(
+            "ssh://b",
+            &s(&["x86_64-linux"]),
+            &s(&["aarch64-linux"]),
+            &s(&["big-parallel"]),
+            1,
+            Some("/k".into()),
+            None,
+        );
+        assert_eq!(l.len(), 1);
+        assert_eq!(
+            l[0].to_string(),
+            "ssh://b x86_64-linux,aarch64-linux /k 1 1 big-parallel - -"
+        );
+    }
+
+    #[test]
+    fn base64_rfc4648_vectors() {
+        for (i, o) in [
+            ("", ""),
+            ("f", "Zg=="),
+            ("fo", "Zm8="),
+            ("foo", "Zm9v"),
+            ("foob", "Zm9vYg=="),
+            ("fooba", "Zm9vYmE="),
+            ("foobar", "Zm9vYmFy"),
+        ] {
+            assert_eq!(base64(i.as_bytes()), o);
+        }
+    }
+
+    #[test]
+    fn finds_only_a_safe_nix() {
+        let d = tempfile::tempdir().unwrap();
+        let (a, b) = (d.path().join("a"), d.path().join("b"));
+        std::fs::create_dir(&a).unwrap();
+        std::fs::create_dir(&b).unwrap();
+        for (dir, mode) in [(&a, 0o777), (&b, 0o755)] {
+            std::fs::write(dir.join("nix"), "").unwrap();
+            std::fs::set_permissions(dir.join("nix"), std::fs::Permissions::from_mode(mode))
+                .unwrap();
+        }
+        let path = std::env::join_paths([&a, &b]).unwrap();
+        assert_eq!(find_nix(Some(&path)), Some(b.join("nix")));
+        assert_eq!(find_nix(Some(OsStr::new(""))), None);
+        assert_eq!(find_nix(None), None);
+    }
+
+    #[test]
+    fn systems_map_to_arches() {
+        let t = Table::builtin();
+        assert_eq!(arch_of_system(t, "aarch64-linux").unwrap().name, "aarch64");
+        assert_eq!(arch_of_system(t, "armv6l-linux").unwrap().name, "arm");
+        assert_eq!(arch_of_system(t, "riscv64-linux").unwrap().name, "riscv64");
+        assert!(arch_of_system(t, "x86_64-darwin").is_none());
+    }
+}
