@@ -16,6 +16,7 @@ pub mod kernel;
 pub mod plan;
 pub mod probe;
 pub mod probe_code;
+pub mod qemu;
 pub mod registration;
 pub mod rootfs;
 pub mod sandbox;

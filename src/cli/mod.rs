@@ -21,10 +21,12 @@ use crate::plan::{self, Action, ApplyError, Desired, Plan};
 use crate::registration::{Entry, Flags, FlagsError, Matcher};
 
 mod emulate;
+mod qemu;
 mod register;
 mod verify;
 
 use emulate::*;
+use qemu::*;
 use register::*;
 use verify::*;
 
@@ -79,6 +81,10 @@ pub struct Global {
     #[arg(long, global = true, value_name = "DIR")]
     pub qemu_path: Vec<PathBuf>,
 
+    /// The QEMU store (`binfmtctl qemu`) [default: /var/lib/binfmtctl/qemu]
+    #[arg(long, global = true, value_name = "DIR")]
+    pub qemu_store: Option<PathBuf>,
+
     /// Print the plan; write nothing (not even a mount)
     #[arg(long, global = true)]
     pub dry_run: bool,
@@ -119,6 +125,11 @@ pub struct InstallOpts {
     /// Also add the arches to the config file, so `apply` (the boot unit) keeps them
     #[arg(long, global = true)]
     pub persist: bool,
+
+    /// Register interpreters from this stored QEMU version (`binfmtctl qemu list`) instead of
+    /// the system's
+    #[arg(long, global = true, value_name = "VERSION")]
+    pub qemu: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -210,6 +221,9 @@ pub enum Command {
         program: String,
         argv0: String,
     },
+    /// Static QEMU versions from Debian's archive: versions, fetch, list, use, verify, gc
+    #[command(subcommand)]
+    Qemu(QemuCommand),
     /// List the architecture table with every name each arch answers to
     Arches {
         /// Render it as Markdown (this is docs/arch-table.md)
@@ -346,6 +360,15 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
         if cause.is::<ApplyError>() {
             return EXIT_FAILED;
         }
+        if let Some(q) = cause.downcast_ref::<crate::qemu::QemuError>() {
+            return if q.is_usage() {
+                EXIT_USAGE
+            } else if q.is_environment() {
+                EXIT_ENVIRONMENT
+            } else {
+                EXIT_FAILED
+            };
+        }
     }
     EXIT_FAILED
 }
@@ -358,7 +381,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         )
         .into());
     }
-    let ctx = Ctx::new(&cli.global);
+    let mut ctx = Ctx::new(&cli.global);
+    if let Some(v) = &cli.install_opts.qemu {
+        let s = store_of(&ctx)
+            .resolve(v)
+            .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
+        ctx.qemu_bin = Some(s.bin());
+    }
     match (cli.command, cli.install, cli.uninstall) {
         (Some(Command::Install { arches }), _, _) => {
             install_cmd(&ctx, &arches, &cli.install_opts, out)
@@ -377,6 +406,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         (Some(Command::Status), _, _) | (None, None, None) => status(&ctx, out),
         (Some(Command::Interpreters { arches }), _, _) => interpreters(&ctx, &arches, out),
+        (Some(Command::Qemu(cmd)), _, _) => qemu_cmd(&ctx, &cmd, out),
         (Some(Command::Arches { markdown }), _, _) => arches(&ctx, markdown, out),
         (Some(Command::Inspect { files }), _, _) => inspect(&ctx, &files, out),
         (Some(Command::Test { arches }), _, _) => selftest(&ctx, &arches, out),
@@ -453,6 +483,8 @@ struct Ctx<'g> {
     native: Vec<NativeArch>,
     fs: ProcBinfmt,
     g: &'g Global,
+    /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
+    qemu_bin: Option<PathBuf>,
 }
 
 impl<'g> Ctx<'g> {
@@ -466,6 +498,7 @@ impl<'g> Ctx<'g> {
             native,
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
+            qemu_bin: None,
         }
     }
 
@@ -475,6 +508,9 @@ impl<'g> Ctx<'g> {
 
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
+        if let Some(bin) = &self.qemu_bin {
+            return vec![bin.clone()];
+        }
         if self.g.qemu_path.is_empty() {
             interpreter::DEFAULT_SEARCH
                 .iter()
@@ -708,6 +744,9 @@ struct EntryJson {
     /// The entry's pattern accepts this host's own executables: with it enabled, native
     /// programs run through its interpreter (or fail).
     captures_native: bool,
+    /// Where the interpreter comes from: `system` or `store <version>` (status only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -750,6 +789,7 @@ fn entry_json(table: &Table, host_header: &[u8], e: &Entry) -> EntryJson {
         extension,
         matches_table: by_name.map(|a| a.matcher().same_pattern(&r.matcher)),
         captures_native: !host_header.is_empty() && r.matcher.matches_header(host_header),
+        source: None,
     }
 }
 
@@ -855,6 +895,7 @@ mod tests {
             credentials,
             keep_existing: false,
             persist: false,
+            qemu: None,
         };
         assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
         assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");

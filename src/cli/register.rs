@@ -7,10 +7,10 @@ use super::*;
 /// and checked, native-capture guard, kernel grammar), with the report rows so far. Shared by
 /// install, apply and export.
 pub(super) struct Prepared {
-    rows: Vec<Row>,
-    notes: Vec<String>,
-    desired: Vec<Desired>,
-    versions: Vec<Option<String>>,
+    pub(super) rows: Vec<Row>,
+    pub(super) notes: Vec<String>,
+    pub(super) desired: Vec<Desired>,
+    pub(super) versions: Vec<Option<String>>,
 }
 
 pub(super) fn prepare(
@@ -647,9 +647,14 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     } else {
         false
     };
+    let stored = store_of(ctx).list();
     let json_entries: Vec<EntryJson> = entries
         .iter()
-        .map(|k| entry_json(ctx.table, &ctx.host.exe_header, &k.entry))
+        .map(|k| {
+            let mut e = entry_json(ctx.table, &ctx.host.exe_header, &k.entry);
+            e.source = Some(source_of(&stored, &e.interpreter));
+            e
+        })
         .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
@@ -736,13 +741,14 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         };
         writeln!(
             out,
-            "{:<20} {:<8} {:<12} {:<5} {:<8} {}",
+            "{:<20} {:<8} {:<12} {:<5} {:<8} {} [{}]",
             e.name,
             if e.enabled { "yes" } else { "no" },
             e.arch,
             e.flags,
             table,
-            e.interpreter
+            e.interpreter,
+            e.source.as_deref().unwrap_or("system")
         )?;
     }
     Ok(())
@@ -757,6 +763,7 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
     let flags_need_static = true;
     let req = ctx.requirements(flags_need_static)?;
     let dirs = ctx.search_dirs();
+    let stored = store_of(ctx).list();
     let found: Vec<(Discovery, Option<&NativeArch>)> = arches
         .iter()
         .map(|a| {
@@ -776,6 +783,7 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
                     "native": native.is_some(),
                     "status": if chosen.is_some() { "ok" } else if d.candidates.is_empty() { "missing" } else { "refused" },
                     "interpreter": chosen.map(|c| &c.facts.path),
+                    "source": chosen.map(|c| source_of(&stored, &c.facts.path.to_string_lossy())),
                     "version": chosen.and_then(|c| c.facts.version.as_ref()),
                     "candidates": d.candidates,
                     "searched": d.searched,
@@ -798,7 +806,11 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
         let (status, path, version, notes) = match d.chosen() {
             Some(c) => (
                 "ok",
-                c.facts.path.display().to_string(),
+                format!(
+                    "{} [{}]",
+                    c.facts.path.display(),
+                    source_of(&stored, &c.facts.path.to_string_lossy())
+                ),
                 c.facts
                     .version
                     .as_deref()
