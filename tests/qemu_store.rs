@@ -874,3 +874,101 @@ echo "== wait"; wait $P; echo "rc=$?"
         r.section("wait").contains("rc=0"),
     );
 }
+
+// ---------------------------------------------------------------- Debian's real archive
+
+/// Verified indexes and .debs are kept here between runs (keyed by sha256, re-checked on use).
+const REAL_CACHE: &str = "/var/cache/binfmtctl-tests/qemu-store";
+
+#[test]
+fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(REAL_CACHE).unwrap();
+    let fetch = |spec: &str| {
+        let o = Command::new(bin())
+            .args([
+                "qemu",
+                "fetch",
+                spec,
+                "--cache",
+                REAL_CACHE,
+                "--timeout",
+                "60",
+            ])
+            .arg("--qemu-store")
+            .arg(&store)
+            .output()
+            .unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    // bookworm ships the interpreters in qemu-user-static; trixie in qemu-user.
+    let r = fetch("bookworm");
+    let r10 = fetch("trixie");
+    r.expect(
+        "bookworm's 7.2 from qemu-user-static, signature-checked",
+        r.code == 0
+            && r.stdout.contains("stored QEMU 7.2")
+            && r.stdout.contains("(qemu-user-static 1:7.2")
+            && r.stdout.contains("InRelease of bookworm signed by"),
+    );
+    let r = r10;
+    r.expect(
+        "trixie's 10.0 from qemu-user",
+        r.code == 0
+            && r.stdout.contains("stored QEMU 10.0")
+            && r.stdout.contains("(qemu-user 1:10.0"),
+    );
+    let s = store.display().to_string();
+    let script = format!(
+        r#"
+S={s}
+echo "== install"; $B install all --qemu 10.0 --qemu-store $S | tail -1; echo "rc=$?"
+echo "== test"; $B test all 2>&1 | tail -1
+$A/busybox-arm64 sleep 4 & P=$!
+sleep 0.5
+echo "== use72"; $B qemu use 7.2 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
+echo "== running"; kill -0 $P && echo alive; readlink /proc/$P/exe
+echo "== test72"; $B test arm64,riscv64 2>&1 | tail -1
+echo "== use10"; $B qemu use 10.0 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== wait"; wait $P; echo "rc=$?"
+echo "== verify"; $B qemu verify --qemu-store $S | grep -c '^ok'
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    r.expect(
+        "install all --qemu 10.0",
+        r.section("install").contains("rc=0") && r.section("install").contains("registered"),
+    );
+    r.expect(
+        "test all passes for every probe arch",
+        r.section("test").contains(" 0 fail"),
+    );
+    let u = r.section("use72");
+    r.expect(
+        "qemu use 7.2 switches every entry",
+        u.contains("rc=0") && u.matches("/7.2+dfsg").count() == 2,
+    );
+    let run = r.section("running");
+    r.expect(
+        "the running arm64 process keeps 10.0",
+        run.contains("alive") && run.contains("/10.0."),
+    );
+    r.expect(
+        "7.2 passes the probes",
+        r.section("test72").contains(" 0 fail"),
+    );
+    r.expect(
+        "and back to 10.0",
+        r.section("use10").contains("rc=0") && r.section("use10").contains("/10.0."),
+    );
+    r.expect(
+        "the long process exits 0",
+        r.section("wait").contains("rc=0"),
+    );
+    r.expect("both versions verify", r.section("verify").trim() == "2");
+}

@@ -553,7 +553,22 @@ impl Archive {
                 path: format!("dists/{}/{base}", rel.suite),
                 reason: "is not listed in the signed InRelease".into(),
             })?;
-        let cached = cache.map(|c| c.join(format!("index-{hash}")));
+        // InRelease also lists the uncompressed index's hash: a cached decompressed copy that
+        // matches it needs no download and no decompression (xz is the slow part).
+        let plain = rel.sha256.get(&base).cloned();
+        let plain_cache = match (&plain, cache) {
+            (Some((h, _)), Some(c)) => Some(c.join(format!("index-{h}"))),
+            _ => None,
+        };
+        if let (Some((h, _)), Some(p)) = (&plain, &plain_cache)
+            && let Ok(b) = std::fs::read(p)
+            && &hex(&Sha256::digest(&b)) == h
+        {
+            return Ok(String::from_utf8_lossy(&b).into_owned());
+        }
+        let cached = cache
+            .filter(|_| plain_cache.is_none())
+            .map(|c| c.join(format!("index-{hash}")));
         let compressed = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
             Some(b) if hex(&Sha256::digest(&b)) == hash => b,
             _ => {
@@ -607,6 +622,22 @@ impl Archive {
                 .map_err(|e| bad(e.to_string()))?;
         } else {
             text = compressed;
+        }
+        if let Some((h, _)) = &plain {
+            let got = hex(&Sha256::digest(&text));
+            if &got != h {
+                return Err(ArchiveError::IndexHash {
+                    path: format!("dists/{}/{base}", rel.suite),
+                    reason: format!("decompresses to sha256 {got}, the signed InRelease says {h}"),
+                });
+            }
+            if let Some(p) = &plain_cache {
+                let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
+                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, &text).is_ok() {
+                    let _ = std::fs::rename(&tmp, p);
+                }
+            }
         }
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
