@@ -7,6 +7,7 @@
 //! flags = "FP"                     # optional, default FP
 //! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
 //! keep_existing = false            # optional
+//! qemu = "10.0"                    # optional: interpreters from this stored QEMU version
 //! ```
 //!
 //! Parsing is pure (`parse`); `load` reads the file; `persist` edits it keeping comments.
@@ -29,6 +30,7 @@ struct Raw {
     flags: Option<Spanned<String>>,
     qemu_path: Option<Vec<Spanned<String>>>,
     keep_existing: Option<bool>,
+    qemu: Option<Spanned<String>>,
 }
 
 /// A validated configuration.
@@ -39,6 +41,8 @@ pub struct Config {
     pub flags: Flags,
     pub qemu_path: Vec<PathBuf>,
     pub keep_existing: bool,
+    /// A stored QEMU version (`binfmtctl qemu list`) to take interpreters from.
+    pub qemu: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -92,7 +96,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
             .unwrap_or("invalid TOML")
             .to_owned();
         let hint = if msg.contains("unknown field") {
-            "; the keys are arches, flags, qemu_path, keep_existing"
+            "; the keys are arches, flags, qemu_path, keep_existing, qemu"
         } else if msg.contains("missing field") {
             "; add arches = [\"arm64\", ...]"
         } else {
@@ -141,6 +145,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
         flags,
         qemu_path,
         keep_existing: raw.keep_existing.unwrap_or(false),
+        qemu: raw.qemu.map(Spanned::into_inner),
     })
 }
 
@@ -219,6 +224,9 @@ mod tests {
         assert_eq!(c.flags.to_string(), "F");
         assert_eq!(c.qemu_path, [PathBuf::from("/opt/q")]);
         assert!(c.keep_existing);
+        assert_eq!(c.qemu, None);
+        let c = p("arches = [\"arm64\"]\nqemu = \"10.0\"\n").unwrap();
+        assert_eq!(c.qemu.as_deref(), Some("10.0"));
         assert_eq!(p("arches = [\"all\"]").unwrap().flags, Flags::DEFAULT);
     }
 

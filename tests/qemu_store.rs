@@ -442,6 +442,12 @@ fn fetch_verifies_the_chain_and_stores_a_manifest() {
         .unwrap();
     f.write_all(b"x").unwrap();
     std::fs::write(bin.join("qemu-extra"), b"x").unwrap();
+    std::fs::create_dir(a.store().join("92.0")).unwrap();
+    let r = a.run(&["qemu", "verify"]);
+    r.expect(
+        "verify reports a version directory without manifest",
+        r.code == 1 && r.stdout.contains("92.0/manifest.json: bad manifest"),
+    );
     let r = a.run(&["qemu", "verify"]);
     r.expect(
         "verify reports the tampered and the added file, exit 1",
@@ -848,9 +854,17 @@ echo "== alive"; kill -0 $P && echo alive; readlink /proc/$P/exe
 echo "== new"; $A/busybox-arm64 uname -m
 echo "== back"; $B qemu use 91.0 --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 echo "== wait"; wait $P; echo "rc=$?"
+printf 'arches = ["arm64"]\nqemu = "90.1"\n' > $S/../config.toml
+echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 "#
     );
     let r = ns_with(&[], &script, true);
+    r.expect(
+        "apply honours the config's qemu version",
+        r.section("apply").contains("rc=0")
+            && r.section("apply")
+                .contains(&format!("interpreter {s}/90.1+ds-1/bin/qemu-aarch64")),
+    );
     let u = r.section("use");
     r.expect(
         "use replaces the entry with the other version",

@@ -483,11 +483,17 @@ fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         .iter()
         .map(|s| (s, Store::verify_version(s)))
         .collect();
-    let bad: usize = results.iter().filter(|(_, p)| !p.is_empty()).count();
+    let broken = store.broken();
+    let bad: usize = results.iter().filter(|(_, p)| !p.is_empty()).count() + broken.len();
     if ctx.g.json {
         let v: Vec<serde_json::Value> = results
             .iter()
             .map(|(s, p)| json!({"version": s.manifest.version, "ok": p.is_empty(), "problems": p}))
+            .chain(
+                broken
+                    .iter()
+                    .map(|(d, e)| json!({"dir": d, "ok": false, "problems": [e]})),
+            )
             .collect();
         writeln!(
             out,
@@ -509,7 +515,10 @@ fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
                 }
             }
         }
-        if results.is_empty() {
+        for (_, e) in &broken {
+            writeln!(out, "MISMATCH {e}")?;
+        }
+        if results.is_empty() && broken.is_empty() {
             writeln!(out, "the store {} holds no version", store.root.display())?;
         }
     }

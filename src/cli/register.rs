@@ -211,15 +211,32 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         };
         return uninstall(ctx, &names, out);
     }
-    // The config's search path applies unless --qemu-path was given.
+    // The config's search path applies unless --qemu-path was given; its `qemu` version
+    // unless --qemu was.
     let g;
-    let sub;
-    let ctx = if ctx.g.qemu_path.is_empty() && !cfg.qemu_path.is_empty() {
+    let mut sub;
+    let ctx = if (ctx.g.qemu_path.is_empty() && !cfg.qemu_path.is_empty())
+        || (ctx.qemu_bin.is_none() && cfg.qemu.is_some())
+    {
         g = Global {
-            qemu_path: cfg.qemu_path.clone(),
+            qemu_path: if ctx.g.qemu_path.is_empty() {
+                cfg.qemu_path.clone()
+            } else {
+                ctx.g.qemu_path.clone()
+            },
             ..ctx.g.clone()
         };
         sub = Ctx::new(&g);
+        sub.qemu_bin = match (&ctx.qemu_bin, &cfg.qemu) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(v)) => Some(
+                store_of(ctx)
+                    .resolve(v)
+                    .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?
+                    .bin(),
+            ),
+            (None, None) => None,
+        };
         &sub
     } else {
         ctx

@@ -846,6 +846,31 @@ mod tests {
     }
 
     #[test]
+    fn apt_root_without_debian_sources_has_no_mirror() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(apt_mirror(t.path()), None);
+        let d = t.path().join("etc/apt/sources.list.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("other.list"),
+            "deb http://m.example/ubuntu noble main\n",
+        )
+        .unwrap();
+        assert_eq!(apt_mirror(t.path()), None);
+        std::fs::write(
+            d.join("debian.sources"),
+            "Types: deb\nURIs: http://m.example/debian\nSuites: trixie\n",
+        )
+        .unwrap();
+        assert_eq!(
+            apt_mirror(t.path()).as_deref(),
+            Some("http://m.example/debian")
+        );
+        let e = ArchiveError::NoMirror;
+        assert!(e.is_usage() && e.to_string().contains("--mirror URL"));
+    }
+
+    #[test]
     fn picks_the_static_package_by_suite() {
         let p = |package: &str, version: &str, isize| PackageInfo {
             package: package.into(),

@@ -314,6 +314,21 @@ impl Store {
         out
     }
 
+    /// Directories that look like versions but whose manifest is missing or unreadable.
+    pub fn broken(&self) -> Vec<(PathBuf, String)> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.path().is_dir())
+            .filter_map(|e| {
+                read_manifest(&e.path())
+                    .err()
+                    .map(|err| (e.path(), err.to_string()))
+            })
+            .collect()
+    }
+
     /// The newest stored version that `spec` selects (`10.0`, `10.0.6`, a full version, a
     /// suite name, or `latest`).
     pub fn resolve(&self, spec: &str) -> Result<Stored, StoreError> {
