@@ -3,6 +3,10 @@
 # (-C target-feature=+crt-static) and the static QEMU interpreters of qemu-user-static.
 #
 #   container/build.sh [IMAGE]      (default localhost/binfmtctl:latest; root, podman + runc)
+#   QEMU_VERSION=10.0 container/build.sh   bake in that QEMU version instead of the host's:
+#       fetched with `binfmtctl qemu fetch` from Debian's archive (signature-checked; the
+#       mirror is apt's, or QEMU_MIRROR=URL; QEMU_CACHE=DIR keeps the .deb) into a scratch
+#       store, verified, then copied in
 #
 # podman runs here as `podman --runtime runc --cgroup-manager cgroupfs` (see docs/deploy.md).
 set -euo pipefail
@@ -18,6 +22,13 @@ BIN=target/x86_64-unknown-linux-gnu/release/binfmtctl
 CTX=$(mktemp -d); trap 'rm -rf "$CTX"' EXIT
 install -m 0755 "$BIN" "$CTX/binfmtctl"
 mkdir "$CTX/qemu"
-for q in /usr/bin/qemu-*-static; do install -m 0755 "$q" "$CTX/qemu/"; done
+if [ -n "${QEMU_VERSION:-}" ]; then
+    "$BIN" qemu fetch "$QEMU_VERSION" --qemu-store "$CTX/store" ${QEMU_MIRROR:+--mirror "$QEMU_MIRROR"} ${QEMU_CACHE:+--cache "$QEMU_CACHE"} >&2
+    "$BIN" qemu verify --qemu-store "$CTX/store" >&2
+    for q in "$CTX"/store/*/bin/qemu-*; do install -m 0755 "$q" "$CTX/qemu/"; done
+    rm -rf "$CTX/store"
+else
+    for q in /usr/bin/qemu-*-static; do install -m 0755 "$q" "$CTX/qemu/"; done
+fi
 "${PODMAN[@]}" build --quiet -t "$IMAGE" -f container/Containerfile "$CTX" >/dev/null
 echo "$IMAGE"

@@ -7,6 +7,7 @@
 //! flags = "FP"                     # optional, default FP
 //! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
 //! keep_existing = false            # optional
+//! qemu = "10.0"                    # optional: interpreters from this stored QEMU version
 //!
 //! [nix]                            # optional: apply also keeps Nix's extra-platforms in step
 //! enabled = true
@@ -41,6 +42,7 @@ struct Raw {
     flags: Option<Spanned<String>>,
     qemu_path: Option<Vec<Spanned<String>>>,
     keep_existing: Option<bool>,
+    qemu: Option<Spanned<String>>,
     nix: Option<RawNix>,
 }
 
@@ -58,6 +60,8 @@ pub struct Config {
     pub flags: Flags,
     pub qemu_path: Vec<PathBuf>,
     pub keep_existing: bool,
+    /// A stored QEMU version (`binfmtctl qemu list`) to take interpreters from.
+    pub qemu: Option<String>,
     /// `[nix] enabled = true`: `apply` also keeps Nix's extra-platforms in step (docs/nix.md).
     pub nix: bool,
 }
@@ -128,7 +132,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
             .unwrap_or("invalid TOML")
             .to_owned();
         let hint = if msg.contains("unknown field") {
-            "; the keys are arches, flags, qemu_path, keep_existing, [nix] enabled"
+            "; the keys are arches, flags, qemu_path, keep_existing, qemu, [nix] enabled"
         } else if msg.contains("missing field") {
             "; add arches = [\"arm64\", ...]"
         } else {
@@ -177,6 +181,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
         flags,
         qemu_path,
         keep_existing: raw.keep_existing.unwrap_or(false),
+        qemu: raw.qemu.map(Spanned::into_inner),
         nix: raw.nix.is_some_and(|n| n.enabled),
     })
 }
@@ -541,6 +546,9 @@ mod tests {
         assert_eq!(c.flags.to_string(), "F");
         assert_eq!(c.qemu_path, [PathBuf::from("/opt/q")]);
         assert!(c.keep_existing);
+        assert_eq!(c.qemu, None);
+        let c = p("arches = [\"arm64\"]\nqemu = \"10.0\"\n").unwrap();
+        assert_eq!(c.qemu.as_deref(), Some("10.0"));
         assert_eq!(p("arches = [\"all\"]").unwrap().flags, Flags::DEFAULT);
         assert!(!p("arches = [\"all\"]").unwrap().nix);
         assert!(

@@ -67,6 +67,11 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::scan::ScanError,
         crate::cross::CrossError,
         crate::nix::NixError,
+        crate::qemu::QemuError,
+        crate::qemu::archive::ArchiveError,
+        crate::qemu::store::StoreError,
+        crate::qemu::verify::VerifyError,
+        crate::qemu::deb::DebError,
     );
     None
 }

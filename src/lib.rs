@@ -21,6 +21,7 @@ pub mod nix;
 pub mod plan;
 pub mod probe;
 pub mod probe_code;
+pub mod qemu;
 pub mod registration;
 pub mod rootfs;
 pub mod sandbox;

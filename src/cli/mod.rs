@@ -24,12 +24,14 @@ use crate::registration::{Entry, Flags, Matcher};
 mod emulate;
 pub mod generate;
 mod nix;
+mod qemu;
 mod register;
 mod switch;
 mod verify;
 
 pub use self::nix::NixCommand;
 use emulate::*;
+use qemu::*;
 use register::*;
 use switch::*;
 use verify::*;
@@ -147,6 +149,14 @@ pub struct NativeOpt {
     pub not_native: Vec<String>,
 }
 
+/// `--qemu-store`, for the subcommands that read the QEMU store (`binfmtctl qemu`).
+#[derive(Debug, Args, Clone, Default)]
+pub struct StoreOpt {
+    /// The QEMU store (`binfmtctl qemu`) [default: /var/lib/binfmtctl/qemu]
+    #[arg(long, value_name = "DIR")]
+    pub qemu_store: Option<PathBuf>,
+}
+
 /// The options accepted before a subcommand (and by the `--install` form). Each must apply
 /// to the subcommand it goes with.
 #[derive(Debug, Args, Clone, Default)]
@@ -163,6 +173,8 @@ pub struct TopOpts {
     pub config: ConfigOpt,
     #[command(flatten)]
     pub native: NativeOpt,
+    #[command(flatten)]
+    pub store: StoreOpt,
 }
 
 /// The settings a command runs with, after merging the options given before and after the
@@ -183,6 +195,8 @@ pub struct Global {
     pub probe_compat: bool,
     /// In a user namespace, count unmapped (overflow uid) owners as root's (`--trust-unmapped-owner`).
     pub trust_unmapped_owner: bool,
+    /// The QEMU store, when `--qemu-store` was given.
+    pub qemu_store: Option<PathBuf>,
 }
 
 /// The binfmt_misc flags, for the subcommands that build registrations.
@@ -215,6 +229,11 @@ pub struct InstallOpts {
     /// Also tell Nix: add the arches' Nix systems to extra-platforms (docs/nix.md)
     #[arg(long)]
     pub nix: bool,
+
+    /// Register interpreters from this stored QEMU version (`binfmtctl qemu list`) instead of
+    /// the system's
+    #[arg(long, value_name = "VERSION")]
+    pub qemu: Option<String>,
 }
 
 #[derive(Debug, Subcommand)]
@@ -235,6 +254,8 @@ pub enum Command {
         config: ConfigOpt,
         #[command(flatten)]
         native: NativeOpt,
+        #[command(flatten)]
+        store: StoreOpt,
     },
     /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
     Uninstall {
@@ -271,6 +292,8 @@ pub enum Command {
         kernel: KernelOpt,
         #[command(flatten)]
         native: NativeOpt,
+        #[command(flatten)]
+        store: StoreOpt,
     },
     /// Find and check the QEMU interpreter for each arch (default: all)
     Interpreters {
@@ -280,6 +303,8 @@ pub enum Command {
         search: SearchOpt,
         #[command(flatten)]
         native: NativeOpt,
+        #[command(flatten)]
+        store: StoreOpt,
     },
     /// What is this binary, and what will the kernel do with it
     Inspect {
@@ -358,6 +383,8 @@ pub enum Command {
         config: ConfigOpt,
         #[command(flatten)]
         native: NativeOpt,
+        #[command(flatten)]
+        store: StoreOpt,
     },
     /// Write registrations as files other tools read: binfmt.d (systemd-binfmt), update-binfmts
     /// (binfmt-support's import format) or json
@@ -443,6 +470,13 @@ pub enum Command {
         /// The date in the man pages' footer (YYYY-MM-DD)
         #[arg(long)]
         date: Option<String>,
+    },
+    /// Static QEMU versions from Debian's archive: versions, fetch, list, use, verify, gc
+    Qemu {
+        #[command(subcommand)]
+        cmd: QemuCommand,
+        #[command(flatten)]
+        store: QemuStoreOpt,
     },
     /// List the architecture table with every name each arch answers to
     Arches {
@@ -612,6 +646,7 @@ struct Takes<'a> {
     native: Option<&'a NativeOpt>,
     install: Option<&'a InstallOpts>,
     flags: Option<&'a FlagOpts>,
+    store: Option<&'a StoreOpt>,
 }
 
 impl Command {
@@ -639,6 +674,7 @@ impl Command {
             Command::ProbeNative { .. } => "__probe-native",
             Command::Generate { .. } => "__generate",
             Command::Nix(_) => "nix",
+            Command::Qemu { .. } => "qemu",
             Command::Arches { .. } => "arches",
         }
     }
@@ -652,6 +688,7 @@ impl Command {
                 dry_run,
                 config,
                 native,
+                store,
                 ..
             } => Takes {
                 kernel: Some(kernel),
@@ -661,6 +698,7 @@ impl Command {
                 native: Some(native),
                 install: Some(opts),
                 flags: None,
+                store: Some(store),
             },
             Command::Uninstall {
                 kernel, dry_run, ..
@@ -678,17 +716,32 @@ impl Command {
                 dry_run: Some(dry_run),
                 ..Takes::default()
             },
-            Command::Status { kernel, native }
-            | Command::Inspect { kernel, native, .. }
+            Command::Status {
+                kernel,
+                native,
+                store,
+            } => Takes {
+                kernel: Some(kernel),
+                native: Some(native),
+                store: Some(store),
+                ..Takes::default()
+            },
+            Command::Inspect { kernel, native, .. }
             | Command::Scan { kernel, native, .. }
             | Command::Test { kernel, native, .. } => Takes {
                 kernel: Some(kernel),
                 native: Some(native),
                 ..Takes::default()
             },
-            Command::Interpreters { search, native, .. } => Takes {
+            Command::Interpreters {
+                search,
+                native,
+                store,
+                ..
+            } => Takes {
                 search: Some(search),
                 native: Some(native),
+                store: Some(store),
                 ..Takes::default()
             },
             Command::Rootfs(RootfsCommand::Create { search, native, .. }) => Takes {
@@ -719,6 +772,7 @@ impl Command {
                 dry_run,
                 config,
                 native,
+                store,
                 ..
             } => Takes {
                 kernel: Some(kernel),
@@ -726,8 +780,10 @@ impl Command {
                 dry_run: Some(dry_run),
                 config: Some(config),
                 native: Some(native),
+                store: Some(store),
                 ..Takes::default()
             },
+            Command::Qemu { cmd, .. } => cmd.takes(),
             Command::Export {
                 flag_opts,
                 search,
@@ -792,6 +848,12 @@ fn settings(
             stray.push("--keep-existing/--persist/--nix");
         }
     }
+    if top.store.qemu_store.is_some() && takes.store.is_none() && cmd != "qemu" {
+        stray.push("--qemu-store");
+    }
+    if takes.install.is_none() && top.install.qemu.is_some() {
+        stray.push("--qemu");
+    }
     if !stray.is_empty() {
         return Err(BadInput(format!(
             "{} does not apply to `{cmd}`: see `binfmtctl {cmd} --help` for its options",
@@ -835,6 +897,10 @@ fn settings(
         probe_compat: takes.native.is_some(),
         trust_unmapped_owner: top.search.trust_unmapped_owner
             || takes.search.is_some_and(|s| s.trust_unmapped_owner),
+        qemu_store: takes
+            .store
+            .and_then(|s| s.qemu_store.clone())
+            .or_else(|| top.store.qemu_store.clone()),
     };
     // Install options: the subcommand's, completed by those given before it.
     let mut opts = top.install.clone();
@@ -849,6 +915,9 @@ fn settings(
         opts.keep_existing |= i.keep_existing;
         opts.persist |= i.persist;
         opts.nix |= i.nix;
+        if i.qemu.is_some() {
+            opts.qemu.clone_from(&i.qemu);
+        }
     }
     Ok((g, opts))
 }
@@ -883,10 +952,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                     native: Some(&top.native),
                     install: Some(&top.install),
                     flags: None,
+                    store: Some(&top.store),
                 },
                 "--install",
             )?;
-            install_cmd(&Ctx::new(&g)?, &split(&list), &opts, out)?;
+            let mut ctx = Ctx::new(&g)?;
+            ctx.use_stored_qemu(opts.qemu.as_deref())?;
+            install_cmd(&ctx, &split(&list), &opts, out)?;
             return status_json(&g, out);
         }
         (None, None, Some(list)) => {
@@ -909,6 +981,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         (None, None, None) => Command::Status {
             kernel: KernelOpt::default(),
             native: NativeOpt::default(),
+            store: StoreOpt::default(),
         },
         (Some(c), None, None) => c,
     };
@@ -953,7 +1026,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     {
         g.trust_unmapped_owner = true;
     }
-    let ctx = Ctx::new(&g)?;
+    if let Command::Qemu { store, .. } = &command
+        && store.qemu_store.is_some()
+    {
+        g.qemu_store.clone_from(&store.qemu_store);
+    }
+    let mut ctx = Ctx::new(&g)?;
+    ctx.use_stored_qemu(opts.qemu.as_deref())?;
     let ctx = &ctx;
     match command {
         Command::Install { arches, .. } => install_cmd(ctx, &arches, &opts, out),
@@ -1013,6 +1092,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         ),
         Command::Cross(CrossCommand::Env { arch, format }) => cross_env(ctx, &arch, &format, out),
         Command::Build { args, .. } => build(ctx, &args, out),
+        Command::Qemu { cmd, .. } => qemu_cmd(ctx, &cmd, out),
         Command::Nix(NixCommand::Status) => self::nix::status(ctx, out),
         Command::Nix(NixCommand::Machines {
             host,
@@ -1042,6 +1122,8 @@ struct Ctx<'g> {
     native: Vec<NativeArch>,
     fs: ProcBinfmt,
     g: &'g Global,
+    /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
+    qemu_bin: Option<PathBuf>,
 }
 
 impl<'g> Ctx<'g> {
@@ -1061,7 +1143,20 @@ impl<'g> Ctx<'g> {
             native,
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
+            qemu_bin: None,
         })
+    }
+
+    /// `--qemu VERSION`: take the interpreters from that stored version (exit 2 when the store
+    /// does not have it).
+    fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
+        if let Some(v) = version {
+            let s = store_of(self)
+                .resolve(v)
+                .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
+            self.qemu_bin = Some(s.bin());
+        }
+        Ok(())
     }
 
     fn is_native(&self, arch: &str) -> Option<&NativeArch> {
@@ -1081,6 +1176,9 @@ impl<'g> Ctx<'g> {
 
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
+        if let Some(bin) = &self.qemu_bin {
+            return vec![bin.clone()];
+        }
         if self.g.qemu_path.is_empty() {
             interpreter::DEFAULT_SEARCH
                 .iter()
@@ -1395,6 +1493,9 @@ struct EntryJson {
     /// The entry's pattern accepts this host's own executables: with it enabled, native
     /// programs run through its interpreter (or fail).
     captures_native: bool,
+    /// Where the interpreter comes from: `system` or `store <version>` (status only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    source: Option<String>,
 }
 
 fn hex(b: &[u8]) -> String {
@@ -1437,6 +1538,7 @@ fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson 
         extension,
         matches_table: by_name.map(|(_, m)| m.same_pattern(&r.matcher)),
         captures_native: guard.captures(r).is_some(),
+        source: None,
     }
 }
 
@@ -1740,6 +1842,7 @@ mod tests {
             keep_existing: false,
             persist: false,
             nix: false,
+            qemu: None,
         };
         assert_eq!(flags_from(&o(None, false)).unwrap().to_string(), "PF");
         assert_eq!(flags_from(&o(None, true)).unwrap().to_string(), "POCF");

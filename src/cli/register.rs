@@ -8,10 +8,10 @@ use crate::registration::display_name;
 /// and checked, native-capture guard, kernel grammar), with the report rows so far. Shared by
 /// install, apply and export.
 pub(super) struct Prepared {
-    rows: Vec<Row>,
-    notes: Vec<String>,
-    desired: Vec<Desired>,
-    versions: Vec<Option<String>>,
+    pub(super) rows: Vec<Row>,
+    pub(super) notes: Vec<String>,
+    pub(super) desired: Vec<Desired>,
+    pub(super) versions: Vec<Option<String>>,
 }
 
 pub(super) fn prepare(
@@ -296,15 +296,32 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         uninstall(ctx, &names, out)?;
         return super::nix::sync(ctx, &[], out);
     }
-    // The config's search path applies unless --qemu-path was given.
+    // The config's search path applies unless --qemu-path was given; its `qemu` version
+    // unless --qemu was.
     let g;
-    let sub;
-    let ctx = if ctx.g.qemu_path.is_empty() && !cfg.qemu_path.is_empty() {
+    let mut sub;
+    let ctx = if (ctx.g.qemu_path.is_empty() && !cfg.qemu_path.is_empty())
+        || (ctx.qemu_bin.is_none() && cfg.qemu.is_some())
+    {
         g = Global {
-            qemu_path: cfg.qemu_path.clone(),
+            qemu_path: if ctx.g.qemu_path.is_empty() {
+                cfg.qemu_path.clone()
+            } else {
+                ctx.g.qemu_path.clone()
+            },
             ..ctx.g.clone()
         };
         sub = Ctx::new(&g)?;
+        sub.qemu_bin = match (&ctx.qemu_bin, &cfg.qemu) {
+            (Some(b), _) => Some(b.clone()),
+            (None, Some(v)) => Some(
+                store_of(ctx)
+                    .resolve(v)
+                    .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?
+                    .bin(),
+            ),
+            (None, None) => None,
+        };
         &sub
     } else {
         ctx
@@ -901,9 +918,14 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         false
     };
     let guard = ctx.native_guard();
+    let stored = store_of(ctx).list();
     let json_entries: Vec<EntryJson> = entries
         .iter()
-        .map(|k| entry_json(ctx.table, &guard, &k.entry))
+        .map(|k| {
+            let mut e = entry_json(ctx.table, &guard, &k.entry);
+            e.source = Some(source_of(&stored, &e.interpreter));
+            e
+        })
         .collect();
     // Native first, then every arch an enabled entry emulates (when binfmt_misc is enabled).
     let mut supported: Vec<String> = Vec::new();
@@ -1010,13 +1032,14 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         };
         writeln!(
             out,
-            "{:<20} {:<8} {:<12} {:<5} {:<8} {}",
+            "{:<20} {:<8} {:<12} {:<5} {:<8} {} [{}]",
             e.name,
             if e.enabled { "yes" } else { "no" },
             e.arch,
             e.flags,
             table,
-            e.interpreter
+            e.interpreter,
+            e.source.as_deref().unwrap_or("system")
         )?;
     }
     Ok(())
@@ -1031,6 +1054,7 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
     let flags_need_static = true;
     let req = ctx.requirements(flags_need_static)?;
     let dirs = ctx.search_dirs();
+    let stored = store_of(ctx).list();
     let found: Vec<(Discovery, Option<&NativeArch>)> = arches
         .iter()
         .map(|a| {
@@ -1050,6 +1074,7 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
                     "native": native.is_some(),
                     "status": if chosen.is_some() { "ok" } else if d.candidates.is_empty() { "missing" } else { "refused" },
                     "interpreter": chosen.map(|c| &c.facts.path),
+                    "source": chosen.map(|c| source_of(&stored, &c.facts.path.to_string_lossy())),
                     "version": chosen.and_then(|c| c.facts.version.as_ref()),
                     "candidates": d.candidates,
                     "searched": d.searched,
@@ -1072,7 +1097,11 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
         let (status, path, version, notes) = match d.chosen() {
             Some(c) => (
                 "ok",
-                c.facts.path.display().to_string(),
+                format!(
+                    "{} [{}]",
+                    c.facts.path.display(),
+                    source_of(&stored, &c.facts.path.to_string_lossy())
+                ),
                 c.facts
                     .version
                     .as_deref()

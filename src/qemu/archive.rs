@@ -1,0 +1,927 @@
+//! Debian's archive as a source of QEMU: the mirror (from apt's sources or the config), the
+//! HTTP client (rustls, timeouts, the proxy from the environment), and the trust chain
+//! `InRelease` (OpenPGP) → `Packages` (SHA256 in InRelease) → `.deb` (SHA256 in Packages).
+//!
+//! Formats: deb822 control stanzas (Debian Policy §5), the repository layout of
+//! `dists/<suite>/` (Debian wiki "DebianRepository/Format"), dpkg version ordering
+//! (Debian Policy §5.6.12). Needs network, no privileges; downloads go to caller-given files.
+
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use sha2::{Digest, Sha256};
+
+use super::verify::{Keyring, VerifyError};
+
+/// The suites `qemu versions` asks about, oldest first.
+pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
+/// Longest index we accept (uncompressed); sid's main Packages is about 60 MB today.
+const MAX_INDEX: u64 = 512 << 20;
+/// Largest .deb we accept.
+const MAX_DEB: u64 = 1 << 30;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ArchiveError {
+    #[error(
+        "no Debian mirror is known: apt's sources name none; pass --mirror URL (a Debian mirror URL, e.g. the one in your apt sources)"
+    )]
+    NoMirror,
+    #[error("bad mirror URL {url:?}: it must start with http:// or https://")]
+    BadMirror { url: String },
+    #[error(
+        "cannot reach {url}: {reason}: check the network, the mirror URL and http_proxy/https_proxy/no_proxy"
+    )]
+    Network { url: String, reason: String },
+    #[error(
+        "{url}: timed out ({reason}); the server stalled: try again or pick another mirror with --mirror"
+    )]
+    Timeout { url: String, reason: String },
+    #[error(
+        "unknown suite {suite:?}: the mirror has no {url} (HTTP {status}); known suites: {known}"
+    )]
+    UnknownSuite {
+        suite: String,
+        url: String,
+        status: u16,
+        known: String,
+    },
+    #[error("{url}: HTTP {status}: the mirror lacks the file; try another mirror with --mirror")]
+    Http { url: String, status: u16 },
+    #[error("step 1 (InRelease signature) failed for suite {suite}: {err}")]
+    Signature { suite: String, err: VerifyError },
+    #[error("step 1 (InRelease) failed for suite {suite}: {reason}")]
+    Release { suite: String, reason: String },
+    #[error(
+        "step 2 (Packages index) failed: {path} {reason}: the mirror served a file the signed InRelease does not vouch for; nothing was stored"
+    )]
+    IndexHash { path: String, reason: String },
+    #[error(
+        "step 3 (.deb) failed: {url} {reason}: the file does not match the signed Packages index; nothing was stored"
+    )]
+    DebHash { url: String, reason: String },
+    #[error("{url}: truncated download ({got} of {want} bytes): try again")]
+    Truncated { url: String, got: u64, want: u64 },
+    #[error("cannot write {path}: {err}: {}", super::store::io_hint(err))]
+    Write { path: PathBuf, err: std::io::Error },
+    #[error(
+        "suite {suite} has no package {wanted} for {arch}: it may not ship QEMU, pick another suite (see `binfmtctl qemu versions`)"
+    )]
+    NoPackage {
+        suite: String,
+        wanted: String,
+        arch: String,
+    },
+}
+
+impl ArchiveError {
+    /// The environment (network, server) rather than the request is at fault.
+    pub fn is_environment(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::Network { .. }
+                | ArchiveError::Timeout { .. }
+                | ArchiveError::Write { .. }
+        )
+    }
+
+    /// The request itself is wrong (exit 2).
+    pub fn is_usage(&self) -> bool {
+        matches!(
+            self,
+            ArchiveError::NoMirror
+                | ArchiveError::BadMirror { .. }
+                | ArchiveError::UnknownSuite { .. }
+                | ArchiveError::NoPackage { .. }
+        )
+    }
+}
+
+/// The Debian archive URI in apt's sources (one-line `.list` or deb822 `.sources`), if any.
+/// `root` is `/` normally (a parameter for tests). Debian's archive is recognised by a path
+/// ending in `/debian` (not `-security`, `-ports`, `-debug`).
+pub fn apt_mirror(root: &Path) -> Option<String> {
+    let etc = root.join("etc/apt");
+    let mut files = vec![etc.join("sources.list")];
+    if let Ok(rd) = std::fs::read_dir(etc.join("sources.list.d")) {
+        let mut more: Vec<PathBuf> = rd
+            .flatten()
+            .map(|e| e.path())
+            .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources"))
+            .collect();
+        more.sort();
+        files.extend(more);
+    }
+    for f in files {
+        let Ok(text) = std::fs::read_to_string(&f) else {
+            continue;
+        };
+        let found = if f.extension().is_some_and(|x| x == "sources") {
+            mirror_in_deb822(&text)
+        } else {
+            mirror_in_list(&text)
+        };
+        if found.is_some() {
+            return found;
+        }
+    }
+    None
+}
+
+fn is_debian_archive(uri: &str) -> bool {
+    (uri.starts_with("http://") || uri.starts_with("https://"))
+        && uri.trim_end_matches('/').ends_with("/debian")
+}
+
+/// `deb [opts] URI suite components…` lines.
+pub fn mirror_in_list(text: &str) -> Option<String> {
+    for line in text.lines() {
+        let line = line.split('#').next().unwrap_or("").trim();
+        let mut words = line.split_whitespace();
+        if words.next() != Some("deb") {
+            continue;
+        }
+        let mut uri = words.next()?;
+        if uri.starts_with('[') {
+            // Options: skip up to the closing bracket.
+            let mut w = Some(uri);
+            while let Some(x) = w {
+                if x.ends_with(']') {
+                    break;
+                }
+                w = words.next();
+            }
+            uri = words.next()?;
+        }
+        if is_debian_archive(uri) {
+            return Some(uri.trim_end_matches('/').to_owned());
+        }
+    }
+    None
+}
+
+/// deb822 stanzas with `Types: deb` and `URIs:`.
+pub fn mirror_in_deb822(text: &str) -> Option<String> {
+    for stanza in text.split("\n\n") {
+        let fields = parse_stanza(stanza);
+        let enabled = fields
+            .get("enabled")
+            .is_none_or(|v| !v.eq_ignore_ascii_case("no"));
+        let types_deb = fields
+            .get("types")
+            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
+        if !enabled || !types_deb {
+            continue;
+        }
+        if let Some(uris) = fields.get("uris")
+            && let Some(u) = uris.split_whitespace().find(|u| is_debian_archive(u))
+        {
+            return Some(u.trim_end_matches('/').to_owned());
+        }
+    }
+    None
+}
+
+/// One deb822 stanza: lowercase field names to values (continuation lines joined by `\n`).
+/// Comment lines (`#`) are skipped.
+pub fn parse_stanza(text: &str) -> BTreeMap<String, String> {
+    let mut out: BTreeMap<String, String> = BTreeMap::new();
+    let mut last: Option<String> = None;
+    for line in text.lines() {
+        if line.starts_with('#') || line.trim().is_empty() {
+            continue;
+        }
+        if line.starts_with(' ') || line.starts_with('\t') {
+            if let Some(k) = &last {
+                let v = out.entry(k.clone()).or_default();
+                v.push('\n');
+                v.push_str(line.trim());
+            }
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            let k = k.trim().to_ascii_lowercase();
+            out.insert(k.clone(), v.trim().to_owned());
+            last = Some(k);
+        }
+    }
+    out
+}
+
+/// What a signed `InRelease` says.
+#[derive(Debug, Clone)]
+pub struct Release {
+    pub suite: String,
+    pub codename: String,
+    /// path under dists/<suite>/ → (sha256, size)
+    pub sha256: BTreeMap<String, (String, u64)>,
+    /// The key that verified it.
+    pub signer: String,
+}
+
+impl Release {
+    /// Parses the *signed* text; checks that it describes `requested` (by Suite or Codename),
+    /// so a validly signed InRelease of another suite cannot be replayed.
+    pub fn parse(requested: &str, signed: &str, signer: &str) -> Result<Release, ArchiveError> {
+        let head = signed.split("\n\n").next().unwrap_or("");
+        let f = parse_stanza(head);
+        let suite = f.get("suite").cloned().unwrap_or_default();
+        let codename = f.get("codename").cloned().unwrap_or_default();
+        if requested != suite && requested != codename {
+            return Err(ArchiveError::Release {
+                suite: requested.to_owned(),
+                reason: format!(
+                    "the signed InRelease describes suite {suite:?} (codename {codename:?}), not {requested:?}: the mirror served another suite's file"
+                ),
+            });
+        }
+        let mut sha256 = BTreeMap::new();
+        for line in f.get("sha256").map(String::as_str).unwrap_or("").lines() {
+            let w: Vec<&str> = line.split_whitespace().collect();
+            if let [hash, size, path] = w[..]
+                && let Ok(size) = size.parse()
+            {
+                sha256.insert(path.to_owned(), (hash.to_ascii_lowercase(), size));
+            }
+        }
+        if sha256.is_empty() {
+            return Err(ArchiveError::Release {
+                suite: requested.to_owned(),
+                reason: "the signed InRelease lists no SHA256 hashes".into(),
+            });
+        }
+        Ok(Release {
+            suite,
+            codename,
+            sha256,
+            signer: signer.to_owned(),
+        })
+    }
+}
+
+/// One binary package from a `Packages` index.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PackageInfo {
+    pub package: String,
+    pub version: String,
+    pub filename: String,
+    pub size: u64,
+    pub sha256: String,
+    pub installed_size: u64,
+}
+
+/// Every stanza of a `Packages` index whose package is one of `names`.
+pub fn packages_named(index: &str, names: &[&str]) -> Vec<PackageInfo> {
+    let mut out = Vec::new();
+    for stanza in index.split("\n\n") {
+        // Cheap pre-filter: the index has ~60k stanzas.
+        let Some(first) = stanza.trim_start().lines().next() else {
+            continue;
+        };
+        let Some(name) = first.strip_prefix("Package:") else {
+            continue;
+        };
+        if !names.contains(&name.trim()) {
+            continue;
+        }
+        let f = parse_stanza(stanza);
+        let get = |k: &str| f.get(k).cloned().unwrap_or_default();
+        out.push(PackageInfo {
+            package: get("package"),
+            version: get("version"),
+            filename: get("filename"),
+            size: get("size").parse().unwrap_or(0),
+            sha256: get("sha256").to_ascii_lowercase(),
+            installed_size: get("installed-size").parse().unwrap_or(0),
+        });
+    }
+    out
+}
+
+/// The package that carries static interpreters in a suite: `qemu-user-static` while it is
+/// the real thing (bookworm and older), `qemu-user` once that is static and
+/// `qemu-user-static` a small transitional package (trixie and later). Highest version wins
+/// within a name.
+pub fn pick_package(pkgs: &[PackageInfo]) -> Option<&PackageInfo> {
+    let best = |name: &str| {
+        pkgs.iter()
+            .filter(|p| p.package == name)
+            .max_by(|a, b| compare_versions(&a.version, &b.version))
+    };
+    match best("qemu-user-static") {
+        // A transitional package is a few hundred KiB; the real one is hundreds of MiB.
+        Some(p) if p.installed_size >= 10_000 => Some(p),
+        _ => best("qemu-user"),
+    }
+}
+
+/// dpkg's version ordering (epoch, upstream, revision; `~` sorts before anything).
+pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
+    fn split(v: &str) -> (u64, &str, &str) {
+        let (epoch, rest) = match v.split_once(':') {
+            Some((e, r)) if e.chars().all(|c| c.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
+            _ => (0, v),
+        };
+        match rest.rsplit_once('-') {
+            Some((u, r)) => (epoch, u, r),
+            None => (epoch, rest, ""),
+        }
+    }
+    fn order(c: Option<char>) -> i32 {
+        match c {
+            None => 0,
+            Some('~') => -1,
+            Some(c) if c.is_ascii_alphabetic() => c as i32,
+            Some(c) => c as i32 + 256,
+        }
+    }
+    fn part(a: &str, b: &str) -> std::cmp::Ordering {
+        let (mut a, mut b) = (a, b);
+        while !a.is_empty() || !b.is_empty() {
+            // Non-digit prefix.
+            let na = a.find(|c: char| c.is_ascii_digit()).unwrap_or(a.len());
+            let nb = b.find(|c: char| c.is_ascii_digit()).unwrap_or(b.len());
+            let (sa, sb) = (&a[..na], &b[..nb]);
+            let (mut ia, mut ib) = (sa.chars(), sb.chars());
+            loop {
+                let (ca, cb) = (ia.next(), ib.next());
+                if ca.is_none() && cb.is_none() {
+                    break;
+                }
+                let o = order(ca).cmp(&order(cb));
+                if o.is_ne() {
+                    return o;
+                }
+            }
+            a = &a[na..];
+            b = &b[nb..];
+            let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
+            let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
+            let xa: u128 = a[..da].parse().unwrap_or(0);
+            let xb: u128 = b[..db].parse().unwrap_or(0);
+            if xa != xb {
+                return xa.cmp(&xb);
+            }
+            a = &a[da..];
+            b = &b[db..];
+        }
+        std::cmp::Ordering::Equal
+    }
+    let (ea, ua, ra) = split(a);
+    let (eb, ub, rb) = split(b);
+    ea.cmp(&eb)
+        .then_with(|| part(ua, ub))
+        .then_with(|| part(ra, rb))
+}
+
+/// The upstream part of a Debian version: `1:10.0.6+ds-0+deb13u2` → `10.0.6`.
+pub fn upstream(version: &str) -> &str {
+    let v = version.split_once(':').map_or(version, |(_, r)| r);
+    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
+    v.split(['+', '~']).next().unwrap_or(v)
+}
+
+/// Does a user's version spec (`10.0`, `7.2.19`, a full Debian version) select `version`?
+pub fn version_matches(spec: &str, version: &str) -> bool {
+    let no_epoch = version.split_once(':').map_or(version, |(_, r)| r);
+    if spec == version || spec == no_epoch {
+        return true;
+    }
+    let up = upstream(version);
+    up == spec || (up.starts_with(spec) && up[spec.len()..].starts_with('.'))
+}
+
+/// HTTP settings.
+#[derive(Debug, Clone)]
+pub struct HttpOptions {
+    pub connect_timeout: Duration,
+    /// Longest wait for any single read (a stalled server).
+    pub read_timeout: Duration,
+}
+
+impl Default for HttpOptions {
+    fn default() -> Self {
+        HttpOptions {
+            connect_timeout: Duration::from_secs(15),
+            read_timeout: Duration::from_secs(30),
+        }
+    }
+}
+
+/// A mirror plus the keyring that vouches for it.
+pub struct Archive {
+    pub mirror: String,
+    pub keyring: Keyring,
+    agent: ureq::Agent,
+}
+
+impl Archive {
+    pub fn new(
+        mirror: &str,
+        keyring: Keyring,
+        http: &HttpOptions,
+    ) -> Result<Archive, ArchiveError> {
+        if !(mirror.starts_with("http://") || mirror.starts_with("https://")) {
+            return Err(ArchiveError::BadMirror {
+                url: mirror.to_owned(),
+            });
+        }
+        let agent = ureq::Agent::config_builder()
+            .timeout_connect(Some(http.connect_timeout))
+            .timeout_per_read(Some(http.read_timeout))
+            .timeout_resolve(Some(http.connect_timeout))
+            .http_status_as_error(false)
+            .proxy(ureq::Proxy::try_from_env())
+            .user_agent(concat!("binfmtctl/", env!("CARGO_PKG_VERSION")))
+            .build()
+            .new_agent();
+        Ok(Archive {
+            mirror: mirror.trim_end_matches('/').to_owned(),
+            keyring,
+            agent,
+        })
+    }
+
+    fn url(&self, rel: &str) -> String {
+        format!("{}/{}", self.mirror, rel.trim_start_matches('/'))
+    }
+
+    /// GET → (status, body reader). Network failures are mapped here.
+    fn get(&self, url: &str) -> Result<(u16, ureq::Body), ArchiveError> {
+        tracing::debug!(url, "GET");
+        match self.agent.get(url).call() {
+            Ok(resp) => {
+                let status = resp.status().as_u16();
+                Ok((status, resp.into_body()))
+            }
+            Err(e) => Err(map_err(url, e)),
+        }
+    }
+
+    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex).
+    fn stream(
+        &self,
+        url: &str,
+        body: ureq::Body,
+        limit: u64,
+        sink: &mut dyn Write,
+        sink_path: &Path,
+    ) -> Result<(u64, String), ArchiveError> {
+        let mut reader = body.into_with_config().limit(limit).reader();
+        let mut h = Sha256::new();
+        let mut buf = vec![0u8; 1 << 16];
+        let mut n = 0u64;
+        loop {
+            let k = match reader.read(&mut buf) {
+                Ok(0) => break,
+                Ok(k) => k,
+                Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
+                Err(e) => return Err(map_io(url, e)),
+            };
+            h.update(&buf[..k]);
+            sink.write_all(&buf[..k])
+                .map_err(|err| ArchiveError::Write {
+                    path: sink_path.to_owned(),
+                    err,
+                })?;
+            n += k as u64;
+        }
+        Ok((n, hex(&h.finalize())))
+    }
+
+    /// Step 1: `dists/<suite>/InRelease`, signature checked, parsed from the signed text.
+    pub fn release(&self, suite: &str) -> Result<Release, ArchiveError> {
+        if suite.is_empty()
+            || !suite
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '.')
+        {
+            return Err(ArchiveError::UnknownSuite {
+                suite: suite.to_owned(),
+                url: "(not fetched)".into(),
+                status: 0,
+                known: DEFAULT_SUITES.join(", "),
+            });
+        }
+        let url = self.url(&format!("dists/{suite}/InRelease"));
+        let (status, body) = self.get(&url)?;
+        if status == 404 {
+            return Err(ArchiveError::UnknownSuite {
+                suite: suite.to_owned(),
+                url,
+                status,
+                known: DEFAULT_SUITES.join(", "),
+            });
+        }
+        if status != 200 {
+            return Err(ArchiveError::Http { url, status });
+        }
+        let mut bytes = Vec::new();
+        self.stream(&url, body, 64 << 20, &mut bytes, Path::new("(memory)"))?;
+        let text = String::from_utf8_lossy(&bytes);
+        let (signed, signer) = self
+            .keyring
+            .verify_cleartext(&url.to_string(), &text)
+            .map_err(|err| ArchiveError::Signature {
+                suite: suite.to_owned(),
+                err,
+            })?;
+        Release::parse(suite, &signed, &signer)
+    }
+
+    /// Step 2: `main/binary-<arch>/Packages{.xz,.gz,}`, hash checked against the release,
+    /// decompressed. `cache` (if given) keeps verified compressed indexes by their hash.
+    pub fn packages(
+        &self,
+        rel: &Release,
+        deb_arch: &str,
+        cache: Option<&Path>,
+    ) -> Result<String, ArchiveError> {
+        let base = format!("main/binary-{deb_arch}/Packages");
+        let (path, (hash, size)) = ["xz", "gz", ""]
+            .iter()
+            .map(|x| {
+                if x.is_empty() {
+                    base.clone()
+                } else {
+                    format!("{base}.{x}")
+                }
+            })
+            .find_map(|p| rel.sha256.get(&p).map(|v| (p, v.clone())))
+            .ok_or_else(|| ArchiveError::IndexHash {
+                path: format!("dists/{}/{base}", rel.suite),
+                reason: "is not listed in the signed InRelease".into(),
+            })?;
+        // InRelease also lists the uncompressed index's hash: a cached decompressed copy that
+        // matches it needs no download and no decompression (xz is the slow part).
+        let plain = rel.sha256.get(&base).cloned();
+        let plain_cache = match (&plain, cache) {
+            (Some((h, _)), Some(c)) => Some(c.join(format!("index-{h}"))),
+            _ => None,
+        };
+        if let (Some((h, _)), Some(p)) = (&plain, &plain_cache)
+            && let Ok(b) = std::fs::read(p)
+            && &hex(&Sha256::digest(&b)) == h
+        {
+            return Ok(String::from_utf8_lossy(&b).into_owned());
+        }
+        let cached = cache
+            .filter(|_| plain_cache.is_none())
+            .map(|c| c.join(format!("index-{hash}")));
+        let compressed = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
+            Some(b) if hex(&Sha256::digest(&b)) == hash => b,
+            _ => {
+                let url = self.url(&format!("dists/{}/{path}", rel.suite));
+                let (status, body) = self.get(&url)?;
+                if status != 200 {
+                    return Err(ArchiveError::Http { url, status });
+                }
+                let mut bytes = Vec::new();
+                let (n, got) = self.stream(
+                    &url,
+                    body,
+                    size.saturating_add(1),
+                    &mut bytes,
+                    Path::new("(memory)"),
+                )?;
+                if n != size {
+                    return Err(ArchiveError::IndexHash {
+                        path: url,
+                        reason: format!("has {n} bytes, the signed InRelease says {size}"),
+                    });
+                }
+                if got != hash {
+                    return Err(ArchiveError::IndexHash {
+                        path: url,
+                        reason: format!("has sha256 {got}, the signed InRelease says {hash}"),
+                    });
+                }
+                if let Some(p) = &cached {
+                    let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
+                    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                    if std::fs::write(&tmp, &bytes).is_ok() {
+                        let _ = std::fs::rename(&tmp, p);
+                    }
+                }
+                bytes
+            }
+        };
+        let mut text = Vec::new();
+        let bad = |e: String| ArchiveError::IndexHash {
+            path: path.clone(),
+            reason: format!("cannot be decompressed ({e})"),
+        };
+        if path.ends_with(".xz") {
+            lzma_rs::xz_decompress(&mut &compressed[..], &mut text)
+                .map_err(|e| bad(e.to_string()))?;
+        } else if path.ends_with(".gz") {
+            flate2::read::GzDecoder::new(&compressed[..])
+                .take(MAX_INDEX)
+                .read_to_end(&mut text)
+                .map_err(|e| bad(e.to_string()))?;
+        } else {
+            text = compressed;
+        }
+        if let Some((h, _)) = &plain {
+            let got = hex(&Sha256::digest(&text));
+            if &got != h {
+                return Err(ArchiveError::IndexHash {
+                    path: format!("dists/{}/{base}", rel.suite),
+                    reason: format!("decompresses to sha256 {got}, the signed InRelease says {h}"),
+                });
+            }
+            if let Some(p) = &plain_cache {
+                let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
+                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
+                if std::fs::write(&tmp, &text).is_ok() {
+                    let _ = std::fs::rename(&tmp, p);
+                }
+            }
+        }
+        Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// The package carrying static QEMU in `suite` for `deb_arch`.
+    pub fn qemu_package(
+        &self,
+        suite: &str,
+        deb_arch: &str,
+        cache: Option<&Path>,
+    ) -> Result<(Release, PackageInfo), ArchiveError> {
+        let rel = self.release(suite)?;
+        let index = self.packages(&rel, deb_arch, cache)?;
+        let pkgs = packages_named(&index, &["qemu-user-static", "qemu-user"]);
+        let p = pick_package(&pkgs)
+            .cloned()
+            .ok_or_else(|| ArchiveError::NoPackage {
+                suite: suite.to_owned(),
+                wanted: "qemu-user-static or qemu-user".into(),
+                arch: deb_arch.to_owned(),
+            })?;
+        Ok((rel, p))
+    }
+
+    /// Step 3: downloads the .deb into `dest` (a new file), checking size and sha256 against
+    /// the signed index. `cache` (if given) keeps verified .debs by their hash.
+    pub fn download_deb(
+        &self,
+        p: &PackageInfo,
+        dest: &Path,
+        cache: Option<&Path>,
+    ) -> Result<(), ArchiveError> {
+        let url = self.url(&p.filename);
+        let write_err = |err| ArchiveError::Write {
+            path: dest.to_owned(),
+            err,
+        };
+        if let Some(c) = cache {
+            let cached = c.join(format!("deb-{}", p.sha256));
+            if let Ok(b) = std::fs::read(&cached)
+                && hex(&Sha256::digest(&b)) == p.sha256
+            {
+                std::fs::write(dest, &b).map_err(write_err)?;
+                return Ok(());
+            }
+        }
+        if p.size > MAX_DEB || p.sha256.len() != 64 {
+            return Err(ArchiveError::DebHash {
+                url,
+                reason: "has no usable Size/SHA256 in the index".into(),
+            });
+        }
+        let (status, body) = self.get(&url)?;
+        if status != 200 {
+            return Err(ArchiveError::Http { url, status });
+        }
+        let mut f = std::fs::File::create(dest).map_err(write_err)?;
+        let (n, got) = self.stream(&url, body, p.size.saturating_add(1), &mut f, dest)?;
+        if n < p.size {
+            return Err(ArchiveError::Truncated {
+                url,
+                got: n,
+                want: p.size,
+            });
+        }
+        if n != p.size || got != p.sha256 {
+            return Err(ArchiveError::DebHash {
+                url,
+                reason: format!(
+                    "has {n} bytes with sha256 {got}; the signed index says {} bytes with sha256 {}",
+                    p.size, p.sha256
+                ),
+            });
+        }
+        f.sync_all().map_err(write_err)?;
+        if let Some(c) = cache {
+            let _ = std::fs::create_dir_all(c);
+            let cached = c.join(format!("deb-{}", p.sha256));
+            let tmp = c.join(format!(".deb-{}.{}", p.sha256, std::process::id()));
+            if std::fs::copy(dest, &tmp).is_ok() {
+                let _ = std::fs::rename(&tmp, cached);
+            }
+        }
+        Ok(())
+    }
+}
+
+fn map_err(url: &str, e: ureq::Error) -> ArchiveError {
+    match e {
+        ureq::Error::Timeout(t) => ArchiveError::Timeout {
+            url: url.to_owned(),
+            reason: t.to_string(),
+        },
+        ureq::Error::Io(io) => map_io(url, io),
+        other => ArchiveError::Network {
+            url: url.to_owned(),
+            reason: other.to_string(),
+        },
+    }
+}
+
+fn map_io(url: &str, e: std::io::Error) -> ArchiveError {
+    if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
+        return ArchiveError::Timeout {
+            url: url.to_owned(),
+            reason: e.to_string(),
+        };
+    }
+    // ureq wraps its own errors (timeouts included) in io::Error while a body is read.
+    let text = e.to_string();
+    if text.contains("timeout") || text.contains("timed out") {
+        return ArchiveError::Timeout {
+            url: url.to_owned(),
+            reason: text,
+        };
+    }
+    if e.kind() == std::io::ErrorKind::UnexpectedEof {
+        return ArchiveError::Network {
+            url: url.to_owned(),
+            reason: format!("the connection closed early ({text}); truncated download"),
+        };
+    }
+    ArchiveError::Network {
+        url: url.to_owned(),
+        reason: text,
+    }
+}
+
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Debian's name for the host's CPU (the `binary-<arch>` of the index).
+pub fn debian_arch(machine: &str) -> Option<&'static str> {
+    Some(match machine {
+        "x86_64" => "amd64",
+        "aarch64" => "arm64",
+        "i686" | "i586" | "i386" => "i386",
+        "armv7l" | "armv8l" => "armhf",
+        "ppc64le" => "ppc64el",
+        "s390x" => "s390x",
+        "riscv64" => "riscv64",
+        "loongarch64" => "loong64",
+        "mips64" => "mips64el",
+        _ => return None,
+    })
+}
+
+impl crate::error::Classify for ArchiveError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        if self.is_usage() {
+            ErrorKind::BadInput
+        } else if self.is_environment() {
+            ErrorKind::Environment
+        } else {
+            ErrorKind::Failed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::cmp::Ordering::*;
+
+    #[test]
+    fn dpkg_ordering() {
+        assert_eq!(
+            compare_versions("1:7.2+dfsg-7", "1:10.0.6+ds-0+deb13u2"),
+            Less
+        );
+        assert_eq!(
+            compare_versions("1:10.0.6+ds-0+deb13u2~bpo12+1", "1:10.0.6+ds-0+deb13u2"),
+            Less
+        );
+        assert_eq!(compare_versions("2:1.0", "1:9.9"), Greater);
+        assert_eq!(compare_versions("1.0~rc1", "1.0"), Less);
+        assert_eq!(compare_versions("1.0a", "1.0"), Greater);
+        assert_eq!(compare_versions("1.0-1", "1.0-1"), Equal);
+        assert_eq!(
+            compare_versions("7.2+dfsg-7+deb12u18+b3", "7.2+dfsg-7+deb12u18"),
+            Greater
+        );
+    }
+
+    #[test]
+    fn version_specs() {
+        let v = "1:10.0.6+ds-0+deb13u2";
+        assert_eq!(upstream(v), "10.0.6");
+        assert!(version_matches("10.0", v));
+        assert!(version_matches("10", v));
+        assert!(version_matches("10.0.6", v));
+        assert!(version_matches("10.0.6+ds-0+deb13u2", v));
+        assert!(!version_matches("10.0.60", v));
+        assert!(!version_matches("1", v));
+        assert!(!version_matches("7.2", v));
+        assert!(version_matches("7.2", "1:7.2+dfsg-7+deb12u18"));
+    }
+
+    #[test]
+    fn mirrors_from_apt_sources() {
+        let list = "# comment\ndeb-src http://m.example/debian bookworm main\ndeb [arch=amd64 signed-by=/x] http://m.example/debian/ bookworm main\n";
+        assert_eq!(
+            mirror_in_list(list).as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            mirror_in_list("deb http://m.example/debian-security bookworm-security main\n"),
+            None
+        );
+        let d = "Types: deb\nURIs: http://m.example/debian-security\nSuites: x\n\nTypes: deb deb-src\n# http://old/debian\nURIs: https://m.example/debian\nSuites: bookworm\n";
+        assert_eq!(
+            mirror_in_deb822(d).as_deref(),
+            Some("https://m.example/debian")
+        );
+        let off = "Types: deb\nEnabled: no\nURIs: http://m.example/debian\n";
+        assert_eq!(mirror_in_deb822(off), None);
+    }
+
+    #[test]
+    fn apt_root_without_debian_sources_has_no_mirror() {
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(apt_mirror(t.path()), None);
+        let d = t.path().join("etc/apt/sources.list.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("other.list"),
+            "deb http://m.example/ubuntu noble main\n",
+        )
+        .unwrap();
+        assert_eq!(apt_mirror(t.path()), None);
+        std::fs::write(
+            d.join("debian.sources"),
+            "Types: deb\nURIs: http://m.example/debian\nSuites: trixie\n",
+        )
+        .unwrap();
+        assert_eq!(
+            apt_mirror(t.path()).as_deref(),
+            Some("http://m.example/debian")
+        );
+        let e = ArchiveError::NoMirror;
+        assert!(e.is_usage() && e.to_string().contains("--mirror URL"));
+    }
+
+    #[test]
+    fn picks_the_static_package_by_suite() {
+        let p = |package: &str, version: &str, isize| PackageInfo {
+            package: package.into(),
+            version: version.into(),
+            filename: format!("pool/{package}_{version}.deb"),
+            size: 1,
+            sha256: String::new(),
+            installed_size: isize,
+        };
+        // bookworm: the real qemu-user-static; qemu-user is dynamic.
+        let bookworm = [
+            p("qemu-user", "1:7.2", 50_000),
+            p("qemu-user-static", "1:7.2", 300_000),
+        ];
+        assert_eq!(pick_package(&bookworm).unwrap().package, "qemu-user-static");
+        // trixie: qemu-user-static is transitional.
+        let trixie = [
+            p("qemu-user-static", "1:10.0", 40),
+            p("qemu-user", "1:10.0", 200_000),
+        ];
+        assert_eq!(pick_package(&trixie).unwrap().package, "qemu-user");
+        let idx = "Package: qemu-user\nVersion: 1:10.0\nFilename: pool/q.deb\nSize: 5\nSHA256: AB\nInstalled-Size: 9\n\nPackage: qemu-user-dbgsym\nVersion: 1\n";
+        let got = packages_named(idx, &["qemu-user"]);
+        assert_eq!(got.len(), 1);
+        assert_eq!(got[0].sha256, "ab");
+        assert_eq!(got[0].size, 5);
+    }
+
+    #[test]
+    fn release_must_name_the_requested_suite() {
+        let signed = "Origin: Debian\nSuite: stable\nCodename: bookworm\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
+        let r = Release::parse("bookworm", signed, "k").unwrap();
+        assert_eq!(
+            r.sha256["main/binary-amd64/Packages.xz"],
+            ("abcd".into(), 12)
+        );
+        assert!(Release::parse("stable", signed, "k").is_ok());
+        let e = Release::parse("trixie", signed, "k").unwrap_err();
+        assert!(e.to_string().contains("another suite"), "{e}");
+    }
+}

@@ -1,0 +1,376 @@
+//! Static QEMU interpreters owned by binfmtctl: fetched from Debian's archive (or a local
+//! .deb), verified along the archive's signature chain, unpacked in Rust, checked like any
+//! interpreter, and kept per version in a store that `install --qemu` and `qemu use`
+//! register from.
+//!
+//! - `verify`: OpenPGP check of `InRelease` against Debian's archive keyring
+//! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
+//! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
+//! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
+//!
+//! Fetching needs the network and write access to the store (root); nothing here touches
+//! binfmt_misc.
+
+pub mod archive;
+pub mod deb;
+pub mod store;
+pub mod verify;
+
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+
+use crate::arch::Table;
+use crate::interpreter::{self, Requirements};
+use archive::{
+    Archive, ArchiveError, PackageInfo, Release, compare_versions, hex, version_matches,
+};
+use store::{FileEntry, Manifest, Store, StoreError, Stored};
+
+/// Suites tried, in this order, when a version number is asked for: releases first, then
+/// backports, then unstable.
+pub const LOOKUP_ORDER: &[&str] = &["bookworm", "trixie", "bookworm-backports", "sid"];
+
+#[derive(Debug, thiserror::Error)]
+pub enum QemuError {
+    #[error(transparent)]
+    Archive(#[from] ArchiveError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Deb(#[from] deb::DebError),
+    #[error(
+        "no suite offers QEMU {spec} (looked at: {offered}): pick one of those versions or a suite name"
+    )]
+    UnknownVersion { spec: String, offered: String },
+    #[error("{path}: refused as an interpreter: {problems}; nothing was stored")]
+    Refused { path: String, problems: String },
+    #[error(
+        "{path}: cannot tell the QEMU version (no `qemu-<cpu> version` string in its interpreters): is it a QEMU package?"
+    )]
+    NoVersion { path: PathBuf },
+}
+
+impl QemuError {
+    pub fn is_environment(&self) -> bool {
+        match self {
+            QemuError::Archive(e) => e.is_environment(),
+            QemuError::Store(e) => e.is_environment(),
+            QemuError::Deb(deb::DebError::Write { .. }) => true,
+            _ => false,
+        }
+    }
+    pub fn is_usage(&self) -> bool {
+        match self {
+            QemuError::Archive(e) => e.is_usage(),
+            QemuError::Store(e) => e.is_usage(),
+            QemuError::UnknownVersion { .. } => true,
+            QemuError::Deb(deb::DebError::NotDeb { .. } | deb::DebError::NoInterpreters { .. }) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+impl crate::error::Classify for QemuError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        if self.is_usage() {
+            ErrorKind::BadInput
+        } else if self.is_environment() {
+            ErrorKind::Environment
+        } else {
+            ErrorKind::Failed
+        }
+    }
+}
+
+/// Where to look for a package, and what the archive offers.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct Offer {
+    pub suite: String,
+    pub package: String,
+    pub version: String,
+    pub upstream: String,
+}
+
+/// Is `spec` a suite name (not a version number or `latest`)?
+pub fn is_suite(spec: &str) -> bool {
+    spec != "latest"
+        && spec.starts_with(|c: char| c.is_ascii_lowercase())
+        && spec
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
+/// What each of `suites` offers (suites that fail are reported with their error).
+pub fn offers(
+    a: &Archive,
+    suites: &[String],
+    deb_arch: &str,
+    cache: Option<&Path>,
+) -> Vec<Result<Offer, (String, ArchiveError)>> {
+    suites
+        .iter()
+        .map(|s| {
+            a.qemu_package(s, deb_arch, cache)
+                .map(|(_, p)| Offer {
+                    suite: s.clone(),
+                    upstream: archive::upstream(&p.version).to_owned(),
+                    package: p.package,
+                    version: p.version,
+                })
+                .map_err(|e| (s.clone(), e))
+        })
+        .collect()
+}
+
+/// Finds the package a spec (`10.0`, `trixie`, `latest`) names.
+pub fn resolve(
+    a: &Archive,
+    spec: &str,
+    suites: &[String],
+    deb_arch: &str,
+    cache: Option<&Path>,
+) -> Result<(Release, PackageInfo), QemuError> {
+    if is_suite(spec) {
+        return Ok(a.qemu_package(spec, deb_arch, cache)?);
+    }
+    let mut seen = Vec::new();
+    let mut best: Option<(Release, PackageInfo)> = None;
+    for s in suites {
+        let (rel, p) = match a.qemu_package(s, deb_arch, cache) {
+            Ok(x) => x,
+            // A suite the mirror lacks is skipped; network and trust failures stop here.
+            Err(ArchiveError::UnknownSuite { .. } | ArchiveError::NoPackage { .. }) => continue,
+            Err(e) => return Err(e.into()),
+        };
+        seen.push(format!("{s} {}", archive::upstream(&p.version)));
+        if spec == "latest" {
+            if best
+                .as_ref()
+                .is_none_or(|(_, b)| compare_versions(&p.version, &b.version).is_gt())
+            {
+                best = Some((rel, p));
+            }
+        } else if version_matches(spec, &p.version) {
+            return Ok((rel, p));
+        }
+    }
+    best.ok_or_else(|| QemuError::UnknownVersion {
+        spec: spec.to_owned(),
+        offered: if seen.is_empty() {
+            "none".into()
+        } else {
+            seen.join(", ")
+        },
+    })
+}
+
+/// The QEMU CPU names of the table (what we extract).
+pub fn known_cpus(table: &Table) -> Vec<&str> {
+    let mut v: Vec<&str> = table.arches.iter().map(|a| a.qemu.as_str()).collect();
+    v.sort_unstable();
+    v.dedup();
+    v
+}
+
+/// Where a .deb is to come from.
+pub enum Source<'a> {
+    /// From the archive: the package a signed index vouches for.
+    Archive {
+        archive: &'a Archive,
+        release: &'a Release,
+        package: &'a PackageInfo,
+        cache: Option<&'a Path>,
+    },
+    /// A .deb the user has; recorded as unverified.
+    LocalDeb(&'a Path),
+}
+
+/// What `fetch` did.
+pub enum Fetched {
+    Stored(Stored),
+    AlreadyThere(Stored),
+}
+
+/// Downloads (or copies), unpacks, checks and stores one version. Every failure leaves the
+/// store as it was: the work happens in a staging directory that is dropped on error.
+pub fn fetch(
+    store: &Store,
+    source: Source<'_>,
+    table: &Table,
+    req: &Requirements,
+) -> Result<Fetched, QemuError> {
+    // For the archive we know the version before downloading: skip what is there.
+    if let Source::Archive { package, .. } = &source {
+        let dir = store.root.join(store::dir_name(&package.version));
+        if let Ok(m) = store::read_manifest(&dir) {
+            return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
+        }
+    }
+    let lock = store.lock()?;
+    let staging = store.staging(&lock)?;
+    let deb_path = staging.dir.join("package.deb");
+    let (debian_version, package, suite, origin, verified, mirror) = match &source {
+        Source::Archive {
+            archive,
+            release,
+            package,
+            cache,
+        } => {
+            // Another writer may have stored it while we waited for the lock.
+            let dir = store.root.join(store::dir_name(&package.version));
+            if let Ok(m) = store::read_manifest(&dir) {
+                return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
+            }
+            archive.download_deb(package, &deb_path, *cache)?;
+            (
+                Some(package.version.clone()),
+                package.package.clone(),
+                if release.codename.is_empty() {
+                    release.suite.clone()
+                } else {
+                    release.codename.clone()
+                },
+                format!(
+                    "Debian archive: InRelease of {} signed by {} ({}), Packages and .deb hashes checked",
+                    release.codename, release.signer, archive.keyring.origin
+                ),
+                true,
+                Some(archive.mirror.clone()),
+            )
+        }
+        Source::LocalDeb(p) => {
+            std::fs::copy(p, &deb_path).map_err(|err| deb::DebError::Read {
+                path: p.to_path_buf(),
+                err,
+            })?;
+            let name = p
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            (
+                None,
+                name.split('_').next().unwrap_or("unknown").to_owned(),
+                "local".to_owned(),
+                format!(
+                    "unverified: local file {} (no signed index vouches for it)",
+                    p.display()
+                ),
+                false,
+                None,
+            )
+        }
+    };
+    let deb_bytes = std::fs::read(&deb_path).map_err(|err| deb::DebError::Read {
+        path: deb_path.clone(),
+        err,
+    })?;
+    let deb_sha256 = hex(&Sha256::digest(&deb_bytes));
+    let deb_size = deb_bytes.len() as u64;
+    drop(deb_bytes);
+    let known = known_cpus(table);
+    let extracted = deb::extract_interpreters(&deb_path, &staging.bin(), &known)?;
+    let _ = std::fs::remove_file(&deb_path);
+    // The same checks as any interpreter: static, the host's ELF machine, root-owned, not
+    // writable by others, safe directories.
+    let mut files = Vec::new();
+    let mut refused = Vec::new();
+    for x in &extracted {
+        let path = staging.bin().join(&x.name);
+        let Some(arch) = table.arches.iter().find(|a| a.qemu == x.cpu) else {
+            continue;
+        };
+        let facts = interpreter::facts(&path, arch);
+        let problems = interpreter::check(&facts, req);
+        if !problems.is_empty() {
+            let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
+            refused.push(format!("{} {}", x.member, why.join("; ")));
+        }
+        files.push(FileEntry {
+            name: x.name.clone(),
+            cpu: x.cpu.clone(),
+            sha256: x.sha256.clone(),
+            size: x.size,
+            member: x.member.clone(),
+            qemu_version: facts.version,
+        });
+    }
+    if !refused.is_empty() {
+        return Err(QemuError::Refused {
+            path: deb_path.display().to_string(),
+            problems: refused.join(" | "),
+        });
+    }
+    // A local .deb's version: from the Debian version QEMU embeds ("10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)").
+    let debian_version = match debian_version {
+        Some(v) => v,
+        None => files
+            .iter()
+            .find_map(|f| f.qemu_version.as_deref().map(debian_version_of))
+            .ok_or(QemuError::NoVersion {
+                path: deb_path.clone(),
+            })?,
+    };
+    let manifest = Manifest {
+        version: store::dir_name(&debian_version),
+        debian_version,
+        package,
+        suite,
+        origin,
+        verified,
+        mirror,
+        deb_sha256,
+        deb_size,
+        fetched_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        files,
+    };
+    let dir = store.version_dir(&manifest);
+    if let Ok(m) = store::read_manifest(&dir) {
+        return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
+    }
+    Ok(Fetched::Stored(store.commit(&lock, staging, &manifest)?))
+}
+
+/// `10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)` → `1:10.0.6+ds-0+deb13u2`; else the first word.
+pub fn debian_version_of(embedded: &str) -> String {
+    if let Some(i) = embedded.find("(Debian ") {
+        let rest = &embedded[i + 8..];
+        if let Some(j) = rest.find(')') {
+            return rest[..j].trim().to_owned();
+        }
+    }
+    embedded
+        .split_whitespace()
+        .next()
+        .unwrap_or(embedded)
+        .to_owned()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn specs() {
+        assert!(is_suite("trixie"));
+        assert!(is_suite("bookworm-backports"));
+        assert!(!is_suite("10.0"));
+        assert!(!is_suite("latest"));
+        assert_eq!(
+            debian_version_of("10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)"),
+            "1:10.0.6+ds-0+deb13u2"
+        );
+        assert_eq!(debian_version_of("7.2.19"), "7.2.19");
+    }
+
+    #[test]
+    fn every_table_cpu_is_extracted() {
+        let cpus = known_cpus(Table::builtin());
+        assert!(cpus.contains(&"aarch64") && cpus.contains(&"riscv64"));
+    }
+}

@@ -1,0 +1,529 @@
+//! The QEMU store: `<root>/<version>/bin/qemu-<cpu>` plus `<root>/<version>/manifest.json`
+//! (origin, package, version, the .deb's sha256, each file's sha256), default root
+//! `/var/lib/binfmtctl/qemu`.
+//!
+//! Invariants: a version directory appears whole or not at all (built in `<root>/.tmp-*`,
+//! then `rename(2)`d into place); writers hold `flock(2)` on `<root>/.lock`, and whoever takes
+//! the lock removes `.tmp-*` left by a killed writer; directories are 0755 and files 0755,
+//! root-owned (we run as root and create them), so the interpreter checks accept them.
+//! Needs root (write access to the root directory) for every change; reading needs nothing.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::Write;
+use std::os::unix::fs::{DirBuilderExt, MetadataExt, OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use super::archive::{compare_versions, hex, version_matches};
+
+pub const DEFAULT_ROOT: &str = "/var/lib/binfmtctl/qemu";
+pub const MANIFEST: &str = "manifest.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("cannot write the store at {path}: {err}: {}", io_hint(err))]
+    Write { path: PathBuf, err: std::io::Error },
+    #[error("cannot lock the store ({path}): {reason}")]
+    Lock { path: PathBuf, reason: String },
+    #[error(
+        "no QEMU {spec} in the store {root}: run `binfmtctl qemu fetch {spec}` first (`binfmtctl qemu list` shows what is there)"
+    )]
+    NotFound { spec: String, root: PathBuf },
+    #[error("QEMU {version} is already in the store ({path})")]
+    Exists { version: String, path: PathBuf },
+    #[error(
+        "{path}: bad manifest ({reason}): run `binfmtctl qemu verify`; remove the version and fetch it again"
+    )]
+    BadManifest { path: PathBuf, reason: String },
+    #[error(
+        "QEMU {version} is used by {users}: switch them first (`binfmtctl qemu use OTHER`) or uninstall them"
+    )]
+    InUse { version: String, users: String },
+}
+
+impl StoreError {
+    pub fn is_environment(&self) -> bool {
+        matches!(self, StoreError::Write { .. } | StoreError::Lock { .. })
+    }
+    pub fn is_usage(&self) -> bool {
+        matches!(self, StoreError::NotFound { .. } | StoreError::InUse { .. })
+    }
+}
+
+/// The fix for a failed write, by errno.
+pub fn io_hint(e: &std::io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(28) => {
+            "the disk is full: free space, or put the store elsewhere with --qemu-store DIR"
+        }
+        Some(30) => "the file system is read-only: put the store elsewhere with --qemu-store DIR",
+        Some(13) | Some(1) => "permission denied: run as root, or use --qemu-store DIR",
+        _ => "check the directory, or use --qemu-store DIR",
+    }
+}
+
+fn write_err(path: &Path, err: std::io::Error) -> StoreError {
+    StoreError::Write {
+        path: path.to_owned(),
+        err,
+    }
+}
+
+/// One file of a version.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct FileEntry {
+    /// `qemu-aarch64`
+    pub name: String,
+    /// QEMU's CPU name
+    pub cpu: String,
+    pub sha256: String,
+    pub size: u64,
+    /// The path inside the .deb
+    pub member: String,
+    /// `qemu-aarch64 version 10.0.6 (Debian …)`, as embedded in the binary
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub qemu_version: Option<String>,
+}
+
+/// Where a version came from.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct Manifest {
+    /// Debian version without the epoch: the directory name
+    pub version: String,
+    /// Full Debian version
+    pub debian_version: String,
+    pub package: String,
+    /// `trixie`, …, or `local` for --from-deb
+    pub suite: String,
+    /// `debian-archive (InRelease signed by <fpr>)` or `unverified (local .deb)`
+    pub origin: String,
+    pub verified: bool,
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub mirror: Option<String>,
+    pub deb_sha256: String,
+    pub deb_size: u64,
+    /// Seconds since the epoch
+    pub fetched_at: u64,
+    pub files: Vec<FileEntry>,
+}
+
+/// A version present in the store.
+#[derive(Debug, Clone)]
+pub struct Stored {
+    pub dir: PathBuf,
+    pub manifest: Manifest,
+}
+
+impl Stored {
+    pub fn bin(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+}
+
+/// Held while writing; released on drop.
+pub struct StoreLock {
+    _file: File,
+}
+
+/// A version being built; removed on drop unless committed.
+pub struct Staging {
+    pub dir: PathBuf,
+    done: bool,
+}
+
+impl Staging {
+    pub fn bin(&self) -> PathBuf {
+        self.dir.join("bin")
+    }
+}
+
+impl Drop for Staging {
+    fn drop(&mut self) {
+        if !self.done {
+            let _ = fs::remove_dir_all(&self.dir);
+        }
+    }
+}
+
+pub struct Store {
+    pub root: PathBuf,
+}
+
+/// The directory name for a Debian version (epoch dropped: `:` is awkward in paths).
+pub fn dir_name(debian_version: &str) -> String {
+    debian_version
+        .split_once(':')
+        .map_or(debian_version, |(_, r)| r)
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || "+-.~".contains(c) {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}
+
+impl Store {
+    pub fn new(root: impl Into<PathBuf>) -> Store {
+        Store { root: root.into() }
+    }
+
+    fn mkdir(path: &Path) -> Result<(), StoreError> {
+        match fs::DirBuilder::new().mode(0o755).create(path) {
+            Ok(()) => {
+                // The umask may have narrowed it; the interpreter checks want 0755 exactly.
+                fs::set_permissions(path, fs::Permissions::from_mode(0o755))
+                    .map_err(|e| write_err(path, e))
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => Ok(()),
+            Err(e) => Err(write_err(path, e)),
+        }
+    }
+
+    /// Takes the writer lock (waiting for another writer, with a note on stderr), creating
+    /// the root if needed, and removes what a killed writer left behind.
+    pub fn lock(&self) -> Result<StoreLock, StoreError> {
+        use rustix::fs::{FlockOperation, flock};
+        if let Some(parent) = self.root.parent() {
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o755)
+                .create(parent)
+                .map_err(|e| write_err(parent, e))?;
+        }
+        Self::mkdir(&self.root)?;
+        let path = self.root.join(".lock");
+        let f = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .mode(0o600)
+            .open(&path)
+            .map_err(|e| write_err(&path, e))?;
+        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
+            eprintln!(
+                "binfmtctl: waiting for another binfmtctl writing the store {}",
+                self.root.display()
+            );
+            flock(&f, FlockOperation::LockExclusive).map_err(|e| StoreError::Lock {
+                path: path.clone(),
+                reason: e.to_string(),
+            })?;
+        }
+        if let Ok(rd) = fs::read_dir(&self.root) {
+            for e in rd.flatten() {
+                if e.file_name().to_string_lossy().starts_with(".tmp-") {
+                    tracing::info!(path = %e.path().display(), "removing what an interrupted fetch left");
+                    let _ = fs::remove_dir_all(e.path());
+                }
+            }
+        }
+        Ok(StoreLock { _file: f })
+    }
+
+    /// A fresh staging directory (with `bin/`) under the root.
+    pub fn staging(&self, _lock: &StoreLock) -> Result<Staging, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir = self
+            .root
+            .join(format!(".tmp-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o755)
+            .create(&dir)
+            .map_err(|e| write_err(&dir, e))?;
+        let st = Staging { dir, done: false };
+        fs::set_permissions(&st.dir, fs::Permissions::from_mode(0o755))
+            .map_err(|e| write_err(&st.dir, e))?;
+        Self::mkdir(&st.bin())?;
+        Ok(st)
+    }
+
+    pub fn version_dir(&self, manifest: &Manifest) -> PathBuf {
+        self.root.join(&manifest.version)
+    }
+
+    /// Writes the manifest into the staging directory, syncs, and renames it into place.
+    pub fn commit(
+        &self,
+        _lock: &StoreLock,
+        mut staging: Staging,
+        manifest: &Manifest,
+    ) -> Result<Stored, StoreError> {
+        let target = self.version_dir(manifest);
+        if target.exists() {
+            return Err(StoreError::Exists {
+                version: manifest.version.clone(),
+                path: target,
+            });
+        }
+        let mpath = staging.dir.join(MANIFEST);
+        let text = serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n";
+        let mut f = OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o644)
+            .open(&mpath)
+            .map_err(|e| write_err(&mpath, e))?;
+        f.write_all(text.as_bytes())
+            .and_then(|()| f.sync_all())
+            .map_err(|e| write_err(&mpath, e))?;
+        for d in [staging.bin(), staging.dir.clone()] {
+            File::open(&d)
+                .and_then(|f| f.sync_all())
+                .map_err(|e| write_err(&d, e))?;
+        }
+        fs::rename(&staging.dir, &target).map_err(|e| write_err(&target, e))?;
+        staging.done = true;
+        if let Ok(d) = File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        tracing::info!(version = %manifest.version, dir = %target.display(), "stored QEMU");
+        Ok(Stored {
+            dir: target,
+            manifest: manifest.clone(),
+        })
+    }
+
+    /// Every complete version (a directory with a readable manifest), oldest first.
+    pub fn list(&self) -> Vec<Stored> {
+        let mut out = Vec::new();
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return out;
+        };
+        for e in rd.flatten() {
+            let name = e.file_name().to_string_lossy().into_owned();
+            if name.starts_with('.') || !e.path().is_dir() {
+                continue;
+            }
+            if let Ok(m) = read_manifest(&e.path()) {
+                out.push(Stored {
+                    dir: e.path(),
+                    manifest: m,
+                });
+            }
+        }
+        out.sort_by(|a, b| {
+            compare_versions(&a.manifest.debian_version, &b.manifest.debian_version)
+        });
+        out
+    }
+
+    /// Directories that look like versions but whose manifest is missing or unreadable.
+    pub fn broken(&self) -> Vec<(PathBuf, String)> {
+        let Ok(rd) = fs::read_dir(&self.root) else {
+            return Vec::new();
+        };
+        rd.flatten()
+            .filter(|e| !e.file_name().to_string_lossy().starts_with('.') && e.path().is_dir())
+            .filter_map(|e| {
+                read_manifest(&e.path())
+                    .err()
+                    .map(|err| (e.path(), err.to_string()))
+            })
+            .collect()
+    }
+
+    /// The newest stored version that `spec` selects (`10.0`, `10.0.6`, a full version, a
+    /// suite name, or `latest`).
+    pub fn resolve(&self, spec: &str) -> Result<Stored, StoreError> {
+        let all = self.list();
+        let found = if spec == "latest" {
+            all.last().cloned()
+        } else {
+            all.iter()
+                .rev()
+                .find(|s| {
+                    version_matches(spec, &s.manifest.debian_version)
+                        || s.manifest.version == spec
+                        || s.manifest.suite == spec
+                })
+                .cloned()
+        };
+        found.ok_or_else(|| StoreError::NotFound {
+            spec: spec.to_owned(),
+            root: self.root.clone(),
+        })
+    }
+
+    /// Re-hashes every file of `s` against its manifest and checks modes and owners.
+    pub fn verify_version(s: &Stored) -> Vec<String> {
+        let mut problems = Vec::new();
+        let bin = s.bin();
+        let mut listed: Vec<&str> = Vec::new();
+        for f in &s.manifest.files {
+            listed.push(&f.name);
+            let p = bin.join(&f.name);
+            match fs::read(&p) {
+                Ok(b) => {
+                    let h = hex(&Sha256::digest(&b));
+                    if h != f.sha256 {
+                        problems.push(format!(
+                            "{}: sha256 {h}, the manifest says {} (tampered or corrupted)",
+                            p.display(),
+                            f.sha256
+                        ));
+                    }
+                }
+                Err(e) => problems.push(format!("{}: {e}", p.display())),
+            }
+            if let Ok(m) = fs::symlink_metadata(&p) {
+                if !m.file_type().is_file() {
+                    problems.push(format!("{}: not a regular file", p.display()));
+                }
+                if m.mode() & 0o022 != 0 || m.uid() != 0 {
+                    problems.push(format!(
+                        "{}: mode {:o} uid {}: must be root-owned and not writable by others",
+                        p.display(),
+                        m.mode() & 0o7777,
+                        m.uid()
+                    ));
+                }
+            }
+        }
+        if let Ok(rd) = fs::read_dir(&bin) {
+            for e in rd.flatten() {
+                let n = e.file_name().to_string_lossy().into_owned();
+                if !listed.contains(&n.as_str()) {
+                    problems.push(format!(
+                        "{}: not in the manifest (added after the fetch)",
+                        e.path().display()
+                    ));
+                }
+            }
+        }
+        for d in [s.dir.clone(), bin] {
+            if let Ok(m) = fs::metadata(&d)
+                && (m.mode() & 0o022 != 0 || m.uid() != 0)
+            {
+                problems.push(format!(
+                    "{}: mode {:o} uid {}: must be root-owned and not writable by others",
+                    d.display(),
+                    m.mode() & 0o7777,
+                    m.uid()
+                ));
+            }
+        }
+        problems
+    }
+
+    /// Removes a version: renamed away first (so it vanishes at once), then deleted. The
+    /// caller checks it is unused.
+    pub fn remove(&self, _lock: &StoreLock, s: &Stored) -> Result<(), StoreError> {
+        let gone = self.root.join(format!(
+            ".tmp-gc-{}-{}",
+            s.manifest.version,
+            std::process::id()
+        ));
+        fs::rename(&s.dir, &gone).map_err(|e| write_err(&s.dir, e))?;
+        fs::remove_dir_all(&gone).map_err(|e| write_err(&gone, e))?;
+        tracing::info!(version = %s.manifest.version, "removed QEMU from the store");
+        Ok(())
+    }
+}
+
+pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
+    let p = dir.join(MANIFEST);
+    let text = fs::read_to_string(&p).map_err(|e| StoreError::BadManifest {
+        path: p.clone(),
+        reason: e.to_string(),
+    })?;
+    serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
+        path: p,
+        reason: e.to_string(),
+    })
+}
+
+/// Does an interpreter path lie inside this stored version?
+pub fn uses(s: &Stored, interpreter: &str) -> bool {
+    Path::new(interpreter).starts_with(s.bin())
+}
+
+impl crate::error::Classify for StoreError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        if self.is_usage() {
+            ErrorKind::BadInput
+        } else if self.is_environment() {
+            ErrorKind::Environment
+        } else {
+            ErrorKind::Failed
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn manifest(v: &str) -> Manifest {
+        Manifest {
+            version: dir_name(v),
+            debian_version: v.into(),
+            package: "qemu-user".into(),
+            suite: "trixie".into(),
+            origin: "test".into(),
+            verified: false,
+            mirror: None,
+            deb_sha256: "00".into(),
+            deb_size: 1,
+            fetched_at: 0,
+            files: vec![],
+        }
+    }
+
+    #[test]
+    fn staged_versions_appear_whole_and_resolve() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let lock = store.lock().unwrap();
+        let st = store.staging(&lock).unwrap();
+        let staged = st.dir.clone();
+        assert!(
+            store.list().is_empty(),
+            "a staging directory is not a version"
+        );
+        store
+            .commit(&lock, st, &manifest("1:10.0.6+ds-0+deb13u2"))
+            .unwrap();
+        assert!(!staged.exists());
+        let st = store.staging(&lock).unwrap();
+        store
+            .commit(&lock, st, &manifest("1:7.2+dfsg-7+deb12u18"))
+            .unwrap();
+        let l = store.list();
+        assert_eq!(l.len(), 2);
+        assert_eq!(l[0].manifest.version, "7.2+dfsg-7+deb12u18");
+        assert_eq!(
+            store.resolve("10.0").unwrap().manifest.version,
+            "10.0.6+ds-0+deb13u2"
+        );
+        assert_eq!(
+            store.resolve("latest").unwrap().manifest.version,
+            "10.0.6+ds-0+deb13u2"
+        );
+        assert!(matches!(
+            store.resolve("9.1"),
+            Err(StoreError::NotFound { .. })
+        ));
+        // A dropped staging directory is removed; a leftover one is cleaned by the next lock.
+        let st = store.staging(&lock).unwrap();
+        let d = st.dir.clone();
+        drop(st);
+        assert!(!d.exists());
+        std::mem::forget(store.staging(&lock).unwrap());
+        drop(lock);
+        let _lock = store.lock().unwrap();
+        let left: Vec<_> = fs::read_dir(&store.root)
+            .unwrap()
+            .flatten()
+            .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+            .collect();
+        assert!(left.is_empty(), "{left:?}");
+    }
+}

@@ -1,0 +1,988 @@
+//! The QEMU store end to end: a Debian-style archive built and signed by the test (its own
+//! OpenPGP key, InRelease, Packages, and .debs holding the system's real static QEMU),
+//! served from 127.0.0.1, then tampered with piece by piece; the store's atomicity under
+//! kill -9, concurrency, a full or read-only disk; and `install --qemu` / `qemu use` /
+//! `qemu gc` against a private binfmt_misc instance. `real_archive_*` fetch bookworm's and
+//! trixie's QEMU from the Debian mirror in apt's sources (cached across runs).
+
+mod common;
+
+use std::collections::HashMap;
+use std::io::{Read, Write};
+use std::net::{TcpListener, TcpStream};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use common::{Run, bin, ns_with};
+use pgp::composed::{
+    ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
+    SignedSecretKey,
+};
+use pgp::ser::Serialize;
+use pgp::types::Password;
+use sha2::{Digest, Sha256};
+
+// ---------------------------------------------------------------- the test archive
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Serve {
+    Normal,
+    /// Accept, read the request, send nothing.
+    Stall,
+    /// Announce the full length, send half, close.
+    Truncate,
+}
+
+/// Path → (body, how to serve it).
+type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Serve)>>>;
+
+struct Server {
+    port: u16,
+    files: Files,
+    stop: Arc<AtomicBool>,
+}
+
+impl Server {
+    fn start() -> Server {
+        let l = TcpListener::bind("127.0.0.1:0").unwrap();
+        l.set_nonblocking(true).unwrap();
+        let port = l.local_addr().unwrap().port();
+        let files: Files = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let (f, s) = (files.clone(), stop.clone());
+        std::thread::spawn(move || {
+            // Bounded: stops with the test, or after five minutes at most.
+            let end = Instant::now() + Duration::from_secs(300);
+            while !s.load(Ordering::Relaxed) && Instant::now() < end {
+                match l.accept() {
+                    Ok((c, _)) => {
+                        let (f, s) = (f.clone(), s.clone());
+                        std::thread::spawn(move || serve(c, &f, &s));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
+                }
+            }
+        });
+        Server { port, files, stop }
+    }
+
+    fn url(&self) -> String {
+        format!("http://127.0.0.1:{}/debian", self.port)
+    }
+
+    fn put(&self, path: &str, body: Vec<u8>, how: Serve) {
+        self.files
+            .lock()
+            .unwrap()
+            .insert(format!("/debian/{path}"), (body, how));
+    }
+
+    fn set(&self, path: &str, how: Serve) {
+        if let Some(e) = self
+            .files
+            .lock()
+            .unwrap()
+            .get_mut(&format!("/debian/{path}"))
+        {
+            e.1 = how;
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
+
+fn serve(mut c: TcpStream, files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>, stop: &AtomicBool) {
+    c.set_nonblocking(false).ok();
+    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
+    let mut req = Vec::new();
+    let mut buf = [0u8; 1024];
+    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
+        match c.read(&mut buf) {
+            Ok(0) | Err(_) => return,
+            Ok(n) => req.extend_from_slice(&buf[..n]),
+        }
+    }
+    let line = String::from_utf8_lossy(&req);
+    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    let entry = files.lock().unwrap().get(&path).cloned();
+    match entry {
+        None => {
+            let _ = c.write_all(
+                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
+            );
+        }
+        Some((_, Serve::Stall)) => {
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some((body, how)) => {
+            let _ = write!(
+                c,
+                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
+                body.len()
+            );
+            let n = if how == Serve::Truncate {
+                body.len() / 2
+            } else {
+                body.len()
+            };
+            let _ = c.write_all(&body[..n]);
+        }
+    }
+}
+
+fn sha(b: &[u8]) -> String {
+    Sha256::digest(b)
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+fn new_key(name: &str) -> SignedSecretKey {
+    let mut p = SecretKeyParamsBuilder::default();
+    p.key_type(KeyType::Ed25519Legacy)
+        .can_certify(true)
+        .can_sign(true)
+        .primary_user_id(format!("{name} <archive@test.invalid>"));
+    p.build().unwrap().generate(rand::thread_rng()).unwrap()
+}
+
+fn clearsign(key: &SignedSecretKey, text: &str) -> String {
+    CleartextSignedMessage::sign(
+        rand::thread_rng(),
+        text,
+        &key.primary_key,
+        &Password::empty(),
+    )
+    .unwrap()
+    .to_armored_string(ArmorOptions::default())
+    .unwrap()
+}
+
+/// A .deb like Debian's: debian-binary, control.tar.gz, data.tar.xz with the given
+/// `usr/bin/` files copied from the system.
+fn make_deb(files: &[(&str, &str)]) -> Vec<u8> {
+    let mut data = tar::Builder::new(Vec::new());
+    for (name, from) in files {
+        let bytes = std::fs::read(from).unwrap();
+        let mut h = tar::Header::new_gnu();
+        h.set_size(bytes.len() as u64);
+        h.set_mode(0o755);
+        h.set_entry_type(tar::EntryType::Regular);
+        h.set_cksum();
+        data.append_data(&mut h, format!("./usr/bin/{name}"), &bytes[..])
+            .unwrap();
+    }
+    let mut h = tar::Header::new_gnu();
+    h.set_size(4);
+    h.set_mode(0o644);
+    h.set_cksum();
+    data.append_data(&mut h, "./usr/share/doc/x", &b"doc\n"[..])
+        .unwrap();
+    let data = data.into_inner().unwrap();
+    let mut xz = Vec::new();
+    lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
+    let mut control = tar::Builder::new(Vec::new());
+    let mut h = tar::Header::new_gnu();
+    h.set_size(18);
+    h.set_mode(0o644);
+    h.set_cksum();
+    control
+        .append_data(&mut h, "./control", &b"Package: qemu-user\n"[..])
+        .unwrap();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+    gz.write_all(&control.into_inner().unwrap()).unwrap();
+    let control = gz.finish().unwrap();
+    let mut ar = ar::Builder::new(Vec::new());
+    for (name, body) in [
+        ("debian-binary", b"2.0\n".to_vec()),
+        ("control.tar.gz", control),
+        ("data.tar.xz", xz),
+    ] {
+        let h = ar::Header::new(name.as_bytes().to_vec(), body.len() as u64);
+        ar.append(&h, &body[..]).unwrap();
+    }
+    ar.into_inner().unwrap()
+}
+
+/// One suite of the test archive.
+struct Suite {
+    name: &'static str,
+    version: &'static str,
+    deb: Vec<u8>,
+}
+
+struct TestArchive {
+    server: Server,
+    key: SignedSecretKey,
+    tmp: tempfile::TempDir,
+    keyring: PathBuf,
+}
+
+const FULL: &[(&str, &str)] = &[
+    ("qemu-aarch64", "/usr/bin/qemu-aarch64-static"),
+    ("qemu-riscv64", "/usr/bin/qemu-riscv64-static"),
+    ("qemu-img", "/usr/bin/qemu-aarch64-static"), // not an interpreter: skipped
+];
+const ARM_ONLY: &[(&str, &str)] = &[("qemu-aarch64-static", "/usr/bin/qemu-aarch64-static")];
+
+impl TestArchive {
+    /// Suites `testa` (90.1, aarch64 only) and `testb` (91.0, aarch64 and riscv64).
+    fn new() -> TestArchive {
+        let server = Server::start();
+        let key = new_key("binfmtctl test archive");
+        let tmp = tempfile::tempdir().unwrap();
+        let keyring = tmp.path().join("keyring.gpg");
+        SignedPublicKey::from(key.clone())
+            .to_writer(&mut std::fs::File::create(&keyring).unwrap())
+            .unwrap();
+        let a = TestArchive {
+            server,
+            key,
+            tmp,
+            keyring,
+        };
+        for s in [
+            Suite {
+                name: "testa",
+                version: "1:90.1+ds-1",
+                deb: make_deb(ARM_ONLY),
+            },
+            Suite {
+                name: "testb",
+                version: "1:91.0+ds-1",
+                deb: make_deb(FULL),
+            },
+        ] {
+            a.publish(&s, None);
+        }
+        a
+    }
+
+    fn publish(&self, s: &Suite, signer: Option<&SignedSecretKey>) {
+        let pool = format!(
+            "pool/main/q/qemu/qemu-user_{}_amd64.deb",
+            s.version.replace(':', "%3a")
+        );
+        let packages = format!(
+            "Package: qemu-user-static\nVersion: {v}\nInstalled-Size: 40\nFilename: pool/none.deb\nSize: 1\nSHA256: {z}\n\nPackage: qemu-user\nVersion: {v}\nInstalled-Size: 300000\nFilename: {pool}\nSize: {size}\nSHA256: {sha}\n\n",
+            v = s.version,
+            z = "0".repeat(64),
+            size = s.deb.len(),
+            sha = sha(&s.deb),
+        );
+        let release = format!(
+            "Origin: Test\nSuite: {n}\nCodename: {n}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+            sha(packages.as_bytes()),
+            packages.len(),
+            n = s.name
+        );
+        let signed = clearsign(signer.unwrap_or(&self.key), &release);
+        self.server.put(
+            &format!("dists/{}/InRelease", s.name),
+            signed.into_bytes(),
+            Serve::Normal,
+        );
+        self.server.put(
+            &format!("dists/{}/main/binary-amd64/Packages", s.name),
+            packages.into_bytes(),
+            Serve::Normal,
+        );
+        self.server.put(&pool, s.deb.clone(), Serve::Normal);
+    }
+
+    fn deb_path(&self, version: &str) -> String {
+        format!(
+            "pool/main/q/qemu/qemu-user_{}_amd64.deb",
+            version.replace(':', "%3a")
+        )
+    }
+
+    fn store(&self) -> PathBuf {
+        self.tmp.path().join("store")
+    }
+
+    /// binfmtctl with the archive's mirror, keyring, store and suites.
+    fn run(&self, args: &[&str]) -> Run {
+        self.run_store(&self.store(), args)
+    }
+
+    fn run_store(&self, store: &Path, args: &[&str]) -> Run {
+        let net = matches!(args, ["qemu", "fetch" | "versions", ..]);
+        let extra = if net {
+            self.net_args(store)
+        } else {
+            vec!["--qemu-store".into(), store.display().to_string()]
+        };
+        let o = Command::new(bin())
+            .args(args)
+            .args(extra)
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    }
+
+    fn net_args(&self, store: &Path) -> Vec<String> {
+        vec![
+            "--mirror".into(),
+            self.server.url(),
+            "--keyring".into(),
+            self.keyring.display().to_string(),
+            "--suite".into(),
+            "testa".into(),
+            "--suite".into(),
+            "testb".into(),
+            "--timeout".into(),
+            "2".into(),
+            "--qemu-store".into(),
+            store.display().to_string(),
+        ]
+    }
+}
+
+/// The store holds exactly these version directories and nothing half-made.
+#[track_caller]
+fn assert_store(store: &Path, versions: &[&str], r: &Run) {
+    let mut names: Vec<String> = std::fs::read_dir(store)
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .filter(|n| n != ".lock")
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    r.expect(
+        &format!("the store holds exactly {versions:?}, found {names:?}"),
+        names == versions,
+    );
+}
+
+// ---------------------------------------------------------------- tests
+
+#[test]
+fn fetch_verifies_the_chain_and_stores_a_manifest() {
+    let a = TestArchive::new();
+    let r = a.run(&["qemu", "fetch", "91.0"]);
+    r.expect("fetch succeeds", r.code == 0);
+    r.expect(
+        "reports the version, suite and both interpreters",
+        r.stdout
+            .contains("stored QEMU 91.0+ds-1 (qemu-user 1:91.0+ds-1 from testb)")
+            && r.stdout.contains("2 interpreters (aarch64 riscv64)"),
+    );
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+    let bin = a.store().join("91.0+ds-1/bin");
+    let mut files: Vec<String> = std::fs::read_dir(&bin)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    files.sort();
+    assert_eq!(
+        files,
+        ["qemu-aarch64", "qemu-riscv64"],
+        "qemu-img is not an interpreter"
+    );
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(bin.join("qemu-aarch64")).unwrap();
+    assert_eq!((m.mode() & 0o7777, m.uid()), (0o755, 0));
+    assert_eq!(
+        std::fs::read(bin.join("qemu-aarch64")).unwrap(),
+        std::fs::read("/usr/bin/qemu-aarch64-static").unwrap()
+    );
+    let l = a.run(&["qemu", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    let ver = &v["versions"][0];
+    assert_eq!(ver["version"], "91.0+ds-1");
+    assert_eq!(ver["suite"], "testb");
+    assert_eq!(ver["package"], "qemu-user");
+    assert_eq!(ver["verified"], true);
+    assert_eq!(
+        ver["deb_sha256"].as_str().unwrap(),
+        sha(&make_deb_cached_sha(&a, "1:91.0+ds-1"))
+    );
+    let m: serde_json::Value = serde_json::from_str(
+        &std::fs::read_to_string(a.store().join("91.0+ds-1/manifest.json")).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        m["files"][0]["sha256"].as_str().unwrap(),
+        sha(&std::fs::read("/usr/bin/qemu-aarch64-static").unwrap())
+    );
+    // Fetching again changes nothing; a suite name works too.
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "second fetch is a no-op",
+        r.code == 0 && r.stdout.contains("already-stored"),
+    );
+    // verify: clean, then a tampered interpreter is caught.
+    let r = a.run(&["qemu", "verify"]);
+    r.expect(
+        "verify passes",
+        r.code == 0 && r.stdout.contains("ok       91.0+ds-1"),
+    );
+    let mut f = std::fs::OpenOptions::new()
+        .append(true)
+        .open(bin.join("qemu-riscv64"))
+        .unwrap();
+    f.write_all(b"x").unwrap();
+    std::fs::write(bin.join("qemu-extra"), b"x").unwrap();
+    std::fs::create_dir(a.store().join("92.0")).unwrap();
+    let r = a.run(&["qemu", "verify"]);
+    r.expect(
+        "verify reports a version directory without manifest",
+        r.code == 1 && r.stdout.contains("92.0/manifest.json: bad manifest"),
+    );
+    let r = a.run(&["qemu", "verify"]);
+    r.expect(
+        "verify reports the tampered and the added file, exit 1",
+        r.code == 1
+            && r.stdout.contains("qemu-riscv64: sha256")
+            && r.stdout.contains("qemu-extra: not in the manifest"),
+    );
+}
+
+fn make_deb_cached_sha(a: &TestArchive, version: &str) -> Vec<u8> {
+    a.server
+        .files
+        .lock()
+        .unwrap()
+        .get(&format!("/debian/{}", a.deb_path(version)))
+        .unwrap()
+        .0
+        .clone()
+}
+
+#[test]
+fn every_tampered_piece_is_refused_and_nothing_is_stored() {
+    let a = TestArchive::new();
+    let original: HashMap<String, (Vec<u8>, Serve)> = a.server.files.lock().unwrap().clone();
+    let restore = || *a.server.files.lock().unwrap() = original.clone();
+    let edit = |path: &str, f: &dyn Fn(&mut Vec<u8>)| {
+        let mut m = a.server.files.lock().unwrap();
+        f(&mut m.get_mut(&format!("/debian/{path}")).unwrap().0);
+    };
+    // 1. Signed by a key the keyring does not hold.
+    let other = new_key("someone else");
+    let b = Suite {
+        name: "testb",
+        version: "1:91.0+ds-1",
+        deb: make_deb_cached_sha(&a, "1:91.0+ds-1"),
+    };
+    a.publish(&b, Some(&other));
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "foreign signature refused at step 1",
+        r.code == 1
+            && r.stderr.contains("step 1 (InRelease signature)")
+            && r.stderr.contains("bad signature"),
+    );
+    assert_store(&a.store(), &[], &r);
+    restore();
+    // 2. The signed text altered (a hash swapped in the SHA256 list).
+    edit("dists/testb/InRelease", &|b| {
+        let s = String::from_utf8(b.clone())
+            .unwrap()
+            .replacen("Origin: Test", "Origin: Evil", 1);
+        *b = s.into_bytes();
+    });
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "altered InRelease refused at step 1",
+        r.code == 1 && r.stderr.contains("bad signature"),
+    );
+    assert_store(&a.store(), &[], &r);
+    restore();
+    // 3. Not signed at all.
+    edit("dists/testb/InRelease", &|b| {
+        *b = b"Origin: Test\nSuite: testb\n".to_vec()
+    });
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "unsigned InRelease refused",
+        r.code == 1 && r.stderr.contains("not a cleartext-signed"),
+    );
+    restore();
+    // 4. Another suite's validly signed InRelease replayed.
+    let testa = original["/debian/dists/testa/InRelease"].0.clone();
+    edit("dists/testb/InRelease", &|b| *b = testa.clone());
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "replayed InRelease refused",
+        r.code == 1 && r.stderr.contains("another suite"),
+    );
+    restore();
+    // 5. Packages altered (a version bumped).
+    edit("dists/testb/main/binary-amd64/Packages", &|b| {
+        let s = String::from_utf8(b.clone())
+            .unwrap()
+            .replace("91.0", "99.0");
+        *b = s.into_bytes();
+    });
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "tampered Packages refused at step 2",
+        r.code == 1 && r.stderr.contains("step 2 (Packages index)"),
+    );
+    assert_store(&a.store(), &[], &r);
+    restore();
+    // 6. .deb altered (one byte, same length).
+    let deb = a.deb_path("1:91.0+ds-1");
+    edit(&deb, &|b| {
+        let n = b.len() - 10;
+        b[n] ^= 0xff;
+    });
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "tampered .deb refused at step 3",
+        r.code == 1 && r.stderr.contains("step 3 (.deb)"),
+    );
+    assert_store(&a.store(), &[], &r);
+    restore();
+    // 7. Truncated download.
+    a.server.set(&deb, Serve::Truncate);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "truncated .deb refused",
+        r.code != 0 && (r.stderr.contains("truncated") || r.stderr.contains("closed early")),
+    );
+    assert_store(&a.store(), &[], &r);
+    restore();
+    // And the untouched archive still works afterwards.
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect("good fetch after all that", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+}
+
+#[test]
+fn stalls_no_network_and_bad_requests_get_clear_errors() {
+    let a = TestArchive::new();
+    a.server.set("dists/testb/InRelease", Serve::Stall);
+    let t = Instant::now();
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "a stalled server times out with exit 3",
+        r.code == 3 && r.stderr.contains("timed out") && t.elapsed() < Duration::from_secs(30),
+    );
+    assert_store(&a.store(), &[], &r);
+    a.server.set("dists/testb/InRelease", Serve::Normal);
+    // Nothing listens on port 1 of the loopback.
+    let o = Command::new(bin())
+        .args([
+            "qemu",
+            "fetch",
+            "testb",
+            "--mirror",
+            "http://127.0.0.1:1/debian",
+            "--keyring",
+        ])
+        .arg(&a.keyring)
+        .arg("--qemu-store")
+        .arg(a.store())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("cannot reach http://127.0.0.1:1/debian/dists/testb/InRelease"),
+        "{err}"
+    );
+    let r = a.run(&["qemu", "fetch", "nosuchsuite"]);
+    r.expect(
+        "unknown suite: exit 2",
+        r.code == 2 && r.stderr.contains("unknown suite \"nosuchsuite\""),
+    );
+    let r = a.run(&["qemu", "fetch", "42.7"]);
+    r.expect(
+        "unknown version: exit 2, naming what is offered",
+        r.code == 2
+            && r.stderr.contains("no suite offers QEMU 42.7")
+            && r.stderr.contains("testb 91.0"),
+    );
+    let o = Command::new(bin())
+        .args([
+            "qemu",
+            "fetch",
+            "91.0",
+            "--mirror",
+            "ftp://x/debian",
+            "--qemu-store",
+        ])
+        .arg(a.store())
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(2), "{err}");
+    assert!(err.contains("bad mirror URL \"ftp://x/debian\""), "{err}");
+    let r = a.run(&["install", "arm64", "--qemu", "91.0", "--dry-run"]);
+    r.expect(
+        "install --qemu of a version not in the store: exit 2 and the fix",
+        r.code == 2 && r.stderr.contains("binfmtctl qemu fetch 91.0"),
+    );
+    assert_store(&a.store(), &[], &r);
+    // `versions` lists both suites.
+    let r = a.run(&["qemu", "versions"]);
+    r.expect(
+        "versions shows each suite",
+        r.code == 0 && r.stdout.contains("testa") && r.stdout.contains("91.0"),
+    );
+}
+
+#[test]
+fn full_or_read_only_store_changes_nothing() {
+    let a = TestArchive::new();
+    // A 1 MiB tmpfs (the interpreters are several MiB), and a read-only one, each in a
+    // private mount namespace that dies with the script.
+    let args = a
+        .net_args(Path::new("/x"))
+        .join(" ")
+        .replace("--qemu-store /x", "");
+    let script = format!(
+        r#"
+d=$(mktemp -d); mount -t tmpfs -o size=1m none $d || exit 97
+mkdir $d/s
+echo "== full"; $B qemu fetch testb {args} --qemu-store $d/s 2>&1; echo "rc=$?"; ls -A $d/s
+mount -t tmpfs -o ro none $d || exit 97
+echo "== ro"; $B qemu fetch testb {args} --qemu-store $d/s 2>&1; echo "rc=$?"; ls -A $d
+umount $d; umount $d; rmdir $d
+"#
+    );
+    let r = ns_with(&[("NO_PROXY", "127.0.0.1")], &script, false);
+    let full = r.section("full");
+    r.expect(
+        "disk full: exit 3, named, nothing left but the lock",
+        full.contains("rc=3")
+            && full.contains("disk is full")
+            && full.trim_end().ends_with(".lock"),
+    );
+    let ro = r.section("ro");
+    r.expect(
+        "read-only store: exit 3, named",
+        ro.contains("rc=3") && ro.contains("read-only"),
+    );
+}
+
+#[test]
+fn kill_9_during_fetch_leaves_no_usable_version() {
+    let a = TestArchive::new();
+    let deb = a.deb_path("1:91.0+ds-1");
+    a.server.set(&deb, Serve::Stall);
+    let mut child = Command::new(bin())
+        .args(["qemu", "fetch", "testb"])
+        .args(
+            a.net_args(&a.store())
+                .iter()
+                .map(|s| if s == "2" { "30".into() } else { s.clone() }),
+        )
+        .env("NO_PROXY", "127.0.0.1")
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait until the staging directory exists (the download has started), then kill -9.
+    let end = Instant::now() + Duration::from_secs(30);
+    let staged = || {
+        std::fs::read_dir(a.store()).is_ok_and(|rd| {
+            rd.flatten()
+                .any(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
+        })
+    };
+    while !staged() && Instant::now() < end {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(staged(), "the fetch never started staging");
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let r = a.run(&["qemu", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    r.expect(
+        "no version is listed",
+        v["versions"].as_array().unwrap().is_empty(),
+    );
+    let r = a.run(&["install", "arm64", "--qemu", "91.0", "--dry-run"]);
+    r.expect("install cannot use the half version", r.code == 2);
+    // The next fetch cleans up and succeeds.
+    a.server.set(&deb, Serve::Normal);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect("fetch after the kill succeeds", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+}
+
+#[test]
+fn two_fetches_of_one_version_at_once_store_it_once() {
+    let a = TestArchive::new();
+    let spawn = || {
+        Command::new(bin())
+            .args(["qemu", "fetch", "91.0"])
+            .args(a.net_args(&a.store()))
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+    };
+    let (x, y) = std::thread::scope(|s| {
+        let x = s.spawn(spawn);
+        let y = s.spawn(spawn);
+        (x.join().unwrap().unwrap(), y.join().unwrap().unwrap())
+    });
+    let out = format!(
+        "{}{}{}{}",
+        String::from_utf8_lossy(&x.stdout),
+        String::from_utf8_lossy(&x.stderr),
+        String::from_utf8_lossy(&y.stdout),
+        String::from_utf8_lossy(&y.stderr)
+    );
+    assert!(x.status.success() && y.status.success(), "{out}");
+    assert!(
+        out.contains("stored QEMU 91.0") && out.contains("already-stored QEMU 91.0"),
+        "one stores, the other finds it: {out}"
+    );
+    let r = a.run(&["qemu", "verify"]);
+    r.expect("the version is whole", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+}
+
+#[test]
+fn from_deb_is_recorded_as_unverified() {
+    let a = TestArchive::new();
+    let deb = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
+    std::fs::write(&deb, make_deb(ARM_ONLY)).unwrap();
+    let r = a.run(&["qemu", "fetch", "--from-deb", deb.to_str().unwrap()]);
+    r.expect(
+        "stored",
+        r.code == 0 && r.stdout.contains("origin: unverified"),
+    );
+    let l = a.run(&["qemu", "list"]);
+    l.expect("list marks it", l.stdout.contains("local (unverified)"));
+    std::fs::write(&deb, b"!<arch>\nnot really").unwrap();
+    let r = a.run(&["qemu", "fetch", "--from-deb", deb.to_str().unwrap()]);
+    r.expect(
+        "a broken .deb: exit 2",
+        r.code == 2 && r.stderr.contains("not a Debian package"),
+    );
+}
+
+#[test]
+fn install_use_and_gc_through_a_private_binfmt_misc() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let script = format!(
+        r#"
+S={s}
+echo "== install"; $B install arm64,riscv64 --qemu 91.0 --qemu-store $S; echo "rc=$?"
+echo "== run"; $A/busybox-arm64 uname -m; $A/hello-riscv64; echo "rc=$?"
+echo "== status"; $B status --qemu-store $S
+echo "== list"; $B qemu list --qemu-store $S
+echo "== use-missing"; $B qemu use 90.1 --qemu-store $S 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
+echo "== gc-used"; $B qemu gc 91.0 --qemu-store $S 2>&1; echo "rc=$?"
+echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    let install = r.section("install");
+    r.expect(
+        "install --qemu registers the store's interpreters",
+        install.contains("rc=0") && install.contains(&format!("{s}/91.0+ds-1/bin/qemu-aarch64")),
+    );
+    r.expect(
+        "they run real foreign binaries",
+        r.section("run").contains("aarch64\nhello from riscv64"),
+    );
+    r.expect(
+        "status names the store version",
+        r.section("status").contains("[store 91.0+ds-1]"),
+    );
+    r.expect(
+        "list shows which entries use it",
+        r.section("list").contains("qemu-aarch64,qemu-riscv64")
+            || r.section("list").contains("qemu-riscv64,qemu-aarch64"),
+    );
+    let um = r.section("use-missing");
+    r.expect(
+        "use of a version lacking riscv64 is refused before any write, naming the arch",
+        um.contains("rc=2")
+            && um.contains("riscv64: QEMU 90.1+ds-1 has no usable interpreter")
+            && um.matches("91.0+ds-1/bin").count() == 2,
+    );
+    let gu = r.section("gc-used");
+    r.expect(
+        "gc of a version in use is refused",
+        gu.contains("rc=2") && gu.contains("used by qemu-"),
+    );
+    let gc = r.section("gc");
+    r.expect(
+        "gc removes only the unused version",
+        gc.contains("removed       90.1+ds-1")
+            && gc.contains("kept          91.0+ds-1")
+            && gc.trim_end().ends_with("91.0+ds-1"),
+    );
+}
+
+#[test]
+fn use_switches_all_entries_while_a_long_emulated_process_keeps_running() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let script = format!(
+        r#"
+S={s}
+$B install arm64 --qemu 91.0 --qemu-store $S >/dev/null || exit 5
+$A/busybox-arm64 sleep 3 & P=$!
+sleep 0.5
+echo "== use"; $B qemu use 90.1 --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== alive"; kill -0 $P && echo alive; readlink /proc/$P/exe
+echo "== new"; $A/busybox-arm64 uname -m
+echo "== back"; $B qemu use 91.0 --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== wait"; wait $P; echo "rc=$?"
+printf 'arches = ["arm64"]\nqemu = "90.1"\n' > $S/../config.toml
+echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    r.expect(
+        "apply honours the config's qemu version",
+        r.section("apply").contains("rc=0")
+            && r.section("apply")
+                .contains(&format!("interpreter {s}/90.1+ds-1/bin/qemu-aarch64")),
+    );
+    let u = r.section("use");
+    r.expect(
+        "use replaces the entry with the other version",
+        u.contains("rc=0")
+            && u.contains("replaced")
+            && u.contains(&format!("interpreter {s}/90.1+ds-1/bin/qemu-aarch64")),
+    );
+    let alive = r.section("alive");
+    r.expect(
+        "the running process keeps its old interpreter",
+        alive.contains("alive") && alive.contains("91.0+ds-1/bin/qemu-aarch64"),
+    );
+    r.expect("new processes run", r.section("new").trim() == "aarch64");
+    r.expect(
+        "and back again",
+        r.section("back")
+            .contains(&format!("interpreter {s}/91.0+ds-1/bin/qemu-aarch64")),
+    );
+    r.expect(
+        "the long process exits 0",
+        r.section("wait").contains("rc=0"),
+    );
+}
+
+// ---------------------------------------------------------------- Debian's real archive
+
+/// Verified indexes and .debs are kept here between runs (keyed by sha256, re-checked on use).
+const REAL_CACHE: &str = "/var/cache/binfmtctl-tests/qemu-store";
+
+#[test]
+fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_process() {
+    let tmp = tempfile::tempdir().unwrap();
+    let store = tmp.path().join("store");
+    std::fs::create_dir_all(REAL_CACHE).unwrap();
+    let fetch = |spec: &str| {
+        let o = Command::new(bin())
+            .args([
+                "qemu",
+                "fetch",
+                spec,
+                "--cache",
+                REAL_CACHE,
+                "--timeout",
+                "60",
+            ])
+            .arg("--qemu-store")
+            .arg(&store)
+            .output()
+            .unwrap();
+        Run {
+            code: o.status.code().unwrap_or(-1),
+            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
+            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
+        }
+    };
+    // bookworm ships the interpreters in qemu-user-static; trixie in qemu-user.
+    let r = fetch("bookworm");
+    let r10 = fetch("trixie");
+    r.expect(
+        "bookworm's 7.2 from qemu-user-static, signature-checked",
+        r.code == 0
+            && r.stdout.contains("stored QEMU 7.2")
+            && r.stdout.contains("(qemu-user-static 1:7.2")
+            && r.stdout.contains("InRelease of bookworm signed by"),
+    );
+    let r = r10;
+    r.expect(
+        "trixie's 10.0 from qemu-user",
+        r.code == 0
+            && r.stdout.contains("stored QEMU 10.0")
+            && r.stdout.contains("(qemu-user 1:10.0"),
+    );
+    let s = store.display().to_string();
+    let script = format!(
+        r#"
+S={s}
+echo "== install"; $B install all --qemu 10.0 --qemu-store $S | tail -1; echo "rc=$?"
+echo "== test"; $B test all 2>&1 | tail -1
+$A/busybox-arm64 sleep 4 & P=$!
+sleep 0.5
+echo "== use72"; $B qemu use 7.2 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
+echo "== running"; kill -0 $P && echo alive; readlink /proc/$P/exe
+echo "== test72"; $B test arm64,riscv64 2>&1 | tail -1
+echo "== use10"; $B qemu use 10.0 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== wait"; wait $P; echo "rc=$?"
+echo "== verify"; $B qemu verify --qemu-store $S | grep -c '^ok'
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    r.expect(
+        "install all --qemu 10.0",
+        r.section("install").contains("rc=0") && r.section("install").contains("registered"),
+    );
+    r.expect(
+        "test all passes for every probe arch",
+        r.section("test").contains(" 0 fail"),
+    );
+    let u = r.section("use72");
+    r.expect(
+        "qemu use 7.2 switches every entry",
+        u.contains("rc=0") && u.matches("/7.2+dfsg").count() == 2,
+    );
+    let run = r.section("running");
+    r.expect(
+        "the running arm64 process keeps 10.0",
+        run.contains("alive") && run.contains("/10.0."),
+    );
+    r.expect(
+        "7.2 passes the probes",
+        r.section("test72").contains(" 0 fail"),
+    );
+    r.expect(
+        "and back to 10.0",
+        r.section("use10").contains("rc=0") && r.section("use10").contains("/10.0."),
+    );
+    r.expect(
+        "the long process exits 0",
+        r.section("wait").contains("rc=0"),
+    );
+    r.expect("both versions verify", r.section("verify").trim() == "2");
+}
