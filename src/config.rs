@@ -30,8 +30,8 @@ use rustix::fs::AtFlags;
 use serde::Deserialize;
 use toml::Spanned;
 
-use crate::arch::Table;
-use crate::registration::Flags;
+use crate::binfmt::arch::Table;
+use crate::binfmt::registration::Flags;
 
 pub const DEFAULT_PATH: &str = "/etc/binfmtctl/config.toml";
 
@@ -518,7 +518,9 @@ fn is_default_search(dirs: &[PathBuf]) -> bool {
         || dirs
             .iter()
             .map(PathBuf::as_path)
-            .eq(crate::interpreter::DEFAULT_SEARCH.iter().map(Path::new))
+            .eq(crate::qemu::interpreter::DEFAULT_SEARCH
+                .iter()
+                .map(Path::new))
 }
 
 /// Adds arches to the config file at once (prepare and commit; for callers without a kernel

@@ -49,23 +49,23 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     try_types!(
         crate::cli::BadInput,
         crate::cli::Unsupported,
-        crate::arch::UnknownArch,
-        crate::arch::TableError,
-        crate::registration::FlagsError,
-        crate::registration::RecordError,
-        crate::registration::EntryParseError,
-        crate::kernel::KernelError,
-        crate::plan::ApplyError,
-        crate::plan::ApplyFailure,
+        crate::binfmt::arch::UnknownArch,
+        crate::binfmt::arch::TableError,
+        crate::binfmt::registration::FlagsError,
+        crate::binfmt::registration::RecordError,
+        crate::binfmt::registration::EntryParseError,
+        crate::binfmt::kernel::KernelError,
+        crate::binfmt::plan::ApplyError,
+        crate::binfmt::plan::ApplyFailure,
         crate::config::ConfigError,
         crate::input::InputError,
-        crate::interop::ImportError,
-        crate::interop::ExportError,
-        crate::interpreter::Problem,
-        crate::elf::ElfError,
-        crate::rootfs::RootfsError,
-        crate::scan::ScanError,
-        crate::cross::CrossError,
+        crate::binfmt::interop::ImportError,
+        crate::binfmt::interop::ExportError,
+        crate::qemu::interpreter::Problem,
+        crate::inspection::elf::ElfError,
+        crate::emulation::rootfs::RootfsError,
+        crate::inspection::scan::ScanError,
+        crate::emulation::cross::CrossError,
         crate::nix::NixError,
         crate::qemu::QemuError,
         crate::qemu::archive::ArchiveError,
@@ -96,8 +96,12 @@ mod tests {
 
     #[test]
     fn context_keeps_the_kind_and_the_chain() {
-        let e = anyhow::Error::new(crate::arch::Table::builtin().resolve("nope").unwrap_err())
-            .context("installing");
+        let e = anyhow::Error::new(
+            crate::binfmt::arch::Table::builtin()
+                .resolve("nope")
+                .unwrap_err(),
+        )
+        .context("installing");
         assert_eq!(kind_of(&e), ErrorKind::BadInput);
         assert!(format!("{e:#}").starts_with("installing: unknown architecture \"nope\""));
         assert_eq!(kind_of(&anyhow::anyhow!("plain")), ErrorKind::Failed);

@@ -12,8 +12,8 @@
 
 use std::path::Path;
 
-use crate::arch::{Endian, Table};
-use crate::registration::{self, Entry, Matcher, Registration};
+use crate::binfmt::arch::{Endian, Table};
+use crate::binfmt::registration::{self, Entry, Matcher, Registration};
 
 /// A harness: takes the fuzzer's bytes, panics when a property fails.
 pub type Harness = fn(&[u8]);
@@ -148,8 +148,8 @@ pub fn proc_entry(data: &[u8]) {
 /// never panic.
 pub fn elf_inspect(data: &[u8]) {
     let table = Table::builtin();
-    let classified = crate::scan::classify(table, "/fuzz".into(), data);
-    match crate::elf::inspect(data) {
+    let classified = crate::inspection::scan::classify(table, "/fuzz".into(), data);
+    match crate::inspection::elf::inspect(data) {
         Ok(f) => {
             assert!(data.len() >= 52, "inspected {} bytes as ELF", data.len());
             assert_eq!(&data[..4], b"\x7fELF");
@@ -170,7 +170,7 @@ pub fn elf_inspect(data: &[u8]) {
                 (c.class, c.endian, c.machine),
                 (f.class, f.endian, f.machine)
             );
-            let arch = crate::inspect::arch_of(table, data, &f);
+            let arch = crate::inspection::inspect::arch_of(table, data, &f);
             assert_eq!(arch.map(|a| a.name.clone()), c.arch);
             if let Some(a) = arch {
                 assert_eq!(
@@ -179,17 +179,17 @@ pub fn elf_inspect(data: &[u8]) {
                 );
             }
             let no = |_: &str| false;
-            let m = crate::inspect::Machine {
+            let m = crate::inspection::inspect::Machine {
                 table,
                 native: &[],
                 entries: &[],
                 binfmt_enabled: true,
                 interp_exists: &no,
             };
-            let r = crate::inspect::report(&m, "/fuzz.bin", data, &f);
+            let r = crate::inspection::inspect::report(&m, "/fuzz.bin", data, &f);
             serde_json::to_string(&r).expect("report serialises");
         }
-        Err(crate::elf::ElfError::NeedMore(n)) => {
+        Err(crate::inspection::elf::ElfError::NeedMore(n)) => {
             assert!(
                 n > data.len() && n <= 1 << 20,
                 "NeedMore({n}) for {}",
@@ -200,7 +200,7 @@ pub fn elf_inspect(data: &[u8]) {
             let _ = e.to_string();
         }
     }
-    if let Some((start, end)) = crate::elf::section_range_in(data, ".rodata") {
+    if let Some((start, end)) = crate::inspection::elf::section_range_in(data, ".rodata") {
         assert!(start <= end);
     }
 }
@@ -210,10 +210,12 @@ pub fn elf_inspect(data: &[u8]) {
 /// (no `..`, no `.`, no empty component), and counted among the files.
 pub fn tar_scan(data: &[u8]) {
     let table = Table::builtin();
-    let Ok(Some(stream)) = crate::scan::archive_stream(std::io::Cursor::new(data.to_vec())) else {
+    let Ok(Some(stream)) =
+        crate::inspection::scan::archive_stream(std::io::Cursor::new(data.to_vec()))
+    else {
         return;
     };
-    let Ok(scan) = crate::scan::scan_stream(table, stream) else {
+    let Ok(scan) = crate::inspection::scan::scan_stream(table, stream) else {
         return;
     };
     assert!(scan.elf.len() <= scan.files, "more ELF members than files");
@@ -267,18 +269,18 @@ pub fn binfmt_d(data: &[u8]) {
     let text = text(data);
     let path = Path::new("/etc/binfmt.d/fuzz.conf");
     let lines = text.lines().count();
-    match crate::interop::parse_binfmt_d(path, &text) {
+    match crate::binfmt::interop::parse_binfmt_d(path, &text) {
         Ok(imported) => {
             for i in &imported {
                 assert!(i.line >= 1 && i.line <= lines);
                 check_registration(&i.registration);
-                let out = crate::interop::to_binfmt_d(&i.registration, "fuzz")
+                let out = crate::binfmt::interop::to_binfmt_d(&i.registration, "fuzz")
                     .unwrap_or_else(|e| panic!("export of {:?} fails: {e}", i.registration));
-                let back = crate::interop::parse_binfmt_d(path, &out)
+                let back = crate::binfmt::interop::parse_binfmt_d(path, &out)
                     .unwrap_or_else(|e| panic!("our own binfmt.d file {out:?} fails: {e}"));
                 assert_eq!(back.len(), 1);
                 assert_eq!(back[0].registration, i.registration);
-                crate::interop::to_update_binfmts(&i.registration, "fuzz")
+                crate::binfmt::interop::to_update_binfmts(&i.registration, "fuzz")
                     .unwrap_or_else(|e| panic!("update-binfmts export fails: {e}"));
             }
         }

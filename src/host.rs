@@ -23,8 +23,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::arch::{Arch, Table};
-use crate::registration::BINPRM_BUF_SIZE;
+use crate::binfmt::arch::{Arch, Table};
+use crate::binfmt::registration::BINPRM_BUF_SIZE;
 
 /// Facts read from the running system.
 #[derive(Debug, Clone, Default)]
@@ -244,13 +244,13 @@ pub fn decide_compat(
 /// `__probe-native` helper; one verdict per arch, in order.
 fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
     let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; arches.len()];
-    let work = match crate::selftest::Workdir::new() {
+    let work = match crate::inspection::selftest::Workdir::new() {
         Ok(w) => w,
         Err(e) => return unknown(format!("cannot create a directory for the probes: {e}")),
     };
     let mut programs: Vec<Option<PathBuf>> = Vec::new();
     for a in arches {
-        programs.push(crate::probe::build(a).and_then(|bytes| {
+        programs.push(crate::inspection::probe::build(a).and_then(|bytes| {
             let p = work.path.join(format!("probe-{}", a.name));
             std::fs::write(&p, bytes).ok()?;
             std::fs::set_permissions(
@@ -265,7 +265,7 @@ fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
     cmd.arg("__probe-native")
         .args(programs.iter().flatten())
         .env_remove("BINFMTCTL_FAILPOINT");
-    let outcome = match crate::selftest::run(cmd) {
+    let outcome = match crate::inspection::selftest::run(cmd) {
         Ok(o) => o,
         Err(e) => return unknown(format!("cannot run the helper: {e}")),
     };
@@ -314,7 +314,7 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     if let Err(e) = maps {
         return (3, format!("cannot map ids in a user namespace: {e}"));
     }
-    let root = Path::new(crate::kernel::DEFAULT_ROOT);
+    let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
     if root.is_dir() {
         // Without binfmt_misc in the kernel there is no such directory and no handler at all.
         use rustix::mount::{MountFlags, mount};
@@ -340,18 +340,18 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     let mut out = String::new();
     for p in programs {
         let mut cmd = std::process::Command::new(p);
-        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::probe::ARGV0);
+        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::inspection::probe::ARGV0);
         cmd.env_clear();
-        let v = match crate::selftest::run(cmd) {
+        let v = match crate::inspection::selftest::run(cmd) {
             Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOEXEC.raw_os_error()) => {
                 ProbeVerdict::NoLoader
             }
             Err(e) => ProbeVerdict::Unknown {
                 reason: format!("exec: {e}"),
             },
-            Ok(o) if o.code == Some(i32::from(crate::probe::ARGV0.as_bytes()[0])) => {
+            Ok(o) if o.code == Some(i32::from(crate::inspection::probe::ARGV0.as_bytes()[0])) => {
                 ProbeVerdict::Ran {
-                    machine: crate::probe::reported_machine(&o.stdout),
+                    machine: crate::inspection::probe::reported_machine(&o.stdout),
                 }
             }
             Ok(o) => ProbeVerdict::Unknown {

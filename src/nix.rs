@@ -35,7 +35,7 @@ use std::process::Command;
 
 use serde::Serialize;
 
-use crate::arch::{Arch, Table};
+use crate::binfmt::arch::{Arch, Table};
 
 /// Nix's configuration directory unless `NIX_CONF_DIR` says otherwise (as Nix itself does).
 pub const DEFAULT_CONF_DIR: &str = "/etc/nix";

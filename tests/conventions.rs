@@ -146,14 +146,14 @@ echo "== entries"; entries
 /// a header QEMU refused would give "Invalid ELF image").
 #[test]
 fn microblaze_old_machine_number_is_emulated_too() {
-    use binfmtctl::arch::Endian;
+    use binfmtctl::binfmt::arch::Endian;
     let dir = tempfile::tempdir().unwrap();
     for (name, endian, machine) in [
         ("new-be", Endian::Big, 189u16),
         ("old-be", Endian::Big, 0xbaab),
         ("old-le", Endian::Little, 0xbaab),
     ] {
-        let bytes = binfmtctl::probe::elf_exec(32, endian, machine, 0, &[0u8; 64]);
+        let bytes = binfmtctl::inspection::probe::elf_exec(32, endian, machine, 0, &[0u8; 64]);
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         std::fs::set_permissions(

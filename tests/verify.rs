@@ -5,7 +5,7 @@ mod common;
 
 use std::process::Command;
 
-use binfmtctl::arch::Table;
+use binfmtctl::binfmt::arch::Table;
 use common::{assets, bin, ns};
 
 /// Every probe runs under the real QEMU, called directly (no binfmt_misc involved), prints the
@@ -14,20 +14,20 @@ use common::{assets, bin, ns};
 fn every_probe_runs_under_real_qemu() {
     let t = Table::builtin();
     let dir = tempfile::tempdir().unwrap();
-    for name in binfmtctl::probe::available() {
+    for name in binfmtctl::inspection::probe::available() {
         let arch = t.get(name).unwrap();
         let path = dir.path().join(name);
-        std::fs::write(&path, binfmtctl::probe::build(arch).unwrap()).unwrap();
+        std::fs::write(&path, binfmtctl::inspection::probe::build(arch).unwrap()).unwrap();
         let exec = std::os::unix::fs::PermissionsExt::from_mode(0o755);
         std::fs::set_permissions(&path, exec).unwrap();
         let qemu = format!("/usr/bin/qemu-{}-static", arch.qemu);
         let out = Command::new(&qemu)
-            .args(["-0", binfmtctl::probe::ARGV0])
+            .args(["-0", binfmtctl::inspection::probe::ARGV0])
             .arg(&path)
             .output()
             .unwrap_or_else(|e| panic!("{qemu}: {e}"));
-        let machine = binfmtctl::probe::reported_machine(&out.stdout);
-        let want = binfmtctl::selftest::expected_machines(name);
+        let machine = binfmtctl::inspection::probe::reported_machine(&out.stdout);
+        let want = binfmtctl::inspection::selftest::expected_machines(name);
         assert!(
             want.contains(&machine.as_str()),
             "{name}: {machine:?} not in {want:?}: {:?} {}",

@@ -21,7 +21,7 @@ pub(super) fn require_private_binfmt(what: &str) -> Result<()> {
         .release()
         .to_string_lossy()
         .into_owned();
-    if crate::sandbox::kernel_has_private_binfmt(&release) {
+    if crate::emulation::sandbox::kernel_has_private_binfmt(&release) {
         Ok(())
     } else {
         Err(Unsupported(format!(
@@ -42,7 +42,7 @@ pub(super) fn rootfs_create(
     dir: &std::path::Path,
     out: &mut dyn Write,
 ) -> Result<()> {
-    use crate::sandbox::{Spec, Userns};
+    use crate::emulation::sandbox::{Spec, Userns};
     let arch = ctx.table.resolve(arch)?;
     if !rustix::process::geteuid().is_root() {
         return Err(Unsupported(
@@ -61,7 +61,7 @@ pub(super) fn rootfs_create(
         ))
         .into());
     }
-    let (tool, _) = crate::rootfs::find_bootstrapper().ok_or_else(|| {
+    let (tool, _) = crate::emulation::rootfs::find_bootstrapper().ok_or_else(|| {
         Unsupported(
             "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap arch-test"
                 .into(),
@@ -72,15 +72,18 @@ pub(super) fn rootfs_create(
         .release()
         .to_string_lossy()
         .into_owned();
-    let private = !native && crate::sandbox::kernel_has_private_binfmt(&release);
-    if !native && tool == crate::rootfs::Bootstrapper::Mmdebstrap && which("arch-test").is_none() {
+    let private = !native && crate::emulation::sandbox::kernel_has_private_binfmt(&release);
+    if !native
+        && tool == crate::emulation::rootfs::Bootstrapper::Mmdebstrap
+        && which("arch-test").is_none()
+    {
         return Err(Unsupported(
             "mmdebstrap needs arch-test for a foreign arch: apt-get install arch-test".into(),
         )
         .into());
     }
     let (userns, binfmt) = if private {
-        if !crate::sandbox::can_map_every_id() {
+        if !crate::emulation::sandbox::can_map_every_id() {
             return Err(Unsupported(
                 "rootfs create needs every uid and gid (dpkg chowns to many users), but this user namespace maps only some (see /proc/self/uid_map): run it as root outside any user namespace".into(),
             )
@@ -100,13 +103,13 @@ pub(super) fn rootfs_create(
         (Userns::None, Vec::new())
     };
     let target = std::path::absolute(dir)?;
-    let opts = crate::rootfs::BootstrapOptions {
+    let opts = crate::emulation::rootfs::BootstrapOptions {
         suite,
         variant,
         include,
         mirror,
     };
-    let command = crate::rootfs::bootstrap_command(tool, arch, &opts, &target, private)?;
+    let command = crate::emulation::rootfs::bootstrap_command(tool, arch, &opts, &target, private)?;
     writeln!(
         out,
         "creating a {suite} {variant} rootfs for {} in {} with {}{}",
@@ -134,7 +137,7 @@ pub(super) fn rootfs_create(
         gid: None,
     };
     let exe = std::env::current_exe()?;
-    let code = crate::sandbox::run(&spec, &exe).context("cannot start the bootstrap")?;
+    let code = crate::emulation::sandbox::run(&spec, &exe).context("cannot start the bootstrap")?;
     if code != 0 {
         anyhow::bail!("{} failed with exit status {code}", command[0]);
     }
@@ -157,13 +160,13 @@ pub(super) fn which(name: &str) -> Option<PathBuf> {
 /// An emulated chroot ready to start: the spec, and the rootfs it runs in (for a tarball, a
 /// lease on its cache entry that must outlive the run).
 pub(super) struct Emulated {
-    pub spec: crate::sandbox::Spec,
-    _rootfs: crate::rootfs::Rootfs,
+    pub spec: crate::emulation::sandbox::Spec,
+    _rootfs: crate::emulation::rootfs::Rootfs,
 }
 
 /// Everything `run` and `build --strategy emulate` need, validated before anything starts.
 pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<Emulated> {
-    use crate::sandbox::{Bind, RootSetup, Spec, Userns};
+    use crate::emulation::sandbox::{Bind, RootSetup, Spec, Userns};
     // Usage first: nothing is unpacked for a command line that cannot run.
     let mut binds = Vec::new();
     for b in &args.bind {
@@ -182,7 +185,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
                 "--bind {b}: the source {src} does not exist or is unreadable ({e})"
             ))
         })?;
-        let target = crate::sandbox::bind_target(dst)
+        let target = crate::emulation::sandbox::bind_target(dst)
             .map_err(|why| BadInput(format!("--bind {b}: {why}")))?;
         binds.push(Bind {
             source,
@@ -190,12 +193,16 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             readonly,
         });
     }
-    let opts = crate::rootfs::UnpackOptions {
+    let opts = crate::emulation::rootfs::UnpackOptions {
         keep_privileges: args.keep_privileges,
     };
-    let rootfs = crate::rootfs::resolve(&args.rootfs, &crate::rootfs::default_cache(), opts)?;
+    let rootfs = crate::emulation::rootfs::resolve(
+        &args.rootfs,
+        &crate::emulation::rootfs::default_cache(),
+        opts,
+    )?;
     if let Some(d) = rootfs.dropped
-        && d != crate::rootfs::Dropped::default()
+        && d != crate::emulation::rootfs::Dropped::default()
     {
         eprintln!(
             "binfmtctl: note: unpacked {} without privileges: cleared setuid/setgid on {} files, skipped {} device nodes (pass --keep-privileges to keep them)",
@@ -205,8 +212,8 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         );
     }
     let root = rootfs.dir.clone();
-    crate::sandbox::check_mount_points(&root).map_err(BadInput)?;
-    let detected = crate::rootfs::detect_arch(ctx.table, &root);
+    crate::emulation::sandbox::check_mount_points(&root).map_err(BadInput)?;
+    let detected = crate::emulation::rootfs::detect_arch(ctx.table, &root);
     let arch = match (&args.arch, detected) {
         (Some(a), Ok((d, from))) => {
             let a = ctx.table.resolve(a)?;
@@ -235,11 +242,11 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             .into());
         }
         Some(u) => {
-            let (uid, gid, home) = crate::rootfs::lookup_user(&root, u)?;
+            let (uid, gid, home) = crate::emulation::rootfs::lookup_user(&root, u)?;
             (Some(uid), Some(gid), home)
         }
     };
-    let mut env = crate::sandbox::Spec::default_env(&home);
+    let mut env = crate::emulation::sandbox::Spec::default_env(&home);
     for kv in &args.env {
         let (k, v) = kv
             .split_once('=')
@@ -263,8 +270,8 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         let mut private = false;
         if !native {
             let (entries, enabled) = kernel_view(ctx)?;
-            let header = crate::probe::representative_header(arch);
-            match crate::inspect::kernel_choice(&entries, enabled, &header, "/x") {
+            let header = crate::inspection::probe::representative_header(arch);
+            match crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x") {
                 Some(k) if !k.entry.registration.flags.fix_binary => {
                     return Err(Unsupported(format!(
                         "the handler {} lacks the F flag, so it cannot work inside the chroot: run `binfmtctl install {}`",
@@ -284,7 +291,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
                         "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
                         arch.name, arch.name
                     ))?;
-                    if !crate::sandbox::can_map_every_id() {
+                    if !crate::emulation::sandbox::can_map_every_id() {
                         return Err(Unsupported(format!(
                             "running as root of a user namespace that maps only some ids (see /proc/self/uid_map), where no {} handler is registered: pass --rootless (or register one here: binfmtctl install {})",
                             arch.name, arch.name
@@ -329,29 +336,31 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
 pub(super) fn cross_vars(
     ctx: &Ctx,
     arch: &Arch,
-) -> std::result::Result<(crate::cross::Toolchain, Vec<(String, String)>), String> {
+) -> std::result::Result<(crate::emulation::cross::Toolchain, Vec<(String, String)>), String> {
     let path = std::env::var_os("PATH").unwrap_or_default();
-    let tc = crate::cross::find(arch, &path, std::path::Path::new("/usr")).ok_or_else(|| {
-        format!(
-            "no cross toolchain for {} found on PATH: {}",
-            arch.name,
-            crate::cross::package_hint(arch)
-        )
-    })?;
+    let tc = crate::emulation::cross::find(arch, &path, std::path::Path::new("/usr")).ok_or_else(
+        || {
+            format!(
+                "no cross toolchain for {} found on PATH: {}",
+                arch.name,
+                crate::emulation::cross::package_hint(arch)
+            )
+        },
+    )?;
     // Test binaries run through our emulator (any checked interpreter; F is not needed here).
     let runner = ctx
         .requirements(false)
         .ok()
         .map(|req| interpreter::discover(arch, &ctx.search_dirs(), &req))
         .and_then(|d| d.chosen().map(|c| c.facts.path.clone()));
-    let vars = crate::cross::env(&tc, runner.as_deref());
+    let vars = crate::emulation::cross::env(&tc, runner.as_deref());
     Ok((tc, vars))
 }
 
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
     let arch = ctx.table.resolve(arch)?;
     let (_, vars) = cross_vars(ctx, arch).map_err(Unsupported)?;
-    write!(out, "{}", crate::cross::render(&vars, format)?)?;
+    write!(out, "{}", crate::emulation::cross::render(&vars, format)?)?;
     Ok(())
 }
 
@@ -415,7 +424,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
             command: args.command.clone(),
         };
         let emulated = emulated_spec(ctx, &run, out)?;
-        crate::sandbox::run(&emulated.spec, &std::env::current_exe()?)
+        crate::emulation::sandbox::run(&emulated.spec, &std::env::current_exe()?)
             .context("cannot start the emulated chroot")?
     };
     if code != 0 {
@@ -428,8 +437,8 @@ pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
     let emulated = emulated_spec(ctx, args, out)?;
     out.flush()?;
     let exe = std::env::current_exe()?;
-    let code =
-        crate::sandbox::run(&emulated.spec, &exe).context("cannot start the emulated chroot")?;
+    let code = crate::emulation::sandbox::run(&emulated.spec, &exe)
+        .context("cannot start the emulated chroot")?;
     if code != 0 {
         return Err(ChildExit(code).into());
     }

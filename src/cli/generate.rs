@@ -255,7 +255,7 @@ pub fn generate(what: Artifact, dir: &Path, date: Option<&str>) -> Result<Vec<Pa
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Table;
+    use crate::binfmt::arch::Table;
 
     fn subcommand_names() -> Vec<String> {
         visible_command()

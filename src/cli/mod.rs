@@ -13,13 +13,13 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::arch::{Arch, ENTRY_PREFIX, Table};
+use crate::binfmt::arch::{Arch, ENTRY_PREFIX, Table};
+use crate::binfmt::kernel::{BinfmtFs, KernelEntry, ProcBinfmt};
+use crate::binfmt::plan::{self, Action, Desired, Plan};
+use crate::binfmt::registration::{Entry, Flags, Matcher};
 use crate::error::ErrorKind;
 use crate::host::{HostFacts, NativeArch};
-use crate::interpreter::{self, Discovery, Requirements};
-use crate::kernel::{BinfmtFs, KernelEntry, ProcBinfmt};
-use crate::plan::{self, Action, Desired, Plan};
-use crate::registration::{Entry, Flags, Matcher};
+use crate::qemu::interpreter::{self, Discovery, Requirements};
 
 mod emulate;
 pub mod generate;
@@ -880,7 +880,7 @@ fn settings(
         binfmt_misc: pick_path(
             takes.kernel.map(|k| &k.binfmt_misc),
             &top.kernel.binfmt_misc,
-            crate::kernel::DEFAULT_ROOT,
+            crate::binfmt::kernel::DEFAULT_ROOT,
         ),
         qemu_path,
         dry_run: top.dry_run.dry_run || takes.dry_run.is_some_and(|d| d.dry_run),
@@ -989,17 +989,19 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     match &command {
         Command::SandboxStage1 { spec_fd, parent } => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-            std::process::exit(crate::sandbox::helper_stage1(&exe, *spec_fd, *parent))
+            std::process::exit(crate::emulation::sandbox::helper_stage1(
+                &exe, *spec_fd, *parent,
+            ))
         }
         Command::SandboxStage2 { spec_fd, parent } => {
-            std::process::exit(crate::sandbox::helper_stage2(*spec_fd, *parent))
+            std::process::exit(crate::emulation::sandbox::helper_stage2(*spec_fd, *parent))
         }
         Command::ProbeChroot {
             root,
             program,
             argv0,
         } => {
-            let (code, msg) = crate::selftest::chroot_exec(root, program, argv0);
+            let (code, msg) = crate::inspection::selftest::chroot_exec(root, program, argv0);
             eprintln!("{msg}");
             std::process::exit(code)
         }
@@ -1312,7 +1314,7 @@ impl<'g> Ctx<'g> {
     /// never over a symlink, a file or a directory with contents (which the mount would hide).
     fn check_mount_point(&self) -> Result<()> {
         let root = &self.g.binfmt_misc;
-        if root.as_path() == std::path::Path::new(crate::kernel::DEFAULT_ROOT) {
+        if root.as_path() == std::path::Path::new(crate::binfmt::kernel::DEFAULT_ROOT) {
             return Ok(());
         }
         let refuse = |what: String| -> Result<()> {
@@ -1556,7 +1558,7 @@ fn flags_from(opts: &InstallOpts) -> Result<Flags> {
 
 fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
     if markdown {
-        write!(out, "{}", crate::arch::render_markdown(ctx.table))?;
+        write!(out, "{}", crate::binfmt::arch::render_markdown(ctx.table))?;
         return Ok(());
     }
     if ctx.g.json {
@@ -1737,7 +1739,10 @@ mod tests {
         assert_eq!(opts.flag_opts.flags.as_deref(), Some("F"));
         assert!(opts.flag_opts.credentials);
         let (g, _) = settings_of(&parse(&["status"]).unwrap()).unwrap();
-        assert_eq!(g.binfmt_misc, PathBuf::from(crate::kernel::DEFAULT_ROOT));
+        assert_eq!(
+            g.binfmt_misc,
+            PathBuf::from(crate::binfmt::kernel::DEFAULT_ROOT)
+        );
         assert_eq!(g.config, PathBuf::from(crate::config::DEFAULT_PATH));
         let c = parse(&["disable", "arm64,qemu-riscv64", "--dry-run"]).unwrap();
         assert!(
@@ -1855,7 +1860,7 @@ mod tests {
     fn exit_codes_by_cause() {
         assert_eq!(exit_code(&anyhow::Error::new(BadInput("x".into()))), 2);
         assert_eq!(exit_code(&anyhow::Error::new(Unsupported("x".into()))), 3);
-        let k = crate::kernel::KernelError::Mount {
+        let k = crate::binfmt::kernel::KernelError::Mount {
             root: "/x".into(),
             errno: rustix::io::Errno::PERM,
         };
@@ -1863,7 +1868,7 @@ mod tests {
             exit_code(&anyhow::Error::new(k).context("while installing")),
             3
         );
-        let k = crate::kernel::KernelError::Register {
+        let k = crate::binfmt::kernel::KernelError::Register {
             name: "q".into(),
             errno: rustix::io::Errno::INVAL,
         };
@@ -1880,13 +1885,14 @@ mod tests {
         let e = anyhow::Error::new(cfg).context("apply");
         assert_eq!(exit_code(&e), 2);
         assert!(render_error(&e).contains("/etc/x.toml does not exist"));
-        let e = anyhow::Error::new(crate::cross::CrossError::Format("zsh".into()));
+        let e = anyhow::Error::new(crate::emulation::cross::CrossError::Format("zsh".into()));
         assert_eq!(exit_code(&e), 2);
         let reg = Table::builtin()
             .get("aarch64")
             .unwrap()
             .registration("relative/qemu", Flags::DEFAULT);
-        let e = anyhow::Error::new(crate::interop::to_binfmt_d(&reg, "aarch64").unwrap_err());
+        let e =
+            anyhow::Error::new(crate::binfmt::interop::to_binfmt_d(&reg, "aarch64").unwrap_err());
         assert_eq!(exit_code(&e), 2);
         assert_eq!(
             e.chain().count(),
@@ -1897,12 +1903,12 @@ mod tests {
 
     #[test]
     fn each_cause_is_said_once() {
-        let k = crate::kernel::KernelError::Register {
+        let k = crate::binfmt::kernel::KernelError::Register {
             name: "qemu-riscv64".into(),
             errno: rustix::io::Errno::IO,
         };
-        let e = anyhow::Error::new(crate::plan::ApplyError {
-            failure: Box::new(crate::plan::ApplyFailure::Kernel(k)),
+        let e = anyhow::Error::new(crate::binfmt::plan::ApplyError {
+            failure: Box::new(crate::binfmt::plan::ApplyFailure::Kernel(k)),
             rolled_back: vec!["qemu-aarch64".into()],
             rollback_errors: vec![],
         })
@@ -1923,8 +1929,12 @@ mod tests {
 
     #[test]
     fn error_object() {
-        let e = anyhow::Error::new(crate::arch::Table::builtin().resolve("zzz").unwrap_err())
-            .context("install");
+        let e = anyhow::Error::new(
+            crate::binfmt::arch::Table::builtin()
+                .resolve("zzz")
+                .unwrap_err(),
+        )
+        .context("install");
         let v = error_json(&e, b"{\"results\": []}\n");
         assert_eq!(v["error"]["kind"], "bad-input");
         assert_eq!(v["error"]["exit_code"], 2);
@@ -1940,7 +1950,7 @@ mod tests {
     #[test]
     fn error_chain_is_rendered_without_repeats() {
         let io = std::io::Error::other("invalid gzip header");
-        let e = anyhow::Error::new(crate::scan::ScanError::Archive {
+        let e = anyhow::Error::new(crate::inspection::scan::ScanError::Archive {
             path: "x.tar.gz".into(),
             source: io,
         })

@@ -5,8 +5,8 @@
 //! The file handling is in `crate::nix`.
 
 use super::*;
+use crate::inspection::selftest;
 use crate::nix::{self as nixcfg, NixError, Paths, Record, View};
-use crate::selftest;
 
 #[derive(Debug, Subcommand)]
 pub enum NixCommand {
@@ -336,8 +336,9 @@ impl<'c, 'g> Prober<'c, 'g> {
             h.detail = "runs natively".into();
             return h;
         }
-        let header = crate::probe::representative_header(a);
-        let Some(k) = crate::inspect::kernel_choice(&self.entries, self.enabled, &header, "/x")
+        let header = crate::inspection::probe::representative_header(a);
+        let Some(k) =
+            crate::inspection::inspect::kernel_choice(&self.entries, self.enabled, &header, "/x")
         else {
             h.detail = format!("no handler: `binfmtctl install {} --nix`", a.name);
             return h;
@@ -346,7 +347,7 @@ impl<'c, 'g> Prober<'c, 'g> {
         h.entry = Some(r.name.clone());
         h.interpreter = Some(r.interpreter.clone());
         h.flags = Some(r.flags.to_string());
-        if crate::probe::build(a).is_none() {
+        if crate::inspection::probe::build(a).is_none() {
             h.state = "unverified";
             h.detail = "registered, but binfmtctl has no probe to prove it works".into();
             return h;
@@ -445,8 +446,10 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
         if a.nix.is_empty() || ctx.is_native(&a.name).is_some() {
             continue;
         }
-        let header = crate::probe::representative_header(a);
-        if crate::inspect::kernel_choice(&prober.entries, prober.enabled, &header, "/x").is_some() {
+        let header = crate::inspection::probe::representative_header(a);
+        if crate::inspection::inspect::kernel_choice(&prober.entries, prober.enabled, &header, "/x")
+            .is_some()
+        {
             for s in &a.nix {
                 if !systems.iter().any(|(x, _)| x == s) {
                     systems.push((s.clone(), "handler"));
@@ -646,8 +649,10 @@ pub(super) fn machines(
         if a.nix.is_empty() || ctx.is_native(&a.name).is_some() {
             continue;
         }
-        let header = crate::probe::representative_header(a);
-        if crate::inspect::kernel_choice(&prober.entries, prober.enabled, &header, "/x").is_none() {
+        let header = crate::inspection::probe::representative_header(a);
+        if crate::inspection::inspect::kernel_choice(&prober.entries, prober.enabled, &header, "/x")
+            .is_none()
+        {
             continue;
         }
         let h = prober.handler(a);

@@ -329,7 +329,7 @@ fn fetch(
 }
 
 /// Registered entries (empty when binfmt_misc is not mounted).
-fn entries(ctx: &Ctx) -> Vec<crate::kernel::KernelEntry> {
+fn entries(ctx: &Ctx) -> Vec<crate::binfmt::kernel::KernelEntry> {
     if ctx.fs.is_mounted() {
         ctx.fs.list().unwrap_or_default()
     } else {
@@ -337,7 +337,7 @@ fn entries(ctx: &Ctx) -> Vec<crate::kernel::KernelEntry> {
     }
 }
 
-fn users_of(s: &Stored, entries: &[crate::kernel::KernelEntry]) -> Vec<String> {
+fn users_of(s: &Stored, entries: &[crate::binfmt::kernel::KernelEntry]) -> Vec<String> {
     entries
         .iter()
         .filter(|k| store::uses(s, &k.entry.registration.interpreter))
@@ -441,7 +441,7 @@ fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
     let s = store.resolve(spec).map_err(|e| qemu_err(e.into()))?;
     ctx.mount_to_read()?;
     let entries = entries(ctx);
-    let ours: Vec<(&Arch, &crate::kernel::KernelEntry)> = entries
+    let ours: Vec<(&Arch, &crate::binfmt::kernel::KernelEntry)> = entries
         .iter()
         .filter_map(|k| {
             let name = &k.entry.registration.name;

@@ -2,7 +2,7 @@
 //! export, import, status, interpreters.
 
 use super::*;
-use crate::registration::display_name;
+use crate::binfmt::registration::display_name;
 
 /// The validated registrations for a request (natives skipped or refused, interpreters found
 /// and checked, native-capture guard, kernel grammar), with the report rows so far. Shared by
@@ -355,20 +355,20 @@ pub(super) fn export(
             .map(|d| {
                 Ok((
                     format!("{}.conf", d.registration.name),
-                    crate::interop::to_binfmt_d(&d.registration, &d.arch)?,
+                    crate::binfmt::interop::to_binfmt_d(&d.registration, &d.arch)?,
                 ))
             })
-            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
+            .collect::<std::result::Result<_, crate::binfmt::interop::ExportError>>(),
         "update-binfmts" => p
             .desired
             .iter()
             .map(|d| {
                 Ok((
                     d.registration.name.clone(),
-                    crate::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
+                    crate::binfmt::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
                 ))
             })
-            .collect::<std::result::Result<_, crate::interop::ExportError>>(),
+            .collect::<std::result::Result<_, crate::binfmt::interop::ExportError>>(),
         "json" => {
             let v: Vec<serde_json::Value> = p
                 .desired
@@ -471,14 +471,15 @@ pub(super) fn import(
     let mut imported = Vec::new();
     for p in paths {
         let files = if p.is_dir() {
-            crate::interop::conf_files(p).with_context(|| format!("reading {}", p.display()))?
+            crate::binfmt::interop::conf_files(p)
+                .with_context(|| format!("reading {}", p.display()))?
         } else {
             vec![p.clone()]
         };
         for f in files {
             // A regular file of at most 1 MiB (a FIFO or /dev/zero is refused, not read).
             let text = crate::input::read_text(&f, crate::input::MAX_TEXT)?;
-            imported.extend(crate::interop::parse_binfmt_d(&f, &text)?);
+            imported.extend(crate::binfmt::interop::parse_binfmt_d(&f, &text)?);
         }
     }
     if !register {
@@ -562,7 +563,7 @@ pub(super) fn import(
 /// the resolved interpreter path, or every refusal with its file and line.
 fn check_imported(
     ctx: &Ctx,
-    imported: &[crate::interop::Imported],
+    imported: &[crate::binfmt::interop::Imported],
     opts: ImportOpts,
 ) -> std::result::Result<Vec<Desired>, Vec<String>> {
     let mut refused = Vec::new();
@@ -785,7 +786,7 @@ pub(super) fn is_managed(name: &[u8]) -> bool {
 pub(super) fn select_for_uninstall(
     table: &Table,
     targets: &[std::ffi::OsString],
-    current: &[crate::kernel::KernelEntry],
+    current: &[crate::binfmt::kernel::KernelEntry],
 ) -> std::result::Result<(Vec<Vec<u8>>, Vec<Row>), String> {
     use std::os::unix::ffi::OsStrExt;
     let mut wanted: Vec<Vec<u8>> = Vec::new();
@@ -1136,8 +1137,8 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::kernel::KernelEntry;
-    use crate::registration::Registration;
+    use crate::binfmt::kernel::KernelEntry;
+    use crate::binfmt::registration::Registration;
     use std::ffi::OsString;
     use std::os::unix::ffi::OsStringExt;
 

@@ -13,13 +13,13 @@ pub(super) fn kernel_view(ctx: &Ctx) -> Result<(Vec<KernelEntry>, bool)> {
 }
 
 pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
-    use crate::inspect::{path_exists, report};
+    use crate::inspection::inspect::{path_exists, report};
     use std::os::unix::fs::FileExt;
     let (entries, enabled) = kernel_view(ctx)?;
     let mut results = Vec::new();
     let mut failed = 0;
     for path in files {
-        let one = || -> std::result::Result<crate::inspect::Report, String> {
+        let one = || -> std::result::Result<crate::inspection::inspect::Report, String> {
             // A regular file only: a FIFO or device would block or never end.
             let file = crate::input::open_regular(path).map_err(|e| match e {
                 crate::input::InputError::Missing { .. } => "cannot open: no such file".into(),
@@ -29,13 +29,13 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
                 }
                 other => other.to_string(),
             })?;
-            let mut header = vec![0u8; crate::registration::BINPRM_BUF_SIZE];
+            let mut header = vec![0u8; crate::binfmt::registration::BINPRM_BUF_SIZE];
             let n = file
                 .read_at(&mut header, 0)
                 .map_err(|e| format!("cannot read: {e}"))?;
             header.truncate(n);
-            let facts = crate::elf::inspect_file(&file).map_err(|e| match e {
-                crate::elf::ElfError::NotElf => {
+            let facts = crate::inspection::elf::inspect_file(&file).map_err(|e| match e {
+                crate::inspection::elf::ElfError::NotElf => {
                     let start: String = String::from_utf8_lossy(&header[..n.min(16)])
                         .chars()
                         .map(|c| if c.is_control() { '.' } else { c })
@@ -44,7 +44,7 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
                 }
                 other => other.to_string(),
             })?;
-            let machine = crate::inspect::Machine {
+            let machine = crate::inspection::inspect::Machine {
                 table: ctx.table,
                 native: &ctx.native,
                 entries: &entries,
@@ -144,18 +144,18 @@ pub(super) fn scan(
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let started = std::time::Instant::now();
     // Unreadable or malformed input, a corrupt archive included: exit 2 (ScanError says so).
-    let s = crate::scan::scan(ctx.table, path, threads)?;
+    let s = crate::inspection::scan::scan(ctx.table, path, threads)?;
     let elapsed = started.elapsed();
     let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's
     // header, which is what such executables look like to binfmt_misc.
     let handler_of = |arch: &str| {
         let a = ctx.table.get(arch)?;
-        let header = crate::probe::representative_header(a);
-        crate::inspect::kernel_choice(&entries, enabled, &header, "/x")
+        let header = crate::inspection::probe::representative_header(a);
+        crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x")
             .map(|k| k.entry.registration.name.clone())
     };
-    let (counts, unknown) = crate::scan::summarize(&s, ctx.table, &native, &handler_of);
+    let (counts, unknown) = crate::inspection::scan::summarize(&s, ctx.table, &native, &handler_of);
     if ctx.g.json {
         let mut v = json!({
             "path": path,
@@ -245,7 +245,7 @@ pub(super) fn scan(
 }
 
 pub(super) fn selftest(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
-    use crate::selftest::{ArchResult, Env, Status, Workdir, test_arch};
+    use crate::inspection::selftest::{ArchResult, Env, Status, Workdir, test_arch};
     let (entries, enabled) = kernel_view(ctx)?;
     let targets: Vec<(&Arch, bool)> = if names.is_empty() {
         let mut v: Vec<(&Arch, bool)> = Vec::new();

@@ -13,6 +13,7 @@
 
 pub mod archive;
 pub mod deb;
+pub mod interpreter;
 pub mod store;
 pub mod verify;
 
@@ -20,8 +21,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
-use crate::arch::Table;
-use crate::interpreter::{self, Requirements};
+use self::interpreter::Requirements;
+use crate::binfmt::arch::Table;
 use archive::{
     Archive, ArchiveError, PackageInfo, Release, compare_versions, hex, version_matches,
 };

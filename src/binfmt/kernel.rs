@@ -27,7 +27,7 @@ use std::path::{Path, PathBuf};
 use rustix::io::Errno;
 use tracing::debug;
 
-use crate::registration::{
+use crate::binfmt::registration::{
     Entry, EntryParseError, Registration, display_name, parse_entry, render_entry,
 };
 
@@ -87,7 +87,7 @@ pub enum KernelError {
     #[error("the record for {name} is invalid: {source}")]
     Invalid {
         name: String,
-        source: crate::registration::RecordError,
+        source: crate::binfmt::registration::RecordError,
     },
 }
 
@@ -295,7 +295,7 @@ fn pause_after(name: &str) {
     {
         eprintln!("binfmtctl: failpoint: paused after writing {name}");
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while crate::plan::pending_signal().is_none() && std::time::Instant::now() < until {
+        while crate::binfmt::plan::pending_signal().is_none() && std::time::Instant::now() < until {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
@@ -670,12 +670,12 @@ mod tests {
 
     #[test]
     fn fake_mimics_kernel_rules() {
-        let reg = crate::arch::Table::builtin()
+        let reg = crate::binfmt::arch::Table::builtin()
             .get("aarch64")
             .unwrap()
             .registration(
                 "/usr/bin/qemu-aarch64-static",
-                crate::registration::Flags::DEFAULT,
+                crate::binfmt::registration::Flags::DEFAULT,
             );
         let fake = RecordingBinfmt::mounted_with(&[]);
         fake.register(&reg).unwrap();

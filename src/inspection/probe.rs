@@ -9,8 +9,8 @@
 //!
 //! Pure: builds bytes; the caller writes them to a file.
 
-use crate::arch::{Arch, Endian};
-use crate::probe_code::PROBES;
+use crate::binfmt::arch::{Arch, Endian};
+use crate::inspection::probe_code::PROBES;
 
 /// Where the single PT_LOAD segment is mapped (above any mmap_min_addr, 64 KiB aligned).
 const BASE: u64 = 0x40_0000;
@@ -191,7 +191,7 @@ pub fn reported_machine(stdout: &[u8]) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Table;
+    use crate::binfmt::arch::Table;
 
     /// Every probe is a well-formed static executable that our own table (and so the kernel)
     /// recognises as its arch.
@@ -203,7 +203,8 @@ mod tests {
                 .get(name)
                 .unwrap_or_else(|| panic!("{name} is in the table"));
             let elf = build(arch).unwrap();
-            let facts = crate::elf::inspect(&elf).unwrap_or_else(|e| panic!("{name}: {e}"));
+            let facts =
+                crate::inspection::elf::inspect(&elf).unwrap_or_else(|e| panic!("{name}: {e}"));
             assert_eq!(
                 (facts.class, facts.endian, facts.machine),
                 (arch.class, arch.endian, arch.machine),

@@ -11,7 +11,7 @@ use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_INTERP, ProgramHeader};
 use serde::Serialize;
 
-use crate::arch::Endian;
+use crate::binfmt::arch::Endian;
 
 /// How many bytes we read first; the ELF header and, for every real binary, the program
 /// headers fit in them.
@@ -447,9 +447,9 @@ mod tests {
     /// panic; and once the program headers are in, the same answer as for the whole file.
     #[test]
     fn truncated_headers() {
-        let t = crate::arch::Table::builtin();
-        for name in crate::probe::available() {
-            let full = crate::probe::build(t.get(name).unwrap()).unwrap();
+        let t = crate::binfmt::arch::Table::builtin();
+        for name in crate::inspection::probe::available() {
+            let full = crate::inspection::probe::build(t.get(name).unwrap()).unwrap();
             let want = inspect(&full).unwrap();
             for n in 0..full.len() {
                 match inspect(&full[..n]) {
@@ -474,8 +474,8 @@ mod tests {
 
         #[test]
         fn never_panics_on_mutated_real_headers(flips in prop::collection::vec((0usize..200, any::<u8>()), 1..12)) {
-            let t = crate::arch::Table::builtin();
-            let mut b = crate::probe::build(t.get("aarch64").unwrap()).unwrap();
+            let t = crate::binfmt::arch::Table::builtin();
+            let mut b = crate::inspection::probe::build(t.get("aarch64").unwrap()).unwrap();
             for (i, v) in flips {
                 if i < b.len() {
                     b[i] = v;

@@ -17,7 +17,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
-use crate::arch::{Endian, Table};
+use crate::binfmt::arch::{Endian, Table};
 
 /// Bytes read per file: every field the table's patterns and the fallback look at (e_flags of
 /// ELF64 ends at byte 52).
@@ -86,7 +86,7 @@ pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> 
             }
         })
         .unwrap_or(0);
-    let facts = crate::elf::ElfFacts {
+    let facts = crate::inspection::elf::ElfFacts {
         class,
         endian,
         machine,
@@ -96,7 +96,7 @@ pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> 
         interp: None,
         build_id: None,
     };
-    let arch = crate::inspect::arch_of(table, header, &facts).map(|a| a.name.clone());
+    let arch = crate::inspection::inspect::arch_of(table, header, &facts).map(|a| a.name.clone());
     Some(FileArch {
         path,
         arch,
@@ -613,17 +613,17 @@ mod tests {
         std::fs::create_dir_all(p.join("usr/bin")).unwrap();
         std::fs::write(
             p.join("usr/bin/a"),
-            crate::probe::build(t.get("aarch64").unwrap()).unwrap(),
+            crate::inspection::probe::build(t.get("aarch64").unwrap()).unwrap(),
         )
         .unwrap();
         std::fs::write(
             p.join("usr/bin/b"),
-            crate::probe::build(t.get("aarch64").unwrap()).unwrap(),
+            crate::inspection::probe::build(t.get("aarch64").unwrap()).unwrap(),
         )
         .unwrap();
         std::fs::write(
             p.join("usr/bin/r"),
-            crate::probe::build(t.get("riscv64").unwrap()).unwrap(),
+            crate::inspection::probe::build(t.get("riscv64").unwrap()).unwrap(),
         )
         .unwrap();
         std::fs::write(p.join("usr/bin/script"), "#!/bin/sh\n").unwrap();
@@ -811,7 +811,7 @@ mod tests {
         assert!(classify(t, "x".into(), b"\x7fELF").is_none(), "too short");
         assert!(classify(t, "x".into(), b"#!/bin/sh").is_none());
         // A relocatable object (kernel module) is still counted under its arch.
-        let mut rel = crate::probe::build(t.get("s390x").unwrap()).unwrap();
+        let mut rel = crate::inspection::probe::build(t.get("s390x").unwrap()).unwrap();
         rel[17] = 1; // ET_REL, big-endian
         let f = classify(t, "m.ko".into(), &rel[..64]).unwrap();
         assert_eq!((f.arch.as_deref(), f.runnable), (Some("s390x"), false));

@@ -10,10 +10,10 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::registration::{Flags, Matcher, Registration, unescape_hex};
+use crate::binfmt::registration::{Flags, Matcher, Registration, unescape_hex};
 
 /// The table's text, embedded so the binary needs no data files at run time.
-pub const TABLE_SOURCE: &str = include_str!("../registrations/arches.toml");
+pub const TABLE_SOURCE: &str = include_str!("../../registrations/arches.toml");
 /// Where the table came from, for error messages.
 pub const TABLE_PATH: &str = "registrations/arches.toml";
 /// binfmt_misc entry names we own start with this, the convention shared by Debian, QEMU's
@@ -289,18 +289,18 @@ impl Table {
                 arch: r.name.clone(),
                 reason,
             };
-            let magic = unescape_hex(crate::registration::Field::Magic, &r.magic, 1)
+            let magic = unescape_hex(crate::binfmt::registration::Field::Magic, &r.magic, 1)
                 .map_err(|e| invalid(e.to_string()))?;
-            let mask = unescape_hex(crate::registration::Field::Mask, &r.mask, 1)
+            let mask = unescape_hex(crate::binfmt::registration::Field::Mask, &r.mask, 1)
                 .map_err(|e| invalid(e.to_string()))?;
             let mut also = Vec::new();
             for p in &r.also {
                 also.push(Pattern {
                     entry: p.entry.clone(),
                     machine: p.machine,
-                    magic: unescape_hex(crate::registration::Field::Magic, &p.magic, 1)
+                    magic: unescape_hex(crate::binfmt::registration::Field::Magic, &p.magic, 1)
                         .map_err(|e| invalid(format!("{}: {e}", p.entry)))?,
-                    mask: unescape_hex(crate::registration::Field::Mask, &p.mask, 1)
+                    mask: unescape_hex(crate::binfmt::registration::Field::Mask, &p.mask, 1)
                         .map_err(|e| invalid(format!("{}: {e}", p.entry)))?,
                     note: p.note.clone(),
                 });
@@ -560,7 +560,7 @@ fn check_arch(a: &Arch) -> Result<(), String> {
             a.magic.len()
         ));
     }
-    if a.magic.len() > crate::registration::BINPRM_BUF_SIZE {
+    if a.magic.len() > crate::binfmt::registration::BINPRM_BUF_SIZE {
         return Err("pattern is longer than the 256 bytes the kernel reads".into());
     }
     if let Some(i) = (0..a.magic.len()).find(|&i| a.magic[i] & !a.mask[i] != 0) {
@@ -918,7 +918,7 @@ mask = '\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff
     #[test]
     fn docs_arch_table_is_current() {
         let want = render_markdown(Table::builtin());
-        let have = include_str!("../docs/arch-table.md");
+        let have = include_str!("../../docs/arch-table.md");
         assert!(
             have == want,
             "docs/arch-table.md is stale: run `binfmtctl arches --markdown > docs/arch-table.md`"

@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
-use crate::arch::{Arch, Table};
+use crate::binfmt::arch::{Arch, Table};
 
 /// Binaries that tell a rootfs's arch, in order of preference.
 const PROBE_BINARIES: &[&str] = &[
@@ -207,8 +207,8 @@ pub fn unpack_cached(
         file: file.clone(),
         hasher: hashed.clone(),
     };
-    let reader = crate::scan::archive_reader(raw, tarball).map_err(|e| match e {
-        crate::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
+    let reader = crate::inspection::scan::archive_reader(raw, tarball).map_err(|e| match e {
+        crate::inspection::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
             path: tarball.to_owned(),
         },
         other => RootfsError::Unpack {
@@ -690,7 +690,7 @@ mod tests {
         fs::create_dir_all(d.path().join("etc")).unwrap();
         fs::write(
             d.path().join("usr/bin/dash"),
-            crate::probe::build(t.get("riscv64").unwrap()).unwrap(),
+            crate::inspection::probe::build(t.get("riscv64").unwrap()).unwrap(),
         )
         .unwrap();
         // Absolute symlinks resolve inside the root, not on the host (where /usr/bin/dash is x86_64).

@@ -25,9 +25,9 @@ use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
-use crate::arch::Arch;
-use crate::kernel::KernelEntry;
-use crate::probe;
+use crate::binfmt::arch::Arch;
+use crate::binfmt::kernel::KernelEntry;
+use crate::inspection::probe;
 
 /// How long one probe run may take (QEMU starts in milliseconds; this only catches hangs).
 const RUN_TIMEOUT: Duration = Duration::from_secs(20);
@@ -288,7 +288,12 @@ pub fn test_arch(arch: &Arch, native: bool, explicit: bool, env: &Env) -> ArchRe
         }
     };
     let exec_path = path.to_string_lossy().into_owned();
-    let choice = crate::inspect::kernel_choice(env.entries, env.binfmt_enabled, &bytes, &exec_path);
+    let choice = crate::inspection::inspect::kernel_choice(
+        env.entries,
+        env.binfmt_enabled,
+        &bytes,
+        &exec_path,
+    );
     let mut checks = Vec::new();
 
     if native {

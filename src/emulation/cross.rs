@@ -8,7 +8,7 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::arch::Arch;
+use crate::binfmt::arch::Arch;
 
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -204,7 +204,7 @@ pub fn render(vars: &[(String, String)], format: &str) -> Result<String, CrossEr
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Table;
+    use crate::binfmt::arch::Table;
 
     #[test]
     fn triples_from_the_table() {

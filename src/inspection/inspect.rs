@@ -13,11 +13,11 @@ use std::path::Path;
 
 use serde::Serialize;
 
-use crate::arch::Table;
-use crate::elf::{self, ElfFacts};
+use crate::binfmt::arch::Table;
+use crate::binfmt::kernel::KernelEntry;
+use crate::binfmt::registration::{BINPRM_BUF_SIZE, Matcher};
 use crate::host::NativeArch;
-use crate::kernel::KernelEntry;
-use crate::registration::{BINPRM_BUF_SIZE, Matcher};
+use crate::inspection::elf::{self, ElfFacts};
 
 /// The entry the kernel will hand this file to, if any.
 pub fn kernel_choice<'e>(
@@ -110,7 +110,11 @@ pub struct Report {
 
 /// The arch of a header by our table; for files the registration patterns ignore on purpose
 /// (relocatable objects, cores), by class, byte order and machine alone.
-pub fn arch_of<'t>(table: &'t Table, header: &[u8], f: &ElfFacts) -> Option<&'t crate::arch::Arch> {
+pub fn arch_of<'t>(
+    table: &'t Table,
+    header: &[u8],
+    f: &ElfFacts,
+) -> Option<&'t crate::binfmt::arch::Arch> {
     table.arch_of_header(header).or_else(|| {
         let candidates: Vec<_> = table
             .arches
@@ -123,7 +127,7 @@ pub fn arch_of<'t>(table: &'t Table, header: &[u8], f: &ElfFacts) -> Option<&'t 
             many if f.machine == 8 => {
                 let n32 = f.e_flags & 0x20 != 0;
                 many.iter()
-                    .find(|a| (a.abi == Some(crate::arch::MipsAbi::N32)) == n32)
+                    .find(|a| (a.abi == Some(crate::binfmt::arch::MipsAbi::N32)) == n32)
                     .copied()
             }
             _ => None,
@@ -197,7 +201,7 @@ pub fn report(m: &Machine, exec_path: &str, header: &[u8], f: &ElfFacts) -> Repo
     }
     Report {
         class: f.class,
-        endian: if f.endian == crate::arch::Endian::Little {
+        endian: if f.endian == crate::binfmt::arch::Endian::Little {
             "little"
         } else {
             "big"
@@ -227,7 +231,7 @@ pub fn path_exists(p: &str) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::registration::{Entry, Flags, Registration};
+    use crate::binfmt::registration::{Entry, Flags, Registration};
 
     fn entry(name: &str, matcher: Matcher, enabled: bool, age: u64) -> KernelEntry {
         KernelEntry {
@@ -251,7 +255,7 @@ mod tests {
 
     fn header() -> Vec<u8> {
         let t = Table::builtin();
-        crate::probe::build(t.get("aarch64").unwrap()).unwrap()
+        crate::inspection::probe::build(t.get("aarch64").unwrap()).unwrap()
     }
 
     #[test]
@@ -342,7 +346,7 @@ mod tests {
             r.warnings
         );
         // Our own x86_64 probe on an x86_64 host: native; captured when an entry matches it.
-        let x = crate::probe::build(t.get("x86_64").unwrap()).unwrap();
+        let x = crate::inspection::probe::build(t.get("x86_64").unwrap()).unwrap();
         let fx = elf::inspect(&x).unwrap();
         assert_eq!(report(&m(&es), "/p", &x, &fx).verdict, Verdict::Native);
         let cap = [entry(

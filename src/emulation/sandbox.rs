@@ -49,8 +49,8 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use rustix::mount::{MountFlags, MountPropagationFlags};
 use serde::{Deserialize, Serialize};
 
-use crate::kernel::{BinfmtFs, DEFAULT_ROOT, ProcBinfmt};
-use crate::registration::Registration;
+use crate::binfmt::kernel::{BinfmtFs, DEFAULT_ROOT, ProcBinfmt};
+use crate::binfmt::registration::Registration;
 
 /// Exit status when the command cannot be found in the rootfs (as a shell reports it).
 pub const EXIT_NOT_FOUND: i32 = 127;

@@ -9,10 +9,10 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use goblin::elf::header::{ET_DYN, ET_EXEC};
 use serde::Serialize;
 
-use crate::arch::{Arch, Endian};
+use crate::binfmt::arch::{Arch, Endian};
 
-use crate::kernel::{BinfmtFs, KernelEntry, KernelError};
-use crate::registration::{Entry, Registration, display_name};
+use crate::binfmt::kernel::{BinfmtFs, KernelEntry, KernelError};
+use crate::binfmt::registration::{Entry, Registration, display_name};
 
 /// What to do about one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -245,7 +245,8 @@ impl NativeGuard {
         for a in native {
             for (e_type, kind) in [(ET_EXEC, "ET_EXEC"), (ET_DYN, "ET_DYN")] {
                 for abi in NATIVE_OS_ABIS {
-                    let mut h = crate::probe::elf_exec(a.class, a.endian, a.machine, 0, &[]);
+                    let mut h =
+                        crate::inspection::probe::elf_exec(a.class, a.endian, a.machine, 0, &[]);
                     h[7] = abi;
                     let t = match a.endian {
                         Endian::Little => e_type.to_le_bytes(),
@@ -551,9 +552,9 @@ fn verify(fs: &dyn BinfmtFs, plan: &Plan) -> Result<(), ApplyFailure> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Table;
-    use crate::kernel::{Call, RecordingBinfmt};
-    use crate::registration::{Flags, Matcher};
+    use crate::binfmt::arch::Table;
+    use crate::binfmt::kernel::{Call, RecordingBinfmt};
+    use crate::binfmt::registration::{Flags, Matcher};
     use rustix::io::Errno;
 
     fn desired(arch: &str) -> Desired {
@@ -933,7 +934,7 @@ mod tests {
             fn remove_named(&self, n: &[u8]) -> Result<(), KernelError> {
                 self.0.remove_named(n)
             }
-            fn lock(&self) -> Result<crate::kernel::LockGuard, KernelError> {
+            fn lock(&self) -> Result<crate::binfmt::kernel::LockGuard, KernelError> {
                 self.0.lock()
             }
         }

@@ -22,8 +22,8 @@ use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
-use crate::arch::{Arch, Endian};
-use crate::elf::{self, ElfFacts};
+use crate::binfmt::arch::{Arch, Endian};
+use crate::inspection::elf::{self, ElfFacts};
 
 /// Default search path, in order.
 pub const DEFAULT_SEARCH: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexec/qemu"];
@@ -403,7 +403,7 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         .and_then(|file| {
             use std::os::unix::fs::FileExt;
             // The bytes binfmt_misc matches on, kept for the native-capture guard.
-            let mut head = vec![0u8; crate::registration::BINPRM_BUF_SIZE];
+            let mut head = vec![0u8; crate::binfmt::registration::BINPRM_BUF_SIZE];
             let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
             head.truncate(n);
             f.header = head;
@@ -851,7 +851,7 @@ mod tests {
 
     #[test]
     fn facts_of_a_world_writable_file_in_tempdir() {
-        let t = crate::arch::Table::builtin();
+        let t = crate::binfmt::arch::Table::builtin();
         let dir = tempfile::tempdir().unwrap();
         let p = dir.path().join("qemu-aarch64-static");
         fs::write(&p, b"#!/bin/sh\n").unwrap();
@@ -872,7 +872,7 @@ mod tests {
     #[test]
     fn symlink_owned_by_a_user_is_refused_and_resolved() {
         use rustix::fs::{AtFlags, CWD, Gid, Uid, chownat};
-        let t = crate::arch::Table::builtin();
+        let t = crate::binfmt::arch::Table::builtin();
         let target = Path::new("/usr/bin/qemu-aarch64-static");
         assert!(
             target.exists(),

@@ -6,14 +6,14 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::registration::{Matcher, Registration, escape_hex};
+use crate::binfmt::registration::{Matcher, Registration, escape_hex};
 
 /// A registration that cannot be written out: the kernel would refuse its record.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{name}: {source}")]
 pub struct ExportError {
     pub name: String,
-    pub source: crate::registration::RecordError,
+    pub source: crate::binfmt::registration::RecordError,
 }
 
 impl crate::error::Classify for ExportError {
@@ -22,7 +22,9 @@ impl crate::error::Classify for ExportError {
     }
 }
 
-fn export_err(reg: &Registration) -> impl Fn(crate::registration::RecordError) -> ExportError + '_ {
+fn export_err(
+    reg: &Registration,
+) -> impl Fn(crate::binfmt::registration::RecordError) -> ExportError + '_ {
     |source| ExportError {
         name: reg.name.clone(),
         source,
@@ -130,8 +132,8 @@ pub fn conf_files(dir: &Path) -> std::io::Result<Vec<PathBuf>> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::arch::Table;
-    use crate::registration::Flags;
+    use crate::binfmt::arch::Table;
+    use crate::binfmt::registration::Flags;
 
     fn reg() -> Registration {
         Table::builtin()

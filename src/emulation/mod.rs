@@ -1,0 +1,6 @@
+//! Running foreign code: the sandbox (namespaces, mounts, chroot), rootfs sources and
+//! the cross-compilation environment.
+
+pub mod cross;
+pub mod rootfs;
+pub mod sandbox;
