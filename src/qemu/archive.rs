@@ -220,12 +220,79 @@ pub struct Release {
     pub signer: String,
 }
 
+/// Seconds since the Unix epoch of an RFC 2822 date as Debian's Release files write it
+/// (`Sat, 29 Nov 2025 08:21:03 UTC`; the weekday is optional, the zone UTC, GMT or +0000).
+pub fn parse_release_date(s: &str) -> Option<i64> {
+    let s = s.trim();
+    let s = s.split_once(", ").map_or(s, |(_, rest)| rest);
+    let w: Vec<&str> = s.split_whitespace().collect();
+    let [day, mon, year, time, zone] = w[..] else {
+        return None;
+    };
+    if !matches!(zone, "UTC" | "GMT" | "+0000" | "Z") {
+        return None;
+    }
+    const MONTHS: [&str; 12] = [
+        "Jan", "Feb", "Mar", "Apr", "May", "Jun", "Jul", "Aug", "Sep", "Oct", "Nov", "Dec",
+    ];
+    let m = i64::try_from(MONTHS.iter().position(|x| *x == mon)? + 1).ok()?;
+    let d: i64 = day.parse().ok()?;
+    let y: i64 = year.parse().ok()?;
+    let t: Vec<i64> = time
+        .split(':')
+        .map(str::parse)
+        .collect::<Result<_, _>>()
+        .ok()?;
+    let [hh, mm, ss] = t[..] else { return None };
+    if !(1..=31).contains(&d)
+        || !(0..24).contains(&hh)
+        || !(0..60).contains(&mm)
+        || !(0..61).contains(&ss)
+    {
+        return None;
+    }
+    // Days from the civil date (Howard Hinnant's algorithm).
+    let (y, m) = if m <= 2 { (y - 1, m + 9) } else { (y, m - 3) };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let doy = (153 * m + 2) / 5 + d - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    let days = era * 146_097 + doe - 719_468;
+    Some(days * 86_400 + hh * 3600 + mm * 60 + ss)
+}
+
 impl Release {
     /// Parses the *signed* text; checks that it describes `requested` (by Suite or Codename),
-    /// so a validly signed InRelease of another suite cannot be replayed.
-    pub fn parse(requested: &str, signed: &str, signer: &str) -> Result<Release, ArchiveError> {
+    /// so a validly signed InRelease of another suite cannot be replayed, and that it has not
+    /// expired (`Valid-Until`, which Debian sets on suites that change often), so an old signed
+    /// InRelease that still lists a vulnerable QEMU cannot be replayed either. `now` is seconds
+    /// since the epoch.
+    pub fn parse(
+        requested: &str,
+        signed: &str,
+        signer: &str,
+        now: i64,
+    ) -> Result<Release, ArchiveError> {
         let head = signed.split("\n\n").next().unwrap_or("");
         let f = parse_stanza(head);
+        if let Some(v) = f.get("valid-until") {
+            let Some(until) = parse_release_date(v) else {
+                return Err(ArchiveError::Release {
+                    suite: requested.to_owned(),
+                    reason: format!(
+                        "the signed InRelease has a Valid-Until date that cannot be read ({v:?}): the mirror served a damaged file"
+                    ),
+                });
+            };
+            if until < now {
+                return Err(ArchiveError::Release {
+                    suite: requested.to_owned(),
+                    reason: format!(
+                        "the signed InRelease expired on {v} (Valid-Until): the mirror serves an outdated copy, which could hide security updates; use an up-to-date mirror (or check this machine's clock)"
+                    ),
+                });
+            }
+        }
         let suite = f.get("suite").cloned().unwrap_or_default();
         let codename = f.get("codename").cloned().unwrap_or_default();
         if requested != suite && requested != codename {
@@ -527,7 +594,10 @@ impl Archive {
                 suite: suite.to_owned(),
                 err,
             })?;
-        Release::parse(suite, &signed, &signer)
+        let now = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
+        Release::parse(suite, &signed, &signer, now)
     }
 
     /// Step 2: `main/binary-<arch>/Packages{.xz,.gz,}`, hash checked against the release,
@@ -913,15 +983,81 @@ mod tests {
     }
 
     #[test]
+    fn release_dates_parse_as_debian_writes_them() {
+        assert_eq!(parse_release_date("Thu, 01 Jan 1970 00:00:00 UTC"), Some(0));
+        assert_eq!(
+            parse_release_date("Sat, 29 Nov 2025 08:21:03 UTC"),
+            Some(1_764_404_463)
+        );
+        assert_eq!(
+            parse_release_date("29 Feb 2024 23:59:59 GMT"),
+            Some(1_709_251_199)
+        );
+        for bad in [
+            "",
+            "Sat, 29 Nov 2025",
+            "Sat, 29 Foo 2025 08:21:03 UTC",
+            "Sat, 29 Nov 2025 08:21:03 CET",
+            "Sat, 32 Nov 2025 08:21:03 UTC",
+        ] {
+            assert_eq!(parse_release_date(bad), None, "{bad}");
+        }
+    }
+
+    /// An expired InRelease (Valid-Until in the past) is refused, naming the date; one still
+    /// valid, or without the field, is accepted; an unreadable date is refused.
+    #[test]
+    fn an_expired_release_is_refused() {
+        let text = |valid: &str| {
+            format!(
+                "Suite: stable-backports\nCodename: bookworm-backports\n{valid}SHA256:\n 0123 10 main/binary-amd64/Packages.xz\n"
+            )
+        };
+        let now = 1_764_404_463; // Sat, 29 Nov 2025 08:21:03 UTC
+        let e = Release::parse(
+            "bookworm-backports",
+            &text("Valid-Until: Sat, 22 Nov 2025 08:21:03 UTC\n"),
+            "k",
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(
+            e.contains("expired on Sat, 22 Nov 2025 08:21:03 UTC")
+                && e.contains("up-to-date mirror"),
+            "{e}"
+        );
+        assert!(
+            Release::parse(
+                "bookworm-backports",
+                &text("Valid-Until: Sat, 06 Dec 2025 08:21:03 UTC\n"),
+                "k",
+                now
+            )
+            .is_ok()
+        );
+        assert!(Release::parse("bookworm-backports", &text(""), "k", now).is_ok());
+        let e = Release::parse(
+            "bookworm-backports",
+            &text("Valid-Until: someday\n"),
+            "k",
+            now,
+        )
+        .unwrap_err()
+        .to_string();
+        assert!(e.contains("cannot be read"), "{e}");
+    }
+
+    #[test]
     fn release_must_name_the_requested_suite() {
         let signed = "Origin: Debian\nSuite: stable\nCodename: bookworm\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
-        let r = Release::parse("bookworm", signed, "k").unwrap();
+        let r = Release::parse("bookworm", signed, "k", 0).unwrap();
         assert_eq!(
             r.sha256["main/binary-amd64/Packages.xz"],
             ("abcd".into(), 12)
         );
-        assert!(Release::parse("stable", signed, "k").is_ok());
-        let e = Release::parse("trixie", signed, "k").unwrap_err();
+        assert!(Release::parse("stable", signed, "k", 0).is_ok());
+        let e = Release::parse("trixie", signed, "k", 0).unwrap_err();
         assert!(e.to_string().contains("another suite"), "{e}");
     }
 }
