@@ -381,11 +381,17 @@ fn stage1(spec: &Spec, self_exe: &Path) -> io::Result<i32> {
         Userns::Identity => {
             unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS)
                 .map_err(|e| setup_err("unshare(CLONE_NEWUSER | CLONE_NEWNS)", e))?;
-            // The parent writes our maps; wait for them.
+            // The parent writes our maps, uid_map first: wait for both. Going on once only
+            // uid_map is there races the gid_map write, and a binfmt_misc mounted then has
+            // files whose group is unmapped: opening `register` failed with EACCES now and
+            // then (the sandbox's exit 125).
             let deadline = Instant::now() + HANDSHAKE;
-            while fs::read_to_string("/proc/self/uid_map")?.trim().is_empty() {
+            let mapped = |f: &str| fs::read_to_string(f).map(|m| !m.trim().is_empty());
+            while !(mapped("/proc/self/uid_map")? && mapped("/proc/self/gid_map")?) {
                 if Instant::now() > deadline {
-                    return Err(io::Error::other("the parent did not write the uid map"));
+                    return Err(io::Error::other(
+                        "the parent did not write the uid and gid maps",
+                    ));
                 }
                 std::thread::sleep(Duration::from_millis(1));
             }
