@@ -16,8 +16,10 @@ PODMAN=(podman --runtime runc --cgroup-manager cgroupfs)
 
 RUSTFLAGS='-C target-feature=+crt-static' cargo build --release --locked --quiet --target x86_64-unknown-linux-gnu
 BIN=target/x86_64-unknown-linux-gnu/release/binfmtctl
-# Refuse to ship a binary that is not static: it would not run FROM scratch.
-"$BIN" inspect "$BIN" | grep -q '; static;' || { echo "build.sh: $BIN is not static" >&2; exit 1; }
+# Refuse to ship a binary that is not static: it would not run FROM scratch. (grep reads it
+# all: `grep -q` stops at the first match, and the writer's next write then fails on the closed
+# pipe, which pipefail reports as a failed pipeline.)
+"$BIN" inspect "$BIN" | grep '; static;' >/dev/null || { echo "build.sh: $BIN is not static" >&2; exit 1; }
 
 CTX=$(mktemp -d); trap 'rm -rf "$CTX"' EXIT
 install -m 0755 "$BIN" "$CTX/binfmtctl"
