@@ -66,6 +66,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::emulation::rootfs::RootfsError,
         crate::inspection::scan::ScanError,
         crate::emulation::cross::CrossError,
+        crate::emulation::accelerate::AccelError,
         crate::nix::NixError,
         crate::qemu::QemuError,
         crate::qemu::archive::ArchiveError,

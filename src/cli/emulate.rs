@@ -312,6 +312,19 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             (Userns::None, Vec::new())
         }
     };
+    let accelerate = match args.accelerate {
+        None => Vec::new(),
+        Some(mode) => {
+            let inj = accelerate_plan(arch, &root, mode == Accelerate::Force)?;
+            eprintln!("binfmtctl: accelerate: {}", inj.summary);
+            for (file, pkg) in &inj.left_emulated {
+                eprintln!(
+                    "binfmtctl: accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
+                );
+            }
+            inj.items
+        }
+    };
     let spec = Spec {
         userns,
         binfmt,
@@ -319,6 +332,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             dir: root,
             binds,
             resolv_conf: true,
+            accelerate,
         }),
         command: args.command.clone(),
         env,
@@ -330,6 +344,25 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         spec,
         _rootfs: rootfs,
     })
+}
+
+/// The `--accelerate` injection for a rootfs directory, or why the host's toolchain cannot
+/// stand in for the rootfs's.
+pub(super) fn accelerate_plan(
+    arch: &Arch,
+    root: &std::path::Path,
+    force: bool,
+) -> Result<crate::emulation::accelerate::Injection> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    Ok(crate::emulation::accelerate::plan(
+        &crate::emulation::accelerate::Request {
+            arch,
+            root,
+            force,
+            path_env: &path,
+            host_status: std::path::Path::new("/var/lib/dpkg/status"),
+        },
+    )?)
 }
 
 /// The cross toolchain for an arch and its environment, or why there is none.
@@ -369,14 +402,34 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
     let src = std::fs::canonicalize(args.src.as_deref().unwrap_or(std::path::Path::new(".")))
         .map_err(|e| BadInput(format!("--src: {e}")))?;
     let cross = cross_vars(ctx, arch);
+    // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed.
+    let hybrid = match (args.strategy, &args.rootfs) {
+        (Strategy::Auto, Some(r)) => Some(hybrid_check(arch, r)),
+        _ => None,
+    };
     let strategy = match (args.strategy, &cross, &args.rootfs) {
         (Strategy::Cross, Err(why), _) => return Err(Unsupported(why.clone()).into()),
-        (Strategy::Emulate, _, None) => {
-            return Err(BadInput(
-                "--strategy emulate needs --rootfs (create one with `binfmtctl rootfs create`)"
-                    .into(),
-            )
+        (s @ (Strategy::Emulate | Strategy::Hybrid), _, None) => {
+            return Err(BadInput(format!(
+                "--strategy {} needs --rootfs (create one with `binfmtctl rootfs create`)",
+                if s == Strategy::Hybrid {
+                    "hybrid"
+                } else {
+                    "emulate"
+                }
+            ))
             .into());
+        }
+        (Strategy::Auto, _, Some(_)) if matches!(hybrid, Some(Ok(_))) => {
+            eprintln!(
+                "binfmtctl: build: hybrid (the host's native {} matches the rootfs's compiler: emulated chroot, native compiler)",
+                hybrid
+                    .as_ref()
+                    .and_then(|h| h.as_ref().ok())
+                    .map(String::as_str)
+                    .unwrap_or_default()
+            );
+            Strategy::Hybrid
         }
         (Strategy::Auto, Ok(_), _) => {
             eprintln!(
@@ -386,7 +439,11 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
             Strategy::Cross
         }
         (Strategy::Auto, Err(why), Some(_)) => {
-            eprintln!("binfmtctl: build: emulate ({why})");
+            let no_hybrid = match &hybrid {
+                Some(Err(e)) => format!("; no hybrid: {e}"),
+                _ => String::new(),
+            };
+            eprintln!("binfmtctl: build: emulate ({why}{no_hybrid})");
             Strategy::Emulate
         }
         (Strategy::Auto, Err(why), None) => {
@@ -421,6 +478,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
             user: None,
             install_missing: false,
             keep_privileges: false,
+            accelerate: (strategy == Strategy::Hybrid).then_some(Accelerate::On),
             command: args.command.clone(),
         };
         let emulated = emulated_spec(ctx, &run, out)?;
@@ -431,6 +489,25 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
         return Err(ChildExit(code).into());
     }
     Ok(())
+}
+
+/// Whether hybrid can serve a build with this rootfs (a directory; a tarball is judged once
+/// unpacked, by the run itself): the native toolchain's name, or why not.
+fn hybrid_check(arch: &Arch, rootfs: &std::path::Path) -> std::result::Result<String, String> {
+    if !rootfs.is_dir() {
+        return Err(format!(
+            "{} is not a directory (pass --strategy hybrid to try it on a tarball)",
+            rootfs.display()
+        ));
+    }
+    let root = std::fs::canonicalize(rootfs).map_err(|e| e.to_string())?;
+    let inj = accelerate_plan(arch, &root, false).map_err(|e| format!("{e:#}"))?;
+    Ok(inj
+        .summary
+        .strip_prefix("native ")
+        .and_then(|s| s.split(" from the host").next())
+        .unwrap_or(&inj.summary)
+        .to_owned())
 }
 
 pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {

@@ -530,6 +530,17 @@ pub enum Strategy {
     Auto,
     Cross,
     Emulate,
+    /// The emulated chroot with the host's native cross compiler (`run --accelerate`)
+    Hybrid,
+}
+
+/// `run --accelerate[=force]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Accelerate {
+    /// Only when the host's cross gcc and binutils have the rootfs's versions
+    On,
+    /// Even when the versions differ
+    Force,
 }
 
 #[derive(Debug, Args)]
@@ -538,7 +549,7 @@ pub struct BuildArgs {
     pub arch: String,
     #[arg(long, value_enum, default_value = "auto")]
     pub strategy: Strategy,
-    /// Rootfs for the emulated path (directory or tarball)
+    /// Rootfs for the emulated and hybrid paths (directory or tarball)
     #[arg(long, value_name = "DIR|TARBALL")]
     pub rootfs: Option<PathBuf>,
     /// Source directory (default: the current one); bound at /src for the emulated path
@@ -580,6 +591,18 @@ pub struct RunArgs {
     /// so the cache hands out no privileges); kept in a cache entry of its own
     #[arg(long)]
     pub keep_privileges: bool,
+    /// Compile natively: the host's cross gcc and binutils of the rootfs's versions stand in
+    /// for the rootfs's own, with the rootfs as sysroot; everything else stays emulated.
+    /// `=force`: even when the versions differ
+    #[arg(
+        long,
+        value_enum,
+        num_args = 0..=1,
+        require_equals = true,
+        default_missing_value = "on",
+        value_name = "force"
+    )]
+    pub accelerate: Option<Accelerate>,
     /// The command and its arguments
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,

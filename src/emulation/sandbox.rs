@@ -91,6 +91,10 @@ pub struct RootSetup {
     pub binds: Vec<Bind>,
     /// Bind the host's /etc/resolv.conf over the rootfs's.
     pub resolv_conf: bool,
+    /// `--accelerate`: the host's native toolchain injected under /run/binfmtctl, applied
+    /// after every other mount (`crate::emulation::accelerate`).
+    #[serde(default)]
+    pub accelerate: Vec<crate::emulation::accelerate::Item>,
 }
 
 /// Everything the helper stages need, passed to them as JSON in a memfd.
@@ -538,6 +542,9 @@ pub enum MountStep {
     ResolvConf,
     /// A host file or directory bound at a path inside the rootfs (created when missing).
     Bind(Bind),
+    /// `--accelerate`: the native toolchain's tree in our tmpfs /run and the launchers bound
+    /// over the rootfs's compiler and binutils files.
+    Accelerate(Vec<crate::emulation::accelerate::Item>),
 }
 
 /// The mounts of an emulated chroot, in order.
@@ -606,6 +613,9 @@ pub fn mount_plan(root: &RootSetup) -> Vec<MountStep> {
         plan.push(ResolvConf);
     }
     plan.extend(root.binds.iter().cloned().map(Bind));
+    if !root.accelerate.is_empty() {
+        plan.push(Accelerate(root.accelerate.clone()));
+    }
     plan
 }
 
@@ -767,6 +777,100 @@ impl MountStep {
                 let target = create_in_root(root, rel, is_dir)?;
                 bind_to_fd(&b.source, &target, b.readonly)
             }
+            MountStep::Accelerate(items) => {
+                for item in items {
+                    inject(root, item)?;
+                }
+                Ok(())
+            }
+        }
+    }
+}
+
+/// Applies one step of the `--accelerate` injection. Everything but a cover is created under
+/// /run/binfmtctl, in the sandbox's own tmpfs /run (never followed through a symlink); a
+/// cover's target is a file of the rootfs, resolved inside it.
+fn inject(root: &OwnedFd, item: &crate::emulation::accelerate::Item) -> io::Result<()> {
+    use crate::emulation::accelerate::Item;
+    let ours = |p: &str| -> io::Result<String> {
+        let rel = p.trim_start_matches('/');
+        if !rel.starts_with("run/binfmtctl") || rel.split('/').any(|c| c == "..") {
+            return Err(io::Error::other(format!(
+                "--accelerate: {p} is outside /run/binfmtctl"
+            )));
+        }
+        Ok(rel.to_owned())
+    };
+    let beneath = |rel: &str| {
+        rustix::fs::openat2(
+            root.as_fd(),
+            rel,
+            OFlags::PATH | OFlags::CLOEXEC,
+            Mode::empty(),
+            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
+        )
+        .map_err(|e| setup_err(format!("--accelerate: opening /{rel}"), e))
+    };
+    let mkdir_p = |rel: &str| -> io::Result<()> {
+        let mut acc = String::new();
+        for c in rel.split('/').filter(|c| !c.is_empty()) {
+            if !acc.is_empty() {
+                acc.push('/');
+            }
+            acc.push_str(c);
+            match rustix::fs::mkdirat(root.as_fd(), acc.as_str(), Mode::from_raw_mode(0o755)) {
+                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
+                Err(e) => return Err(setup_err(format!("--accelerate: creating /{acc}"), e)),
+            }
+        }
+        Ok(())
+    };
+    match item {
+        Item::Dir(p) => mkdir_p(&ours(p)?),
+        Item::Launcher { path, bytes } => {
+            let rel = ours(path)?;
+            let fd = rustix::fs::openat(
+                root.as_fd(),
+                rel.as_str(),
+                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o755),
+            )
+            .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))?;
+            rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
+            fs::File::from(fd).write_all(bytes)
+        }
+        Item::Symlink { path, target } => {
+            rustix::fs::symlinkat(target.as_str(), root.as_fd(), ours(path)?.as_str())
+                .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))
+        }
+        Item::Bind { source, path, dir } => {
+            let rel = ours(path)?;
+            if *dir {
+                mkdir_p(&rel)?;
+            } else {
+                drop(
+                    rustix::fs::openat(
+                        root.as_fd(),
+                        rel.as_str(),
+                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
+                        Mode::from_raw_mode(0o644),
+                    )
+                    .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))?,
+                );
+            }
+            bind_to_fd(source, &beneath(&rel)?, true)
+        }
+        Item::Cover { target, launcher } => {
+            let launcher_fd = beneath(&ours(launcher)?)?;
+            let target_fd = rustix::fs::openat2(
+                root.as_fd(),
+                target.trim_start_matches('/'),
+                OFlags::PATH | OFlags::CLOEXEC,
+                Mode::empty(),
+                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+            )
+            .map_err(|e| setup_err(format!("--accelerate: opening the rootfs's {target}"), e))?;
+            bind_to_fd(Path::new(&fd_path(&launcher_fd)), &target_fd, true)
         }
     }
 }
@@ -978,6 +1082,7 @@ mod tests {
                 readonly: true,
             }],
             resolv_conf: true,
+            accelerate: Vec::new(),
         };
         let plan = mount_plan(&root);
         let fresh: Vec<&str> = plan
@@ -1009,6 +1114,7 @@ mod tests {
                     readonly: false,
                 }],
                 resolv_conf: true,
+                accelerate: Vec::new(),
             }),
             command: vec!["uname".into(), "-m".into()],
             env: Spec::default_env("/root"),

@@ -1,0 +1,747 @@
+//! Hybrid builds (`run --accelerate`, `build --strategy hybrid`): everything runs in the
+//! emulated chroot as usual, except the toolchain, which is the host's native cross compiler
+//! of the same version, pointed at the rootfs as its sysroot.
+//!
+//! How the injection works (applied by the sandbox's stage 2, in its private mount namespace,
+//! after the rootfs's mounts and before the chroot; see docs/hybrid.md):
+//!
+//! - Everything lives under `/run/binfmtctl` inside the chroot, in the sandbox's own tmpfs
+//!   `/run`: nothing is added to the rootfs, no directory of it is overlaid, and all of it goes
+//!   with the mount namespace (also after kill -9).
+//! - The host's library directories (`lib0`, `lib1`: the loader's `/lib/x86_64-linux-gnu`,
+//!   `/usr/lib/x86_64-linux-gnu`), the cross compiler's programs (`host/gcc-cross`), its
+//!   binutils (`host/tool-bin`) and drivers (`host/bin/*`) are bound there read-only.
+//! - The rootfs has no x86_64 loader at `/lib64`, so a native program cannot be exec'd
+//!   directly in the chroot. Each native program is reached through a *launcher*: a static
+//!   x86_64 program of a few dozen instructions (`probes/launcher-x86_64.S`) that execs the
+//!   host's loader with `--library-path` and the real program. The launchers make up a tree
+//!   shaped like the cross toolchain's install (`usr/bin`, `usr/lib/gcc-cross/<triple>/<N>`,
+//!   `usr/<triple>/bin`), so the driver, started with `--argv0` in that tree, finds cc1, as,
+//!   collect2, ld and lto-wrapper as launchers too.
+//! - The rootfs's own compiler and binutils files (`/usr/bin/aarch64-linux-gnu-gcc-12` and the
+//!   like, which `cc`, `gcc`, `as`, ... lead to) are covered by binds of the launchers.
+//! - The driver runs with `--sysroot=/`: headers and libraries are the rootfs's. The cross
+//!   toolchain's own copy of the target libc (`/usr/<triple>/include`, `/usr/<triple>/lib`)
+//!   is not in the tree, and the compiler's support files (crt*.o, libgcc, its own headers
+//!   such as stddef.h) are the rootfs's gcc's, reached by symlinks from the tree.
+//!
+//! Planning reads files only (the rootfs's and the host's dpkg status, ELF headers); it runs
+//! nothing.
+
+use std::ffi::OsStr;
+use std::fs;
+use std::io;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::binfmt::arch::{Arch, Endian};
+
+/// Where the injection lives inside the chroot (in the sandbox's own tmpfs /run).
+pub const DIR: &str = "/run/binfmtctl";
+/// The launcher's machine code (`probes/launcher-x86_64.S`, assembled with GNU as and
+/// `objcopy -O binary`); its table follows it.
+#[rustfmt::skip]
+const LAUNCHER_X86_64: &[u8] = &[
+    0x48,0x8b,0x0c,0x24,0x48,0x8d,0x74,0x24,0x08,0x48,0x8d,0x54,0xce,0x08,0x4c,0x8d,
+    0x0d,0x6b,0x00,0x00,0x00,0x4d,0x8b,0x01,0x49,0x8d,0x04,0x08,0x48,0xc1,0xe0,0x03,
+    0x48,0x29,0xc4,0x48,0x83,0xe4,0xf0,0x48,0x89,0xe7,0x4d,0x31,0xd2,0x4d,0x39,0xc2,
+    0x73,0x11,0x4b,0x8b,0x44,0xd1,0x08,0x4c,0x01,0xc8,0x4a,0x89,0x04,0xd7,0x49,0xff,
+    0xc2,0xeb,0xea,0x4e,0x8d,0x5c,0xc7,0xf8,0x49,0xc7,0xc2,0x01,0x00,0x00,0x00,0x49,
+    0x39,0xca,0x77,0x0d,0x4a,0x8b,0x04,0xd6,0x4b,0x89,0x04,0xd3,0x49,0xff,0xc2,0xeb,
+    0xee,0x48,0x89,0xfe,0x48,0x8b,0x3f,0xb8,0x3b,0x00,0x00,0x00,0x0f,0x05,0xbf,0x7f,
+    0x00,0x00,0x00,0xb8,0x3c,0x00,0x00,0x00,0x0f,0x05,0x66,0x0f,0x1f,0x44,0x00,0x00,
+];
+const EM_X86_64: u16 = 62;
+/// binutils programs the rootfs's names may lead to (`as` → `aarch64-linux-gnu-as`).
+const BINUTILS: &[&str] = &[
+    "as",
+    "ld",
+    "ld.bfd",
+    "ld.gold",
+    "ar",
+    "ranlib",
+    "nm",
+    "objcopy",
+    "objdump",
+    "strip",
+    "readelf",
+    "size",
+    "strings",
+    "addr2line",
+    "c++filt",
+];
+/// Compiler drivers (`gcc` → `aarch64-linux-gnu-gcc-12`).
+const DRIVERS: &[&str] = &["gcc", "g++", "cpp"];
+
+/// One step of the injection, applied in order inside the sandbox. Paths are absolute inside
+/// the chroot and under `DIR`, except a cover's target (a file of the rootfs).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub enum Item {
+    Dir(String),
+    /// A launcher program written into the tmpfs (mode 0755).
+    Launcher {
+        path: String,
+        bytes: Vec<u8>,
+    },
+    Symlink {
+        path: String,
+        target: String,
+    },
+    /// A host file or directory bound read-only at `path`.
+    Bind {
+        source: PathBuf,
+        path: String,
+        dir: bool,
+    },
+    /// The rootfs's file `target` covered (read-only bind) by the launcher at `launcher`.
+    Cover {
+        target: String,
+        launcher: String,
+    },
+}
+
+/// What `--accelerate` injects and the line that says so.
+#[derive(Debug, Clone)]
+pub struct Injection {
+    pub items: Vec<Item>,
+    /// e.g. `native aarch64-linux-gnu-gcc-12 12.2.0-14cross1 ...`
+    pub summary: String,
+    /// Rootfs programs left emulated because the host lacks their native counterpart, with
+    /// the package that provides it.
+    pub left_emulated: Vec<(String, String)>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum AccelError {
+    #[error(
+        "--accelerate runs the host's native cross compiler inside the chroot, which binfmtctl supports on x86_64 hosts only (this one is {0})"
+    )]
+    Host(String),
+    #[error(
+        "{0} has no GNU triple that Debian's cross compilers use: --accelerate cannot serve it"
+    )]
+    NoTriple(String),
+    #[error(
+        "the rootfs has no gcc (/usr/bin/gcc does not lead to {triple}-gcc-N, and /usr/lib/gcc/{triple} has no version with cc1): nothing for --accelerate to stand in for; install gcc in the rootfs"
+    )]
+    NoRootfsGcc { triple: String },
+    #[error(
+        "no native cross compiler for {triple} on this host (looked for {triple}-gcc-{major} and {triple}-gcc on PATH, and /usr/lib/gcc-cross/{triple}/{major}): apt-get install {package} (the rootfs's gcc is {major})"
+    )]
+    NoToolchain {
+        triple: String,
+        major: String,
+        package: String,
+    },
+    #[error(
+        "version mismatch: the host's cross {what} is {host}, the rootfs's is {rootfs}; the objects would not be the ones the rootfs's own {what} makes: apt-get install {package} on the host, or pass --accelerate=force"
+    )]
+    Mismatch {
+        what: &'static str,
+        host: String,
+        rootfs: String,
+        package: String,
+    },
+    #[error(
+        "cannot tell the version of {what} (no {package} in {status}): pass --accelerate=force to use the host's cross toolchain anyway"
+    )]
+    VersionUnknown {
+        what: String,
+        package: String,
+        status: String,
+    },
+    #[error("cannot read {path}: {source}")]
+    Io { path: PathBuf, source: io::Error },
+}
+
+impl crate::error::Classify for AccelError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        use crate::error::ErrorKind;
+        match self {
+            AccelError::NoRootfsGcc { .. } => ErrorKind::BadInput,
+            AccelError::Io { .. } => ErrorKind::Failed,
+            _ => ErrorKind::Environment,
+        }
+    }
+}
+
+/// A launcher: a static x86_64 ELF that execs `argv` (the loader first) followed by its own
+/// arguments after argv[0].
+pub fn launcher(argv: &[String]) -> Vec<u8> {
+    let n = argv.len();
+    let mut table = Vec::new();
+    table.extend_from_slice(&(n as u64).to_le_bytes());
+    let mut strings = Vec::new();
+    let strings_at = 8 + 8 * n;
+    for a in argv {
+        table.extend_from_slice(&((strings_at + strings.len()) as u64).to_le_bytes());
+        strings.extend_from_slice(a.as_bytes());
+        strings.push(0);
+    }
+    table.extend_from_slice(&strings);
+    let mut code = LAUNCHER_X86_64.to_vec();
+    code.extend_from_slice(&table);
+    crate::inspection::probe::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
+}
+
+/// Installed packages of a dpkg status file: name → version.
+pub fn dpkg_installed(status: &str) -> std::collections::HashMap<String, String> {
+    let mut out = std::collections::HashMap::new();
+    for stanza in status.split("\n\n") {
+        let (mut name, mut version, mut installed) = (None, None, false);
+        for l in stanza.lines() {
+            if let Some(v) = l.strip_prefix("Package: ") {
+                name = Some(v.trim());
+            } else if let Some(v) = l.strip_prefix("Version: ") {
+                version = Some(v.trim());
+            } else if let Some(v) = l.strip_prefix("Status: ") {
+                installed = v.trim().ends_with(" installed");
+            }
+        }
+        if let (Some(n), Some(v), true) = (name, version, installed) {
+            out.insert(n.to_owned(), v.to_owned());
+        }
+    }
+    out
+}
+
+/// The upstream `major.minor` of a Debian version (`2.40-2` → `2.40`, `1:2.41.0-1` → `2.41`).
+pub fn major_minor(version: &str) -> String {
+    let v = version.split_once(':').map_or(version, |(_, v)| v);
+    let upstream = v.split(['-', '+', '~']).next().unwrap_or(v);
+    upstream.split('.').take(2).collect::<Vec<_>>().join(".")
+}
+
+/// A path inside the rootfs with every symlink resolved in it (as if it were `/`), if it
+/// exists: the absolute path inside the rootfs.
+fn resolve_in_root(root: &Path, rel: &str) -> Option<String> {
+    use rustix::fs::{Mode, OFlags, ResolveFlags};
+    use std::os::fd::AsRawFd;
+    let dir = rustix::fs::open(
+        root,
+        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .ok()?;
+    let fd = rustix::fs::openat2(
+        &dir,
+        rel.trim_start_matches('/'),
+        OFlags::PATH | OFlags::CLOEXEC,
+        Mode::empty(),
+        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
+    )
+    .ok()?;
+    let real = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
+    let inner = real.strip_prefix(root).ok()?;
+    Some(format!("/{}", inner.display()))
+}
+
+fn find_in(path_env: &OsStr, name: &str) -> Option<PathBuf> {
+    std::env::split_paths(path_env)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+}
+
+fn is_host_program(path: &Path) -> bool {
+    use std::os::unix::fs::PermissionsExt;
+    let Ok(f) = fs::File::open(path) else {
+        return false;
+    };
+    let exec = f
+        .metadata()
+        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
+    exec && crate::inspection::elf::inspect_file(&f).is_ok_and(|e| {
+        e.machine == EM_X86_64 && e.interp.is_some() && (e.e_type == 2 || e.e_type == 3)
+    })
+}
+
+fn is_shared_object(name: &str) -> bool {
+    name.ends_with(".so") || name.contains(".so.")
+}
+
+/// What `plan` needs to know.
+pub struct Request<'a> {
+    pub arch: &'a Arch,
+    /// The rootfs directory (canonical).
+    pub root: &'a Path,
+    /// Use the host's toolchain even when its versions differ from the rootfs's.
+    pub force: bool,
+    /// Where to look for `<triple>-gcc` (the caller's PATH).
+    pub path_env: &'a OsStr,
+    /// The host's dpkg status file (versions of the cross packages).
+    pub host_status: &'a Path,
+}
+
+/// Plans the injection for a rootfs, or says why the host's toolchain cannot stand in for
+/// the rootfs's.
+pub fn plan(req: &Request) -> Result<Injection, AccelError> {
+    let host_arch = std::env::consts::ARCH;
+    if host_arch != "x86_64" {
+        return Err(AccelError::Host(host_arch.to_owned()));
+    }
+    let t = crate::emulation::cross::gnu_triple(req.arch)
+        .ok_or_else(|| AccelError::NoTriple(req.arch.name.clone()))?
+        .to_owned();
+    let root = req.root;
+    // The rootfs's gcc: the version /usr/bin/gcc leads to, else the one with a cc1.
+    let major = resolve_in_root(root, "usr/bin/gcc")
+        .and_then(|p| {
+            let name = p.rsplit('/').next()?.to_owned();
+            let n = name.strip_prefix(&format!("{t}-gcc-"))?.to_owned();
+            Some(n)
+        })
+        .or_else(|| {
+            let dir = resolve_in_root(root, &format!("usr/lib/gcc/{t}"))?;
+            let mut v: Vec<String> = fs::read_dir(root.join(dir.trim_start_matches('/')))
+                .ok()?
+                .flatten()
+                .filter(|e| e.path().join("cc1").is_file())
+                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .collect();
+            v.sort();
+            v.pop()
+        })
+        .ok_or_else(|| AccelError::NoRootfsGcc { triple: t.clone() })?;
+    let rootfs_status_path = "/var/lib/dpkg/status";
+    let rootfs_pkgs = crate::emulation::rootfs::open_in_root(root, "var/lib/dpkg/status")
+        .and_then(io::read_to_string)
+        .map(|s| dpkg_installed(&s))
+        .unwrap_or_default();
+    let host_pkgs = fs::read_to_string(req.host_status)
+        .map(|s| dpkg_installed(&s))
+        .unwrap_or_default();
+    let host_status_shown = req.host_status.display().to_string();
+
+    // The host's cross gcc: the rootfs's major first, else the default one.
+    let gcc_pkg = |m: &str| format!("gcc-{m}-{t}");
+    let exact = find_in(req.path_env, &format!("{t}-gcc-{major}"));
+    let (host_driver, host_major) = match exact {
+        Some(p) => (p, major.clone()),
+        None => {
+            let no_toolchain = || AccelError::NoToolchain {
+                triple: t.clone(),
+                major: major.clone(),
+                package: gcc_pkg(&major),
+            };
+            let default = find_in(req.path_env, &format!("{t}-gcc")).ok_or_else(no_toolchain)?;
+            let real = fs::canonicalize(&default).map_err(|source| AccelError::Io {
+                path: default.clone(),
+                source,
+            })?;
+            let m = real
+                .file_name()
+                .and_then(|n| n.to_str())
+                .and_then(|n| n.strip_prefix(&format!("{t}-gcc-")))
+                .map(str::to_owned)
+                .ok_or_else(no_toolchain)?;
+            (real, m)
+        }
+    };
+    let host_bin = host_driver
+        .parent()
+        .unwrap_or(Path::new("/usr/bin"))
+        .to_owned();
+    let gcc_cross = Path::new("/usr/lib/gcc-cross").join(&t).join(&host_major);
+    if !gcc_cross.join("cc1").is_file() {
+        return Err(AccelError::NoToolchain {
+            triple: t.clone(),
+            major: major.clone(),
+            package: gcc_pkg(&major),
+        });
+    }
+    let host_gcc_version = host_pkgs
+        .get(&gcc_pkg(&host_major))
+        .cloned()
+        .unwrap_or_else(|| host_major.clone());
+    let rootfs_gcc_version = rootfs_pkgs
+        .get(&format!("gcc-{major}"))
+        .cloned()
+        .unwrap_or_else(|| major.clone());
+    if host_major != major && !req.force {
+        return Err(AccelError::Mismatch {
+            what: "gcc",
+            host: format!("{host_major} ({} {host_gcc_version})", gcc_pkg(&host_major)),
+            rootfs: format!("{major} (gcc-{major} {rootfs_gcc_version})"),
+            package: gcc_pkg(&major),
+        });
+    }
+    // binutils: Debian names them binutils-<triple> on the host and in the rootfs alike.
+    let bu_pkg = format!("binutils-{t}");
+    let host_bu = host_pkgs.get(&bu_pkg).cloned();
+    let rootfs_bu = rootfs_pkgs
+        .get(&bu_pkg)
+        .or_else(|| rootfs_pkgs.get("binutils"))
+        .cloned();
+    match (&host_bu, &rootfs_bu) {
+        (Some(h), Some(r)) if major_minor(h) != major_minor(r) && !req.force => {
+            return Err(AccelError::Mismatch {
+                what: "binutils",
+                host: format!("{} ({bu_pkg} {h})", major_minor(h)),
+                rootfs: format!("{} ({bu_pkg} {r})", major_minor(r)),
+                package: format!("{bu_pkg} (version {})", major_minor(r)),
+            });
+        }
+        (None, _) if !req.force => {
+            return Err(AccelError::VersionUnknown {
+                what: "the host's cross binutils".into(),
+                package: bu_pkg.clone(),
+                status: host_status_shown,
+            });
+        }
+        (_, None) if !req.force => {
+            return Err(AccelError::VersionUnknown {
+                what: "the rootfs's binutils".into(),
+                package: bu_pkg.clone(),
+                status: format!("the rootfs's {rootfs_status_path}"),
+            });
+        }
+        _ => {}
+    }
+    if !host_bin.join(format!("{t}-as")).is_file() {
+        return Err(AccelError::NoToolchain {
+            triple: t.clone(),
+            major: major.clone(),
+            package: bu_pkg,
+        });
+    }
+
+    // The host's loader and library directories.
+    let interp = fs::File::open(&host_driver)
+        .ok()
+        .and_then(|f| crate::inspection::elf::inspect_file(&f).ok())
+        .and_then(|e| e.interp)
+        .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+    let loader = fs::canonicalize(&interp).map_err(|source| AccelError::Io {
+        path: interp.clone().into(),
+        source,
+    })?;
+    let mut lib_dirs: Vec<PathBuf> = Vec::new();
+    for d in [
+        loader.parent().map(Path::to_path_buf),
+        Some("/lib/x86_64-linux-gnu".into()),
+        Some("/usr/lib/x86_64-linux-gnu".into()),
+    ]
+    .into_iter()
+    .flatten()
+    {
+        if let Ok(c) = fs::canonicalize(&d)
+            && c.is_dir()
+            && !lib_dirs.contains(&c)
+        {
+            lib_dirs.push(c);
+        }
+    }
+    let loader_in = format!(
+        "{DIR}/lib0/{}",
+        loader
+            .file_name()
+            .and_then(|n| n.to_str())
+            .unwrap_or("ld.so")
+    );
+    let library_path = (0..lib_dirs.len())
+        .map(|i| format!("{DIR}/lib{i}"))
+        .collect::<Vec<_>>()
+        .join(":");
+    let via_loader = |argv0: &str, real: &str, extra: &[&str]| {
+        let mut v = vec![
+            loader_in.clone(),
+            "--library-path".to_owned(),
+            library_path.clone(),
+            "--argv0".to_owned(),
+            argv0.to_owned(),
+            real.to_owned(),
+        ];
+        v.extend(extra.iter().map(|s| (*s).to_owned()));
+        launcher(&v)
+    };
+
+    let mut items = vec![
+        Item::Dir(DIR.into()),
+        Item::Dir(format!("{DIR}/host")),
+        Item::Dir(format!("{DIR}/host/bin")),
+        Item::Dir(format!("{DIR}/usr/bin")),
+        Item::Dir(format!("{DIR}/usr/{t}/bin")),
+        Item::Dir(format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}")),
+    ];
+    for (i, d) in lib_dirs.iter().enumerate() {
+        items.push(Item::Bind {
+            source: d.clone(),
+            path: format!("{DIR}/lib{i}"),
+            dir: true,
+        });
+    }
+    items.push(Item::Bind {
+        source: gcc_cross.clone(),
+        path: format!("{DIR}/host/gcc-cross"),
+        dir: true,
+    });
+    // The compiler's own directory: native programs as launchers, the rootfs's gcc's target
+    // files (crt*.o, libgcc, its headers) by symlink, the host's where the rootfs has none.
+    let rootfs_gcc_dir = format!("/usr/lib/gcc/{t}/{major}");
+    let rootfs_gcc_real = resolve_in_root(root, &rootfs_gcc_dir);
+    let in_rootfs_gcc = |name: &str| {
+        rootfs_gcc_real.as_ref().is_some_and(|d| {
+            fs::symlink_metadata(root.join(d.trim_start_matches('/')).join(name)).is_ok()
+        })
+    };
+    let cross_dir = format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut entries: Vec<_> = fs::read_dir(&gcc_cross)
+        .map_err(|source| AccelError::Io {
+            path: gcc_cross.clone(),
+            source,
+        })?
+        .flatten()
+        .collect();
+    entries.sort_by_key(|e| e.file_name());
+    for e in entries {
+        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+            continue;
+        };
+        let host_copy = format!("{DIR}/host/gcc-cross/{name}");
+        let path = format!("{cross_dir}/{name}");
+        if !is_shared_object(&name) && is_host_program(&e.path()) {
+            items.push(Item::Launcher {
+                bytes: via_loader(&path, &host_copy, &[]),
+                path,
+            });
+        } else if !is_shared_object(&name) && in_rootfs_gcc(&name) {
+            items.push(Item::Symlink {
+                path,
+                target: format!("{rootfs_gcc_dir}/{name}"),
+            });
+        } else {
+            items.push(Item::Symlink {
+                path,
+                target: host_copy,
+            });
+        }
+        seen.insert(name);
+    }
+    // Target files only the rootfs's gcc has (e.g. include-fixed).
+    if let Some(d) = &rootfs_gcc_real
+        && let Ok(rd) = fs::read_dir(root.join(d.trim_start_matches('/')))
+    {
+        let mut names: Vec<String> = rd
+            .flatten()
+            .filter(|e| {
+                let p = e.path();
+                let elf_program = fs::File::open(&p).ok().is_some_and(|f| {
+                    e.file_type().is_ok_and(|t| t.is_file())
+                        && crate::inspection::elf::inspect_file(&f)
+                            .is_ok_and(|x| x.e_type == 2 || (x.e_type == 3 && x.interp.is_some()))
+                });
+                !elf_program
+            })
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| !seen.contains(n) && !is_shared_object(n))
+            .collect();
+        names.sort();
+        for name in names {
+            items.push(Item::Symlink {
+                path: format!("{cross_dir}/{name}"),
+                target: format!("{rootfs_gcc_dir}/{name}"),
+            });
+        }
+    }
+    // The cross binutils' own directory (what the driver runs as `as`, `ld`); never the
+    // cross toolchain's include/ or lib/ (the host's copy of the target libc).
+    let tool_bin = Path::new("/usr").join(&t).join("bin");
+    if tool_bin.is_dir() {
+        items.push(Item::Bind {
+            source: tool_bin.clone(),
+            path: format!("{DIR}/host/tool-bin"),
+            dir: true,
+        });
+        let mut names: Vec<String> = fs::read_dir(&tool_bin)
+            .map_err(|source| AccelError::Io {
+                path: tool_bin.clone(),
+                source,
+            })?
+            .flatten()
+            .filter(|e| is_host_program(&e.path()))
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .collect();
+        names.sort();
+        for name in names {
+            let path = format!("{DIR}/usr/{t}/bin/{name}");
+            items.push(Item::Launcher {
+                bytes: via_loader(&path, &format!("{DIR}/host/tool-bin/{name}"), &[]),
+                path,
+            });
+        }
+    }
+
+    // The rootfs's names, each resolved to its file, and the host program that stands in.
+    let mut names: Vec<String> = vec!["cc".into(), "c++".into()];
+    for d in DRIVERS {
+        names.extend([
+            (*d).to_owned(),
+            format!("{d}-{major}"),
+            format!("{t}-{d}"),
+            format!("{t}-{d}-{major}"),
+        ]);
+    }
+    for b in BINUTILS {
+        names.extend([(*b).to_owned(), format!("{t}-{b}")]);
+    }
+    let mut covered = std::collections::BTreeMap::new();
+    let mut left = Vec::new();
+    for n in &names {
+        let Some(file) = resolve_in_root(root, &format!("usr/bin/{n}")) else {
+            continue;
+        };
+        if covered.contains_key(&file) || !root.join(file.trim_start_matches('/')).is_file() {
+            continue;
+        }
+        let Some(tool) = file
+            .rsplit('/')
+            .next()
+            .and_then(|b| b.strip_prefix(&format!("{t}-")))
+        else {
+            continue;
+        };
+        let (host_name, is_driver) = match tool.strip_suffix(&format!("-{major}")) {
+            Some(d) if DRIVERS.contains(&d) => (format!("{t}-{d}-{host_major}"), true),
+            _ if BINUTILS.contains(&tool) => (format!("{t}-{tool}"), false),
+            _ => continue,
+        };
+        let host_file = host_bin.join(&host_name);
+        if !host_file.is_file() {
+            let d = tool.strip_suffix(&format!("-{major}")).unwrap_or(tool);
+            let pkg = if is_driver {
+                format!("{d}-{host_major}-{t}")
+            } else {
+                format!("binutils-{t}")
+            };
+            if !left.iter().any(|(f, _)| f == &file) {
+                left.push((file.clone(), pkg));
+            }
+            continue;
+        }
+        covered.insert(file, (host_name, host_file, is_driver));
+    }
+    let mut bound = std::collections::BTreeSet::new();
+    for (file, (host_name, host_file, is_driver)) in &covered {
+        let launcher_path = format!("{DIR}/usr/bin/{host_name}");
+        if bound.insert(host_name.clone()) {
+            let real = fs::canonicalize(host_file).map_err(|source| AccelError::Io {
+                path: host_file.clone(),
+                source,
+            })?;
+            let real_in = format!("{DIR}/host/bin/{host_name}");
+            items.push(Item::Bind {
+                source: real,
+                path: real_in.clone(),
+                dir: false,
+            });
+            let extra: &[&str] = if *is_driver { &["--sysroot=/"] } else { &[] };
+            items.push(Item::Launcher {
+                bytes: via_loader(&launcher_path, &real_in, extra),
+                path: launcher_path.clone(),
+            });
+        }
+        items.push(Item::Cover {
+            target: file.clone(),
+            launcher: launcher_path,
+        });
+    }
+    let bu = host_bu.as_deref().unwrap_or("unknown");
+    let summary = format!(
+        "native {t}-gcc-{host_major} {host_gcc_version} and binutils-{t} {bu} from the host stand in for the rootfs's gcc-{major} {rootfs_gcc_version} (binutils {}){}",
+        rootfs_bu.as_deref().unwrap_or("unknown"),
+        if req.force
+            && (host_major != major
+                || host_bu.as_deref().map(major_minor) != rootfs_bu.as_deref().map(major_minor))
+        {
+            " [forced: the versions differ]"
+        } else {
+            ""
+        }
+    );
+    Ok(Injection {
+        items,
+        summary,
+        left_emulated: left,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dpkg_status_and_versions() {
+        let s = "Package: gcc-12\nStatus: install ok installed\nVersion: 12.2.0-14+deb12u1\n\nPackage: gone\nStatus: deinstall ok config-files\nVersion: 1\n\nPackage: binutils-aarch64-linux-gnu\nStatus: install ok installed\nArchitecture: arm64\nVersion: 2.40-2\n";
+        let p = dpkg_installed(s);
+        assert_eq!(p["gcc-12"], "12.2.0-14+deb12u1");
+        assert_eq!(p["binutils-aarch64-linux-gnu"], "2.40-2");
+        assert!(!p.contains_key("gone"));
+        assert_eq!(major_minor("2.40-2"), "2.40");
+        assert_eq!(major_minor("1:2.41.0-1"), "2.41");
+        assert_eq!(major_minor("12.2.0-14+deb12u1"), "12.2");
+    }
+
+    #[test]
+    fn launcher_is_a_static_x86_64_program_with_its_table() {
+        let argv = ["/run/binfmtctl/lib0/ld.so".to_owned(), "--argv0".into()];
+        let l = launcher(&argv);
+        let f = crate::inspection::elf::inspect(&l).unwrap();
+        assert_eq!(f.machine, EM_X86_64);
+        assert!(f.is_static());
+        let code = &l[120..];
+        assert_eq!(&code[..LAUNCHER_X86_64.len()], LAUNCHER_X86_64);
+        let table = &code[LAUNCHER_X86_64.len()..];
+        assert_eq!(u64::from_le_bytes(table[..8].try_into().unwrap()), 2);
+        let off = u64::from_le_bytes(table[8..16].try_into().unwrap()) as usize;
+        assert!(table[off..].starts_with(b"/run/binfmtctl/lib0/ld.so\0--argv0\0"));
+    }
+
+    /// The launcher really runs: through the host's loader, with the table's arguments first
+    /// and its own after them (argv[0] set by --argv0).
+    #[test]
+    fn launcher_execs_the_loader_with_its_table_then_its_arguments() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::env::consts::ARCH != "x86_64" {
+            return;
+        }
+        let loader = fs::canonicalize("/lib64/ld-linux-x86-64.so.2").unwrap();
+        let dir = tempfile::tempdir().unwrap();
+        let script = dir.path().join("show");
+        fs::write(&script, "#!/bin/sh\necho \"$0|$*\"\n").unwrap();
+        fs::set_permissions(&script, fs::Permissions::from_mode(0o755)).unwrap();
+        let l = launcher(&[
+            loader.display().to_string(),
+            "--argv0".into(),
+            "named".into(),
+            "/bin/sh".into(),
+            script.display().to_string(),
+            "first".into(),
+        ]);
+        let exe = dir.path().join("launcher");
+        fs::write(&exe, l).unwrap();
+        fs::set_permissions(&exe, fs::Permissions::from_mode(0o755)).unwrap();
+        let out = std::process::Command::new(&exe)
+            .args(["two words", "", "last"])
+            .output()
+            .unwrap();
+        assert!(out.status.success(), "{out:?}");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}|first two words  last\n", script.display())
+        );
+        // No arguments of its own: only the table's.
+        let out = std::process::Command::new(&exe).output().unwrap();
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}|first\n", script.display())
+        );
+        // A loader that is not there: exit 127.
+        let bad = dir.path().join("bad");
+        fs::write(&bad, launcher(&["/nonexistent/ld.so".into()])).unwrap();
+        fs::set_permissions(&bad, fs::Permissions::from_mode(0o755)).unwrap();
+        let st = std::process::Command::new(&bad).status().unwrap();
+        assert_eq!(st.code(), Some(127));
+    }
+}

@@ -1,0 +1,556 @@
+//! Hybrid builds (issue 11): `run --accelerate` and `build --strategy hybrid` on the real
+//! kernel, with a real Debian bookworm arm64 rootfs (gcc, libc6-dev; made once by
+//! `binfmtctl rootfs create` and cached) and the host's Debian cross toolchain
+//! (gcc-aarch64-linux-gnu). The host's binfmt_misc is never touched: without a host handler,
+//! run uses a private instance.
+
+mod common;
+
+use std::os::unix::fs::MetadataExt;
+use std::path::Path;
+use std::process::{Command, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use common::{as_nobody, assets, bin, busybox_rootfs, debian_arm64_rootfs, host_mounts_containing};
+
+fn s(b: &[u8]) -> String {
+    String::from_utf8_lossy(b).into_owned()
+}
+
+fn binfmtctl(args: &[&str]) -> Output {
+    Command::new(bin()).args(args).output().unwrap()
+}
+
+/// Every entry of a tree: path, type, mode, owner, size, mtime; and the bytes of every file
+/// under usr/bin (where the launchers are bound over the rootfs's compilers). Changes to any of
+/// them change the result.
+fn manifest(root: &Path) -> String {
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut n = 0usize;
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        h.update(format!(
+            "{rel}\0{:o}\0{}:{}\0{}\0{}.{}\n",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec()
+        ));
+        if m.is_dir() {
+            let mut kids: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            kids.sort();
+            stack.extend(kids);
+        } else if m.is_file() && rel.starts_with("usr/bin/") {
+            h.update(std::fs::read(&p).unwrap());
+        }
+        n += 1;
+    }
+    assert!(n > 1000, "a whole Debian rootfs: {n} entries");
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
+
+const PROG: &str = "#include <stdio.h>\n#ifndef BINFMTCTL_ROOTFS_MARKER\n#error the rootfs's stdio.h was not used\n#endif\nint main(void){unsigned long h=5381;for(int i=0;i<100000;i++)h=h*33+(i&0xff);printf(\"%lu %zu %d\\n\",h,sizeof(long),BINFMTCTL_ROOTFS_MARKER);return 0;}\n";
+
+/// A source directory with `prog.c`, and a copy of the rootfs's stdio.h with a marker define
+/// (bound read-only over the rootfs's own, so the rootfs on disk stays as it is).
+fn sources(rootfs: &Path) -> tempfile::TempDir {
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(src.path().join("prog.c"), PROG).unwrap();
+    let mut stdio = std::fs::read_to_string(rootfs.join("usr/include/stdio.h")).unwrap();
+    stdio.push_str("\n#define BINFMTCTL_ROOTFS_MARKER 42\n");
+    std::fs::write(src.path().join("stdio.h"), stdio).unwrap();
+    // nobody (the rootless test) reads it.
+    std::fs::set_permissions(
+        src.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    src
+}
+
+fn run_accelerated(rootfs: &Path, src: &Path, extra: &[&str], script: &str) -> Output {
+    let mut c = Command::new(bin());
+    c.args(["run", "--accelerate", "--rootfs"])
+        .arg(rootfs)
+        .arg("--bind")
+        .arg(format!("{}:/src", src.display()))
+        .arg("--bind")
+        .arg(format!("{}/stdio.h:/usr/include/stdio.h:ro", src.display()))
+        .args(["--workdir", "/src"])
+        .args(extra)
+        .args(["--", "sh", "-c", script]);
+    c.output().unwrap()
+}
+
+#[test]
+fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
+    let rootfs = debian_arm64_rootfs();
+    let before = manifest(&rootfs);
+    let src = sources(&rootfs);
+    let out = run_accelerated(
+        &rootfs,
+        src.path(),
+        &[],
+        "uname -m; gcc -O2 -o prog prog.c && ./prog; echo | gcc -E -v - 2>&1 | sed -n '/<...> search starts/,/End of search/p'",
+    );
+    let err = s(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    let stdout = s(&out.stdout);
+    let mut lines = stdout.lines();
+    assert_eq!(
+        lines.next(),
+        Some("aarch64"),
+        "uname stays emulated: {stdout}"
+    );
+    assert!(
+        lines
+            .next()
+            .is_some_and(|l| l.ends_with(" 8 42") && l.split(' ').count() == 3),
+        "the program, built with the rootfs's stdio.h, runs: {stdout}\n{err}"
+    );
+    // Only the rootfs's headers (the sysroot is /), never the cross toolchain's own copy.
+    let search: Vec<&str> = lines.filter(|l| l.starts_with(' ')).collect();
+    assert_eq!(
+        search,
+        [
+            " /usr/lib/gcc-cross/aarch64-linux-gnu/12/include",
+            " /usr/include/aarch64-linux-gnu",
+            " /usr/include"
+        ]
+        .iter()
+        .map(|p| p.replace(" /usr/lib/gcc-cross", " /run/binfmtctl/usr/lib/gcc-cross"))
+        .collect::<Vec<_>>(),
+        "{stdout}"
+    );
+    // One line names the native toolchain and the versions.
+    let said: Vec<&str> = err.lines().filter(|l| l.contains("accelerate:")).collect();
+    assert_eq!(said.len(), 1, "{err}");
+    assert!(
+        said[0].contains("native aarch64-linux-gnu-gcc-12 12.2.0")
+            && said[0].contains("rootfs's gcc-12 12.2.0"),
+        "{err}"
+    );
+    // The program is an aarch64 executable, written through the bind.
+    let prog = std::fs::read(src.path().join("prog")).unwrap();
+    assert_eq!(&prog[18..20], &[183, 0], "e_machine aarch64");
+    // Nothing stays: no mount on the host, the rootfs on disk is as it was.
+    assert_eq!(
+        host_mounts_containing(rootfs.to_str().unwrap()),
+        Vec::<String>::new()
+    );
+    assert!(!rootfs.join("run/binfmtctl").exists());
+    assert_eq!(manifest(&rootfs), before, "the rootfs on disk is unchanged");
+}
+
+#[test]
+fn the_toolchain_is_native_and_everything_else_emulated() {
+    let rootfs = debian_arm64_rootfs();
+    let src = sources(&rootfs);
+    // e_machine of each program as the chroot sees it: 3e00 = x86_64 (a launcher), b700 =
+    // aarch64. `gcc -v` names the driver's host; the driver's programs are launchers too.
+    let script = r#"
+m() { printf '%s ' "$1"; od -An -tx1 -j18 -N2 "$(command -v "$1" || echo "$1")" | tr -d ' \n'; echo; }
+for p in cc gcc cpp aarch64-linux-gnu-gcc gcc-12 as ld ar ranlib nm objcopy strip sh uname make dpkg; do m $p; done
+for p in cc1 collect2 lto-wrapper as ld; do m "$(gcc -print-prog-name=$p)"; done
+gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
+"#;
+    let out = run_accelerated(&rootfs, src.path(), &[], script);
+    let stdout = s(&out.stdout);
+    assert!(out.status.success(), "{stdout}\n{}", s(&out.stderr));
+    let mut native = Vec::new();
+    let mut emulated = Vec::new();
+    for l in stdout.lines() {
+        match l.rsplit_once(' ') {
+            Some((p, "3e00")) => native.push(p.rsplit('/').next().unwrap().to_owned()),
+            Some((p, "b700")) => emulated.push(p.to_owned()),
+            _ => {}
+        }
+    }
+    for p in [
+        "cc",
+        "gcc",
+        "cpp",
+        "aarch64-linux-gnu-gcc",
+        "gcc-12",
+        "as",
+        "ld",
+        "ar",
+        "ranlib",
+        "nm",
+        "objcopy",
+        "strip",
+        "cc1",
+        "collect2",
+        "lto-wrapper",
+    ] {
+        assert!(native.iter().any(|n| n == p), "{p} native: {stdout}");
+    }
+    // The driver's as and ld are the cross binutils' (under the toolchain's tree).
+    assert!(
+        stdout.contains("/run/binfmtctl/usr/aarch64-linux-gnu/bin/as 3e00"),
+        "{stdout}"
+    );
+    // make is not in a minbase rootfs; the others stay the rootfs's own.
+    for p in ["sh", "uname", "dpkg"] {
+        assert!(emulated.iter().any(|n| n == p), "{p} emulated: {stdout}");
+    }
+    assert!(stdout.contains("--host=x86_64-linux-gnu"), "{stdout}");
+}
+
+#[test]
+fn objects_match_the_emulated_compilers_but_for_the_comment() {
+    let rootfs = debian_arm64_rootfs();
+    let src = sources(&rootfs);
+    let compile = |accelerate: bool, out: &str| {
+        let mut c = Command::new(bin());
+        c.arg("run");
+        if accelerate {
+            c.arg("--accelerate");
+        }
+        let o = c
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .arg("--bind")
+            .arg(format!("{}:/src", src.path().display()))
+            .arg("--bind")
+            .arg(format!(
+                "{}/stdio.h:/usr/include/stdio.h:ro",
+                src.path().display()
+            ))
+            .args([
+                "--workdir",
+                "/src",
+                "--",
+                "gcc",
+                "-O2",
+                "-g",
+                "-c",
+                "-o",
+                out,
+                "prog.c",
+            ])
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", s(&o.stderr));
+        // The .comment section names the compiler's exact Debian version: drop it.
+        let stripped = src.path().join(format!("{out}.nocomment"));
+        let ok = Command::new("aarch64-linux-gnu-objcopy")
+            .args(["--remove-section", ".comment"])
+            .arg(src.path().join(out))
+            .arg(&stripped)
+            .status()
+            .unwrap()
+            .success();
+        assert!(ok);
+        std::fs::read(stripped).unwrap()
+    };
+    let native = compile(true, "native.o");
+    let emulated = compile(false, "emulated.o");
+    assert!(native.len() > 1000);
+    assert!(native == emulated, "the objects differ beyond .comment");
+}
+
+#[test]
+fn kill_9_leaves_no_mount_and_no_process() {
+    let rootfs = debian_arm64_rootfs();
+    let dir = tempfile::tempdir().unwrap();
+    let mut child = Command::new(bin())
+        .args(["run", "--accelerate", "--rootfs"])
+        .arg(&rootfs)
+        .arg("--bind")
+        .arg(format!("{}:/src", dir.path().display()))
+        .args([
+            "--",
+            "sh",
+            "-c",
+            "ls /run/binfmtctl/usr/bin > /src/started; exec sleep 30",
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = dir.path().join("started");
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while std::fs::read_to_string(&started).map_or(true, |t| t.is_empty()) {
+        assert!(Instant::now() < deadline, "the command did not start");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert!(
+        std::fs::read_to_string(&started)
+            .unwrap()
+            .contains("aarch64-linux-gnu-gcc-12")
+    );
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let root = rootfs.to_str().unwrap();
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let mounts = host_mounts_containing(root);
+        let procs: Vec<_> = std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+            .collect();
+        if mounts.is_empty() && procs.is_empty() {
+            break;
+        }
+        assert!(Instant::now() < deadline, "left: {mounts:?} {procs:?}");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+/// A small arm64 rootfs (busybox) that claims a gcc of `gcc_version` and binutils of
+/// `binutils_version` the way Debian's would: /usr/bin/gcc leads to the triple's driver, and the
+/// dpkg status lists the packages.
+fn claimed_rootfs(
+    dir: &Path,
+    triple: &str,
+    busybox: &str,
+    major: &str,
+    gcc_version: &str,
+    binutils_version: &str,
+) {
+    busybox_rootfs(dir);
+    std::fs::copy(assets().join(busybox), dir.join("bin/busybox")).unwrap();
+    let usr_bin = dir.join("usr/bin");
+    std::fs::create_dir_all(&usr_bin).unwrap();
+    std::fs::write(usr_bin.join(format!("{triple}-gcc-{major}")), "").unwrap();
+    std::os::unix::fs::symlink(format!("{triple}-gcc-{major}"), usr_bin.join("gcc")).unwrap();
+    std::fs::create_dir_all(dir.join(format!("usr/lib/gcc/{triple}/{major}"))).unwrap();
+    std::fs::create_dir_all(dir.join("var/lib/dpkg")).unwrap();
+    std::fs::write(
+        dir.join("var/lib/dpkg/status"),
+        format!(
+            "Package: gcc-{major}\nStatus: install ok installed\nVersion: {gcc_version}\n\nPackage: binutils-{triple}\nStatus: install ok installed\nVersion: {binutils_version}\n"
+        ),
+    )
+    .unwrap();
+}
+
+#[test]
+fn version_mismatches_are_refused_unless_forced() {
+    let dir = tempfile::tempdir().unwrap();
+    let newer = dir.path().join("newer");
+    claimed_rootfs(
+        &newer,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "13",
+        "13.2.0-25",
+        "2.41-6",
+    );
+    let r = newer.to_str().unwrap();
+    let out = binfmtctl(&["run", "--accelerate", "--rootfs", r, "--", "true"]);
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("the host's cross gcc is 12 (gcc-12-aarch64-linux-gnu 12.2.0")
+            && err.contains("the rootfs's is 13 (gcc-13 13.2.0-25)")
+            && err.contains("apt-get install gcc-13-aarch64-linux-gnu")
+            && err.contains("--accelerate=force"),
+        "{err}"
+    );
+    // binutils are compared too (major.minor).
+    let binutils = dir.path().join("binutils");
+    claimed_rootfs(
+        &binutils,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14+deb12u1",
+        "2.41-6",
+    );
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        binutils.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("cross binutils is 2.40 (binutils-aarch64-linux-gnu 2.40")
+            && err.contains("the rootfs's is 2.41 (binutils-aarch64-linux-gnu 2.41-6)"),
+        "{err}"
+    );
+    // Forced: the host's gcc 12 stands in for the claimed 13, and says so.
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate=force",
+        "--rootfs",
+        r,
+        "--",
+        "sh",
+        "-c",
+        "uname -m; gcc -dumpversion",
+    ]);
+    let err = s(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(s(&out.stdout), "aarch64\n12\n", "{err}");
+    assert!(err.contains("[forced: the versions differ]"), "{err}");
+    let out = binfmtctl(&["run", "--accelerate=sometimes", "--rootfs", r, "--", "true"]);
+    assert_eq!(out.status.code(), Some(2));
+}
+
+#[test]
+fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
+    let dir = tempfile::tempdir().unwrap();
+    // s390x: no cross compiler on this host.
+    let s390x = dir.path().join("s390x");
+    claimed_rootfs(
+        &s390x,
+        "s390x-linux-gnu",
+        "busybox-s390x",
+        "12",
+        "12.2.0-14+deb12u1",
+        "2.40-2",
+    );
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        s390x.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("no native cross compiler for s390x-linux-gnu on this host")
+            && err.contains("apt-get install gcc-12-s390x-linux-gnu"),
+        "{err}"
+    );
+    // arm64, but the cross gcc is not on PATH.
+    let arm64 = dir.path().join("arm64");
+    claimed_rootfs(
+        &arm64,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14+deb12u1",
+        "2.40-2",
+    );
+    let out = Command::new(bin())
+        .args(["run", "--accelerate", "--rootfs"])
+        .arg(&arm64)
+        .args(["--", "true"])
+        .env("PATH", "/nonexistent")
+        .output()
+        .unwrap();
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "{err}");
+    assert!(
+        err.contains("apt-get install gcc-12-aarch64-linux-gnu"),
+        "{err}"
+    );
+    // A rootfs without gcc: nothing to stand in for.
+    let bare = dir.path().join("bare");
+    busybox_rootfs(&bare);
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        bare.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("the rootfs has no gcc"), "{err}");
+}
+
+#[test]
+fn rootless_as_nobody() {
+    let rootfs = debian_arm64_rootfs();
+    let src = sources(&rootfs);
+    let bind = format!("{}:/src", src.path().display());
+    let header = format!("{}/stdio.h:/usr/include/stdio.h:ro", src.path().display());
+    let r = as_nobody(&[
+        bin().to_str().unwrap(),
+        "run",
+        "--rootless",
+        "--accelerate",
+        "--rootfs",
+        rootfs.to_str().unwrap(),
+        "--bind",
+        &bind,
+        "--bind",
+        &header,
+        "--",
+        "sh",
+        "-c",
+        "id -u; gcc -O2 -o /tmp/prog /src/prog.c && /tmp/prog && od -An -tx1 -j18 -N2 /usr/bin/gcc-12",
+    ]);
+    let lines: Vec<&str> = r.stdout.lines().collect();
+    r.expect(
+        "an accelerated compile as nobody",
+        r.code == 0
+            && lines.len() == 3
+            && lines[0] == "0"
+            && lines[1].ends_with(" 8 42")
+            && lines[2].trim() == "3e 00",
+    );
+}
+
+#[test]
+fn build_strategy_hybrid_and_auto_picks_it() {
+    let rootfs = debian_arm64_rootfs();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("prog.c"),
+        "#include <stdio.h>\nint main(void){puts(\"hi\");return 0;}\n",
+    )
+    .unwrap();
+    let sd = src.path().to_str().unwrap();
+    let r = rootfs.to_str().unwrap();
+    let out = binfmtctl(&[
+        "build",
+        "--arch",
+        "arm64",
+        "--strategy",
+        "hybrid",
+        "--rootfs",
+        r,
+        "--src",
+        sd,
+        "--",
+        "sh",
+        "-c",
+        "gcc -O2 -o prog prog.c && ./prog",
+    ]);
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert_eq!(s(&out.stdout), "hi\n");
+    assert!(s(&out.stderr).contains("accelerate: native aarch64-linux-gnu-gcc-12"));
+    let out = binfmtctl(&[
+        "build", "--arch", "arm64", "--rootfs", r, "--src", sd, "--", "true",
+    ]);
+    assert!(out.status.success(), "{}", s(&out.stderr));
+    assert!(
+        s(&out.stderr).contains("build: hybrid (the host's native aarch64-linux-gnu-gcc-12"),
+        "{}",
+        s(&out.stderr)
+    );
+    let out = binfmtctl(&[
+        "build",
+        "--arch",
+        "arm64",
+        "--strategy",
+        "hybrid",
+        "--src",
+        sd,
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(s(&out.stderr).contains("--strategy hybrid needs --rootfs"));
+}
