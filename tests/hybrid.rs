@@ -117,7 +117,10 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
         "the program, built with the rootfs's stdio.h, runs: {stdout}\n{err}"
     );
     // Only the rootfs's headers (the sysroot is /), never the cross toolchain's own copy.
-    let search: Vec<&str> = lines.filter(|l| l.starts_with(' ')).collect();
+    let search: Vec<String> = lines
+        .filter(|l| l.starts_with(' '))
+        .map(|l| l.replace("/usr/bin/../lib/", "/usr/lib/"))
+        .collect();
     assert_eq!(
         search,
         [
@@ -195,7 +198,8 @@ gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
     }
     // The driver's as and ld are the cross binutils' (under the toolchain's tree).
     assert!(
-        stdout.contains("/run/binfmtctl/usr/aarch64-linux-gnu/bin/as 3e00"),
+        stdout.lines().any(|l| l.starts_with("/run/binfmtctl/usr/")
+            && l.ends_with("/../../../../aarch64-linux-gnu/bin/as 3e00")),
         "{stdout}"
     );
     // make is not in a minbase rootfs; the others stay the rootfs's own.

@@ -243,17 +243,30 @@ fn find_in(path_env: &OsStr, name: &str) -> Option<PathBuf> {
         .find(|p| p.is_file())
 }
 
-fn is_host_program(path: &Path) -> bool {
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum HostElf {
+    Program,
+    Library,
+}
+
+/// Is `path` (symlinks followed) a native x86_64 program or shared library of the host?
+fn host_elf(path: &Path) -> Option<HostElf> {
     use std::os::unix::fs::PermissionsExt;
-    let Ok(f) = fs::File::open(path) else {
-        return false;
-    };
-    let exec = f
-        .metadata()
-        .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o111 != 0);
-    exec && crate::inspection::elf::inspect_file(&f).is_ok_and(|e| {
-        e.machine == EM_X86_64 && e.interp.is_some() && (e.e_type == 2 || e.e_type == 3)
-    })
+    let f = fs::File::open(path).ok()?;
+    let m = f.metadata().ok()?;
+    if !m.is_file() {
+        return None;
+    }
+    let e = crate::inspection::elf::inspect_file(&f).ok()?;
+    if e.machine != EM_X86_64 {
+        return None;
+    }
+    let name = path.file_name()?.to_str()?;
+    match e.e_type {
+        3 if is_shared_object(name) || e.interp.is_none() => Some(HostElf::Library),
+        2 | 3 if m.permissions().mode() & 0o111 != 0 => Some(HostElf::Program),
+        _ => None,
+    }
 }
 
 fn is_shared_object(name: &str) -> bool {
@@ -471,20 +484,43 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
             dir: true,
         });
     }
-    items.push(Item::Bind {
-        source: gcc_cross.clone(),
-        path: format!("{DIR}/host/gcc-cross"),
-        dir: true,
-    });
-    // The compiler's own directory: native programs as launchers, the rootfs's gcc's target
-    // files (crt*.o, libgcc, its headers) by symlink, the host's where the rootfs has none.
+    // Every host file the tree uses, by its real path (symlinks resolved on the host: the
+    // cross toolchain's are relative and would lead nowhere inside), bound once into host/bin.
+    let mut host_files: std::collections::BTreeMap<PathBuf, String> = Default::default();
+    let mut host_file = |items: &mut Vec<Item>, p: &Path| -> Result<String, AccelError> {
+        let real = fs::canonicalize(p).map_err(|source| AccelError::Io {
+            path: p.to_owned(),
+            source,
+        })?;
+        if let Some(inside) = host_files.get(&real) {
+            return Ok(inside.clone());
+        }
+        let base = real
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let taken = |n: &str| host_files.values().any(|v| v.rsplit('/').next() == Some(n));
+        let mut name = base.clone();
+        let mut i = 1;
+        while taken(&name) {
+            name = format!("{base}.{i}");
+            i += 1;
+        }
+        let inside = format!("{DIR}/host/bin/{name}");
+        items.push(Item::Bind {
+            source: real.clone(),
+            path: inside.clone(),
+            dir: false,
+        });
+        host_files.insert(real, inside.clone());
+        Ok(inside)
+    };
+    // The compiler's own directory: its native programs as launchers, its native plugins
+    // (liblto_plugin.so) from the host, and for everything else (crt*.o, libgcc, its headers,
+    // libstdc++.so & co.) the rootfs's gcc's own files; the host's copies of target files
+    // are left out.
     let rootfs_gcc_dir = format!("/usr/lib/gcc/{t}/{major}");
     let rootfs_gcc_real = resolve_in_root(root, &rootfs_gcc_dir);
-    let in_rootfs_gcc = |name: &str| {
-        rootfs_gcc_real.as_ref().is_some_and(|d| {
-            fs::symlink_metadata(root.join(d.trim_start_matches('/')).join(name)).is_ok()
-        })
-    };
     let cross_dir = format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}");
     let mut seen = std::collections::BTreeSet::new();
     let mut entries: Vec<_> = fs::read_dir(&gcc_cross)
@@ -499,43 +535,40 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         let Some(name) = e.file_name().to_str().map(str::to_owned) else {
             continue;
         };
-        let host_copy = format!("{DIR}/host/gcc-cross/{name}");
         let path = format!("{cross_dir}/{name}");
-        if !is_shared_object(&name) && is_host_program(&e.path()) {
-            items.push(Item::Launcher {
-                bytes: via_loader(&path, &host_copy, &[]),
-                path,
-            });
-        } else if !is_shared_object(&name) && in_rootfs_gcc(&name) {
-            items.push(Item::Symlink {
-                path,
-                target: format!("{rootfs_gcc_dir}/{name}"),
-            });
-        } else {
-            items.push(Item::Symlink {
-                path,
-                target: host_copy,
-            });
+        match host_elf(&e.path()) {
+            Some(HostElf::Program) => {
+                let real = host_file(&mut items, &e.path())?;
+                items.push(Item::Launcher {
+                    bytes: via_loader(&path, &real, &[]),
+                    path,
+                });
+                seen.insert(name);
+            }
+            Some(HostElf::Library) => {
+                let real = host_file(&mut items, &e.path())?;
+                items.push(Item::Symlink { path, target: real });
+                seen.insert(name);
+            }
+            None => {}
         }
-        seen.insert(name);
     }
-    // Target files only the rootfs's gcc has (e.g. include-fixed).
     if let Some(d) = &rootfs_gcc_real
         && let Ok(rd) = fs::read_dir(root.join(d.trim_start_matches('/')))
     {
         let mut names: Vec<String> = rd
             .flatten()
             .filter(|e| {
-                let p = e.path();
-                let elf_program = fs::File::open(&p).ok().is_some_and(|f| {
-                    e.file_type().is_ok_and(|t| t.is_file())
-                        && crate::inspection::elf::inspect_file(&f)
+                // The rootfs's own (emulated) compiler programs are not wanted here.
+                let program = e.file_type().is_ok_and(|t| t.is_file())
+                    && fs::File::open(e.path()).ok().is_some_and(|f| {
+                        crate::inspection::elf::inspect_file(&f)
                             .is_ok_and(|x| x.e_type == 2 || (x.e_type == 3 && x.interp.is_some()))
-                });
-                !elf_program
+                    });
+                !program
             })
             .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-            .filter(|n| !seen.contains(n) && !is_shared_object(n))
+            .filter(|n| !seen.contains(n))
             .collect();
         names.sort();
         for name in names {
@@ -549,25 +582,21 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     // cross toolchain's include/ or lib/ (the host's copy of the target libc).
     let tool_bin = Path::new("/usr").join(&t).join("bin");
     if tool_bin.is_dir() {
-        items.push(Item::Bind {
-            source: tool_bin.clone(),
-            path: format!("{DIR}/host/tool-bin"),
-            dir: true,
-        });
-        let mut names: Vec<String> = fs::read_dir(&tool_bin)
+        let mut entries: Vec<_> = fs::read_dir(&tool_bin)
             .map_err(|source| AccelError::Io {
                 path: tool_bin.clone(),
                 source,
             })?
             .flatten()
-            .filter(|e| is_host_program(&e.path()))
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|e| host_elf(&e.path()) == Some(HostElf::Program))
             .collect();
-        names.sort();
-        for name in names {
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let name = e.file_name().to_string_lossy().into_owned();
+            let real = host_file(&mut items, &e.path())?;
             let path = format!("{DIR}/usr/{t}/bin/{name}");
             items.push(Item::Launcher {
-                bytes: via_loader(&path, &format!("{DIR}/host/tool-bin/{name}"), &[]),
+                bytes: via_loader(&path, &real, &[]),
                 path,
             });
         }
@@ -607,8 +636,8 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
             _ if BINUTILS.contains(&tool) => (format!("{t}-{tool}"), false),
             _ => continue,
         };
-        let host_file = host_bin.join(&host_name);
-        if !host_file.is_file() {
+        let host_path = host_bin.join(&host_name);
+        if !host_path.is_file() {
             let d = tool.strip_suffix(&format!("-{major}")).unwrap_or(tool);
             let pkg = if is_driver {
                 format!("{d}-{host_major}-{t}")
@@ -620,22 +649,13 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
             }
             continue;
         }
-        covered.insert(file, (host_name, host_file, is_driver));
+        covered.insert(file, (host_name, host_path, is_driver));
     }
     let mut bound = std::collections::BTreeSet::new();
-    for (file, (host_name, host_file, is_driver)) in &covered {
+    for (file, (host_name, host_path, is_driver)) in &covered {
         let launcher_path = format!("{DIR}/usr/bin/{host_name}");
         if bound.insert(host_name.clone()) {
-            let real = fs::canonicalize(host_file).map_err(|source| AccelError::Io {
-                path: host_file.clone(),
-                source,
-            })?;
-            let real_in = format!("{DIR}/host/bin/{host_name}");
-            items.push(Item::Bind {
-                source: real,
-                path: real_in.clone(),
-                dir: false,
-            });
+            let real_in = host_file(&mut items, host_path)?;
             let extra: &[&str] = if *is_driver { &["--sysroot=/"] } else { &[] };
             items.push(Item::Launcher {
                 bytes: via_loader(&launcher_path, &real_in, extra),
