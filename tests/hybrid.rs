@@ -457,6 +457,19 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
         err.contains("apt-get install gcc-12-aarch64-linux-gnu"),
         "{err}"
     );
+    // A bind over /run would put the injection into a host directory.
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        arm64.to_str().unwrap(),
+        "--bind",
+        &format!("{}:/run", dir.path().display()),
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
+    assert!(s(&out.stderr).contains("bind elsewhere"));
     // A rootfs without gcc: nothing to stand in for.
     let bare = dir.path().join("bare");
     busybox_rootfs(&bare);

@@ -315,6 +315,19 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
     let accelerate = match args.accelerate {
         None => Vec::new(),
         Some(mode) => {
+            // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
+            // in a host directory.
+            if let Some(b) = binds.iter().find(|b| {
+                b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR)
+            }) {
+                return Err(BadInput(format!(
+                    "--bind {}:{}: --accelerate keeps its files under {} in the sandbox's own /run; bind elsewhere",
+                    b.source.display(),
+                    b.target,
+                    crate::emulation::accelerate::DIR
+                ))
+                .into());
+            }
             let inj = accelerate_plan(arch, &root, mode == Accelerate::Force)?;
             eprintln!("binfmtctl: accelerate: {}", inj.summary);
             for (file, pkg) in &inj.left_emulated {

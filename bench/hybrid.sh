@@ -1,0 +1,195 @@
+#!/usr/bin/env bash
+# Benchmark: cross vs hybrid vs emulate, side by side in one run, on three real C code bases
+# nobody here wrote, each built once per strategy from a fresh copy of its source:
+#
+#   zlib 1.2.11  its own ./configure, make (and, for hybrid and emulate, make test), from the
+#                libz-sys 1.0.25 crate (the last that ships zlib's whole tree)
+#   Lua 5.4.7    gcc -O2 -c *.c, then linked with a 10-line driver (lua-src crate)
+#   SQLite       the amalgamation, gcc -O1 -c sqlite3.c (libsqlite3-sys crate)
+#
+# cross = `binfmtctl build --strategy cross` (the host's aarch64-linux-gnu-gcc), hybrid =
+# `--strategy hybrid` (the arm64 chroot, emulated, with the host's native cross gcc injected),
+# emulate = `--strategy emulate` (the rootfs's own gcc under qemu-aarch64). Then it checks the
+# results: the programs run and print the same, and the hybrid objects are byte-identical to the
+# emulated ones once the .comment section (which names the compiler's exact Debian version) is
+# removed. Finally, a probe of the one known code difference between the host's cross gcc and
+# the rootfs's gcc (docs/hybrid.md). Not run by CI; takes about 8 minutes here.
+#
+#   bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler; gcc- and g++-aarch64-linux-gnu)
+# The rootfs (bookworm arm64 with gcc, g++, libc6-dev and make) is made once by binfmtctl itself in
+# target/bench/rootfs-arm64-gcc-make, or taken from $ROOTFS.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+# BINFMTCTL=path uses that binary (it only sets the sandbox up; the compilers do the work).
+if [ -n "${BINFMTCTL:-}" ]; then B=$(realpath "$BINFMTCTL"); else
+  cargo build --release --quiet --locked; B=$PWD/target/release/binfmtctl; fi
+W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
+
+# The sources, via cargo's own download of the crates.
+mkdir -p "$W/fetch/src"; touch "$W/fetch/src/lib.rs"
+cat > "$W/fetch/Cargo.toml" <<'TOML'
+[package]
+name = "fetch-sources"
+version = "0.0.0"
+edition = "2021"
+[dependencies]
+libz-sys = "=1.0.25"
+lua-src = "=547.0.0"
+libsqlite3-sys = { version = "=0.30.1", default-features = false }
+TOML
+cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
+REG=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ | head -1)
+ZLIB=$REG/libz-sys-1.0.25/src/zlib
+LUA=$REG/lua-src-547.0.0/lua-5.4.7
+SQLITE=$REG/libsqlite3-sys-0.30.1/sqlite3
+[ -x "$ZLIB/configure" ] && [ -f "$LUA/lua.h" ] && [ -f "$SQLITE/sqlite3.c" ]
+
+ROOTFS=${ROOTFS:-target/bench/rootfs-arm64-gcc-make}
+if [ ! -x "$ROOTFS/usr/bin/make" ]; then
+  rm -rf "$ROOTFS"; mkdir -p "$(dirname "$ROOTFS")"
+  $B rootfs create --arch arm64 --include gcc,g++,libc6-dev,make "$ROOTFS" >&2
+fi
+ROOTFS=$(realpath "$ROOTFS")
+
+now() { date +%s%N; }
+# run_one PROJECT STRATEGY SCRIPT: builds a fresh copy of the project's source; records seconds.
+run_one() {
+  local p=$1 s=$2 script=$3 dir="$W/$1-$2" t0 t1
+  rm -rf "$dir"; mkdir -p "$dir"
+  case $p in
+    zlib) cp -a "$ZLIB/." "$dir/" ;;
+    lua) cp "$LUA"/*.c "$LUA"/*.h "$W/main.c" "$W/bench.lua" "$dir/" ;;
+    sqlite) cp "$SQLITE/sqlite3.c" "$SQLITE/sqlite3.h" "$dir/" ;;
+  esac
+  local args=(--arch arm64 --strategy "$s" --src "$dir")
+  [ "$s" = cross ] || args+=(--rootfs "$ROOTFS")
+  t0=$(now)
+  $B build "${args[@]}" -- sh -c "$script" > "$dir.log" 2>&1 || { echo "$p $s failed:" >&2; tail -20 "$dir.log" >&2; exit 1; }
+  t1=$(now)
+  echo "$p $s $(( (t1 - t0) / 1000000 ))" >> "$W/times"
+  echo "[bench] $p $s: $(( (t1 - t0) / 1000000 )) ms" >&2
+}
+
+cat > "$W/main.c" <<'C'
+#include "lua.h"
+#include "lauxlib.h"
+#include "lualib.h"
+int main(int argc, char **argv) {
+    lua_State *L = luaL_newstate();
+    luaL_openlibs(L);
+    int rc = argc > 1 ? luaL_dofile(L, argv[1]) : 1;
+    if (rc) fprintf(stderr, "%s\n", lua_tostring(L, -1));
+    lua_close(L);
+    return rc;
+}
+C
+cat > "$W/bench.lua" <<'LUA'
+local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
+local t = {} for i = 1, 1000 do t[i] = (i * 7919) % 1009 end table.sort(t)
+print(string.format("fib(25)=%d sorted[500]=%d %s", fib(25), t[500], _VERSION))
+LUA
+
+# zlib: cross compiles only (its test programs are aarch64: they run in the chroot below).
+ZCROSS='CHOST=aarch64-linux-gnu CC=$CC ./configure --static && make -j1'
+ZNATIVE='./configure --static && make -j1'
+LUAB='gcc -O2 -c *.c && gcc -o lua *.o -lm'
+LUAC='$CC -O2 -c *.c && $CC -o lua *.o -lm'
+SQLB='gcc -O1 -c sqlite3.c'
+SQLC='$CC -O1 -c sqlite3.c'
+for s in cross hybrid emulate; do
+  [ $s = cross ] && run_one zlib $s "$ZCROSS" || run_one zlib $s "$ZNATIVE"
+  [ $s = cross ] && run_one lua $s "$LUAC" || run_one lua $s "$LUAB"
+  [ $s = cross ] && run_one sqlite $s "$SQLC" || run_one sqlite $s "$SQLB"
+done
+
+# zlib's own test suite, in the chroot, on the hybrid and the emulated build.
+ztest() {
+  $B run --rootfs "$ROOTFS" "${@:2}" --bind "$W/zlib-$1:/src" --workdir /src -- make test 2>&1 | tail -3
+}
+ZT_H=$(ztest hybrid --accelerate); ZT_E=$(ztest emulate)
+echo "$ZT_H" | grep -q '\*\*\* zlib test OK \*\*\*' || { echo "zlib make test failed (hybrid): $ZT_H" >&2; exit 1; }
+echo "$ZT_E" | grep -q '\*\*\* zlib test OK \*\*\*' || { echo "zlib make test failed (emulate): $ZT_E" >&2; exit 1; }
+# Lua: all three interpreters print the same.
+LOUT=$($B run --rootfs "$ROOTFS" --bind "$W:/w" -- sh -c 'for s in cross hybrid emulate; do /w/lua-$s/lua /w/bench.lua; done' 2>/dev/null)
+[ "$(echo "$LOUT" | sort -u | wc -l)" = 1 ] && [ "$(echo "$LOUT" | wc -l)" = 3 ] || { echo "Lua outputs differ: $LOUT" >&2; exit 1; }
+
+# Objects: hybrid vs emulate, and cross vs emulate, without .comment.
+strip_comment() { aarch64-linux-gnu-objcopy --remove-section .comment "$1" "$2"; }
+compare() { # compare PROJECT A B -> "identical/total [differing...]"
+  local same=0 total=0 diff=()
+  for o in "$W/$1-$2"/*.o; do
+    local n; n=$(basename "$o"); total=$((total + 1))
+    strip_comment "$o" "$W/a.o"; strip_comment "$W/$1-$3/$n" "$W/b.o"
+    if cmp -s "$W/a.o" "$W/b.o"; then same=$((same + 1)); else diff+=("$n"); fi
+    cmp -s "$o" "$W/$1-$3/$n" && echo "note: $1 $n identical even with .comment" >&2
+  done
+  echo "$same/$total${diff:+ (differ: ${diff[*]})}"
+}
+for p in zlib lua sqlite; do
+  echo "$p $(compare $p hybrid emulate) $(compare $p cross emulate)" >> "$W/objects"
+done
+
+# The known difference: Debian's security update of the target gcc (12.2.0-14+deb12u1,
+# CVE-2023-4039: -fstack-protector did not guard dynamically sized stack objects on aarch64),
+# which the cross gcc 12.2.0-14 of the same release lacks. A function with a VLA, both ways.
+mkdir -p "$W/probe-hybrid" "$W/probe-emulate"
+cat > "$W/probe.c" <<'C'
+#include <string.h>
+int use(char *p, int n);
+int vla(int n) { char buf[n]; memset(buf, 1, n); return use(buf, n); }
+int fixed(int n) { char buf[64]; memset(buf, 1, sizeof buf); return use(buf, n); }
+C
+cp "$W/probe.c" "$W/probe-hybrid/"; cp "$W/probe.c" "$W/probe-emulate/"
+$B build --arch arm64 --strategy hybrid --rootfs "$ROOTFS" --src "$W/probe-hybrid" -- gcc -O2 -fstack-protector-strong -c probe.c 2>/dev/null
+$B build --arch arm64 --strategy emulate --rootfs "$ROOTFS" --src "$W/probe-emulate" -- gcc -O2 -fstack-protector-strong -c probe.c 2>/dev/null
+fn_diff() { # the functions whose disassembly differs
+  for f in vla fixed; do
+    a=$(aarch64-linux-gnu-objdump -d --no-show-raw-insn "$W/probe-hybrid/probe.o" | sed -n "/<$f>:/,/^$/p")
+    b=$(aarch64-linux-gnu-objdump -d --no-show-raw-insn "$W/probe-emulate/probe.o" | sed -n "/<$f>:/,/^$/p")
+    [ "$a" = "$b" ] || printf '%s ' "$f"
+  done
+}
+PROBE=$(fn_diff)
+
+# C++ (g++, cc1plus, libstdc++ from the rootfs): a small program both ways; objects compared.
+mkdir -p "$W/cxx-hybrid" "$W/cxx-emulate"
+cat > "$W/cxx-hybrid/p.cc" <<'CC'
+#include <iostream>
+#include <map>
+#include <string>
+int main() { std::map<std::string, int> m{{"a", 1}, {"b", 2}}; for (auto &[k, v] : m) std::cout << k << v; std::cout << "\n"; }
+CC
+cp "$W/cxx-hybrid/p.cc" "$W/cxx-emulate/"
+for s in hybrid emulate; do
+  $B build --arch arm64 --strategy $s --rootfs "$ROOTFS" --src "$W/cxx-$s" -- sh -c 'g++ -O2 -c p.cc && g++ -o p p.o && ./p' > "$W/cxx-$s.out" 2>/dev/null
+done
+strip_comment "$W/cxx-hybrid/p.o" "$W/a.o"; strip_comment "$W/cxx-emulate/p.o" "$W/b.o"
+CXX="runs and prints $(cat "$W/cxx-hybrid.out") both ways; object $(cmp -s "$W/a.o" "$W/b.o" && echo identical || echo DIFFERENT) without .comment"
+cmp -s "$W/cxx-hybrid.out" "$W/cxx-emulate.out" || CXX="outputs differ: $(cat "$W/cxx-hybrid.out") / $(cat "$W/cxx-emulate.out")"
+
+HOSTV=$(dpkg-query -W -f='${Version}' gcc-12-aarch64-linux-gnu)
+ROOTV=$(sed -n '/^Package: gcc-12$/,/^$/s/^Version: //p' "$ROOTFS/var/lib/dpkg/status")
+python3 - "$W/times" "$W/objects" "$HOSTV" "$ROOTV" "$ZT_H" "$(echo "$LOUT" | head -1)" "${PROBE:-none}" "$CXX" <<'PY'
+import sys
+t = {}
+for l in open(sys.argv[1]):
+    p, s, ms = l.split()
+    t[(p, s)] = int(ms) / 1000
+objs = {l.split()[0]: l.split(None, 1)[1].strip() for l in open(sys.argv[2])}
+names = {"zlib": "zlib 1.2.11 (configure + make)", "lua": "Lua 5.4.7 (-O2, 33 files)", "sqlite": "SQLite amalgamation (-O1 -c)"}
+print(f"host cross gcc {sys.argv[3]}, rootfs gcc {sys.argv[4]}; one run, the three strategies back to back per project")
+print()
+print("| project | cross | hybrid | emulate | hybrid / cross | emulate / hybrid |")
+print("|---|---|---|---|---|---|")
+for p in ["zlib", "lua", "sqlite"]:
+    c, h, e = t[(p, "cross")], t[(p, "hybrid")], t[(p, "emulate")]
+    print(f"| {names[p]} | {c:.1f} s | {h:.1f} s | {e:.1f} s | {h / c:.2f}x | {e / h:.1f}x |")
+print()
+print("objects identical without .comment (hybrid vs emulate, then cross vs emulate):")
+for p in ["zlib", "lua", "sqlite"]:
+    print(f"- {p}: {objs[p]}")
+print(f"zlib make test under hybrid: {sys.argv[5].strip().splitlines()[-1]}")
+print(f"Lua, all three builds: {sys.argv[6]}")
+print(f"-fstack-protector-strong probe, functions that differ (hybrid vs emulate): {sys.argv[7]}")
+print(f"C++ (g++ -O2, std::map and iostream): {sys.argv[8]}")
+PY
