@@ -161,7 +161,7 @@ fn the_toolchain_is_native_and_everything_else_emulated() {
     // aarch64. `gcc -v` names the driver's host; the driver's programs are launchers too.
     let script = r#"
 m() { printf '%s ' "$1"; od -An -tx1 -j18 -N2 "$(command -v "$1" || echo "$1")" | tr -d ' \n'; echo; }
-for p in cc gcc cpp aarch64-linux-gnu-gcc gcc-12 as ld ar ranlib nm objcopy strip sh uname make dpkg; do m $p; done
+for p in cc gcc cpp aarch64-linux-gnu-gcc gcc-12 gcc-ar as ld ar ranlib nm objcopy strip sh uname make dpkg; do m $p; done
 for p in cc1 collect2 lto-wrapper as ld; do m "$(gcc -print-prog-name=$p)"; done
 gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
 "#;
@@ -183,6 +183,7 @@ gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
         "cpp",
         "aarch64-linux-gnu-gcc",
         "gcc-12",
+        "gcc-ar",
         "as",
         "ld",
         "ar",

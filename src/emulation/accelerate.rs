@@ -73,6 +73,9 @@ const BINUTILS: &[&str] = &[
 ];
 /// Compiler drivers (`gcc` → `aarch64-linux-gnu-gcc-12`).
 const DRIVERS: &[&str] = &["gcc", "g++", "cpp"];
+/// GCC's wrappers that load its LTO plugin (`gcc-ar` → `aarch64-linux-gnu-gcc-ar-12`): native
+/// too, or the host's ar would be handed the rootfs's (aarch64) plugin.
+const GCC_TOOLS: &[&str] = &["gcc-ar", "gcc-nm", "gcc-ranlib"];
 
 /// One step of the injection, applied in order inside the sandbox. Paths are absolute inside
 /// the chroot and under `DIR`, except a cover's target (a file of the rootfs).
@@ -604,7 +607,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
 
     // The rootfs's names, each resolved to its file, and the host program that stands in.
     let mut names: Vec<String> = vec!["cc".into(), "c++".into()];
-    for d in DRIVERS {
+    for d in DRIVERS.iter().chain(GCC_TOOLS) {
         names.extend([
             (*d).to_owned(),
             format!("{d}-{major}"),
@@ -631,19 +634,25 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         else {
             continue;
         };
-        let (host_name, is_driver) = match tool.strip_suffix(&format!("-{major}")) {
-            Some(d) if DRIVERS.contains(&d) => (format!("{t}-{d}-{host_major}"), true),
-            _ if BINUTILS.contains(&tool) => (format!("{t}-{tool}"), false),
+        // The driver gets --sysroot=/; the package that provides the host's counterpart.
+        let (host_name, is_driver, pkg) = match tool.strip_suffix(&format!("-{major}")) {
+            Some(d) if DRIVERS.contains(&d) => (
+                format!("{t}-{d}-{host_major}"),
+                true,
+                format!("{}-{host_major}-{t}", if d == "cpp" { "cpp" } else { d }),
+            ),
+            Some(d) if GCC_TOOLS.contains(&d) => (
+                format!("{t}-{d}-{host_major}"),
+                false,
+                format!("gcc-{host_major}-{t}"),
+            ),
+            _ if BINUTILS.contains(&tool) => {
+                (format!("{t}-{tool}"), false, format!("binutils-{t}"))
+            }
             _ => continue,
         };
         let host_path = host_bin.join(&host_name);
         if !host_path.is_file() {
-            let d = tool.strip_suffix(&format!("-{major}")).unwrap_or(tool);
-            let pkg = if is_driver {
-                format!("{d}-{host_major}-{t}")
-            } else {
-                format!("binutils-{t}")
-            };
             if !left.iter().any(|(f, _)| f == &file) {
                 left.push((file.clone(), pkg));
             }
