@@ -116,7 +116,8 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
             .is_some_and(|l| l.ends_with(" 8 42") && l.split(' ').count() == 3),
         "the program, built with the rootfs's stdio.h, runs: {stdout}\n{err}"
     );
-    // Only the rootfs's headers (the sysroot is /), never the cross toolchain's own copy.
+    // Only the rootfs's headers (the sysroot is /), never the cross toolchain's own copy;
+    // /usr/local/include as the rootfs's own gcc has it.
     let search: Vec<String> = lines
         .filter(|l| l.starts_with(' '))
         .map(|l| l.replace("/usr/bin/../lib/", "/usr/lib/"))
@@ -124,6 +125,7 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
     assert_eq!(
         search,
         [
+            " /usr/local/include",
             " /usr/lib/gcc-cross/aarch64-linux-gnu/12/include",
             " /usr/include/aarch64-linux-gnu",
             " /usr/include"

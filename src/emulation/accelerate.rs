@@ -9,8 +9,9 @@
 //!   `/run`: nothing is added to the rootfs, no directory of it is overlaid, and all of it goes
 //!   with the mount namespace (also after kill -9).
 //! - The host's library directories (`lib0`, `lib1`: the loader's `/lib/x86_64-linux-gnu`,
-//!   `/usr/lib/x86_64-linux-gnu`), the cross compiler's programs (`host/gcc-cross`), its
-//!   binutils (`host/tool-bin`) and drivers (`host/bin/*`) are bound there read-only.
+//!   `/usr/lib/x86_64-linux-gnu`) and each host file the toolchain needs (the drivers, cc1 and
+//!   the other programs of `/usr/lib/gcc-cross/<triple>/<N>`, the binutils, the LTO plugin),
+//!   by its real path, at `host/bin/*` are bound there read-only.
 //! - The rootfs has no x86_64 loader at `/lib64`, so a native program cannot be exec'd
 //!   directly in the chroot. Each native program is reached through a *launcher*: a static
 //!   x86_64 program of a few dozen instructions (`probes/launcher-x86_64.S`) that execs the
@@ -23,7 +24,8 @@
 //! - The driver runs with `--sysroot=/`: headers and libraries are the rootfs's. The cross
 //!   toolchain's own copy of the target libc (`/usr/<triple>/include`, `/usr/<triple>/lib`)
 //!   is not in the tree, and the compiler's support files (crt*.o, libgcc, its own headers
-//!   such as stddef.h) are the rootfs's gcc's, reached by symlinks from the tree.
+//!   such as stddef.h) and libstdc++'s headers are the rootfs's, reached by symlinks from the
+//!   tree. `-isystem /usr/local/include` puts back what a cross gcc leaves out of its list.
 //!
 //! Planning reads files only (the rootfs's and the host's dpkg status, ELF headers); it runs
 //! nothing.
@@ -605,6 +607,34 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         }
     }
 
+    // libstdc++'s headers: a cross g++ looks for them beside the toolchain
+    // (`<tooldir>/include/c++/<N>` and its `<triple>` subdirectory), the rootfs has them in
+    // /usr/include/c++/<N> and /usr/include/<triple>/c++/<N>. A directory of symlinks to the
+    // rootfs's makes the one look like the other; nothing else is put in that include/.
+    let cxx = format!("/usr/include/c++/{major}");
+    if let Some(real) = resolve_in_root(root, &cxx)
+        && let Ok(rd) = fs::read_dir(root.join(real.trim_start_matches('/')))
+    {
+        let dir = format!("{DIR}/usr/{t}/include/c++/{host_major}");
+        items.push(Item::Dir(dir.clone()));
+        let mut names: Vec<String> = rd
+            .flatten()
+            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+            .filter(|n| n != &t)
+            .collect();
+        names.sort();
+        for n in names {
+            items.push(Item::Symlink {
+                path: format!("{dir}/{n}"),
+                target: format!("{cxx}/{n}"),
+            });
+        }
+        items.push(Item::Symlink {
+            path: format!("{dir}/{t}"),
+            target: format!("/usr/include/{t}/c++/{major}"),
+        });
+    }
+
     // The rootfs's names, each resolved to its file, and the host program that stands in.
     let mut names: Vec<String> = vec!["cc".into(), "c++".into()];
     for d in DRIVERS.iter().chain(GCC_TOOLS) {
@@ -665,7 +695,14 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         let launcher_path = format!("{DIR}/usr/bin/{host_name}");
         if bound.insert(host_name.clone()) {
             let real_in = host_file(&mut items, host_path)?;
-            let extra: &[&str] = if *is_driver { &["--sysroot=/"] } else { &[] };
+            // The rootfs is the sysroot. A cross gcc leaves /usr/local/include out of its
+            // search list, where the rootfs's native gcc has it (before the multiarch and
+            // /usr/include): put it back as a system directory.
+            let extra: &[&str] = if *is_driver {
+                &["--sysroot=/", "-isystem", "/usr/local/include"]
+            } else {
+                &[]
+            };
             items.push(Item::Launcher {
                 bytes: via_loader(&launcher_path, &real_in, extra),
                 path: launcher_path.clone(),
