@@ -1,7 +1,7 @@
 //! Hybrid builds (issue 11): `run --accelerate` and `build --strategy hybrid` on the real
-//! kernel, with a real Debian bookworm arm64 rootfs (gcc, libc6-dev; made once by
+//! kernel, with a real Debian bookworm arm64 rootfs (gcc, g++, libc6-dev, make; made once by
 //! `binfmtctl rootfs create` and cached) and the host's Debian cross toolchain
-//! (gcc-aarch64-linux-gnu). The host's binfmt_misc is never touched: without a host handler,
+//! (gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu). The host's binfmt_misc is never touched: without a host handler,
 //! run uses a private instance.
 
 mod common;
@@ -11,7 +11,9 @@ use std::path::Path;
 use std::process::{Command, Output, Stdio};
 use std::time::{Duration, Instant};
 
-use common::{as_nobody, assets, bin, busybox_rootfs, debian_arm64_rootfs, host_mounts_containing};
+use common::{
+    as_nobody, assets, bin, busybox_rootfs, debian_arm64_rootfs_gxx, host_mounts_containing,
+};
 
 fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
@@ -92,14 +94,14 @@ fn run_accelerated(rootfs: &Path, src: &Path, extra: &[&str], script: &str) -> O
 
 #[test]
 fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let before = manifest(&rootfs);
     let src = sources(&rootfs);
     let out = run_accelerated(
         &rootfs,
         src.path(),
         &[],
-        "uname -m; gcc -O2 -o prog prog.c && ./prog; echo | gcc -E -v - 2>&1 | sed -n '/<...> search starts/,/End of search/p'",
+        "uname -m; gcc -O2 -o prog prog.c && ./prog; echo | gcc -E -v - 2>&1 | sed -n '/<...> search starts/,/End of search/p'; echo \"tooldir: $(ls /run/binfmtctl/usr/aarch64-linux-gnu/include)\"",
     );
     let err = s(&out.stderr);
     assert!(out.status.success(), "{err}");
@@ -127,6 +129,7 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
         [
             " /usr/local/include",
             " /usr/lib/gcc-cross/aarch64-linux-gnu/12/include",
+            " /usr/lib/gcc-cross/aarch64-linux-gnu/12/../../../../aarch64-linux-gnu/include",
             " /usr/include/aarch64-linux-gnu",
             " /usr/include"
         ]
@@ -135,6 +138,8 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
         .collect::<Vec<_>>(),
         "{stdout}"
     );
+    // The cross toolchain's include directory holds only libstdc++'s headers (the rootfs's).
+    assert!(stdout.contains("\ntooldir: c++\n"), "{stdout}");
     // One line names the native toolchain and the versions.
     let said: Vec<&str> = err.lines().filter(|l| l.contains("accelerate:")).collect();
     assert_eq!(said.len(), 1, "{err}");
@@ -157,15 +162,18 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
 
 #[test]
 fn the_toolchain_is_native_and_everything_else_emulated() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     // e_machine of each program as the chroot sees it: 3e00 = x86_64 (a launcher), b700 =
     // aarch64. `gcc -v` names the driver's host; the driver's programs are launchers too.
     let script = r#"
 m() { printf '%s ' "$1"; od -An -tx1 -j18 -N2 "$(command -v "$1" || echo "$1")" | tr -d ' \n'; echo; }
-for p in cc gcc cpp aarch64-linux-gnu-gcc gcc-12 gcc-ar as ld ar ranlib nm objcopy strip sh uname make dpkg; do m $p; done
+for p in cc gcc cpp aarch64-linux-gnu-gcc gcc-12 gcc-ar g++ c++ as ld ar ranlib nm objcopy strip sh uname make dpkg; do m $p; done
 for p in cc1 collect2 lto-wrapper as ld; do m "$(gcc -print-prog-name=$p)"; done
+m "$(g++ -print-prog-name=cc1plus)"
 gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
+printf '#include <iostream>\n#include <map>\nint main(){std::map<int,const char*> m{{2,"b"},{1,"a"}};for(auto&[k,v]:m)std::cout<<k<<v;std::cout<<"\\n";}\n' > /tmp/p.cc
+g++ -O2 -o /tmp/pcc /tmp/p.cc && /tmp/pcc
 "#;
     let out = run_accelerated(&rootfs, src.path(), &[], script);
     let stdout = s(&out.stdout);
@@ -186,6 +194,9 @@ gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
         "aarch64-linux-gnu-gcc",
         "gcc-12",
         "gcc-ar",
+        "g++",
+        "c++",
+        "cc1plus",
         "as",
         "ld",
         "ar",
@@ -205,8 +216,10 @@ gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
             && l.ends_with("/../../../../aarch64-linux-gnu/bin/as 3e00")),
         "{stdout}"
     );
-    // make is not in a minbase rootfs; the others stay the rootfs's own.
-    for p in ["sh", "uname", "dpkg"] {
+    // C++ with the rootfs's libstdc++ (headers and library), run emulated.
+    assert!(stdout.contains("\n1a2b\n"), "{stdout}");
+    // The rest stays the rootfs's own.
+    for p in ["sh", "uname", "make", "dpkg"] {
         assert!(emulated.iter().any(|n| n == p), "{p} emulated: {stdout}");
     }
     assert!(stdout.contains("--host=x86_64-linux-gnu"), "{stdout}");
@@ -214,7 +227,7 @@ gcc -v 2>&1 | grep -o -- '--host=[^ ]*'
 
 #[test]
 fn objects_match_the_emulated_compilers_but_for_the_comment() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     let compile = |accelerate: bool, out: &str| {
         let mut c = Command::new(bin());
@@ -267,7 +280,7 @@ fn objects_match_the_emulated_compilers_but_for_the_comment() {
 
 #[test]
 fn kill_9_leaves_no_mount_and_no_process() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin())
         .args(["run", "--accelerate", "--rootfs"])
@@ -491,7 +504,7 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
 
 #[test]
 fn rootless_as_nobody() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     let bind = format!("{}:/src", src.path().display());
     let header = format!("{}/stdio.h:/usr/include/stdio.h:ro", src.path().display());
@@ -524,7 +537,7 @@ fn rootless_as_nobody() {
 
 #[test]
 fn build_strategy_hybrid_and_auto_picks_it() {
-    let rootfs = debian_arm64_rootfs();
+    let rootfs = debian_arm64_rootfs_gxx();
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
         src.path().join("prog.c"),

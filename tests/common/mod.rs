@@ -154,42 +154,47 @@ pub fn busybox_rootfs(dir: &std::path::Path) {
 pub fn debian_arm64_rootfs() -> PathBuf {
     use std::sync::OnceLock;
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| {
-        let base = PathBuf::from(
-            std::env::var("BINFMTCTL_TEST_CACHE")
-                .unwrap_or_else(|_| "/var/cache/binfmtctl-tests".into()),
+    ROOT.get_or_init(|| cached_arm64_rootfs("bookworm-arm64-gcc", "gcc,libc6-dev"))
+        .clone()
+}
+
+/// Like `debian_arm64_rootfs`, with g++ and make too (the hybrid-build tests).
+pub fn debian_arm64_rootfs_gxx() -> PathBuf {
+    use std::sync::OnceLock;
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| cached_arm64_rootfs("bookworm-arm64-gxx-make", "gcc,g++,libc6-dev,make"))
+        .clone()
+}
+
+/// A bookworm arm64 minbase rootfs with `include`, made once under the test cache as `name`
+/// (one creator at a time; complete or remade).
+fn cached_arm64_rootfs(name: &str, include: &str) -> PathBuf {
+    let base = PathBuf::from(
+        std::env::var("BINFMTCTL_TEST_CACHE")
+            .unwrap_or_else(|_| "/var/cache/binfmtctl-tests".into()),
+    );
+    let dir = base.join(name);
+    let done = base.join(format!("{name}.complete"));
+    std::fs::create_dir_all(&base).unwrap();
+    // One creator at a time, across test binaries too.
+    let lock = std::fs::File::create(base.join("lock")).unwrap();
+    rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
+    if !done.exists() {
+        let _ = std::fs::remove_dir_all(&dir);
+        let out = Command::new(bin())
+            .args(["rootfs", "create", "--arch", "arm64", "--include", include])
+            .arg(&dir)
+            .output()
+            .unwrap();
+        assert!(
+            out.status.success(),
+            "rootfs create failed:\n{}\n{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
         );
-        let dir = base.join("bookworm-arm64-gcc");
-        let done = base.join("bookworm-arm64-gcc.complete");
-        std::fs::create_dir_all(&base).unwrap();
-        // One creator at a time, across test binaries too.
-        let lock = std::fs::File::create(base.join("lock")).unwrap();
-        rustix::fs::flock(&lock, rustix::fs::FlockOperation::LockExclusive).unwrap();
-        if !done.exists() {
-            let _ = std::fs::remove_dir_all(&dir);
-            let out = Command::new(bin())
-                .args([
-                    "rootfs",
-                    "create",
-                    "--arch",
-                    "arm64",
-                    "--include",
-                    "gcc,libc6-dev",
-                ])
-                .arg(&dir)
-                .output()
-                .unwrap();
-            assert!(
-                out.status.success(),
-                "rootfs create failed:\n{}\n{}",
-                String::from_utf8_lossy(&out.stdout),
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::fs::write(&done, "").unwrap();
-        }
-        dir
-    })
-    .clone()
+        std::fs::write(&done, "").unwrap();
+    }
+    dir
 }
 
 /// Mount points on the host whose path contains `needle`.
