@@ -587,3 +587,26 @@ fn build_strategy_hybrid_and_auto_picks_it() {
     assert_eq!(out.status.code(), Some(2));
     assert!(s(&out.stderr).contains("--strategy hybrid needs --rootfs"));
 }
+
+#[test]
+fn with_the_host_handler_and_no_user_namespace_of_its_own() {
+    // In a namespace whose own binfmt_misc instance stands in for the host's: as root there,
+    // run uses that handler and creates only a mount namespace; the injection works the same.
+    let rootfs = debian_arm64_rootfs_gxx();
+    let r = common::ns(&format!(
+        r#"
+$B install arm64 -q
+echo "== run"; $B run --accelerate --rootfs {root} -- sh -c 'uname -m; od -An -tx1 -j18 -N2 /usr/bin/gcc-12; echo "int main(void){{return 7;}}" > /tmp/m.c && gcc -o /tmp/m /tmp/m.c; /tmp/m; echo "rc=$?"'
+echo "== entries"; entries
+"#,
+        root = rootfs.display()
+    ));
+    r.expect(
+        "accelerated run with the handler of the (stand-in) host",
+        r.section("run") == "aarch64\n 3e 00\nrc=7\n" && r.section("entries") == "qemu-aarch64 \n",
+    );
+    r.expect(
+        "the handler was the host's: no private instance announced",
+        !r.stderr.contains("private binfmt_misc instance"),
+    );
+}

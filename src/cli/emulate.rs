@@ -230,6 +230,33 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         (None, Ok((d, _))) => d,
         (None, Err(e)) => return Err(e.into()),
     };
+    // --accelerate is checked before anything is registered or mounted.
+    let accelerate = match args.accelerate {
+        None => Vec::new(),
+        Some(mode) => {
+            // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
+            // in a host directory.
+            if let Some(b) = binds.iter().find(|b| {
+                b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR)
+            }) {
+                return Err(BadInput(format!(
+                    "--bind {}:{}: --accelerate keeps its files under {} in the sandbox's own /run; bind elsewhere",
+                    b.source.display(),
+                    b.target,
+                    crate::emulation::accelerate::DIR
+                ))
+                .into());
+            }
+            let inj = accelerate_plan(arch, &root, mode == Accelerate::Force)?;
+            eprintln!("binfmtctl: accelerate: {}", inj.summary);
+            for (file, pkg) in &inj.left_emulated {
+                eprintln!(
+                    "binfmtctl: accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
+                );
+            }
+            inj.items
+        }
+    };
     let root_user = rustix::process::geteuid().is_root();
     let rootless = args.rootless || !root_user;
     let native = ctx.is_native(&arch.name).is_some();
@@ -310,32 +337,6 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
             (Userns::Identity, vec![private_handler(ctx, arch)?])
         } else {
             (Userns::None, Vec::new())
-        }
-    };
-    let accelerate = match args.accelerate {
-        None => Vec::new(),
-        Some(mode) => {
-            // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
-            // in a host directory.
-            if let Some(b) = binds.iter().find(|b| {
-                b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR)
-            }) {
-                return Err(BadInput(format!(
-                    "--bind {}:{}: --accelerate keeps its files under {} in the sandbox's own /run; bind elsewhere",
-                    b.source.display(),
-                    b.target,
-                    crate::emulation::accelerate::DIR
-                ))
-                .into());
-            }
-            let inj = accelerate_plan(arch, &root, mode == Accelerate::Force)?;
-            eprintln!("binfmtctl: accelerate: {}", inj.summary);
-            for (file, pkg) in &inj.left_emulated {
-                eprintln!(
-                    "binfmtctl: accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
-                );
-            }
-            inj.items
         }
     };
     let spec = Spec {
