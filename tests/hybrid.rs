@@ -486,6 +486,30 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
     ]);
     assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
     assert!(s(&out.stderr).contains("bind elsewhere"));
+    // A rootfs this host runs natively (i386 on x86_64): nothing to speed up.
+    let i386 = dir.path().join("i386");
+    claimed_rootfs(
+        &i386,
+        "i686-linux-gnu",
+        "busybox-i386",
+        "12",
+        "12.2.0-14+deb12u1",
+        "2.40-2",
+    );
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        i386.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    assert_eq!(out.status.code(), Some(2), "{}", s(&out.stderr));
+    assert!(
+        s(&out.stderr).contains("runs natively"),
+        "{}",
+        s(&out.stderr)
+    );
     // A rootfs without gcc: nothing to stand in for.
     let bare = dir.path().join("bare");
     busybox_rootfs(&bare);

@@ -247,6 +247,13 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
                 ))
                 .into());
             }
+            if ctx.is_native(&arch.name).is_some() {
+                return Err(BadInput(format!(
+                    "--accelerate: the rootfs is {}, which this host runs natively: nothing is emulated, so there is nothing to speed up",
+                    arch.name
+                ))
+                .into());
+            }
             let inj = accelerate_plan(arch, &root, mode == Accelerate::Force)?;
             eprintln!("binfmtctl: accelerate: {}", inj.summary);
             for (file, pkg) in &inj.left_emulated {
