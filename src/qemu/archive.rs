@@ -214,6 +214,13 @@ pub fn parse_stanza(text: &str) -> BTreeMap<String, String> {
 pub struct Release {
     pub suite: String,
     pub codename: String,
+    /// The directory under dists/ the InRelease was fetched from (the name the user asked
+    /// for): the indexes come from the same directory, never from the Suite field's alias of
+    /// it (`stable` vs `trixie`), which a caching mirror may serve from an older copy.
+    pub dist: String,
+    /// `Acquire-By-Hash: yes`: the indexes are also published under their hash, where a
+    /// mirror in the middle of a sync still serves exactly the file the InRelease names.
+    pub by_hash: bool,
     /// path under dists/<suite>/ → (sha256, size)
     pub sha256: BTreeMap<String, (String, u64)>,
     /// The key that verified it.
@@ -318,9 +325,14 @@ impl Release {
                 reason: "the signed InRelease lists no SHA256 hashes".into(),
             });
         }
+        let by_hash = f
+            .get("acquire-by-hash")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
         Ok(Release {
             suite,
             codename,
+            dist: requested.to_owned(),
+            by_hash,
             sha256,
             signer: signer.to_owned(),
         })
@@ -620,7 +632,7 @@ impl Archive {
             })
             .find_map(|p| rel.sha256.get(&p).map(|v| (p, v.clone())))
             .ok_or_else(|| ArchiveError::IndexHash {
-                path: format!("dists/{}/{base}", rel.suite),
+                path: format!("dists/{}/{base}", rel.dist),
                 reason: "is not listed in the signed InRelease".into(),
             })?;
         // InRelease also lists the uncompressed index's hash: a cached decompressed copy that
@@ -642,11 +654,31 @@ impl Archive {
         let compressed = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
             Some(b) if hex(&Sha256::digest(&b)) == hash => b,
             _ => {
-                let url = self.url(&format!("dists/{}/{path}", rel.suite));
-                let (status, body) = self.get(&url)?;
-                if status != 200 {
-                    return Err(ArchiveError::Http { url, status });
+                // By hash first (apt does the same): the plain name changes at every
+                // mirror sync and can be newer or older than the InRelease fetched a moment
+                // ago; the by-hash name is the file the InRelease vouches for or nothing.
+                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                let mut got = None;
+                if rel.by_hash {
+                    let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
+                    let (status, body) = self.get(&url)?;
+                    if status == 200 {
+                        got = Some((url, body));
+                    } else {
+                        tracing::debug!(url, status, "no by-hash copy; the plain name is used");
+                    }
                 }
+                let (url, body) = match got {
+                    Some(g) => g,
+                    None => {
+                        let url = self.url(&format!("dists/{}/{path}", rel.dist));
+                        let (status, body) = self.get(&url)?;
+                        if status != 200 {
+                            return Err(ArchiveError::Http { url, status });
+                        }
+                        (url, body)
+                    }
+                };
                 let mut bytes = Vec::new();
                 let (n, got) = self.stream(
                     &url,
@@ -697,7 +729,7 @@ impl Archive {
             let got = hex(&Sha256::digest(&text));
             if &got != h {
                 return Err(ArchiveError::IndexHash {
-                    path: format!("dists/{}/{base}", rel.suite),
+                    path: format!("dists/{}/{base}", rel.dist),
                     reason: format!("decompresses to sha256 {got}, the signed InRelease says {h}"),
                 });
             }
@@ -1059,5 +1091,17 @@ mod tests {
         assert!(Release::parse("stable", signed, "k", 0).is_ok());
         let e = Release::parse("trixie", signed, "k", 0).unwrap_err();
         assert!(e.to_string().contains("another suite"), "{e}");
+    }
+
+    #[test]
+    fn indexes_come_from_the_requested_directory_and_by_hash_when_offered() {
+        let signed = "Suite: stable\nCodename: trixie\nAcquire-By-Hash: yes\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
+        let r = Release::parse("trixie", signed, "k", 0).unwrap();
+        assert_eq!(
+            (r.dist.as_str(), r.suite.as_str(), r.by_hash),
+            ("trixie", "stable", true)
+        );
+        let no = signed.replace("Acquire-By-Hash: yes\n", "");
+        assert!(!Release::parse("stable", &no, "k", 0).unwrap().by_hash);
     }
 }
