@@ -402,6 +402,7 @@ $B install arm64 --nix >/dev/null 2>&1 || exit 90
 $B install s390x >/dev/null 2>&1 || exit 91
 echo "== status"; $B nix status --json
 echo "== machines"; $B nix machines --host ssh-ng://builder1 --max-jobs 2 --host-key {dir}/host.pub --json
+echo "== plain-status"; $B status --json
 "#
         ),
         true,
@@ -409,13 +410,20 @@ echo "== machines"; $B nix machines --host ssh-ng://builder1 --max-jobs 2 --host
     r.expect("the script ran", r.code == 0);
     let status = docs(&r.section("status"));
     let machines = docs(&r.section("machines"));
-    assert_eq!((status.len(), machines.len()), (1, 1), "{}", r.stderr);
-    let (status, machines) = (&status[0], &machines[0]);
+    let plain = docs(&r.section("plain-status"));
+    assert_eq!(
+        (status.len(), machines.len(), plain.len()),
+        (1, 1, 1),
+        "{}",
+        r.stderr
+    );
+    let (status, machines, plain) = (&status[0], &machines[0], &plain[0]);
     let failures = validate(
         &schema(),
         &[
             ("nix status", status, "nix_status"),
             ("nix machines", machines, "nix_machines"),
+            ("status with Nix kept in step", plain, "status"),
         ],
     );
     assert!(failures.is_empty(), "{}", failures.join("\n"));
@@ -485,6 +493,12 @@ echo "== machines"; $B nix machines --host ssh-ng://builder1 --max-jobs 2 --host
     assert!(
         machines["machines"][0]["host_key"].is_string(),
         "{machines}"
+    );
+    // binfmtctl's own status: s390x is registered, but binfmtctl.conf does not tell Nix.
+    let hints = plain["nix_warnings"].as_array().unwrap();
+    assert!(
+        hints.len() == 1 && hints[0].as_str().unwrap().contains("qemu-s390x"),
+        "{plain}"
     );
 }
 
