@@ -551,7 +551,7 @@ pub fn render_markdown(t: &Table) -> String {
     s
 }
 
-/// The invariants every row must hold (DESIGN.md §2).
+/// The invariants every row must hold (docs/design.md, "The patterns").
 fn check_arch(a: &Arch) -> Result<(), String> {
     if a.magic.len() != a.mask.len() {
         return Err(format!(

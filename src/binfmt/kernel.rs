@@ -7,7 +7,7 @@
 //! Privileges: mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace;
 //! writing `register` and entry files needs the same in the namespace owning the instance.
 //!
-//! Facts we rely on (checked on Linux 6.18, see DESIGN.md §3):
+//! Facts we rely on (checked on Linux 6.18, see docs/design.md, "Kernel facts"):
 //! - every mount of one instance shares the same `status` inode, so `flock` on it serialises
 //!   a boot unit, a container entrypoint and a person running binfmtctl at the same time;
 //! - the kernel tries the newest entry first, and `readdir` lists entries newest first too

@@ -4,7 +4,7 @@
 //!
 //! Pure: no I/O. Implements `Documentation/admin-guide/binfmt-misc.rst` and
 //! `fs/binfmt_misc.c` (`create_entry`, `check_special_flags`, `entry_status`, `check_file`);
-//! the facts we rely on are listed in DESIGN.md §3.
+//! the facts we rely on are listed in docs/design.md, "Kernel facts".
 
 use std::fmt;
 

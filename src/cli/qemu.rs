@@ -596,7 +596,11 @@ fn gc(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
     };
     let mut rows = Vec::new();
     if targets.is_empty() {
-        writeln!(out, "the store {} holds no version", store.root.display())?;
+        if ctx.g.json {
+            writeln!(out, "{}", serde_json::to_string_pretty(&json!({"gc": []}))?)?;
+        } else {
+            writeln!(out, "the store {} holds no version", store.root.display())?;
+        }
         return Ok(());
     }
     let lock = if ctx.g.dry_run {
