@@ -132,6 +132,40 @@ fn make_deb_cached_sha(a: &TestArchive, version: &str) -> Vec<u8> {
         .clone()
 }
 
+/// A mirror in the middle of a sync: the plain `Packages` is already the next one (the fresh
+/// InRelease does not vouch for it), while the by-hash copy is the vouched-for file. With
+/// `Acquire-By-Hash: yes` the fetch takes the by-hash copy and succeeds; without it the same
+/// mirror state is refused at step 2.
+#[test]
+fn a_mirror_mid_sync_is_read_by_hash() {
+    let a = TestArchive::new();
+    let b = Suite {
+        name: "testb",
+        version: "1:91.0+ds-1",
+        deb: make_deb_cached_sha(&a, "1:91.0+ds-1"),
+    };
+    let next_sync = |a: &TestArchive| {
+        let mut m = a.server.files.lock().unwrap();
+        let p = m
+            .get_mut("/debian/dists/testb/main/binary-amd64/Packages")
+            .unwrap();
+        p.0.extend_from_slice(b"Package: hello\nVersion: 2\n\n");
+    };
+    a.publish(&b, None);
+    next_sync(&a);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "without by-hash the newer plain index is refused",
+        r.code == 1 && r.stderr.contains("step 2 (Packages index)"),
+    );
+    assert_store(&a.store(), &[], &r);
+    a.publish_with(&b, None, true);
+    next_sync(&a);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect("by hash the vouched-for index is used", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+}
+
 #[test]
 fn every_tampered_piece_is_refused_and_nothing_is_stored() {
     let a = TestArchive::new();

@@ -538,7 +538,9 @@ impl Archive {
         }
     }
 
-    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex).
+    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex). A longer
+    /// body is cut at `limit` (not an error here): the callers pass one byte more than the
+    /// signed size, so a longer file is refused by them as not what the signature vouches for.
     fn stream(
         &self,
         url: &str,
@@ -547,7 +549,7 @@ impl Archive {
         sink: &mut dyn Write,
         sink_path: &Path,
     ) -> Result<(u64, String), ArchiveError> {
-        let mut reader = body.into_with_config().limit(limit).reader();
+        let mut reader = body.into_with_config().limit(u64::MAX).reader().take(limit);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u64;
@@ -688,9 +690,14 @@ impl Archive {
                     Path::new("(memory)"),
                 )?;
                 if n != size {
+                    let has = if n > size {
+                        "is longer than".to_owned()
+                    } else {
+                        format!("has {n} bytes,")
+                    };
                     return Err(ArchiveError::IndexHash {
                         path: url,
-                        reason: format!("has {n} bytes, the signed InRelease says {size}"),
+                        reason: format!("{has} the {size} bytes the signed InRelease says"),
                     });
                 }
                 if got != hash {
@@ -808,10 +815,14 @@ impl Archive {
         if n != p.size || got != p.sha256 {
             return Err(ArchiveError::DebHash {
                 url,
-                reason: format!(
-                    "has {n} bytes with sha256 {got}; the signed index says {} bytes with sha256 {}",
-                    p.size, p.sha256
-                ),
+                reason: if n > p.size {
+                    format!("is longer than the {} bytes the signed index says", p.size)
+                } else {
+                    format!(
+                        "has {n} bytes with sha256 {got}; the signed index says {} bytes with sha256 {}",
+                        p.size, p.sha256
+                    )
+                },
             });
         }
         f.sync_all().map_err(write_err)?;

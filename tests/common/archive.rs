@@ -267,6 +267,12 @@ impl TestArchive {
     }
 
     pub fn publish(&self, s: &Suite, signer: Option<&SignedSecretKey>) {
+        self.publish_with(s, signer, false);
+    }
+
+    /// As `publish`; with `by_hash` the InRelease says `Acquire-By-Hash: yes` and the index is
+    /// also served under `by-hash/SHA256/<hash>`, as Debian's archive does.
+    pub fn publish_with(&self, s: &Suite, signer: Option<&SignedSecretKey>, by_hash: bool) {
         let pool = format!(
             "pool/main/q/qemu/qemu-user_{}_amd64.deb",
             s.version.replace(':', "%3a")
@@ -279,11 +285,27 @@ impl TestArchive {
             sha = sha(&s.deb),
         );
         let release = format!(
-            "Origin: Test\nSuite: {n}\nCodename: {n}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n",
+            "Origin: Test\nSuite: {n}\nCodename: {n}\nArchitectures: amd64\nComponents: main\n{h}SHA256:\n {} {} main/binary-amd64/Packages\n",
             sha(packages.as_bytes()),
             packages.len(),
-            n = s.name
+            n = s.name,
+            h = if by_hash {
+                "Acquire-By-Hash: yes\n"
+            } else {
+                ""
+            },
         );
+        if by_hash {
+            self.server.put(
+                &format!(
+                    "dists/{}/main/binary-amd64/by-hash/SHA256/{}",
+                    s.name,
+                    sha(packages.as_bytes())
+                ),
+                packages.clone().into_bytes(),
+                Serve::Normal,
+            );
+        }
         let signed = clearsign(signer.unwrap_or(&self.key), &release);
         self.server.put(
             &format!("dists/{}/InRelease", s.name),
