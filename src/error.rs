@@ -72,6 +72,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::store::StoreError,
         crate::qemu::verify::VerifyError,
         crate::qemu::deb::DebError,
+        crate::ops::OpsError,
     );
     None
 }

@@ -26,6 +26,25 @@ use serde::Serialize;
 use crate::binfmt::arch::{Arch, Table};
 use crate::binfmt::registration::BINPRM_BUF_SIZE;
 
+/// Podman and Docker mark their containers with these files.
+pub fn in_container() -> bool {
+    Path::new("/run/.containerenv").exists() || Path::new("/.dockerenv").exists()
+}
+
+/// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
+/// (Readable as root; false when we cannot tell.)
+pub fn private_mount_ns_without_host_mount() -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/mnt");
+    let init = std::fs::read_link("/proc/1/ns/mnt");
+    match (ours, init) {
+        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
+            !m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
+        }),
+        _ => false,
+    }
+}
+
 /// Facts read from the running system.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {

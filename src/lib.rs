@@ -14,4 +14,5 @@ pub mod host;
 pub mod input;
 pub mod inspection;
 pub mod nix;
+pub mod ops;
 pub mod qemu;

@@ -62,19 +62,74 @@ impl Action {
     /// The verb reported to the user (`registered`, `kept`, ...), in the past tense, or with
     /// `dry_run` in the conditional ("would register").
     pub fn verb(&self, dry_run: bool) -> &'static str {
+        self.verdict(dry_run).as_str()
+    }
+
+    /// What became of the entry (or, with `dry_run`, what would).
+    pub fn verdict(&self, dry_run: bool) -> Verdict {
         match (self, dry_run) {
-            (Action::Register { .. }, false) => "registered",
-            (Action::Register { .. }, true) => "would-register",
-            (Action::Keep { .. }, _) => "kept",
-            (Action::Enable { .. }, false) => "enabled",
-            (Action::Enable { .. }, true) => "would-enable",
-            (Action::Replace { .. }, false) => "replaced",
-            (Action::Replace { .. }, true) => "would-replace",
-            (Action::KeepExisting { .. }, _) => "kept-existing",
-            (Action::Remove { .. }, false) => "removed",
-            (Action::Remove { .. }, true) => "would-remove",
-            (Action::Disable { .. }, false) => "disabled",
-            (Action::Disable { .. }, true) => "would-disable",
+            (Action::Register { .. }, false) => Verdict::Registered,
+            (Action::Register { .. }, true) => Verdict::WouldRegister,
+            (Action::Keep { .. }, _) => Verdict::Kept,
+            (Action::Enable { .. }, false) => Verdict::Enabled,
+            (Action::Enable { .. }, true) => Verdict::WouldEnable,
+            (Action::Replace { .. }, false) => Verdict::Replaced,
+            (Action::Replace { .. }, true) => Verdict::WouldReplace,
+            (Action::KeepExisting { .. }, _) => Verdict::KeptExisting,
+            (Action::Remove { .. }, false) => Verdict::Removed,
+            (Action::Remove { .. }, true) => Verdict::WouldRemove,
+            (Action::Disable { .. }, false) => Verdict::Disabled,
+            (Action::Disable { .. }, true) => Verdict::WouldDisable,
+        }
+    }
+}
+
+/// What a command did (or would do) about one entry: the plan's actions, and the decisions
+/// made before planning (refused, skipped, absent). Reported as its kebab-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Registered,
+    WouldRegister,
+    Kept,
+    Enabled,
+    WouldEnable,
+    Replaced,
+    WouldReplace,
+    KeptExisting,
+    Removed,
+    WouldRemove,
+    Disabled,
+    WouldDisable,
+    /// Refused before any write (native arch named, interpreter refused, pattern captures).
+    Refused,
+    /// `all`: an arch with no interpreter installed.
+    Skipped,
+    /// `all`: an arch this host runs natively.
+    SkippedNative,
+    /// Uninstall: the arch has no entry.
+    Absent,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Registered => "registered",
+            Verdict::WouldRegister => "would-register",
+            Verdict::Kept => "kept",
+            Verdict::Enabled => "enabled",
+            Verdict::WouldEnable => "would-enable",
+            Verdict::Replaced => "replaced",
+            Verdict::WouldReplace => "would-replace",
+            Verdict::KeptExisting => "kept-existing",
+            Verdict::Removed => "removed",
+            Verdict::WouldRemove => "would-remove",
+            Verdict::Disabled => "disabled",
+            Verdict::WouldDisable => "would-disable",
+            Verdict::Refused => "refused",
+            Verdict::Skipped => "skipped",
+            Verdict::SkippedNative => "skipped-native",
+            Verdict::Absent => "absent",
         }
     }
 }

@@ -14,11 +14,12 @@ use serde::Serialize;
 use serde_json::json;
 
 use crate::binfmt::arch::{Arch, ENTRY_PREFIX, Table};
-use crate::binfmt::kernel::{BinfmtFs, KernelEntry, ProcBinfmt};
-use crate::binfmt::plan::{self, Action, Desired, Plan};
+use crate::binfmt::kernel::{KernelEntry, ProcBinfmt};
+use crate::binfmt::plan::{self, Verdict};
 use crate::binfmt::registration::{Entry, Flags, Matcher};
 use crate::error::ErrorKind;
 use crate::host::{HostFacts, NativeArch};
+use crate::ops;
 use crate::qemu::interpreter::{self, Discovery, Requirements};
 
 mod emulate;
@@ -959,10 +960,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let mut ctx = Ctx::new(&g)?;
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
             install_cmd(&ctx, &split(&list), &opts, out)?;
-            return status_json(&g, out);
+            return status(&ctx, true, out);
         }
         (None, None, Some(list)) => {
-            let (g, _) = settings(
+            let (mut g, _) = settings(
                 &top,
                 &output,
                 &Takes {
@@ -972,11 +973,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 },
                 "--uninstall",
             )?;
+            // The status printed after it decides the natives as `status` does.
+            g.probe_compat = true;
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
             let ctx = Ctx::new(&g)?;
             uninstall(&ctx, &targets, out)?;
             self::nix::sync(&ctx, &[], out)?;
-            return status_json(&g, out);
+            return status(&ctx, true, out);
         }
         (None, None, None) => Command::Status {
             kernel: KernelOpt::default(),
@@ -1044,7 +1047,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Enable { targets, .. } => switch(ctx, &targets, true, out),
         Command::Disable { targets, .. } => switch(ctx, &targets, false, out),
-        Command::Status { .. } => status(ctx, out),
+        Command::Status { .. } => status(ctx, ctx.g.json, out),
         Command::Interpreters { arches, .. } => interpreters(ctx, &arches, out),
         Command::Arches { markdown } => arches(ctx, markdown, out),
         Command::Inspect { files, .. } => inspect(ctx, &files, out),
@@ -1085,10 +1088,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         } => import(
             ctx,
             &paths,
-            ImportOpts {
-                register,
+            register,
+            ops::import::ImportOptions {
                 allow_credentials,
                 allow_extension,
+                dry_run: ctx.g.dry_run,
             },
             out,
         ),
@@ -1117,11 +1121,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-/// What every command needs: the table, the host, the kernel seam, the options.
+/// What every command needs: the table, the host as the operations see it, the kernel seam,
+/// the options.
 struct Ctx<'g> {
     table: &'static Table,
-    host: HostFacts,
-    native: Vec<NativeArch>,
+    host: ops::Host,
     fs: ProcBinfmt,
     g: &'g Global,
     /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
@@ -1131,18 +1135,22 @@ struct Ctx<'g> {
 impl<'g> Ctx<'g> {
     fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
-        let mut host = HostFacts::gather();
-        let over = native_override(g, table, &host)?;
+        let mut facts = HostFacts::gather();
+        let over = native_override(g, table, &facts)?;
         if g.probe_compat
             && let Ok(exe) = std::env::current_exe()
         {
-            host.probe_compat(table, &exe);
+            facts.probe_compat(table, &exe);
         }
-        let native = host.native_with(table, &over);
+        let native = facts.native_with(table, &over);
         Ok(Ctx {
             table,
-            host,
-            native,
+            host: ops::Host {
+                table,
+                facts,
+                native,
+                trust_unmapped_owner: g.trust_unmapped_owner,
+            },
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
             qemu_bin: None,
@@ -1162,189 +1170,32 @@ impl<'g> Ctx<'g> {
     }
 
     fn is_native(&self, arch: &str) -> Option<&NativeArch> {
-        self.native.iter().find(|n| n.arch == arch)
+        self.host.is_native(arch)
     }
 
-    /// The native-capture guard for this host (every native arch, both ELF types, both OS ABI
-    /// bytes, scripts, our own header): the one install, import and status use.
-    fn native_guard(&self) -> plan::NativeGuard {
-        let arches: Vec<&Arch> = self
-            .native
-            .iter()
-            .filter_map(|n| self.table.get(&n.arch))
-            .collect();
-        plan::NativeGuard::new(&arches, &self.host.exe_header)
+    /// Where interpreters are looked for (`--qemu-path`, `--qemu`).
+    fn search(&self) -> ops::Search {
+        ops::Search {
+            qemu_path: self.g.qemu_path.clone(),
+            qemu_bin: self.qemu_bin.clone(),
+        }
     }
 
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
-        if let Some(bin) = &self.qemu_bin {
-            return vec![bin.clone()];
-        }
-        if self.g.qemu_path.is_empty() {
-            interpreter::DEFAULT_SEARCH
-                .iter()
-                .map(PathBuf::from)
-                .collect()
-        } else {
-            self.g
-                .qemu_path
-                .iter()
-                .map(|d| {
-                    std::fs::canonicalize(d)
-                        .or_else(|_| std::path::absolute(d))
-                        .unwrap_or_else(|_| d.clone())
-                })
-                .collect()
-        }
-    }
-
-    /// Which owners count as root's here: in a user namespace, unmapped owners only when the
-    /// caller vouches for them.
-    fn owners(&self) -> interpreter::Owners {
-        interpreter::Owners {
-            unmapped_uid: self
-                .host
-                .in_user_namespace
-                .then_some(self.host.overflow_uid),
-            trust_unmapped: self.g.trust_unmapped_owner,
-            overflow_is_mapped: self.host.in_user_namespace
-                && interpreter::uid_is_mapped(
-                    &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
-                    self.host.overflow_uid,
-                ),
-        }
+        self.search().dirs()
     }
 
     fn requirements(&self, need_static: bool) -> Result<Requirements> {
-        let host = self.host.host_arch(self.table).ok_or_else(|| {
-            Unsupported(format!("unknown host architecture {:?}", self.host.machine))
-        })?;
-        Ok(Requirements {
-            host_class: host.class,
-            host_endian: host.endian,
-            host_machine: host.machine,
-            owners: self.owners(),
-            need_static,
-        })
+        Ok(self.host.requirements(need_static)?)
     }
 
-    fn resolve_list(&self, names: &[String]) -> Result<(bool, Vec<&'static Arch>)> {
-        let mut all = false;
-        let mut arches: Vec<&Arch> = Vec::new();
-        let mut unknown = Vec::new();
-        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            if n.eq_ignore_ascii_case("all") {
-                all = true;
-                continue;
-            }
-            match self.table.resolve(n) {
-                Ok(a) if !arches.iter().any(|x| x.name == a.name) => arches.push(a),
-                Ok(_) => {}
-                Err(e) => unknown.push(e.to_string()),
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(BadInput(unknown.join("\n")).into());
-        }
-        if all {
-            arches = self.table.arches.iter().collect();
-        } else if arches.is_empty() {
-            return Err(
-                BadInput("no architecture given: name one or more, or `all`".into()).into(),
-            );
-        }
-        Ok((all, arches))
-    }
-
-    /// Makes sure binfmt_misc is mounted (mounting it if needed and allowed); returns whether
-    /// we mounted it.
-    fn ensure_mounted(&self) -> Result<bool> {
-        if self.fs.is_mounted() {
-            return Ok(false);
-        }
-        self.check_mount_point()?;
-        require_cap_sys_admin(&format!(
-            "mount binfmt_misc at {}",
-            self.g.binfmt_misc.display()
-        ))?;
-        self.fs
-            .mount()
-            .context("binfmt_misc is not mounted and mounting it failed")?;
-        tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
-        // The entries of an instance live only while some mount of it exists (seen on 6.1 and
-        // 6.18): a mount made in a mount namespace that will go away takes them along.
-        if in_container() {
-            eprintln!(
-                "binfmtctl: warning: binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits"
-            );
-        } else if private_mount_ns_without_host_mount() {
-            eprintln!(
-                "binfmtctl: warning: binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)"
-            );
-        }
-        Ok(true)
-    }
-
-    /// For commands that must see the entries (status, uninstall): mount binfmt_misc when it
-    /// is not mounted and we may (mounting changes no registration). Returns whether it is
-    /// mounted now.
+    /// binfmt_misc mounted to read it when it is not and we may; whether it is mounted now.
     fn mount_to_read(&self) -> Result<bool> {
-        if self.fs.is_mounted() {
-            return Ok(true);
-        }
-        self.check_mount_point()?;
-        if self.g.dry_run || require_cap_sys_admin("mount").is_err() {
-            return Ok(false);
-        }
-        Ok(match self.fs.mount() {
-            Ok(()) => {
-                tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc to read its entries");
-                true
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot mount binfmt_misc");
-                false
-            }
-        })
-    }
-
-    /// `--binfmt-misc PATH` where no binfmt_misc is mounted (statfs magic checked by
-    /// `is_mounted`): binfmt_misc is mounted only at the usual place or on an empty directory,
-    /// never over a symlink, a file or a directory with contents (which the mount would hide).
-    fn check_mount_point(&self) -> Result<()> {
-        let root = &self.g.binfmt_misc;
-        if root.as_path() == std::path::Path::new(crate::binfmt::kernel::DEFAULT_ROOT) {
-            return Ok(());
-        }
-        let refuse = |what: String| -> Result<()> {
-            Err(BadInput(format!(
-                "{}: {what}, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it; pass the directory where binfmt_misc is mounted, or an empty directory",
-                root.display()
-            ))
-            .into())
-        };
-        match std::fs::symlink_metadata(root) {
-            // Mounting reports it (exit 3).
-            Err(_) => Ok(()),
-            Ok(m) if m.file_type().is_symlink() => refuse("a symbolic link".into()),
-            Ok(m) if !m.is_dir() => refuse(crate::input::kind_of(m.file_type()).into()),
-            Ok(_) => {
-                let empty = std::fs::read_dir(root).map_or(true, |mut rd| rd.next().is_none());
-                if empty {
-                    Ok(())
-                } else {
-                    refuse("a directory that is not empty".into())
-                }
-            }
-        }
-    }
-
-    fn snapshot(&self) -> Result<Vec<KernelEntry>> {
-        if !self.fs.is_mounted() {
-            return Ok(Vec::new());
-        }
-        Ok(self.fs.list()?)
+        Ok(crate::binfmt::kernel::mount_to_read(
+            &self.fs,
+            self.g.dry_run,
+        )?)
     }
 }
 
@@ -1382,43 +1233,10 @@ fn native_override(
     Ok(crate::host::NativeOverride { native, not_native })
 }
 
-/// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
-/// (Readable as root; false when we cannot tell.)
-fn private_mount_ns_without_host_mount() -> bool {
-    let ours = std::fs::read_link("/proc/self/ns/mnt");
-    let init = std::fs::read_link("/proc/1/ns/mnt");
-    match (ours, init) {
-        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
-            !m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
-        }),
-        _ => false,
-    }
-}
-
-/// Podman and Docker mark their containers with these files.
-fn in_container() -> bool {
-    std::path::Path::new("/run/.containerenv").exists()
-        || std::path::Path::new("/.dockerenv").exists()
-}
-
-fn require_cap_sys_admin(what: &str) -> Result<()> {
-    use caps::{CapSet, Capability};
-    let ok = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(true);
-    if ok {
-        Ok(())
-    } else {
-        Err(Unsupported(format!(
-            "cannot {what}: it needs CAP_SYS_ADMIN; run as root (or, on Linux >= 6.7, inside a user namespace with its own mount namespace)"
-        ))
-        .into())
-    }
-}
-
 /// One line of a report.
 #[derive(Debug, Serialize)]
 struct Row {
-    action: String,
+    action: Verdict,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     arch: Option<String>,
@@ -1435,21 +1253,8 @@ struct Row {
 }
 
 impl Row {
-    fn new(action: &str, name: String, arch: Option<&str>) -> Row {
-        Row {
-            action: action.to_owned(),
-            name,
-            arch: arch.map(str::to_owned),
-            interpreter: None,
-            version: None,
-            flags: None,
-            reason: None,
-            previous: None,
-        }
-    }
-
     fn human(&self) -> String {
-        let mut s = format!("{:<15} {:<18}", self.action, self.name);
+        let mut s = format!("{:<15} {:<18}", self.action.as_str(), self.name);
         if let Some(i) = &self.interpreter {
             s += &format!(" {i}");
         }
@@ -1506,12 +1311,8 @@ fn hex(b: &[u8]) -> String {
 
 fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
     let r = &e.registration;
-    // Ours by name: `qemu-<arch>` or a further entry of the arch (`qemu-microblaze-old`).
     let by_name = table.arch_of_entry(&r.name);
-    let arch = by_name
-        .as_ref()
-        .map(|(a, _)| *a)
-        .or_else(|| table.arch_of_matcher(&r.matcher));
+    let arch = ops::arch_of(table, r);
     let (kind, offset, magic, mask, extension) = match &r.matcher {
         Matcher::Magic {
             offset,
@@ -1965,10 +1766,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match(b"qemu-mips*", b"qemu-mips64el"));
-        assert!(glob_match(b"qemu-*", b"qemu-aarch64"));
-        assert!(!glob_match(b"qemu-*", b"python3.11"));
-        assert!(glob_match(b"qemu-?rm", b"qemu-arm"));
-        assert!(!glob_match(b"qemu-?rm", b"qemu-armeb"));
+        assert!(ops::uninstall::glob_match(b"qemu-mips*", b"qemu-mips64el"));
+        assert!(ops::uninstall::glob_match(b"qemu-*", b"qemu-aarch64"));
+        assert!(!ops::uninstall::glob_match(b"qemu-*", b"python3.11"));
+        assert!(ops::uninstall::glob_match(b"qemu-?rm", b"qemu-arm"));
+        assert!(!ops::uninstall::glob_match(b"qemu-?rm", b"qemu-armeb"));
     }
 }

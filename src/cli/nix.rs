@@ -106,7 +106,7 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
     };
     let old = nixcfg::load_managed(&paths).map_err(after)?;
     let mut m = old.clone();
-    let entries = ctx.snapshot()?;
+    let entries = crate::binfmt::kernel::snapshot(&ctx.fs)?;
     let enabled_entry = |name: &str| {
         entries
             .iter()
@@ -355,7 +355,7 @@ impl<'c, 'g> Prober<'c, 'g> {
         let env = selftest::Env {
             entries: &self.entries,
             binfmt_enabled: self.enabled,
-            host_machine: &self.ctx.host.machine,
+            host_machine: &self.ctx.host.facts.machine,
             self_exe: &self.self_exe,
             work: &self.work,
         };
@@ -408,7 +408,7 @@ fn native_variant(system: &str, native_systems: &[String]) -> bool {
 
 fn native_systems(ctx: &Ctx, view: &View) -> Vec<String> {
     let mut v = vec![view.system.clone()];
-    for n in &ctx.native {
+    for n in &ctx.host.native {
         if let Some(a) = ctx.table.get(&n.arch) {
             for s in &a.nix {
                 if !v.contains(s) {

@@ -160,10 +160,10 @@ fn suites(net: &NetOpts) -> Vec<String> {
 }
 
 fn deb_arch(ctx: &Ctx) -> Result<&'static str> {
-    archive::debian_arch(&ctx.host.machine).ok_or_else(|| {
+    archive::debian_arch(&ctx.host.facts.machine).ok_or_else(|| {
         Unsupported(format!(
             "Debian has no binary-<arch> index for this host's CPU {:?}",
-            ctx.host.machine
+            ctx.host.facts.machine
         ))
         .into()
     })
@@ -328,13 +328,9 @@ fn fetch(
     Ok(())
 }
 
-/// Registered entries (empty when binfmt_misc is not mounted).
+/// Registered entries (empty when binfmt_misc is not mounted or cannot be read).
 fn entries(ctx: &Ctx) -> Vec<crate::binfmt::kernel::KernelEntry> {
-    if ctx.fs.is_mounted() {
-        ctx.fs.list().unwrap_or_default()
-    } else {
-        Vec::new()
-    }
+    crate::binfmt::kernel::snapshot(&ctx.fs).unwrap_or_default()
 }
 
 fn users_of(s: &Stored, entries: &[crate::binfmt::kernel::KernelEntry]) -> Vec<String> {
@@ -434,84 +430,15 @@ fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Switches every registered qemu-* entry to `spec`'s interpreters: all checked before the
-/// first write, then one plan (replace each entry, flags kept) applied with rollback.
+/// Switches every registered qemu-* entry to `spec`'s interpreters: through install's checks
+/// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
+/// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    let store = store_of(ctx);
-    let s = store.resolve(spec).map_err(|e| qemu_err(e.into()))?;
-    ctx.mount_to_read()?;
-    let entries = entries(ctx);
-    let ours: Vec<(&Arch, &crate::binfmt::kernel::KernelEntry)> = entries
-        .iter()
-        .filter_map(|k| {
-            let name = &k.entry.registration.name;
-            let a = ctx
-                .table
-                .get(name.strip_prefix(ENTRY_PREFIX)?)
-                .filter(|a| &a.entry_name() == name)?;
-            Some((a, k))
-        })
-        .collect();
-    if ours.is_empty() {
-        return Err(BadInput(format!(
-            "no qemu-* entry is registered at {}: register with `binfmtctl install ARCHES --qemu {spec}`",
-            ctx.g.binfmt_misc.display()
-        ))
-        .into());
-    }
-    let mut refused = Vec::new();
-    let mut desired = Vec::new();
-    let mut versions = Vec::new();
-    for (a, k) in &ours {
-        let flags = k.entry.registration.flags;
-        let req = ctx.requirements(flags.fix_binary)?;
-        let path = s.bin().join(format!("qemu-{}", a.qemu));
-        let facts = interpreter::facts(&path, a);
-        let problems = interpreter::check(&facts, &req);
-        if !problems.is_empty() {
-            let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            refused.push(format!(
-                "{}: QEMU {} has no usable interpreter for it ({} {})",
-                a.name,
-                s.manifest.version,
-                path.display(),
-                why.join("; ")
-            ));
-            continue;
-        }
-        let reg = a.registration(&path.to_string_lossy(), flags);
-        let guard = ctx.native_guard().with(
-            format!("the interpreter {}", path.display()),
-            facts.header.clone(),
-        );
-        if let Some(what) = guard.captures(&reg) {
-            refused.push(format!("{}: its pattern would capture {what}", a.name));
-            continue;
-        }
-        reg.to_record()
-            .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
-        desired.push(Desired {
-            arch: a.name.clone(),
-            registration: reg,
-        });
-        versions.push(facts.version.clone());
-    }
-    if !refused.is_empty() {
-        return Err(BadInput(format!(
-            "nothing was changed; refused:\n  {}",
-            refused.join("\n  ")
-        ))
-        .into());
-    }
-    let p = Prepared {
-        rows: Vec::new(),
-        notes: vec![format!(
-            "running emulated programs keep the interpreter they started with (the kernel holds it open with F)"
-        )],
-        desired,
-        versions,
-    };
-    reconcile(ctx, p, false, out)
+    let s = store_of(ctx)
+        .resolve(spec)
+        .map_err(|e| qemu_err(e.into()))?;
+    let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, s.bin(), spec, ctx.g.dry_run)?;
+    show(ctx, out, r)
 }
 
 fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {

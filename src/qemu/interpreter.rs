@@ -358,8 +358,15 @@ pub fn discover(arch: &Arch, dirs: &[PathBuf], req: &Requirements) -> Discovery 
     }
 }
 
-/// Reads the facts of one path. Never fails: what cannot be read shows up as a problem later.
+/// Reads the facts of one path, an interpreter for `arch`. Never fails: what cannot be read
+/// shows up as a problem later.
 pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
+    facts_of(path, Some(&arch.qemu))
+}
+
+/// Reads the facts of one path; the QEMU version only when the file is `qemu-<qemu_cpu>`
+/// (an imported entry's interpreter may be anything).
+pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
     let mut f = FileFacts {
         path: path.to_owned(),
         resolved: path.to_owned(),
@@ -413,8 +420,8 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
-    if f.elf.is_some() {
-        f.version = embedded_version(path, &arch.qemu);
+    if let (Some(_), Some(cpu)) = (&f.elf, qemu_cpu) {
+        f.version = embedded_version(path, cpu);
     }
     f
 }
