@@ -1129,7 +1129,7 @@ struct Ctx<'g> {
     fs: ProcBinfmt,
     g: &'g Global,
     /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
-    qemu_bin: Option<PathBuf>,
+    qemu_bin: Option<ops::StoredBin>,
 }
 
 impl<'g> Ctx<'g> {
@@ -1164,7 +1164,7 @@ impl<'g> Ctx<'g> {
             let s = store_of(self)
                 .resolve(v)
                 .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
-            self.qemu_bin = Some(s.bin());
+            self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
         Ok(())
     }

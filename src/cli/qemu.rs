@@ -437,7 +437,8 @@ fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
     let s = store_of(ctx)
         .resolve(spec)
         .map_err(|e| qemu_err(e.into()))?;
-    let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, s.bin(), spec, ctx.g.dry_run)?;
+    let stored = crate::ops::StoredBin::of(&s);
+    let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;
     show(ctx, out, r)
 }
 

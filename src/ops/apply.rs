@@ -5,7 +5,7 @@ use anyhow::Result;
 
 use super::install::{prepare, reconcile};
 use super::uninstall::uninstall;
-use super::{Host, Reported, Search};
+use super::{Host, Reported, Search, StoredBin};
 use crate::binfmt::arch::Arch;
 use crate::binfmt::kernel::BinfmtFs;
 use crate::binfmt::registration::Flags;
@@ -23,7 +23,7 @@ pub fn search_for(cfg: &Config, given: &Search, store: &Store) -> Result<Search,
     };
     let qemu_bin = match (&given.qemu_bin, &cfg.qemu) {
         (Some(b), _) => Some(b.clone()),
-        (None, Some(v)) => Some(store.resolve(v)?.bin()),
+        (None, Some(v)) => Some(StoredBin::of(&store.resolve(v)?)),
         (None, None) => None,
     };
     Ok(Search {

@@ -65,12 +65,19 @@ pub fn prepare(
                 a.entry_name(),
                 Some(&a.name),
             );
-            if skip {
-                o.reason = Some("no interpreter installed".into());
-            } else {
-                o.reason = Some(d.refusal());
-                p.refused.push(format!("{}: {}", a.name, d.refusal()));
+            let why = match &search.qemu_bin {
+                _ if skip => "no interpreter installed".to_owned(),
+                Some(s) => format!(
+                    "QEMU {} has no usable interpreter for it ({})",
+                    s.version,
+                    d.refusal()
+                ),
+                None => d.refusal(),
+            };
+            if !skip {
+                p.refused.push(format!("{}: {why}", a.name));
             }
+            o.reason = Some(why);
             p.outcomes.push(o);
             continue;
         };
@@ -289,8 +296,8 @@ fn record_plan(plan: &Plan, versions: &[Option<String>], report: &mut Report, at
 pub fn use_stored(
     fs: &dyn BinfmtFs,
     host: &Host,
-    bin: std::path::PathBuf,
-    version: &str,
+    stored: super::StoredBin,
+    spec: &str,
     dry_run: bool,
 ) -> Result<Reported> {
     kernel::mount_to_read(fs, dry_run)?;
@@ -312,13 +319,13 @@ pub fn use_stored(
     if wanted.is_empty() {
         return Err(OpsError::NoEntriesToSwitch {
             root: fs.root().to_owned(),
-            version: version.to_owned(),
+            version: spec.to_owned(),
         }
         .into());
     }
     let search = Search {
         qemu_path: Vec::new(),
-        qemu_bin: Some(bin),
+        qemu_bin: Some(stored),
     };
     let p = prepare(host, &search, &wanted, false)?;
     let notes = vec![

@@ -194,15 +194,31 @@ pub fn arch_of<'t>(table: &'t Table, reg: &Registration) -> Option<&'t Arch> {
 #[derive(Debug, Clone, Default)]
 pub struct Search {
     pub qemu_path: Vec<PathBuf>,
-    /// `--qemu VERSION` (or the config's `qemu`): the store directory interpreters come from.
-    pub qemu_bin: Option<PathBuf>,
+    /// `--qemu VERSION` (or the config's `qemu`): the stored version interpreters come from.
+    pub qemu_bin: Option<StoredBin>,
+}
+
+/// A stored QEMU version's interpreter directory, and the version (named in refusals).
+#[derive(Debug, Clone)]
+pub struct StoredBin {
+    pub bin: PathBuf,
+    pub version: String,
+}
+
+impl StoredBin {
+    pub fn of(s: &crate::qemu::store::Stored) -> StoredBin {
+        StoredBin {
+            bin: s.bin(),
+            version: s.manifest.version.clone(),
+        }
+    }
 }
 
 impl Search {
     /// The directories, made absolute: the kernel needs an absolute interpreter.
     pub fn dirs(&self) -> Vec<PathBuf> {
-        if let Some(bin) = &self.qemu_bin {
-            return vec![bin.clone()];
+        if let Some(s) = &self.qemu_bin {
+            return vec![s.bin.clone()];
         }
         if self.qemu_path.is_empty() {
             interpreter::DEFAULT_SEARCH

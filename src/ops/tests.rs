@@ -442,7 +442,11 @@ fn import_refuses_a_bad_entry_before_any_write() {
 fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flags() {
     let f_only = Flags::parse("F").unwrap().normalized();
     let fs = RecordingBinfmt::mounted_with(&[entry("aarch64", "/opt/old/qemu-aarch64", f_only)]);
-    let r = use_stored(&fs, &host(), PathBuf::from("/usr/bin"), "test", false).unwrap();
+    let usr_bin = || StoredBin {
+        bin: PathBuf::from("/usr/bin"),
+        version: "9.2+ds-1".into(),
+    };
+    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false).unwrap();
     assert!(r.failure.is_none(), "{:?}", r.failure);
     assert_eq!(
         verdicts(&r),
@@ -451,9 +455,25 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
     let now = &fs.list().unwrap()[0].entry.registration;
     assert_eq!(now.interpreter, resolved(AARCH64));
     assert_eq!(now.flags, f_only);
+    // A version without one of the arches: refused, naming it, before any write.
+    let dir = tempfile::tempdir().unwrap();
+    let lacking = StoredBin {
+        bin: dir.path().to_owned(),
+        version: "9.1+ds-1".into(),
+    };
+    fs.calls.borrow_mut().clear();
+    let r = use_stored(&fs, &host(), lacking, "9.1", false).unwrap();
+    let Some(OpsError::Refused(why)) = &r.failure else {
+        panic!("not refused: {:?}", r.failure);
+    };
+    assert!(
+        why[0].starts_with("aarch64: QEMU 9.1+ds-1 has no usable interpreter for it"),
+        "{why:?}"
+    );
+    assert!(fs.calls.borrow().is_empty());
     // No entry of ours: nothing to switch.
     let empty = RecordingBinfmt::mounted_with(&[]);
-    let e = use_stored(&empty, &host(), PathBuf::from("/usr/bin"), "9.2", false).unwrap_err();
+    let e = use_stored(&empty, &host(), usr_bin(), "9.2", false).unwrap_err();
     assert!(e.to_string().contains("--qemu 9.2"), "{e}");
     assert!(Path::new(AARCH64).exists());
 }
