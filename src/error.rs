@@ -31,6 +31,20 @@ impl ErrorKind {
     }
 }
 
+/// The exit status a shell reports for a process killed by `signal`: 128 + its number.
+pub const fn signal_exit_code(signal: i32) -> i32 {
+    128 + signal
+}
+
+/// A child's exit status as a shell reports it: its exit code, or 128 + the signal that
+/// killed it (`None`: neither, e.g. stopped).
+pub fn exit_status_code(status: std::process::ExitStatus) -> Option<i32> {
+    use std::os::unix::process::ExitStatusExt;
+    status
+        .code()
+        .or_else(|| status.signal().map(signal_exit_code))
+}
+
 /// Implemented by every module's error type.
 pub trait Classify {
     fn kind(&self) -> ErrorKind;
@@ -73,6 +87,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::verify::VerifyError,
         crate::qemu::deb::DebError,
         crate::ops::OpsError,
+        crate::emulation::sandbox::SandboxError,
     );
     None
 }

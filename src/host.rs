@@ -26,6 +26,22 @@ use serde::Serialize;
 use crate::binfmt::arch::{Arch, Table};
 use crate::binfmt::registration::BINPRM_BUF_SIZE;
 
+/// The first `name` in the directories of `path_var` (a PATH value) that `accept` takes.
+pub fn find_in_path(
+    path_var: &std::ffi::OsStr,
+    name: &str,
+    accept: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .map(|d| d.join(name))
+        .find(|p| accept(p))
+}
+
+/// The first regular file `name` on this process's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    find_in_path(&std::env::var_os("PATH")?, name, Path::is_file)
+}
+
 /// Podman and Docker mark their containers with these files.
 pub fn in_container() -> bool {
     Path::new("/run/.containerenv").exists() || Path::new("/.dockerenv").exists()

@@ -741,15 +741,12 @@ pub fn parse_show_config(json: &str) -> Result<View, String> {
 /// The `nix` program in `path_var` (a PATH value): an executable file that neither group nor
 /// others may write (binfmtctl runs it as root).
 pub fn find_nix(path_var: Option<&OsStr>) -> Option<PathBuf> {
-    let path_var = path_var?;
-    std::env::split_paths(path_var)
-        .map(|d| d.join("nix"))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| {
-                let mode = m.permissions().mode();
-                m.is_file() && mode & 0o111 != 0 && mode & 0o022 == 0
-            })
+    crate::host::find_in_path(path_var?, "nix", |p| {
+        std::fs::metadata(p).is_ok_and(|m| {
+            let mode = m.permissions().mode();
+            m.is_file() && mode & 0o111 != 0 && mode & 0o022 == 0
         })
+    })
 }
 
 /// Asks Nix for its effective settings with `dir` as its configuration directory. There is no

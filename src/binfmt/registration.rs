@@ -781,7 +781,7 @@ pub fn render_entry(e: &Entry) -> String {
             magic,
             mask,
         } => {
-            let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let hex = crate::input::hex;
             s += &format!("offset {offset}\nmagic {}\n", hex(magic));
             if let Some(m) = mask {
                 s += &format!("mask {}\n", hex(m));

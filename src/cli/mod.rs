@@ -631,7 +631,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             None => None,
         })
     {
-        return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
+        return u8::try_from(crate::error::signal_exit_code(signal)).unwrap_or(EXIT_FAILED);
     }
     crate::error::kind_of(err).exit_code()
 }
@@ -1305,10 +1305,6 @@ struct EntryJson {
     source: Option<String>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
     let r = &e.registration;
     let by_name = table.arch_of_entry(&r.name);
@@ -1321,8 +1317,8 @@ fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson 
         } => (
             "magic",
             Some(*offset),
-            Some(hex(magic)),
-            mask.as_deref().map(hex),
+            Some(crate::input::hex(magic)),
+            mask.as_deref().map(crate::input::hex),
             None,
         ),
         Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),

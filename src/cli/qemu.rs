@@ -142,7 +142,7 @@ fn archive_of(ctx: &Ctx, net: &NetOpts) -> Result<Archive> {
         None => archive::apt_mirror(Path::new("/"))
             .ok_or_else(|| qemu_err(QemuError::Archive(archive::ArchiveError::NoMirror)))?,
     };
-    let keyring = Keyring::load(net.keyring.as_deref()).map_err(|e| BadInput(e.to_string()))?;
+    let keyring = Keyring::load(net.keyring.as_deref())?;
     let http = HttpOptions {
         connect_timeout: std::time::Duration::from_secs(net.timeout.max(1)),
         read_timeout: std::time::Duration::from_secs(net.timeout.max(1)),

@@ -14,6 +14,7 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::verify::{Keyring, VerifyError};
+pub use crate::input::hex;
 
 /// The suites `qemu versions` asks about, oldest first.
 pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
@@ -877,10 +878,6 @@ fn map_io(url: &str, e: std::io::Error) -> ArchiveError {
         url: url.to_owned(),
         reason: text,
     }
-}
-
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Debian's name for the host's CPU (the `binary-<arch>` of the index).
