@@ -30,7 +30,7 @@ mod register;
 mod switch;
 mod verify;
 
-pub use self::nix::NixCommand;
+pub(crate) use self::nix::NixCommand;
 use emulate::*;
 use qemu::*;
 use register::*;
@@ -39,7 +39,7 @@ use verify::*;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 pub const EXIT_ENVIRONMENT: u8 = 3;
 
 const EXIT_CODES_HELP: &str = "\
@@ -62,20 +62,20 @@ Exit codes (docs/exit-codes.md):
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 
     /// Same as `install ARCHES`, then prints `status --json` (the form used as a container
     /// entrypoint); takes the options of `install`
     #[arg(long, value_name = "ARCHES", conflicts_with = "uninstall")]
-    pub install: Option<String>,
+    pub(crate) install: Option<String>,
 
     /// Same as `uninstall TARGETS`, then prints `status --json`
     #[arg(long, value_name = "TARGETS")]
-    pub uninstall: Option<String>,
+    pub(crate) uninstall: Option<String>,
 
     /// The options of the `--install` form (also accepted before a subcommand they apply to)
     #[command(flatten)]
-    pub top: TopOpts,
+    pub(crate) top: TopOpts,
 
     #[command(flatten)]
     pub output: Output,
@@ -99,7 +99,7 @@ pub struct Output {
 
 /// `--binfmt-misc`, for the subcommands that read or write binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
-pub struct KernelOpt {
+pub(crate) struct KernelOpt {
     /// Where binfmt_misc is (or is to be) mounted [default: /proc/sys/fs/binfmt_misc]
     #[arg(long, value_name = "PATH")]
     pub binfmt_misc: Option<PathBuf>,
@@ -108,7 +108,7 @@ pub struct KernelOpt {
 /// `--qemu-path` and `--trust-unmapped-owner`, for the subcommands that look for and check
 /// interpreters.
 #[derive(Debug, Args, Clone, Default)]
-pub struct SearchOpt {
+pub(crate) struct SearchOpt {
     /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
     /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
     #[arg(long, value_name = "DIR")]
@@ -123,7 +123,7 @@ pub struct SearchOpt {
 
 /// `--dry-run`, for the subcommands that change binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
-pub struct DryRunOpt {
+pub(crate) struct DryRunOpt {
     /// Print the plan; write nothing (not even a mount)
     #[arg(long)]
     pub dry_run: bool,
@@ -131,7 +131,7 @@ pub struct DryRunOpt {
 
 /// `--config`, for `apply` and `install --persist`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ConfigOpt {
+pub(crate) struct ConfigOpt {
     /// The config file read by `apply` and written by `install --persist`
     /// [default: /etc/binfmtctl/config.toml]
     #[arg(long, value_name = "PATH")]
@@ -140,7 +140,7 @@ pub struct ConfigOpt {
 
 /// Overrides of the native-arch decision, for the subcommands that make it.
 #[derive(Debug, Args, Clone, Default)]
-pub struct NativeOpt {
+pub(crate) struct NativeOpt {
     /// Count these compat arches as native (never register them), whatever the probe says
     #[arg(long, value_name = "ARCHES", value_delimiter = ',')]
     pub native: Vec<String>,
@@ -152,7 +152,7 @@ pub struct NativeOpt {
 
 /// `--qemu-store`, for the subcommands that read the QEMU store (`binfmtctl qemu`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct StoreOpt {
+pub(crate) struct StoreOpt {
     /// The QEMU store (`binfmtctl qemu`) [default: /var/lib/binfmtctl/qemu]
     #[arg(long, value_name = "DIR")]
     pub qemu_store: Option<PathBuf>,
@@ -161,7 +161,7 @@ pub struct StoreOpt {
 /// The options accepted before a subcommand (and by the `--install` form). Each must apply
 /// to the subcommand it goes with.
 #[derive(Debug, Args, Clone, Default)]
-pub struct TopOpts {
+pub(crate) struct TopOpts {
     #[command(flatten)]
     pub install: InstallOpts,
     #[command(flatten)]
@@ -181,13 +181,12 @@ pub struct TopOpts {
 /// The settings a command runs with, after merging the options given before and after the
 /// subcommand (after wins).
 #[derive(Debug, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     pub binfmt_misc: PathBuf,
     pub qemu_path: Vec<PathBuf>,
     pub dry_run: bool,
     pub config: PathBuf,
     pub json: bool,
-    pub verbose: u8,
     pub quiet: bool,
     pub native: Vec<String>,
     pub not_native: Vec<String>,
@@ -202,7 +201,7 @@ pub struct Global {
 
 /// The binfmt_misc flags, for the subcommands that build registrations.
 #[derive(Debug, Args, Clone, Default)]
-pub struct FlagOpts {
+pub(crate) struct FlagOpts {
     /// binfmt_misc flags, any of P (preserve argv[0]), O (open binary), C (credentials),
     /// F (fix binary) [default: FP]
     #[arg(long, value_name = "FLAGS")]
@@ -215,7 +214,7 @@ pub struct FlagOpts {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct InstallOpts {
+pub(crate) struct InstallOpts {
     #[command(flatten)]
     pub flag_opts: FlagOpts,
 
@@ -238,7 +237,7 @@ pub struct InstallOpts {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Register emulators: ARCHES is a comma list in any common spelling, or `all`
     Install {
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
@@ -488,7 +487,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RootfsCommand {
+pub(crate) enum RootfsCommand {
     /// Create a Debian rootfs for an arch with mmdebstrap (or debootstrap). Foreign arches are
     /// emulated in a private binfmt_misc instance (Linux >= 6.7), so the host's is untouched
     Create {
@@ -516,7 +515,7 @@ pub enum RootfsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CrossCommand {
+pub(crate) enum CrossCommand {
     /// Print the environment build systems read for cross-compiling to ARCH
     Env {
         #[arg(long)]
@@ -527,14 +526,14 @@ pub enum CrossCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     Auto,
     Cross,
     Emulate,
 }
 
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     #[arg(long)]
     pub arch: String,
     #[arg(long, value_enum, default_value = "auto")]
@@ -551,7 +550,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The rootfs: a directory, or a .tar/.tar.gz/.tar.zst (unpacked once into a cache)
     #[arg(long, value_name = "DIR|TARBALL")]
     pub rootfs: PathBuf,
@@ -595,7 +594,7 @@ pub struct ChildExit(pub i32);
 /// own kind): exit 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub String);
 
 impl crate::error::Classify for BadInput {
     fn kind(&self) -> ErrorKind {
@@ -606,7 +605,7 @@ impl crate::error::Classify for BadInput {
 /// The machine cannot do it: exit 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Unsupported(pub String);
+pub(crate) struct Unsupported(pub String);
 
 impl crate::error::Classify for Unsupported {
     fn kind(&self) -> ErrorKind {
@@ -891,7 +890,6 @@ fn settings(
             crate::config::DEFAULT_PATH,
         ),
         json: output.json,
-        verbose: output.verbose,
         quiet: output.quiet,
         native,
         not_native,
