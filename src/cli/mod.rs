@@ -1,9 +1,12 @@
 //! The command line: clap derive structs (no I/O in parsing), one function per subcommand,
 //! human and `--json` rendering, and the mapping from errors to exit codes.
 //!
-//! Every command validates its whole request (arch names, flags, interpreters, records)
-//! before the first write to binfmt_misc; then it takes the instance lock, snapshots the
-//! kernel, plans, applies and reads back (see `plan`).
+//! The operations that register, remove and report entries live beneath this layer in
+//! `crate::ops` (they take the binfmt_misc seam, the host and options, and return typed
+//! reports); the functions here turn options into their requests and their reports into text
+//! or JSON. Every operation validates its whole request before the first write to
+//! binfmt_misc; then it takes the instance lock, snapshots the kernel, plans, applies and
+//! reads back (see `plan`).
 
 use std::io::Write;
 use std::path::PathBuf;

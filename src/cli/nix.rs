@@ -629,10 +629,7 @@ pub(super) fn machines(
     let paths = Paths::from_env();
     let view = nix_view(&nix, &paths)?;
     let host_key = match host_key {
-        Some(p) => Some(
-            std::fs::read_to_string(p)
-                .map_err(|e| BadInput(format!("cannot read --host-key {}: {e}", p.display())))?,
-        ),
+        Some(p) => Some(crate::input::read_text(p, crate::input::MAX_TEXT).context("--host-key")?),
         None => std::fs::read_to_string(DEFAULT_HOST_KEY).ok(),
     }
     .map(|k| nixcfg::base64(k.trim().as_bytes()));

@@ -130,37 +130,12 @@ pub(super) fn export(
     dir: Option<&std::path::Path>,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let flags = flags_from(opts)?;
-    let (all, arches) = ctx.host.resolve_list(names)?;
-    let wanted: Vec<(&'static Arch, Flags)> = arches.iter().map(|a| (*a, flags)).collect();
-    let p = ops::install::prepare(&ctx.host, &ctx.search(), &wanted, all)?;
-    if !p.refused.is_empty() {
-        return Err(ops::OpsError::Refused(p.refused).into());
-    }
+    let desired = ops::export::registrations(&ctx.host, &ctx.search(), names, flags_from(opts)?)?;
     let files: Vec<(String, String)> = match format {
-        "binfmt.d" => p
-            .desired
-            .iter()
-            .map(|d| {
-                Ok((
-                    format!("{}.conf", d.registration.name),
-                    crate::binfmt::interop::to_binfmt_d(&d.registration, &d.arch)?,
-                ))
-            })
-            .collect::<std::result::Result<_, crate::binfmt::interop::ExportError>>(),
-        "update-binfmts" => p
-            .desired
-            .iter()
-            .map(|d| {
-                Ok((
-                    d.registration.name.clone(),
-                    crate::binfmt::interop::to_update_binfmts(&d.registration, "binfmtctl")?,
-                ))
-            })
-            .collect::<std::result::Result<_, crate::binfmt::interop::ExportError>>(),
+        "binfmt.d" => ops::export::files(&desired, ops::export::Format::BinfmtD)?,
+        "update-binfmts" => ops::export::files(&desired, ops::export::Format::UpdateBinfmts)?,
         "json" => {
-            let v: Vec<serde_json::Value> = p
-                .desired
+            let v: Vec<serde_json::Value> = desired
                 .iter()
                 .map(|d| {
                     let e = Entry {
@@ -174,10 +149,10 @@ pub(super) fn export(
                     j
                 })
                 .collect();
-            Ok(vec![(
+            vec![(
                 "binfmtctl.json".into(),
                 serde_json::to_string_pretty(&json!({"registrations": v}))? + "\n",
-            )])
+            )]
         }
         other => {
             return Err(BadInput(format!(
@@ -185,7 +160,7 @@ pub(super) fn export(
             ))
             .into());
         }
-    }?;
+    };
     match dir {
         Some(d) => {
             std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;

@@ -1,5 +1,5 @@
 //! The operations beneath the command line: install, uninstall, enable/disable, status,
-//! apply (the config file), import and `qemu use`. Each takes the binfmt_misc seam
+//! apply (the config file), export, import and `qemu use`. Each takes the binfmt_misc seam
 //! (`&dyn BinfmtFs`: the real instance, or `RecordingBinfmt` in tests), the host facts
 //! (`Host`), where interpreters are looked for (`Search`) and its own options, and returns a
 //! typed report; the CLI parses, calls one of these, and renders the report (text or JSON).
@@ -17,6 +17,7 @@ use crate::host::{HostFacts, NativeArch};
 use crate::qemu::interpreter::{self, Owners, Requirements};
 
 pub mod apply;
+pub mod export;
 pub mod import;
 pub mod install;
 pub mod status;

@@ -477,3 +477,34 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
     assert!(e.to_string().contains("--qemu 9.2"), "{e}");
     assert!(Path::new(AARCH64).exists());
 }
+
+#[test]
+fn export_writes_what_install_would_register_and_refuses_the_same() {
+    let h = host();
+    let d =
+        super::export::registrations(&h, &system(), &names(&["arm64"]), Flags::DEFAULT).unwrap();
+    let files = super::export::files(&d, super::export::Format::BinfmtD).unwrap();
+    assert_eq!(files.len(), 1);
+    assert_eq!(files[0].0, "qemu-aarch64.conf");
+    assert!(
+        files[0].1.contains(&format!(":{}:", resolved(AARCH64))),
+        "{}",
+        files[0].1
+    );
+    let ub = super::export::files(&d, super::export::Format::UpdateBinfmts).unwrap();
+    assert_eq!(ub[0].0, "qemu-aarch64");
+    assert!(
+        ub[0]
+            .1
+            .contains(&format!("interpreter {}", resolved(AARCH64))),
+        "{}",
+        ub[0].1
+    );
+    let native = h.facts.host_arch(h.table).unwrap().name.clone();
+    let e = super::export::registrations(&h, &system(), &names(&[&native]), Flags::DEFAULT)
+        .unwrap_err();
+    assert!(
+        e.to_string().starts_with("nothing was changed; refused:"),
+        "{e}"
+    );
+}
