@@ -536,7 +536,7 @@ pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) 
     let rows: Vec<Row> = report.outcomes.iter().map(|o| row(ctx, o)).collect();
     if ctx.g.json {
         let v = json!({
-            "dry_run": ctx.g.dry_run,
+            "dry_run": report.dry_run,
             "binfmt_misc": ctx.g.binfmt_misc,
             "results": rows,
             "overlaps": report.overlaps,
