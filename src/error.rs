@@ -88,6 +88,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::deb::DebError,
         crate::ops::OpsError,
         crate::emulation::sandbox::SandboxError,
+        crate::host::OverrideError,
     );
     None
 }

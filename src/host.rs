@@ -103,6 +103,69 @@ pub struct NativeOverride {
     pub not_native: Vec<String>,
 }
 
+/// `--native` / `--not-native` that cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error(transparent)]
+    Unknown(#[from] crate::binfmt::arch::UnknownArch),
+    #[error(
+        "{option} {given}: {arch} is not a compat arch of this host (those are: {compat}); only they can be either"
+    )]
+    NotCompat {
+        option: &'static str,
+        given: String,
+        arch: String,
+        compat: String,
+    },
+    #[error("{0} is named by both --native and --not-native: name it in one")]
+    Both(String),
+}
+
+impl crate::error::Classify for OverrideError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
+impl NativeOverride {
+    /// `--native` / `--not-native` (arch names in any spelling): each must name a compat arch
+    /// of this host, and not both.
+    pub fn resolve(
+        table: &Table,
+        host: &HostFacts,
+        native: &[String],
+        not_native: &[String],
+    ) -> Result<NativeOverride, OverrideError> {
+        let compat: &[String] = host.host_arch(table).map_or(&[], |h| &h.compat);
+        let resolve = |names: &[String], option: &'static str| {
+            let mut v = Vec::new();
+            for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                let a = table.resolve(n)?;
+                if !compat.contains(&a.name) {
+                    return Err(OverrideError::NotCompat {
+                        option,
+                        given: n.to_owned(),
+                        arch: a.name.clone(),
+                        compat: if compat.is_empty() {
+                            "none".into()
+                        } else {
+                            compat.join(", ")
+                        },
+                    });
+                }
+                v.push(a.name.clone());
+            }
+            Ok(v)
+        };
+        let native = resolve(native, "--native")?;
+        let not_native = resolve(not_native, "--not-native")?;
+        if let Some(both) = native.iter().find(|n| not_native.contains(n)) {
+            return Err(OverrideError::Both(both.clone()));
+        }
+        Ok(NativeOverride { native, not_native })
+    }
+}
+
 /// One arch the host runs without emulation, and why we believe it.
 #[derive(Debug, Clone, Serialize)]
 pub struct NativeArch {
@@ -550,5 +613,30 @@ mod tests {
     fn uid_map_identity() {
         assert!(is_identity_map("         0          0 4294967295\n"));
         assert!(!is_identity_map("         0       1000          1\n"));
+    }
+
+    #[test]
+    fn native_overrides_name_compat_arches_once() {
+        let t = Table::builtin();
+        let h = x86_64_facts(None, "");
+        let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let o = NativeOverride::resolve(t, &h, &strs(&["i686"]), &[]).unwrap();
+        assert_eq!(o.native, ["i386"]);
+        let e = NativeOverride::resolve(t, &h, &strs(&["arm64"]), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--native arm64: aarch64 is not a compat arch of this host"),
+            "{e}"
+        );
+        let e = NativeOverride::resolve(t, &h, &strs(&["i386"]), &strs(&["x86"])).unwrap_err();
+        assert!(
+            matches!(e, OverrideError::Both(ref a) if a == "i386"),
+            "{e}"
+        );
+        let e = NativeOverride::resolve(t, &h, &[], &strs(&["zzz"])).unwrap_err();
+        assert_eq!(
+            crate::error::classify(&e),
+            Some(crate::error::ErrorKind::BadInput)
+        );
     }
 }

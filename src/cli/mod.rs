@@ -1137,7 +1137,7 @@ impl<'g> Ctx<'g> {
     fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
         let mut facts = HostFacts::gather();
-        let over = native_override(g, table, &facts)?;
+        let over = crate::host::NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
         if g.probe_compat
             && let Ok(exe) = std::env::current_exe()
         {
@@ -1198,40 +1198,6 @@ impl<'g> Ctx<'g> {
             self.g.dry_run,
         )?)
     }
-}
-
-/// `--native` / `--not-native`: each must name a compat arch of this host, and not both.
-fn native_override(
-    g: &Global,
-    table: &Table,
-    host: &HostFacts,
-) -> Result<crate::host::NativeOverride> {
-    let compat: &[String] = host.host_arch(table).map_or(&[], |h| &h.compat);
-    let resolve = |names: &[String], opt: &str| -> Result<Vec<String>> {
-        let mut v = Vec::new();
-        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            let a = table.resolve(n)?;
-            if !compat.contains(&a.name) {
-                return Err(BadInput(format!(
-                    "{opt} {n}: {} is not a compat arch of this host (those are: {}); only they can be either",
-                    a.name,
-                    if compat.is_empty() { "none".into() } else { compat.join(", ") }
-                ))
-                .into());
-            }
-            v.push(a.name.clone());
-        }
-        Ok(v)
-    };
-    let native = resolve(&g.native, "--native")?;
-    let not_native = resolve(&g.not_native, "--not-native")?;
-    if let Some(both) = native.iter().find(|n| not_native.contains(n)) {
-        return Err(BadInput(format!(
-            "{both} is named by both --native and --not-native: name it in one"
-        ))
-        .into());
-    }
-    Ok(crate::host::NativeOverride { native, not_native })
 }
 
 /// One line of a report.
