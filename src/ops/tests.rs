@@ -508,3 +508,42 @@ fn export_writes_what_install_would_register_and_refuses_the_same() {
         "{e}"
     );
 }
+
+#[test]
+fn a_failed_write_rolls_back_and_reports_what_was_attempted() {
+    let fs = RecordingBinfmt::mounted_with(&[]);
+    fs.fail
+        .borrow_mut()
+        .push((Call::Register("qemu-riscv64".into()), rustix::io::Errno::IO));
+    let r = install(
+        &fs,
+        &host(),
+        &system(),
+        &names(&["arm64", "riscv64"]),
+        opts(Flags::DEFAULT),
+    )
+    .unwrap();
+    let Some(OpsError::Failed { op, .. }) = &r.failure else {
+        panic!("not failed: {:?}", r.failure);
+    };
+    assert_eq!(*op, "install");
+    assert_eq!(
+        verdicts(&r),
+        [
+            (Verdict::WouldRegister, "qemu-aarch64".to_owned()),
+            (Verdict::WouldRegister, "qemu-riscv64".to_owned())
+        ]
+    );
+    assert_eq!(
+        writes(&fs),
+        [
+            Call::Register("qemu-aarch64".into()),
+            Call::Register("qemu-riscv64".into()),
+            Call::Remove("qemu-aarch64".into())
+        ]
+    );
+    assert!(fs.list().unwrap().is_empty(), "rolled back");
+    let e = anyhow::Error::from(r.failure.unwrap());
+    assert_eq!(crate::error::kind_of(&e), ErrorKind::Failed);
+    assert!(e.to_string() == "install failed" && format!("{e:#}").contains("qemu-riscv64"));
+}
