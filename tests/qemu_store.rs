@@ -612,11 +612,7 @@ fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_
             .arg(&store)
             .output()
             .unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        Run::of(o)
     };
     // bookworm ships the interpreters in qemu-user-static; trixie in qemu-user.
     let r = fetch("bookworm");

@@ -349,11 +349,7 @@ impl TestArchive {
             .env("NO_PROXY", "127.0.0.1")
             .output()
             .unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        Run::of(o)
     }
 
     pub fn net_args(&self, store: &Path) -> Vec<String> {
