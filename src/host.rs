@@ -42,6 +42,22 @@ pub fn which(name: &str) -> Option<PathBuf> {
     find_in_path(&std::env::var_os("PATH")?, name, Path::is_file)
 }
 
+const CONTAINER_MOUNT_WARNING: &str = "binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits";
+const PRIVATE_NS_MOUNT_WARNING: &str = "binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)";
+
+/// Why a binfmt_misc mount made just now may not outlive this process, if it may not: the
+/// entries of an instance live only while some mount of it exists, and a mount in a container
+/// or a private mount namespace goes away with it.
+pub fn mount_lifetime_warning() -> Option<&'static str> {
+    if in_container() {
+        Some(CONTAINER_MOUNT_WARNING)
+    } else if private_mount_ns_without_host_mount() {
+        Some(PRIVATE_NS_MOUNT_WARNING)
+    } else {
+        None
+    }
+}
+
 /// Podman and Docker mark their containers with these files.
 pub fn in_container() -> bool {
     Path::new("/run/.containerenv").exists() || Path::new("/.dockerenv").exists()
@@ -635,7 +651,7 @@ mod tests {
         );
         let e = NativeOverride::resolve(t, &h, &[], &strs(&["zzz"])).unwrap_err();
         assert_eq!(
-            crate::error::classify(&e),
+            crate::exit::classify(&e),
             Some(crate::error::ErrorKind::BadInput)
         );
     }

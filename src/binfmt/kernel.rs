@@ -262,12 +262,11 @@ pub fn require_cap_sys_admin(what: &str) -> Result<(), KernelError> {
 pub enum Mounted {
     /// binfmt_misc was mounted already.
     Already,
-    /// We mounted it; with a warning when the mount (and so the entries) may not outlive us.
-    Now { warning: Option<&'static str> },
+    /// We mounted it. The entries of an instance live only while some mount of it exists
+    /// (seen on 6.1 and 6.18): a mount made in a mount namespace that will go away takes them
+    /// along (`host::mount_lifetime_warning` says when that may be the case).
+    Now,
 }
-
-const CONTAINER_MOUNT_WARNING: &str = "binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits";
-const PRIVATE_NS_MOUNT_WARNING: &str = "binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)";
 
 /// Makes sure binfmt_misc is mounted (mounting it if needed and allowed).
 pub fn ensure_mounted(fs: &dyn BinfmtFs) -> Result<Mounted, KernelError> {
@@ -278,16 +277,7 @@ pub fn ensure_mounted(fs: &dyn BinfmtFs) -> Result<Mounted, KernelError> {
     fs.require_privilege(&format!("mount binfmt_misc at {}", fs.root().display()))?;
     fs.mount()?;
     tracing::info!(root = %fs.root().display(), "mounted binfmt_misc");
-    // The entries of an instance live only while some mount of it exists (seen on 6.1 and
-    // 6.18): a mount made in a mount namespace that will go away takes them along.
-    let warning = if crate::host::in_container() {
-        Some(CONTAINER_MOUNT_WARNING)
-    } else if crate::host::private_mount_ns_without_host_mount() {
-        Some(PRIVATE_NS_MOUNT_WARNING)
-    } else {
-        None
-    };
-    Ok(Mounted::Now { warning })
+    Ok(Mounted::Now)
 }
 
 /// For commands that must see the entries (status, uninstall, enable): mount binfmt_misc

@@ -617,7 +617,7 @@ impl crate::error::Classify for Unsupported {
 }
 
 /// The exit code for an error: the sandboxed command's own status, else the kind of the
-/// outermost error in the chain that says its kind (`error::kind_of`).
+/// outermost error in the chain that says its kind (`exit::kind_of`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ChildExit(code)) = err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         return u8::try_from(*code).unwrap_or(EXIT_FAILED);
@@ -635,7 +635,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     {
         return u8::try_from(crate::error::signal_exit_code(signal)).unwrap_or(EXIT_FAILED);
     }
-    crate::error::kind_of(err).exit_code()
+    crate::exit::kind_of(err).exit_code()
 }
 
 /// Which option groups a subcommand takes; the options given before the subcommand must be
@@ -1365,7 +1365,7 @@ pub fn error_json(err: &anyhow::Error, printed: &[u8]) -> serde_json::Value {
     let (kind, code) = match err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         Some(_) => ("command-exited".to_owned(), exit_code(err)),
         None => {
-            let k = crate::error::kind_of(err);
+            let k = crate::exit::kind_of(err);
             (
                 serde_json::to_value(k)
                     .ok()

@@ -213,11 +213,13 @@ pub fn reconcile(
         fs.require_privilege("register binfmt_misc entries")?;
         let mounted = kernel::ensure_mounted(fs)
             .context("binfmt_misc is not mounted and mounting it failed")?;
-        if let Mounted::Now { warning } = mounted {
+        if let Mounted::Now = mounted {
             report
                 .notes
                 .push(format!("mounted binfmt_misc at {}", fs.root().display()));
-            report.warnings.extend(warning.map(str::to_owned));
+            report
+                .warnings
+                .extend(crate::host::mount_lifetime_warning().map(str::to_owned));
         }
     }
     let _lock = if desired.is_empty() {
