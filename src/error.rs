@@ -1,6 +1,6 @@
 //! One way from an error to an exit code: every domain error says which of three kinds it is
 //! (the request was wrong, the machine cannot do it, or the operation failed) by implementing
-//! `Classify`; `crate::exit::kind_of` walks an error chain for the first error that says so.
+//! `Classify`; `crate::cli::exit::kind_of` walks an error chain for the first error that says so.
 //! The command layer adds context but never re-classifies, so the whole source chain reaches
 //! the message. This module sits beneath every other and imports none of them.
 //!

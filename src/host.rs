@@ -651,7 +651,7 @@ mod tests {
         );
         let e = NativeOverride::resolve(t, &h, &[], &strs(&["zzz"])).unwrap_err();
         assert_eq!(
-            crate::exit::classify(&e),
+            crate::cli::exit::classify(&e),
             Some(crate::error::ErrorKind::BadInput)
         );
     }

@@ -414,7 +414,9 @@ fn pause_after(name: &str) {
     {
         eprintln!("binfmtctl: failpoint: paused after writing {name}");
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while crate::binfmt::plan::pending_signal().is_none() && std::time::Instant::now() < until {
+        while crate::binfmt::signals::pending_signal().is_none()
+            && std::time::Instant::now() < until
+        {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }

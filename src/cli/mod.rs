@@ -26,6 +26,7 @@ use crate::ops;
 use crate::qemu::interpreter::{self, Discovery, Requirements};
 
 mod emulate;
+pub mod exit;
 pub mod generate;
 mod nix;
 mod qemu;
@@ -635,7 +636,7 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     {
         return u8::try_from(crate::error::signal_exit_code(signal)).unwrap_or(EXIT_FAILED);
     }
-    crate::exit::kind_of(err).exit_code()
+    crate::cli::exit::kind_of(err).exit_code()
 }
 
 /// Which option groups a subcommand takes; the options given before the subcommand must be
@@ -1365,7 +1366,7 @@ pub fn error_json(err: &anyhow::Error, printed: &[u8]) -> serde_json::Value {
     let (kind, code) = match err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         Some(_) => ("command-exited".to_owned(), exit_code(err)),
         None => {
-            let k = crate::exit::kind_of(err);
+            let k = crate::cli::exit::kind_of(err);
             (
                 serde_json::to_value(k)
                     .ok()

@@ -1,6 +1,7 @@
-//! The kind of an error chain, and so the exit code: the one place that knows every error
-//! type of the crate (each implements `error::Classify` in its own module). It sits above all
-//! of them, so the modules beneath never import each other through their errors.
+//! The kind of an error chain, and so the exit code (docs/exit-codes.md): the one place that
+//! knows every error type of the crate (each implements `error::Classify` in its own module).
+//! It sits in the command layer, above all of them, so the modules beneath never import each
+//! other through their errors.
 
 use crate::error::{Classify, ErrorKind};
 
