@@ -8,6 +8,8 @@
 //! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
 //! keep_existing = false            # optional
 //! qemu = "10.0"                    # optional: interpreters from this stored QEMU version
+//! qemu_mirror = "http://…/debian"  # optional: the mirror `qemu fetch`/`versions` use
+//! qemu_keyring = "/etc/…/keys.gpg" # optional: the keyring they trust for InRelease
 //!
 //! [nix]                            # optional: apply also keeps Nix's extra-platforms in step
 //! enabled = true
@@ -43,6 +45,8 @@ struct Raw {
     qemu_path: Option<Vec<Spanned<String>>>,
     keep_existing: Option<bool>,
     qemu: Option<Spanned<String>>,
+    qemu_mirror: Option<Spanned<String>>,
+    qemu_keyring: Option<Spanned<String>>,
     nix: Option<RawNix>,
 }
 
@@ -62,6 +66,10 @@ pub struct Config {
     pub keep_existing: bool,
     /// A stored QEMU version (`binfmtctl qemu list`) to take interpreters from.
     pub qemu: Option<String>,
+    /// The Debian mirror `qemu fetch` and `qemu versions` use when no --mirror is given.
+    pub qemu_mirror: Option<String>,
+    /// The keyring trusted for InRelease when no --keyring is given.
+    pub qemu_keyring: Option<PathBuf>,
     /// `[nix] enabled = true`: `apply` also keeps Nix's extra-platforms in step (docs/nix.md).
     pub nix: bool,
 }
@@ -132,7 +140,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
             .unwrap_or("invalid TOML")
             .to_owned();
         let hint = if msg.contains("unknown field") {
-            "; the keys are arches, flags, qemu_path, keep_existing, qemu, [nix] enabled"
+            "; the keys are arches, flags, qemu_path, keep_existing, qemu, qemu_mirror, qemu_keyring, [nix] enabled"
         } else if msg.contains("missing field") {
             "; add arches = [\"arm64\", ...]"
         } else {
@@ -176,12 +184,36 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
         }
         qemu_path.push(PathBuf::from(d.get_ref()));
     }
+    if let Some(m) = &raw.qemu_mirror
+        && !(m.get_ref().starts_with("http://") || m.get_ref().starts_with("https://"))
+    {
+        return Err(invalid(
+            m.span().start,
+            format!(
+                "qemu_mirror {:?} must be an http:// or https:// URL of a Debian mirror",
+                m.get_ref()
+            ),
+        ));
+    }
+    if let Some(k) = &raw.qemu_keyring
+        && !k.get_ref().starts_with('/')
+    {
+        return Err(invalid(
+            k.span().start,
+            format!(
+                "qemu_keyring {:?} must be an absolute path to an OpenPGP keyring",
+                k.get_ref()
+            ),
+        ));
+    }
     Ok(Config {
         arches,
         flags,
         qemu_path,
         keep_existing: raw.keep_existing.unwrap_or(false),
         qemu: raw.qemu.map(Spanned::into_inner),
+        qemu_mirror: raw.qemu_mirror.map(Spanned::into_inner),
+        qemu_keyring: raw.qemu_keyring.map(|k| PathBuf::from(k.into_inner())),
         nix: raw.nix.is_some_and(|n| n.enabled),
     })
 }
@@ -551,6 +583,13 @@ mod tests {
         assert_eq!(c.qemu, None);
         let c = p("arches = [\"arm64\"]\nqemu = \"10.0\"\n").unwrap();
         assert_eq!(c.qemu.as_deref(), Some("10.0"));
+        assert_eq!(
+            (c.qemu_mirror.clone(), c.qemu_keyring.clone()),
+            (None, None)
+        );
+        let c = p("arches = [\"arm64\"]\nqemu_mirror = \"https://m.example/debian\"\nqemu_keyring = \"/etc/k.gpg\"\n").unwrap();
+        assert_eq!(c.qemu_mirror.as_deref(), Some("https://m.example/debian"));
+        assert_eq!(c.qemu_keyring, Some(PathBuf::from("/etc/k.gpg")));
         assert_eq!(p("arches = [\"all\"]").unwrap().flags, Flags::DEFAULT);
         assert!(!p("arches = [\"all\"]").unwrap().nix);
         assert!(
@@ -597,6 +636,21 @@ mod tests {
                 "arches = [\"arm64\"]\nqemu_path = [\"bin\"]\n",
                 ":2:14: qemu_path entry \"bin\"",
                 "absolute",
+            ),
+            (
+                "arches = [\"arm64\"]\nqemu_mirror = \"m.example/debian\"\n",
+                ":2:15: qemu_mirror \"m.example/debian\" must be an http:// or https:// URL",
+                "Debian mirror",
+            ),
+            (
+                "arches = [\"arm64\"]\nqemu_keyring = \"keys.gpg\"\n",
+                ":2:16: qemu_keyring \"keys.gpg\" must be an absolute path",
+                "OpenPGP keyring",
+            ),
+            (
+                "arches = [\"arm64\"]\n[qemu]\nmirror = \"https://m.example/debian\"\n",
+                ":2:1: invalid type",
+                "",
             ),
             ("arches = [\"arm64\"\n", ":1:18: unclosed array", ""),
             ("arches = \"arm64\"\n", ":1:10: invalid type", ""),

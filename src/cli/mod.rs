@@ -1191,14 +1191,6 @@ impl<'g> Ctx<'g> {
     fn requirements(&self, need_static: bool) -> Result<Requirements> {
         Ok(self.host.requirements(need_static)?)
     }
-
-    /// binfmt_misc mounted to read it when it is not and we may; whether it is mounted now.
-    fn mount_to_read(&self) -> Result<bool> {
-        Ok(crate::binfmt::kernel::mount_to_read(
-            &self.fs,
-            self.g.dry_run,
-        )?)
-    }
 }
 
 /// One line of a report.

@@ -1,5 +1,6 @@
 //! The operations beneath the command line: install, uninstall, enable/disable, status,
-//! apply (the config file), export, import and `qemu use`. Each takes the binfmt_misc seam
+//! apply (the config file), export, import, `qemu use` and the QEMU store's commands (`qemu`).
+//! Each takes the binfmt_misc seam
 //! (`&dyn BinfmtFs`: the real instance, or `RecordingBinfmt` in tests), the host facts
 //! (`Host`), where interpreters are looked for (`Search`) and its own options, and returns a
 //! typed report; the CLI parses, calls one of these, and renders the report (text or JSON).
@@ -20,6 +21,7 @@ pub mod apply;
 pub mod export;
 pub mod import;
 pub mod install;
+pub mod qemu;
 pub mod status;
 pub mod switch;
 pub mod uninstall;

@@ -344,6 +344,8 @@ fn apply_registers_what_the_config_declares_and_remove_takes_it_out() {
         qemu_path: vec![PathBuf::from("/usr/bin")],
         keep_existing: false,
         qemu: None,
+        qemu_mirror: None,
+        qemu_keyring: None,
         nix: false,
     };
     let fs = RecordingBinfmt::mounted_with(&[]);

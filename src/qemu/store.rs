@@ -137,6 +137,23 @@ impl Staging {
     pub fn bin(&self) -> PathBuf {
         self.dir.join("bin")
     }
+
+    /// A private (0700) directory with `bin/` outside any store, for a dry run: removed on
+    /// drop, never committed.
+    pub fn scratch() -> Result<Staging, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("binfmtctl-fetch-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| write_err(&dir, e))?;
+        let st = Staging { dir, done: false };
+        Store::mkdir(&st.bin())?;
+        Ok(st)
+    }
 }
 
 impl Drop for Staging {
