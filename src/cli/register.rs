@@ -59,6 +59,14 @@ pub(super) fn install_cmd(
             flags,
             qemu_path: &qemu_path,
             keep_existing: opts.keep_existing,
+            qemu: ctx
+                .qemu_bin
+                .as_ref()
+                .zip(opts.qemu.as_deref())
+                .map(|(b, spec)| crate::config::PersistQemu {
+                    version: &b.version,
+                    spec,
+                }),
         };
         Some(
             crate::config::prepare_persist(&ctx.g.config, &req, ctx.table)
