@@ -453,6 +453,168 @@ fn two_fetches_of_one_version_at_once_store_it_once() {
     assert_store(&a.store(), &["91.0+ds-1"], &r);
 }
 
+/// binfmtctl with a private temporary directory (where a dry run unpacks), and what is left
+/// in it afterwards.
+fn run_with_tmpdir(a: &TestArchive, args: &[&str]) -> (Run, Vec<String>) {
+    let tmp = a.tmp.path().join("tmpdir");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let o = Command::new(bin())
+        .args(args)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let left = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    (Run::of(o), left)
+}
+
+#[test]
+fn fetch_dry_run_checks_the_chain_and_stores_nothing() {
+    let a = TestArchive::new();
+    let store = a.store();
+    let net = a.net_args(&store);
+    let net: Vec<&str> = net.iter().map(String::as_str).collect();
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["qemu", "fetch"];
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&net);
+        v
+    };
+    let (r, left) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run"]));
+    r.expect(
+        "a dry run reports what it would store",
+        r.code == 0
+            && r.stdout
+                .contains("would-store QEMU 91.0+ds-1 (qemu-user 1:91.0+ds-1 from testb)")
+            && r.stdout.contains("2 interpreters (aarch64 riscv64)")
+            && r.stdout.contains("dry run: nothing was stored"),
+    );
+    r.expect("the scratch directory is removed", left.is_empty());
+    assert_store(&store, &[], &r);
+    let (r, _) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["action"], "would-store", "{v}");
+    assert_eq!(v["manifest"]["verified"], true, "{v}");
+    assert_eq!(
+        v["manifest"]["files"][0]["sha256"].as_str().unwrap(),
+        sha(&std::fs::read("/usr/bin/qemu-aarch64-static").unwrap())
+    );
+    assert_eq!(v["dir"], store.join("91.0+ds-1").display().to_string());
+    assert_store(&store, &[], &r);
+    // The chain is checked on a dry run too: a .deb that is not what Packages says fails.
+    let deb = a.deb_path("1:91.0+ds-1");
+    a.server.set(&deb, Serve::Truncate);
+    let (r, left) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run"]));
+    r.expect("a truncated .deb fails the dry run", r.code != 0);
+    r.expect("and leaves no scratch directory", left.is_empty());
+    assert_store(&store, &[], &r);
+    a.server.set(&deb, Serve::Normal);
+    // --from-deb honours --dry-run.
+    let local = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
+    std::fs::write(&local, make_deb(ARM_ONLY)).unwrap();
+    let s = store.display().to_string();
+    let (r, left) = run_with_tmpdir(
+        &a,
+        &[
+            "qemu",
+            "fetch",
+            "--from-deb",
+            local.to_str().unwrap(),
+            "--dry-run",
+            "--qemu-store",
+            &s,
+        ],
+    );
+    r.expect(
+        "a local .deb on a dry run: checked, not stored",
+        r.code == 0
+            && r.stdout.contains("would-store QEMU")
+            && r.stdout.contains("origin: unverified")
+            && left.is_empty(),
+    );
+    assert_store(&store, &[], &r);
+    // Once stored, a dry run says so.
+    a.run(&["qemu", "fetch", "91.0"])
+        .expect("fetch", a.store().join("91.0+ds-1").is_dir());
+    let (r, _) = run_with_tmpdir(&a, &args(&["testb", "--dry-run"]));
+    r.expect(
+        "already stored",
+        r.code == 0 && r.stdout.contains("already-stored QEMU 91.0+ds-1"),
+    );
+}
+
+/// The config's qemu_mirror and qemu_keyring stand in for --mirror and --keyring; the flags win.
+#[test]
+fn fetch_takes_the_mirror_and_keyring_from_the_config() {
+    let a = TestArchive::new();
+    let cfg = a.tmp.path().join("config.toml");
+    let store = a.store().display().to_string();
+    let fetch = |extra: &[&str]| {
+        let mut v = vec![
+            "qemu",
+            "fetch",
+            "91.0",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--suite",
+            "testb",
+            "--timeout",
+            "2",
+            "--qemu-store",
+            &store,
+        ];
+        v.extend_from_slice(extra);
+        let o = Command::new(bin())
+            .args(&v)
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap();
+        Run::of(o)
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "arches = [\"arm64\"]\nqemu_mirror = \"{}\"\nqemu_keyring = \"{}\"\n",
+            a.server.url(),
+            a.keyring.display()
+        ),
+    )
+    .unwrap();
+    let r = fetch(&["--dry-run"]);
+    r.expect(
+        "the config's mirror and keyring are used",
+        r.code == 0 && r.stdout.contains("would-store QEMU 91.0+ds-1"),
+    );
+    // A config mirror that serves nothing, overridden by --mirror.
+    std::fs::write(
+        &cfg,
+        format!(
+            "arches = [\"arm64\"]\nqemu_mirror = \"http://127.0.0.1:9/debian\"\nqemu_keyring = \"{}\"\n",
+            a.keyring.display()
+        ),
+    )
+    .unwrap();
+    let r = fetch(&[]);
+    r.expect("the config's unreachable mirror: exit 3", r.code == 3);
+    let url = a.server.url();
+    let r = fetch(&["--mirror", &url]);
+    r.expect("--mirror wins over the config", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+    // A bad key names file, line and column.
+    std::fs::write(&cfg, "arches = [\"arm64\"]\nqemu_mirror = \"ftp://x\"\n").unwrap();
+    let r = fetch(&[]);
+    r.expect(
+        "a bad qemu_mirror: exit 2 with its position",
+        r.code == 2
+            && r.stderr
+                .contains("config.toml:2:15: qemu_mirror \"ftp://x\""),
+    );
+}
+
 #[test]
 fn from_deb_is_recorded_as_unverified() {
     let a = TestArchive::new();
@@ -530,6 +692,44 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
         gc.contains("removed       90.1+ds-1")
             && gc.contains("kept          91.0+ds-1")
             && gc.trim_end().ends_with("91.0+ds-1"),
+    );
+}
+
+/// `install --qemu VERSION --persist` writes the version into the config, so `apply` (the boot
+/// unit) registers the store's interpreter again, not the system's.
+#[test]
+fn install_qemu_persist_records_the_version_for_apply() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let c = a.tmp.path().join("etc/config.toml").display().to_string();
+    let script = format!(
+        r#"
+S={s}; C={c}
+echo "== install"; $B install arm64 --qemu 91.0 --persist --config $C --qemu-store $S; echo "rc=$?"
+echo "== config"; cat $C
+echo "== uninstall"; $B uninstall arm64 >/dev/null; echo "rc=$?"; ls $R
+echo "== apply"; $B apply --config $C --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    r.expect("install --persist", r.section("install").contains("rc=0"));
+    r.expect(
+        "the config names the stored version",
+        r.section("config").contains("qemu = \"91.0+ds-1\""),
+    );
+    r.expect(
+        "uninstalled",
+        r.section("uninstall").contains("rc=0") && !r.section("uninstall").contains("qemu-aarch64"),
+    );
+    let apply = r.section("apply");
+    r.expect(
+        "apply registers the store's interpreter again",
+        apply.contains("rc=0")
+            && apply.contains(&format!("interpreter {s}/91.0+ds-1/bin/qemu-aarch64")),
     );
 }
 
