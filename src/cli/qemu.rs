@@ -1,6 +1,7 @@
 //! `binfmtctl qemu …`: the store of static QEMU versions (versions, fetch, list, use, verify,
-//! gc), and the glue that lets `install --qemu` and `status` see it. The work is in
-//! `crate::qemu`; switching entries goes through the same plan/apply/rollback as install.
+//! gc), and the glue that lets `install --qemu` and `status` see it. Here the options become
+//! `ops::qemu` requests (`--mirror`/`--keyring` over the config's `qemu_mirror`/`qemu_keyring`)
+//! and its reports become text or JSON; `qemu use` is `ops::install::use_stored`.
 
 use std::path::PathBuf;
 
