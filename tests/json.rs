@@ -203,6 +203,8 @@ fn qemu_store_json_outputs_match_the_documented_schema() {
     // `nosuch` is not in the archive: its row carries the error, the others the offer.
     let versions = a.run(&["qemu", "versions", "--json", "--suite", "nosuch"]);
     versions.expect("versions", versions.code == 0);
+    let dry = a.run(&["qemu", "fetch", "91.0", "--dry-run", "--json"]);
+    dry.expect("fetch --dry-run", dry.code == 0);
     let fetched = a.run(&["qemu", "fetch", "91.0", "--json"]);
     fetched.expect("fetch 91.0", fetched.code == 0);
     let again = a.run(&["qemu", "fetch", "testb", "--json"]);
@@ -251,6 +253,7 @@ echo "== verify-bad"; $B qemu verify --json --qemu-store $S; echo "== verify-bad
         assert_eq!(d.len(), 1, "section {m}: {d:?}\n{}", r.stderr);
         d.into_iter().next().unwrap()
     };
+    let dry = one_doc(&dry, "fetch --dry-run");
     let (versions, fetched, again, older, local) = (
         one_doc(&versions, "versions"),
         one_doc(&fetched, "fetch"),
@@ -271,6 +274,7 @@ echo "== verify-bad"; $B qemu verify --json --qemu-store $S; echo "== verify-bad
         &schema,
         &[
             ("versions", &versions, "qemu_versions"),
+            ("fetch --dry-run", &dry, "qemu_fetch"),
             ("fetch", &fetched, "qemu_fetch"),
             ("fetch again", &again, "qemu_fetch"),
             ("fetch 90.1", &older, "qemu_fetch"),
@@ -298,6 +302,7 @@ echo "== verify-bad"; $B qemu verify --json --qemu-store $S; echo "== verify-bad
         serde_json::json!([]),
         "fetched nothing yet"
     );
+    assert_eq!(dry["action"], "would-store", "{dry}");
     assert_eq!(fetched["action"], "stored");
     assert_eq!(fetched["manifest"]["version"], "91.0+ds-1");
     assert_eq!(fetched["manifest"]["verified"], true);
