@@ -92,6 +92,12 @@ pub enum NixError {
     Rejected { dir: PathBuf, message: String },
     #[error("cannot run {nix}: {message}")]
     Run { nix: PathBuf, message: String },
+    #[error("cannot read what `{nix} show-config --json` printed: {source}")]
+    Output {
+        nix: PathBuf,
+        #[source]
+        source: ShowConfigError,
+    },
 }
 
 impl crate::error::Classify for NixError {
@@ -114,6 +120,7 @@ impl NixError {
                 | NixError::Read { .. }
                 | NixError::Symlink { .. }
                 | NixError::Run { .. }
+                | NixError::Output { .. }
         )
     }
 }
@@ -706,9 +713,25 @@ impl View {
     }
 }
 
+/// Output of `nix show-config --json` that binfmtctl cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum ShowConfigError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("no `system` setting in its output")]
+    NoSystem,
+}
+
+impl crate::error::Classify for ShowConfigError {
+    /// Nix said something binfmtctl does not understand: the machine's Nix, not the request.
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Environment
+    }
+}
+
 /// Reads the JSON of `nix show-config --json` (each setting is `{"value": ...}`).
-pub fn parse_show_config(json: &str) -> Result<View, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_show_config(json: &str) -> Result<View, ShowConfigError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(ShowConfigError::NotJson)?;
     let val = |k: &str| v.get(k).and_then(|s| s.get("value"));
     let list = |k: &str| -> Vec<String> {
         match val(k) {
@@ -722,7 +745,7 @@ pub fn parse_show_config(json: &str) -> Result<View, String> {
     };
     let system = val("system")
         .and_then(|s| s.as_str())
-        .ok_or("no `system` setting in its output")?
+        .ok_or(ShowConfigError::NoSystem)?
         .to_owned();
     let sandbox = match val("sandbox") {
         Some(serde_json::Value::Bool(b)) => b.to_string(),
@@ -778,9 +801,9 @@ pub fn show_config(nix: &Path, dir: &Path) -> Result<View, NixError> {
             message: msg.join("; ").replace("error: ", ""),
         });
     }
-    parse_show_config(&String::from_utf8_lossy(&out.stdout)).map_err(|m| NixError::Run {
+    parse_show_config(&String::from_utf8_lossy(&out.stdout)).map_err(|source| NixError::Output {
         nix: nix.to_owned(),
-        message: format!("show-config: {m}"),
+        source,
     })
 }
 
@@ -1104,7 +1127,14 @@ mod tests {
         assert!(v.sandboxed());
         assert!(v.in_sandbox("/usr/bin/qemu-arm-static") && v.in_sandbox("/bin/sh"));
         assert!(!v.in_sandbox("/usr/bin/qemu-aarch64-static"));
-        assert!(parse_show_config("{}").is_err());
+        assert!(matches!(
+            parse_show_config("{}"),
+            Err(ShowConfigError::NoSystem)
+        ));
+        assert!(matches!(
+            parse_show_config("error: no"),
+            Err(ShowConfigError::NotJson(_))
+        ));
     }
 
     #[test]

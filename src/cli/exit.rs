@@ -36,6 +36,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::inspection::scan::ScanError,
         crate::emulation::cross::CrossError,
         crate::nix::NixError,
+        crate::nix::ShowConfigError,
         crate::qemu::QemuError,
         crate::qemu::archive::ArchiveError,
         crate::qemu::store::StoreError,
