@@ -37,6 +37,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::emulation::cross::CrossError,
         crate::nix::NixError,
         crate::nix::ShowConfigError,
+        crate::ops::nix::NixOpsError,
         crate::qemu::QemuError,
         crate::qemu::archive::ArchiveError,
         crate::qemu::store::StoreError,

@@ -16,7 +16,7 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::binfmt::arch::{Arch, ENTRY_PREFIX, Table};
+use crate::binfmt::arch::{Arch, Table};
 use crate::binfmt::kernel::{KernelEntry, ProcBinfmt};
 use crate::binfmt::plan::{self, Verdict};
 use crate::binfmt::registration::{Entry, Flags, Matcher};
@@ -1109,10 +1109,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             host_key,
         }) => self::nix::machines(
             ctx,
-            &host,
-            max_jobs,
-            ssh_key.as_deref(),
-            host_key.as_deref(),
+            &crate::ops::nix::MachinesRequest {
+                uri: host,
+                max_jobs,
+                ssh_key,
+                host_key,
+            },
             out,
         ),
         Command::SandboxStage1 { .. }

@@ -21,6 +21,7 @@ pub mod apply;
 pub mod export;
 pub mod import;
 pub mod install;
+pub mod nix;
 pub mod qemu;
 pub mod status;
 pub mod switch;
