@@ -881,3 +881,5 @@ pub fn machines(
     })
 }
 
+#[cfg(test)]
+mod tests;
