@@ -585,8 +585,19 @@ fn native_systems(host: &Host, view: &View) -> Vec<String> {
     v
 }
 
-/// The handler row of a native system.
+/// The handler row of a native system (a micro-architecture level says whose).
 fn native_handler(table: &Table, system: &str) -> Handler {
+    if let Some((level, base)) = microarch_level(system)
+        && let Some(a) = nixcfg::arch_of_system(table, &base)
+    {
+        return Handler::native(
+            a.name.clone(),
+            format!(
+                "runs natively ({} micro-architecture level {level})",
+                a.name
+            ),
+        );
+    }
     Handler::native(
         nixcfg::arch_of_system(table, system).map_or_else(|| "-".into(), |a| a.name.clone()),
         "runs natively".into(),

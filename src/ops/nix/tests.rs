@@ -602,8 +602,10 @@ fn nix_status_rows_and_warnings() {
     );
 }
 
+/// Nix's micro-architecture levels of the native system (x86_64-v1 … v4) are the native
+/// arch, not an unknown one.
 #[test]
-fn microarchitecture_levels_of_a_native_system_are_native() {
+fn microarchitecture_levels_are_the_native_arch() {
     assert_eq!(
         microarch_level("x86_64-v3-linux"),
         Some(("v3", "x86_64-linux".to_owned()))
@@ -615,6 +617,55 @@ fn microarchitecture_levels_of_a_native_system_are_native() {
     assert!(native_variant("x86_64-v1-linux", &native));
     assert!(!native_variant("x86_64-v2-darwin", &native));
     assert!(!native_variant("aarch64-linux", &native));
+
+    let (_t, paths) = conf_dir(Some(
+        "extra-platforms = x86_64-v1-linux x86_64-v2-linux x86_64-v3-linux x86_64-v4-linux\n",
+    ));
+    let fs = kernel(&[]);
+    let probe = FakeProbe::new(&[]);
+    let st = status(&fs, &host(), &paths, &FakeNix::new(), &probe).unwrap();
+    for level in ["v1", "v2", "v3", "v4"] {
+        let system = format!("x86_64-{level}-linux");
+        let r = st.systems.iter().find(|r| r.system == system).unwrap();
+        let h = r.handler.as_ref().unwrap();
+        assert_eq!(
+            (h.arch.as_str(), h.state, r.problem.as_deref()),
+            ("x86_64", HandlerState::Native, None),
+            "{r:?}"
+        );
+        assert_eq!(
+            h.detail,
+            format!("runs natively (x86_64 micro-architecture level {level})")
+        );
+    }
+    assert!(st.warnings.is_empty(), "{:?}", st.warnings);
+    assert!(probe.ran.borrow().is_empty());
+    let errors = schema_errors("nix_status", &serde_json::to_value(&st).unwrap());
+    assert!(errors.is_empty(), "{errors:?}");
+    // And they are native systems of a builder's line.
+    let m = machines(
+        &fs,
+        &host(),
+        &paths,
+        &FakeNix::new(),
+        &probe,
+        &MachinesRequest {
+            uri: "ssh://b".into(),
+            max_jobs: Some(1),
+            ..MachinesRequest::default()
+        },
+    )
+    .unwrap();
+    assert_eq!(
+        m.native,
+        [
+            "x86_64-linux",
+            "x86_64-v1-linux",
+            "x86_64-v2-linux",
+            "x86_64-v3-linux",
+            "x86_64-v4-linux"
+        ]
+    );
 }
 
 #[test]
