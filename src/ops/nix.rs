@@ -81,7 +81,8 @@ impl Classify for NixOpsError {
 }
 
 /// What nix-daemon did about a changed configuration.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case", tag = "state", content = "pids")]
 pub enum Daemon {
     /// No nix-daemon runs with this configuration directory.
     NotRunning,
@@ -218,7 +219,7 @@ pub fn precheck(paths: &Paths, nix: &dyn NixTool) -> Result<(), NixError> {
 }
 
 /// What `sync` did (or, on a dry run, would do), in order.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Serialize)]
 pub struct SyncReport {
     pub dry_run: bool,
     /// Dry run: the systems that would be added.

@@ -311,6 +311,19 @@ fn dry_run_sync_writes_nothing() {
     assert!(r.changed.is_empty() && r.daemon.is_none());
     assert_eq!(files(&paths), [("nix.conf".into(), USER_CONF.into())]);
     assert!(nix.asked.borrow().is_empty());
+    let j = serde_json::to_value(&r).unwrap();
+    assert_eq!(
+        (&j["dry_run"], &j["would_add"][0], &j["daemon"]),
+        (
+            &serde_json::Value::Bool(true),
+            &serde_json::Value::from("armv7l-linux"),
+            &serde_json::Value::Null
+        )
+    );
+    assert_eq!(
+        serde_json::to_value(Daemon::MustRestart(vec![7])).unwrap(),
+        serde_json::json!({"state": "must-restart", "pids": [7]})
+    );
 }
 
 #[test]
