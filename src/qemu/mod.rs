@@ -7,6 +7,7 @@
 //! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
 //! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
 //! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
+//! - `version`: dpkg version order and version specs
 //!
 //! Fetching needs the network and write access to the store (root); nothing here touches
 //! binfmt_misc.
@@ -16,6 +17,7 @@ pub mod deb;
 pub mod interpreter;
 pub mod store;
 pub mod verify;
+pub mod version;
 
 use std::path::{Path, PathBuf};
 

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::archive::{compare_versions, hex, version_matches};
+use super::version::{compare_versions, version_matches};
+use crate::input::hex;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/binfmtctl/qemu";
 pub const MANIFEST: &str = "manifest.json";
