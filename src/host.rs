@@ -182,12 +182,9 @@ impl NativeOverride {
     }
 }
 
-/// One arch the host runs without emulation, and why we believe it.
-#[derive(Debug, Clone, Serialize)]
-pub struct NativeArch {
-    pub arch: String,
-    pub evidence: String,
-}
+/// One arch the host runs without emulation, and why we believe it (defined with the
+/// kernel's matching, which needs it; decided here).
+pub use crate::inspection::inspect::NativeArch;
 
 impl HostFacts {
     pub fn gather() -> HostFacts {
