@@ -439,9 +439,14 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
     })
 }
 
-/// Does an interpreter path lie inside this stored version?
+/// Does an interpreter path lie inside this stored version? Entries hold the resolved path
+/// (install registers the file, never a symlink), so the version's directory is compared
+/// resolved too: a store named through a symlink or with `..` (`--qemu-store`, or a
+/// symlinked `/var/lib`) still sees its users, and `gc` never removes a version in use.
 pub fn uses(s: &Stored, interpreter: &str) -> bool {
-    Path::new(interpreter).starts_with(s.bin())
+    let bin = s.bin();
+    let p = Path::new(interpreter);
+    p.starts_with(&bin) || fs::canonicalize(&bin).is_ok_and(|b| p.starts_with(b))
 }
 
 impl crate::error::Classify for StoreError {
@@ -525,5 +530,34 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// An entry holds the resolved interpreter path; the store may be named through a
+    /// symlink or with `..`: the version is still in use (so `gc` keeps it).
+    #[test]
+    fn a_store_named_through_a_symlink_sees_its_users() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("qemu");
+        let store = Store::new(&real);
+        let lock = store.lock().unwrap();
+        let st = store.staging(&lock).unwrap();
+        store
+            .commit(&lock, st, &manifest("1:10.0.6+ds-0+deb13u2"))
+            .unwrap();
+        drop(lock);
+        let registered = fs::canonicalize(&real)
+            .unwrap()
+            .join("10.0.6+ds-0+deb13u2/bin/qemu-aarch64");
+        let registered = registered.to_str().unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        for root in [
+            real.clone(),
+            t.path().join("link"),
+            t.path().join("link/../qemu"),
+        ] {
+            let s = Store::new(&root).resolve("10.0").unwrap();
+            assert!(uses(&s, registered), "{}", root.display());
+            assert!(!uses(&s, "/usr/bin/qemu-aarch64-static"));
+        }
     }
 }
