@@ -41,6 +41,10 @@ pub enum StoreError {
         "QEMU {version} is used by {users}: switch them first (`binfmtctl qemu use OTHER`) or uninstall them"
     )]
     InUse { version: String, users: String },
+    #[error(
+        "the store {path} is unsafe: {reason}: keep the store in a directory only root can change (the default is /var/lib/binfmtctl/qemu)"
+    )]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -48,7 +52,10 @@ impl StoreError {
         matches!(self, StoreError::Write { .. } | StoreError::Lock { .. })
     }
     pub fn is_usage(&self) -> bool {
-        matches!(self, StoreError::NotFound { .. } | StoreError::InUse { .. })
+        matches!(
+            self,
+            StoreError::NotFound { .. } | StoreError::InUse { .. } | StoreError::Unsafe { .. }
+        )
     }
 }
 
@@ -196,12 +203,14 @@ impl Store {
                 .map_err(|e| write_err(parent, e))?;
         }
         Self::mkdir(&self.root)?;
+        self.check_owner()?;
         let path = self.root.join(".lock");
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| write_err(&path, e))?;
         if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
@@ -223,6 +232,35 @@ impl Store {
             }
         }
         Ok(StoreLock { _file: f })
+    }
+
+    /// Writers refuse a store root someone else could change: there they could swap the
+    /// staging directory for a symlink while root writes into it, or plant `.lock` as a
+    /// symlink for root to create a file through. The root must be a directory (not a
+    /// symlink), owned by root or the caller, and not writable by group or others.
+    fn check_owner(&self) -> Result<(), StoreError> {
+        let unsafe_ = |reason: String| StoreError::Unsafe {
+            path: self.root.clone(),
+            reason,
+        };
+        let m = fs::symlink_metadata(&self.root).map_err(|e| write_err(&self.root, e))?;
+        if m.file_type().is_symlink() {
+            return Err(unsafe_("it is a symbolic link".into()));
+        }
+        if !m.is_dir() {
+            return Err(unsafe_("it is not a directory".into()));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if m.uid() != 0 && m.uid() != me {
+            return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(unsafe_(format!(
+                "it is writable by group or others (mode {:o})",
+                m.mode() & 0o7777
+            )));
+        }
+        Ok(())
     }
 
     /// A fresh staging directory (with `bin/`) under the root.
@@ -530,6 +568,37 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Writers (fetch, gc) refuse a store root others may change or that is a link, and
+    /// never create `.lock` through a symlink.
+    #[test]
+    fn writers_refuse_a_store_others_can_change() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("qemu");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let victim = t.path().join("nologin");
+        std::os::unix::fs::symlink(&victim, root.join(".lock")).unwrap();
+        let e = Store::new(&root).lock().err().expect("refused");
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("writable by group or others (mode 777)")
+        );
+        assert!(!victim.exists(), "nothing created through the planted link");
+        std::os::unix::fs::symlink(&root, t.path().join("link")).unwrap();
+        let e = Store::new(t.path().join("link"))
+            .lock()
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("it is a symbolic link"), "{e}");
+        // Fixed modes: the link at .lock is still never followed.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(Store::new(&root).lock().is_err());
+        assert!(!victim.exists());
+        fs::remove_file(root.join(".lock")).unwrap();
+        assert!(Store::new(&root).lock().is_ok());
     }
 
     /// An entry holds the resolved interpreter path; the store may be named through a
