@@ -77,6 +77,10 @@ pub enum NixError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file of Nix's configuration that is not a regular text file of sane size (an
+    /// include pointing at a FIFO or `/dev/zero`, say).
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("cannot write {path}: {source}; nothing in Nix's configuration was changed")]
     Write {
         path: PathBuf,
@@ -254,10 +258,9 @@ fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), 
             path: path.to_owned(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| NixError::Read {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    // Regular files only, bounded: an include may point anywhere (a FIFO would hang the
+    // run, `/dev/zero` would fill the memory).
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT)?;
     seen.push(path.to_owned());
     for l in parse(path, &text)? {
         if let Directive::Include { path: p, optional } = &l.directive {
@@ -496,15 +499,12 @@ pub fn lock(dir: &Path) -> Result<Lock, NixError> {
     Ok(Lock { _fd: fd })
 }
 
-/// Reads a file that may be missing.
+/// Reads a file that may be missing (a regular text file, bounded, as every input).
 fn read_opt(path: &Path) -> Result<Option<String>, NixError> {
-    match std::fs::read_to_string(path) {
+    match crate::input::read_text(path, crate::input::MAX_TEXT) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(NixError::Read {
-            path: path.to_owned(),
-            source: e,
-        }),
+        Err(e) if e.is_missing() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -1000,6 +1000,34 @@ mod tests {
                 "{text:?}: {e}"
             );
             assert!(e.contains(want), "{text:?}: {e}");
+        }
+    }
+
+    /// An include may point anywhere: a file larger than any configuration, a FIFO or a
+    /// device is refused at once, naming it (a FIFO hung the run, `/dev/zero` filled memory).
+    #[test]
+    fn includes_of_huge_files_fifos_and_devices_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("nix.conf");
+        let huge = d.path().join("huge.conf");
+        std::fs::write(&huge, "# x\n".repeat(600_000)).unwrap();
+        let fifo = d.path().join("fifo.conf");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        for (target, what) in [
+            (huge.display().to_string(), "is larger than"),
+            (fifo.display().to_string(), "is a FIFO"),
+            ("/dev/zero".to_owned(), "not a regular file"),
+        ] {
+            std::fs::write(&conf, format!("include {target}\n")).unwrap();
+            let e = check_tree(&conf).expect_err(&target).to_string();
+            assert!(e.contains(&target) && e.contains(what), "{e}");
         }
     }
 
