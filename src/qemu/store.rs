@@ -397,6 +397,11 @@ impl Store {
         for f in &s.manifest.files {
             listed.push(&f.name);
             let p = bin.join(&f.name);
+            // Only a regular file is read (a link to /dev/zero or a FIFO is reported, not read).
+            if fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_file()) {
+                problems.push(format!("{}: not a regular file", p.display()));
+                continue;
+            }
             match fs::read(&p) {
                 Ok(b) => {
                     let h = hex(&Sha256::digest(&b));
@@ -471,10 +476,28 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
         path: p.clone(),
         reason: e.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
-        path: p,
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
+        path: p.clone(),
         reason: e.to_string(),
-    })
+    })?;
+    // Names are joined to the version's bin/ directory: only plain `qemu-<cpu>` file names,
+    // so a manifest cannot send `verify` (or anything else) to a file outside the store.
+    if let Some(f) = m.files.iter().find(|f| {
+        f.name != format!("qemu-{}", f.cpu)
+            || !f
+                .cpu
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) {
+        return Err(StoreError::BadManifest {
+            path: p,
+            reason: format!(
+                "file {:?} (cpu {:?}) is not a qemu-<cpu> file name",
+                f.name, f.cpu
+            ),
+        });
+    }
+    Ok(m)
 }
 
 /// Does an interpreter path lie inside this stored version? Entries hold the resolved path
@@ -599,6 +622,45 @@ mod tests {
         assert!(!victim.exists());
         fs::remove_file(root.join(".lock")).unwrap();
         assert!(Store::new(&root).lock().is_ok());
+    }
+
+    /// A manifest cannot point outside its version's bin/ (a name with `/` or `..`), and
+    /// `verify` does not read through a link planted in bin/ (to `/dev/zero`, say).
+    #[test]
+    fn manifests_name_only_plain_files_and_verify_reads_only_regular_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let lock = store.lock().unwrap();
+        let mut m = manifest("1:10.0.6+ds-0+deb13u2");
+        m.files.push(FileEntry {
+            name: "qemu-aarch64".into(),
+            cpu: "aarch64".into(),
+            sha256: "00".into(),
+            size: 0,
+            member: "usr/bin/qemu-aarch64".into(),
+            qemu_version: None,
+        });
+        let st = store.staging(&lock).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", st.bin().join("qemu-aarch64")).unwrap();
+        let s = store.commit(&lock, st, &m).unwrap();
+        // Rewrite the manifest to point outside: it is no longer a readable version.
+        for name in ["../../../etc/passwd", "/etc/passwd", "qemu-x/../../y"] {
+            let mut bad = m.clone();
+            bad.files[0].name = name.into();
+            fs::write(s.dir.join(MANIFEST), serde_json::to_string(&bad).unwrap()).unwrap();
+            assert!(
+                matches!(read_manifest(&s.dir), Err(StoreError::BadManifest { .. })),
+                "{name}"
+            );
+        }
+        fs::write(s.dir.join(MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
+        let problems = Store::verify_version(&s);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.ends_with("qemu-aarch64: not a regular file")),
+            "{problems:?}"
+        );
     }
 
     /// An entry holds the resolved interpreter path; the store may be named through a
