@@ -208,6 +208,9 @@ pub struct PersistRequest<'a> {
     /// The interpreter search path install used; empty: the default one.
     pub qemu_path: &'a [PathBuf],
     pub keep_existing: bool,
+    /// The stored QEMU version install took the interpreters from (`--qemu`), as the store
+    /// names it; `None`: the search path.
+    pub qemu: Option<&'a str>,
 }
 
 const NEW_FILE: &str = "# binfmtctl configuration: `binfmtctl apply` registers these at boot (binfmtctl.service).\n# See docs/config.md.\narches = []\n";
@@ -426,6 +429,15 @@ pub fn prepare_persist(
                 c.keep_existing, req.keep_existing
             ));
         }
+        if c.qemu.as_deref() != req.qemu {
+            let show =
+                |v: Option<&str>| v.map_or("none (the search path)".to_owned(), str::to_owned);
+            differ.push(format!(
+                "qemu {} (this install: {})",
+                show(c.qemu.as_deref()),
+                show(req.qemu)
+            ));
+        }
         if !differ.is_empty() {
             let list: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
             return Err(ConfigError::Conflict {
@@ -460,6 +472,17 @@ pub fn prepare_persist(
         }
         if have_keep != req.keep_existing {
             doc["keep_existing"] = toml_edit::value(req.keep_existing);
+        }
+        // The stored version install registered from: without it, `apply` at boot would
+        // register the search path's interpreters instead (an older system QEMU, say).
+        let have_qemu = current.as_ref().and_then(|c| c.qemu.as_deref());
+        if have_qemu != req.qemu {
+            match req.qemu {
+                Some(v) => doc["qemu"] = toml_edit::value(v),
+                None => {
+                    doc.remove("qemu");
+                }
+            }
         }
     }
     let arr = doc
@@ -614,6 +637,7 @@ mod tests {
             flags: Flags::parse(flags).unwrap(),
             qemu_path,
             keep_existing: false,
+            qemu: None,
         }
     }
 
@@ -689,6 +713,35 @@ mod tests {
         let c = load(&path, Table::builtin()).unwrap();
         assert_eq!(c.flags.to_string(), "OCF");
         assert!(c.qemu_path.is_empty());
+    }
+
+    /// `install --qemu VERSION --persist`: the stored version is saved, so `apply` at boot
+    /// registers the same interpreters, not the search path's (an older system QEMU); like
+    /// the other settings it is never imposed on arches already in the file.
+    #[test]
+    fn persist_saves_the_stored_qemu_version() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        let v = "10.0.6+ds-0+deb13u2";
+        let with = |arches: &[String], q: Option<&str>| {
+            let mut r = req(arches, "FP", &[]);
+            r.qemu = q;
+            persist(&path, &r, Table::builtin())
+        };
+        with(&["arm64".into()], Some(v)).unwrap();
+        let c = load(&path, Table::builtin()).unwrap();
+        assert_eq!(c.qemu.as_deref(), Some(v));
+        with(&["riscv64".into()], Some(v)).unwrap();
+        let before = std::fs::read_to_string(&path).unwrap();
+        let e = with(&["s390x".into()], None).unwrap_err().to_string();
+        assert!(
+            e.contains(&format!("qemu {v} (this install: none (the search path))")),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), before);
+        // Every arch of the file again, from the search path: the key goes.
+        with(&["arm64".into(), "riscv64".into()], None).unwrap();
+        assert_eq!(load(&path, Table::builtin()).unwrap().qemu, None);
     }
 
     #[test]

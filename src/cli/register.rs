@@ -54,11 +54,13 @@ pub(super) fn install_cmd(
         } else {
             ctx.search_dirs()
         };
+        let search = ctx.search();
         let req = crate::config::PersistRequest {
             arches: names,
             flags,
             qemu_path: &qemu_path,
             keep_existing: opts.keep_existing,
+            qemu: search.qemu_bin.as_ref().map(|b| b.version.as_str()),
         };
         Some(
             crate::config::prepare_persist(&ctx.g.config, &req, ctx.table)
