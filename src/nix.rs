@@ -830,8 +830,11 @@ pub fn arch_of_system<'t>(table: &'t Table, system: &str) -> Option<&'t Arch> {
         .find(|a| a.nix.iter().any(|n| n == system))
 }
 
-/// PIDs of running `nix-daemon` processes (from /proc/*/comm).
+/// PIDs of running `nix-daemon` processes (from /proc/*/comm) that run as root, as Nix's
+/// daemon does: any user can name a process `nix-daemon`, and one of theirs must not make
+/// binfmtctl restart the real daemon (and abort every build on the machine).
 pub fn daemon_pids() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -840,6 +843,7 @@ pub fn daemon_pids() -> Vec<u32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim_end() == "nix-daemon")
+                && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == 0)
         })
         .collect()
 }
@@ -1260,6 +1264,30 @@ mod tests {
         // Owned by someone else than root or us: never run.
         assert!(nix_is_safe(&c.join("nix"), |_| true));
         assert!(!nix_is_safe(&c.join("nix"), |uid| uid == u32::MAX));
+    }
+
+    /// A process someone named `nix-daemon` is not Nix's daemon unless it runs as root.
+    #[test]
+    fn a_users_process_named_nix_daemon_is_not_the_daemon() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = d.path().join("nix-daemon");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut c = Command::new(&fake);
+        c.arg("30");
+        if rustix::process::geteuid().is_root() {
+            c.uid(65534).gid(65534);
+        }
+        let mut child = c.spawn().unwrap();
+        // spawn returns once the exec happened, so the kernel already names it.
+        let pid = child.id();
+        let named = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let found = daemon_pids().contains(&pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(named.trim_end(), "nix-daemon");
+        assert!(!found, "a user's process counted as nix-daemon");
     }
 
     #[test]
