@@ -479,7 +479,8 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     (0, String::new())
 }
 
-fn is_identity_map(uid_map: &str) -> bool {
+/// Is this `/proc/self/uid_map` text the initial namespace's (every uid maps to itself)?
+pub fn is_identity_map(uid_map: &str) -> bool {
     let f: Vec<&str> = uid_map.split_whitespace().collect();
     f == ["0", "0", "4294967295"]
 }

@@ -615,6 +615,45 @@ fn fetch_takes_the_mirror_and_keyring_from_the_config() {
     );
 }
 
+/// `--cache DIR` keeps verified indexes and .debs, written by root: a directory others may
+/// write (or one they own) is refused before anything is fetched, since they could plant
+/// symlinks there for root to write through; in a safe one, a symlink planted at a cache
+/// name is replaced, never written through, and the fetch reuses what it cached.
+#[test]
+fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = TestArchive::new();
+    let shared = a.tmp.path().join("shared-cache");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let c = shared.display().to_string();
+    let r = a.run(&["qemu", "fetch", "testb", "--cache", &c]);
+    r.expect(
+        "a world-writable cache is refused, exit 2, nothing stored or cached",
+        r.code == 2
+            && r.stderr.contains(&format!(
+                "the cache directory {c} is unsafe: it is writable by group or others (mode 777)"
+            ))
+            && std::fs::read_dir(&shared).unwrap().next().is_none(),
+    );
+    assert_store(&a.store(), &[], &r);
+    // A safe cache: a link planted at the .deb's cache name is replaced by the file.
+    let cache = a.tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let victim = a.tmp.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    let deb_sha = sha(&make_deb_cached_sha(&a, "1:91.0+ds-1"));
+    let name = cache.join(format!("deb-{deb_sha}"));
+    std::os::unix::fs::symlink(&victim, &name).unwrap();
+    let c = cache.display().to_string();
+    let r = a.run(&["qemu", "fetch", "testb", "--cache", &c]);
+    r.expect("fetched with a safe cache", r.code == 0);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    let m = std::fs::symlink_metadata(&name).unwrap();
+    assert!(m.file_type().is_file(), "{m:?}");
+    assert_eq!(sha(&std::fs::read(&name).unwrap()), deb_sha);
+}
+
 #[test]
 fn from_deb_is_recorded_as_unverified() {
     let a = TestArchive::new();

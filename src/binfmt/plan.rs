@@ -9,7 +9,7 @@ use serde::Serialize;
 use crate::binfmt::arch::{Arch, Endian};
 
 use crate::binfmt::kernel::{BinfmtFs, KernelEntry, KernelError};
-use crate::binfmt::registration::{Entry, Registration, display_name};
+use crate::binfmt::registration::{Entry, Matcher, Registration, display_name};
 use crate::binfmt::signals::{catch_termination_signals, pending_signal, signal_name};
 
 /// What to do about one entry.
@@ -276,9 +276,18 @@ pub fn plan_switch(targets: &[(String, String)], current: &[KernelEntry], enable
 /// such as i386 on x86_64), each as `ET_EXEC` and `ET_DYN` (PIE), with OS ABI byte 0 (System V)
 /// and 3 (GNU/Linux): a pattern that masks the OS ABI byte or the type still matches one of
 /// them. Scripts (`#!`) are in the set too, and so is our own executable's real header.
+///
+/// Sample headers alone are not enough: a pattern can also fix bytes past the ELF identity
+/// (entry point, header offsets, section count) at the values one real native program has —
+/// the first 64 bytes of `/usr/bin/passwd`, say — and so capture that program while matching
+/// no sample. So a pattern is also refused when one file could satisfy both it and a native
+/// arch's own table pattern (class, byte order, type, machine; `Matcher::overlaps`): every
+/// other header byte varies from program to program and proves nothing.
 #[derive(Debug, Clone, Default)]
 pub struct NativeGuard {
     headers: Vec<(String, Vec<u8>)>,
+    /// The table patterns of the native arches: what makes a file a native program.
+    native_patterns: Vec<(String, Matcher)>,
 }
 
 /// `EI_OSABI` values native Linux programs carry: `ELFOSABI_SYSV` and `ELFOSABI_GNU`.
@@ -289,6 +298,7 @@ impl NativeGuard {
     /// executable header as read from `/proc/self/exe` (empty when unreadable).
     pub fn new(native: &[&Arch], exe_header: &[u8]) -> NativeGuard {
         let mut headers = Vec::new();
+        let mut native_patterns = Vec::new();
         if !exe_header.is_empty() {
             headers.push((
                 "this host's own executables".to_owned(),
@@ -296,6 +306,9 @@ impl NativeGuard {
             ));
         }
         for a in native {
+            for (_, m) in a.patterns() {
+                native_patterns.push((format!("native {} programs", a.name), m));
+            }
             for (e_type, kind) in [(ET_EXEC, "ET_EXEC"), (ET_DYN, "ET_DYN")] {
                 for abi in NATIVE_OS_ABIS {
                     let mut h =
@@ -316,7 +329,10 @@ impl NativeGuard {
         for script in [&b"#!/bin/sh\n"[..], b"#! /bin/sh\n"] {
             headers.push(("native scripts (#!)".to_owned(), script.to_vec()));
         }
-        NativeGuard { headers }
+        NativeGuard {
+            headers,
+            native_patterns,
+        }
     }
 
     /// Adds one more header the pattern must not accept (the interpreter itself, say).
@@ -334,7 +350,14 @@ impl NativeGuard {
         self.headers
             .iter()
             .find(|(_, h)| reg.matcher.matches_header(h))
-            .map(|(what, _)| what.as_str())
+            .map(|(what, _)| what)
+            .or_else(|| {
+                self.native_patterns
+                    .iter()
+                    .find(|(_, m)| reg.matcher.overlaps(m))
+                    .map(|(what, _)| what)
+            })
+            .map(String::as_str)
     }
 }
 
@@ -575,7 +598,7 @@ mod tests {
     use super::*;
     use crate::binfmt::arch::Table;
     use crate::binfmt::kernel::{Call, RecordingBinfmt};
-    use crate::binfmt::registration::{Flags, Matcher};
+    use crate::binfmt::registration::Flags;
     use rustix::io::Errno;
 
     fn desired(arch: &str) -> Desired {
@@ -1014,6 +1037,30 @@ mod tests {
         );
         // Too loose: any ELF.
         assert!(g.captures(&magic(0, b"\x7fELF", None)).is_some());
+        // The first 64 bytes of one real native program (x86_64 PIE, entry point, header
+        // offsets, section count and all): it matches no sample header, yet captures that
+        // program. Any pattern one file could share with a native arch's own is refused.
+        let mut real = pie.clone();
+        real[7] = 0;
+        real.extend_from_slice(&[1, 0, 0, 0, 0xd0, 0x61, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0]);
+        real.extend_from_slice(&[0, 0, 0, 0, 0x70, 0x47, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        real.extend_from_slice(&[0x40, 0, 0x38, 0, 0x0d, 0, 0x40, 0, 0x1f, 0, 0x1e, 0]);
+        assert_eq!(real.len(), 64);
+        assert_eq!(
+            g.captures(&magic(0, &real, None)),
+            Some("native x86_64 programs")
+        );
+        // The same for the compat arch, with a fixed entry point only.
+        let mut i386 = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        i386.extend_from_slice(&[2, 0, 3, 0, 1, 0, 0, 0, 0x54, 0x80, 0x04, 0x08]);
+        assert_eq!(
+            g.captures(&magic(0, &i386, None)),
+            Some("native i386 programs")
+        );
+        // A foreign arch's real header is still fine.
+        let mut arm64 = real.clone();
+        arm64[18] = 0xb7;
+        assert_eq!(g.captures(&magic(0, &arm64, None)), None);
         // Scripts.
         assert_eq!(
             g.captures(&magic(0, b"#!", None)),

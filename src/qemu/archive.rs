@@ -63,6 +63,10 @@ pub enum ArchiveError {
         "step 3 (.deb) failed: {url} {reason}: the file does not match the signed Packages index; nothing was stored"
     )]
     DebHash { url: String, reason: String },
+    #[error(
+        "the cache directory {path} is unsafe: {reason}: use a directory only root (or you) can write, e.g. one under /var/cache"
+    )]
+    UnsafeCache { path: PathBuf, reason: String },
     #[error("{url}: truncated download ({got} of {want} bytes): try again")]
     Truncated { url: String, got: u64, want: u64 },
     #[error("cannot write {path}: {err}: {}", super::store::io_hint(err))]
@@ -96,6 +100,7 @@ impl ArchiveError {
                 | ArchiveError::BadMirror { .. }
                 | ArchiveError::UnknownSuite { .. }
                 | ArchiveError::NoPackage { .. }
+                | ArchiveError::UnsafeCache { .. }
         )
     }
 }
@@ -397,6 +402,88 @@ pub fn pick_package(pkgs: &[PackageInfo]) -> Option<&PackageInfo> {
     }
 }
 
+/// Makes sure the `--cache` directory is one only root (or the caller) can change: created
+/// 0755 if missing; refused when it is a symlink, not a directory, owned by someone else, or
+/// writable by group or others. Files in it are read only after their hash matched, and
+/// written by `cache_put`, so nothing there is ever written through.
+pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_ = |reason: String| ArchiveError::UnsafeCache {
+        path: dir.to_owned(),
+        reason,
+    };
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(err) => {
+            return Err(ArchiveError::Write {
+                path: dir.to_owned(),
+                err,
+            });
+        }
+    }
+    let m = std::fs::symlink_metadata(dir).map_err(|err| ArchiveError::Write {
+        path: dir.to_owned(),
+        err,
+    })?;
+    if m.file_type().is_symlink() {
+        return Err(unsafe_("it is a symbolic link".into()));
+    }
+    if !m.is_dir() {
+        return Err(unsafe_("it is not a directory".into()));
+    }
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != me {
+        return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(unsafe_(format!(
+            "it is writable by group or others (mode {:o})",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
+}
+
+/// Puts `bytes` into the cache as `name`: a new file (`O_EXCL`, so never through a symlink or
+/// into an existing file) renamed over `name` (which replaces a link, never follows it). Best
+/// effort: the cache is an optimisation, so a failure only means no copy is kept.
+pub fn cache_put(dir: &Path, name: &str, bytes: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if written.is_ok() && std::fs::rename(&tmp, dir.join(name)).is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(&tmp);
+}
+
+/// Reads a cached file, only a regular one (a FIFO planted there cannot hang the fetch).
+fn cache_get(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
+    }
+    let mut b = Vec::new();
+    (&f).take(MAX_DEB).read_to_end(&mut b).ok()?;
+    Some(b)
+}
+
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
@@ -548,6 +635,9 @@ impl Archive {
         deb_arch: &str,
         cache: Option<&Path>,
     ) -> Result<String, ArchiveError> {
+        if let Some(c) = cache {
+            check_cache_dir(c)?;
+        }
         let base = format!("main/binary-{deb_arch}/Packages");
         let (path, (hash, size)) = ["xz", "gz", ""]
             .iter()
@@ -571,7 +661,7 @@ impl Archive {
             _ => None,
         };
         if let (Some((h, _)), Some(p)) = (&plain, &plain_cache)
-            && let Ok(b) = std::fs::read(p)
+            && let Some(b) = cache_get(p)
             && &hex(&Sha256::digest(&b)) == h
         {
             return Ok(String::from_utf8_lossy(&b).into_owned());
@@ -579,7 +669,7 @@ impl Archive {
         let cached = cache
             .filter(|_| plain_cache.is_none())
             .map(|c| c.join(format!("index-{hash}")));
-        let compressed = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        let compressed = match cached.as_ref().and_then(|p| cache_get(p)) {
             Some(b) if hex(&Sha256::digest(&b)) == hash => b,
             _ => {
                 // By hash first (apt does the same): the plain name changes at every
@@ -632,12 +722,8 @@ impl Archive {
                         reason: format!("has sha256 {got}, the signed InRelease says {hash}"),
                     });
                 }
-                if let Some(p) = &cached {
-                    let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
-                    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                    if std::fs::write(&tmp, &bytes).is_ok() {
-                        let _ = std::fs::rename(&tmp, p);
-                    }
+                if let Some(c) = cache.filter(|_| cached.is_some()) {
+                    cache_put(c, &format!("index-{hash}"), &bytes);
                 }
                 bytes
             }
@@ -666,12 +752,8 @@ impl Archive {
                     reason: format!("decompresses to sha256 {got}, the signed InRelease says {h}"),
                 });
             }
-            if let Some(p) = &plain_cache {
-                let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
-                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, &text).is_ok() {
-                    let _ = std::fs::rename(&tmp, p);
-                }
+            if let Some(c) = cache.filter(|_| plain_cache.is_some()) {
+                cache_put(c, &format!("index-{h}"), &text);
             }
         }
         Ok(String::from_utf8_lossy(&text).into_owned())
@@ -711,8 +793,9 @@ impl Archive {
             err,
         };
         if let Some(c) = cache {
+            check_cache_dir(c)?;
             let cached = c.join(format!("deb-{}", p.sha256));
-            if let Ok(b) = std::fs::read(&cached)
+            if let Some(b) = cache_get(&cached)
                 && hex(&Sha256::digest(&b)) == p.sha256
             {
                 std::fs::write(dest, &b).map_err(write_err)?;
@@ -752,13 +835,10 @@ impl Archive {
             });
         }
         f.sync_all().map_err(write_err)?;
-        if let Some(c) = cache {
-            let _ = std::fs::create_dir_all(c);
-            let cached = c.join(format!("deb-{}", p.sha256));
-            let tmp = c.join(format!(".deb-{}.{}", p.sha256, std::process::id()));
-            if std::fs::copy(dest, &tmp).is_ok() {
-                let _ = std::fs::rename(&tmp, cached);
-            }
+        if let Some(c) = cache
+            && let Ok(b) = std::fs::read(dest)
+        {
+            cache_put(c, &format!("deb-{}", p.sha256), &b);
         }
         Ok(())
     }
@@ -837,6 +917,29 @@ impl crate::error::Classify for ArchiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    /// Cache files are written as new files and renamed into place: links planted at the
+    /// temporary name or at the final name are never written through.
+    #[test]
+    fn cache_writes_never_follow_links() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dir = t.path().join("cache");
+        check_cache_dir(&dir).unwrap();
+        let tmp = dir.join(format!(".deb-x.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("deb-x")).unwrap();
+        cache_put(&dir, "deb-x", b"new");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read(dir.join("deb-x")).unwrap(), b"new");
+        assert!(!tmp.exists());
+        // A link as the cache directory itself is refused.
+        std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
+        assert!(matches!(
+            check_cache_dir(&t.path().join("link")),
+            Err(ArchiveError::UnsafeCache { .. })
+        ));
+    }
 
     #[test]
     fn mirrors_from_apt_sources() {
