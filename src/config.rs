@@ -8,6 +8,8 @@
 //! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
 //! keep_existing = false            # optional
 //! qemu = "10.0"                    # optional: interpreters from this stored QEMU version
+//! qemu_mirror = "http://…/debian"  # optional: the mirror `qemu fetch`/`versions` use
+//! qemu_keyring = "/etc/…/keys.gpg" # optional: the keyring they trust for InRelease
 //!
 //! [nix]                            # optional: apply also keeps Nix's extra-platforms in step
 //! enabled = true
@@ -43,6 +45,8 @@ struct Raw {
     qemu_path: Option<Vec<Spanned<String>>>,
     keep_existing: Option<bool>,
     qemu: Option<Spanned<String>>,
+    qemu_mirror: Option<Spanned<String>>,
+    qemu_keyring: Option<Spanned<String>>,
     nix: Option<RawNix>,
 }
 
@@ -62,6 +66,10 @@ pub struct Config {
     pub keep_existing: bool,
     /// A stored QEMU version (`binfmtctl qemu list`) to take interpreters from.
     pub qemu: Option<String>,
+    /// The Debian mirror `qemu fetch` and `qemu versions` use when no --mirror is given.
+    pub qemu_mirror: Option<String>,
+    /// The keyring trusted for InRelease when no --keyring is given.
+    pub qemu_keyring: Option<PathBuf>,
     /// `[nix] enabled = true`: `apply` also keeps Nix's extra-platforms in step (docs/nix.md).
     pub nix: bool,
 }
@@ -132,7 +140,7 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
             .unwrap_or("invalid TOML")
             .to_owned();
         let hint = if msg.contains("unknown field") {
-            "; the keys are arches, flags, qemu_path, keep_existing, qemu, [nix] enabled"
+            "; the keys are arches, flags, qemu_path, keep_existing, qemu, qemu_mirror, qemu_keyring, [nix] enabled"
         } else if msg.contains("missing field") {
             "; add arches = [\"arm64\", ...]"
         } else {
@@ -176,12 +184,36 @@ pub fn parse(path: &Path, text: &str, table: &Table) -> Result<Config, ConfigErr
         }
         qemu_path.push(PathBuf::from(d.get_ref()));
     }
+    if let Some(m) = &raw.qemu_mirror
+        && !(m.get_ref().starts_with("http://") || m.get_ref().starts_with("https://"))
+    {
+        return Err(invalid(
+            m.span().start,
+            format!(
+                "qemu_mirror {:?} must be an http:// or https:// URL of a Debian mirror",
+                m.get_ref()
+            ),
+        ));
+    }
+    if let Some(k) = &raw.qemu_keyring
+        && !k.get_ref().starts_with('/')
+    {
+        return Err(invalid(
+            k.span().start,
+            format!(
+                "qemu_keyring {:?} must be an absolute path to an OpenPGP keyring",
+                k.get_ref()
+            ),
+        ));
+    }
     Ok(Config {
         arches,
         flags,
         qemu_path,
         keep_existing: raw.keep_existing.unwrap_or(false),
         qemu: raw.qemu.map(Spanned::into_inner),
+        qemu_mirror: raw.qemu_mirror.map(Spanned::into_inner),
+        qemu_keyring: raw.qemu_keyring.map(|k| PathBuf::from(k.into_inner())),
         nix: raw.nix.is_some_and(|n| n.enabled),
     })
 }
@@ -208,6 +240,28 @@ pub struct PersistRequest<'a> {
     /// The interpreter search path install used; empty: the default one.
     pub qemu_path: &'a [PathBuf],
     pub keep_existing: bool,
+    /// `--qemu`: the stored QEMU version install registered from (the full version it resolved
+    /// to, which is what is written), and the spec the user gave (`10.0`), which a file that
+    /// already says so counts as the same.
+    pub qemu: Option<PersistQemu<'a>>,
+}
+
+/// The stored QEMU version of an `install --qemu SPEC --persist`.
+#[derive(Debug, Clone, Copy)]
+pub struct PersistQemu<'a> {
+    pub version: &'a str,
+    pub spec: &'a str,
+}
+
+impl PersistQemu<'_> {
+    /// Does the file's `qemu` name this version?
+    fn same(q: Option<Self>, file: Option<&str>) -> bool {
+        match (q, file) {
+            (None, None) => true,
+            (Some(q), Some(f)) => f == q.version || f == q.spec,
+            _ => false,
+        }
+    }
 }
 
 const NEW_FILE: &str = "# binfmtctl configuration: `binfmtctl apply` registers these at boot (binfmtctl.service).\n# See docs/config.md.\narches = []\n";
@@ -426,6 +480,16 @@ pub fn prepare_persist(
                 c.keep_existing, req.keep_existing
             ));
         }
+        if !PersistQemu::same(req.qemu, c.qemu.as_deref()) {
+            let show = |v: Option<&str>| {
+                v.map_or_else(|| "none (the search path)".to_owned(), |v| format!("{v:?}"))
+            };
+            differ.push(format!(
+                "qemu {} (this install: {})",
+                show(c.qemu.as_deref()),
+                show(req.qemu.map(|q| q.version))
+            ));
+        }
         if !differ.is_empty() {
             let list: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
             return Err(ConfigError::Conflict {
@@ -440,10 +504,23 @@ pub fn prepare_persist(
     } else {
         // Nothing else depends on the settings: record install's (where they differ, so
         // comments on unchanged keys stay).
-        let (have_flags, have_path, have_keep) = match &current {
-            Some(c) => (c.flags.normalized(), c.qemu_path.clone(), c.keep_existing),
-            None => (Flags::DEFAULT.normalized(), Vec::new(), false),
+        let (have_flags, have_path, have_keep, have_qemu) = match &current {
+            Some(c) => (
+                c.flags.normalized(),
+                c.qemu_path.clone(),
+                c.keep_existing,
+                c.qemu.clone(),
+            ),
+            None => (Flags::DEFAULT.normalized(), Vec::new(), false, None),
         };
+        if !PersistQemu::same(req.qemu, have_qemu.as_deref()) {
+            match req.qemu {
+                Some(q) => doc["qemu"] = toml_edit::value(q.version),
+                None => {
+                    doc.remove("qemu");
+                }
+            }
+        }
         if have_flags != flags {
             doc["flags"] = toml_edit::value(flags.to_string());
         }
@@ -551,6 +628,13 @@ mod tests {
         assert_eq!(c.qemu, None);
         let c = p("arches = [\"arm64\"]\nqemu = \"10.0\"\n").unwrap();
         assert_eq!(c.qemu.as_deref(), Some("10.0"));
+        assert_eq!(
+            (c.qemu_mirror.clone(), c.qemu_keyring.clone()),
+            (None, None)
+        );
+        let c = p("arches = [\"arm64\"]\nqemu_mirror = \"https://m.example/debian\"\nqemu_keyring = \"/etc/k.gpg\"\n").unwrap();
+        assert_eq!(c.qemu_mirror.as_deref(), Some("https://m.example/debian"));
+        assert_eq!(c.qemu_keyring, Some(PathBuf::from("/etc/k.gpg")));
         assert_eq!(p("arches = [\"all\"]").unwrap().flags, Flags::DEFAULT);
         assert!(!p("arches = [\"all\"]").unwrap().nix);
         assert!(
@@ -598,6 +682,21 @@ mod tests {
                 ":2:14: qemu_path entry \"bin\"",
                 "absolute",
             ),
+            (
+                "arches = [\"arm64\"]\nqemu_mirror = \"m.example/debian\"\n",
+                ":2:15: qemu_mirror \"m.example/debian\" must be an http:// or https:// URL",
+                "Debian mirror",
+            ),
+            (
+                "arches = [\"arm64\"]\nqemu_keyring = \"keys.gpg\"\n",
+                ":2:16: qemu_keyring \"keys.gpg\" must be an absolute path",
+                "OpenPGP keyring",
+            ),
+            (
+                "arches = [\"arm64\"]\n[qemu]\nmirror = \"https://m.example/debian\"\n",
+                ":2:1: invalid type",
+                "",
+            ),
             ("arches = [\"arm64\"\n", ":1:18: unclosed array", ""),
             ("arches = \"arm64\"\n", ":1:10: invalid type", ""),
         ];
@@ -614,6 +713,7 @@ mod tests {
             flags: Flags::parse(flags).unwrap(),
             qemu_path,
             keep_existing: false,
+            qemu: None,
         }
     }
 
@@ -689,6 +789,58 @@ mod tests {
         let c = load(&path, Table::builtin()).unwrap();
         assert_eq!(c.flags.to_string(), "OCF");
         assert!(c.qemu_path.is_empty());
+    }
+
+    /// `install --qemu VERSION --persist` records the stored version, so the boot unit
+    /// registers it and not the system's QEMU; a file that names it by its spec is the same.
+    #[test]
+    fn persist_saves_the_stored_qemu_version() {
+        let d = tempfile::tempdir().unwrap();
+        let path = d.path().join("config.toml");
+        let q = PersistQemu {
+            version: "10.0.6+ds-0+deb13u2",
+            spec: "10.0",
+        };
+        let arm64 = ["arm64".to_owned()];
+        let mut r = req(&arm64, "FP", &[]);
+        r.qemu = Some(q);
+        persist(&path, &r, Table::builtin()).unwrap();
+        let c = load(&path, Table::builtin()).unwrap();
+        assert_eq!(c.qemu.as_deref(), Some("10.0.6+ds-0+deb13u2"));
+        // The user's own spelling of the same version is kept and counts as the same.
+        std::fs::write(&path, "arches = [\"arm64\"]\nqemu = \"10.0\" # mine\n").unwrap();
+        let riscv = ["riscv64".to_owned()];
+        let mut r2 = req(&riscv, "FP", &[]);
+        r2.qemu = Some(q);
+        persist(&path, &r2, Table::builtin()).unwrap();
+        let text = std::fs::read_to_string(&path).unwrap();
+        assert!(text.contains("qemu = \"10.0\" # mine"), "{text}");
+        // Another version (or none) while arm64 depends on the file's: refused, unchanged.
+        let s390x = ["s390x".to_owned()];
+        let mut r3 = req(&s390x, "FP", &[]);
+        r3.qemu = Some(PersistQemu {
+            version: "7.2+dfsg-7",
+            spec: "7.2",
+        });
+        let e = persist(&path, &r3, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("qemu \"10.0\" (this install: \"7.2+dfsg-7\")"),
+            "{e}"
+        );
+        let e = persist(&path, &req(&s390x, "FP", &[]), Table::builtin())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("qemu \"10.0\" (this install: none (the search path))"),
+            "{e}"
+        );
+        assert_eq!(std::fs::read_to_string(&path).unwrap(), text);
+        // Re-installing every arch of the file from the search path drops the key.
+        let both = ["arm64".to_owned(), "riscv64".to_owned()];
+        persist(&path, &req(&both, "FP", &[]), Table::builtin()).unwrap();
+        assert_eq!(load(&path, Table::builtin()).unwrap().qemu, None);
     }
 
     #[test]

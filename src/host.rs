@@ -26,6 +26,57 @@ use serde::Serialize;
 use crate::binfmt::arch::{Arch, Table};
 use crate::binfmt::registration::BINPRM_BUF_SIZE;
 
+/// The first `name` in the directories of `path_var` (a PATH value) that `accept` takes.
+pub fn find_in_path(
+    path_var: &std::ffi::OsStr,
+    name: &str,
+    accept: impl Fn(&Path) -> bool,
+) -> Option<PathBuf> {
+    std::env::split_paths(path_var)
+        .map(|d| d.join(name))
+        .find(|p| accept(p))
+}
+
+/// The first regular file `name` on this process's PATH.
+pub fn which(name: &str) -> Option<PathBuf> {
+    find_in_path(&std::env::var_os("PATH")?, name, Path::is_file)
+}
+
+const CONTAINER_MOUNT_WARNING: &str = "binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits";
+const PRIVATE_NS_MOUNT_WARNING: &str = "binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)";
+
+/// Why a binfmt_misc mount made just now may not outlive this process, if it may not: the
+/// entries of an instance live only while some mount of it exists, and a mount in a container
+/// or a private mount namespace goes away with it.
+pub fn mount_lifetime_warning() -> Option<&'static str> {
+    if in_container() {
+        Some(CONTAINER_MOUNT_WARNING)
+    } else if private_mount_ns_without_host_mount() {
+        Some(PRIVATE_NS_MOUNT_WARNING)
+    } else {
+        None
+    }
+}
+
+/// Podman and Docker mark their containers with these files.
+pub fn in_container() -> bool {
+    Path::new("/run/.containerenv").exists() || Path::new("/.dockerenv").exists()
+}
+
+/// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
+/// (Readable as root; false when we cannot tell.)
+pub fn private_mount_ns_without_host_mount() -> bool {
+    let ours = std::fs::read_link("/proc/self/ns/mnt");
+    let init = std::fs::read_link("/proc/1/ns/mnt");
+    match (ours, init) {
+        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
+            !m.lines()
+                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
+        }),
+        _ => false,
+    }
+}
+
 /// Facts read from the running system.
 #[derive(Debug, Clone, Default)]
 pub struct HostFacts {
@@ -68,12 +119,72 @@ pub struct NativeOverride {
     pub not_native: Vec<String>,
 }
 
-/// One arch the host runs without emulation, and why we believe it.
-#[derive(Debug, Clone, Serialize)]
-pub struct NativeArch {
-    pub arch: String,
-    pub evidence: String,
+/// `--native` / `--not-native` that cannot be taken.
+#[derive(Debug, thiserror::Error)]
+pub enum OverrideError {
+    #[error(transparent)]
+    Unknown(#[from] crate::binfmt::arch::UnknownArch),
+    #[error(
+        "{option} {given}: {arch} is not a compat arch of this host (those are: {compat}); only they can be either"
+    )]
+    NotCompat {
+        option: &'static str,
+        given: String,
+        arch: String,
+        compat: String,
+    },
+    #[error("{0} is named by both --native and --not-native: name it in one")]
+    Both(String),
 }
+
+impl crate::error::Classify for OverrideError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
+impl NativeOverride {
+    /// `--native` / `--not-native` (arch names in any spelling): each must name a compat arch
+    /// of this host, and not both.
+    pub fn resolve(
+        table: &Table,
+        host: &HostFacts,
+        native: &[String],
+        not_native: &[String],
+    ) -> Result<NativeOverride, OverrideError> {
+        let compat: &[String] = host.host_arch(table).map_or(&[], |h| &h.compat);
+        let resolve = |names: &[String], option: &'static str| {
+            let mut v = Vec::new();
+            for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+                let a = table.resolve(n)?;
+                if !compat.contains(&a.name) {
+                    return Err(OverrideError::NotCompat {
+                        option,
+                        given: n.to_owned(),
+                        arch: a.name.clone(),
+                        compat: if compat.is_empty() {
+                            "none".into()
+                        } else {
+                            compat.join(", ")
+                        },
+                    });
+                }
+                v.push(a.name.clone());
+            }
+            Ok(v)
+        };
+        let native = resolve(native, "--native")?;
+        let not_native = resolve(not_native, "--not-native")?;
+        if let Some(both) = native.iter().find(|n| not_native.contains(n)) {
+            return Err(OverrideError::Both(both.clone()));
+        }
+        Ok(NativeOverride { native, not_native })
+    }
+}
+
+/// One arch the host runs without emulation, and why we believe it (defined with the
+/// kernel's matching, which needs it; decided here).
+pub use crate::inspection::inspect::NativeArch;
 
 impl HostFacts {
     pub fn gather() -> HostFacts {
@@ -368,7 +479,8 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     (0, String::new())
 }
 
-fn is_identity_map(uid_map: &str) -> bool {
+/// Is this `/proc/self/uid_map` text the initial namespace's (every uid maps to itself)?
+pub fn is_identity_map(uid_map: &str) -> bool {
     let f: Vec<&str> = uid_map.split_whitespace().collect();
     f == ["0", "0", "4294967295"]
 }
@@ -515,5 +627,30 @@ mod tests {
     fn uid_map_identity() {
         assert!(is_identity_map("         0          0 4294967295\n"));
         assert!(!is_identity_map("         0       1000          1\n"));
+    }
+
+    #[test]
+    fn native_overrides_name_compat_arches_once() {
+        let t = Table::builtin();
+        let h = x86_64_facts(None, "");
+        let strs = |v: &[&str]| v.iter().map(|s| (*s).to_owned()).collect::<Vec<_>>();
+        let o = NativeOverride::resolve(t, &h, &strs(&["i686"]), &[]).unwrap();
+        assert_eq!(o.native, ["i386"]);
+        let e = NativeOverride::resolve(t, &h, &strs(&["arm64"]), &[]).unwrap_err();
+        assert!(
+            e.to_string()
+                .starts_with("--native arm64: aarch64 is not a compat arch of this host"),
+            "{e}"
+        );
+        let e = NativeOverride::resolve(t, &h, &strs(&["i386"]), &strs(&["x86"])).unwrap_err();
+        assert!(
+            matches!(e, OverrideError::Both(ref a) if a == "i386"),
+            "{e}"
+        );
+        let e = NativeOverride::resolve(t, &h, &[], &strs(&["zzz"])).unwrap_err();
+        assert_eq!(
+            crate::cli::exit::classify(&e),
+            Some(crate::error::ErrorKind::BadInput)
+        );
     }
 }

@@ -147,6 +147,12 @@ pub fn read_text(path: &Path, limit: u64) -> Result<String, InputError> {
     text(path, bytes)
 }
 
+/// Bytes as lowercase hex digits (`7f454c46`): digests, build ids, and magic and mask in JSON.
+/// (binfmt_misc records spell bytes as `\xHH`: `registration::escape_hex`.)
+pub fn hex(b: &[u8]) -> String {
+    b.iter().map(|b| format!("{b:02x}")).collect()
+}
+
 /// A file name or other untrusted text for a terminal: control characters (escape sequences,
 /// newlines, ...) are shown escaped, as `\u{1b}`, so they cannot rewrite the screen or forge lines.
 pub fn escape(s: &str) -> String {

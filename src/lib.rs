@@ -1,7 +1,7 @@
 //! binfmtctl: register QEMU user-mode emulators with the kernel's binfmt_misc, safely.
 //!
-//! The flow is parse → plan → apply → verify (DESIGN.md §1). Every module owns one job; only
-//! `kernel` touches binfmt_misc.
+//! The flow is parse → plan → apply → verify (docs/design.md, "The flow"). Every module owns one
+//! job (docs/design.md, "Modules"); only `binfmt::kernel` touches binfmt_misc.
 
 pub mod binfmt;
 pub mod cli;
@@ -14,4 +14,5 @@ pub mod host;
 pub mod input;
 pub mod inspection;
 pub mod nix;
+pub mod ops;
 pub mod qemu;

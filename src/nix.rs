@@ -77,6 +77,10 @@ pub enum NixError {
         path: PathBuf,
         source: std::io::Error,
     },
+    /// A file of Nix's configuration that is not a regular text file of sane size (an
+    /// include pointing at a FIFO or `/dev/zero`, say).
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error("cannot write {path}: {source}; nothing in Nix's configuration was changed")]
     Write {
         path: PathBuf,
@@ -92,6 +96,12 @@ pub enum NixError {
     Rejected { dir: PathBuf, message: String },
     #[error("cannot run {nix}: {message}")]
     Run { nix: PathBuf, message: String },
+    #[error("cannot read what `{nix} show-config --json` printed: {source}")]
+    Output {
+        nix: PathBuf,
+        #[source]
+        source: ShowConfigError,
+    },
 }
 
 impl crate::error::Classify for NixError {
@@ -114,6 +124,7 @@ impl NixError {
                 | NixError::Read { .. }
                 | NixError::Symlink { .. }
                 | NixError::Run { .. }
+                | NixError::Output { .. }
         )
     }
 }
@@ -254,10 +265,9 @@ fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), 
             path: path.to_owned(),
         });
     }
-    let text = std::fs::read_to_string(path).map_err(|e| NixError::Read {
-        path: path.to_owned(),
-        source: e,
-    })?;
+    // Regular files only, bounded: an include may point anywhere (a FIFO would hang the
+    // run, `/dev/zero` would fill the memory).
+    let text = crate::input::read_text(path, crate::input::MAX_TEXT)?;
     seen.push(path.to_owned());
     for l in parse(path, &text)? {
         if let Directive::Include { path: p, optional } = &l.directive {
@@ -496,15 +506,12 @@ pub fn lock(dir: &Path) -> Result<Lock, NixError> {
     Ok(Lock { _fd: fd })
 }
 
-/// Reads a file that may be missing.
+/// Reads a file that may be missing (a regular text file, bounded, as every input).
 fn read_opt(path: &Path) -> Result<Option<String>, NixError> {
-    match std::fs::read_to_string(path) {
+    match crate::input::read_text(path, crate::input::MAX_TEXT) {
         Ok(t) => Ok(Some(t)),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
-        Err(e) => Err(NixError::Read {
-            path: path.to_owned(),
-            source: e,
-        }),
+        Err(e) if e.is_missing() => Ok(None),
+        Err(e) => Err(e.into()),
     }
 }
 
@@ -706,9 +713,25 @@ impl View {
     }
 }
 
+/// Output of `nix show-config --json` that binfmtctl cannot read.
+#[derive(Debug, thiserror::Error)]
+pub enum ShowConfigError {
+    #[error("not JSON: {0}")]
+    NotJson(#[source] serde_json::Error),
+    #[error("no `system` setting in its output")]
+    NoSystem,
+}
+
+impl crate::error::Classify for ShowConfigError {
+    /// Nix said something binfmtctl does not understand: the machine's Nix, not the request.
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Environment
+    }
+}
+
 /// Reads the JSON of `nix show-config --json` (each setting is `{"value": ...}`).
-pub fn parse_show_config(json: &str) -> Result<View, String> {
-    let v: serde_json::Value = serde_json::from_str(json).map_err(|e| format!("not JSON: {e}"))?;
+pub fn parse_show_config(json: &str) -> Result<View, ShowConfigError> {
+    let v: serde_json::Value = serde_json::from_str(json).map_err(ShowConfigError::NotJson)?;
     let val = |k: &str| v.get(k).and_then(|s| s.get("value"));
     let list = |k: &str| -> Vec<String> {
         match val(k) {
@@ -722,7 +745,7 @@ pub fn parse_show_config(json: &str) -> Result<View, String> {
     };
     let system = val("system")
         .and_then(|s| s.as_str())
-        .ok_or("no `system` setting in its output")?
+        .ok_or(ShowConfigError::NoSystem)?
         .to_owned();
     let sandbox = match val("sandbox") {
         Some(serde_json::Value::Bool(b)) => b.to_string(),
@@ -738,18 +761,53 @@ pub fn parse_show_config(json: &str) -> Result<View, String> {
     })
 }
 
-/// The `nix` program in `path_var` (a PATH value): an executable file that neither group nor
-/// others may write (binfmtctl runs it as root).
+/// The `nix` program in `path_var` (a PATH value) that binfmtctl may run as root: an
+/// executable regular file that nobody else can change or swap (`nix_is_safe`). An unsafe one
+/// is skipped, as if it were not there.
 pub fn find_nix(path_var: Option<&OsStr>) -> Option<PathBuf> {
-    let path_var = path_var?;
-    std::env::split_paths(path_var)
-        .map(|d| d.join("nix"))
-        .find(|p| {
-            std::fs::metadata(p).is_ok_and(|m| {
-                let mode = m.permissions().mode();
-                m.is_file() && mode & 0o111 != 0 && mode & 0o022 == 0
-            })
-        })
+    let me = rustix::process::geteuid().as_raw();
+    // Inside a user namespace, owners not mapped into it (host root among them) show as the
+    // overflow uid; nothing here can tell them apart, and the directory checks still apply.
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let overflow = (!crate::host::is_identity_map(&uid_map))
+        .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    crate::host::find_in_path(path_var?, "nix", |p| {
+        nix_is_safe(p, |uid| uid == 0 || uid == me || Some(uid) == overflow)
+    })
+}
+
+/// May binfmtctl run `path`? The file must be a regular executable that neither group nor
+/// others may write, and the whole path must be as safe as an interpreter's
+/// (`qemu::interpreter::resolve`): the file, every directory and every symlink on the way
+/// owned by a trusted uid, and no directory writable by group or others unless sticky. So a
+/// `nix` someone planted in a group- or world-writable directory on root's PATH, or one a
+/// user owns, is never run as root.
+pub fn nix_is_safe(path: &Path, trusted: impl Fn(u32) -> bool) -> bool {
+    use crate::qemu::interpreter::NodeKind;
+    use std::os::unix::fs::MetadataExt;
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    let mode = m.permissions().mode();
+    if !m.is_file() || mode & 0o111 == 0 || mode & 0o022 != 0 || !trusted(m.uid()) {
+        return false;
+    }
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    let Ok((_, chain)) = crate::qemu::interpreter::resolve(&abs) else {
+        return false;
+    };
+    chain.iter().all(|n| {
+        trusted(n.uid)
+            && match n.kind {
+                NodeKind::Directory => n.mode & 0o022 == 0 || n.mode & 0o1000 != 0,
+                NodeKind::File => n.mode & 0o022 == 0,
+                NodeKind::Symlink => true,
+            }
+    })
 }
 
 /// Asks Nix for its effective settings with `dir` as its configuration directory. There is no
@@ -781,9 +839,9 @@ pub fn show_config(nix: &Path, dir: &Path) -> Result<View, NixError> {
             message: msg.join("; ").replace("error: ", ""),
         });
     }
-    parse_show_config(&String::from_utf8_lossy(&out.stdout)).map_err(|m| NixError::Run {
+    parse_show_config(&String::from_utf8_lossy(&out.stdout)).map_err(|source| NixError::Output {
         nix: nix.to_owned(),
-        message: format!("show-config: {m}"),
+        source,
     })
 }
 
@@ -795,8 +853,11 @@ pub fn arch_of_system<'t>(table: &'t Table, system: &str) -> Option<&'t Arch> {
         .find(|a| a.nix.iter().any(|n| n == system))
 }
 
-/// PIDs of running `nix-daemon` processes (from /proc/*/comm).
+/// PIDs of running `nix-daemon` processes (from /proc/*/comm) that run as root, as Nix's
+/// daemon does: any user can name a process `nix-daemon`, and one of theirs must not make
+/// binfmtctl restart the real daemon (and abort every build on the machine).
 pub fn daemon_pids() -> Vec<u32> {
+    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
@@ -805,6 +866,7 @@ pub fn daemon_pids() -> Vec<u32> {
         .filter(|pid| {
             std::fs::read_to_string(format!("/proc/{pid}/comm"))
                 .is_ok_and(|c| c.trim_end() == "nix-daemon")
+                && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == 0)
         })
         .collect()
 }
@@ -968,6 +1030,34 @@ mod tests {
         }
     }
 
+    /// An include may point anywhere: a file larger than any configuration, a FIFO or a
+    /// device is refused at once, naming it (a FIFO hung the run, `/dev/zero` filled memory).
+    #[test]
+    fn includes_of_huge_files_fifos_and_devices_are_refused() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("nix.conf");
+        let huge = d.path().join("huge.conf");
+        std::fs::write(&huge, "# x\n".repeat(600_000)).unwrap();
+        let fifo = d.path().join("fifo.conf");
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        for (target, what) in [
+            (huge.display().to_string(), "is larger than"),
+            (fifo.display().to_string(), "is a FIFO"),
+            ("/dev/zero".to_owned(), "not a regular file"),
+        ] {
+            std::fs::write(&conf, format!("include {target}\n")).unwrap();
+            let e = check_tree(&conf).expect_err(&target).to_string();
+            assert!(e.contains(&target) && e.contains(what), "{e}");
+        }
+    }
+
     #[test]
     fn include_tree_and_missing_includes() {
         let d = tempfile::tempdir().unwrap();
@@ -1107,7 +1197,14 @@ mod tests {
         assert!(v.sandboxed());
         assert!(v.in_sandbox("/usr/bin/qemu-arm-static") && v.in_sandbox("/bin/sh"));
         assert!(!v.in_sandbox("/usr/bin/qemu-aarch64-static"));
-        assert!(parse_show_config("{}").is_err());
+        assert!(matches!(
+            parse_show_config("{}"),
+            Err(ShowConfigError::NoSystem)
+        ));
+        assert!(matches!(
+            parse_show_config("error: no"),
+            Err(ShowConfigError::NotJson(_))
+        ));
     }
 
     #[test]
@@ -1176,6 +1273,51 @@ mod tests {
         assert_eq!(find_nix(Some(&path)), Some(b.join("nix")));
         assert_eq!(find_nix(Some(OsStr::new(""))), None);
         assert_eq!(find_nix(None), None);
+        // A safe file in a directory others may write (not sticky): anyone could have put it
+        // there, so it is skipped; sticky, it is fine.
+        let c = d.path().join("c");
+        std::fs::create_dir(&c).unwrap();
+        std::fs::write(c.join("nix"), "").unwrap();
+        std::fs::set_permissions(c.join("nix"), std::fs::Permissions::from_mode(0o755)).unwrap();
+        for (mode, found) in [(0o777, false), (0o775, false), (0o1777, true)] {
+            std::fs::set_permissions(&c, std::fs::Permissions::from_mode(mode)).unwrap();
+            let path = std::env::join_paths([&c]).unwrap();
+            assert_eq!(find_nix(Some(&path)).is_some(), found, "mode {mode:o}");
+        }
+        // Reached through a world-writable directory higher up: skipped too.
+        std::fs::set_permissions(&c, std::fs::Permissions::from_mode(0o755)).unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        let path = std::env::join_paths([&c]).unwrap();
+        assert_eq!(find_nix(Some(&path)), None);
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
+        assert_eq!(find_nix(Some(&path)), Some(c.join("nix")));
+        // Owned by someone else than root or us: never run.
+        assert!(nix_is_safe(&c.join("nix"), |_| true));
+        assert!(!nix_is_safe(&c.join("nix"), |uid| uid == u32::MAX));
+    }
+
+    /// A process someone named `nix-daemon` is not Nix's daemon unless it runs as root.
+    #[test]
+    fn a_users_process_named_nix_daemon_is_not_the_daemon() {
+        use std::os::unix::process::CommandExt;
+        let d = tempfile::tempdir().unwrap();
+        std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o755)).unwrap();
+        let fake = d.path().join("nix-daemon");
+        std::fs::copy("/bin/sleep", &fake).unwrap();
+        let mut c = Command::new(&fake);
+        c.arg("30");
+        if rustix::process::geteuid().is_root() {
+            c.uid(65534).gid(65534);
+        }
+        let mut child = c.spawn().unwrap();
+        // spawn returns once the exec happened, so the kernel already names it.
+        let pid = child.id();
+        let named = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let found = daemon_pids().contains(&pid);
+        child.kill().unwrap();
+        child.wait().unwrap();
+        assert_eq!(named.trim_end(), "nix-daemon");
+        assert!(!found, "a user's process counted as nix-daemon");
     }
 
     #[test]

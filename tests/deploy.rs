@@ -382,6 +382,42 @@ echo "== entries"; entries
     );
 }
 
+/// A pattern that copies the first 64 bytes of one real native program (entry point, header
+/// offsets and section count included) matches none of the guard's sample headers, yet
+/// captures that program: import refuses it before any write, and `status` flags it when
+/// another tool registered it (disabled here, so the namespace keeps working).
+#[test]
+fn import_refuses_a_pattern_copied_from_a_real_native_program() {
+    let head = std::fs::read("/usr/bin/ls").unwrap();
+    let magic: String = head[..64].iter().map(|b| format!("\\x{b:02x}")).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let conf = dir.path().join("copy.conf");
+    std::fs::write(
+        &conf,
+        format!(":ls-copy:M::{magic}::/usr/bin/qemu-aarch64-static:F\n"),
+    )
+    .unwrap();
+    let r = ns(&format!(
+        r#"echo "== import"; $B import --register {conf} --trust-unmapped-owner 2>&1; echo "rc=$?"
+echo "== entries"; entries
+printf ':ls-copy:M::%s::/usr/bin/qemu-aarch64-static:\n' '{magic}' > $R/register || exit 1
+echo 0 > $R/ls-copy
+echo "== json"; $B status --json
+"#,
+        conf = conf.display()
+    ));
+    let out = r.section("import");
+    r.expect(
+        "refused as capturing native programs, nothing registered",
+        out.contains("rc=2")
+            && out.contains("copy.conf:1: ls-copy: its pattern would capture native")
+            && r.section("entries").trim().is_empty(),
+    );
+    let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
+    assert_eq!(v["entries"][0]["name"], "ls-copy", "{v}");
+    assert_eq!(v["entries"][0]["captures_native"], true, "{v}");
+}
+
 /// The explicit opt-ins: C with --allow-credentials, E with --allow-extension; and a symlink
 /// root owns is registered as the file it points to, never as the symlink.
 #[test]

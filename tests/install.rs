@@ -4,6 +4,43 @@
 mod common;
 
 use common::{as_nobody, ns, ns_with};
+use serde_json::Value;
+
+/// The JSON document of a `== marker` section whose last line is `rc=N`; returns it and N.
+#[track_caller]
+fn json_and_rc(r: &common::Run, marker: &str) -> (Value, i32) {
+    let s = r.section(marker);
+    let (doc, rc) = s
+        .trim_end()
+        .rsplit_once("rc=")
+        .unwrap_or_else(|| panic!("section {marker} has no rc=: {s}"));
+    let v = serde_json::from_str(doc).unwrap_or_else(|e| {
+        panic!(
+            "section {marker}: not JSON ({e}): {doc}\n--- stderr\n{}",
+            r.stderr
+        )
+    });
+    (v, rc.trim().parse().unwrap())
+}
+
+/// `(action, name)` of every row of a `--json` report.
+fn rows(report: &Value) -> Vec<(String, String)> {
+    report["results"]
+        .as_array()
+        .unwrap_or_else(|| panic!("not a report: {report}"))
+        .iter()
+        .map(|r| {
+            (
+                r["action"].as_str().unwrap().to_owned(),
+                r["name"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect()
+}
+
+fn row(action: &str, name: &str) -> (String, String) {
+    (action.to_owned(), name.to_owned())
+}
 
 #[test]
 fn install_arm64_riscv64_runs_real_foreign_binaries() {
@@ -58,19 +95,17 @@ fn second_install_is_a_noop() {
     let r = ns(r#"
 $B install arm64,riscv64 >/dev/null || exit 1
 echo "== before"; ls -i $R | sort
-echo "== again"; $B install linux/arm64,riscv64gc-unknown-linux-gnu; echo "rc=$?"
+echo "== again"; $B install linux/arm64,riscv64gc-unknown-linux-gnu --json; echo "rc=$?"
 echo "== after"; ls -i $R | sort
 "#);
-    let again = r.section("again");
-    r.expect(
-        "second run keeps both",
-        again.contains("kept            qemu-aarch64")
-            && again.contains("kept            qemu-riscv64"),
+    let (again, rc) = json_and_rc(&r, "again");
+    assert_eq!(rc, 0, "{again}");
+    assert_eq!(
+        rows(&again),
+        [row("kept", "qemu-aarch64"), row("kept", "qemu-riscv64")],
+        "second run keeps both"
     );
-    r.expect(
-        "summary says kept",
-        again.contains("summary: 2 kept") && again.contains("rc=0"),
-    );
+    assert_eq!(again["summary"], serde_json::json!({"kept": 2}));
     r.expect(
         "entries untouched (same inodes)",
         r.section("before") == r.section("after"),
@@ -80,7 +115,7 @@ echo "== after"; ls -i $R | sort
 #[test]
 fn install_all_covers_every_debian_arch_and_leaves_natives_alone() {
     let r = ns(r#"
-echo "== install"; $B install all; echo "rc=$?"
+echo "== install"; $B install all --json; echo "rc=$?"
 for a in arm64 armhf armel mips64el mipsel ppc64el s390x i386; do
   echo "== $a"; $A/busybox-$a uname -m
 done
@@ -90,14 +125,13 @@ printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
 echo "== uninstall"; $B uninstall all; echo "rc=$?"
 echo "== left"; entries
 "#);
-    let install = r.section("install");
-    r.expect("install all succeeds", install.contains("rc=0"));
+    let (install, rc) = json_and_rc(&r, "install");
+    assert_eq!(rc, 0, "install all succeeds: {install}");
+    let install = rows(&install);
     for n in ["qemu-x86_64", "qemu-i386", "qemu-i486"] {
-        r.expect(
-            &format!("{n} is skipped as native"),
-            install
-                .lines()
-                .any(|l| l.starts_with("skipped-native") && l.contains(n)),
+        assert!(
+            install.contains(&row("skipped-native", n)),
+            "{n} is skipped as native: {install:?}"
         );
     }
     let want = [
@@ -149,7 +183,8 @@ old=':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x0
 printf '%s' "$old" > $R/register
 echo "== keep"; $B install arm64 --keep-existing; echo "rc=$?"; grep flags $R/qemu-aarch64
 echo "== status"; $B status
-echo "== replace"; $B install arm64; echo "rc=$?"; grep flags $R/qemu-aarch64
+echo "== replace"; $B install arm64 --json; echo "rc=$?"
+echo "== flags"; grep flags $R/qemu-aarch64
 echo "== json"; $B install arm64 --json
 "#);
     let keep = r.section("keep");
@@ -161,16 +196,16 @@ echo "== json"; $B install arm64 --json
         "status flags the difference",
         r.section("status").contains("DIFFERS"),
     );
-    let rep = r.section("replace");
-    r.expect(
-        "replaced, saying what it was",
-        rep.contains("replaced        qemu-aarch64")
-            && rep.contains("[was /usr/bin/qemu-aarch64-static flags=OF]"),
+    let (rep, rc) = json_and_rc(&r, "replace");
+    assert_eq!(rc, 0, "{rep}");
+    assert_eq!(rows(&rep), [row("replaced", "qemu-aarch64")]);
+    let was = &rep["results"][0]["previous"];
+    assert_eq!(
+        (was["interpreter"].as_str(), was["flags"].as_str()),
+        (Some("/usr/bin/qemu-aarch64-static"), Some("OF")),
+        "replaced, saying what it was: {rep}"
     );
-    r.expect(
-        "now ours",
-        rep.contains("flags: PF") && rep.contains("rc=0"),
-    );
+    r.expect("now ours", r.section("flags").trim() == "flags: PF");
     let v: serde_json::Value = serde_json::from_str(&r.section("json")).expect("valid JSON");
     assert_eq!(v["results"][0]["action"], "kept");
     assert_eq!(v["summary"]["kept"], 1);
@@ -310,16 +345,26 @@ rm -rf $T
 fn unmounted_binfmt_misc_is_mounted_and_unmountable_is_exit_3() {
     let r = ns(r#"
 M=$(mktemp -d)
-echo "== dry"; $B install arm64 --binfmt-misc $M --dry-run; echo "rc=$?"; mountpoint -q $M && echo mounted || echo not-mounted
+echo "== dry"; $B install arm64 --binfmt-misc $M --dry-run --json; echo "rc=$?"
+echo "== dry-mount"; mountpoint -q $M && echo mounted || echo not-mounted
 echo "== mount"; $B install arm64 --binfmt-misc $M; echo "rc=$?"; ls $M | tr '\n' ' '; echo
 echo "== nodir"; $B install arm64 --binfmt-misc /nonexistent/binfmt 2>&1; echo "rc=$?"
 "#);
-    let dry = r.section("dry");
+    let (dry, rc) = json_and_rc(&r, "dry");
+    assert_eq!(rc, 0, "{dry}");
+    assert_eq!(dry["dry_run"], true);
+    assert_eq!(rows(&dry), [row("would-register", "qemu-aarch64")]);
+    assert!(
+        dry["notes"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|n| n.as_str().unwrap().ends_with(": would mount it")),
+        "{dry}"
+    );
     r.expect(
         "dry run plans without mounting",
-        dry.contains("would mount it")
-            && dry.contains("would-register  qemu-aarch64")
-            && dry.contains("not-mounted"),
+        r.section("dry-mount").trim() == "not-mounted",
     );
     let m = r.section("mount");
     r.expect(
@@ -438,9 +483,18 @@ echo "== human"; $B status
     assert!(pyz["matches_table"].is_null());
     assert_eq!(aarch64["captures_native"], false);
     let human = r.section("human");
-    r.expect(
-        "human table",
-        human.contains("qemu-arm             no       arm"),
+    // The human table: one row per entry, its columns separated by blanks.
+    let arm: Vec<&str> = human
+        .lines()
+        .find(|l| l.starts_with("qemu-arm "))
+        .unwrap_or_else(|| panic!("no qemu-arm row:\n{human}"))
+        .split_whitespace()
+        .take(3)
+        .collect();
+    assert_eq!(
+        arm,
+        ["qemu-arm", "no", "arm"],
+        "name, enabled, arch:\n{human}"
     );
     r.expect("no false alarm", !human.contains("WARNING"));
 }
@@ -472,13 +526,13 @@ fn concurrent_runs_wait_for_the_instance_lock() {
 L=$(mktemp)
 flock $R/status sh -c "echo locked > $L.ready; sleep 1; echo holder-released >> $L" &
 while [ ! -e $L.ready ]; do sleep 0.05; done
-$B install arm64 >> $L 2>&1
+$B install arm64 --json >> $L 2>&1
 wait
 echo "== log"; cat $L
 "#);
     let log = r.section("log");
     let released = log.find("holder-released");
-    let registered = log.find("registered      qemu-aarch64");
+    let registered = log.find(r#""action": "registered""#);
     r.expect("both happened", released.is_some() && registered.is_some());
     r.expect("binfmtctl waited for the lock", released < registered);
 }
@@ -518,7 +572,8 @@ before=$(snap)
 echo "== rollback"; BINFMTCTL_FAILPOINT=remove:qemu-riscv64 $B uninstall "$O" riscv64; echo "rc=$?"
 echo "== restored"; [ "$(snap)" = "$before" ] && echo yes
 printf ':qemu-odd \377x:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xfe\xfe::/usr/bin/qemu-aarch64-static:F\n' > $R/register || exit 1
-echo "== all"; $B uninstall all; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
+echo "== all"; $B uninstall all --json; echo "rc=$?"
+echo "== all-left"; ls -b $R | tr '\n' ' '; echo
 echo "== glob"; $B uninstall '*'; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
 echo "== status"; $B status
 echo "== exact"; $B uninstall "$O" 'foo bar'; echo "rc=$?"; ls -b $R | tr '\n' ' '; echo
@@ -540,13 +595,21 @@ echo "== exact"; $B uninstall "$O" 'foo bar'; echo "rc=$?"; ls -b $R | tr '\n' '
             && r.stderr.contains(r"rolled back: other tool \xff")
             && r.section("restored").trim() == "yes",
     );
-    let all = r.section("all");
+    let (all, rc) = json_and_rc(&r, "all");
+    assert_eq!(rc, 0, "{all}");
+    let mut removed = rows(&all);
+    removed.sort();
+    assert_eq!(
+        removed,
+        [
+            row("removed", r"qemu-odd \xffx"),
+            row("removed", "qemu-riscv64")
+        ],
+        "all removes only qemu-* entries, the odd one by its exact bytes"
+    );
     r.expect(
-        "all removes only qemu-* entries, the odd one by its exact bytes",
-        all.contains("rc=0")
-            && all.contains(r"removed         qemu-odd \xffx")
-            && all.contains("removed         qemu-riscv64")
-            && all.ends_with("foo\\ bar other\\ tool\\ \\377 register status \n"),
+        "the other tools' entries are left",
+        r.section("all-left") == "foo\\ bar other\\ tool\\ \\377 register status \n",
     );
     let glob = r.section("glob");
     r.expect(
@@ -559,10 +622,21 @@ echo "== exact"; $B uninstall "$O" 'foo bar'; echo "rc=$?"; ls -b $R | tr '\n' '
         r.section("status").contains(r"other tool \xff"),
     );
     let exact = r.section("exact");
+    // The human report (uninstall's one check of it): a row per entry, the action, the name
+    // (escaped), then what the entry ran.
+    let removed = |name: &str| {
+        exact.lines().any(|l| {
+            l.strip_prefix("removed ").is_some_and(|rest| {
+                rest.trim_start()
+                    .strip_prefix(name)
+                    .is_some_and(|r| r.trim_start().starts_with("/usr/bin/python3 "))
+            })
+        })
+    };
     r.expect(
         "exact names remove them",
-        exact.contains(r"removed         other tool \xff")
-            && exact.contains("removed         foo bar")
+        removed(r"other tool \xff")
+            && removed("foo bar")
             && exact.ends_with("rc=0\nregister status \n"),
     );
 }

@@ -5,354 +5,18 @@
 //! `qemu gc` against a private binfmt_misc instance. `real_archive_*` fetch bookworm's and
 //! trixie's QEMU from the Debian mirror in apt's sources (cached across runs).
 
+#[path = "common/archive.rs"]
+mod archive;
 mod common;
 
 use std::collections::HashMap;
-use std::io::{Read, Write};
-use std::net::{TcpListener, TcpStream};
-use std::path::{Path, PathBuf};
+use std::io::Write;
+use std::path::Path;
 use std::process::Command;
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use archive::{ARM_ONLY, Serve, Suite, TestArchive, make_deb, new_key, sha};
 use common::{Run, bin, ns_with};
-use pgp::composed::{
-    ArmorOptions, CleartextSignedMessage, KeyType, SecretKeyParamsBuilder, SignedPublicKey,
-    SignedSecretKey,
-};
-use pgp::ser::Serialize;
-use pgp::types::Password;
-use sha2::{Digest, Sha256};
-
-// ---------------------------------------------------------------- the test archive
-
-#[derive(Clone, Copy, PartialEq, Eq)]
-enum Serve {
-    Normal,
-    /// Accept, read the request, send nothing.
-    Stall,
-    /// Announce the full length, send half, close.
-    Truncate,
-}
-
-/// Path → (body, how to serve it).
-type Files = Arc<Mutex<HashMap<String, (Vec<u8>, Serve)>>>;
-
-struct Server {
-    port: u16,
-    files: Files,
-    stop: Arc<AtomicBool>,
-}
-
-impl Server {
-    fn start() -> Server {
-        let l = TcpListener::bind("127.0.0.1:0").unwrap();
-        l.set_nonblocking(true).unwrap();
-        let port = l.local_addr().unwrap().port();
-        let files: Files = Arc::default();
-        let stop = Arc::new(AtomicBool::new(false));
-        let (f, s) = (files.clone(), stop.clone());
-        std::thread::spawn(move || {
-            // Bounded: stops with the test, or after five minutes at most.
-            let end = Instant::now() + Duration::from_secs(300);
-            while !s.load(Ordering::Relaxed) && Instant::now() < end {
-                match l.accept() {
-                    Ok((c, _)) => {
-                        let (f, s) = (f.clone(), s.clone());
-                        std::thread::spawn(move || serve(c, &f, &s));
-                    }
-                    Err(_) => std::thread::sleep(Duration::from_millis(5)),
-                }
-            }
-        });
-        Server { port, files, stop }
-    }
-
-    fn url(&self) -> String {
-        format!("http://127.0.0.1:{}/debian", self.port)
-    }
-
-    fn put(&self, path: &str, body: Vec<u8>, how: Serve) {
-        self.files
-            .lock()
-            .unwrap()
-            .insert(format!("/debian/{path}"), (body, how));
-    }
-
-    fn set(&self, path: &str, how: Serve) {
-        if let Some(e) = self
-            .files
-            .lock()
-            .unwrap()
-            .get_mut(&format!("/debian/{path}"))
-        {
-            e.1 = how;
-        }
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.stop.store(true, Ordering::Relaxed);
-    }
-}
-
-fn serve(mut c: TcpStream, files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>, stop: &AtomicBool) {
-    c.set_nonblocking(false).ok();
-    c.set_read_timeout(Some(Duration::from_secs(10))).ok();
-    let mut req = Vec::new();
-    let mut buf = [0u8; 1024];
-    while !req.windows(4).any(|w| w == b"\r\n\r\n") {
-        match c.read(&mut buf) {
-            Ok(0) | Err(_) => return,
-            Ok(n) => req.extend_from_slice(&buf[..n]),
-        }
-    }
-    let line = String::from_utf8_lossy(&req);
-    let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
-    let entry = files.lock().unwrap().get(&path).cloned();
-    match entry {
-        None => {
-            let _ = c.write_all(
-                b"HTTP/1.1 404 Not Found\r\nContent-Length: 0\r\nConnection: close\r\n\r\n",
-            );
-        }
-        Some((_, Serve::Stall)) => {
-            let end = Instant::now() + Duration::from_secs(60);
-            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
-                std::thread::sleep(Duration::from_millis(50));
-            }
-        }
-        Some((body, how)) => {
-            let _ = write!(
-                c,
-                "HTTP/1.1 200 OK\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let n = if how == Serve::Truncate {
-                body.len() / 2
-            } else {
-                body.len()
-            };
-            let _ = c.write_all(&body[..n]);
-        }
-    }
-}
-
-fn sha(b: &[u8]) -> String {
-    Sha256::digest(b)
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect()
-}
-
-fn new_key(name: &str) -> SignedSecretKey {
-    let mut p = SecretKeyParamsBuilder::default();
-    p.key_type(KeyType::Ed25519Legacy)
-        .can_certify(true)
-        .can_sign(true)
-        .primary_user_id(format!("{name} <archive@test.invalid>"));
-    p.build().unwrap().generate(rand::thread_rng()).unwrap()
-}
-
-fn clearsign(key: &SignedSecretKey, text: &str) -> String {
-    CleartextSignedMessage::sign(
-        rand::thread_rng(),
-        text,
-        &key.primary_key,
-        &Password::empty(),
-    )
-    .unwrap()
-    .to_armored_string(ArmorOptions::default())
-    .unwrap()
-}
-
-/// A .deb like Debian's: debian-binary, control.tar.gz, data.tar.xz with the given
-/// `usr/bin/` files copied from the system.
-fn make_deb(files: &[(&str, &str)]) -> Vec<u8> {
-    let mut data = tar::Builder::new(Vec::new());
-    for (name, from) in files {
-        let bytes = std::fs::read(from).unwrap();
-        let mut h = tar::Header::new_gnu();
-        h.set_size(bytes.len() as u64);
-        h.set_mode(0o755);
-        h.set_entry_type(tar::EntryType::Regular);
-        h.set_cksum();
-        data.append_data(&mut h, format!("./usr/bin/{name}"), &bytes[..])
-            .unwrap();
-    }
-    let mut h = tar::Header::new_gnu();
-    h.set_size(4);
-    h.set_mode(0o644);
-    h.set_cksum();
-    data.append_data(&mut h, "./usr/share/doc/x", &b"doc\n"[..])
-        .unwrap();
-    let data = data.into_inner().unwrap();
-    let mut xz = Vec::new();
-    lzma_rs::xz_compress(&mut &data[..], &mut xz).unwrap();
-    let mut control = tar::Builder::new(Vec::new());
-    let mut h = tar::Header::new_gnu();
-    h.set_size(18);
-    h.set_mode(0o644);
-    h.set_cksum();
-    control
-        .append_data(&mut h, "./control", &b"Package: qemu-user\n"[..])
-        .unwrap();
-    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
-    gz.write_all(&control.into_inner().unwrap()).unwrap();
-    let control = gz.finish().unwrap();
-    let mut ar = ar::Builder::new(Vec::new());
-    for (name, body) in [
-        ("debian-binary", b"2.0\n".to_vec()),
-        ("control.tar.gz", control),
-        ("data.tar.xz", xz),
-    ] {
-        let h = ar::Header::new(name.as_bytes().to_vec(), body.len() as u64);
-        ar.append(&h, &body[..]).unwrap();
-    }
-    ar.into_inner().unwrap()
-}
-
-/// One suite of the test archive.
-struct Suite {
-    name: &'static str,
-    version: &'static str,
-    deb: Vec<u8>,
-}
-
-struct TestArchive {
-    server: Server,
-    key: SignedSecretKey,
-    tmp: tempfile::TempDir,
-    keyring: PathBuf,
-}
-
-const FULL: &[(&str, &str)] = &[
-    ("qemu-aarch64", "/usr/bin/qemu-aarch64-static"),
-    ("qemu-riscv64", "/usr/bin/qemu-riscv64-static"),
-    ("qemu-img", "/usr/bin/qemu-aarch64-static"), // not an interpreter: skipped
-];
-const ARM_ONLY: &[(&str, &str)] = &[("qemu-aarch64-static", "/usr/bin/qemu-aarch64-static")];
-
-impl TestArchive {
-    /// Suites `testa` (90.1, aarch64 only) and `testb` (91.0, aarch64 and riscv64).
-    fn new() -> TestArchive {
-        let server = Server::start();
-        let key = new_key("binfmtctl test archive");
-        let tmp = tempfile::tempdir().unwrap();
-        let keyring = tmp.path().join("keyring.gpg");
-        SignedPublicKey::from(key.clone())
-            .to_writer(&mut std::fs::File::create(&keyring).unwrap())
-            .unwrap();
-        let a = TestArchive {
-            server,
-            key,
-            tmp,
-            keyring,
-        };
-        for s in [
-            Suite {
-                name: "testa",
-                version: "1:90.1+ds-1",
-                deb: make_deb(ARM_ONLY),
-            },
-            Suite {
-                name: "testb",
-                version: "1:91.0+ds-1",
-                deb: make_deb(FULL),
-            },
-        ] {
-            a.publish(&s, None);
-        }
-        a
-    }
-
-    fn publish(&self, s: &Suite, signer: Option<&SignedSecretKey>) {
-        let pool = format!(
-            "pool/main/q/qemu/qemu-user_{}_amd64.deb",
-            s.version.replace(':', "%3a")
-        );
-        let packages = format!(
-            "Package: qemu-user-static\nVersion: {v}\nInstalled-Size: 40\nFilename: pool/none.deb\nSize: 1\nSHA256: {z}\n\nPackage: qemu-user\nVersion: {v}\nInstalled-Size: 300000\nFilename: {pool}\nSize: {size}\nSHA256: {sha}\n\n",
-            v = s.version,
-            z = "0".repeat(64),
-            size = s.deb.len(),
-            sha = sha(&s.deb),
-        );
-        let release = format!(
-            "Origin: Test\nSuite: {n}\nCodename: {n}\nArchitectures: amd64\nComponents: main\nSHA256:\n {} {} main/binary-amd64/Packages\n",
-            sha(packages.as_bytes()),
-            packages.len(),
-            n = s.name
-        );
-        let signed = clearsign(signer.unwrap_or(&self.key), &release);
-        self.server.put(
-            &format!("dists/{}/InRelease", s.name),
-            signed.into_bytes(),
-            Serve::Normal,
-        );
-        self.server.put(
-            &format!("dists/{}/main/binary-amd64/Packages", s.name),
-            packages.into_bytes(),
-            Serve::Normal,
-        );
-        self.server.put(&pool, s.deb.clone(), Serve::Normal);
-    }
-
-    fn deb_path(&self, version: &str) -> String {
-        format!(
-            "pool/main/q/qemu/qemu-user_{}_amd64.deb",
-            version.replace(':', "%3a")
-        )
-    }
-
-    fn store(&self) -> PathBuf {
-        self.tmp.path().join("store")
-    }
-
-    /// binfmtctl with the archive's mirror, keyring, store and suites.
-    fn run(&self, args: &[&str]) -> Run {
-        self.run_store(&self.store(), args)
-    }
-
-    fn run_store(&self, store: &Path, args: &[&str]) -> Run {
-        let net = matches!(args, ["qemu", "fetch" | "versions", ..]);
-        let extra = if net {
-            self.net_args(store)
-        } else {
-            vec!["--qemu-store".into(), store.display().to_string()]
-        };
-        let o = Command::new(bin())
-            .args(args)
-            .args(extra)
-            .env("NO_PROXY", "127.0.0.1")
-            .output()
-            .unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
-    }
-
-    fn net_args(&self, store: &Path) -> Vec<String> {
-        vec![
-            "--mirror".into(),
-            self.server.url(),
-            "--keyring".into(),
-            self.keyring.display().to_string(),
-            "--suite".into(),
-            "testa".into(),
-            "--suite".into(),
-            "testb".into(),
-            "--timeout".into(),
-            "2".into(),
-            "--qemu-store".into(),
-            store.display().to_string(),
-        ]
-    }
-}
 
 /// The store holds exactly these version directories and nothing half-made.
 #[track_caller]
@@ -466,6 +130,40 @@ fn make_deb_cached_sha(a: &TestArchive, version: &str) -> Vec<u8> {
         .unwrap()
         .0
         .clone()
+}
+
+/// A mirror in the middle of a sync: the plain `Packages` is already the next one (the fresh
+/// InRelease does not vouch for it), while the by-hash copy is the vouched-for file. With
+/// `Acquire-By-Hash: yes` the fetch takes the by-hash copy and succeeds; without it the same
+/// mirror state is refused at step 2.
+#[test]
+fn a_mirror_mid_sync_is_read_by_hash() {
+    let a = TestArchive::new();
+    let b = Suite {
+        name: "testb",
+        version: "1:91.0+ds-1",
+        deb: make_deb_cached_sha(&a, "1:91.0+ds-1"),
+    };
+    let next_sync = |a: &TestArchive| {
+        let mut m = a.server.files.lock().unwrap();
+        let p = m
+            .get_mut("/debian/dists/testb/main/binary-amd64/Packages")
+            .unwrap();
+        p.0.extend_from_slice(b"Package: hello\nVersion: 2\n\n");
+    };
+    a.publish(&b, None);
+    next_sync(&a);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "without by-hash the newer plain index is refused",
+        r.code == 1 && r.stderr.contains("step 2 (Packages index)"),
+    );
+    assert_store(&a.store(), &[], &r);
+    a.publish_with(&b, None, true);
+    next_sync(&a);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect("by hash the vouched-for index is used", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
 }
 
 #[test]
@@ -755,6 +453,207 @@ fn two_fetches_of_one_version_at_once_store_it_once() {
     assert_store(&a.store(), &["91.0+ds-1"], &r);
 }
 
+/// binfmtctl with a private temporary directory (where a dry run unpacks), and what is left
+/// in it afterwards.
+fn run_with_tmpdir(a: &TestArchive, args: &[&str]) -> (Run, Vec<String>) {
+    let tmp = a.tmp.path().join("tmpdir");
+    std::fs::create_dir_all(&tmp).unwrap();
+    let o = Command::new(bin())
+        .args(args)
+        .env("NO_PROXY", "127.0.0.1")
+        .env("TMPDIR", &tmp)
+        .output()
+        .unwrap();
+    let left = std::fs::read_dir(&tmp)
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .collect();
+    (Run::of(o), left)
+}
+
+#[test]
+fn fetch_dry_run_checks_the_chain_and_stores_nothing() {
+    let a = TestArchive::new();
+    let store = a.store();
+    let net = a.net_args(&store);
+    let net: Vec<&str> = net.iter().map(String::as_str).collect();
+    let args = |extra: &[&'static str]| -> Vec<&str> {
+        let mut v = vec!["qemu", "fetch"];
+        v.extend_from_slice(extra);
+        v.extend_from_slice(&net);
+        v
+    };
+    let (r, left) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run"]));
+    r.expect(
+        "a dry run reports what it would store",
+        r.code == 0
+            && r.stdout
+                .contains("would-store QEMU 91.0+ds-1 (qemu-user 1:91.0+ds-1 from testb)")
+            && r.stdout.contains("2 interpreters (aarch64 riscv64)")
+            && r.stdout.contains("dry run: nothing was stored"),
+    );
+    r.expect("the scratch directory is removed", left.is_empty());
+    assert_store(&store, &[], &r);
+    let (r, _) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run", "--json"]));
+    let v: serde_json::Value = serde_json::from_str(&r.stdout).unwrap();
+    assert_eq!(v["action"], "would-store", "{v}");
+    assert_eq!(v["manifest"]["verified"], true, "{v}");
+    assert_eq!(
+        v["manifest"]["files"][0]["sha256"].as_str().unwrap(),
+        sha(&std::fs::read("/usr/bin/qemu-aarch64-static").unwrap())
+    );
+    assert_eq!(v["dir"], store.join("91.0+ds-1").display().to_string());
+    assert_store(&store, &[], &r);
+    // The chain is checked on a dry run too: a .deb that is not what Packages says fails.
+    let deb = a.deb_path("1:91.0+ds-1");
+    a.server.set(&deb, Serve::Truncate);
+    let (r, left) = run_with_tmpdir(&a, &args(&["91.0", "--dry-run"]));
+    r.expect("a truncated .deb fails the dry run", r.code != 0);
+    r.expect("and leaves no scratch directory", left.is_empty());
+    assert_store(&store, &[], &r);
+    a.server.set(&deb, Serve::Normal);
+    // --from-deb honours --dry-run.
+    let local = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
+    std::fs::write(&local, make_deb(ARM_ONLY)).unwrap();
+    let s = store.display().to_string();
+    let (r, left) = run_with_tmpdir(
+        &a,
+        &[
+            "qemu",
+            "fetch",
+            "--from-deb",
+            local.to_str().unwrap(),
+            "--dry-run",
+            "--qemu-store",
+            &s,
+        ],
+    );
+    r.expect(
+        "a local .deb on a dry run: checked, not stored",
+        r.code == 0
+            && r.stdout.contains("would-store QEMU")
+            && r.stdout.contains("origin: unverified")
+            && left.is_empty(),
+    );
+    assert_store(&store, &[], &r);
+    // Once stored, a dry run says so.
+    a.run(&["qemu", "fetch", "91.0"])
+        .expect("fetch", a.store().join("91.0+ds-1").is_dir());
+    let (r, _) = run_with_tmpdir(&a, &args(&["testb", "--dry-run"]));
+    r.expect(
+        "already stored",
+        r.code == 0 && r.stdout.contains("already-stored QEMU 91.0+ds-1"),
+    );
+}
+
+/// The config's qemu_mirror and qemu_keyring stand in for --mirror and --keyring; the flags win.
+#[test]
+fn fetch_takes_the_mirror_and_keyring_from_the_config() {
+    let a = TestArchive::new();
+    let cfg = a.tmp.path().join("config.toml");
+    let store = a.store().display().to_string();
+    let fetch = |extra: &[&str]| {
+        let mut v = vec![
+            "qemu",
+            "fetch",
+            "91.0",
+            "--config",
+            cfg.to_str().unwrap(),
+            "--suite",
+            "testb",
+            "--timeout",
+            "2",
+            "--qemu-store",
+            &store,
+        ];
+        v.extend_from_slice(extra);
+        let o = Command::new(bin())
+            .args(&v)
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap();
+        Run::of(o)
+    };
+    std::fs::write(
+        &cfg,
+        format!(
+            "arches = [\"arm64\"]\nqemu_mirror = \"{}\"\nqemu_keyring = \"{}\"\n",
+            a.server.url(),
+            a.keyring.display()
+        ),
+    )
+    .unwrap();
+    let r = fetch(&["--dry-run"]);
+    r.expect(
+        "the config's mirror and keyring are used",
+        r.code == 0 && r.stdout.contains("would-store QEMU 91.0+ds-1"),
+    );
+    // A config mirror that serves nothing, overridden by --mirror.
+    std::fs::write(
+        &cfg,
+        format!(
+            "arches = [\"arm64\"]\nqemu_mirror = \"http://127.0.0.1:9/debian\"\nqemu_keyring = \"{}\"\n",
+            a.keyring.display()
+        ),
+    )
+    .unwrap();
+    let r = fetch(&[]);
+    r.expect("the config's unreachable mirror: exit 3", r.code == 3);
+    let url = a.server.url();
+    let r = fetch(&["--mirror", &url]);
+    r.expect("--mirror wins over the config", r.code == 0);
+    assert_store(&a.store(), &["91.0+ds-1"], &r);
+    // A bad key names file, line and column.
+    std::fs::write(&cfg, "arches = [\"arm64\"]\nqemu_mirror = \"ftp://x\"\n").unwrap();
+    let r = fetch(&[]);
+    r.expect(
+        "a bad qemu_mirror: exit 2 with its position",
+        r.code == 2
+            && r.stderr
+                .contains("config.toml:2:15: qemu_mirror \"ftp://x\""),
+    );
+}
+
+/// `--cache DIR` keeps verified indexes and .debs, written by root: a directory others may
+/// write (or one they own) is refused before anything is fetched, since they could plant
+/// symlinks there for root to write through; in a safe one, a symlink planted at a cache
+/// name is replaced, never written through, and the fetch reuses what it cached.
+#[test]
+fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_links() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = TestArchive::new();
+    let shared = a.tmp.path().join("shared-cache");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let c = shared.display().to_string();
+    let r = a.run(&["qemu", "fetch", "testb", "--cache", &c]);
+    r.expect(
+        "a world-writable cache is refused, exit 2, nothing stored or cached",
+        r.code == 2
+            && r.stderr.contains(&format!(
+                "the cache directory {c} is unsafe: it is writable by group or others (mode 777)"
+            ))
+            && std::fs::read_dir(&shared).unwrap().next().is_none(),
+    );
+    assert_store(&a.store(), &[], &r);
+    // A safe cache: a link planted at the .deb's cache name is replaced by the file.
+    let cache = a.tmp.path().join("cache");
+    std::fs::create_dir(&cache).unwrap();
+    let victim = a.tmp.path().join("victim");
+    std::fs::write(&victim, "keep").unwrap();
+    let deb_sha = sha(&make_deb_cached_sha(&a, "1:91.0+ds-1"));
+    let name = cache.join(format!("deb-{deb_sha}"));
+    std::os::unix::fs::symlink(&victim, &name).unwrap();
+    let c = cache.display().to_string();
+    let r = a.run(&["qemu", "fetch", "testb", "--cache", &c]);
+    r.expect("fetched with a safe cache", r.code == 0);
+    assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+    let m = std::fs::symlink_metadata(&name).unwrap();
+    assert!(m.file_type().is_file(), "{m:?}");
+    assert_eq!(sha(&std::fs::read(&name).unwrap()), deb_sha);
+}
+
 #[test]
 fn from_deb_is_recorded_as_unverified() {
     let a = TestArchive::new();
@@ -832,6 +731,44 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
         gc.contains("removed       90.1+ds-1")
             && gc.contains("kept          91.0+ds-1")
             && gc.trim_end().ends_with("91.0+ds-1"),
+    );
+}
+
+/// `install --qemu VERSION --persist` writes the version into the config, so `apply` (the boot
+/// unit) registers the store's interpreter again, not the system's.
+#[test]
+fn install_qemu_persist_records_the_version_for_apply() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let c = a.tmp.path().join("etc/config.toml").display().to_string();
+    let script = format!(
+        r#"
+S={s}; C={c}
+echo "== install"; $B install arm64 --qemu 91.0 --persist --config $C --qemu-store $S; echo "rc=$?"
+echo "== config"; cat $C
+echo "== uninstall"; $B uninstall arm64 >/dev/null; echo "rc=$?"; ls $R
+echo "== apply"; $B apply --config $C --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    r.expect("install --persist", r.section("install").contains("rc=0"));
+    r.expect(
+        "the config names the stored version",
+        r.section("config").contains("qemu = \"91.0+ds-1\""),
+    );
+    r.expect(
+        "uninstalled",
+        r.section("uninstall").contains("rc=0") && !r.section("uninstall").contains("qemu-aarch64"),
+    );
+    let apply = r.section("apply");
+    r.expect(
+        "apply registers the store's interpreter again",
+        apply.contains("rc=0")
+            && apply.contains(&format!("interpreter {s}/91.0+ds-1/bin/qemu-aarch64")),
     );
 }
 
@@ -914,11 +851,7 @@ fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_
             .arg(&store)
             .output()
             .unwrap();
-        Run {
-            code: o.status.code().unwrap_or(-1),
-            stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
-            stderr: String::from_utf8_lossy(&o.stderr).into_owned(),
-        }
+        Run::of(o)
     };
     // bookworm ships the interpreters in qemu-user-static; trixie in qemu-user.
     let r = fetch("bookworm");

@@ -47,7 +47,7 @@ fn test_passes_for_every_arch_after_install_all() {
     let r = ns(r#"
 $B install all -q >/dev/null || exit 1
 echo "== all"; $B test all --json; echo "rc=$?"
-echo "== default"; $B test; echo "rc=$?"
+echo "== default"; $B test --json; echo "rc=$?"
 "#);
     let all = r.section("all");
     r.expect("exit 0", all.contains("rc=0"));
@@ -103,10 +103,17 @@ echo "== default"; $B test; echo "rc=$?"
     );
     assert_eq!(v["summary"]["fail"], 0);
     let default = r.section("default");
-    r.expect(
-        "default tests the registered handlers",
-        default.contains("pass     aarch64") && default.contains("rc=0"),
+    let (json, rc) = default.trim_end().rsplit_once("rc=").unwrap();
+    let d: serde_json::Value = serde_json::from_str(json).expect("valid JSON");
+    assert_eq!(rc, "0", "{default}");
+    let tested = d["results"].as_array().unwrap();
+    assert!(
+        tested
+            .iter()
+            .any(|r| r["arch"] == "aarch64" && r["status"] == "pass"),
+        "default tests the registered handlers: {d}"
     );
+    assert_eq!(d["summary"]["fail"], 0, "{d}");
 }
 
 #[test]

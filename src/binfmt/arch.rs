@@ -10,7 +10,7 @@ use std::sync::OnceLock;
 
 use serde::{Deserialize, Serialize};
 
-use crate::binfmt::registration::{Flags, Matcher, Registration, unescape_hex};
+use crate::binfmt::registration::{Flags, Matcher, Registration, escape_hex, unescape_hex};
 
 /// The table's text, embedded so the binary needs no data files at run time.
 pub const TABLE_SOURCE: &str = include_str!("../../registrations/arches.toml");
@@ -145,7 +145,7 @@ impl Pattern {
 }
 
 fn ser_hex<S: serde::Serializer>(b: &[u8], s: S) -> Result<S::Ok, S::Error> {
-    s.collect_str(&b.iter().map(|b| format!("{b:02x}")).collect::<String>())
+    s.serialize_str(&crate::input::hex(b))
 }
 
 impl Arch {
@@ -475,11 +475,6 @@ impl Table {
     }
 }
 
-/// `\xHH` escapes, as binfmt_misc records write them.
-fn escaped(b: &[u8]) -> String {
-    b.iter().map(|b| format!("\\x{b:02x}")).collect()
-}
-
 /// The table rendered for humans (docs/arch-table.md is exactly this).
 pub fn render_markdown(t: &Table) -> String {
     let mut s = String::from(
@@ -516,8 +511,8 @@ pub fn render_markdown(t: &Table) -> String {
         s += &format!(
             "### {}\n\n- magic `{}`\n- mask  `{}`\n",
             a.name,
-            escaped(&a.magic),
-            escaped(&a.mask)
+            escape_hex(&a.magic),
+            escape_hex(&a.mask)
         );
         if a.qemu != a.name {
             s += &format!("- interpreter `qemu-{}-static`\n", a.qemu);
@@ -530,8 +525,8 @@ pub fn render_markdown(t: &Table) -> String {
                 "- also entry `{}` (e_machine {:#06x}): magic `{}`, mask `{}`{}\n",
                 p.entry,
                 p.machine,
-                escaped(&p.magic),
-                escaped(&p.mask),
+                escape_hex(&p.magic),
+                escape_hex(&p.mask),
                 p.note
                     .as_deref()
                     .map(|n| format!("; {n}"))
@@ -551,7 +546,7 @@ pub fn render_markdown(t: &Table) -> String {
     s
 }
 
-/// The invariants every row must hold (DESIGN.md §2).
+/// The invariants every row must hold (docs/design.md, "The patterns").
 fn check_arch(a: &Arch) -> Result<(), String> {
     if a.magic.len() != a.mask.len() {
         return Err(format!(

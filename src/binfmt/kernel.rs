@@ -7,7 +7,7 @@
 //! Privileges: mounting needs CAP_SYS_ADMIN in the user namespace owning the mount namespace;
 //! writing `register` and entry files needs the same in the namespace owning the instance.
 //!
-//! Facts we rely on (checked on Linux 6.18, see DESIGN.md §3):
+//! Facts we rely on (checked on Linux 6.18, see docs/design.md, "Kernel facts"):
 //! - every mount of one instance shares the same `status` inode, so `flock` on it serialises
 //!   a boot unit, a container entrypoint and a person running binfmtctl at the same time;
 //! - the kernel tries the newest entry first, and `readdir` lists entries newest first too
@@ -89,11 +89,22 @@ pub enum KernelError {
         name: String,
         source: crate::binfmt::registration::RecordError,
     },
+    #[error(
+        "cannot {what}: it needs CAP_SYS_ADMIN; run as root (or, on Linux >= 6.7, inside a user namespace with its own mount namespace)"
+    )]
+    NotPermitted { what: String },
+    #[error(
+        "{}: {what}, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it; pass the directory where binfmt_misc is mounted, or an empty directory",
+        root.display()
+    )]
+    MountPoint { root: PathBuf, what: String },
 }
 
 impl crate::error::Classify for KernelError {
     fn kind(&self) -> crate::error::ErrorKind {
-        if self.is_environment() {
+        if let KernelError::MountPoint { .. } = self {
+            crate::error::ErrorKind::BadInput
+        } else if self.is_environment() {
             crate::error::ErrorKind::Environment
         } else {
             crate::error::ErrorKind::Failed
@@ -106,7 +117,9 @@ impl KernelError {
     pub fn is_environment(&self) -> bool {
         let perm = |e: &Errno| matches!(*e, Errno::PERM | Errno::ACCESS | Errno::ROFS);
         match self {
-            KernelError::NotMounted { .. } | KernelError::Mount { .. } => true,
+            KernelError::NotMounted { .. }
+            | KernelError::Mount { .. }
+            | KernelError::NotPermitted { .. } => true,
             KernelError::Lock { errno, .. } | KernelError::OpenRegister { errno, .. } => {
                 perm(errno)
             }
@@ -226,6 +239,112 @@ pub trait BinfmtFs {
     }
     /// Serialises binfmtctl runs against the same instance.
     fn lock(&self) -> Result<LockGuard, KernelError>;
+    /// Refuses, before any write, when this process may not `what` (mount, register, remove).
+    fn require_privilege(&self, what: &str) -> Result<(), KernelError> {
+        require_cap_sys_admin(what)
+    }
+}
+
+/// CAP_SYS_ADMIN in the effective set (assumed present when it cannot be read).
+pub fn require_cap_sys_admin(what: &str) -> Result<(), KernelError> {
+    use caps::{CapSet, Capability};
+    if caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(true) {
+        Ok(())
+    } else {
+        Err(KernelError::NotPermitted {
+            what: what.to_owned(),
+        })
+    }
+}
+
+/// What `ensure_mounted` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Mounted {
+    /// binfmt_misc was mounted already.
+    Already,
+    /// We mounted it. The entries of an instance live only while some mount of it exists
+    /// (seen on 6.1 and 6.18): a mount made in a mount namespace that will go away takes them
+    /// along (`host::mount_lifetime_warning` says when that may be the case).
+    Now,
+}
+
+/// Makes sure binfmt_misc is mounted (mounting it if needed and allowed).
+pub fn ensure_mounted(fs: &dyn BinfmtFs) -> Result<Mounted, KernelError> {
+    if fs.is_mounted() {
+        return Ok(Mounted::Already);
+    }
+    check_mount_point(fs.root())?;
+    fs.require_privilege(&format!("mount binfmt_misc at {}", fs.root().display()))?;
+    fs.mount()?;
+    tracing::info!(root = %fs.root().display(), "mounted binfmt_misc");
+    Ok(Mounted::Now)
+}
+
+/// For commands that must see the entries (status, uninstall, enable): mount binfmt_misc
+/// when it is not mounted and we may (mounting changes no registration; never on a dry run).
+/// Returns whether it is mounted now.
+pub fn mount_to_read(fs: &dyn BinfmtFs, dry_run: bool) -> Result<bool, KernelError> {
+    if fs.is_mounted() {
+        return Ok(true);
+    }
+    check_mount_point(fs.root())?;
+    if dry_run || fs.require_privilege("mount").is_err() {
+        return Ok(false);
+    }
+    Ok(match fs.mount() {
+        Ok(()) => {
+            tracing::info!(root = %fs.root().display(), "mounted binfmt_misc to read its entries");
+            true
+        }
+        Err(e) => {
+            tracing::debug!(error = %e, "cannot mount binfmt_misc");
+            false
+        }
+    })
+}
+
+/// A mount point other than the usual one where no binfmt_misc is mounted (statfs magic
+/// checked by `is_mounted`): binfmt_misc is mounted only at the usual place or on an empty
+/// directory, never over a symlink, a file or a directory with contents (which it would hide).
+pub fn check_mount_point(root: &Path) -> Result<(), KernelError> {
+    if root == Path::new(DEFAULT_ROOT) {
+        return Ok(());
+    }
+    let refuse = |what: &str| -> Result<(), KernelError> {
+        Err(KernelError::MountPoint {
+            root: root.to_owned(),
+            what: what.to_owned(),
+        })
+    };
+    match fs::symlink_metadata(root) {
+        // Mounting reports it (exit 3).
+        Err(_) => Ok(()),
+        Ok(m) if m.file_type().is_symlink() => refuse("a symbolic link"),
+        Ok(m) if !m.is_dir() => refuse(crate::input::kind_of(m.file_type())),
+        Ok(_) => {
+            let empty = fs::read_dir(root).map_or(true, |mut rd| rd.next().is_none());
+            if empty {
+                Ok(())
+            } else {
+                refuse("a directory that is not empty")
+            }
+        }
+    }
+}
+
+/// The entries (newest first), or none when binfmt_misc is not mounted: the kernel's view
+/// before a plan.
+pub fn snapshot(fs: &dyn BinfmtFs) -> Result<Vec<KernelEntry>, KernelError> {
+    Ok(view(fs)?.0)
+}
+
+/// The entries (newest first) and whether binfmt_misc as a whole is enabled; empty and false
+/// when it is not mounted.
+pub fn view(fs: &dyn BinfmtFs) -> Result<(Vec<KernelEntry>, bool), KernelError> {
+    if !fs.is_mounted() {
+        return Ok((Vec::new(), false));
+    }
+    Ok((fs.list()?, fs.global_enabled()?))
 }
 
 /// A real binfmt_misc instance.
@@ -295,7 +414,9 @@ fn pause_after(name: &str) {
     {
         eprintln!("binfmtctl: failpoint: paused after writing {name}");
         let until = std::time::Instant::now() + std::time::Duration::from_secs(60);
-        while crate::binfmt::plan::pending_signal().is_none() && std::time::Instant::now() < until {
+        while crate::binfmt::signals::pending_signal().is_none()
+            && std::time::Instant::now() < until
+        {
             std::thread::sleep(std::time::Duration::from_millis(5));
         }
     }
@@ -630,6 +751,11 @@ impl BinfmtFs for RecordingBinfmt {
     fn lock(&self) -> Result<LockGuard, KernelError> {
         self.calls.borrow_mut().push(Call::Lock);
         Ok(LockGuard { _file: None })
+    }
+
+    /// The fake asks for no privilege.
+    fn require_privilege(&self, _what: &str) -> Result<(), KernelError> {
+        Ok(())
     }
 }
 

@@ -3,16 +3,14 @@
 //! `BinfmtFs`, reads every entry back, and rolls back everything this run changed when any
 //! step or the read-back fails.
 
-use std::sync::Once;
-use std::sync::atomic::{AtomicUsize, Ordering};
-
 use goblin::elf::header::{ET_DYN, ET_EXEC};
 use serde::Serialize;
 
 use crate::binfmt::arch::{Arch, Endian};
 
 use crate::binfmt::kernel::{BinfmtFs, KernelEntry, KernelError};
-use crate::binfmt::registration::{Entry, Registration, display_name};
+use crate::binfmt::registration::{Entry, Matcher, Registration, display_name};
+use crate::binfmt::signals::{catch_termination_signals, pending_signal, signal_name};
 
 /// What to do about one entry.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -62,19 +60,74 @@ impl Action {
     /// The verb reported to the user (`registered`, `kept`, ...), in the past tense, or with
     /// `dry_run` in the conditional ("would register").
     pub fn verb(&self, dry_run: bool) -> &'static str {
+        self.verdict(dry_run).as_str()
+    }
+
+    /// What became of the entry (or, with `dry_run`, what would).
+    pub fn verdict(&self, dry_run: bool) -> Verdict {
         match (self, dry_run) {
-            (Action::Register { .. }, false) => "registered",
-            (Action::Register { .. }, true) => "would-register",
-            (Action::Keep { .. }, _) => "kept",
-            (Action::Enable { .. }, false) => "enabled",
-            (Action::Enable { .. }, true) => "would-enable",
-            (Action::Replace { .. }, false) => "replaced",
-            (Action::Replace { .. }, true) => "would-replace",
-            (Action::KeepExisting { .. }, _) => "kept-existing",
-            (Action::Remove { .. }, false) => "removed",
-            (Action::Remove { .. }, true) => "would-remove",
-            (Action::Disable { .. }, false) => "disabled",
-            (Action::Disable { .. }, true) => "would-disable",
+            (Action::Register { .. }, false) => Verdict::Registered,
+            (Action::Register { .. }, true) => Verdict::WouldRegister,
+            (Action::Keep { .. }, _) => Verdict::Kept,
+            (Action::Enable { .. }, false) => Verdict::Enabled,
+            (Action::Enable { .. }, true) => Verdict::WouldEnable,
+            (Action::Replace { .. }, false) => Verdict::Replaced,
+            (Action::Replace { .. }, true) => Verdict::WouldReplace,
+            (Action::KeepExisting { .. }, _) => Verdict::KeptExisting,
+            (Action::Remove { .. }, false) => Verdict::Removed,
+            (Action::Remove { .. }, true) => Verdict::WouldRemove,
+            (Action::Disable { .. }, false) => Verdict::Disabled,
+            (Action::Disable { .. }, true) => Verdict::WouldDisable,
+        }
+    }
+}
+
+/// What a command did (or would do) about one entry: the plan's actions, and the decisions
+/// made before planning (refused, skipped, absent). Reported as its kebab-case name.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum Verdict {
+    Registered,
+    WouldRegister,
+    Kept,
+    Enabled,
+    WouldEnable,
+    Replaced,
+    WouldReplace,
+    KeptExisting,
+    Removed,
+    WouldRemove,
+    Disabled,
+    WouldDisable,
+    /// Refused before any write (native arch named, interpreter refused, pattern captures).
+    Refused,
+    /// `all`: an arch with no interpreter installed.
+    Skipped,
+    /// `all`: an arch this host runs natively.
+    SkippedNative,
+    /// Uninstall: the arch has no entry.
+    Absent,
+}
+
+impl Verdict {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Verdict::Registered => "registered",
+            Verdict::WouldRegister => "would-register",
+            Verdict::Kept => "kept",
+            Verdict::Enabled => "enabled",
+            Verdict::WouldEnable => "would-enable",
+            Verdict::Replaced => "replaced",
+            Verdict::WouldReplace => "would-replace",
+            Verdict::KeptExisting => "kept-existing",
+            Verdict::Removed => "removed",
+            Verdict::WouldRemove => "would-remove",
+            Verdict::Disabled => "disabled",
+            Verdict::WouldDisable => "would-disable",
+            Verdict::Refused => "refused",
+            Verdict::Skipped => "skipped",
+            Verdict::SkippedNative => "skipped-native",
+            Verdict::Absent => "absent",
         }
     }
 }
@@ -223,9 +276,18 @@ pub fn plan_switch(targets: &[(String, String)], current: &[KernelEntry], enable
 /// such as i386 on x86_64), each as `ET_EXEC` and `ET_DYN` (PIE), with OS ABI byte 0 (System V)
 /// and 3 (GNU/Linux): a pattern that masks the OS ABI byte or the type still matches one of
 /// them. Scripts (`#!`) are in the set too, and so is our own executable's real header.
+///
+/// Sample headers alone are not enough: a pattern can also fix bytes past the ELF identity
+/// (entry point, header offsets, section count) at the values one real native program has —
+/// the first 64 bytes of `/usr/bin/passwd`, say — and so capture that program while matching
+/// no sample. So a pattern is also refused when one file could satisfy both it and a native
+/// arch's own table pattern (class, byte order, type, machine; `Matcher::overlaps`): every
+/// other header byte varies from program to program and proves nothing.
 #[derive(Debug, Clone, Default)]
 pub struct NativeGuard {
     headers: Vec<(String, Vec<u8>)>,
+    /// The table patterns of the native arches: what makes a file a native program.
+    native_patterns: Vec<(String, Matcher)>,
 }
 
 /// `EI_OSABI` values native Linux programs carry: `ELFOSABI_SYSV` and `ELFOSABI_GNU`.
@@ -236,6 +298,7 @@ impl NativeGuard {
     /// executable header as read from `/proc/self/exe` (empty when unreadable).
     pub fn new(native: &[&Arch], exe_header: &[u8]) -> NativeGuard {
         let mut headers = Vec::new();
+        let mut native_patterns = Vec::new();
         if !exe_header.is_empty() {
             headers.push((
                 "this host's own executables".to_owned(),
@@ -243,6 +306,9 @@ impl NativeGuard {
             ));
         }
         for a in native {
+            for (_, m) in a.patterns() {
+                native_patterns.push((format!("native {} programs", a.name), m));
+            }
             for (e_type, kind) in [(ET_EXEC, "ET_EXEC"), (ET_DYN, "ET_DYN")] {
                 for abi in NATIVE_OS_ABIS {
                     let mut h =
@@ -263,7 +329,10 @@ impl NativeGuard {
         for script in [&b"#!/bin/sh\n"[..], b"#! /bin/sh\n"] {
             headers.push(("native scripts (#!)".to_owned(), script.to_vec()));
         }
-        NativeGuard { headers }
+        NativeGuard {
+            headers,
+            native_patterns,
+        }
     }
 
     /// Adds one more header the pattern must not accept (the interpreter itself, say).
@@ -281,7 +350,14 @@ impl NativeGuard {
         self.headers
             .iter()
             .find(|(_, h)| reg.matcher.matches_header(h))
-            .map(|(what, _)| what.as_str())
+            .map(|(what, _)| what)
+            .or_else(|| {
+                self.native_patterns
+                    .iter()
+                    .find(|(_, m)| reg.matcher.overlaps(m))
+                    .map(|(what, _)| what)
+            })
+            .map(String::as_str)
     }
 }
 
@@ -345,38 +421,6 @@ impl crate::error::Classify for ApplyFailure {
     fn kind(&self) -> crate::error::ErrorKind {
         crate::error::ErrorKind::Failed
     }
-}
-
-/// The termination signal that arrived during `apply` (0: none).
-static PENDING_SIGNAL: AtomicUsize = AtomicUsize::new(0);
-
-/// From now on, SIGINT, SIGTERM and SIGHUP only record themselves in `PENDING_SIGNAL`: `apply`
-/// checks it between steps and, when set, rolls back what it did, like a failed write.
-fn catch_termination_signals() {
-    use signal_hook::consts::{SIGHUP, SIGINT, SIGTERM};
-    static ONCE: Once = Once::new();
-    ONCE.call_once(|| {
-        for s in [SIGINT, SIGTERM, SIGHUP] {
-            // The value stored is the signal number; it is never 0.
-            if let Err(e) = signal_hook::flag::register_usize(s, &PENDING_SIGNAL, s as usize) {
-                tracing::warn!(signal = s, error = %e, "cannot catch the signal");
-            }
-        }
-    });
-}
-
-/// The termination signal received while applying, if any.
-pub fn pending_signal() -> Option<i32> {
-    match PENDING_SIGNAL.load(Ordering::SeqCst) {
-        0 => None,
-        s => i32::try_from(s).ok(),
-    }
-}
-
-/// "SIGTERM" for 15.
-pub fn signal_name(signal: i32) -> String {
-    signal_hook::low_level::signal_name(signal)
-        .map_or_else(|| format!("signal {signal}"), str::to_owned)
 }
 
 /// Performs the plan, then reads every touched entry back. On any failure, undoes what this run
@@ -554,7 +598,7 @@ mod tests {
     use super::*;
     use crate::binfmt::arch::Table;
     use crate::binfmt::kernel::{Call, RecordingBinfmt};
-    use crate::binfmt::registration::{Flags, Matcher};
+    use crate::binfmt::registration::Flags;
     use rustix::io::Errno;
 
     fn desired(arch: &str) -> Desired {
@@ -993,6 +1037,30 @@ mod tests {
         );
         // Too loose: any ELF.
         assert!(g.captures(&magic(0, b"\x7fELF", None)).is_some());
+        // The first 64 bytes of one real native program (x86_64 PIE, entry point, header
+        // offsets, section count and all): it matches no sample header, yet captures that
+        // program. Any pattern one file could share with a native arch's own is refused.
+        let mut real = pie.clone();
+        real[7] = 0;
+        real.extend_from_slice(&[1, 0, 0, 0, 0xd0, 0x61, 0, 0, 0, 0, 0, 0, 0x40, 0, 0, 0]);
+        real.extend_from_slice(&[0, 0, 0, 0, 0x70, 0x47, 2, 0, 0, 0, 0, 0, 0, 0, 0, 0]);
+        real.extend_from_slice(&[0x40, 0, 0x38, 0, 0x0d, 0, 0x40, 0, 0x1f, 0, 0x1e, 0]);
+        assert_eq!(real.len(), 64);
+        assert_eq!(
+            g.captures(&magic(0, &real, None)),
+            Some("native x86_64 programs")
+        );
+        // The same for the compat arch, with a fixed entry point only.
+        let mut i386 = vec![0x7f, b'E', b'L', b'F', 1, 1, 1, 0, 0, 0, 0, 0, 0, 0, 0, 0];
+        i386.extend_from_slice(&[2, 0, 3, 0, 1, 0, 0, 0, 0x54, 0x80, 0x04, 0x08]);
+        assert_eq!(
+            g.captures(&magic(0, &i386, None)),
+            Some("native i386 programs")
+        );
+        // A foreign arch's real header is still fine.
+        let mut arm64 = real.clone();
+        arm64[18] = 0xb7;
+        assert_eq!(g.captures(&magic(0, &arm64, None)), None);
         // Scripts.
         assert_eq!(
             g.captures(&magic(0, b"#!", None)),

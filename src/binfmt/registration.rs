@@ -4,7 +4,7 @@
 //!
 //! Pure: no I/O. Implements `Documentation/admin-guide/binfmt-misc.rst` and
 //! `fs/binfmt_misc.c` (`create_entry`, `check_special_flags`, `entry_status`, `check_file`);
-//! the facts we rely on are listed in DESIGN.md §3.
+//! the facts we rely on are listed in docs/design.md, "Kernel facts".
 
 use std::fmt;
 
@@ -781,7 +781,7 @@ pub fn render_entry(e: &Entry) -> String {
             magic,
             mask,
         } => {
-            let hex = |b: &[u8]| b.iter().map(|b| format!("{b:02x}")).collect::<String>();
+            let hex = crate::input::hex;
             s += &format!("offset {offset}\nmagic {}\n", hex(magic));
             if let Some(m) = mask {
                 s += &format!("mask {}\n", hex(m));

@@ -75,7 +75,7 @@ pub(super) fn rootfs_create(
     let private = !native && crate::emulation::sandbox::kernel_has_private_binfmt(&release);
     if !native
         && tool == crate::emulation::rootfs::Bootstrapper::Mmdebstrap
-        && which("arch-test").is_none()
+        && crate::host::which("arch-test").is_none()
     {
         return Err(Unsupported(
             "mmdebstrap needs arch-test for a foreign arch: apt-get install arch-test".into(),
@@ -151,12 +151,6 @@ pub(super) fn rootfs_create(
     Ok(())
 }
 
-pub(super) fn which(name: &str) -> Option<PathBuf> {
-    std::env::split_paths(&std::env::var_os("PATH")?)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
-}
-
 /// An emulated chroot ready to start: the spec, and the rootfs it runs in (for a tarball, a
 /// lease on its cache entry that must outlive the run).
 pub(super) struct Emulated {
@@ -185,8 +179,8 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
                 "--bind {b}: the source {src} does not exist or is unreadable ({e})"
             ))
         })?;
-        let target = crate::emulation::sandbox::bind_target(dst)
-            .map_err(|why| BadInput(format!("--bind {b}: {why}")))?;
+        let target =
+            crate::emulation::sandbox::bind_target(dst).with_context(|| format!("--bind {b}"))?;
         binds.push(Bind {
             source,
             target,
@@ -212,7 +206,7 @@ pub(super) fn emulated_spec(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
         );
     }
     let root = rootfs.dir.clone();
-    crate::emulation::sandbox::check_mount_points(&root).map_err(BadInput)?;
+    crate::emulation::sandbox::check_mount_points(&root)?;
     let detected = crate::emulation::rootfs::detect_arch(ctx.table, &root);
     let arch = match (&args.arch, detected) {
         (Some(a), Ok((d, from))) => {
@@ -484,10 +478,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
             .envs(vars)
             .status()
             .map_err(|e| BadInput(format!("{prog}: {e}")))?;
-        use std::os::unix::process::ExitStatusExt;
-        status
-            .code()
-            .unwrap_or_else(|| 128 + status.signal().unwrap_or(0))
+        crate::error::exit_status_code(status).unwrap_or(crate::error::signal_exit_code(0))
     } else {
         let run = RunArgs {
             rootfs: args.rootfs.clone().expect("checked above"),

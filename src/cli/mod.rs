@@ -1,9 +1,12 @@
 //! The command line: clap derive structs (no I/O in parsing), one function per subcommand,
 //! human and `--json` rendering, and the mapping from errors to exit codes.
 //!
-//! Every command validates its whole request (arch names, flags, interpreters, records)
-//! before the first write to binfmt_misc; then it takes the instance lock, snapshots the
-//! kernel, plans, applies and reads back (see `plan`).
+//! The operations that register, remove and report entries live beneath this layer in
+//! `crate::ops` (they take the binfmt_misc seam, the host and options, and return typed
+//! reports); the functions here turn options into their requests and their reports into text
+//! or JSON. Every operation validates its whole request before the first write to
+//! binfmt_misc; then it takes the instance lock, snapshots the kernel, plans, applies and
+//! reads back (see `plan`).
 
 use std::io::Write;
 use std::path::PathBuf;
@@ -13,15 +16,17 @@ use clap::{Args, Parser, Subcommand};
 use serde::Serialize;
 use serde_json::json;
 
-use crate::binfmt::arch::{Arch, ENTRY_PREFIX, Table};
-use crate::binfmt::kernel::{BinfmtFs, KernelEntry, ProcBinfmt};
-use crate::binfmt::plan::{self, Action, Desired, Plan};
+use crate::binfmt::arch::{Arch, Table};
+use crate::binfmt::kernel::{KernelEntry, ProcBinfmt};
+use crate::binfmt::plan::{self, Verdict};
 use crate::binfmt::registration::{Entry, Flags, Matcher};
 use crate::error::ErrorKind;
 use crate::host::{HostFacts, NativeArch};
+use crate::ops;
 use crate::qemu::interpreter::{self, Discovery, Requirements};
 
 mod emulate;
+pub mod exit;
 pub mod generate;
 mod nix;
 mod qemu;
@@ -29,7 +34,7 @@ mod register;
 mod switch;
 mod verify;
 
-pub use self::nix::NixCommand;
+pub(crate) use self::nix::NixCommand;
 use emulate::*;
 use qemu::*;
 use register::*;
@@ -38,7 +43,7 @@ use verify::*;
 
 pub const EXIT_OK: u8 = 0;
 pub const EXIT_FAILED: u8 = 1;
-pub const EXIT_USAGE: u8 = 2;
+pub(crate) const EXIT_USAGE: u8 = 2;
 pub const EXIT_ENVIRONMENT: u8 = 3;
 
 const EXIT_CODES_HELP: &str = "\
@@ -61,20 +66,20 @@ Exit codes (docs/exit-codes.md):
 )]
 pub struct Cli {
     #[command(subcommand)]
-    pub command: Option<Command>,
+    pub(crate) command: Option<Command>,
 
     /// Same as `install ARCHES`, then prints `status --json` (the form used as a container
     /// entrypoint); takes the options of `install`
     #[arg(long, value_name = "ARCHES", conflicts_with = "uninstall")]
-    pub install: Option<String>,
+    pub(crate) install: Option<String>,
 
     /// Same as `uninstall TARGETS`, then prints `status --json`
     #[arg(long, value_name = "TARGETS")]
-    pub uninstall: Option<String>,
+    pub(crate) uninstall: Option<String>,
 
     /// The options of the `--install` form (also accepted before a subcommand they apply to)
     #[command(flatten)]
-    pub top: TopOpts,
+    pub(crate) top: TopOpts,
 
     #[command(flatten)]
     pub output: Output,
@@ -98,7 +103,7 @@ pub struct Output {
 
 /// `--binfmt-misc`, for the subcommands that read or write binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
-pub struct KernelOpt {
+pub(crate) struct KernelOpt {
     /// Where binfmt_misc is (or is to be) mounted [default: /proc/sys/fs/binfmt_misc]
     #[arg(long, value_name = "PATH")]
     pub binfmt_misc: Option<PathBuf>,
@@ -107,7 +112,7 @@ pub struct KernelOpt {
 /// `--qemu-path` and `--trust-unmapped-owner`, for the subcommands that look for and check
 /// interpreters.
 #[derive(Debug, Args, Clone, Default)]
-pub struct SearchOpt {
+pub(crate) struct SearchOpt {
     /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
     /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
     #[arg(long, value_name = "DIR")]
@@ -122,7 +127,7 @@ pub struct SearchOpt {
 
 /// `--dry-run`, for the subcommands that change binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
-pub struct DryRunOpt {
+pub(crate) struct DryRunOpt {
     /// Print the plan; write nothing (not even a mount)
     #[arg(long)]
     pub dry_run: bool,
@@ -130,7 +135,7 @@ pub struct DryRunOpt {
 
 /// `--config`, for `apply` and `install --persist`.
 #[derive(Debug, Args, Clone, Default)]
-pub struct ConfigOpt {
+pub(crate) struct ConfigOpt {
     /// The config file read by `apply` and written by `install --persist`
     /// [default: /etc/binfmtctl/config.toml]
     #[arg(long, value_name = "PATH")]
@@ -139,7 +144,7 @@ pub struct ConfigOpt {
 
 /// Overrides of the native-arch decision, for the subcommands that make it.
 #[derive(Debug, Args, Clone, Default)]
-pub struct NativeOpt {
+pub(crate) struct NativeOpt {
     /// Count these compat arches as native (never register them), whatever the probe says
     #[arg(long, value_name = "ARCHES", value_delimiter = ',')]
     pub native: Vec<String>,
@@ -151,7 +156,7 @@ pub struct NativeOpt {
 
 /// `--qemu-store`, for the subcommands that read the QEMU store (`binfmtctl qemu`).
 #[derive(Debug, Args, Clone, Default)]
-pub struct StoreOpt {
+pub(crate) struct StoreOpt {
     /// The QEMU store (`binfmtctl qemu`) [default: /var/lib/binfmtctl/qemu]
     #[arg(long, value_name = "DIR")]
     pub qemu_store: Option<PathBuf>,
@@ -160,7 +165,7 @@ pub struct StoreOpt {
 /// The options accepted before a subcommand (and by the `--install` form). Each must apply
 /// to the subcommand it goes with.
 #[derive(Debug, Args, Clone, Default)]
-pub struct TopOpts {
+pub(crate) struct TopOpts {
     #[command(flatten)]
     pub install: InstallOpts,
     #[command(flatten)]
@@ -180,13 +185,12 @@ pub struct TopOpts {
 /// The settings a command runs with, after merging the options given before and after the
 /// subcommand (after wins).
 #[derive(Debug, Clone)]
-pub struct Global {
+pub(crate) struct Global {
     pub binfmt_misc: PathBuf,
     pub qemu_path: Vec<PathBuf>,
     pub dry_run: bool,
     pub config: PathBuf,
     pub json: bool,
-    pub verbose: u8,
     pub quiet: bool,
     pub native: Vec<String>,
     pub not_native: Vec<String>,
@@ -201,7 +205,7 @@ pub struct Global {
 
 /// The binfmt_misc flags, for the subcommands that build registrations.
 #[derive(Debug, Args, Clone, Default)]
-pub struct FlagOpts {
+pub(crate) struct FlagOpts {
     /// binfmt_misc flags, any of P (preserve argv[0]), O (open binary), C (credentials),
     /// F (fix binary) [default: FP]
     #[arg(long, value_name = "FLAGS")]
@@ -214,7 +218,7 @@ pub struct FlagOpts {
 }
 
 #[derive(Debug, Args, Clone, Default)]
-pub struct InstallOpts {
+pub(crate) struct InstallOpts {
     #[command(flatten)]
     pub flag_opts: FlagOpts,
 
@@ -237,7 +241,7 @@ pub struct InstallOpts {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum Command {
+pub(crate) enum Command {
     /// Register emulators: ARCHES is a comma list in any common spelling, or `all`
     Install {
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
@@ -487,7 +491,7 @@ pub enum Command {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum RootfsCommand {
+pub(crate) enum RootfsCommand {
     /// Create a Debian rootfs for an arch with mmdebstrap (or debootstrap). Foreign arches are
     /// emulated in a private binfmt_misc instance (Linux >= 6.7), so the host's is untouched
     Create {
@@ -515,7 +519,7 @@ pub enum RootfsCommand {
 }
 
 #[derive(Debug, Subcommand)]
-pub enum CrossCommand {
+pub(crate) enum CrossCommand {
     /// Print the environment build systems read for cross-compiling to ARCH
     Env {
         #[arg(long)]
@@ -526,7 +530,7 @@ pub enum CrossCommand {
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
-pub enum Strategy {
+pub(crate) enum Strategy {
     Auto,
     Cross,
     Emulate,
@@ -544,7 +548,7 @@ pub enum Accelerate {
 }
 
 #[derive(Debug, Args)]
-pub struct BuildArgs {
+pub(crate) struct BuildArgs {
     #[arg(long)]
     pub arch: String,
     #[arg(long, value_enum, default_value = "auto")]
@@ -561,7 +565,7 @@ pub struct BuildArgs {
 }
 
 #[derive(Debug, Args)]
-pub struct RunArgs {
+pub(crate) struct RunArgs {
     /// The rootfs: a directory, or a .tar/.tar.gz/.tar.zst (unpacked once into a cache)
     #[arg(long, value_name = "DIR|TARBALL")]
     pub rootfs: PathBuf,
@@ -617,7 +621,7 @@ pub struct ChildExit(pub i32);
 /// own kind): exit 2.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct BadInput(pub String);
+pub(crate) struct BadInput(pub String);
 
 impl crate::error::Classify for BadInput {
     fn kind(&self) -> ErrorKind {
@@ -628,7 +632,7 @@ impl crate::error::Classify for BadInput {
 /// The machine cannot do it: exit 3.
 #[derive(Debug, thiserror::Error)]
 #[error("{0}")]
-pub struct Unsupported(pub String);
+pub(crate) struct Unsupported(pub String);
 
 impl crate::error::Classify for Unsupported {
     fn kind(&self) -> ErrorKind {
@@ -637,7 +641,7 @@ impl crate::error::Classify for Unsupported {
 }
 
 /// The exit code for an error: the sandboxed command's own status, else the kind of the
-/// outermost error in the chain that says its kind (`error::kind_of`).
+/// outermost error in the chain that says its kind (`exit::kind_of`).
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ChildExit(code)) = err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         return u8::try_from(*code).unwrap_or(EXIT_FAILED);
@@ -653,9 +657,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
             None => None,
         })
     {
-        return u8::try_from(128 + signal).unwrap_or(EXIT_FAILED);
+        return u8::try_from(crate::error::signal_exit_code(signal)).unwrap_or(EXIT_FAILED);
     }
-    crate::error::kind_of(err).exit_code()
+    crate::cli::exit::kind_of(err).exit_code()
 }
 
 /// Which option groups a subcommand takes; the options given before the subcommand must be
@@ -913,7 +917,6 @@ fn settings(
             crate::config::DEFAULT_PATH,
         ),
         json: output.json,
-        verbose: output.verbose,
         quiet: output.quiet,
         native,
         not_native,
@@ -982,10 +985,10 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             let mut ctx = Ctx::new(&g)?;
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
             install_cmd(&ctx, &split(&list), &opts, out)?;
-            return status_json(&g, out);
+            return status(&ctx, true, out);
         }
         (None, None, Some(list)) => {
-            let (g, _) = settings(
+            let (mut g, _) = settings(
                 &top,
                 &output,
                 &Takes {
@@ -995,11 +998,13 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 },
                 "--uninstall",
             )?;
+            // The status printed after it decides the natives as `status` does.
+            g.probe_compat = true;
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
             let ctx = Ctx::new(&g)?;
             uninstall(&ctx, &targets, out)?;
             self::nix::sync(&ctx, &[], out)?;
-            return status_json(&g, out);
+            return status(&ctx, true, out);
         }
         (None, None, None) => Command::Status {
             kernel: KernelOpt::default(),
@@ -1067,7 +1072,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         }
         Command::Enable { targets, .. } => switch(ctx, &targets, true, out),
         Command::Disable { targets, .. } => switch(ctx, &targets, false, out),
-        Command::Status { .. } => status(ctx, out),
+        Command::Status { .. } => status(ctx, ctx.g.json, out),
         Command::Interpreters { arches, .. } => interpreters(ctx, &arches, out),
         Command::Arches { markdown } => arches(ctx, markdown, out),
         Command::Inspect { files, .. } => inspect(ctx, &files, out),
@@ -1108,10 +1113,11 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         } => import(
             ctx,
             &paths,
-            ImportOpts {
-                register,
+            register,
+            ops::import::ImportOptions {
                 allow_credentials,
                 allow_extension,
+                dry_run: ctx.g.dry_run,
             },
             out,
         ),
@@ -1126,10 +1132,12 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             host_key,
         }) => self::nix::machines(
             ctx,
-            &host,
-            max_jobs,
-            ssh_key.as_deref(),
-            host_key.as_deref(),
+            &crate::ops::nix::MachinesRequest {
+                uri: host,
+                max_jobs,
+                ssh_key,
+                host_key,
+            },
             out,
         ),
         Command::SandboxStage1 { .. }
@@ -1140,32 +1148,36 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
     }
 }
 
-/// What every command needs: the table, the host, the kernel seam, the options.
+/// What every command needs: the table, the host as the operations see it, the kernel seam,
+/// the options.
 struct Ctx<'g> {
     table: &'static Table,
-    host: HostFacts,
-    native: Vec<NativeArch>,
+    host: ops::Host,
     fs: ProcBinfmt,
     g: &'g Global,
     /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
-    qemu_bin: Option<PathBuf>,
+    qemu_bin: Option<ops::StoredBin>,
 }
 
 impl<'g> Ctx<'g> {
     fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
-        let mut host = HostFacts::gather();
-        let over = native_override(g, table, &host)?;
+        let mut facts = HostFacts::gather();
+        let over = crate::host::NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
         if g.probe_compat
             && let Ok(exe) = std::env::current_exe()
         {
-            host.probe_compat(table, &exe);
+            facts.probe_compat(table, &exe);
         }
-        let native = host.native_with(table, &over);
+        let native = facts.native_with(table, &over);
         Ok(Ctx {
             table,
-            host,
-            native,
+            host: ops::Host {
+                table,
+                facts,
+                native,
+                trust_unmapped_owner: g.trust_unmapped_owner,
+            },
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
             qemu_bin: None,
@@ -1179,269 +1191,37 @@ impl<'g> Ctx<'g> {
             let s = store_of(self)
                 .resolve(v)
                 .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
-            self.qemu_bin = Some(s.bin());
+            self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
         Ok(())
     }
 
     fn is_native(&self, arch: &str) -> Option<&NativeArch> {
-        self.native.iter().find(|n| n.arch == arch)
+        self.host.is_native(arch)
     }
 
-    /// The native-capture guard for this host (every native arch, both ELF types, both OS ABI
-    /// bytes, scripts, our own header): the one install, import and status use.
-    fn native_guard(&self) -> plan::NativeGuard {
-        let arches: Vec<&Arch> = self
-            .native
-            .iter()
-            .filter_map(|n| self.table.get(&n.arch))
-            .collect();
-        plan::NativeGuard::new(&arches, &self.host.exe_header)
+    /// Where interpreters are looked for (`--qemu-path`, `--qemu`).
+    fn search(&self) -> ops::Search {
+        ops::Search {
+            qemu_path: self.g.qemu_path.clone(),
+            qemu_bin: self.qemu_bin.clone(),
+        }
     }
 
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     fn search_dirs(&self) -> Vec<PathBuf> {
-        if let Some(bin) = &self.qemu_bin {
-            return vec![bin.clone()];
-        }
-        if self.g.qemu_path.is_empty() {
-            interpreter::DEFAULT_SEARCH
-                .iter()
-                .map(PathBuf::from)
-                .collect()
-        } else {
-            self.g
-                .qemu_path
-                .iter()
-                .map(|d| {
-                    std::fs::canonicalize(d)
-                        .or_else(|_| std::path::absolute(d))
-                        .unwrap_or_else(|_| d.clone())
-                })
-                .collect()
-        }
-    }
-
-    /// Which owners count as root's here: in a user namespace, unmapped owners only when the
-    /// caller vouches for them.
-    fn owners(&self) -> interpreter::Owners {
-        interpreter::Owners {
-            unmapped_uid: self
-                .host
-                .in_user_namespace
-                .then_some(self.host.overflow_uid),
-            trust_unmapped: self.g.trust_unmapped_owner,
-            overflow_is_mapped: self.host.in_user_namespace
-                && interpreter::uid_is_mapped(
-                    &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
-                    self.host.overflow_uid,
-                ),
-        }
+        self.search().dirs()
     }
 
     fn requirements(&self, need_static: bool) -> Result<Requirements> {
-        let host = self.host.host_arch(self.table).ok_or_else(|| {
-            Unsupported(format!("unknown host architecture {:?}", self.host.machine))
-        })?;
-        Ok(Requirements {
-            host_class: host.class,
-            host_endian: host.endian,
-            host_machine: host.machine,
-            owners: self.owners(),
-            need_static,
-        })
-    }
-
-    fn resolve_list(&self, names: &[String]) -> Result<(bool, Vec<&'static Arch>)> {
-        let mut all = false;
-        let mut arches: Vec<&Arch> = Vec::new();
-        let mut unknown = Vec::new();
-        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            if n.eq_ignore_ascii_case("all") {
-                all = true;
-                continue;
-            }
-            match self.table.resolve(n) {
-                Ok(a) if !arches.iter().any(|x| x.name == a.name) => arches.push(a),
-                Ok(_) => {}
-                Err(e) => unknown.push(e.to_string()),
-            }
-        }
-        if !unknown.is_empty() {
-            return Err(BadInput(unknown.join("\n")).into());
-        }
-        if all {
-            arches = self.table.arches.iter().collect();
-        } else if arches.is_empty() {
-            return Err(
-                BadInput("no architecture given: name one or more, or `all`".into()).into(),
-            );
-        }
-        Ok((all, arches))
-    }
-
-    /// Makes sure binfmt_misc is mounted (mounting it if needed and allowed); returns whether
-    /// we mounted it.
-    fn ensure_mounted(&self) -> Result<bool> {
-        if self.fs.is_mounted() {
-            return Ok(false);
-        }
-        self.check_mount_point()?;
-        require_cap_sys_admin(&format!(
-            "mount binfmt_misc at {}",
-            self.g.binfmt_misc.display()
-        ))?;
-        self.fs
-            .mount()
-            .context("binfmt_misc is not mounted and mounting it failed")?;
-        tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc");
-        // The entries of an instance live only while some mount of it exists (seen on 6.1 and
-        // 6.18): a mount made in a mount namespace that will go away takes them along.
-        if in_container() {
-            eprintln!(
-                "binfmtctl: warning: binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits"
-            );
-        } else if private_mount_ns_without_host_mount() {
-            eprintln!(
-                "binfmtctl: warning: binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)"
-            );
-        }
-        Ok(true)
-    }
-
-    /// For commands that must see the entries (status, uninstall): mount binfmt_misc when it
-    /// is not mounted and we may (mounting changes no registration). Returns whether it is
-    /// mounted now.
-    fn mount_to_read(&self) -> Result<bool> {
-        if self.fs.is_mounted() {
-            return Ok(true);
-        }
-        self.check_mount_point()?;
-        if self.g.dry_run || require_cap_sys_admin("mount").is_err() {
-            return Ok(false);
-        }
-        Ok(match self.fs.mount() {
-            Ok(()) => {
-                tracing::info!(root = %self.g.binfmt_misc.display(), "mounted binfmt_misc to read its entries");
-                true
-            }
-            Err(e) => {
-                tracing::debug!(error = %e, "cannot mount binfmt_misc");
-                false
-            }
-        })
-    }
-
-    /// `--binfmt-misc PATH` where no binfmt_misc is mounted (statfs magic checked by
-    /// `is_mounted`): binfmt_misc is mounted only at the usual place or on an empty directory,
-    /// never over a symlink, a file or a directory with contents (which the mount would hide).
-    fn check_mount_point(&self) -> Result<()> {
-        let root = &self.g.binfmt_misc;
-        if root.as_path() == std::path::Path::new(crate::binfmt::kernel::DEFAULT_ROOT) {
-            return Ok(());
-        }
-        let refuse = |what: String| -> Result<()> {
-            Err(BadInput(format!(
-                "{}: {what}, and no binfmt_misc is mounted there: refusing to mount binfmt_misc over it; pass the directory where binfmt_misc is mounted, or an empty directory",
-                root.display()
-            ))
-            .into())
-        };
-        match std::fs::symlink_metadata(root) {
-            // Mounting reports it (exit 3).
-            Err(_) => Ok(()),
-            Ok(m) if m.file_type().is_symlink() => refuse("a symbolic link".into()),
-            Ok(m) if !m.is_dir() => refuse(crate::input::kind_of(m.file_type()).into()),
-            Ok(_) => {
-                let empty = std::fs::read_dir(root).map_or(true, |mut rd| rd.next().is_none());
-                if empty {
-                    Ok(())
-                } else {
-                    refuse("a directory that is not empty".into())
-                }
-            }
-        }
-    }
-
-    fn snapshot(&self) -> Result<Vec<KernelEntry>> {
-        if !self.fs.is_mounted() {
-            return Ok(Vec::new());
-        }
-        Ok(self.fs.list()?)
-    }
-}
-
-/// `--native` / `--not-native`: each must name a compat arch of this host, and not both.
-fn native_override(
-    g: &Global,
-    table: &Table,
-    host: &HostFacts,
-) -> Result<crate::host::NativeOverride> {
-    let compat: &[String] = host.host_arch(table).map_or(&[], |h| &h.compat);
-    let resolve = |names: &[String], opt: &str| -> Result<Vec<String>> {
-        let mut v = Vec::new();
-        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
-            let a = table.resolve(n)?;
-            if !compat.contains(&a.name) {
-                return Err(BadInput(format!(
-                    "{opt} {n}: {} is not a compat arch of this host (those are: {}); only they can be either",
-                    a.name,
-                    if compat.is_empty() { "none".into() } else { compat.join(", ") }
-                ))
-                .into());
-            }
-            v.push(a.name.clone());
-        }
-        Ok(v)
-    };
-    let native = resolve(&g.native, "--native")?;
-    let not_native = resolve(&g.not_native, "--not-native")?;
-    if let Some(both) = native.iter().find(|n| not_native.contains(n)) {
-        return Err(BadInput(format!(
-            "{both} is named by both --native and --not-native: name it in one"
-        ))
-        .into());
-    }
-    Ok(crate::host::NativeOverride { native, not_native })
-}
-
-/// Are we in a mount namespace other than PID 1's, and does PID 1's have no binfmt_misc mount?
-/// (Readable as root; false when we cannot tell.)
-fn private_mount_ns_without_host_mount() -> bool {
-    let ours = std::fs::read_link("/proc/self/ns/mnt");
-    let init = std::fs::read_link("/proc/1/ns/mnt");
-    match (ours, init) {
-        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
-            !m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
-        }),
-        _ => false,
-    }
-}
-
-/// Podman and Docker mark their containers with these files.
-fn in_container() -> bool {
-    std::path::Path::new("/run/.containerenv").exists()
-        || std::path::Path::new("/.dockerenv").exists()
-}
-
-fn require_cap_sys_admin(what: &str) -> Result<()> {
-    use caps::{CapSet, Capability};
-    let ok = caps::has_cap(None, CapSet::Effective, Capability::CAP_SYS_ADMIN).unwrap_or(true);
-    if ok {
-        Ok(())
-    } else {
-        Err(Unsupported(format!(
-            "cannot {what}: it needs CAP_SYS_ADMIN; run as root (or, on Linux >= 6.7, inside a user namespace with its own mount namespace)"
-        ))
-        .into())
+        Ok(self.host.requirements(need_static)?)
     }
 }
 
 /// One line of a report.
 #[derive(Debug, Serialize)]
 struct Row {
-    action: String,
+    action: Verdict,
     name: String,
     #[serde(skip_serializing_if = "Option::is_none")]
     arch: Option<String>,
@@ -1458,21 +1238,8 @@ struct Row {
 }
 
 impl Row {
-    fn new(action: &str, name: String, arch: Option<&str>) -> Row {
-        Row {
-            action: action.to_owned(),
-            name,
-            arch: arch.map(str::to_owned),
-            interpreter: None,
-            version: None,
-            flags: None,
-            reason: None,
-            previous: None,
-        }
-    }
-
     fn human(&self) -> String {
-        let mut s = format!("{:<15} {:<18}", self.action, self.name);
+        let mut s = format!("{:<15} {:<18}", self.action.as_str(), self.name);
         if let Some(i) = &self.interpreter {
             s += &format!(" {i}");
         }
@@ -1523,18 +1290,10 @@ struct EntryJson {
     source: Option<String>,
 }
 
-fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
     let r = &e.registration;
-    // Ours by name: `qemu-<arch>` or a further entry of the arch (`qemu-microblaze-old`).
     let by_name = table.arch_of_entry(&r.name);
-    let arch = by_name
-        .as_ref()
-        .map(|(a, _)| *a)
-        .or_else(|| table.arch_of_matcher(&r.matcher));
+    let arch = ops::arch_of(table, r);
     let (kind, offset, magic, mask, extension) = match &r.matcher {
         Matcher::Magic {
             offset,
@@ -1543,8 +1302,8 @@ fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson 
         } => (
             "magic",
             Some(*offset),
-            Some(hex(magic)),
-            mask.as_deref().map(hex),
+            Some(crate::input::hex(magic)),
+            mask.as_deref().map(crate::input::hex),
             None,
         ),
         Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),
@@ -1624,7 +1383,7 @@ pub fn error_json(err: &anyhow::Error, printed: &[u8]) -> serde_json::Value {
     let (kind, code) = match err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         Some(_) => ("command-exited".to_owned(), exit_code(err)),
         None => {
-            let k = crate::error::kind_of(err);
+            let k = crate::cli::exit::kind_of(err);
             (
                 serde_json::to_value(k)
                     .ok()
@@ -1988,10 +1747,10 @@ mod tests {
 
     #[test]
     fn globs() {
-        assert!(glob_match(b"qemu-mips*", b"qemu-mips64el"));
-        assert!(glob_match(b"qemu-*", b"qemu-aarch64"));
-        assert!(!glob_match(b"qemu-*", b"python3.11"));
-        assert!(glob_match(b"qemu-?rm", b"qemu-arm"));
-        assert!(!glob_match(b"qemu-?rm", b"qemu-armeb"));
+        assert!(ops::uninstall::glob_match(b"qemu-mips*", b"qemu-mips64el"));
+        assert!(ops::uninstall::glob_match(b"qemu-*", b"qemu-aarch64"));
+        assert!(!ops::uninstall::glob_match(b"qemu-*", b"python3.11"));
+        assert!(ops::uninstall::glob_match(b"qemu-?rm", b"qemu-arm"));
+        assert!(!ops::uninstall::glob_match(b"qemu-?rm", b"qemu-armeb"));
     }
 }

@@ -1,14 +1,16 @@
 //! `binfmtctl qemu …`: the store of static QEMU versions (versions, fetch, list, use, verify,
-//! gc), and the glue that lets `install --qemu` and `status` see it. The work is in
-//! `crate::qemu`; switching entries goes through the same plan/apply/rollback as install.
+//! gc), and the glue that lets `install --qemu` and `status` see it. Here the options become
+//! `ops::qemu` requests (`--mirror`/`--keyring` over the config's `qemu_mirror`/`qemu_keyring`)
+//! and its reports become text or JSON; `qemu use` is `ops::install::use_stored`.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use super::*;
-use crate::qemu::archive::{self, Archive, HttpOptions};
+use crate::ops::qemu::{
+    ArchiveOptions, FetchFrom, FetchReport, GcReport, ListReport, Verified, VerifyReport,
+    VersionsReport,
+};
 use crate::qemu::store::{self, Store, Stored};
-use crate::qemu::verify::Keyring;
-use crate::qemu::{self as q, Fetched, QemuError, Source};
 
 #[derive(Debug, Subcommand)]
 pub enum QemuCommand {
@@ -16,6 +18,8 @@ pub enum QemuCommand {
     Versions {
         #[command(flatten)]
         net: NetOpts,
+        #[command(flatten)]
+        config: ConfigOpt,
     },
     /// Download, verify (InRelease signature → Packages hash → .deb hash), unpack and store a
     /// QEMU version: a number (10.0), a suite (trixie, bookworm-backports) or `latest`
@@ -30,6 +34,10 @@ pub enum QemuCommand {
         from_deb: Option<PathBuf>,
         #[command(flatten)]
         net: NetOpts,
+        #[command(flatten)]
+        config: ConfigOpt,
+        #[command(flatten)]
+        dry_run: DryRunOpt,
     },
     /// The store: version, suite, package, .deb sha256, which entries use it; and the
     /// system's own QEMU
@@ -85,20 +93,29 @@ impl QemuCommand {
                 dry_run: Some(dry_run),
                 ..Takes::default()
             },
-            QemuCommand::Versions { .. } | QemuCommand::Fetch { .. } | QemuCommand::Verify => {
-                Takes::default()
-            }
+            QemuCommand::Versions { config, .. } => Takes {
+                config: Some(config),
+                ..Takes::default()
+            },
+            QemuCommand::Fetch {
+                config, dry_run, ..
+            } => Takes {
+                config: Some(config),
+                dry_run: Some(dry_run),
+                ..Takes::default()
+            },
+            QemuCommand::Verify => Takes::default(),
         }
     }
 }
 
 #[derive(Debug, Args, Clone)]
 pub struct NetOpts {
-    /// A Debian mirror URL, e.g. the one in your apt sources (default: apt's)
+    /// A Debian mirror URL [default: the config's qemu_mirror, else apt's]
     #[arg(long, value_name = "URL")]
     pub mirror: Option<String>,
-    /// OpenPGP keyring trusted for InRelease (default: the system's
-    /// debian-archive-keyring.gpg, else the copy built into binfmtctl)
+    /// OpenPGP keyring trusted for InRelease [default: the config's qemu_keyring, else the
+    /// system's debian-archive-keyring.gpg, else the copy built into binfmtctl]
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
     /// Suites to consider (repeatable) [default: bookworm, trixie, bookworm-backports, sid]
@@ -110,10 +127,6 @@ pub struct NetOpts {
     /// Keep verified indexes and .debs here, keyed by sha256, for later fetches
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
-}
-
-fn qemu_err(e: QemuError) -> anyhow::Error {
-    anyhow::Error::new(e)
 }
 
 pub(super) fn store_of(ctx: &Ctx) -> Store {
@@ -136,261 +149,137 @@ pub(super) fn source_of(stored: &[Stored], interpreter: &str) -> String {
         )
 }
 
-fn archive_of(ctx: &Ctx, net: &NetOpts) -> Result<Archive> {
-    let mirror = match &net.mirror {
-        Some(m) => m.clone(),
-        None => archive::apt_mirror(Path::new("/"))
-            .ok_or_else(|| qemu_err(QemuError::Archive(archive::ArchiveError::NoMirror)))?,
+/// The archive options: the flags, completed by the config file's `qemu_mirror` and
+/// `qemu_keyring` (read only when a flag is missing; a missing file is no error).
+fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {
+    let mut o = ArchiveOptions {
+        mirror: net.mirror.clone(),
+        keyring: net.keyring.clone(),
+        suites: net.suite.clone(),
+        timeout: net.timeout,
+        cache: net.cache.clone(),
     };
-    let keyring = Keyring::load(net.keyring.as_deref()).map_err(|e| BadInput(e.to_string()))?;
-    let http = HttpOptions {
-        connect_timeout: std::time::Duration::from_secs(net.timeout.max(1)),
-        read_timeout: std::time::Duration::from_secs(net.timeout.max(1)),
-    };
-    let _ = ctx;
-    Archive::new(&mirror, keyring, &http).map_err(|e| qemu_err(e.into()))
-}
-
-fn suites(net: &NetOpts) -> Vec<String> {
-    if net.suite.is_empty() {
-        q::LOOKUP_ORDER.iter().map(|s| (*s).to_owned()).collect()
-    } else {
-        net.suite.clone()
+    if o.mirror.is_none() || o.keyring.is_none() {
+        match crate::config::load(&ctx.g.config, ctx.table) {
+            Ok(c) => {
+                o.mirror = o.mirror.or(c.qemu_mirror);
+                o.keyring = o.keyring.or(c.qemu_keyring);
+            }
+            Err(crate::config::ConfigError::Missing { .. }) => {}
+            Err(e) => return Err(e.into()),
+        }
     }
+    Ok(o)
 }
 
-fn deb_arch(ctx: &Ctx) -> Result<&'static str> {
-    archive::debian_arch(&ctx.host.machine).ok_or_else(|| {
-        Unsupported(format!(
-            "Debian has no binary-<arch> index for this host's CPU {:?}",
-            ctx.host.machine
-        ))
-        .into()
-    })
+fn print_json(out: &mut dyn Write, v: &impl Serialize) -> Result<()> {
+    writeln!(out, "{}", serde_json::to_string_pretty(v)?)?;
+    Ok(())
 }
 
 pub(super) fn qemu_cmd(ctx: &Ctx, cmd: &QemuCommand, out: &mut dyn Write) -> Result<()> {
+    let store = store_of(ctx);
     match cmd {
-        QemuCommand::Versions { net } => versions(ctx, net, out),
+        QemuCommand::Versions { net, .. } => {
+            let r = ops::qemu::versions(&ctx.host, &store, &archive_options(ctx, net)?)?;
+            show_versions(ctx, &r, out)
+        }
         QemuCommand::Fetch {
             spec,
             from_deb,
             net,
-        } => fetch(ctx, spec.as_deref(), from_deb.as_deref(), net, out),
-        QemuCommand::List { .. } => list(ctx, out),
+            ..
+        } => {
+            let o;
+            let from = match from_deb {
+                Some(deb) => FetchFrom::Deb(deb),
+                None => {
+                    o = archive_options(ctx, net)?;
+                    FetchFrom::Archive(spec.as_deref().unwrap_or("latest"), &o)
+                }
+            };
+            let r = ops::qemu::fetch(&ctx.host, &store, from, ctx.g.dry_run)?;
+            show_fetch(ctx, &r, out)
+        }
+        QemuCommand::List { .. } => {
+            show_list(ctx, &ops::qemu::list(&ctx.fs, &ctx.host, &store), out)
+        }
         QemuCommand::Use { version, .. } => use_version(ctx, version, out),
-        QemuCommand::Verify => verify(ctx, out),
-        QemuCommand::Gc { versions, .. } => gc(ctx, versions, out),
+        QemuCommand::Verify => {
+            let r = ops::qemu::verify(&store);
+            show_verify(ctx, &r, out)?;
+            match r.failure() {
+                Some(e) => Err(e.into()),
+                None => Ok(()),
+            }
+        }
+        QemuCommand::Gc { versions, .. } => {
+            let r = ops::qemu::gc(&ctx.fs, &store, versions, ctx.g.dry_run)?;
+            show_gc(ctx, &r, out)
+        }
     }
 }
 
-fn versions(ctx: &Ctx, net: &NetOpts, out: &mut dyn Write) -> Result<()> {
-    let a = archive_of(ctx, net)?;
-    let mut suites = suites(net);
-    // Listed oldest first.
-    if net.suite.is_empty() {
-        suites = archive::DEFAULT_SUITES
-            .iter()
-            .map(|s| (*s).to_owned())
-            .collect();
-    }
-    let offers = q::offers(&a, &suites, deb_arch(ctx)?, net.cache.as_deref());
-    // Network trouble for every suite is an environment failure, not an empty answer.
-    if let Some(Err((_, e))) = offers
-        .iter()
-        .find(|o| matches!(o, Err((_, e)) if e.is_environment()))
-        && offers.iter().all(Result::is_err)
-    {
-        return Err(qemu_err(QemuError::Archive(clone_env(e))));
-    }
-    let stored = store_of(ctx).list();
+fn show_versions(ctx: &Ctx, r: &VersionsReport, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        let v: Vec<serde_json::Value> = offers
-            .iter()
-            .map(|o| match o {
-                Ok(o) => json!(o),
-                Err((s, e)) => json!({"suite": s, "error": e.to_string()}),
-            })
-            .collect();
-        let st: Vec<&str> = stored.iter().map(|s| s.manifest.version.as_str()).collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"archive": v, "store": st, "mirror": a.mirror}))?
-        )?;
-        return Ok(());
+        return print_json(out, r);
     }
     writeln!(
         out,
         "{:<20} {:<10} {:<18} DEBIAN VERSION",
         "SUITE", "QEMU", "PACKAGE"
     )?;
-    for o in &offers {
+    for o in &r.archive {
         match o {
-            Ok(o) => writeln!(
+            ops::qemu::SuiteOffer::Offer(o) => writeln!(
                 out,
                 "{:<20} {:<10} {:<18} {}",
                 o.suite, o.upstream, o.package, o.version
             )?,
-            Err((s, e)) => writeln!(out, "{s:<20} error: {e}")?,
+            ops::qemu::SuiteOffer::Error { suite, error } => {
+                writeln!(out, "{suite:<20} error: {error}")?;
+            }
         }
     }
-    if stored.is_empty() {
-        writeln!(out, "store: empty ({})", store_of(ctx).root.display())?;
+    if r.store.is_empty() {
+        writeln!(out, "store: empty ({})", r.store_root.display())?;
     } else {
-        let v: Vec<&str> = stored.iter().map(|s| s.manifest.version.as_str()).collect();
-        writeln!(out, "store: {}", v.join(", "))?;
+        writeln!(out, "store: {}", r.store.join(", "))?;
     }
     Ok(())
 }
 
-/// ArchiveError is not Clone; rebuild the environment ones for the summary error.
-fn clone_env(e: &archive::ArchiveError) -> archive::ArchiveError {
-    archive::ArchiveError::Network {
-        url: "the mirror".into(),
-        reason: e.to_string(),
-    }
-}
-
-fn fetch(
-    ctx: &Ctx,
-    spec: Option<&str>,
-    from_deb: Option<&Path>,
-    net: &NetOpts,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let table = ctx.table;
-    let req = ctx.requirements(true)?;
-    let store = store_of(ctx);
-    let fetched = if let Some(deb) = from_deb {
-        if !deb.is_file() {
-            return Err(BadInput(format!(
-                "{}: no such file: pass the path of a qemu-user-static or qemu-user .deb",
-                deb.display()
-            ))
-            .into());
-        }
-        q::fetch(&store, Source::LocalDeb(deb), table, &req).map_err(qemu_err)?
-    } else {
-        let spec = spec.unwrap_or("latest");
-        let a = archive_of(ctx, net)?;
-        let (release, package) =
-            q::resolve(&a, spec, &suites(net), deb_arch(ctx)?, net.cache.as_deref())
-                .map_err(qemu_err)?;
-        if ctx.g.dry_run {
-            writeln!(
-                out,
-                "would fetch {} {} from {} (verified: InRelease signed by {})",
-                package.package, package.version, release.suite, release.signer
-            )?;
-            return Ok(());
-        }
-        q::fetch(
-            &store,
-            Source::Archive {
-                archive: &a,
-                release: &release,
-                package: &package,
-                cache: net.cache.as_deref(),
-            },
-            table,
-            &req,
-        )
-        .map_err(qemu_err)?
-    };
-    let (what, s) = match fetched {
-        Fetched::Stored(s) => ("stored", s),
-        Fetched::AlreadyThere(s) => ("already-stored", s),
-    };
+fn show_fetch(ctx: &Ctx, r: &FetchReport, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(
-                &json!({"action": what, "dir": s.dir, "manifest": s.manifest})
-            )?
-        )?;
-        return Ok(());
+        return print_json(out, r);
     }
-    let cpus: Vec<&str> = s.manifest.files.iter().map(|f| f.cpu.as_str()).collect();
+    let m = &r.manifest;
+    let cpus: Vec<&str> = m.files.iter().map(|f| f.cpu.as_str()).collect();
     writeln!(
         out,
-        "{what} QEMU {} ({} {} from {}) in {}: {} interpreters ({})",
-        s.manifest.version,
-        s.manifest.package,
-        s.manifest.debian_version,
-        s.manifest.suite,
-        s.dir.display(),
+        "{} QEMU {} ({} {} from {}) in {}: {} interpreters ({})",
+        r.action.as_str(),
+        m.version,
+        m.package,
+        m.debian_version,
+        m.suite,
+        r.dir.display(),
         cpus.len(),
         cpus.join(" ")
     )?;
-    writeln!(out, "origin: {}", s.manifest.origin)?;
+    writeln!(out, "origin: {}", m.origin)?;
+    if r.action == ops::qemu::FetchAction::WouldStore {
+        writeln!(out, "dry run: nothing was stored")?;
+    }
     Ok(())
 }
 
-/// Registered entries (empty when binfmt_misc is not mounted).
-fn entries(ctx: &Ctx) -> Vec<crate::binfmt::kernel::KernelEntry> {
-    if ctx.fs.is_mounted() {
-        ctx.fs.list().unwrap_or_default()
-    } else {
-        Vec::new()
-    }
-}
-
-fn users_of(s: &Stored, entries: &[crate::binfmt::kernel::KernelEntry]) -> Vec<String> {
-    entries
-        .iter()
-        .filter(|k| store::uses(s, &k.entry.registration.interpreter))
-        .map(|k| k.entry.registration.name.clone())
-        .collect()
-}
-
-fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let store = store_of(ctx);
-    let stored = store.list();
-    let entries = entries(ctx);
-    // The system's own QEMU: what discovery finds on the default path for aarch64.
-    let system = ctx.table.get("arm64").and_then(|a| {
-        let dirs: Vec<PathBuf> = interpreter::DEFAULT_SEARCH
-            .iter()
-            .map(PathBuf::from)
-            .collect();
-        let req = ctx.requirements(true).ok()?;
-        let d = interpreter::discover(a, &dirs, &req);
-        d.chosen()
-            .map(|c| (c.facts.path.clone(), c.facts.version.clone()))
-    });
+fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        let v: Vec<serde_json::Value> = stored
-            .iter()
-            .map(|s| {
-                json!({
-                    "version": s.manifest.version,
-                    "dir": s.dir,
-                    "suite": s.manifest.suite,
-                    "package": s.manifest.package,
-                    "debian_version": s.manifest.debian_version,
-                    "deb_sha256": s.manifest.deb_sha256,
-                    "verified": s.manifest.verified,
-                    "origin": s.manifest.origin,
-                    "arches": s.manifest.files.iter().map(|f| &f.cpu).collect::<Vec<_>>(),
-                    "used_by": users_of(s, &entries),
-                })
-            })
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({
-                "store": store.root,
-                "versions": v,
-                "system": system.as_ref().map(|(p, v)| json!({"path": p, "version": v})),
-            }))?
-        )?;
-        return Ok(());
+        return print_json(out, r);
     }
-    writeln!(out, "store: {}", store.root.display())?;
-    if stored.is_empty() {
+    writeln!(out, "store: {}", r.store.display())?;
+    if r.versions.is_empty() {
         writeln!(out, "no stored versions (binfmtctl qemu fetch VERSION)")?;
     } else {
         writeln!(
@@ -398,34 +287,34 @@ fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
             "{:<26} {:<20} {:<17} {:<3} {:<16} USED BY",
             "VERSION", "SUITE", "PACKAGE", "#", "DEB SHA256"
         )?;
-        for s in &stored {
-            let users = users_of(s, &entries);
+        for v in &r.versions {
             writeln!(
                 out,
                 "{:<26} {:<20} {:<17} {:<3} {:<16} {}",
-                s.manifest.version,
-                if s.manifest.verified {
-                    s.manifest.suite.clone()
+                v.version,
+                if v.verified {
+                    v.suite.clone()
                 } else {
-                    format!("{} (unverified)", s.manifest.suite)
+                    format!("{} (unverified)", v.suite)
                 },
-                s.manifest.package,
-                s.manifest.files.len(),
-                &s.manifest.deb_sha256[..s.manifest.deb_sha256.len().min(16)],
-                if users.is_empty() {
+                v.package,
+                v.arches.len(),
+                &v.deb_sha256[..v.deb_sha256.len().min(16)],
+                if v.used_by.is_empty() {
                     "-".into()
                 } else {
-                    users.join(",")
+                    v.used_by.join(",")
                 }
             )?;
         }
     }
-    match system {
-        Some((p, v)) => writeln!(
+    match &r.system {
+        Some(s) => writeln!(
             out,
             "system: {} (QEMU {})",
-            p.display(),
-            v.as_deref()
+            s.path.display(),
+            s.version
+                .as_deref()
                 .and_then(|v| v.split_whitespace().next())
                 .unwrap_or("?")
         )?,
@@ -434,209 +323,64 @@ fn list(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     Ok(())
 }
 
-/// Switches every registered qemu-* entry to `spec`'s interpreters: all checked before the
-/// first write, then one plan (replace each entry, flags kept) applied with rollback.
+/// Switches every registered qemu-* entry to `spec`'s interpreters: through install's checks
+/// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
+/// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    let store = store_of(ctx);
-    let s = store.resolve(spec).map_err(|e| qemu_err(e.into()))?;
-    ctx.mount_to_read()?;
-    let entries = entries(ctx);
-    let ours: Vec<(&Arch, &crate::binfmt::kernel::KernelEntry)> = entries
-        .iter()
-        .filter_map(|k| {
-            let name = &k.entry.registration.name;
-            let a = ctx
-                .table
-                .get(name.strip_prefix(ENTRY_PREFIX)?)
-                .filter(|a| &a.entry_name() == name)?;
-            Some((a, k))
-        })
-        .collect();
-    if ours.is_empty() {
-        return Err(BadInput(format!(
-            "no qemu-* entry is registered at {}: register with `binfmtctl install ARCHES --qemu {spec}`",
-            ctx.g.binfmt_misc.display()
-        ))
-        .into());
-    }
-    let mut refused = Vec::new();
-    let mut desired = Vec::new();
-    let mut versions = Vec::new();
-    for (a, k) in &ours {
-        let flags = k.entry.registration.flags;
-        let req = ctx.requirements(flags.fix_binary)?;
-        let path = s.bin().join(format!("qemu-{}", a.qemu));
-        let facts = interpreter::facts(&path, a);
-        let problems = interpreter::check(&facts, &req);
-        if !problems.is_empty() {
-            let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
-            refused.push(format!(
-                "{}: QEMU {} has no usable interpreter for it ({} {})",
-                a.name,
-                s.manifest.version,
-                path.display(),
-                why.join("; ")
-            ));
-            continue;
-        }
-        let reg = a.registration(&path.to_string_lossy(), flags);
-        let guard = ctx.native_guard().with(
-            format!("the interpreter {}", path.display()),
-            facts.header.clone(),
-        );
-        if let Some(what) = guard.captures(&reg) {
-            refused.push(format!("{}: its pattern would capture {what}", a.name));
-            continue;
-        }
-        reg.to_record()
-            .map_err(|e| BadInput(format!("{}: {e}", reg.name)))?;
-        desired.push(Desired {
-            arch: a.name.clone(),
-            registration: reg,
-        });
-        versions.push(facts.version.clone());
-    }
-    if !refused.is_empty() {
-        return Err(BadInput(format!(
-            "nothing was changed; refused:\n  {}",
-            refused.join("\n  ")
-        ))
-        .into());
-    }
-    let p = Prepared {
-        rows: Vec::new(),
-        notes: vec![format!(
-            "running emulated programs keep the interpreter they started with (the kernel holds it open with F)"
-        )],
-        desired,
-        versions,
-    };
-    reconcile(ctx, p, false, out)
+    let s = store_of(ctx)
+        .resolve(spec)
+        .map_err(crate::qemu::QemuError::from)?;
+    let stored = crate::ops::StoredBin::of(&s);
+    let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;
+    show(ctx, out, r)
 }
 
-fn verify(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
-    let store = store_of(ctx);
-    let stored = store.list();
-    let results: Vec<(&Stored, Vec<String>)> = stored
-        .iter()
-        .map(|s| (s, Store::verify_version(s)))
-        .collect();
-    let broken = store.broken();
-    let bad: usize = results.iter().filter(|(_, p)| !p.is_empty()).count() + broken.len();
+fn show_verify(ctx: &Ctx, r: &VerifyReport, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        let v: Vec<serde_json::Value> = results
-            .iter()
-            .map(|(s, p)| json!({"version": s.manifest.version, "ok": p.is_empty(), "problems": p}))
-            .chain(
-                broken
-                    .iter()
-                    .map(|(d, e)| json!({"dir": d, "ok": false, "problems": [e]})),
-            )
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"versions": v}))?
-        )?;
-    } else {
-        for (s, p) in &results {
-            if p.is_empty() {
-                writeln!(
-                    out,
-                    "ok       {} ({} files match the manifest)",
-                    s.manifest.version,
-                    s.manifest.files.len()
-                )?;
-            } else {
-                for line in p {
-                    writeln!(out, "MISMATCH {}: {line}", s.manifest.version)?;
+        return print_json(out, r);
+    }
+    for v in &r.versions {
+        match v {
+            Verified::Version {
+                version,
+                problems,
+                files,
+                ..
+            } => {
+                if problems.is_empty() {
+                    writeln!(out, "ok       {version} ({files} files match the manifest)")?;
+                }
+                for line in problems {
+                    writeln!(out, "MISMATCH {version}: {line}")?;
+                }
+            }
+            Verified::Broken { problems, .. } => {
+                for e in problems {
+                    writeln!(out, "MISMATCH {e}")?;
                 }
             }
         }
-        for (_, e) in &broken {
-            writeln!(out, "MISMATCH {e}")?;
-        }
-        if results.is_empty() && broken.is_empty() {
-            writeln!(out, "the store {} holds no version", store.root.display())?;
-        }
     }
-    if bad > 0 {
-        return Err(anyhow::anyhow!(
-            "{bad} stored version(s) do not match their manifest: remove them with `binfmtctl qemu gc VERSION` (after `qemu use` of another) and fetch them again"
-        ));
+    if r.versions.is_empty() {
+        writeln!(out, "the store {} holds no version", r.store_root.display())?;
     }
     Ok(())
 }
 
-fn gc(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
-    let store = store_of(ctx);
-    ctx.mount_to_read()?;
-    let entries = entries(ctx);
-    let targets: Vec<Stored> = if names.is_empty() {
-        store.list()
-    } else {
-        let mut v = Vec::new();
-        for n in names {
-            v.push(store.resolve(n).map_err(|e| qemu_err(e.into()))?);
-        }
-        // Named versions in use are refused before anything is removed.
-        for s in &v {
-            let users = users_of(s, &entries);
-            if !users.is_empty() {
-                return Err(qemu_err(
-                    store::StoreError::InUse {
-                        version: s.manifest.version.clone(),
-                        users: users.join(", "),
-                    }
-                    .into(),
-                ));
-            }
-        }
-        v
-    };
-    let mut rows = Vec::new();
-    if targets.is_empty() {
-        writeln!(out, "the store {} holds no version", store.root.display())?;
-        return Ok(());
-    }
-    let lock = if ctx.g.dry_run {
-        None
-    } else {
-        Some(store.lock().map_err(|e| qemu_err(e.into()))?)
-    };
-    for s in &targets {
-        let users = users_of(s, &entries);
-        if !users.is_empty() {
-            rows.push(json!({"version": s.manifest.version, "action": "kept", "used_by": users}));
-            continue;
-        }
-        if let Some(l) = &lock {
-            store.remove(l, s).map_err(|e| qemu_err(e.into()))?;
-        }
-        rows.push(json!({"version": s.manifest.version, "action": if ctx.g.dry_run { "would-remove" } else { "removed" }}));
-    }
+fn show_gc(ctx: &Ctx, r: &GcReport, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"gc": rows}))?
-        )?;
-    } else {
-        for r in &rows {
-            let users = r["used_by"]
-                .as_array()
-                .map(|u| {
-                    let n: Vec<&str> = u.iter().filter_map(|x| x.as_str()).collect();
-                    format!(" (in use by {})", n.join(", "))
-                })
-                .unwrap_or_default();
-            writeln!(
-                out,
-                "{:<13} {}{users}",
-                r["action"].as_str().unwrap_or(""),
-                r["version"].as_str().unwrap_or("")
-            )?;
-        }
+        return print_json(out, r);
+    }
+    if r.gc.is_empty() {
+        writeln!(out, "the store {} holds no version", r.store_root.display())?;
+    }
+    for row in &r.gc {
+        let users = if row.used_by.is_empty() {
+            String::new()
+        } else {
+            format!(" (in use by {})", row.used_by.join(", "))
+        };
+        writeln!(out, "{:<13} {}{users}", row.action.as_str(), row.version)?;
     }
     Ok(())
 }

@@ -6,10 +6,7 @@ use crate::input::escape as esc;
 /// The kernel's entries (newest first) and whether binfmt_misc as a whole is enabled; empty and
 /// false when it is not mounted.
 pub(super) fn kernel_view(ctx: &Ctx) -> Result<(Vec<KernelEntry>, bool)> {
-    if !ctx.fs.is_mounted() {
-        return Ok((Vec::new(), false));
-    }
-    Ok((ctx.fs.list()?, ctx.fs.global_enabled()?))
+    Ok(crate::binfmt::kernel::view(&ctx.fs)?)
 }
 
 pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
@@ -46,7 +43,7 @@ pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Resu
             })?;
             let machine = crate::inspection::inspect::Machine {
                 table: ctx.table,
-                native: &ctx.native,
+                native: &ctx.host.native,
                 entries: &entries,
                 binfmt_enabled: enabled,
                 interp_exists: &path_exists,
@@ -146,7 +143,7 @@ pub(super) fn scan(
     // Unreadable or malformed input, a corrupt archive included: exit 2 (ScanError says so).
     let s = crate::inspection::scan::scan(ctx.table, path, threads)?;
     let elapsed = started.elapsed();
-    let native: Vec<String> = ctx.native.iter().map(|n| n.arch.clone()).collect();
+    let native: Vec<String> = ctx.host.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's
     // header, which is what such executables look like to binfmt_misc.
     let handler_of = |arch: &str| {
@@ -264,7 +261,7 @@ pub(super) fn selftest(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Resu
         }
         v
     } else {
-        let (all, arches) = ctx.resolve_list(names)?;
+        let (all, arches) = ctx.host.resolve_list(names)?;
         arches.into_iter().map(|a| (a, !all)).collect()
     };
     let work = Workdir::new().context("cannot create a directory for the probes")?;
@@ -272,7 +269,7 @@ pub(super) fn selftest(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Resu
     let env = Env {
         entries: &entries,
         binfmt_enabled: enabled,
-        host_machine: &ctx.host.machine,
+        host_machine: &ctx.host.facts.machine,
         self_exe: &self_exe,
         work: &work,
     };

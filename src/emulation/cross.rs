@@ -56,9 +56,7 @@ pub fn package_hint(arch: &Arch) -> String {
 }
 
 fn find_in(path_env: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
-    std::env::split_paths(path_env)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    crate::host::find_in_path(path_env, name, Path::is_file)
 }
 
 /// Finds `<triple>-gcc` (preferred) or `clang` with a Debian cross sysroot.

@@ -14,6 +14,7 @@ use std::path::{Path, PathBuf};
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::binfmt::arch::{Arch, Table};
+use crate::input::hex;
 
 /// Binaries that tell a rootfs's arch, in order of preference.
 const PROBE_BINARIES: &[&str] = &[
@@ -159,10 +160,6 @@ impl Read for Hashing {
         self.hasher.borrow_mut().update(&buf[..n]);
         Ok(n)
     }
-}
-
-fn hex(digest: &[u8]) -> String {
-    digest.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Unpacks a tarball into `cache/<sha256>` (`<sha256>-privileged` with `keep_privileges`);
@@ -664,19 +661,12 @@ pub fn bootstrap_command(
 
 /// Finds the bootstrap tool on PATH: mmdebstrap first.
 pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    for (tool, name) in [
+    [
         (Bootstrapper::Mmdebstrap, "mmdebstrap"),
         (Bootstrapper::Debootstrap, "debootstrap"),
-    ] {
-        for dir in std::env::split_paths(&path) {
-            let p = dir.join(name);
-            if p.is_file() {
-                return Some((tool, p));
-            }
-        }
-    }
-    None
+    ]
+    .into_iter()
+    .find_map(|(tool, name)| Some((tool, crate::host::which(name)?)))
 }
 
 #[cfg(test)]

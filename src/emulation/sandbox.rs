@@ -131,58 +131,81 @@ fn setup_err(what: impl std::fmt::Display, e: impl std::fmt::Display) -> io::Err
     io::Error::other(format!("{what}: {e}"))
 }
 
+/// A bind target or a rootfs the sandbox cannot use (bad input: nothing was started).
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum SandboxError {
+    #[error("the target {0} must be an absolute path in the rootfs")]
+    RelativeTarget(String),
+    #[error("the target {0} contains `..`; name the directory inside the rootfs directly")]
+    DotDotTarget(String),
+    #[error(
+        "the target is the rootfs's root, which cannot be replaced; bind to a directory inside it such as /src"
+    )]
+    RootTarget,
+    #[error("cannot read {}: {error}", path.display())]
+    MountPointUnreadable { path: PathBuf, error: String },
+    #[error(
+        "the rootfs's /{name} is a symlink (to {to}): binfmtctl mounts its own /{name} there and never follows a link out of the rootfs; make it a directory (rm {p} && mkdir {p})",
+        p = path.display()
+    )]
+    MountPointSymlink {
+        name: &'static str,
+        path: PathBuf,
+        to: String,
+    },
+    #[error(
+        "the rootfs's /{name} is not a directory: binfmtctl mounts its own /{name} there; make it one (rm {p} && mkdir {p})",
+        p = path.display()
+    )]
+    MountPointNotDir { name: &'static str, path: PathBuf },
+}
+
+impl crate::error::Classify for SandboxError {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::BadInput
+    }
+}
+
 /// A `--bind` target normalized to `/a/b`, or why it cannot be one: it must be absolute, must
 /// not be the rootfs's root, and must not contain `..`.
-pub fn bind_target(dst: &str) -> Result<String, String> {
+pub fn bind_target(dst: &str) -> Result<String, SandboxError> {
     if !dst.starts_with('/') {
-        return Err(format!(
-            "the target {dst} must be an absolute path in the rootfs"
-        ));
+        return Err(SandboxError::RelativeTarget(dst.to_owned()));
     }
     let mut parts = Vec::new();
     for c in dst.split('/') {
         match c {
             "" | "." => {}
-            ".." => {
-                return Err(format!(
-                    "the target {dst} contains `..`; name the directory inside the rootfs directly"
-                ));
-            }
+            ".." => return Err(SandboxError::DotDotTarget(dst.to_owned())),
             c => parts.push(c),
         }
     }
     if parts.is_empty() {
-        return Err(
-            "the target is the rootfs's root, which cannot be replaced; bind to a directory inside it such as /src"
-                .into(),
-        );
+        return Err(SandboxError::RootTarget);
     }
     Ok(format!("/{}", parts.join("/")))
 }
 
 /// Why the rootfs at `root` cannot host the sandbox's own mounts: one of `OWN_MOUNT_POINTS` is
 /// a symlink (whose target would be resolved outside the rootfs) or not a directory.
-pub fn check_mount_points(root: &Path) -> Result<(), String> {
+pub fn check_mount_points(root: &Path) -> Result<(), SandboxError> {
     for name in OWN_MOUNT_POINTS {
-        let p = root.join(name);
-        match fs::symlink_metadata(&p) {
+        let path = root.join(name);
+        match fs::symlink_metadata(&path) {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(format!("cannot read {}: {e}", p.display())),
+            Err(e) => {
+                return Err(SandboxError::MountPointUnreadable {
+                    path,
+                    error: e.to_string(),
+                });
+            }
             Ok(m) if m.file_type().is_symlink() => {
-                let to = fs::read_link(&p)
+                let to = fs::read_link(&path)
                     .map(|t| t.display().to_string())
                     .unwrap_or_default();
-                return Err(format!(
-                    "the rootfs's /{name} is a symlink (to {to}): binfmtctl mounts its own /{name} there and never follows a link out of the rootfs; make it a directory (rm {p} && mkdir {p})",
-                    p = p.display()
-                ));
+                return Err(SandboxError::MountPointSymlink { name, path, to });
             }
-            Ok(m) if !m.is_dir() => {
-                return Err(format!(
-                    "the rootfs's /{name} is not a directory: binfmtctl mounts its own /{name} there; make it one (rm {p} && mkdir {p})",
-                    p = p.display()
-                ));
-            }
+            Ok(m) if !m.is_dir() => return Err(SandboxError::MountPointNotDir { name, path }),
             Ok(_) => {}
         }
     }
@@ -487,7 +510,9 @@ fn stage2(spec: &Spec) -> io::Result<i32> {
     loop {
         match waitpid(Pid::from_raw(-1), None) {
             Ok(WaitStatus::Exited(p, code)) if p == pid => return Ok(code),
-            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => return Ok(128 + sig as i32),
+            Ok(WaitStatus::Signaled(p, sig, _)) if p == pid => {
+                return Ok(crate::error::signal_exit_code(sig as i32));
+            }
             Ok(_) => continue,
             Err(nix::errno::Errno::EINTR) => continue,
             Err(e) => return Err(setup_err("waiting for the command", e)),
@@ -1010,11 +1035,7 @@ fn forward_signals_to(
 }
 
 fn exit_code(status: std::process::ExitStatus) -> i32 {
-    use std::os::unix::process::ExitStatusExt;
-    status
-        .code()
-        .or_else(|| status.signal().map(|s| 128 + s))
-        .unwrap_or(EXIT_SETUP)
+    crate::error::exit_status_code(status).unwrap_or(EXIT_SETUP)
 }
 
 /// Is this kernel new enough for private binfmt_misc instances (Linux >= 6.7)?
@@ -1045,12 +1066,25 @@ mod tests {
         assert_eq!(bind_target("//usr/./lib/").unwrap(), "/usr/lib");
         for root in ["/", "//", "/.", "/./."] {
             assert!(
-                bind_target(root).unwrap_err().contains("the rootfs's root"),
+                bind_target(root)
+                    .unwrap_err()
+                    .to_string()
+                    .contains("the rootfs's root"),
                 "{root}"
             );
         }
-        assert!(bind_target("/src/..").unwrap_err().contains("`..`"));
-        assert!(bind_target("src").unwrap_err().contains("absolute"));
+        assert!(
+            bind_target("/src/..")
+                .unwrap_err()
+                .to_string()
+                .contains("`..`")
+        );
+        assert!(
+            bind_target("src")
+                .unwrap_err()
+                .to_string()
+                .contains("absolute")
+        );
     }
 
     #[test]
@@ -1064,11 +1098,11 @@ mod tests {
         fs::create_dir(d.path().join("proc")).unwrap();
         assert_eq!(check_mount_points(d.path()), Ok(()));
         std::os::unix::fs::symlink("/run", d.path().join("run")).unwrap();
-        let e = check_mount_points(d.path()).unwrap_err();
+        let e = check_mount_points(d.path()).unwrap_err().to_string();
         assert!(e.contains("/run is a symlink (to /run)"), "{e}");
         fs::remove_file(d.path().join("run")).unwrap();
         fs::write(d.path().join("tmp"), "").unwrap();
-        let e = check_mount_points(d.path()).unwrap_err();
+        let e = check_mount_points(d.path()).unwrap_err().to_string();
         assert!(e.contains("/tmp is not a directory"), "{e}");
     }
 

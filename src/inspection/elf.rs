@@ -182,7 +182,7 @@ fn gnu_build_id(notes: &[u8], endian: Endian) -> Option<String> {
         let next = desc_at.checked_add(align4(descsz)?)?;
         if typ == NT_GNU_BUILD_ID && notes.get(name_at..name_at + namesz) == Some(b"GNU\0") {
             let d = notes.get(desc_at..desc_at.checked_add(descsz)?)?;
-            return Some(d.iter().map(|b| format!("{b:02x}")).collect());
+            return Some(crate::input::hex(d));
         }
         o = next;
     }

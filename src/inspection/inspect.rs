@@ -16,8 +16,14 @@ use serde::Serialize;
 use crate::binfmt::arch::Table;
 use crate::binfmt::kernel::KernelEntry;
 use crate::binfmt::registration::{BINPRM_BUF_SIZE, Matcher};
-use crate::host::NativeArch;
 use crate::inspection::elf::{self, ElfFacts};
+
+/// One arch the host runs without emulation, and why we believe it (`host` decides which).
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct NativeArch {
+    pub arch: String,
+    pub evidence: String,
+}
 
 /// The entry the kernel will hand this file to, if any.
 pub fn kernel_choice<'e>(

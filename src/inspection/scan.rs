@@ -313,7 +313,7 @@ pub const MAX_TAR_METADATA: u64 = 1 << 20;
 /// metadata member is larger than `MAX_TAR_METADATA`. It mirrors the tar reader (header sizes in
 /// octal or base-256, pax `size` overrides, GNU sparse extension blocks); where it cannot (a
 /// header whose checksum does not match), it stops watching and leaves the error to the reader.
-struct TarGuard<R> {
+pub(crate) struct TarGuard<R> {
     inner: R,
     watching: bool,
     block: [u8; 512],
@@ -330,7 +330,7 @@ struct TarGuard<R> {
 }
 
 impl<R: Read> TarGuard<R> {
-    fn new(inner: R) -> Self {
+    pub(crate) fn new(inner: R) -> Self {
         TarGuard {
             inner,
             watching: true,

@@ -14,6 +14,8 @@ use std::time::Duration;
 use sha2::{Digest, Sha256};
 
 use super::verify::{Keyring, VerifyError};
+pub use super::version::{compare_versions, upstream, version_matches};
+pub use crate::input::hex;
 
 /// The suites `qemu versions` asks about, oldest first.
 pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
@@ -61,6 +63,10 @@ pub enum ArchiveError {
         "step 3 (.deb) failed: {url} {reason}: the file does not match the signed Packages index; nothing was stored"
     )]
     DebHash { url: String, reason: String },
+    #[error(
+        "the cache directory {path} is unsafe: {reason}: use a directory only root (or you) can write, e.g. one under /var/cache"
+    )]
+    UnsafeCache { path: PathBuf, reason: String },
     #[error("{url}: truncated download ({got} of {want} bytes): try again")]
     Truncated { url: String, got: u64, want: u64 },
     #[error("cannot write {path}: {err}: {}", super::store::io_hint(err))]
@@ -94,6 +100,7 @@ impl ArchiveError {
                 | ArchiveError::BadMirror { .. }
                 | ArchiveError::UnknownSuite { .. }
                 | ArchiveError::NoPackage { .. }
+                | ArchiveError::UnsafeCache { .. }
         )
     }
 }
@@ -214,6 +221,13 @@ pub fn parse_stanza(text: &str) -> BTreeMap<String, String> {
 pub struct Release {
     pub suite: String,
     pub codename: String,
+    /// The directory under dists/ the InRelease was fetched from (the name the user asked
+    /// for): the indexes come from the same directory, never from the Suite field's alias of
+    /// it (`stable` vs `trixie`), which a caching mirror may serve from an older copy.
+    pub dist: String,
+    /// `Acquire-By-Hash: yes`: the indexes are also published under their hash, where a
+    /// mirror in the middle of a sync still serves exactly the file the InRelease names.
+    pub by_hash: bool,
     /// path under dists/<suite>/ → (sha256, size)
     pub sha256: BTreeMap<String, (String, u64)>,
     /// The key that verified it.
@@ -318,9 +332,14 @@ impl Release {
                 reason: "the signed InRelease lists no SHA256 hashes".into(),
             });
         }
+        let by_hash = f
+            .get("acquire-by-hash")
+            .is_some_and(|v| v.trim().eq_ignore_ascii_case("yes"));
         Ok(Release {
             suite,
             codename,
+            dist: requested.to_owned(),
+            by_hash,
             sha256,
             signer: signer.to_owned(),
         })
@@ -383,80 +402,86 @@ pub fn pick_package(pkgs: &[PackageInfo]) -> Option<&PackageInfo> {
     }
 }
 
-/// dpkg's version ordering (epoch, upstream, revision; `~` sorts before anything).
-pub fn compare_versions(a: &str, b: &str) -> std::cmp::Ordering {
-    fn split(v: &str) -> (u64, &str, &str) {
-        let (epoch, rest) = match v.split_once(':') {
-            Some((e, r)) if e.chars().all(|c| c.is_ascii_digit()) => (e.parse().unwrap_or(0), r),
-            _ => (0, v),
-        };
-        match rest.rsplit_once('-') {
-            Some((u, r)) => (epoch, u, r),
-            None => (epoch, rest, ""),
+/// Makes sure the `--cache` directory is one only root (or the caller) can change: created
+/// 0755 if missing; refused when it is a symlink, not a directory, owned by someone else, or
+/// writable by group or others. Files in it are read only after their hash matched, and
+/// written by `cache_put`, so nothing there is ever written through.
+pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
+    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    let unsafe_ = |reason: String| ArchiveError::UnsafeCache {
+        path: dir.to_owned(),
+        reason,
+    };
+    match std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o755)
+        .create(dir)
+    {
+        Ok(()) => {}
+        Err(err) => {
+            return Err(ArchiveError::Write {
+                path: dir.to_owned(),
+                err,
+            });
         }
     }
-    fn order(c: Option<char>) -> i32 {
-        match c {
-            None => 0,
-            Some('~') => -1,
-            Some(c) if c.is_ascii_alphabetic() => c as i32,
-            Some(c) => c as i32 + 256,
-        }
+    let m = std::fs::symlink_metadata(dir).map_err(|err| ArchiveError::Write {
+        path: dir.to_owned(),
+        err,
+    })?;
+    if m.file_type().is_symlink() {
+        return Err(unsafe_("it is a symbolic link".into()));
     }
-    fn part(a: &str, b: &str) -> std::cmp::Ordering {
-        let (mut a, mut b) = (a, b);
-        while !a.is_empty() || !b.is_empty() {
-            // Non-digit prefix.
-            let na = a.find(|c: char| c.is_ascii_digit()).unwrap_or(a.len());
-            let nb = b.find(|c: char| c.is_ascii_digit()).unwrap_or(b.len());
-            let (sa, sb) = (&a[..na], &b[..nb]);
-            let (mut ia, mut ib) = (sa.chars(), sb.chars());
-            loop {
-                let (ca, cb) = (ia.next(), ib.next());
-                if ca.is_none() && cb.is_none() {
-                    break;
-                }
-                let o = order(ca).cmp(&order(cb));
-                if o.is_ne() {
-                    return o;
-                }
-            }
-            a = &a[na..];
-            b = &b[nb..];
-            let da = a.find(|c: char| !c.is_ascii_digit()).unwrap_or(a.len());
-            let db = b.find(|c: char| !c.is_ascii_digit()).unwrap_or(b.len());
-            let xa: u128 = a[..da].parse().unwrap_or(0);
-            let xb: u128 = b[..db].parse().unwrap_or(0);
-            if xa != xb {
-                return xa.cmp(&xb);
-            }
-            a = &a[da..];
-            b = &b[db..];
-        }
-        std::cmp::Ordering::Equal
+    if !m.is_dir() {
+        return Err(unsafe_("it is not a directory".into()));
     }
-    let (ea, ua, ra) = split(a);
-    let (eb, ub, rb) = split(b);
-    ea.cmp(&eb)
-        .then_with(|| part(ua, ub))
-        .then_with(|| part(ra, rb))
+    let me = rustix::process::geteuid().as_raw();
+    if m.uid() != 0 && m.uid() != me {
+        return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
+    }
+    if m.mode() & 0o022 != 0 {
+        return Err(unsafe_(format!(
+            "it is writable by group or others (mode {:o})",
+            m.mode() & 0o7777
+        )));
+    }
+    Ok(())
 }
 
-/// The upstream part of a Debian version: `1:10.0.6+ds-0+deb13u2` → `10.0.6`.
-pub fn upstream(version: &str) -> &str {
-    let v = version.split_once(':').map_or(version, |(_, r)| r);
-    let v = v.rsplit_once('-').map_or(v, |(u, _)| u);
-    v.split(['+', '~']).next().unwrap_or(v)
+/// Puts `bytes` into the cache as `name`: a new file (`O_EXCL`, so never through a symlink or
+/// into an existing file) renamed over `name` (which replaces a link, never follows it). Best
+/// effort: the cache is an optimisation, so a failure only means no copy is kept.
+pub fn cache_put(dir: &Path, name: &str, bytes: &[u8]) {
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
+    let _ = std::fs::remove_file(&tmp);
+    let written = std::fs::OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+        .open(&tmp)
+        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
+    if written.is_ok() && std::fs::rename(&tmp, dir.join(name)).is_ok() {
+        return;
+    }
+    let _ = std::fs::remove_file(&tmp);
 }
 
-/// Does a user's version spec (`10.0`, `7.2.19`, a full Debian version) select `version`?
-pub fn version_matches(spec: &str, version: &str) -> bool {
-    let no_epoch = version.split_once(':').map_or(version, |(_, r)| r);
-    if spec == version || spec == no_epoch {
-        return true;
+/// Reads a cached file, only a regular one (a FIFO planted there cannot hang the fetch).
+fn cache_get(path: &Path) -> Option<Vec<u8>> {
+    use std::os::unix::fs::OpenOptionsExt;
+    let f = std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags((rustix::fs::OFlags::NOFOLLOW | rustix::fs::OFlags::NONBLOCK).bits() as i32)
+        .open(path)
+        .ok()?;
+    if !f.metadata().ok()?.is_file() {
+        return None;
     }
-    let up = upstream(version);
-    up == spec || (up.starts_with(spec) && up[spec.len()..].starts_with('.'))
+    let mut b = Vec::new();
+    (&f).take(MAX_DEB).read_to_end(&mut b).ok()?;
+    Some(b)
 }
 
 /// HTTP settings.
@@ -526,7 +551,9 @@ impl Archive {
         }
     }
 
-    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex).
+    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex). A longer
+    /// body is cut at `limit` (not an error here): the callers pass one byte more than the
+    /// signed size, so a longer file is refused by them as not what the signature vouches for.
     fn stream(
         &self,
         url: &str,
@@ -535,7 +562,7 @@ impl Archive {
         sink: &mut dyn Write,
         sink_path: &Path,
     ) -> Result<(u64, String), ArchiveError> {
-        let mut reader = body.into_with_config().limit(limit).reader();
+        let mut reader = body.into_with_config().limit(u64::MAX).reader().take(limit);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u64;
@@ -608,6 +635,9 @@ impl Archive {
         deb_arch: &str,
         cache: Option<&Path>,
     ) -> Result<String, ArchiveError> {
+        if let Some(c) = cache {
+            check_cache_dir(c)?;
+        }
         let base = format!("main/binary-{deb_arch}/Packages");
         let (path, (hash, size)) = ["xz", "gz", ""]
             .iter()
@@ -620,7 +650,7 @@ impl Archive {
             })
             .find_map(|p| rel.sha256.get(&p).map(|v| (p, v.clone())))
             .ok_or_else(|| ArchiveError::IndexHash {
-                path: format!("dists/{}/{base}", rel.suite),
+                path: format!("dists/{}/{base}", rel.dist),
                 reason: "is not listed in the signed InRelease".into(),
             })?;
         // InRelease also lists the uncompressed index's hash: a cached decompressed copy that
@@ -631,7 +661,7 @@ impl Archive {
             _ => None,
         };
         if let (Some((h, _)), Some(p)) = (&plain, &plain_cache)
-            && let Ok(b) = std::fs::read(p)
+            && let Some(b) = cache_get(p)
             && &hex(&Sha256::digest(&b)) == h
         {
             return Ok(String::from_utf8_lossy(&b).into_owned());
@@ -639,14 +669,34 @@ impl Archive {
         let cached = cache
             .filter(|_| plain_cache.is_none())
             .map(|c| c.join(format!("index-{hash}")));
-        let compressed = match cached.as_ref().and_then(|p| std::fs::read(p).ok()) {
+        let compressed = match cached.as_ref().and_then(|p| cache_get(p)) {
             Some(b) if hex(&Sha256::digest(&b)) == hash => b,
             _ => {
-                let url = self.url(&format!("dists/{}/{path}", rel.suite));
-                let (status, body) = self.get(&url)?;
-                if status != 200 {
-                    return Err(ArchiveError::Http { url, status });
+                // By hash first (apt does the same): the plain name changes at every
+                // mirror sync and can be newer or older than the InRelease fetched a moment
+                // ago; the by-hash name is the file the InRelease vouches for or nothing.
+                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                let mut got = None;
+                if rel.by_hash {
+                    let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
+                    let (status, body) = self.get(&url)?;
+                    if status == 200 {
+                        got = Some((url, body));
+                    } else {
+                        tracing::debug!(url, status, "no by-hash copy; the plain name is used");
+                    }
                 }
+                let (url, body) = match got {
+                    Some(g) => g,
+                    None => {
+                        let url = self.url(&format!("dists/{}/{path}", rel.dist));
+                        let (status, body) = self.get(&url)?;
+                        if status != 200 {
+                            return Err(ArchiveError::Http { url, status });
+                        }
+                        (url, body)
+                    }
+                };
                 let mut bytes = Vec::new();
                 let (n, got) = self.stream(
                     &url,
@@ -656,9 +706,14 @@ impl Archive {
                     Path::new("(memory)"),
                 )?;
                 if n != size {
+                    let has = if n > size {
+                        "is longer than".to_owned()
+                    } else {
+                        format!("has {n} bytes,")
+                    };
                     return Err(ArchiveError::IndexHash {
                         path: url,
-                        reason: format!("has {n} bytes, the signed InRelease says {size}"),
+                        reason: format!("{has} the {size} bytes the signed InRelease says"),
                     });
                 }
                 if got != hash {
@@ -667,12 +722,8 @@ impl Archive {
                         reason: format!("has sha256 {got}, the signed InRelease says {hash}"),
                     });
                 }
-                if let Some(p) = &cached {
-                    let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
-                    let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                    if std::fs::write(&tmp, &bytes).is_ok() {
-                        let _ = std::fs::rename(&tmp, p);
-                    }
+                if let Some(c) = cache.filter(|_| cached.is_some()) {
+                    cache_put(c, &format!("index-{hash}"), &bytes);
                 }
                 bytes
             }
@@ -697,16 +748,12 @@ impl Archive {
             let got = hex(&Sha256::digest(&text));
             if &got != h {
                 return Err(ArchiveError::IndexHash {
-                    path: format!("dists/{}/{base}", rel.suite),
+                    path: format!("dists/{}/{base}", rel.dist),
                     reason: format!("decompresses to sha256 {got}, the signed InRelease says {h}"),
                 });
             }
-            if let Some(p) = &plain_cache {
-                let _ = std::fs::create_dir_all(p.parent().unwrap_or(Path::new("/")));
-                let tmp = p.with_extension(format!("tmp{}", std::process::id()));
-                if std::fs::write(&tmp, &text).is_ok() {
-                    let _ = std::fs::rename(&tmp, p);
-                }
+            if let Some(c) = cache.filter(|_| plain_cache.is_some()) {
+                cache_put(c, &format!("index-{h}"), &text);
             }
         }
         Ok(String::from_utf8_lossy(&text).into_owned())
@@ -746,8 +793,9 @@ impl Archive {
             err,
         };
         if let Some(c) = cache {
+            check_cache_dir(c)?;
             let cached = c.join(format!("deb-{}", p.sha256));
-            if let Ok(b) = std::fs::read(&cached)
+            if let Some(b) = cache_get(&cached)
                 && hex(&Sha256::digest(&b)) == p.sha256
             {
                 std::fs::write(dest, &b).map_err(write_err)?;
@@ -776,20 +824,21 @@ impl Archive {
         if n != p.size || got != p.sha256 {
             return Err(ArchiveError::DebHash {
                 url,
-                reason: format!(
-                    "has {n} bytes with sha256 {got}; the signed index says {} bytes with sha256 {}",
-                    p.size, p.sha256
-                ),
+                reason: if n > p.size {
+                    format!("is longer than the {} bytes the signed index says", p.size)
+                } else {
+                    format!(
+                        "has {n} bytes with sha256 {got}; the signed index says {} bytes with sha256 {}",
+                        p.size, p.sha256
+                    )
+                },
             });
         }
         f.sync_all().map_err(write_err)?;
-        if let Some(c) = cache {
-            let _ = std::fs::create_dir_all(c);
-            let cached = c.join(format!("deb-{}", p.sha256));
-            let tmp = c.join(format!(".deb-{}.{}", p.sha256, std::process::id()));
-            if std::fs::copy(dest, &tmp).is_ok() {
-                let _ = std::fs::rename(&tmp, cached);
-            }
+        if let Some(c) = cache
+            && let Ok(b) = std::fs::read(dest)
+        {
+            cache_put(c, &format!("deb-{}", p.sha256), &b);
         }
         Ok(())
     }
@@ -836,10 +885,6 @@ fn map_io(url: &str, e: std::io::Error) -> ArchiveError {
     }
 }
 
-pub fn hex(b: &[u8]) -> String {
-    b.iter().map(|b| format!("{b:02x}")).collect()
-}
-
 /// Debian's name for the host's CPU (the `binary-<arch>` of the index).
 pub fn debian_arch(machine: &str) -> Option<&'static str> {
     Some(match machine {
@@ -872,40 +917,28 @@ impl crate::error::Classify for ArchiveError {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use std::cmp::Ordering::*;
-
+    /// Cache files are written as new files and renamed into place: links planted at the
+    /// temporary name or at the final name are never written through.
     #[test]
-    fn dpkg_ordering() {
-        assert_eq!(
-            compare_versions("1:7.2+dfsg-7", "1:10.0.6+ds-0+deb13u2"),
-            Less
-        );
-        assert_eq!(
-            compare_versions("1:10.0.6+ds-0+deb13u2~bpo12+1", "1:10.0.6+ds-0+deb13u2"),
-            Less
-        );
-        assert_eq!(compare_versions("2:1.0", "1:9.9"), Greater);
-        assert_eq!(compare_versions("1.0~rc1", "1.0"), Less);
-        assert_eq!(compare_versions("1.0a", "1.0"), Greater);
-        assert_eq!(compare_versions("1.0-1", "1.0-1"), Equal);
-        assert_eq!(
-            compare_versions("7.2+dfsg-7+deb12u18+b3", "7.2+dfsg-7+deb12u18"),
-            Greater
-        );
-    }
-
-    #[test]
-    fn version_specs() {
-        let v = "1:10.0.6+ds-0+deb13u2";
-        assert_eq!(upstream(v), "10.0.6");
-        assert!(version_matches("10.0", v));
-        assert!(version_matches("10", v));
-        assert!(version_matches("10.0.6", v));
-        assert!(version_matches("10.0.6+ds-0+deb13u2", v));
-        assert!(!version_matches("10.0.60", v));
-        assert!(!version_matches("1", v));
-        assert!(!version_matches("7.2", v));
-        assert!(version_matches("7.2", "1:7.2+dfsg-7+deb12u18"));
+    fn cache_writes_never_follow_links() {
+        let t = tempfile::tempdir().unwrap();
+        let victim = t.path().join("victim");
+        std::fs::write(&victim, "keep").unwrap();
+        let dir = t.path().join("cache");
+        check_cache_dir(&dir).unwrap();
+        let tmp = dir.join(format!(".deb-x.tmp{}", std::process::id()));
+        std::os::unix::fs::symlink(&victim, &tmp).unwrap();
+        std::os::unix::fs::symlink(&victim, dir.join("deb-x")).unwrap();
+        cache_put(&dir, "deb-x", b"new");
+        assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
+        assert_eq!(std::fs::read(dir.join("deb-x")).unwrap(), b"new");
+        assert!(!tmp.exists());
+        // A link as the cache directory itself is refused.
+        std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
+        assert!(matches!(
+            check_cache_dir(&t.path().join("link")),
+            Err(ArchiveError::UnsafeCache { .. })
+        ));
     }
 
     #[test]
@@ -1059,5 +1092,17 @@ mod tests {
         assert!(Release::parse("stable", signed, "k", 0).is_ok());
         let e = Release::parse("trixie", signed, "k", 0).unwrap_err();
         assert!(e.to_string().contains("another suite"), "{e}");
+    }
+
+    #[test]
+    fn indexes_come_from_the_requested_directory_and_by_hash_when_offered() {
+        let signed = "Suite: stable\nCodename: trixie\nAcquire-By-Hash: yes\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
+        let r = Release::parse("trixie", signed, "k", 0).unwrap();
+        assert_eq!(
+            (r.dist.as_str(), r.suite.as_str(), r.by_hash),
+            ("trixie", "stable", true)
+        );
+        let no = signed.replace("Acquire-By-Hash: yes\n", "");
+        assert!(!Release::parse("stable", &no, "k", 0).unwrap().by_hash);
     }
 }

@@ -358,8 +358,15 @@ pub fn discover(arch: &Arch, dirs: &[PathBuf], req: &Requirements) -> Discovery 
     }
 }
 
-/// Reads the facts of one path. Never fails: what cannot be read shows up as a problem later.
+/// Reads the facts of one path, an interpreter for `arch`. Never fails: what cannot be read
+/// shows up as a problem later.
 pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
+    facts_of(path, Some(&arch.qemu))
+}
+
+/// Reads the facts of one path; the QEMU version only when the file is `qemu-<qemu_cpu>`
+/// (an imported entry's interpreter may be anything).
+pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
     let mut f = FileFacts {
         path: path.to_owned(),
         resolved: path.to_owned(),
@@ -413,8 +420,8 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
-    if f.elf.is_some() {
-        f.version = embedded_version(path, &arch.qemu);
+    if let (Some(_), Some(cpu)) = (&f.elf, qemu_cpu) {
+        f.version = embedded_version(path, cpu);
     }
     f
 }
@@ -457,26 +464,6 @@ pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
 /// only through directories and symlinks root controls, on a mount that allows exec.
 /// Whether it is an ELF for this CPU, or static, is not asked here.
 pub fn security_problems(f: &FileFacts, owners: Owners) -> Vec<Problem> {
-    let req = Requirements {
-        host_class: 0,
-        host_endian: Endian::Little,
-        host_machine: 0,
-        owners,
-        need_static: false,
-    };
-    check(f, &req)
-        .into_iter()
-        .filter(|p| {
-            !matches!(
-                p,
-                Problem::NotElf { .. } | Problem::WrongHostArch { .. } | Problem::Dynamic { .. }
-            )
-        })
-        .collect()
-}
-
-/// The pure verdict on one candidate.
-pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
     let mut p = Vec::new();
     match f.kind {
         FileKind::Missing => return vec![Problem::Missing],
@@ -484,7 +471,7 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
         FileKind::Directory | FileKind::Other => return vec![Problem::NotRegular],
     }
     let mut unmapped = Vec::new();
-    match req.owners.judge(f.uid) {
+    match owners.judge(f.uid) {
         Owner::Root => {}
         Owner::Unmapped => unmapped.push(f.resolved.clone()),
         Owner::Other => p.push(Problem::NotRootOwned { uid: f.uid }),
@@ -504,7 +491,7 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
     // with the sticky bit (then others cannot rename or remove what root put there, and the
     // next component is checked in turn).
     for n in &f.chain {
-        let owner = req.owners.judge(n.uid);
+        let owner = owners.judge(n.uid);
         if owner == Owner::Unmapped && !unmapped.contains(&n.path) {
             unmapped.push(n.path.clone());
         }
@@ -525,8 +512,8 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
         }
     }
     if !unmapped.is_empty() {
-        let (paths, uid) = (unmapped, req.owners.unmapped_uid.unwrap_or(0));
-        p.push(if req.owners.overflow_is_mapped {
+        let (paths, uid) = (unmapped, owners.unmapped_uid.unwrap_or(0));
+        p.push(if owners.overflow_is_mapped {
             Problem::AmbiguousOwner { paths, uid }
         } else {
             Problem::UnmappedOwner { paths, uid }
@@ -534,6 +521,16 @@ pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
     }
     if f.noexec_mount {
         p.push(Problem::NoExecMount);
+    }
+    p
+}
+
+/// The pure verdict on one candidate: `security_problems`, then an ELF executable for this
+/// host (static when `req.need_static`).
+pub fn check(f: &FileFacts, req: &Requirements) -> Vec<Problem> {
+    let mut p = security_problems(f, req.owners);
+    if f.kind != FileKind::Regular {
+        return p;
     }
     match (&f.elf, &f.elf_error) {
         (Some(e), _) => {

@@ -7,6 +7,7 @@
 //! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
 //! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
 //! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
+//! - `version`: dpkg version order and version specs
 //!
 //! Fetching needs the network and write access to the store (root); nothing here touches
 //! binfmt_misc.
@@ -16,6 +17,7 @@ pub mod deb;
 pub mod interpreter;
 pub mod store;
 pub mod verify;
+pub mod version;
 
 use std::path::{Path, PathBuf};
 
@@ -40,6 +42,18 @@ pub enum QemuError {
     Store(#[from] StoreError),
     #[error(transparent)]
     Deb(#[from] deb::DebError),
+    #[error(transparent)]
+    Keyring(#[from] verify::VerifyError),
+    #[error(
+        "Debian has no binary-<arch> index for this host's CPU {machine:?}: fetch on a supported host, or use --from-deb with a .deb built for it"
+    )]
+    NoDebianArch { machine: String },
+    #[error("{}: no such file: pass the path of a qemu-user-static or qemu-user .deb", path.display())]
+    NoDeb { path: PathBuf },
+    #[error(
+        "{count} stored version(s) do not match their manifest: remove them with `binfmtctl qemu gc VERSION` (after `qemu use` of another) and fetch them again"
+    )]
+    Mismatch { count: usize },
     #[error(
         "no suite offers QEMU {spec} (looked at: {offered}): pick one of those versions or a suite name"
     )]
@@ -57,7 +71,10 @@ impl QemuError {
         match self {
             QemuError::Archive(e) => e.is_environment(),
             QemuError::Store(e) => e.is_environment(),
-            QemuError::Deb(deb::DebError::Write { .. }) => true,
+            QemuError::Deb(deb::DebError::Write { .. }) | QemuError::NoDebianArch { .. } => true,
+            QemuError::Keyring(e) => {
+                crate::error::Classify::kind(e) == crate::error::ErrorKind::Environment
+            }
             _ => false,
         }
     }
@@ -65,7 +82,10 @@ impl QemuError {
         match self {
             QemuError::Archive(e) => e.is_usage(),
             QemuError::Store(e) => e.is_usage(),
-            QemuError::UnknownVersion { .. } => true,
+            QemuError::UnknownVersion { .. } | QemuError::NoDeb { .. } => true,
+            QemuError::Keyring(e) => {
+                crate::error::Classify::kind(e) == crate::error::ErrorKind::BadInput
+            }
             QemuError::Deb(deb::DebError::NotDeb { .. } | deb::DebError::NoInterpreters { .. }) => {
                 true
             }
@@ -194,15 +214,22 @@ pub enum Source<'a> {
 pub enum Fetched {
     Stored(Stored),
     AlreadyThere(Stored),
+    /// A dry run: the version checked and what it would be stored as (`dir` where it would go).
+    WouldStore(Stored),
 }
 
 /// Downloads (or copies), unpacks, checks and stores one version. Every failure leaves the
 /// store as it was: the work happens in a staging directory that is dropped on error.
+///
+/// `dry_run`: the same download, signature chain, hashes, unpacking and content checks, in a
+/// private scratch directory outside the store (no lock, no write to the store); the files'
+/// owner and mode are not checked there, since the store sets them when it stores.
 pub fn fetch(
     store: &Store,
     source: Source<'_>,
     table: &Table,
     req: &Requirements,
+    dry_run: bool,
 ) -> Result<Fetched, QemuError> {
     // For the archive we know the version before downloading: skip what is there.
     if let Source::Archive { package, .. } = &source {
@@ -211,8 +238,11 @@ pub fn fetch(
             return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
         }
     }
-    let lock = store.lock()?;
-    let staging = store.staging(&lock)?;
+    let lock = if dry_run { None } else { Some(store.lock()?) };
+    let staging = match &lock {
+        Some(l) => store.staging(l)?,
+        None => store::Staging::scratch()?,
+    };
     let deb_path = staging.dir.join("package.deb");
     let (debian_version, package, suite, origin, verified, mirror) = match &source {
         Source::Archive {
@@ -285,7 +315,10 @@ pub fn fetch(
             continue;
         };
         let facts = interpreter::facts(&path, arch);
-        let problems = interpreter::check(&facts, req);
+        let mut problems = interpreter::check(&facts, req);
+        if lock.is_none() {
+            problems.retain(is_content_problem);
+        }
         if !problems.is_empty() {
             let why: Vec<String> = problems.iter().map(ToString::to_string).collect();
             refused.push(format!("{} {}", x.member, why.join("; ")));
@@ -334,7 +367,20 @@ pub fn fetch(
     if let Ok(m) = store::read_manifest(&dir) {
         return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
     }
-    Ok(Fetched::Stored(store.commit(&lock, staging, &manifest)?))
+    let Some(lock) = &lock else {
+        return Ok(Fetched::WouldStore(Stored { dir, manifest }));
+    };
+    Ok(Fetched::Stored(store.commit(lock, staging, &manifest)?))
+}
+
+/// A problem of the interpreter itself (not of where it lies, its owner or its mode, which
+/// the store sets).
+fn is_content_problem(p: &interpreter::Problem) -> bool {
+    use interpreter::Problem as P;
+    matches!(
+        p,
+        P::Missing | P::NotRegular | P::NotElf { .. } | P::WrongHostArch { .. } | P::Dynamic { .. }
+    )
 }
 
 /// `10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)` → `1:10.0.6+ds-0+deb13u2`; else the first word.

@@ -16,7 +16,8 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::archive::{compare_versions, hex, version_matches};
+use super::version::{compare_versions, version_matches};
+use crate::input::hex;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/binfmtctl/qemu";
 pub const MANIFEST: &str = "manifest.json";
@@ -41,6 +42,10 @@ pub enum StoreError {
         "QEMU {version} is used by {users}: switch them first (`binfmtctl qemu use OTHER`) or uninstall them"
     )]
     InUse { version: String, users: String },
+    #[error(
+        "the store {path} is unsafe: {reason}: keep the store in a directory only root can change (the default is /var/lib/binfmtctl/qemu)"
+    )]
+    Unsafe { path: PathBuf, reason: String },
 }
 
 impl StoreError {
@@ -48,7 +53,10 @@ impl StoreError {
         matches!(self, StoreError::Write { .. } | StoreError::Lock { .. })
     }
     pub fn is_usage(&self) -> bool {
-        matches!(self, StoreError::NotFound { .. } | StoreError::InUse { .. })
+        matches!(
+            self,
+            StoreError::NotFound { .. } | StoreError::InUse { .. } | StoreError::Unsafe { .. }
+        )
     }
 }
 
@@ -137,6 +145,23 @@ impl Staging {
     pub fn bin(&self) -> PathBuf {
         self.dir.join("bin")
     }
+
+    /// A private (0700) directory with `bin/` outside any store, for a dry run: removed on
+    /// drop, never committed.
+    pub fn scratch() -> Result<Staging, StoreError> {
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let dir =
+            std::env::temp_dir().join(format!("binfmtctl-fetch-{}-{nanos}", std::process::id()));
+        fs::DirBuilder::new()
+            .mode(0o700)
+            .create(&dir)
+            .map_err(|e| write_err(&dir, e))?;
+        let st = Staging { dir, done: false };
+        Store::mkdir(&st.bin())?;
+        Ok(st)
+    }
 }
 
 impl Drop for Staging {
@@ -196,12 +221,14 @@ impl Store {
                 .map_err(|e| write_err(parent, e))?;
         }
         Self::mkdir(&self.root)?;
+        self.check_owner()?;
         let path = self.root.join(".lock");
         let f = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
             .mode(0o600)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| write_err(&path, e))?;
         if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
@@ -223,6 +250,35 @@ impl Store {
             }
         }
         Ok(StoreLock { _file: f })
+    }
+
+    /// Writers refuse a store root someone else could change: there they could swap the
+    /// staging directory for a symlink while root writes into it, or plant `.lock` as a
+    /// symlink for root to create a file through. The root must be a directory (not a
+    /// symlink), owned by root or the caller, and not writable by group or others.
+    fn check_owner(&self) -> Result<(), StoreError> {
+        let unsafe_ = |reason: String| StoreError::Unsafe {
+            path: self.root.clone(),
+            reason,
+        };
+        let m = fs::symlink_metadata(&self.root).map_err(|e| write_err(&self.root, e))?;
+        if m.file_type().is_symlink() {
+            return Err(unsafe_("it is a symbolic link".into()));
+        }
+        if !m.is_dir() {
+            return Err(unsafe_("it is not a directory".into()));
+        }
+        let me = rustix::process::geteuid().as_raw();
+        if m.uid() != 0 && m.uid() != me {
+            return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
+        }
+        if m.mode() & 0o022 != 0 {
+            return Err(unsafe_(format!(
+                "it is writable by group or others (mode {:o})",
+                m.mode() & 0o7777
+            )));
+        }
+        Ok(())
     }
 
     /// A fresh staging directory (with `bin/`) under the root.
@@ -359,6 +415,11 @@ impl Store {
         for f in &s.manifest.files {
             listed.push(&f.name);
             let p = bin.join(&f.name);
+            // Only a regular file is read (a link to /dev/zero or a FIFO is reported, not read).
+            if fs::symlink_metadata(&p).is_ok_and(|m| !m.file_type().is_file()) {
+                problems.push(format!("{}: not a regular file", p.display()));
+                continue;
+            }
             match fs::read(&p) {
                 Ok(b) => {
                     let h = hex(&Sha256::digest(&b));
@@ -433,15 +494,38 @@ pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
         path: p.clone(),
         reason: e.to_string(),
     })?;
-    serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
-        path: p,
+    let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
+        path: p.clone(),
         reason: e.to_string(),
-    })
+    })?;
+    // Names are joined to the version's bin/ directory: only plain `qemu-<cpu>` file names,
+    // so a manifest cannot send `verify` (or anything else) to a file outside the store.
+    if let Some(f) = m.files.iter().find(|f| {
+        f.name != format!("qemu-{}", f.cpu)
+            || !f
+                .cpu
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || b == b'_')
+    }) {
+        return Err(StoreError::BadManifest {
+            path: p,
+            reason: format!(
+                "file {:?} (cpu {:?}) is not a qemu-<cpu> file name",
+                f.name, f.cpu
+            ),
+        });
+    }
+    Ok(m)
 }
 
-/// Does an interpreter path lie inside this stored version?
+/// Does an interpreter path lie inside this stored version? Entries hold the resolved path
+/// (install registers the file, never a symlink), so the version's directory is compared
+/// resolved too: a store named through a symlink or with `..` (`--qemu-store`, or a
+/// symlinked `/var/lib`) still sees its users, and `gc` never removes a version in use.
 pub fn uses(s: &Stored, interpreter: &str) -> bool {
-    Path::new(interpreter).starts_with(s.bin())
+    let bin = s.bin();
+    let p = Path::new(interpreter);
+    p.starts_with(&bin) || fs::canonicalize(&bin).is_ok_and(|b| p.starts_with(b))
 }
 
 impl crate::error::Classify for StoreError {
@@ -525,5 +609,104 @@ mod tests {
             .filter(|e| e.file_name().to_string_lossy().starts_with(".tmp-"))
             .collect();
         assert!(left.is_empty(), "{left:?}");
+    }
+
+    /// Writers (fetch, gc) refuse a store root others may change or that is a link, and
+    /// never create `.lock` through a symlink.
+    #[test]
+    fn writers_refuse_a_store_others_can_change() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("qemu");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let victim = t.path().join("nologin");
+        std::os::unix::fs::symlink(&victim, root.join(".lock")).unwrap();
+        let e = Store::new(&root).lock().err().expect("refused");
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        assert!(
+            e.to_string()
+                .contains("writable by group or others (mode 777)")
+        );
+        assert!(!victim.exists(), "nothing created through the planted link");
+        std::os::unix::fs::symlink(&root, t.path().join("link")).unwrap();
+        let e = Store::new(t.path().join("link"))
+            .lock()
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("it is a symbolic link"), "{e}");
+        // Fixed modes: the link at .lock is still never followed.
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        assert!(Store::new(&root).lock().is_err());
+        assert!(!victim.exists());
+        fs::remove_file(root.join(".lock")).unwrap();
+        assert!(Store::new(&root).lock().is_ok());
+    }
+
+    /// A manifest cannot point outside its version's bin/ (a name with `/` or `..`), and
+    /// `verify` does not read through a link planted in bin/ (to `/dev/zero`, say).
+    #[test]
+    fn manifests_name_only_plain_files_and_verify_reads_only_regular_ones() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let lock = store.lock().unwrap();
+        let mut m = manifest("1:10.0.6+ds-0+deb13u2");
+        m.files.push(FileEntry {
+            name: "qemu-aarch64".into(),
+            cpu: "aarch64".into(),
+            sha256: "00".into(),
+            size: 0,
+            member: "usr/bin/qemu-aarch64".into(),
+            qemu_version: None,
+        });
+        let st = store.staging(&lock).unwrap();
+        std::os::unix::fs::symlink("/dev/zero", st.bin().join("qemu-aarch64")).unwrap();
+        let s = store.commit(&lock, st, &m).unwrap();
+        // Rewrite the manifest to point outside: it is no longer a readable version.
+        for name in ["../../../etc/passwd", "/etc/passwd", "qemu-x/../../y"] {
+            let mut bad = m.clone();
+            bad.files[0].name = name.into();
+            fs::write(s.dir.join(MANIFEST), serde_json::to_string(&bad).unwrap()).unwrap();
+            assert!(
+                matches!(read_manifest(&s.dir), Err(StoreError::BadManifest { .. })),
+                "{name}"
+            );
+        }
+        fs::write(s.dir.join(MANIFEST), serde_json::to_string(&m).unwrap()).unwrap();
+        let problems = Store::verify_version(&s);
+        assert!(
+            problems
+                .iter()
+                .any(|p| p.ends_with("qemu-aarch64: not a regular file")),
+            "{problems:?}"
+        );
+    }
+
+    /// An entry holds the resolved interpreter path; the store may be named through a
+    /// symlink or with `..`: the version is still in use (so `gc` keeps it).
+    #[test]
+    fn a_store_named_through_a_symlink_sees_its_users() {
+        let t = tempfile::tempdir().unwrap();
+        let real = t.path().join("qemu");
+        let store = Store::new(&real);
+        let lock = store.lock().unwrap();
+        let st = store.staging(&lock).unwrap();
+        store
+            .commit(&lock, st, &manifest("1:10.0.6+ds-0+deb13u2"))
+            .unwrap();
+        drop(lock);
+        let registered = fs::canonicalize(&real)
+            .unwrap()
+            .join("10.0.6+ds-0+deb13u2/bin/qemu-aarch64");
+        let registered = registered.to_str().unwrap();
+        std::os::unix::fs::symlink(&real, t.path().join("link")).unwrap();
+        for root in [
+            real.clone(),
+            t.path().join("link"),
+            t.path().join("link/../qemu"),
+        ] {
+            let s = Store::new(&root).resolve("10.0").unwrap();
+            assert!(uses(&s, registered), "{}", root.display());
+            assert!(!uses(&s, "/usr/bin/qemu-aarch64-static"));
+        }
     }
 }

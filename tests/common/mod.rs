@@ -17,7 +17,8 @@ pub struct Run {
 }
 
 impl Run {
-    fn from(o: Output) -> Run {
+    /// The exit code and the output of a finished command.
+    pub fn of(o: Output) -> Run {
         Run {
             code: o.status.code().unwrap_or(-1),
             stdout: String::from_utf8_lossy(&o.stdout).into_owned(),
@@ -109,7 +110,7 @@ pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run 
     for (k, v) in env {
         c.env(k, v);
     }
-    let r = Run::from(c.output().expect("unshare(1) from util-linux runs"));
+    let r = Run::of(c.output().expect("unshare(1) from util-linux runs"));
     assert_ne!(
         r.code, 98,
         "the binfmt_misc instance in the namespace is not a fresh one"
@@ -130,7 +131,7 @@ pub fn as_nobody(args: &[&str]) -> Run {
         .args(args)
         .env("B", bin())
         .env("A", assets());
-    Run::from(c.output().expect("setpriv(1) from util-linux runs"))
+    Run::of(c.output().expect("setpriv(1) from util-linux runs"))
 }
 
 /// A tiny arm64 root file system: Debian's busybox-static with the applets the tests use.

@@ -1,0 +1,340 @@
+//! The operations beneath the command line: install, uninstall, enable/disable, status,
+//! apply (the config file), export, import, `qemu use` and the QEMU store's commands (`qemu`).
+//! Each takes the binfmt_misc seam
+//! (`&dyn BinfmtFs`: the real instance, or `RecordingBinfmt` in tests), the host facts
+//! (`Host`), where interpreters are looked for (`Search`) and its own options, and returns a
+//! typed report; the CLI parses, calls one of these, and renders the report (text or JSON).
+//!
+//! Every operation validates the whole request before the first kernel write; then it takes
+//! the instance lock, snapshots the kernel, plans, applies and reads back (`binfmt::plan`).
+
+use std::path::PathBuf;
+
+use crate::binfmt::arch::{Arch, Table};
+use crate::binfmt::plan::{NativeGuard, Overlap, Verdict};
+use crate::binfmt::registration::{Entry, Flags, Registration};
+use crate::error::{Classify, ErrorKind};
+use crate::host::{HostFacts, NativeArch};
+use crate::qemu::interpreter::{self, Owners, Requirements};
+
+pub mod apply;
+pub mod export;
+pub mod import;
+pub mod install;
+pub mod nix;
+pub mod qemu;
+pub mod status;
+pub mod switch;
+pub mod uninstall;
+
+#[cfg(test)]
+mod tests;
+
+/// A request the operations refuse, or one they cannot carry out here.
+#[derive(Debug, thiserror::Error)]
+pub enum OpsError {
+    /// Entries refused before any write, one line each (with the reason and the fix).
+    #[error("nothing was changed; refused:\n  {}", .0.join("\n  "))]
+    Refused(Vec<String>),
+    /// Names that are neither arches nor `all`, one message each.
+    #[error("{}", .0.join("\n"))]
+    UnknownArches(Vec<String>),
+    #[error("no architecture given: name one or more, or `all`")]
+    NoArch,
+    /// A `--qemu-path` directory that is not one.
+    #[error(
+        "interpreter search path {}: {problem}: check --qemu-path (or qemu_path in the config)",
+        dir.display()
+    )]
+    SearchPath { dir: PathBuf, problem: String },
+    #[error("unknown host architecture {0:?}")]
+    UnknownHost(String),
+    /// Targets of uninstall, enable or disable that name nothing, one message each.
+    #[error("{}", .0.join("\n"))]
+    Targets(Vec<String>),
+    /// `enable`/`disable`: targets that name no entry.
+    #[error("nothing was changed:\n  {}", .0.join("\n  "))]
+    NoSuchEntries(Vec<String>),
+    #[error(
+        "nothing to switch: no qemu-* entry is registered (`binfmtctl status` lists the entries)"
+    )]
+    NothingToSwitch,
+    #[error(
+        "binfmt_misc is not mounted at {}, so no entry exists to {verb}: mount it (or `binfmtctl install` first)",
+        root.display()
+    )]
+    NotMounted { root: PathBuf, verb: &'static str },
+    /// `qemu use`: none of our entries to switch.
+    #[error(
+        "no qemu-* entry is registered at {}: register with `binfmtctl install ARCHES --qemu {version}`",
+        root.display()
+    )]
+    NoEntriesToSwitch { root: PathBuf, version: String },
+    /// `install --persist`: the config file cannot take the arches.
+    #[error("{source}; nothing was changed")]
+    ConfigUnchanged {
+        #[source]
+        source: crate::config::ConfigError,
+    },
+    /// The plan failed while being applied; what it changed was rolled back.
+    #[error("{op} failed")]
+    Failed {
+        op: &'static str,
+        #[source]
+        source: crate::binfmt::plan::ApplyError,
+    },
+}
+
+impl Classify for OpsError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            OpsError::UnknownHost(_) | OpsError::NotMounted { .. } => ErrorKind::Environment,
+            OpsError::Failed { source, .. } => source.kind(),
+            OpsError::ConfigUnchanged { source } => source.kind(),
+            _ => ErrorKind::BadInput,
+        }
+    }
+}
+
+/// The host as the operations see it: the arch table, the gathered facts, the arches it runs
+/// natively (after probes and the user's overrides) and whose interpreter owners count as
+/// root's.
+#[derive(Debug, Clone)]
+pub struct Host {
+    pub table: &'static Table,
+    pub facts: HostFacts,
+    pub native: Vec<NativeArch>,
+    /// In a user namespace, count unmapped (overflow uid) owners as root's.
+    pub trust_unmapped_owner: bool,
+}
+
+impl Host {
+    pub fn is_native(&self, arch: &str) -> Option<&NativeArch> {
+        self.native.iter().find(|n| n.arch == arch)
+    }
+
+    /// The native-capture guard for this host (every native arch, both ELF types, both OS ABI
+    /// bytes, scripts, our own header): the one install, import and status use.
+    pub fn native_guard(&self) -> NativeGuard {
+        let arches: Vec<&Arch> = self
+            .native
+            .iter()
+            .filter_map(|n| self.table.get(&n.arch))
+            .collect();
+        NativeGuard::new(&arches, &self.facts.exe_header)
+    }
+
+    /// Which owners count as root's here: in a user namespace, unmapped owners only when the
+    /// caller vouches for them.
+    pub fn owners(&self) -> Owners {
+        Owners {
+            unmapped_uid: self
+                .facts
+                .in_user_namespace
+                .then_some(self.facts.overflow_uid),
+            trust_unmapped: self.trust_unmapped_owner,
+            overflow_is_mapped: self.facts.in_user_namespace
+                && interpreter::uid_is_mapped(
+                    &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
+                    self.facts.overflow_uid,
+                ),
+        }
+    }
+
+    /// What an interpreter must be on this host (`need_static`: with flag F).
+    pub fn requirements(&self, need_static: bool) -> Result<Requirements, OpsError> {
+        let host = self
+            .facts
+            .host_arch(self.table)
+            .ok_or_else(|| OpsError::UnknownHost(self.facts.machine.clone()))?;
+        Ok(Requirements {
+            host_class: host.class,
+            host_endian: host.endian,
+            host_machine: host.machine,
+            owners: self.owners(),
+            need_static,
+        })
+    }
+
+    /// Arch names (any spelling, or `all`) to arches, each once; true when `all` was named.
+    pub fn resolve_list(&self, names: &[String]) -> Result<(bool, Vec<&'static Arch>), OpsError> {
+        let mut all = false;
+        let mut arches: Vec<&'static Arch> = Vec::new();
+        let mut unknown = Vec::new();
+        for n in names.iter().map(|n| n.trim()).filter(|n| !n.is_empty()) {
+            if n.eq_ignore_ascii_case("all") {
+                all = true;
+                continue;
+            }
+            match self.table.resolve(n) {
+                Ok(a) if !arches.iter().any(|x| x.name == a.name) => arches.push(a),
+                Ok(_) => {}
+                Err(e) => unknown.push(e.to_string()),
+            }
+        }
+        if !unknown.is_empty() {
+            return Err(OpsError::UnknownArches(unknown));
+        }
+        if all {
+            arches = self.table.arches.iter().collect();
+        } else if arches.is_empty() {
+            return Err(OpsError::NoArch);
+        }
+        Ok((all, arches))
+    }
+}
+
+/// The arch an entry emulates: by its name when it is ours (`qemu-<arch>`, or a further entry
+/// of the arch such as `qemu-microblaze-old`), else by its pattern.
+pub fn arch_of<'t>(table: &'t Table, reg: &Registration) -> Option<&'t Arch> {
+    table
+        .arch_of_entry(&reg.name)
+        .map(|(a, _)| a)
+        .or_else(|| table.arch_of_matcher(&reg.matcher))
+}
+
+/// Where interpreters are looked for: the user's directories (`--qemu-path`, or the config's
+/// `qemu_path`; empty: the default search path), or a stored QEMU version's directory.
+#[derive(Debug, Clone, Default)]
+pub struct Search {
+    pub qemu_path: Vec<PathBuf>,
+    /// `--qemu VERSION` (or the config's `qemu`): the stored version interpreters come from.
+    pub qemu_bin: Option<StoredBin>,
+}
+
+/// A stored QEMU version's interpreter directory, and the version (named in refusals).
+#[derive(Debug, Clone)]
+pub struct StoredBin {
+    pub bin: PathBuf,
+    pub version: String,
+}
+
+impl StoredBin {
+    pub fn of(s: &crate::qemu::store::Stored) -> StoredBin {
+        StoredBin {
+            bin: s.bin(),
+            version: s.manifest.version.clone(),
+        }
+    }
+}
+
+impl Search {
+    /// The directories, made absolute: the kernel needs an absolute interpreter.
+    pub fn dirs(&self) -> Vec<PathBuf> {
+        if let Some(s) = &self.qemu_bin {
+            return vec![s.bin.clone()];
+        }
+        if self.qemu_path.is_empty() {
+            interpreter::DEFAULT_SEARCH
+                .iter()
+                .map(PathBuf::from)
+                .collect()
+        } else {
+            self.qemu_path
+                .iter()
+                .map(|d| {
+                    std::fs::canonicalize(d)
+                        .or_else(|_| std::path::absolute(d))
+                        .unwrap_or_else(|_| d.clone())
+                })
+                .collect()
+        }
+    }
+
+    /// A search directory that is not there is a typo, not "no interpreter installed".
+    pub fn check(&self) -> Result<(), OpsError> {
+        for d in &self.qemu_path {
+            let problem = match std::fs::metadata(d) {
+                Ok(m) if m.is_dir() => continue,
+                Ok(m) => format!(
+                    "{}, not a directory",
+                    crate::input::kind_of(m.file_type()).trim_start_matches("a ")
+                ),
+                Err(e) if e.kind() == std::io::ErrorKind::NotFound => "no such directory".into(),
+                Err(e) => e.to_string(),
+            };
+            return Err(OpsError::SearchPath {
+                dir: d.clone(),
+                problem,
+            });
+        }
+        Ok(())
+    }
+}
+
+/// What became of one entry.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Outcome {
+    pub verdict: Verdict,
+    pub name: String,
+    pub arch: Option<String>,
+    pub interpreter: Option<String>,
+    /// The interpreter's QEMU version, when it says.
+    pub version: Option<String>,
+    pub flags: Option<Flags>,
+    /// Why it was refused, skipped or kept as it was.
+    pub reason: Option<String>,
+    /// The entry a replace removed.
+    pub previous: Option<Entry>,
+}
+
+impl Outcome {
+    pub fn new(verdict: Verdict, name: String, arch: Option<&str>) -> Outcome {
+        Outcome {
+            verdict,
+            name,
+            arch: arch.map(str::to_owned),
+            interpreter: None,
+            version: None,
+            flags: None,
+            reason: None,
+            previous: None,
+        }
+    }
+
+    /// With the interpreter and flags of `reg`.
+    fn of(verdict: Verdict, name: String, arch: Option<&str>, reg: &Registration) -> Outcome {
+        Outcome {
+            interpreter: Some(reg.interpreter.clone()),
+            flags: Some(reg.flags),
+            ..Outcome::new(verdict, name, arch)
+        }
+    }
+}
+
+/// What a changing command did (or, on a dry run, would do).
+#[derive(Debug, Clone, Default)]
+pub struct Report {
+    pub dry_run: bool,
+    pub outcomes: Vec<Outcome>,
+    /// Other entries that can claim the same files as ours.
+    pub overlaps: Vec<Overlap>,
+    /// Things the user should know (flags' consequences, a mount made).
+    pub notes: Vec<String>,
+    /// Warnings for stderr (a mount that may not outlive this process).
+    pub warnings: Vec<String>,
+}
+
+impl Report {
+    /// Did any entry get refused?
+    pub fn refused(&self) -> bool {
+        self.outcomes.iter().any(|o| o.verdict == Verdict::Refused)
+    }
+}
+
+/// A report, and the error when the operation failed after making it (refused entries, or a
+/// failed apply that was rolled back): the CLI shows the report, then returns the error.
+#[derive(Debug)]
+pub struct Reported {
+    pub report: Report,
+    pub failure: Option<OpsError>,
+}
+
+impl Reported {
+    fn ok(report: Report) -> Reported {
+        Reported {
+            report,
+            failure: None,
+        }
+    }
+}
