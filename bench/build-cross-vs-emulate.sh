@@ -40,7 +40,7 @@ print(string.format("fib(25)=%d sorted[500]=%d %s", fib(25), t[500], _VERSION))
 LUA
 
 # The arm64 rootfs with a compiler (made once, by binfmtctl itself).
-ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gcc}
+ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gxx-make}
 if [ ! -x "$ROOTFS/usr/bin/gcc" ]; then
   ROOTFS=target/bench/rootfs-arm64-gcc
   [ -x "$ROOTFS/usr/bin/gcc" ] || { rm -rf "$ROOTFS"; $B rootfs create --arch arm64 --include gcc,libc6-dev "$ROOTFS" >&2; }

@@ -43,7 +43,7 @@ LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4
 export SRC=$W/src; mkdir -p "$SRC"; cp "$LUA"/*.c "$LUA"/*.h "$SRC/"
 printf '#include "lua.h"\n#include "lauxlib.h"\n#include "lualib.h"\nint main(int c, char **v) { lua_State *L = luaL_newstate(); luaL_openlibs(L); int rc = c > 1 ? luaL_dofile(L, v[1]) : 1; lua_close(L); return rc; }\n' > "$SRC/main.c"
 echo 'local function fib(n) if n < 2 then return n end return fib(n-1) + fib(n-2) end print(string.format("fib(25)=%d %s", fib(25), _VERSION))' > "$SRC/bench.lua"
-export ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gcc}
+export ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gxx-make}
 [ -x "$ROOTFS/usr/bin/gcc" ] || { echo "no arm64 gcc rootfs at $ROOTFS: run tests/emulate.rs once or set ROOTFS" >&2; exit 3; }
 export BUILD_ROUNDS
 unshare --user --map-root-user --mount bash -c '

@@ -150,21 +150,20 @@ pub fn busybox_rootfs(dir: &std::path::Path) {
     std::fs::write(dir.join("etc/passwd"), "root:x:0:0:root:/root:/bin/sh\n").unwrap();
 }
 
-/// A Debian bookworm arm64 minbase rootfs with gcc, made by `binfmtctl rootfs create` the first
-/// time and kept in /var/cache/binfmtctl-tests (so CI works from nothing, and reruns are fast).
+/// A Debian bookworm arm64 minbase rootfs with gcc, g++, libc6-dev and make, made by
+/// `binfmtctl rootfs create` the first time and kept in /var/cache/binfmtctl-tests (so CI works
+/// from nothing, and reruns are fast). One rootfs serves the emulate and the hybrid tests, so a
+/// fresh machine bootstraps it once.
 pub fn debian_arm64_rootfs() -> PathBuf {
-    use std::sync::OnceLock;
-    static ROOT: OnceLock<PathBuf> = OnceLock::new();
-    ROOT.get_or_init(|| cached_arm64_rootfs("bookworm-arm64-gcc", "gcc,libc6-dev"))
-        .clone()
-}
-
-/// Like `debian_arm64_rootfs`, with g++ and make too (the hybrid-build tests).
-pub fn debian_arm64_rootfs_gxx() -> PathBuf {
     use std::sync::OnceLock;
     static ROOT: OnceLock<PathBuf> = OnceLock::new();
     ROOT.get_or_init(|| cached_arm64_rootfs("bookworm-arm64-gxx-make", "gcc,g++,libc6-dev,make"))
         .clone()
+}
+
+/// The same rootfs, named for what the hybrid-build tests need of it (g++ and make).
+pub fn debian_arm64_rootfs_gxx() -> PathBuf {
+    debian_arm64_rootfs()
 }
 
 /// A bookworm arm64 minbase rootfs with `include`, made once under the test cache as `name`
