@@ -180,13 +180,24 @@ pub fn fetch(
     let req = host.requirements(true)?;
     let fetched = match from {
         FetchFrom::Deb(deb) => {
-            if !deb.is_file() {
-                return Err(QemuError::NoDeb {
-                    path: deb.to_owned(),
+            // Opened once, before the store is touched: a FIFO, a device or a directory is
+            // refused here, and the copy reads this descriptor (no swap after a check).
+            let file = crate::input::open_regular(deb).map_err(|e| {
+                if e.is_missing() {
+                    QemuError::NoDeb {
+                        path: deb.to_owned(),
+                    }
+                } else {
+                    QemuError::from(e)
                 }
-                .into());
-            }
-            q::fetch(store, Source::LocalDeb(deb), host.table, &req, dry_run)?
+            })?;
+            q::fetch(
+                store,
+                Source::LocalDeb(deb, &file),
+                host.table,
+                &req,
+                dry_run,
+            )?
         }
         FetchFrom::Archive(spec, o) => {
             let a = o.archive()?;
@@ -704,5 +715,34 @@ mod tests {
         assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
         assert!(format!("{e}").contains("nope.deb: no such file"), "{e}");
         assert!(!store.root.exists());
+    }
+
+    /// A FIFO or a device given as --from-deb is refused at once (never read, never copied),
+    /// as bad input, before the store is touched.
+    #[test]
+    fn fetch_from_a_fifo_or_a_device_is_refused_before_reading() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let fifo = t.path().join("q.deb");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        for (deb, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+        ] {
+            for dry_run in [true, false] {
+                let e = fetch(&host(), &store, FetchFrom::Deb(deb), dry_run).unwrap_err();
+                assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
+                assert!(
+                    format!("{e:#}").contains(&format!("is {kind}, not a regular file")),
+                    "{e:#}"
+                );
+                assert!(!store.root.exists(), "nothing stored");
+            }
+        }
     }
 }
