@@ -1509,6 +1509,27 @@ mod tests {
         );
     }
 
+    /// `qemu use` checks the stored interpreters as install does, so in a user namespace it
+    /// takes --trust-unmapped-owner (after the subcommand or before it); --qemu-path is refused.
+    #[test]
+    fn qemu_use_takes_trust_unmapped_owner() {
+        for args in [
+            &["qemu", "use", "10.0", "--trust-unmapped-owner"][..],
+            &["--trust-unmapped-owner", "qemu", "use", "10.0"][..],
+        ] {
+            let c = parse(args).unwrap();
+            let (g, _) = settings_of(&c).unwrap();
+            assert!(g.trust_unmapped_owner, "{args:?}");
+        }
+        let c = parse(&["qemu", "use", "10.0", "--qemu-path", "/usr/bin"]).unwrap();
+        let e = run(c, &mut Vec::new()).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+        assert!(format!("{e:#}").contains("--qemu-path does not apply to `qemu use`"));
+        // gc still does not take it.
+        let c = parse(&["--trust-unmapped-owner", "qemu", "gc"]).unwrap();
+        assert!(settings_of(&c).is_err());
+    }
+
     #[test]
     fn rejects_bad_usage() {
         assert!(parse(&["install"]).is_err(), "arches are required");

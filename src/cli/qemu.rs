@@ -52,6 +52,8 @@ pub enum QemuCommand {
         #[command(flatten)]
         kernel: KernelOpt,
         #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
         dry_run: DryRunOpt,
     },
     /// Re-hash every stored file against its manifest (detects tampering)
@@ -83,10 +85,20 @@ impl QemuCommand {
                 kernel: Some(kernel),
                 ..Takes::default()
             },
+            // `use` checks the stored interpreters as install does: it takes
+            // --trust-unmapped-owner (its --qemu-path is refused: the version is the search).
             QemuCommand::Use {
-                kernel, dry_run, ..
-            }
-            | QemuCommand::Gc {
+                kernel,
+                search,
+                dry_run,
+                ..
+            } => Takes {
+                kernel: Some(kernel),
+                search: Some(search),
+                dry_run: Some(dry_run),
+                ..Takes::default()
+            },
+            QemuCommand::Gc {
                 kernel, dry_run, ..
             } => Takes {
                 kernel: Some(kernel),
@@ -327,6 +339,12 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 /// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
 /// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
+    if !ctx.g.qemu_path.is_empty() {
+        return Err(BadInput(
+            "--qemu-path does not apply to `qemu use`: the interpreters come from the stored version".into(),
+        )
+        .into());
+    }
     let s = store_of(ctx)
         .resolve(spec)
         .map_err(crate::qemu::QemuError::from)?;
