@@ -793,9 +793,16 @@ echo "== back"; $B qemu use 91.0 --qemu-store $S; echo "rc=$?"; grep interpreter
 echo "== wait"; wait $P; echo "rc=$?"
 printf 'arches = ["arm64"]\nqemu = "90.1"\n' > $S/../config.toml
 echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(basename $S) 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 "#
     );
     let r = ns_with(&[], &script, true);
+    r.expect(
+        "a relative --qemu-store is made absolute",
+        r.section("relative").contains("rc=0")
+            && r.section("relative")
+                .contains(&format!("interpreter {s}/91.0+ds-1/bin/qemu-aarch64")),
+    );
     r.expect(
         "apply honours the config's qemu version",
         r.section("apply").contains("rc=0")

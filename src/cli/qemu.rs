@@ -141,13 +141,15 @@ pub struct NetOpts {
     pub cache: Option<PathBuf>,
 }
 
+/// The store, its root made absolute (not resolved): interpreters are registered by absolute
+/// path, so `--qemu-store ./store` must name the same directory the kernel will open.
 pub(super) fn store_of(ctx: &Ctx) -> Store {
-    Store::new(
-        ctx.g
-            .qemu_store
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT)),
-    )
+    let root = ctx
+        .g
+        .qemu_store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT));
+    Store::new(std::path::absolute(&root).unwrap_or(root))
 }
 
 /// Which stored version an interpreter path belongs to, if any.
