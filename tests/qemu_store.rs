@@ -658,6 +658,27 @@ fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_lin
 fn from_deb_is_recorded_as_unverified() {
     let a = TestArchive::new();
     let deb = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
+    // A FIFO (no writer: reading would block) and an endless device are refused at once,
+    // before the store is touched.
+    let fifo = a.tmp.path().join("fifo.deb");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (given, kind) in [
+        (fifo.to_str().unwrap(), "is a FIFO"),
+        ("/dev/zero", "is a character device"),
+    ] {
+        let r = a.run(&["qemu", "fetch", "--from-deb", given]);
+        r.expect(
+            "refused: exit 2",
+            r.code == 2 && r.stderr.contains(kind) && r.stderr.contains("not a regular file"),
+        );
+        assert!(!a.store().exists(), "nothing stored for {given}");
+    }
     std::fs::write(&deb, make_deb(ARM_ONLY)).unwrap();
     let r = a.run(&["qemu", "fetch", "--from-deb", deb.to_str().unwrap()]);
     r.expect(
