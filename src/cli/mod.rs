@@ -1134,6 +1134,9 @@ struct Ctx<'g> {
     g: &'g Global,
     /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
     qemu_bin: Option<ops::StoredBin>,
+    /// The store's shared lock while `qemu_bin` is registered (not on a dry run): gc cannot
+    /// remove the version before the command ends.
+    _store_lock: Option<crate::qemu::store::StoreLock>,
 }
 
 impl<'g> Ctx<'g> {
@@ -1158,6 +1161,7 @@ impl<'g> Ctx<'g> {
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
             qemu_bin: None,
+            _store_lock: None,
         })
     }
 
@@ -1165,9 +1169,8 @@ impl<'g> Ctx<'g> {
     /// does not have it).
     fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
         if let Some(v) = version {
-            let s = store_of(self)
-                .resolve(v)
-                .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
+            let (lock, s) = resolve_stored(self, v)?;
+            self._store_lock = lock;
             self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
         Ok(())

@@ -152,6 +152,21 @@ pub(super) fn store_of(ctx: &Ctx) -> Store {
     Store::new(std::path::absolute(&root).unwrap_or(root))
 }
 
+/// The stored version `spec` selects, for registering its interpreters: with the store's
+/// shared lock held (until the lock is dropped, after the kernel write), so a concurrent gc
+/// cannot remove it in between. A dry run writes nothing to the kernel and takes no lock.
+pub(super) fn resolve_stored(
+    ctx: &Ctx,
+    spec: &str,
+) -> Result<(Option<store::StoreLock>, Stored), crate::qemu::QemuError> {
+    let store = store_of(ctx);
+    if ctx.g.dry_run {
+        return Ok((None, store.resolve(spec)?));
+    }
+    let (lock, s) = store.resolve_shared(spec, ctx.host.unmapped_uid())?;
+    Ok((Some(lock), s))
+}
+
 /// Which stored version an interpreter path belongs to, if any.
 pub(super) fn source_of(stored: &[Stored], interpreter: &str) -> String {
     stored
@@ -347,9 +362,7 @@ fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
         )
         .into());
     }
-    let s = store_of(ctx)
-        .resolve(spec)
-        .map_err(crate::qemu::QemuError::from)?;
+    let (_lock, s) = resolve_stored(ctx, spec)?;
     let stored = crate::ops::StoredBin::of(&s);
     let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;
     show(ctx, out, r)
