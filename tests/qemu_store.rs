@@ -854,6 +854,60 @@ echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(ba
     );
 }
 
+/// install --qemu, qemu use and apply (config `qemu = …`) take the store's lock shared before
+/// they resolve the version: while a writer (gc, fetch) holds it they wait and change nothing,
+/// then register once it is released. The script waits for binfmtctl's own "waiting" note,
+/// so no timing is assumed.
+#[test]
+fn users_of_a_stored_version_wait_for_a_writer_of_the_store() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let script = format!(
+        r#"
+S={s}
+T=$(mktemp -d)
+printf 'arches = ["arm64"]\nqemu = "91.0"\n' > $T/config.toml
+held() {{
+    exec 9<$S/.lock; flock -x 9
+    rm -f $T/err
+    "$@" >$T/out 2>$T/err 9<&- & P=$!
+    while kill -0 $P 2>/dev/null && ! grep -q waiting $T/err 2>/dev/null; do sleep 0.05; done
+    cat $T/err; grep interpreter $R/qemu-aarch64 || echo "no entry"
+    flock -u 9; exec 9<&-
+    wait $P; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+}}
+echo "== install"; held $B install arm64 --qemu 90.1 --qemu-store $S
+echo "== use"; held $B qemu use 91.0 --qemu-store $S
+echo "== apply"; $B qemu use 90.1 --qemu-store $S >/dev/null; held $B apply --config $T/config.toml --qemu-store $S
+rm -r $T
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    for (section, before, after) in [
+        ("install", "no entry", "90.1+ds-1"),
+        ("use", "90.1+ds-1", "91.0+ds-1"),
+        ("apply", "90.1+ds-1", "91.0+ds-1"),
+    ] {
+        let out = r.section(section);
+        let (held, released) = out.split_once("rc=").unwrap_or((&out, ""));
+        r.expect(
+            &format!("{section} waits for the writer and changes nothing meanwhile"),
+            held.contains("waiting for another binfmtctl writing the store")
+                && held.contains(before)
+                && !held.contains(after),
+        );
+        r.expect(
+            &format!("{section} registers once the writer is done"),
+            released.starts_with('0')
+                && released.contains(&format!("interpreter {s}/{after}/bin/qemu-aarch64")),
+        );
+    }
+}
+
 // ---------------------------------------------------------------- Debian's real archive
 
 /// Verified indexes and .debs are kept here between runs (keyed by sha256, re-checked on use).
