@@ -175,6 +175,29 @@ pub fn escape_lines(s: &str) -> String {
     s.split('\n').map(escape).collect::<Vec<_>>().join("\n")
 }
 
+/// Is `dir` a directory only root or we can change (root writes there): not a symlink, owned
+/// by root, by us or by `also_owner`, and not writable by group or others? `Ok(Ok(owner))` when
+/// it is, `Ok(Err(why))` when not, `Err` when it cannot be looked at.
+pub fn private_dir(dir: &Path, also_owner: Option<u32>) -> std::io::Result<Result<u32, String>> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::symlink_metadata(dir)?;
+    let me = rustix::process::geteuid().as_raw();
+    Ok(if m.file_type().is_symlink() {
+        Err("it is a symbolic link".into())
+    } else if !m.is_dir() {
+        Err("it is not a directory".into())
+    } else if m.uid() != 0 && m.uid() != me && Some(m.uid()) != also_owner {
+        Err(format!("it belongs to uid {}", m.uid()))
+    } else if m.mode() & 0o022 != 0 {
+        Err(format!(
+            "it is writable by group or others (mode {:o})",
+            m.mode() & 0o7777
+        ))
+    } else {
+        Ok(m.uid())
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

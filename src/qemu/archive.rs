@@ -407,7 +407,7 @@ pub fn pick_package(pkgs: &[PackageInfo]) -> Option<&PackageInfo> {
 /// writable by group or others. Files in it are read only after their hash matched, and
 /// written by `cache_put`, so nothing there is ever written through.
 pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
-    use std::os::unix::fs::{DirBuilderExt, MetadataExt};
+    use std::os::unix::fs::DirBuilderExt;
     let unsafe_ = |reason: String| ArchiveError::UnsafeCache {
         path: dir.to_owned(),
         reason,
@@ -425,26 +425,12 @@ pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
             });
         }
     }
-    let m = std::fs::symlink_metadata(dir).map_err(|err| ArchiveError::Write {
-        path: dir.to_owned(),
-        err,
-    })?;
-    if m.file_type().is_symlink() {
-        return Err(unsafe_("it is a symbolic link".into()));
-    }
-    if !m.is_dir() {
-        return Err(unsafe_("it is not a directory".into()));
-    }
-    let me = rustix::process::geteuid().as_raw();
-    if m.uid() != 0 && m.uid() != me {
-        return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
-    }
-    if m.mode() & 0o022 != 0 {
-        return Err(unsafe_(format!(
-            "it is writable by group or others (mode {:o})",
-            m.mode() & 0o7777
-        )));
-    }
+    crate::input::private_dir(dir, None)
+        .map_err(|err| ArchiveError::Write {
+            path: dir.to_owned(),
+            err,
+        })?
+        .map_err(unsafe_)?;
     Ok(())
 }
 

@@ -369,24 +369,9 @@ impl Store {
             path: self.root.clone(),
             reason,
         };
-        let m = fs::symlink_metadata(&self.root).map_err(|e| write_err(&self.root, e))?;
-        if m.file_type().is_symlink() {
-            return Err(unsafe_("it is a symbolic link".into()));
-        }
-        if !m.is_dir() {
-            return Err(unsafe_("it is not a directory".into()));
-        }
-        let me = rustix::process::geteuid().as_raw();
-        if m.uid() != 0 && m.uid() != me && Some(m.uid()) != unmapped {
-            return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
-        }
-        if m.mode() & 0o022 != 0 {
-            return Err(unsafe_(format!(
-                "it is writable by group or others (mode {:o})",
-                m.mode() & 0o7777
-            )));
-        }
-        Ok(m.uid())
+        crate::input::private_dir(&self.root, unmapped)
+            .map_err(|e| write_err(&self.root, e))?
+            .map_err(unsafe_)
     }
 
     /// A fresh staging directory (with `bin/`) under the root.
