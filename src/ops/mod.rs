@@ -109,6 +109,18 @@ pub struct Host {
 }
 
 impl Host {
+    /// This machine as its facts say, without the user's overrides or vouching.
+    pub fn gather(table: &'static Table) -> Host {
+        let facts = HostFacts::gather();
+        let native = facts.native(table);
+        Host {
+            table,
+            facts,
+            native,
+            trust_unmapped_owner: false,
+        }
+    }
+
     pub fn is_native(&self, arch: &str) -> Option<&NativeArch> {
         self.native.iter().find(|n| n.arch == arch)
     }

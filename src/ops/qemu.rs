@@ -491,21 +491,12 @@ mod tests {
     use crate::binfmt::registration::{Entry, Flags};
     use crate::cli::exit::kind_of;
     use crate::error::ErrorKind;
-    use crate::host::HostFacts;
     use crate::qemu::archive::hex;
     use crate::qemu::store::FileEntry;
     use sha2::{Digest, Sha256};
 
     fn host() -> Host {
-        let table = Table::builtin();
-        let facts = HostFacts::gather();
-        let native = facts.native(table);
-        Host {
-            table,
-            facts,
-            native,
-            trust_unmapped_owner: false,
-        }
+        Host::gather(Table::builtin())
     }
 
     /// Stores a version through the store's own API: files in a staging directory, then the

@@ -18,15 +18,7 @@ use crate::config::Config;
 const AARCH64: &str = "/usr/bin/qemu-aarch64-static";
 
 fn host() -> Host {
-    let table = Table::builtin();
-    let facts = HostFacts::gather();
-    let native = facts.native(table);
-    Host {
-        table,
-        facts,
-        native,
-        trust_unmapped_owner: false,
-    }
+    Host::gather(Table::builtin())
 }
 
 fn search_in(dir: &Path) -> Search {
