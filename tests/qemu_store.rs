@@ -166,6 +166,16 @@ fn a_mirror_mid_sync_is_read_by_hash() {
     assert_store(&a.store(), &["91.0+ds-1"], &r);
 }
 
+/// The test archive with both of its versions (90.1, 91.0) fetched into its store.
+fn archive_with_both_versions() -> TestArchive {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    a
+}
+
 #[test]
 fn every_tampered_piece_is_refused_and_nothing_is_stored() {
     let a = TestArchive::new();
@@ -697,11 +707,7 @@ fn from_deb_is_recorded_as_unverified() {
 
 #[test]
 fn install_use_and_gc_through_a_private_binfmt_misc() {
-    let a = TestArchive::new();
-    for v in ["90.1", "91.0"] {
-        let r = a.run(&["qemu", "fetch", v]);
-        r.expect("fetch", r.code == 0);
-    }
+    let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
         r#"
@@ -759,11 +765,7 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
 /// unit) registers the store's interpreter again, not the system's.
 #[test]
 fn install_qemu_persist_records_the_version_for_apply() {
-    let a = TestArchive::new();
-    for v in ["90.1", "91.0"] {
-        let r = a.run(&["qemu", "fetch", v]);
-        r.expect("fetch", r.code == 0);
-    }
+    let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let c = a.tmp.path().join("etc/config.toml").display().to_string();
     let script = format!(
@@ -795,11 +797,7 @@ echo "== apply"; $B apply --config $C --qemu-store $S; echo "rc=$?"; grep interp
 
 #[test]
 fn use_switches_all_entries_while_a_long_emulated_process_keeps_running() {
-    let a = TestArchive::new();
-    for v in ["90.1", "91.0"] {
-        let r = a.run(&["qemu", "fetch", v]);
-        r.expect("fetch", r.code == 0);
-    }
+    let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
         r#"
@@ -860,11 +858,7 @@ echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(ba
 /// so no timing is assumed.
 #[test]
 fn users_of_a_stored_version_wait_for_a_writer_of_the_store() {
-    let a = TestArchive::new();
-    for v in ["90.1", "91.0"] {
-        let r = a.run(&["qemu", "fetch", v]);
-        r.expect("fetch", r.code == 0);
-    }
+    let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
         r#"
