@@ -61,7 +61,7 @@ pub(super) fn rootfs_create(
         ))
         .into());
     }
-    let (tool, _) = crate::emulation::rootfs::find_bootstrapper().ok_or_else(|| {
+    let (tool, program) = crate::emulation::rootfs::find_bootstrapper().ok_or_else(|| {
         Unsupported(
             "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap arch-test"
                 .into(),
@@ -109,13 +109,18 @@ pub(super) fn rootfs_create(
         include,
         mirror,
     };
-    let command = crate::emulation::rootfs::bootstrap_command(tool, arch, &opts, &target, private)?;
+    let command =
+        crate::emulation::rootfs::bootstrap_command(tool, &program, arch, &opts, &target, private)?;
+    // The tool runs by its absolute path; messages name it by its name.
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| command[0].clone());
     writeln!(
         out,
-        "creating a {suite} {variant} rootfs for {} in {} with {}{}",
+        "creating a {suite} {variant} rootfs for {} in {} with {name}{}",
         arch.name,
         target.display(),
-        command[0],
         if private {
             " (emulated in a private binfmt_misc instance)"
         } else {
@@ -139,7 +144,7 @@ pub(super) fn rootfs_create(
     let exe = std::env::current_exe()?;
     let code = crate::emulation::sandbox::run(&spec, &exe).context("cannot start the bootstrap")?;
     if code != 0 {
-        anyhow::bail!("{} failed with exit status {code}", command[0]);
+        anyhow::bail!("{name} failed with exit status {code}");
     }
     writeln!(
         out,

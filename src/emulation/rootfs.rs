@@ -601,8 +601,11 @@ pub struct BootstrapOptions<'a> {
     pub mirror: Option<&'a str>,
 }
 
+/// `program`: the tool's absolute path (from `find_bootstrapper`), never its bare name, so
+/// that nothing on the caller's PATH can stand in for it.
 pub fn bootstrap_command(
     tool: Bootstrapper,
+    program: &Path,
     arch: &Arch,
     opts: &BootstrapOptions,
     target: &Path,
@@ -621,10 +624,11 @@ pub fn bootstrap_command(
             arch: arch.name.clone(),
         })?;
     let target = target.to_string_lossy().into_owned();
+    let program = program.to_string_lossy().into_owned();
     let mut v = match tool {
         Bootstrapper::Mmdebstrap => {
             let mut v = vec![
-                "mmdebstrap".to_owned(),
+                program,
                 "--mode=root".into(),
                 format!("--variant={variant}"),
                 format!("--arch={deb}"),
@@ -641,7 +645,7 @@ pub fn bootstrap_command(
         }
         Bootstrapper::Debootstrap => {
             let mut v = vec![
-                "debootstrap".to_owned(),
+                program,
                 format!("--arch={deb}"),
                 format!("--variant={variant}"),
             ];
@@ -659,14 +663,41 @@ pub fn bootstrap_command(
     Ok(v)
 }
 
-/// Finds the bootstrap tool on PATH: mmdebstrap first.
+/// Finds the bootstrap tool on this process's PATH (mmdebstrap first) that binfmtctl may run
+/// as root: see `find_bootstrapper_in`. The uids trusted are root's and ours (and, in a user
+/// namespace that maps only some ids, the overflow uid, as which root's files show there).
 pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
+    let me = rustix::process::geteuid().as_raw();
+    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let overflow = (!crate::host::is_identity_map(&uid_map))
+        .then(|| fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    find_bootstrapper_in(&std::env::var_os("PATH")?, |uid| {
+        uid == 0 || uid == me || Some(uid) == overflow
+    })
+}
+
+/// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
+/// A candidate is taken only if it is safe to run as root by the rule binfmtctl keeps for
+/// `nix` (`crate::nix::nix_is_safe`): an executable regular file, it and every directory and
+/// symlink on its path owned by a `trusted` uid, no directory writable by group or others
+/// unless sticky. An unsafe candidate (say one planted in a world-writable directory early on
+/// root's PATH) is skipped as if it were not there.
+pub fn find_bootstrapper_in(
+    path_var: &std::ffi::OsStr,
+    trusted: impl Fn(u32) -> bool,
+) -> Option<(Bootstrapper, PathBuf)> {
     [
         (Bootstrapper::Mmdebstrap, "mmdebstrap"),
         (Bootstrapper::Debootstrap, "debootstrap"),
     ]
     .into_iter()
-    .find_map(|(tool, name)| Some((tool, crate::host::which(name)?)))
+    .find_map(|(tool, name)| {
+        let found =
+            crate::host::find_in_path(path_var, name, |p| crate::nix::nix_is_safe(p, &trusted))?;
+        Some((tool, std::path::absolute(found).ok()?))
+    })
 }
 
 #[cfg(test)]
@@ -868,6 +899,7 @@ mod tests {
         let t = Table::builtin();
         let v = bootstrap_command(
             Bootstrapper::Mmdebstrap,
+            Path::new("/usr/bin/mmdebstrap"),
             t.get("aarch64").unwrap(),
             &BootstrapOptions {
                 suite: "bookworm",
@@ -882,7 +914,7 @@ mod tests {
         assert_eq!(
             v,
             [
-                "mmdebstrap",
+                "/usr/bin/mmdebstrap",
                 "--mode=root",
                 "--variant=minbase",
                 "--arch=arm64",
@@ -895,6 +927,7 @@ mod tests {
         assert!(
             bootstrap_command(
                 Bootstrapper::Mmdebstrap,
+                Path::new("/usr/bin/mmdebstrap"),
                 t.get("xtensa").unwrap(),
                 &BootstrapOptions {
                     suite: "bookworm",
@@ -907,5 +940,60 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A `mmdebstrap` planted in a world-writable directory first on root's PATH is never
+    /// chosen: the lookup skips it for the safe one later on PATH, and returns an absolute path.
+    #[test]
+    fn bootstrapper_lookup_skips_planted_tools() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = rustix::process::geteuid().as_raw();
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let d = tempfile::tempdir().unwrap();
+        let open = d.path().join("open");
+        let safe = d.path().join("safe");
+        for dir in [&open, &safe] {
+            fs::create_dir(dir).unwrap();
+        }
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let tool = |dir: &Path, name: &str| {
+            let p = dir.join(name);
+            fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let planted = tool(&open, "mmdebstrap");
+        let path = std::env::join_paths([&open, &safe]).unwrap();
+        // Only the planted one: nothing is found.
+        assert_eq!(find_bootstrapper_in(&path, trusted), None);
+        // A safe debootstrap later on PATH wins over the planted mmdebstrap.
+        let deb = tool(&safe, "debootstrap");
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Debootstrap, deb))
+        );
+        // A safe mmdebstrap later on PATH: that one, by its absolute path.
+        let mm = tool(&safe, "mmdebstrap");
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, mm.clone()))
+        );
+        // The same directory made sticky (like /tmp) is safe again: the first on PATH wins.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, planted.clone()))
+        );
+        // A tool others may write to is skipped too.
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o757)).unwrap();
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, mm))
+        );
+        // And a tool owned by a uid nobody trusts.
+        assert_eq!(find_bootstrapper_in(&path, |_| false), None);
+        // A relative PATH entry still yields an absolute path.
+        let rel = std::env::join_paths([Path::new("relative-nowhere")]).unwrap();
+        assert_eq!(find_bootstrapper_in(&rel, trusted), None);
     }
 }
