@@ -331,6 +331,22 @@ fn parse_bind(b: &str) -> anyhow::Result<Bind> {
     })
 }
 
+/// The sandbox's environment: `base` with each `--env NAME=VALUE` set (a later one wins).
+fn with_env(
+    mut env: Vec<(String, String)>,
+    given: &[String],
+) -> Result<Vec<(String, String)>, EmulateError> {
+    for kv in given {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| EmulateError::Env(kv.clone()))?;
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(env)
+}
+
 /// Everything `run` and the emulated and hybrid builds need, validated before anything starts.
 pub fn prepare(
     fs: &dyn BinfmtFs,
@@ -424,15 +440,7 @@ pub fn prepare(
             (Some(uid), Some(gid), home)
         }
     };
-    let mut env = Spec::default_env(&home);
-    for kv in &req.env {
-        let (k, v) = kv
-            .split_once('=')
-            .filter(|(k, _)| !k.is_empty())
-            .ok_or_else(|| EmulateError::Env(kv.clone()))?;
-        env.retain(|(ek, _)| ek != k);
-        env.push((k.to_owned(), v.to_owned()));
-    }
+    let env = with_env(Spec::default_env(&home), &req.env)?;
     let (userns, binfmt) = if rootless {
         require_private_binfmt("--rootless")?;
         let binfmt = if native {
@@ -523,4 +531,95 @@ pub fn accelerate_plan(
         path_env,
         host_status: Path::new("/var/lib/dpkg/status"),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(e: &anyhow::Error) -> ErrorKind {
+        crate::cli::exit::kind_of(e)
+    }
+
+    #[test]
+    fn binds() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().display().to_string();
+        let b = parse_bind(&src).unwrap();
+        assert_eq!(b.source, std::fs::canonicalize(d.path()).unwrap());
+        assert_eq!(b.target, src);
+        assert!(!b.readonly);
+        let b = parse_bind(&format!("{src}:/src:ro")).unwrap();
+        assert_eq!((b.target.as_str(), b.readonly), ("/src", true));
+        // An empty DST means SRC.
+        assert_eq!(parse_bind(&format!("{src}::ro")).unwrap().target, src);
+
+        let e = parse_bind(&format!("{src}:/src:rw")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert_eq!(
+            e.to_string(),
+            format!("--bind {src}:/src:rw: unknown option \"rw\"; only :ro")
+        );
+        let missing = d.path().join("nope").display().to_string();
+        let e = parse_bind(&format!("{missing}:/src")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "--bind {missing}:/src: the source {missing} does not exist or is unreadable ("
+            )),
+            "{e}"
+        );
+        // The root of the rootfs cannot be replaced (the sandbox's rule, with the flag named).
+        let e = parse_bind(&format!("{src}:/")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert!(
+            format!("{e:#}").starts_with(&format!("--bind {src}:/: ")),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn env_flags() {
+        let base = vec![
+            ("PATH".to_owned(), "/bin".to_owned()),
+            ("HOME".into(), "/root".into()),
+        ];
+        let env = with_env(
+            base.clone(),
+            &["PATH=/x".into(), "A=b=c".into(), "E=".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            [
+                ("HOME".to_owned(), "/root".to_owned()),
+                ("PATH".into(), "/x".into()),
+                ("A".into(), "b=c".into()),
+                ("E".into(), String::new()),
+            ]
+        );
+        for bad in ["NOVALUE", "=v"] {
+            let e = with_env(base.clone(), &[bad.into()]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadInput);
+            assert_eq!(e.to_string(), format!("--env {bad}: expected NAME=VALUE"));
+        }
+    }
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(EmulateError::UserRootless.kind(), ErrorKind::BadInput);
+        assert_eq!(EmulateError::NoBootstrapper.kind(), ErrorKind::Environment);
+        assert_eq!(
+            EmulateError::PartialUserns("aarch64".into()).kind(),
+            ErrorKind::Environment
+        );
+        assert_eq!(
+            EmulateError::BootstrapFailed {
+                tool: "mmdebstrap".into(),
+                code: 1
+            }
+            .to_string(),
+            "mmdebstrap failed with exit status 1"
+        );
+    }
 }
