@@ -664,18 +664,9 @@ pub fn bootstrap_command(
 }
 
 /// Finds the bootstrap tool on this process's PATH (mmdebstrap first) that binfmtctl may run
-/// as root: see `find_bootstrapper_in`. The uids trusted are root's and ours (and, in a user
-/// namespace that maps only some ids, the overflow uid, as which root's files show there).
+/// as root: see `find_bootstrapper_in`, with the uids of `trusted_uid`.
 pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
-    let me = rustix::process::geteuid().as_raw();
-    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    let overflow = (!crate::host::is_identity_map(&uid_map))
-        .then(|| fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
-        .flatten()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    find_bootstrapper_in(&std::env::var_os("PATH")?, |uid| {
-        uid == 0 || uid == me || Some(uid) == overflow
-    })
+    find_bootstrapper_in(&std::env::var_os("PATH")?, trusted_uid())
 }
 
 /// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
@@ -698,6 +689,52 @@ pub fn find_bootstrapper_in(
             crate::host::find_in_path(path_var, name, |p| crate::nix::nix_is_safe(p, &trusted))?;
         Some((tool, std::path::absolute(found).ok()?))
     })
+}
+
+/// `path_var` (a PATH value) with only the directories nobody else can add a program to: the
+/// PATH the bootstrap tool runs with as root, so the programs it runs by name (`apt-get`,
+/// `dpkg`, `arch-test`, ...) cannot be planted either. A directory is kept when it is absolute
+/// and it and every directory and symlink on its path are owned by a `trusted` uid, no
+/// directory on the way is writable by group or others unless sticky, and the directory itself
+/// is writable by neither (sticky or not: anyone may add a name to a sticky directory).
+pub fn trusted_path(
+    path_var: &std::ffi::OsStr,
+    trusted: impl Fn(u32) -> bool,
+) -> std::ffi::OsString {
+    use crate::qemu::interpreter::NodeKind;
+    let keep = |dir: &Path| -> bool {
+        let Ok((_, chain)) = crate::qemu::interpreter::resolve(dir) else {
+            return false;
+        };
+        let last_is_closed = chain
+            .last()
+            .is_some_and(|n| n.kind == NodeKind::Directory && n.mode & 0o022 == 0);
+        last_is_closed
+            && chain.iter().all(|n| {
+                trusted(n.uid)
+                    && match n.kind {
+                        NodeKind::Directory => n.mode & 0o022 == 0 || n.mode & 0o1000 != 0,
+                        NodeKind::File => false,
+                        NodeKind::Symlink => true,
+                    }
+            })
+    };
+    let dirs: Vec<PathBuf> = std::env::split_paths(path_var)
+        .filter(|d| keep(d))
+        .collect();
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// The uids whose files binfmtctl runs as root: root's and ours (and, in a user namespace that
+/// maps only some ids, the overflow uid, as which root's files show there).
+pub fn trusted_uid() -> impl Fn(u32) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let overflow = (!crate::host::is_identity_map(&uid_map))
+        .then(|| fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    move |uid| uid == 0 || uid == me || Some(uid) == overflow
 }
 
 #[cfg(test)]
@@ -995,5 +1032,36 @@ mod tests {
         // A relative PATH entry still yields an absolute path.
         let rel = std::env::join_paths([Path::new("relative-nowhere")]).unwrap();
         assert_eq!(find_bootstrapper_in(&rel, trusted), None);
+    }
+
+    /// The bootstrap's PATH keeps only directories nobody else can add a program to.
+    #[test]
+    fn trusted_path_drops_open_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = rustix::process::geteuid().as_raw();
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let d = tempfile::tempdir().unwrap();
+        let [open, sticky, closed] = ["open", "sticky", "closed"].map(|n| d.path().join(n));
+        for (dir, mode) in [(&open, 0o777), (&sticky, 0o1777), (&closed, 0o755)] {
+            fs::create_dir(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let inside_sticky = sticky.join("bin");
+        fs::create_dir(&inside_sticky).unwrap();
+        fs::set_permissions(&inside_sticky, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([
+            open.as_path(),
+            Path::new("relative"),
+            sticky.as_path(),
+            closed.as_path(),
+            d.path().join("missing").as_path(),
+            inside_sticky.as_path(),
+        ])
+        .unwrap();
+        assert_eq!(
+            trusted_path(&path, trusted),
+            std::env::join_paths([&closed, &inside_sticky]).unwrap()
+        );
+        assert_eq!(trusted_path(&path, |_| false), std::ffi::OsString::new());
     }
 }

@@ -225,9 +225,15 @@ pub fn rootfs_plan(
     let native = host.is_native(&arch.name).is_some();
     let private =
         !native && crate::emulation::sandbox::kernel_has_private_binfmt(&kernel_release());
+    // The tool runs with the caller's environment (proxies, mirrors) but a PATH of only the
+    // directories nobody else can add a program to: it runs apt, dpkg, arch-test by name.
+    let path = crate::emulation::rootfs::trusted_path(
+        &std::env::var_os("PATH").unwrap_or_default(),
+        crate::emulation::rootfs::trusted_uid(),
+    );
     if !native
         && tool == crate::emulation::rootfs::Bootstrapper::Mmdebstrap
-        && crate::host::which("arch-test").is_none()
+        && crate::host::find_in_path(&path, "arch-test", Path::is_file).is_none()
     {
         return Err(EmulateError::NoArchTest.into());
     }
@@ -258,8 +264,11 @@ pub fn rootfs_plan(
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_else(|| command[0].clone());
     // The bootstrap tool runs on the host's files (no chroot), with the caller's environment
-    // (proxies, mirrors); PID 1 of its sandbox keeps none.
-    let env: Vec<(String, String)> = std::env::vars().collect();
+    // (proxies, mirrors) and the trusted PATH; PID 1 of its sandbox keeps none.
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k != "PATH").collect();
+    if std::env::var_os("PATH").is_some() {
+        env.push(("PATH".into(), path.to_string_lossy().into_owned()));
+    }
     let spec = Spec {
         userns,
         binfmt,
