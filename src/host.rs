@@ -42,6 +42,61 @@ pub fn which(name: &str) -> Option<PathBuf> {
     find_in_path(&std::env::var_os("PATH")?, name, Path::is_file)
 }
 
+/// The program `name` in `path_var` (a PATH value) that binfmtctl may run as root: the first
+/// one on the path that passes `program_is_safe`, owned by root or us (inside a user
+/// namespace also by the overflow uid, which every unmapped owner, host root among them,
+/// shows as; the directory checks still apply). An unsafe one is skipped, as if it were not
+/// there. Every program binfmtctl runs by name (`nix`, `systemctl`) is found here and run by
+/// the absolute path returned.
+pub fn find_safe_program(path_var: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    let me = rustix::process::geteuid().as_raw();
+    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let overflow = (!is_identity_map(&uid_map))
+        .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    find_in_path(path_var?, name, |p| {
+        program_is_safe(p, |uid| uid == 0 || uid == me || Some(uid) == overflow)
+    })
+}
+
+/// `find_safe_program` on this process's PATH.
+pub fn which_safe(name: &str) -> Option<PathBuf> {
+    find_safe_program(std::env::var_os("PATH").as_deref(), name)
+}
+
+/// May binfmtctl run `path`? The file must be a regular executable that neither group nor
+/// others may write, and the whole path must be as safe as an interpreter's
+/// (`qemu::interpreter::resolve`): the file, every directory and every symlink on the way
+/// owned by a trusted uid, and no directory writable by group or others unless sticky. So a
+/// program someone planted in a group- or world-writable directory on root's PATH, or one a
+/// user owns, is never run as root.
+pub fn program_is_safe(path: &Path, trusted: impl Fn(u32) -> bool) -> bool {
+    use crate::qemu::interpreter::NodeKind;
+    use std::os::unix::fs::{MetadataExt, PermissionsExt};
+    let Ok(m) = std::fs::metadata(path) else {
+        return false;
+    };
+    let mode = m.permissions().mode();
+    if !m.is_file() || mode & 0o111 == 0 || mode & 0o022 != 0 || !trusted(m.uid()) {
+        return false;
+    }
+    let Ok(abs) = std::path::absolute(path) else {
+        return false;
+    };
+    let Ok((_, chain)) = crate::qemu::interpreter::resolve(&abs) else {
+        return false;
+    };
+    chain.iter().all(|n| {
+        trusted(n.uid)
+            && match n.kind {
+                NodeKind::Directory => n.mode & 0o022 == 0 || n.mode & 0o1000 != 0,
+                NodeKind::File => n.mode & 0o022 == 0,
+                NodeKind::Symlink => true,
+            }
+    })
+}
+
 const CONTAINER_MOUNT_WARNING: &str = "binfmt_misc was not mounted in this container; its entries last only while some mount of it exists, so if the host has none either (systemd mounts it at /proc/sys/fs/binfmt_misc), they vanish when the container exits";
 const PRIVATE_NS_MOUNT_WARNING: &str = "binfmt_misc was mounted in a private mount namespace (a sandboxed service?) while the host's has no mount of it: the entries vanish when this namespace ends; mount it on the host first (systemd: proc-sys-fs-binfmt_misc.mount)";
 
@@ -497,6 +552,41 @@ fn read_gz(path: impl AsRef<Path>) -> Option<String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A `systemctl` (or `nix`) planted earlier on root's PATH in a directory others can write
+    /// is skipped: the safe one further on is what is run, by its absolute path.
+    #[test]
+    fn a_program_planted_earlier_on_path_is_skipped() {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = |p: &Path, m: u32| {
+            std::fs::set_permissions(p, std::fs::Permissions::from_mode(m)).unwrap();
+        };
+        let d = tempfile::tempdir().unwrap();
+        mode(d.path(), 0o755);
+        let (planted, safe) = (d.path().join("tmpbin"), d.path().join("bin"));
+        for dir in [&planted, &safe] {
+            std::fs::create_dir(dir).unwrap();
+            std::fs::write(dir.join("systemctl"), "#!/bin/sh\n").unwrap();
+            mode(&dir.join("systemctl"), 0o755);
+        }
+        mode(&safe, 0o755);
+        mode(&planted, 0o777);
+        let path = std::env::join_paths([&planted, &safe]).unwrap();
+        assert_eq!(
+            find_safe_program(Some(&path), "systemctl"),
+            Some(safe.join("systemctl"))
+        );
+        // Only the planted one on the path: none is run.
+        let only = std::env::join_paths([&planted]).unwrap();
+        assert_eq!(find_safe_program(Some(&only), "systemctl"), None);
+        // A sticky world-writable directory (like /tmp) is fine: only the owner can swap.
+        mode(&planted, 0o1777);
+        assert_eq!(
+            find_safe_program(Some(&path), "systemctl"),
+            Some(planted.join("systemctl"))
+        );
+        assert_eq!(find_safe_program(None, "systemctl"), None);
+    }
 
     fn x86_64_facts(config: Option<&str>, cmdline: &str) -> HostFacts {
         let mut hdr = vec![0u8; 64];

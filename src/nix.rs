@@ -761,53 +761,11 @@ pub fn parse_show_config(json: &str) -> Result<View, ShowConfigError> {
     })
 }
 
-/// The `nix` program in `path_var` (a PATH value) that binfmtctl may run as root: an
-/// executable regular file that nobody else can change or swap (`nix_is_safe`). An unsafe one
-/// is skipped, as if it were not there.
+/// The `nix` program in `path_var` (a PATH value) that binfmtctl may run as root: the first
+/// one on the path that nobody else can change or swap (`host::find_safe_program`). An unsafe
+/// one is skipped, as if it were not there.
 pub fn find_nix(path_var: Option<&OsStr>) -> Option<PathBuf> {
-    let me = rustix::process::geteuid().as_raw();
-    // Inside a user namespace, owners not mapped into it (host root among them) show as the
-    // overflow uid; nothing here can tell them apart, and the directory checks still apply.
-    let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    let overflow = (!crate::host::is_identity_map(&uid_map))
-        .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
-        .flatten()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    crate::host::find_in_path(path_var?, "nix", |p| {
-        nix_is_safe(p, |uid| uid == 0 || uid == me || Some(uid) == overflow)
-    })
-}
-
-/// May binfmtctl run `path`? The file must be a regular executable that neither group nor
-/// others may write, and the whole path must be as safe as an interpreter's
-/// (`qemu::interpreter::resolve`): the file, every directory and every symlink on the way
-/// owned by a trusted uid, and no directory writable by group or others unless sticky. So a
-/// `nix` someone planted in a group- or world-writable directory on root's PATH, or one a
-/// user owns, is never run as root.
-pub fn nix_is_safe(path: &Path, trusted: impl Fn(u32) -> bool) -> bool {
-    use crate::qemu::interpreter::NodeKind;
-    use std::os::unix::fs::MetadataExt;
-    let Ok(m) = std::fs::metadata(path) else {
-        return false;
-    };
-    let mode = m.permissions().mode();
-    if !m.is_file() || mode & 0o111 == 0 || mode & 0o022 != 0 || !trusted(m.uid()) {
-        return false;
-    }
-    let Ok(abs) = std::path::absolute(path) else {
-        return false;
-    };
-    let Ok((_, chain)) = crate::qemu::interpreter::resolve(&abs) else {
-        return false;
-    };
-    chain.iter().all(|n| {
-        trusted(n.uid)
-            && match n.kind {
-                NodeKind::Directory => n.mode & 0o022 == 0 || n.mode & 0o1000 != 0,
-                NodeKind::File => n.mode & 0o022 == 0,
-                NodeKind::Symlink => true,
-            }
-    })
+    crate::host::find_safe_program(path_var, "nix")
 }
 
 /// Asks Nix for its effective settings with `dir` as its configuration directory. There is no
@@ -1292,8 +1250,8 @@ mod tests {
         std::fs::set_permissions(d.path(), std::fs::Permissions::from_mode(0o700)).unwrap();
         assert_eq!(find_nix(Some(&path)), Some(c.join("nix")));
         // Owned by someone else than root or us: never run.
-        assert!(nix_is_safe(&c.join("nix"), |_| true));
-        assert!(!nix_is_safe(&c.join("nix"), |uid| uid == u32::MAX));
+        assert!(crate::host::program_is_safe(&c.join("nix"), |_| true));
+        assert!(!crate::host::program_is_safe(&c.join("nix"), |uid| uid == u32::MAX));
     }
 
     /// A process someone named `nix-daemon` is not Nix's daemon unless it runs as root.

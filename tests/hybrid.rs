@@ -23,6 +23,22 @@ fn binfmtctl(args: &[&str]) -> Output {
     Command::new(bin()).args(args).output().unwrap()
 }
 
+/// `run --accelerate --rootfs ROOT -- true` must exit with `code`; its stderr.
+#[track_caller]
+fn accelerate_true_fails(root: &Path, code: i32) -> String {
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        root.to_str().unwrap(),
+        "--",
+        "true",
+    ]);
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(code), "{err}");
+    err
+}
+
 /// Every entry of a tree: path, type, mode, owner, size, mtime; and the bytes of every file
 /// under usr/bin (where the launchers are bound over the rootfs's compilers). Changes to any of
 /// them change the result.
@@ -388,16 +404,7 @@ fn version_mismatches_are_refused_unless_forced() {
         "12.2.0-14+deb12u1",
         "2.41-6",
     );
-    let out = binfmtctl(&[
-        "run",
-        "--accelerate",
-        "--rootfs",
-        binutils.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    let err = s(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = accelerate_true_fails(&binutils, 3);
     assert!(
         err.contains("cross binutils is 2.40 (binutils-aarch64-linux-gnu 2.40")
             && err.contains("the rootfs's is 2.41 (binutils-aarch64-linux-gnu 2.41-6)"),
@@ -435,16 +442,7 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
         "12.2.0-14+deb12u1",
         "2.40-2",
     );
-    let out = binfmtctl(&[
-        "run",
-        "--accelerate",
-        "--rootfs",
-        s390x.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    let err = s(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "{err}");
+    let err = accelerate_true_fails(&s390x, 3);
     assert!(
         err.contains("no native cross compiler for s390x-linux-gnu on this host")
             && err.contains("apt-get install gcc-12-s390x-linux-gnu"),
@@ -513,16 +511,7 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
     // A rootfs without gcc: nothing to stand in for.
     let bare = dir.path().join("bare");
     busybox_rootfs(&bare);
-    let out = binfmtctl(&[
-        "run",
-        "--accelerate",
-        "--rootfs",
-        bare.to_str().unwrap(),
-        "--",
-        "true",
-    ]);
-    let err = s(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
+    let err = accelerate_true_fails(&bare, 2);
     assert!(err.contains("the rootfs has no gcc"), "{err}");
 }
 

@@ -658,6 +658,27 @@ fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_lin
 fn from_deb_is_recorded_as_unverified() {
     let a = TestArchive::new();
     let deb = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
+    // A FIFO (no writer: reading would block) and an endless device are refused at once,
+    // before the store is touched.
+    let fifo = a.tmp.path().join("fifo.deb");
+    assert!(
+        std::process::Command::new("mkfifo")
+            .arg(&fifo)
+            .status()
+            .unwrap()
+            .success()
+    );
+    for (given, kind) in [
+        (fifo.to_str().unwrap(), "is a FIFO"),
+        ("/dev/zero", "is a character device"),
+    ] {
+        let r = a.run(&["qemu", "fetch", "--from-deb", given]);
+        r.expect(
+            "refused: exit 2",
+            r.code == 2 && r.stderr.contains(kind) && r.stderr.contains("not a regular file"),
+        );
+        assert!(!a.store().exists(), "nothing stored for {given}");
+    }
     std::fs::write(&deb, make_deb(ARM_ONLY)).unwrap();
     let r = a.run(&["qemu", "fetch", "--from-deb", deb.to_str().unwrap()]);
     r.expect(
@@ -793,9 +814,16 @@ echo "== back"; $B qemu use 91.0 --qemu-store $S; echo "rc=$?"; grep interpreter
 echo "== wait"; wait $P; echo "rc=$?"
 printf 'arches = ["arm64"]\nqemu = "90.1"\n' > $S/../config.toml
 echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(basename $S) 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 "#
     );
     let r = ns_with(&[], &script, true);
+    r.expect(
+        "a relative --qemu-store is made absolute",
+        r.section("relative").contains("rc=0")
+            && r.section("relative")
+                .contains(&format!("interpreter {s}/91.0+ds-1/bin/qemu-aarch64")),
+    );
     r.expect(
         "apply honours the config's qemu version",
         r.section("apply").contains("rc=0")
@@ -824,6 +852,60 @@ echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null;
         "the long process exits 0",
         r.section("wait").contains("rc=0"),
     );
+}
+
+/// install --qemu, qemu use and apply (config `qemu = …`) take the store's lock shared before
+/// they resolve the version: while a writer (gc, fetch) holds it they wait and change nothing,
+/// then register once it is released. The script waits for binfmtctl's own "waiting" note,
+/// so no timing is assumed.
+#[test]
+fn users_of_a_stored_version_wait_for_a_writer_of_the_store() {
+    let a = TestArchive::new();
+    for v in ["90.1", "91.0"] {
+        let r = a.run(&["qemu", "fetch", v]);
+        r.expect("fetch", r.code == 0);
+    }
+    let s = a.store().display().to_string();
+    let script = format!(
+        r#"
+S={s}
+T=$(mktemp -d)
+printf 'arches = ["arm64"]\nqemu = "91.0"\n' > $T/config.toml
+held() {{
+    exec 9<$S/.lock; flock -x 9
+    rm -f $T/err
+    "$@" >$T/out 2>$T/err 9<&- & P=$!
+    while kill -0 $P 2>/dev/null && ! grep -q waiting $T/err 2>/dev/null; do sleep 0.05; done
+    cat $T/err; grep interpreter $R/qemu-aarch64 || echo "no entry"
+    flock -u 9; exec 9<&-
+    wait $P; echo "rc=$?"; grep interpreter $R/qemu-aarch64
+}}
+echo "== install"; held $B install arm64 --qemu 90.1 --qemu-store $S
+echo "== use"; held $B qemu use 91.0 --qemu-store $S
+echo "== apply"; $B qemu use 90.1 --qemu-store $S >/dev/null; held $B apply --config $T/config.toml --qemu-store $S
+rm -r $T
+"#
+    );
+    let r = ns_with(&[], &script, true);
+    for (section, before, after) in [
+        ("install", "no entry", "90.1+ds-1"),
+        ("use", "90.1+ds-1", "91.0+ds-1"),
+        ("apply", "90.1+ds-1", "91.0+ds-1"),
+    ] {
+        let out = r.section(section);
+        let (held, released) = out.split_once("rc=").unwrap_or((&out, ""));
+        r.expect(
+            &format!("{section} waits for the writer and changes nothing meanwhile"),
+            held.contains("waiting for another binfmtctl writing the store")
+                && held.contains(before)
+                && !held.contains(after),
+        );
+        r.expect(
+            &format!("{section} registers once the writer is done"),
+            released.starts_with('0')
+                && released.contains(&format!("interpreter {s}/{after}/bin/qemu-aarch64")),
+        );
+    }
 }
 
 // ---------------------------------------------------------------- Debian's real archive

@@ -1159,6 +1159,9 @@ struct Ctx<'g> {
     g: &'g Global,
     /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
     qemu_bin: Option<ops::StoredBin>,
+    /// The store's shared lock while `qemu_bin` is registered (not on a dry run): gc cannot
+    /// remove the version before the command ends.
+    _store_lock: Option<crate::qemu::store::StoreLock>,
 }
 
 impl<'g> Ctx<'g> {
@@ -1183,6 +1186,7 @@ impl<'g> Ctx<'g> {
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
             qemu_bin: None,
+            _store_lock: None,
         })
     }
 
@@ -1190,9 +1194,8 @@ impl<'g> Ctx<'g> {
     /// does not have it).
     fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
         if let Some(v) = version {
-            let s = store_of(self)
-                .resolve(v)
-                .map_err(|e| anyhow::Error::new(crate::qemu::QemuError::from(e)))?;
+            let (lock, s) = resolve_stored(self, v)?;
+            self._store_lock = lock;
             self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
         Ok(())
@@ -1532,6 +1535,27 @@ mod tests {
         assert!(
             matches!(c.command, Some(Command::Disable { ref targets, .. }) if targets.len() == 2)
         );
+    }
+
+    /// `qemu use` checks the stored interpreters as install does, so in a user namespace it
+    /// takes --trust-unmapped-owner (after the subcommand or before it); --qemu-path is refused.
+    #[test]
+    fn qemu_use_takes_trust_unmapped_owner() {
+        for args in [
+            &["qemu", "use", "10.0", "--trust-unmapped-owner"][..],
+            &["--trust-unmapped-owner", "qemu", "use", "10.0"][..],
+        ] {
+            let c = parse(args).unwrap();
+            let (g, _) = settings_of(&c).unwrap();
+            assert!(g.trust_unmapped_owner, "{args:?}");
+        }
+        let c = parse(&["qemu", "use", "10.0", "--qemu-path", "/usr/bin"]).unwrap();
+        let e = run(c, &mut Vec::new()).unwrap_err();
+        assert_eq!(exit_code(&e), EXIT_USAGE);
+        assert!(format!("{e:#}").contains("--qemu-path does not apply to `qemu use`"));
+        // gc still does not take it.
+        let c = parse(&["--trust-unmapped-owner", "qemu", "gc"]).unwrap();
+        assert!(settings_of(&c).is_err());
     }
 
     #[test]

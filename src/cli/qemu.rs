@@ -52,6 +52,8 @@ pub enum QemuCommand {
         #[command(flatten)]
         kernel: KernelOpt,
         #[command(flatten)]
+        search: SearchOpt,
+        #[command(flatten)]
         dry_run: DryRunOpt,
     },
     /// Re-hash every stored file against its manifest (detects tampering)
@@ -83,10 +85,20 @@ impl QemuCommand {
                 kernel: Some(kernel),
                 ..Takes::default()
             },
+            // `use` checks the stored interpreters as install does: it takes
+            // --trust-unmapped-owner (its --qemu-path is refused: the version is the search).
             QemuCommand::Use {
-                kernel, dry_run, ..
-            }
-            | QemuCommand::Gc {
+                kernel,
+                search,
+                dry_run,
+                ..
+            } => Takes {
+                kernel: Some(kernel),
+                search: Some(search),
+                dry_run: Some(dry_run),
+                ..Takes::default()
+            },
+            QemuCommand::Gc {
                 kernel, dry_run, ..
             } => Takes {
                 kernel: Some(kernel),
@@ -129,13 +141,30 @@ pub struct NetOpts {
     pub cache: Option<PathBuf>,
 }
 
+/// The store, its root made absolute (not resolved): interpreters are registered by absolute
+/// path, so `--qemu-store ./store` must name the same directory the kernel will open.
 pub(super) fn store_of(ctx: &Ctx) -> Store {
-    Store::new(
-        ctx.g
-            .qemu_store
-            .clone()
-            .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT)),
-    )
+    let root = ctx
+        .g
+        .qemu_store
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT));
+    Store::new(std::path::absolute(&root).unwrap_or(root))
+}
+
+/// The stored version `spec` selects, for registering its interpreters: with the store's
+/// shared lock held (until the lock is dropped, after the kernel write), so a concurrent gc
+/// cannot remove it in between. A dry run writes nothing to the kernel and takes no lock.
+pub(super) fn resolve_stored(
+    ctx: &Ctx,
+    spec: &str,
+) -> Result<(Option<store::StoreLock>, Stored), crate::qemu::QemuError> {
+    let store = store_of(ctx);
+    if ctx.g.dry_run {
+        return Ok((None, store.resolve(spec)?));
+    }
+    let (lock, s) = store.resolve_shared(spec, ctx.host.unmapped_uid())?;
+    Ok((Some(lock), s))
 }
 
 /// Which stored version an interpreter path belongs to, if any.
@@ -327,9 +356,13 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 /// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
 /// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    let s = store_of(ctx)
-        .resolve(spec)
-        .map_err(crate::qemu::QemuError::from)?;
+    if !ctx.g.qemu_path.is_empty() {
+        return Err(BadInput(
+            "--qemu-path does not apply to `qemu use`: the interpreters come from the stored version".into(),
+        )
+        .into());
+    }
+    let (_lock, s) = resolve_stored(ctx, spec)?;
     let stored = crate::ops::StoredBin::of(&s);
     let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;
     show(ctx, out, r)

@@ -118,7 +118,18 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         show(ctx, out, r)?;
         return super::nix::sync(ctx, &[], out);
     }
-    let search = ops::apply::search_for(&cfg, &ctx.search(), &store_of(ctx))?;
+    // The config's stored version is resolved with the store's shared lock held through
+    // the kernel write (as install --qemu does), so gc cannot remove it in between.
+    let mut _lock = None;
+    let mut given = ctx.search();
+    if given.qemu_bin.is_none()
+        && let Some(v) = &cfg.qemu
+    {
+        let (lock, s) = super::qemu::resolve_stored(ctx, v)?;
+        _lock = lock;
+        given.qemu_bin = Some(ops::StoredBin::of(&s));
+    }
+    let search = ops::apply::search_for(&cfg, &given, &store_of(ctx))?;
     if cfg.nix {
         super::nix::precheck()?;
     }

@@ -127,6 +127,15 @@ impl Host {
         NativeGuard::new(&arches, &self.facts.exe_header)
     }
 
+    /// Inside a user namespace, the uid unmapped owners (host root among them) show as: the
+    /// store's owner may be that when its lock is taken, since the interpreters' own checks
+    /// (`owners`) still refuse them unless the caller vouches for them.
+    pub fn unmapped_uid(&self) -> Option<u32> {
+        self.facts
+            .in_user_namespace
+            .then_some(self.facts.overflow_uid)
+    }
+
     /// Which owners count as root's here: in a user namespace, unmapped owners only when the
     /// caller vouches for them.
     pub fn owners(&self) -> Owners {

@@ -134,8 +134,12 @@ impl NixTool for SystemNix {
         if ours.is_empty() {
             return Daemon::NotRunning;
         }
-        if Path::new("/run/systemd/system").exists() {
-            let ok = std::process::Command::new("systemctl")
+        // systemctl is run by an absolute path found safe on PATH (`host::which_safe`): a
+        // `systemctl` planted in a directory others can write is never run as root.
+        if Path::new("/run/systemd/system").exists()
+            && let Some(systemctl) = crate::host::which_safe("systemctl")
+        {
+            let ok = std::process::Command::new(systemctl)
                 .args(["try-restart", "nix-daemon.service"])
                 .status()
                 .is_ok_and(|s| s.success());

@@ -180,13 +180,24 @@ pub fn fetch(
     let req = host.requirements(true)?;
     let fetched = match from {
         FetchFrom::Deb(deb) => {
-            if !deb.is_file() {
-                return Err(QemuError::NoDeb {
-                    path: deb.to_owned(),
+            // Opened once, before the store is touched: a FIFO, a device or a directory is
+            // refused here, and the copy reads this descriptor (no swap after a check).
+            let file = crate::input::open_regular(deb).map_err(|e| {
+                if e.is_missing() {
+                    QemuError::NoDeb {
+                        path: deb.to_owned(),
+                    }
+                } else {
+                    QemuError::from(e)
                 }
-                .into());
-            }
-            q::fetch(store, Source::LocalDeb(deb), host.table, &req, dry_run)?
+            })?;
+            q::fetch(
+                store,
+                Source::LocalDeb(deb, &file),
+                host.table,
+                &req,
+                dry_run,
+            )?
         }
         FetchFrom::Archive(spec, o) => {
             let a = o.archive()?;
@@ -409,8 +420,19 @@ pub struct GcReport {
 /// Removes the stored versions no entry uses (`names` empty), or the versions named, refusing
 /// (before removing anything) any named version an entry uses. binfmt_misc is mounted to read
 /// the entries when it is not and we may (never on a dry run); a dry run removes nothing.
+///
+/// The store's lock is taken (exclusively) before the versions and the entries are read, and
+/// held to the end: an install, `qemu use` or `apply` registering a stored version holds it
+/// shared, so a version is never removed between their checks and their kernel write, nor
+/// between this reading of the entries and the removal. A store that does not exist is not
+/// created; a dry run takes no lock.
 pub fn gc(fs: &dyn BinfmtFs, store: &Store, names: &[String], dry_run: bool) -> Result<GcReport> {
     kernel::mount_to_read(fs, dry_run)?;
+    let lock = if dry_run || !store.root.exists() {
+        None
+    } else {
+        Some(store.lock().map_err(QemuError::from)?)
+    };
     let entries = entries(fs);
     let targets: Vec<Stored> = if names.is_empty() {
         store.list()
@@ -440,11 +462,6 @@ pub fn gc(fs: &dyn BinfmtFs, store: &Store, names: &[String], dry_run: bool) -> 
     if targets.is_empty() {
         return Ok(report);
     }
-    let lock = if dry_run {
-        None
-    } else {
-        Some(store.lock().map_err(QemuError::from)?)
-    };
     for s in &targets {
         let used_by = users_of(s, &entries);
         let action = if !used_by.is_empty() {
@@ -690,6 +707,105 @@ mod tests {
         assert_eq!(actions(&gc(&fs, &store, &[], false).unwrap()).len(), 1);
     }
 
+    /// A binfmt_misc that notes, when its entries are read, whether the store's lock is
+    /// held by someone else (a shared lock cannot be taken at once).
+    struct Probing<'a> {
+        inner: &'a RecordingBinfmt,
+        store: Store,
+        locked_when_read: std::cell::Cell<Option<bool>>,
+    }
+
+    impl BinfmtFs for Probing<'_> {
+        fn root(&self) -> &Path {
+            self.inner.root()
+        }
+        fn is_mounted(&self) -> bool {
+            self.inner.is_mounted()
+        }
+        fn mount(&self) -> Result<(), kernel::KernelError> {
+            self.inner.mount()
+        }
+        fn list(&self) -> Result<Vec<KernelEntry>, kernel::KernelError> {
+            self.locked_when_read
+                .set(Some(self.store.lock_shared(None).is_err()));
+            self.inner.list()
+        }
+        fn global_enabled(&self) -> Result<bool, kernel::KernelError> {
+            self.inner.global_enabled()
+        }
+        fn register_named(
+            &self,
+            name: &[u8],
+            reg: &crate::binfmt::registration::Registration,
+        ) -> Result<(), kernel::KernelError> {
+            self.inner.register_named(name, reg)
+        }
+        fn set_enabled_named(&self, name: &[u8], enabled: bool) -> Result<(), kernel::KernelError> {
+            self.inner.set_enabled_named(name, enabled)
+        }
+        fn remove_named(&self, name: &[u8]) -> Result<(), kernel::KernelError> {
+            self.inner.remove_named(name)
+        }
+        fn lock(&self) -> Result<kernel::LockGuard, kernel::KernelError> {
+            self.inner.lock()
+        }
+    }
+
+    /// gc reads the entries with the store's lock already held: a user that registered a
+    /// version while gc waited for the lock is seen, and its version kept.
+    #[test]
+    fn gc_reads_the_entries_under_the_store_lock() {
+        let (_t, store, old, _new) = two_versions();
+        let inner = RecordingBinfmt::mounted_with(&[entry_in(&old)]);
+        let mut probe_store = Store::new(&store.root);
+        probe_store.wait = false;
+        let fs = Probing {
+            inner: &inner,
+            store: probe_store,
+            locked_when_read: std::cell::Cell::new(None),
+        };
+        let r = gc(&fs, &store, &[], false).unwrap();
+        assert_eq!(fs.locked_when_read.get(), Some(true));
+        assert_eq!(r.gc[0].action, GcAction::Kept);
+        assert_eq!(r.gc[1].action, GcAction::Removed);
+    }
+
+    /// gc takes the store's lock before it reads anything: while an install (or `qemu use`,
+    /// `apply`) holds it shared between resolving a version and registering it, gc removes
+    /// nothing (here it does not wait, so it reports the lock); once released, it does.
+    #[test]
+    fn gc_removes_nothing_while_a_version_is_being_registered() {
+        let (_t, store, old, new) = two_versions();
+        let fs = RecordingBinfmt::mounted_with(&[]);
+        let (user, s) = store.resolve_shared("10.0", None).unwrap();
+        assert_eq!(s.manifest.version, new.manifest.version);
+        let mut busy = Store::new(&store.root);
+        busy.wait = false;
+        for names in [vec![], vec!["10.0".to_owned()]] {
+            let e = gc(&fs, &busy, &names, false).unwrap_err();
+            assert_eq!(kind_of(&e), ErrorKind::Environment, "{e:#}");
+            assert!(
+                format!("{e:#}").contains("another binfmtctl is using or writing the store"),
+                "{e:#}"
+            );
+            assert!(old.dir.exists() && new.dir.exists(), "nothing removed");
+        }
+        // A fetch (a writer) is held off too; a second user is not.
+        assert!(busy.lock().is_err());
+        let other = busy.lock_shared(None).unwrap();
+        drop((user, other));
+        let r = gc(&fs, &busy, &[], false).unwrap();
+        assert!(r.gc.iter().all(|g| g.action == GcAction::Removed), "{r:?}");
+        assert!(store.list().is_empty());
+        // And a user waits for (here: is refused during) a writer.
+        let w = store.lock().unwrap();
+        assert!(matches!(
+            busy.lock_shared(None),
+            Err(StoreError::Lock { .. })
+        ));
+        drop(w);
+    }
+
     #[test]
     fn fetch_from_a_missing_deb_is_bad_input() {
         let t = tempfile::tempdir().unwrap();
@@ -704,5 +820,34 @@ mod tests {
         assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
         assert!(format!("{e}").contains("nope.deb: no such file"), "{e}");
         assert!(!store.root.exists());
+    }
+
+    /// A FIFO or a device given as --from-deb is refused at once (never read, never copied),
+    /// as bad input, before the store is touched.
+    #[test]
+    fn fetch_from_a_fifo_or_a_device_is_refused_before_reading() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let fifo = t.path().join("q.deb");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &fifo,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        for (deb, kind) in [
+            (fifo.as_path(), "a FIFO"),
+            (Path::new("/dev/zero"), "a character device"),
+        ] {
+            for dry_run in [true, false] {
+                let e = fetch(&host(), &store, FetchFrom::Deb(deb), dry_run).unwrap_err();
+                assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
+                assert!(
+                    format!("{e:#}").contains(&format!("is {kind}, not a regular file")),
+                    "{e:#}"
+                );
+                assert!(!store.root.exists(), "nothing stored");
+            }
+        }
     }
 }

@@ -22,7 +22,7 @@ pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie"
 /// Longest index we accept (uncompressed); sid's main Packages is about 60 MB today.
 const MAX_INDEX: u64 = 512 << 20;
 /// Largest .deb we accept.
-const MAX_DEB: u64 = 1 << 30;
+pub(crate) const MAX_DEB: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {

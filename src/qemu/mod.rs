@@ -50,6 +50,9 @@ pub enum QemuError {
     NoDebianArch { machine: String },
     #[error("{}: no such file: pass the path of a qemu-user-static or qemu-user .deb", path.display())]
     NoDeb { path: PathBuf },
+    /// `--from-deb` names something that is not a regular file, or one too large for a .deb.
+    #[error(transparent)]
+    Input(#[from] crate::input::InputError),
     #[error(
         "{count} stored version(s) do not match their manifest: remove them with `binfmtctl qemu gc VERSION` (after `qemu use` of another) and fetch them again"
     )]
@@ -82,7 +85,9 @@ impl QemuError {
         match self {
             QemuError::Archive(e) => e.is_usage(),
             QemuError::Store(e) => e.is_usage(),
-            QemuError::UnknownVersion { .. } | QemuError::NoDeb { .. } => true,
+            QemuError::UnknownVersion { .. } | QemuError::NoDeb { .. } | QemuError::Input(_) => {
+                true
+            }
             QemuError::Keyring(e) => {
                 crate::error::Classify::kind(e) == crate::error::ErrorKind::BadInput
             }
@@ -206,8 +211,33 @@ pub enum Source<'a> {
         package: &'a PackageInfo,
         cache: Option<&'a Path>,
     },
-    /// A .deb the user has; recorded as unverified.
-    LocalDeb(&'a Path),
+    /// A .deb the user has (its path, and the regular file opened once from it, so what is
+    /// checked is what is read); recorded as unverified.
+    LocalDeb(&'a Path, &'a std::fs::File),
+}
+
+/// Copies the opened local .deb into the staging directory, at most the size of any .deb the
+/// archive is trusted for: a larger file is refused, not copied until the disk is full.
+fn copy_bounded(path: &Path, file: &std::fs::File, to: &Path) -> Result<(), QemuError> {
+    use std::io::Read;
+    let mut out = std::fs::File::create(to).map_err(|err| deb::DebError::Write {
+        path: to.to_owned(),
+        err,
+    })?;
+    let n = std::io::copy(&mut file.take(archive::MAX_DEB + 1), &mut out).map_err(|err| {
+        deb::DebError::Read {
+            path: path.to_owned(),
+            err,
+        }
+    })?;
+    if n > archive::MAX_DEB {
+        return Err(crate::input::InputError::TooLarge {
+            path: path.to_owned(),
+            limit: archive::MAX_DEB,
+        }
+        .into());
+    }
+    Ok(())
 }
 
 /// What `fetch` did.
@@ -273,11 +303,8 @@ pub fn fetch(
                 Some(archive.mirror.clone()),
             )
         }
-        Source::LocalDeb(p) => {
-            std::fs::copy(p, &deb_path).map_err(|err| deb::DebError::Read {
-                path: p.to_path_buf(),
-                err,
-            })?;
+        Source::LocalDeb(p, file) => {
+            copy_bounded(p, file, &deb_path)?;
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())

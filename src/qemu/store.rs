@@ -3,8 +3,11 @@
 //! `/var/lib/binfmtctl/qemu`.
 //!
 //! Invariants: a version directory appears whole or not at all (built in `<root>/.tmp-*`,
-//! then `rename(2)`d into place); writers hold `flock(2)` on `<root>/.lock`, and whoever takes
-//! the lock removes `.tmp-*` left by a killed writer; directories are 0755 and files 0755,
+//! then `rename(2)`d into place); writers (fetch, gc) hold `flock(2)` on `<root>/.lock`
+//! exclusively, and whoever takes it removes `.tmp-*` left by a killed writer; users (install
+//! `--qemu`, `qemu use`, `apply` with `qemu = …`) hold it shared from resolving the version
+//! through the kernel write, so gc cannot remove a version between their checks and the
+//! registration; directories are 0755 and files 0755,
 //! root-owned (we run as root and create them), so the interpreter checks accept them.
 //! Needs root (write access to the root directory) for every change; reading needs nothing.
 
@@ -130,9 +133,11 @@ impl Stored {
     }
 }
 
-/// Held while writing; released on drop.
+/// Held while writing (exclusive) or while registering a stored version (shared); released
+/// on drop. No file: a shared lock inside a user namespace that cannot open the host's
+/// `.lock` (see `Store::lock_shared`).
 pub struct StoreLock {
-    _file: File,
+    _file: Option<File>,
 }
 
 /// A version being built; removed on drop unless committed.
@@ -174,6 +179,9 @@ impl Drop for Staging {
 
 pub struct Store {
     pub root: PathBuf,
+    /// Wait for another holder of the lock (the default); `false`: fail at once with
+    /// `StoreError::Lock`.
+    pub wait: bool,
 }
 
 /// The directory name for a Debian version (epoch dropped: `:` is awkward in paths).
@@ -194,7 +202,10 @@ pub fn dir_name(debian_version: &str) -> String {
 
 impl Store {
     pub fn new(root: impl Into<PathBuf>) -> Store {
-        Store { root: root.into() }
+        Store {
+            root: root.into(),
+            wait: true,
+        }
     }
 
     fn mkdir(path: &Path) -> Result<(), StoreError> {
@@ -212,7 +223,6 @@ impl Store {
     /// Takes the writer lock (waiting for another writer, with a note on stderr), creating
     /// the root if needed, and removes what a killed writer left behind.
     pub fn lock(&self) -> Result<StoreLock, StoreError> {
-        use rustix::fs::{FlockOperation, flock};
         if let Some(parent) = self.root.parent() {
             fs::DirBuilder::new()
                 .recursive(true)
@@ -231,16 +241,7 @@ impl Store {
             .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
             .open(&path)
             .map_err(|e| write_err(&path, e))?;
-        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
-            eprintln!(
-                "binfmtctl: waiting for another binfmtctl writing the store {}",
-                self.root.display()
-            );
-            flock(&f, FlockOperation::LockExclusive).map_err(|e| StoreError::Lock {
-                path: path.clone(),
-                reason: e.to_string(),
-            })?;
-        }
+        self.flock(&f, &path, true)?;
         if let Ok(rd) = fs::read_dir(&self.root) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(".tmp-") {
@@ -249,7 +250,109 @@ impl Store {
                 }
             }
         }
-        Ok(StoreLock { _file: f })
+        Ok(StoreLock { _file: Some(f) })
+    }
+
+    /// Takes `.lock` exclusively (a writer) or shared (a user of a version): at once, else
+    /// (with a note on stderr) waiting unless `wait` is off.
+    fn flock(&self, f: &File, path: &Path, exclusive: bool) -> Result<(), StoreError> {
+        use rustix::fs::{FlockOperation, flock};
+        let (try_, block, who) = if exclusive {
+            (
+                FlockOperation::NonBlockingLockExclusive,
+                FlockOperation::LockExclusive,
+                "using or writing",
+            )
+        } else {
+            (
+                FlockOperation::NonBlockingLockShared,
+                FlockOperation::LockShared,
+                "writing",
+            )
+        };
+        if flock(f, try_).is_ok() {
+            return Ok(());
+        }
+        if !self.wait {
+            return Err(StoreError::Lock {
+                path: path.to_owned(),
+                reason: format!("another binfmtctl is {who} the store"),
+            });
+        }
+        eprintln!(
+            "binfmtctl: waiting for another binfmtctl {who} the store {}",
+            self.root.display()
+        );
+        flock(f, block).map_err(|e| StoreError::Lock {
+            path: path.to_owned(),
+            reason: e.to_string(),
+        })
+    }
+
+    /// Takes the lock shared, for registering interpreters of a stored version: gc (which
+    /// takes it exclusively) waits until the kernel holds them. The same checks as a writer's:
+    /// the root is a directory, not a symlink, owned by root or the caller (`unmapped`: or
+    /// that uid, the overflow uid inside a user namespace when the caller vouches for it),
+    /// not writable by group or others; `.lock` is never opened through a symlink and must be
+    /// a regular file. The root is not created. Inside a user namespace where the root's
+    /// owner is not mapped, the host's `.lock` (0600) cannot be opened: nothing in here can
+    /// hold off the host's gc anyway, so the lock is then empty.
+    pub fn lock_shared(&self, unmapped: Option<u32>) -> Result<StoreLock, StoreError> {
+        use rustix::fs::{Mode, OFlags, open};
+        let owner = self.check_owner_with(unmapped)?;
+        let path = self.root.join(".lock");
+        let ro = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+        let opened = match open(&path, ro, Mode::empty()) {
+            Err(rustix::io::Errno::NOENT) => open(
+                &path,
+                ro | OFlags::CREATE | OFlags::EXCL,
+                Mode::from_raw_mode(0o600),
+            )
+            .or_else(|e| {
+                // Another process made it in between.
+                if e == rustix::io::Errno::EXIST {
+                    open(&path, ro, Mode::empty())
+                } else {
+                    Err(e)
+                }
+            }),
+            other => other,
+        };
+        let f = match opened {
+            Ok(fd) => File::from(fd),
+            Err(rustix::io::Errno::ACCESS) if unmapped.is_some() && Some(owner) == unmapped => {
+                tracing::info!(path = %path.display(), "the store's lock belongs to an owner not mapped here: not taken");
+                return Ok(StoreLock { _file: None });
+            }
+            Err(e) => return Err(write_err(&path, e.into())),
+        };
+        let m = f.metadata().map_err(|e| write_err(&path, e))?;
+        if !m.is_file() {
+            return Err(StoreError::Unsafe {
+                path: self.root.clone(),
+                reason: format!(
+                    "{} is {}, not a regular file",
+                    path.display(),
+                    crate::input::kind_of(m.file_type())
+                ),
+            });
+        }
+        self.flock(&f, &path, false)?;
+        Ok(StoreLock { _file: Some(f) })
+    }
+
+    /// The newest stored version `spec` selects, with the shared lock held (see
+    /// `lock_shared`): resolved once to report a missing version as such, then again under
+    /// the lock, since a gc may have removed it meanwhile.
+    pub fn resolve_shared(
+        &self,
+        spec: &str,
+        unmapped: Option<u32>,
+    ) -> Result<(StoreLock, Stored), StoreError> {
+        self.resolve(spec)?;
+        let lock = self.lock_shared(unmapped)?;
+        let s = self.resolve(spec)?;
+        Ok((lock, s))
     }
 
     /// Writers refuse a store root someone else could change: there they could swap the
@@ -257,6 +360,11 @@ impl Store {
     /// symlink for root to create a file through. The root must be a directory (not a
     /// symlink), owned by root or the caller, and not writable by group or others.
     fn check_owner(&self) -> Result<(), StoreError> {
+        self.check_owner_with(None).map(|_| ())
+    }
+
+    /// `check_owner`, also accepting `unmapped` as the owner; returns the owner.
+    fn check_owner_with(&self, unmapped: Option<u32>) -> Result<u32, StoreError> {
         let unsafe_ = |reason: String| StoreError::Unsafe {
             path: self.root.clone(),
             reason,
@@ -269,7 +377,7 @@ impl Store {
             return Err(unsafe_("it is not a directory".into()));
         }
         let me = rustix::process::geteuid().as_raw();
-        if m.uid() != 0 && m.uid() != me {
+        if m.uid() != 0 && m.uid() != me && Some(m.uid()) != unmapped {
             return Err(unsafe_(format!("it belongs to uid {}", m.uid())));
         }
         if m.mode() & 0o022 != 0 {
@@ -278,7 +386,7 @@ impl Store {
                 m.mode() & 0o7777
             )));
         }
-        Ok(())
+        Ok(m.uid())
     }
 
     /// A fresh staging directory (with `bin/`) under the root.
@@ -640,6 +748,37 @@ mod tests {
         assert!(!victim.exists());
         fs::remove_file(root.join(".lock")).unwrap();
         assert!(Store::new(&root).lock().is_ok());
+    }
+
+    /// Users (install --qemu, qemu use, apply) take the lock shared with the writers' checks:
+    /// never through a symlinked root or `.lock`, never in a store others can change; the
+    /// root is not created.
+    #[test]
+    fn users_lock_shared_with_the_writers_checks() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("qemu");
+        assert!(Store::new(&root).lock_shared(None).is_err());
+        assert!(!root.exists(), "a user does not create the store");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o777)).unwrap();
+        let e = Store::new(&root).lock_shared(None).err().expect("refused");
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        std::os::unix::fs::symlink(&root, t.path().join("link")).unwrap();
+        let e = Store::new(t.path().join("link"))
+            .lock_shared(None)
+            .err()
+            .expect("refused");
+        assert!(e.to_string().contains("it is a symbolic link"), "{e}");
+        let victim = t.path().join("victim");
+        std::os::unix::fs::symlink(&victim, root.join(".lock")).unwrap();
+        assert!(Store::new(&root).lock_shared(None).is_err());
+        assert!(!victim.exists(), "nothing created through the planted link");
+        fs::remove_file(root.join(".lock")).unwrap();
+        let a = Store::new(&root).lock_shared(None).unwrap();
+        let b = Store::new(&root).lock_shared(None).unwrap();
+        assert!(root.join(".lock").is_file());
+        drop((a, b));
     }
 
     /// A manifest cannot point outside its version's bin/ (a name with `/` or `..`), and
