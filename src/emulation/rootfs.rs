@@ -671,9 +671,9 @@ pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
 
 /// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
 /// A candidate is taken only if it is safe to run as root by the rule binfmtctl keeps for
-/// `nix` (`crate::nix::nix_is_safe`): an executable regular file, it and every directory and
-/// symlink on its path owned by a `trusted` uid, no directory writable by group or others
-/// unless sticky. An unsafe candidate (say one planted in a world-writable directory early on
+/// `nix` and `systemctl` (`crate::host::program_is_safe`): an executable regular file, it and
+/// every directory and symlink on its path owned by a `trusted` uid, no directory writable by
+/// group or others unless sticky. An unsafe candidate (say one planted in a world-writable directory early on
 /// root's PATH) is skipped as if it were not there.
 pub fn find_bootstrapper_in(
     path_var: &std::ffi::OsStr,
@@ -685,8 +685,9 @@ pub fn find_bootstrapper_in(
     ]
     .into_iter()
     .find_map(|(tool, name)| {
-        let found =
-            crate::host::find_in_path(path_var, name, |p| crate::nix::nix_is_safe(p, &trusted))?;
+        let found = crate::host::find_in_path(path_var, name, |p| {
+            crate::host::program_is_safe(p, &trusted)
+        })?;
         Some((tool, std::path::absolute(found).ok()?))
     })
 }
