@@ -45,6 +45,8 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::verify::VerifyError,
         crate::qemu::deb::DebError,
         crate::ops::OpsError,
+        crate::ops::emulate::EmulateError,
+        crate::ops::build::BuildError,
         crate::emulation::sandbox::SandboxError,
         crate::host::OverrideError,
     );

@@ -1088,12 +1088,14 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
             ..
         }) => rootfs_create(
             ctx,
-            &arch,
-            &suite,
-            &include,
-            &variant,
-            mirror.as_deref(),
-            &dir,
+            &ops::emulate::RootfsRequest {
+                arch,
+                suite,
+                include,
+                variant,
+                mirror,
+                dir,
+            },
             out,
         ),
         Command::Run { args, .. } => run_in_rootfs(ctx, &args, out),

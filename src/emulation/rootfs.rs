@@ -601,8 +601,11 @@ pub struct BootstrapOptions<'a> {
     pub mirror: Option<&'a str>,
 }
 
+/// `program`: the tool's absolute path (from `find_bootstrapper`), never its bare name, so
+/// that nothing on the caller's PATH can stand in for it.
 pub fn bootstrap_command(
     tool: Bootstrapper,
+    program: &Path,
     arch: &Arch,
     opts: &BootstrapOptions,
     target: &Path,
@@ -621,10 +624,11 @@ pub fn bootstrap_command(
             arch: arch.name.clone(),
         })?;
     let target = target.to_string_lossy().into_owned();
+    let program = program.to_string_lossy().into_owned();
     let mut v = match tool {
         Bootstrapper::Mmdebstrap => {
             let mut v = vec![
-                "mmdebstrap".to_owned(),
+                program,
                 "--mode=root".into(),
                 format!("--variant={variant}"),
                 format!("--arch={deb}"),
@@ -641,7 +645,7 @@ pub fn bootstrap_command(
         }
         Bootstrapper::Debootstrap => {
             let mut v = vec![
-                "debootstrap".to_owned(),
+                program,
                 format!("--arch={deb}"),
                 format!("--variant={variant}"),
             ];
@@ -659,14 +663,79 @@ pub fn bootstrap_command(
     Ok(v)
 }
 
-/// Finds the bootstrap tool on PATH: mmdebstrap first.
+/// Finds the bootstrap tool on this process's PATH (mmdebstrap first) that binfmtctl may run
+/// as root: see `find_bootstrapper_in`, with the uids of `trusted_uid`.
 pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
+    find_bootstrapper_in(&std::env::var_os("PATH")?, trusted_uid())
+}
+
+/// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
+/// A candidate is taken only if it is safe to run as root by the rule binfmtctl keeps for
+/// `nix` and `systemctl` (`crate::host::program_is_safe`): an executable regular file, it and
+/// every directory and symlink on its path owned by a `trusted` uid, no directory writable by
+/// group or others unless sticky. An unsafe candidate (say one planted in a world-writable directory early on
+/// root's PATH) is skipped as if it were not there.
+pub fn find_bootstrapper_in(
+    path_var: &std::ffi::OsStr,
+    trusted: impl Fn(u32) -> bool,
+) -> Option<(Bootstrapper, PathBuf)> {
     [
         (Bootstrapper::Mmdebstrap, "mmdebstrap"),
         (Bootstrapper::Debootstrap, "debootstrap"),
     ]
     .into_iter()
-    .find_map(|(tool, name)| Some((tool, crate::host::which(name)?)))
+    .find_map(|(tool, name)| {
+        let found = crate::host::find_in_path(path_var, name, |p| {
+            crate::host::program_is_safe(p, &trusted)
+        })?;
+        Some((tool, std::path::absolute(found).ok()?))
+    })
+}
+
+/// `path_var` (a PATH value) with only the directories nobody else can add a program to: the
+/// PATH the bootstrap tool runs with as root, so the programs it runs by name (`apt-get`,
+/// `dpkg`, `arch-test`, ...) cannot be planted either. A directory is kept when it is absolute
+/// and it and every directory and symlink on its path are owned by a `trusted` uid, no
+/// directory on the way is writable by group or others unless sticky, and the directory itself
+/// is writable by neither (sticky or not: anyone may add a name to a sticky directory).
+pub fn trusted_path(
+    path_var: &std::ffi::OsStr,
+    trusted: impl Fn(u32) -> bool,
+) -> std::ffi::OsString {
+    use crate::qemu::interpreter::NodeKind;
+    let keep = |dir: &Path| -> bool {
+        let Ok((_, chain)) = crate::qemu::interpreter::resolve(dir) else {
+            return false;
+        };
+        let last_is_closed = chain
+            .last()
+            .is_some_and(|n| n.kind == NodeKind::Directory && n.mode & 0o022 == 0);
+        last_is_closed
+            && chain.iter().all(|n| {
+                trusted(n.uid)
+                    && match n.kind {
+                        NodeKind::Directory => n.mode & 0o022 == 0 || n.mode & 0o1000 != 0,
+                        NodeKind::File => false,
+                        NodeKind::Symlink => true,
+                    }
+            })
+    };
+    let dirs: Vec<PathBuf> = std::env::split_paths(path_var)
+        .filter(|d| keep(d))
+        .collect();
+    std::env::join_paths(dirs).unwrap_or_default()
+}
+
+/// The uids whose files binfmtctl runs as root: root's and ours (and, in a user namespace that
+/// maps only some ids, the overflow uid, as which root's files show there).
+pub fn trusted_uid() -> impl Fn(u32) -> bool {
+    let me = rustix::process::geteuid().as_raw();
+    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+    let overflow = (!crate::host::is_identity_map(&uid_map))
+        .then(|| fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
+        .flatten()
+        .and_then(|s| s.trim().parse::<u32>().ok());
+    move |uid| uid == 0 || uid == me || Some(uid) == overflow
 }
 
 #[cfg(test)]
@@ -868,6 +937,7 @@ mod tests {
         let t = Table::builtin();
         let v = bootstrap_command(
             Bootstrapper::Mmdebstrap,
+            Path::new("/usr/bin/mmdebstrap"),
             t.get("aarch64").unwrap(),
             &BootstrapOptions {
                 suite: "bookworm",
@@ -882,7 +952,7 @@ mod tests {
         assert_eq!(
             v,
             [
-                "mmdebstrap",
+                "/usr/bin/mmdebstrap",
                 "--mode=root",
                 "--variant=minbase",
                 "--arch=arm64",
@@ -895,6 +965,7 @@ mod tests {
         assert!(
             bootstrap_command(
                 Bootstrapper::Mmdebstrap,
+                Path::new("/usr/bin/mmdebstrap"),
                 t.get("xtensa").unwrap(),
                 &BootstrapOptions {
                     suite: "bookworm",
@@ -907,5 +978,91 @@ mod tests {
             )
             .is_err()
         );
+    }
+
+    /// A `mmdebstrap` planted in a world-writable directory first on root's PATH is never
+    /// chosen: the lookup skips it for the safe one later on PATH, and returns an absolute path.
+    #[test]
+    fn bootstrapper_lookup_skips_planted_tools() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = rustix::process::geteuid().as_raw();
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let d = tempfile::tempdir().unwrap();
+        let open = d.path().join("open");
+        let safe = d.path().join("safe");
+        for dir in [&open, &safe] {
+            fs::create_dir(dir).unwrap();
+        }
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o777)).unwrap();
+        let tool = |dir: &Path, name: &str| {
+            let p = dir.join(name);
+            fs::write(&p, "#!/bin/sh\nexit 0\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+            p
+        };
+        let planted = tool(&open, "mmdebstrap");
+        let path = std::env::join_paths([&open, &safe]).unwrap();
+        // Only the planted one: nothing is found.
+        assert_eq!(find_bootstrapper_in(&path, trusted), None);
+        // A safe debootstrap later on PATH wins over the planted mmdebstrap.
+        let deb = tool(&safe, "debootstrap");
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Debootstrap, deb))
+        );
+        // A safe mmdebstrap later on PATH: that one, by its absolute path.
+        let mm = tool(&safe, "mmdebstrap");
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, mm.clone()))
+        );
+        // The same directory made sticky (like /tmp) is safe again: the first on PATH wins.
+        fs::set_permissions(&open, fs::Permissions::from_mode(0o1777)).unwrap();
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, planted.clone()))
+        );
+        // A tool others may write to is skipped too.
+        fs::set_permissions(&planted, fs::Permissions::from_mode(0o757)).unwrap();
+        assert_eq!(
+            find_bootstrapper_in(&path, trusted),
+            Some((Bootstrapper::Mmdebstrap, mm))
+        );
+        // And a tool owned by a uid nobody trusts.
+        assert_eq!(find_bootstrapper_in(&path, |_| false), None);
+        // A relative PATH entry still yields an absolute path.
+        let rel = std::env::join_paths([Path::new("relative-nowhere")]).unwrap();
+        assert_eq!(find_bootstrapper_in(&rel, trusted), None);
+    }
+
+    /// The bootstrap's PATH keeps only directories nobody else can add a program to.
+    #[test]
+    fn trusted_path_drops_open_directories() {
+        use std::os::unix::fs::PermissionsExt;
+        let me = rustix::process::geteuid().as_raw();
+        let trusted = |uid: u32| uid == 0 || uid == me;
+        let d = tempfile::tempdir().unwrap();
+        let [open, sticky, closed] = ["open", "sticky", "closed"].map(|n| d.path().join(n));
+        for (dir, mode) in [(&open, 0o777), (&sticky, 0o1777), (&closed, 0o755)] {
+            fs::create_dir(dir).unwrap();
+            fs::set_permissions(dir, fs::Permissions::from_mode(mode)).unwrap();
+        }
+        let inside_sticky = sticky.join("bin");
+        fs::create_dir(&inside_sticky).unwrap();
+        fs::set_permissions(&inside_sticky, fs::Permissions::from_mode(0o755)).unwrap();
+        let path = std::env::join_paths([
+            open.as_path(),
+            Path::new("relative"),
+            sticky.as_path(),
+            closed.as_path(),
+            d.path().join("missing").as_path(),
+            inside_sticky.as_path(),
+        ])
+        .unwrap();
+        assert_eq!(
+            trusted_path(&path, trusted),
+            std::env::join_paths([&closed, &inside_sticky]).unwrap()
+        );
+        assert_eq!(trusted_path(&path, |_| false), std::ffi::OsString::new());
     }
 }

@@ -1,5 +1,6 @@
 //! The operations beneath the command line: install, uninstall, enable/disable, status,
-//! apply (the config file), export, import, `qemu use` and the QEMU store's commands (`qemu`).
+//! apply (the config file), export, import, `qemu use`, the QEMU store's commands (`qemu`),
+//! and the foreign builds and chroots (`emulate`: rootfs create, run; `build`: the strategy).
 //! Each takes the binfmt_misc seam
 //! (`&dyn BinfmtFs`: the real instance, or `RecordingBinfmt` in tests), the host facts
 //! (`Host`), where interpreters are looked for (`Search`) and its own options, and returns a
@@ -18,6 +19,8 @@ use crate::host::{HostFacts, NativeArch};
 use crate::qemu::interpreter::{self, Owners, Requirements};
 
 pub mod apply;
+pub mod build;
+pub mod emulate;
 pub mod export;
 pub mod import;
 pub mod install;

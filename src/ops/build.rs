@@ -1,0 +1,344 @@
+//! `build`: which way to build for a foreign arch (`choose`, pure), the facts it decides on
+//! (`cross_vars`, `hybrid_check`) and the cross build itself (`run_cross`). The emulated and
+//! hybrid ways run through `ops::emulate`.
+
+use std::path::{Path, PathBuf};
+
+use crate::binfmt::arch::Arch;
+use crate::error::{Classify, ErrorKind};
+
+use super::{Host, Search};
+
+/// The strategy the user asked for (`--strategy`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Requested {
+    Auto,
+    Cross,
+    Emulate,
+    Hybrid,
+}
+
+/// The way a build runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Strategy {
+    /// The host's cross toolchain, at native speed.
+    Cross,
+    /// An emulated chroot of the rootfs.
+    Emulate,
+    /// The emulated chroot with the host's native cross compiler (`run --accelerate`).
+    Hybrid,
+}
+
+/// Why `auto` chose what it chose (the line `build` prints on stderr).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Reason {
+    /// The host's native toolchain (named) matches the rootfs's compiler.
+    HybridMatches { toolchain: String },
+    /// A cross toolchain for the arch is installed.
+    CrossInstalled { arch: String },
+    /// No cross toolchain (why), and hybrid cannot serve either (why not, when it was tried).
+    NoCross {
+        why: String,
+        no_hybrid: Option<String>,
+    },
+}
+
+impl std::fmt::Display for Reason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Reason::HybridMatches { toolchain } => write!(
+                f,
+                "hybrid (the host's native {toolchain} matches the rootfs's compiler: emulated chroot, native compiler)"
+            ),
+            Reason::CrossInstalled { arch } => write!(
+                f,
+                "cross (a {arch} cross toolchain is installed; it runs at native speed)"
+            ),
+            Reason::NoCross { why, no_hybrid } => {
+                write!(f, "emulate ({why}")?;
+                if let Some(e) = no_hybrid {
+                    write!(f, "; no hybrid: {e}")?;
+                }
+                write!(f, ")")
+            }
+        }
+    }
+}
+
+/// The strategy a build runs with, and (for `auto`) why.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Choice {
+    pub strategy: Strategy,
+    pub reason: Option<Reason>,
+}
+
+impl Strategy {
+    /// The `--accelerate` mode the emulated chroot runs with: hybrid only when the versions
+    /// match (never forced).
+    pub fn accelerate(self) -> Option<crate::ops::emulate::Accelerate> {
+        (self == Strategy::Hybrid).then_some(crate::ops::emulate::Accelerate::On)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum BuildError {
+    /// `--strategy cross` (or auto without a rootfs) with no cross toolchain.
+    #[error("{0}")]
+    NoCross(String),
+    #[error("{why}; or pass --rootfs to build in an emulated chroot")]
+    NothingAvailable { why: String },
+    #[error("--strategy {strategy} needs --rootfs (create one with `binfmtctl rootfs create`)")]
+    NeedsRootfs { strategy: &'static str },
+    #[error("--src: {0}")]
+    Src(std::io::Error),
+    /// The build command cannot be started.
+    #[error("{program}: {cause}")]
+    Spawn {
+        program: String,
+        cause: std::io::Error,
+    },
+}
+
+impl Classify for BuildError {
+    fn kind(&self) -> ErrorKind {
+        match self {
+            BuildError::NoCross(_) | BuildError::NothingAvailable { .. } => ErrorKind::Environment,
+            BuildError::NeedsRootfs { .. } | BuildError::Src(_) | BuildError::Spawn { .. } => {
+                ErrorKind::BadInput
+            }
+        }
+    }
+}
+
+/// The build's strategy. `cross`: whether a cross toolchain serves the arch (or why not);
+/// `rootfs`: whether --rootfs was given; `hybrid`: for `auto` with a rootfs, whether hybrid
+/// can serve (the native toolchain's name, or why not). Pure: the facts are gathered before.
+pub fn choose(
+    requested: Requested,
+    arch: &str,
+    cross: Result<(), &str>,
+    rootfs: bool,
+    hybrid: Option<Result<&str, &str>>,
+) -> Result<Choice, BuildError> {
+    let chosen = |strategy, reason| Ok(Choice { strategy, reason });
+    match (requested, cross, rootfs) {
+        (Requested::Cross, Err(why), _) => Err(BuildError::NoCross(why.to_owned())),
+        (Requested::Cross, Ok(()), _) => chosen(Strategy::Cross, None),
+        (Requested::Emulate, _, false) => Err(BuildError::NeedsRootfs {
+            strategy: "emulate",
+        }),
+        (Requested::Hybrid, _, false) => Err(BuildError::NeedsRootfs { strategy: "hybrid" }),
+        (Requested::Emulate, _, true) => chosen(Strategy::Emulate, None),
+        (Requested::Hybrid, _, true) => chosen(Strategy::Hybrid, None),
+        (Requested::Auto, _, true) if matches!(hybrid, Some(Ok(_))) => chosen(
+            Strategy::Hybrid,
+            Some(Reason::HybridMatches {
+                toolchain: hybrid.and_then(Result::ok).unwrap_or_default().to_owned(),
+            }),
+        ),
+        (Requested::Auto, Ok(()), _) => chosen(
+            Strategy::Cross,
+            Some(Reason::CrossInstalled {
+                arch: arch.to_owned(),
+            }),
+        ),
+        (Requested::Auto, Err(why), true) => chosen(
+            Strategy::Emulate,
+            Some(Reason::NoCross {
+                why: why.to_owned(),
+                no_hybrid: hybrid.and_then(Result::err).map(str::to_owned),
+            }),
+        ),
+        (Requested::Auto, Err(why), false) => Err(BuildError::NothingAvailable {
+            why: why.to_owned(),
+        }),
+    }
+}
+
+/// The cross toolchain for an arch and its environment, or why there is none. Test binaries
+/// run through our emulator (any checked interpreter; F is not needed here).
+pub fn cross_vars(
+    host: &Host,
+    search: &Search,
+    arch: &Arch,
+    path_env: &std::ffi::OsStr,
+) -> Result<(crate::emulation::cross::Toolchain, Vec<(String, String)>), String> {
+    let tc = crate::emulation::cross::find(arch, path_env, Path::new("/usr")).ok_or_else(|| {
+        format!(
+            "no cross toolchain for {} found on PATH: {}",
+            arch.name,
+            crate::emulation::cross::package_hint(arch)
+        )
+    })?;
+    let runner = host
+        .requirements(false)
+        .ok()
+        .map(|req| crate::qemu::interpreter::discover(arch, &search.dirs(), &req))
+        .and_then(|d| d.chosen().map(|c| c.facts.path.clone()));
+    let vars = crate::emulation::cross::env(&tc, runner.as_deref());
+    Ok((tc, vars))
+}
+
+/// Whether hybrid can serve a build with this rootfs (a directory; a tarball is judged once
+/// unpacked, by the run itself): the native toolchain's name, or why not.
+pub fn hybrid_check(
+    arch: &Arch,
+    rootfs: &Path,
+    path_env: &std::ffi::OsStr,
+) -> Result<String, String> {
+    if !rootfs.is_dir() {
+        return Err(format!(
+            "{} is not a directory (pass --strategy hybrid to try it on a tarball)",
+            rootfs.display()
+        ));
+    }
+    let root = std::fs::canonicalize(rootfs).map_err(|e| e.to_string())?;
+    let inj = crate::ops::emulate::accelerate_plan(arch, &root, false, path_env)
+        .map_err(|e| format!("{:#}", anyhow::Error::from(e)))?;
+    Ok(inj
+        .summary
+        .strip_prefix("native ")
+        .and_then(|s| s.split(" from the host").next())
+        .unwrap_or(&inj.summary)
+        .to_owned())
+}
+
+/// The source directory (default: the current one), absolute.
+pub fn source_dir(src: Option<&Path>) -> Result<PathBuf, BuildError> {
+    std::fs::canonicalize(src.unwrap_or(Path::new("."))).map_err(BuildError::Src)
+}
+
+/// Runs the build command on the host in `src` with the cross toolchain's environment: its
+/// exit status as a shell reports it.
+pub fn run_cross(
+    command: &[String],
+    src: &Path,
+    vars: Vec<(String, String)>,
+) -> Result<i32, BuildError> {
+    let (prog, rest) = command.split_first().ok_or_else(|| BuildError::Spawn {
+        program: String::new(),
+        cause: std::io::Error::other("no command"),
+    })?;
+    let status = std::process::Command::new(prog)
+        .args(rest)
+        .current_dir(src)
+        .envs(vars)
+        .status()
+        .map_err(|cause| BuildError::Spawn {
+            program: prog.clone(),
+            cause,
+        })?;
+    Ok(crate::error::exit_status_code(status).unwrap_or(crate::error::signal_exit_code(0)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const NO_CROSS: Result<(), &str> = Err("no cross toolchain for aarch64 found on PATH: x");
+
+    #[test]
+    fn auto_prefers_hybrid_when_the_versions_match() {
+        for cross in [Ok(()), NO_CROSS] {
+            let c = choose(
+                Requested::Auto,
+                "aarch64",
+                cross,
+                true,
+                Some(Ok("gcc-12 12.2")),
+            )
+            .unwrap();
+            assert_eq!(c.strategy, Strategy::Hybrid);
+            assert_eq!(
+                c.reason.unwrap().to_string(),
+                "hybrid (the host's native gcc-12 12.2 matches the rootfs's compiler: emulated chroot, native compiler)"
+            );
+            assert_eq!(
+                c.strategy.accelerate(),
+                Some(crate::ops::emulate::Accelerate::On)
+            );
+        }
+    }
+
+    #[test]
+    fn auto_takes_cross_when_hybrid_cannot_serve() {
+        // Versions differ (hybrid refused), or no rootfs at all: the toolchain.
+        for (rootfs, hybrid) in [(true, Some(Err("versions differ"))), (false, None)] {
+            let c = choose(Requested::Auto, "aarch64", Ok(()), rootfs, hybrid).unwrap();
+            assert_eq!(c.strategy, Strategy::Cross);
+            assert_eq!(
+                c.reason.unwrap().to_string(),
+                "cross (a aarch64 cross toolchain is installed; it runs at native speed)"
+            );
+            assert_eq!(c.strategy.accelerate(), None);
+        }
+    }
+
+    #[test]
+    fn auto_emulates_without_a_toolchain_and_says_why_not_hybrid() {
+        let c = choose(
+            Requested::Auto,
+            "aarch64",
+            NO_CROSS,
+            true,
+            Some(Err("versions differ")),
+        )
+        .unwrap();
+        assert_eq!(c.strategy, Strategy::Emulate);
+        assert_eq!(
+            c.reason.unwrap().to_string(),
+            "emulate (no cross toolchain for aarch64 found on PATH: x; no hybrid: versions differ)"
+        );
+        let c = choose(Requested::Auto, "aarch64", NO_CROSS, true, None).unwrap();
+        assert_eq!(
+            c.reason.unwrap().to_string(),
+            "emulate (no cross toolchain for aarch64 found on PATH: x)"
+        );
+        assert_eq!(c.strategy.accelerate(), None);
+    }
+
+    #[test]
+    fn auto_without_toolchain_or_rootfs_is_refused() {
+        let e = choose(Requested::Auto, "aarch64", NO_CROSS, false, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Environment);
+        assert_eq!(
+            e.to_string(),
+            "no cross toolchain for aarch64 found on PATH: x; or pass --rootfs to build in an emulated chroot"
+        );
+    }
+
+    #[test]
+    fn explicit_strategies() {
+        let c = choose(Requested::Cross, "aarch64", Ok(()), true, None).unwrap();
+        assert_eq!((c.strategy, c.reason), (Strategy::Cross, None));
+        let e = choose(Requested::Cross, "aarch64", NO_CROSS, true, None).unwrap_err();
+        assert_eq!(e.kind(), ErrorKind::Environment);
+        assert_eq!(
+            e.to_string(),
+            "no cross toolchain for aarch64 found on PATH: x"
+        );
+        // Hybrid asked for: tried even when the versions may differ (the run decides; it is
+        // never forced).
+        let c = choose(Requested::Hybrid, "aarch64", NO_CROSS, true, None).unwrap();
+        assert_eq!((c.strategy, c.reason), (Strategy::Hybrid, None));
+        assert_eq!(
+            c.strategy.accelerate(),
+            Some(crate::ops::emulate::Accelerate::On)
+        );
+        let c = choose(Requested::Emulate, "aarch64", Ok(()), true, None).unwrap();
+        assert_eq!((c.strategy, c.reason), (Strategy::Emulate, None));
+        for (r, name) in [
+            (Requested::Emulate, "emulate"),
+            (Requested::Hybrid, "hybrid"),
+        ] {
+            let e = choose(r, "aarch64", Ok(()), false, None).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadInput);
+            assert_eq!(
+                e.to_string(),
+                format!(
+                    "--strategy {name} needs --rootfs (create one with `binfmtctl rootfs create`)"
+                )
+            );
+        }
+    }
+}

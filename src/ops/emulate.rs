@@ -1,0 +1,634 @@
+//! Building and running foreign code in an emulated chroot: `rootfs create` (`rootfs_plan`,
+//! `bootstrap`), `run` and the emulated and hybrid builds (`prepare`, `run`). Each takes the
+//! binfmt_misc seam and the host facts and a plain request; what it has to say on the way
+//! (notes for stderr, and the host registration `--install-missing` asks for) goes through
+//! `Events`, which the CLI implements.
+
+use std::ffi::OsStr;
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+
+use crate::binfmt::arch::Arch;
+use crate::binfmt::kernel::BinfmtFs;
+use crate::binfmt::registration::Flags;
+use crate::emulation::sandbox::{Bind, RootSetup, Spec, Userns};
+use crate::error::{Classify, ErrorKind};
+
+use super::{Host, Search};
+
+/// `run --accelerate[=force]`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Accelerate {
+    /// Only when the host's cross gcc and binutils have the rootfs's versions.
+    On,
+    /// Even when the versions differ.
+    Force,
+}
+
+/// What `run` (and the emulated and hybrid builds) asked for, as given on the command line.
+#[derive(Debug, Clone, Default)]
+pub struct RunRequest {
+    pub rootfs: PathBuf,
+    pub arch: Option<String>,
+    pub rootless: bool,
+    /// `SRC[:DST[:ro]]` each.
+    pub bind: Vec<String>,
+    pub workdir: Option<String>,
+    /// `NAME=VALUE` each.
+    pub env: Vec<String>,
+    pub user: Option<String>,
+    pub install_missing: bool,
+    pub keep_privileges: bool,
+    pub accelerate: Option<Accelerate>,
+    pub command: Vec<String>,
+}
+
+/// What `rootfs create` asked for.
+#[derive(Debug, Clone)]
+pub struct RootfsRequest {
+    pub arch: String,
+    pub suite: String,
+    pub include: Vec<String>,
+    pub variant: String,
+    pub mirror: Option<String>,
+    pub dir: PathBuf,
+}
+
+/// What the operations report on the way.
+pub trait Events {
+    /// A line for stderr (the CLI prefixes `binfmtctl: `).
+    fn note(&mut self, line: &str);
+    /// Register the arch's handler on the host (and report it): `--install-missing`, or a
+    /// bootstrap on a kernel without private binfmt_misc instances.
+    fn install(&mut self, arch: &Arch) -> anyhow::Result<()>;
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum EmulateError {
+    #[error("--bind {bind}: unknown option {option:?}; only :ro")]
+    BindOption { bind: String, option: String },
+    #[error("--bind {bind}: the source {source_path} does not exist or is unreadable ({cause})")]
+    BindSource {
+        bind: String,
+        source_path: String,
+        cause: std::io::Error,
+    },
+    #[error("--env {0}: expected NAME=VALUE")]
+    Env(String),
+    #[error("arch mismatch: the rootfs is {rootfs} (its {from}), but --arch says {given}")]
+    ArchMismatch {
+        rootfs: String,
+        from: String,
+        given: String,
+    },
+    #[error(
+        "--bind {source_path}:{target}: --accelerate keeps its files under {dir} in the sandbox's own /run; bind elsewhere"
+    )]
+    AccelerateBind {
+        source_path: String,
+        target: String,
+        dir: &'static str,
+    },
+    #[error(
+        "--accelerate: the rootfs is {0}, which this host runs natively: nothing is emulated, so there is nothing to speed up"
+    )]
+    AccelerateNative(String),
+    #[error("--user needs root: in rootless mode only one user (you, as root) exists")]
+    UserRootless,
+    /// No usable static interpreter for a private instance.
+    #[error("{arch}: {refusal}")]
+    NoInterpreter { arch: String, refusal: String },
+    #[error(
+        "{what} needs a private binfmt_misc instance, which Linux {release} lacks (needs >= 6.7)"
+    )]
+    NoPrivateBinfmt { what: String, release: String },
+    #[error(
+        "the handler {name} lacks the F flag, so it cannot work inside the chroot: run `binfmtctl install {arch}`"
+    )]
+    NoFixBinary { name: String, arch: String },
+    #[error(
+        "running as root of a user namespace that maps only some ids (see /proc/self/uid_map), where no {0} handler is registered: pass --rootless (or register one here: binfmtctl install {0})"
+    )]
+    PartialUserns(String),
+    #[error("rootfs create needs root (dpkg must create files owned by many users)")]
+    CreateNeedsRoot,
+    #[error("{0} exists and is not empty: pick a new directory")]
+    NotEmpty(PathBuf),
+    #[error(
+        "neither mmdebstrap nor debootstrap is installed: apt-get install mmdebstrap arch-test"
+    )]
+    NoBootstrapper,
+    #[error("mmdebstrap needs arch-test for a foreign arch: apt-get install arch-test")]
+    NoArchTest,
+    #[error(
+        "rootfs create needs every uid and gid (dpkg chowns to many users), but this user namespace maps only some (see /proc/self/uid_map): run it as root outside any user namespace"
+    )]
+    CreateNeedsAllIds,
+    #[error("{tool} failed with exit status {code}")]
+    BootstrapFailed { tool: String, code: i32 },
+}
+
+impl Classify for EmulateError {
+    fn kind(&self) -> ErrorKind {
+        use EmulateError::*;
+        match self {
+            BindOption { .. }
+            | BindSource { .. }
+            | Env(_)
+            | ArchMismatch { .. }
+            | AccelerateBind { .. }
+            | AccelerateNative(_)
+            | UserRootless
+            | NoInterpreter { .. }
+            | NotEmpty(_) => ErrorKind::BadInput,
+            NoPrivateBinfmt { .. }
+            | NoFixBinary { .. }
+            | PartialUserns(_)
+            | CreateNeedsRoot
+            | NoBootstrapper
+            | NoArchTest
+            | CreateNeedsAllIds => ErrorKind::Environment,
+            BootstrapFailed { .. } => ErrorKind::Failed,
+        }
+    }
+}
+
+fn kernel_release() -> String {
+    rustix::system::uname()
+        .release()
+        .to_string_lossy()
+        .into_owned()
+}
+
+/// The registration record for a private binfmt_misc instance: the arch's checked, static
+/// interpreter with F (opened at registration, so it works inside the chroot).
+pub fn private_handler(host: &Host, search: &Search, arch: &Arch) -> anyhow::Result<String> {
+    let req = host.requirements(true)?;
+    let d = crate::qemu::interpreter::discover(arch, &search.dirs(), &req);
+    let c = d.chosen().ok_or_else(|| EmulateError::NoInterpreter {
+        arch: arch.name.clone(),
+        refusal: d.refusal(),
+    })?;
+    // The resolved path: the file itself, never a symlink.
+    let reg = arch.registration(&c.facts.resolved.to_string_lossy(), Flags::DEFAULT);
+    reg.to_record()
+        .with_context(|| format!("the record for {}", reg.name))
+}
+
+pub fn require_private_binfmt(what: &str) -> Result<(), EmulateError> {
+    let release = kernel_release();
+    if crate::emulation::sandbox::kernel_has_private_binfmt(&release) {
+        Ok(())
+    } else {
+        Err(EmulateError::NoPrivateBinfmt {
+            what: what.to_owned(),
+            release,
+        })
+    }
+}
+
+/// A bootstrap ready to start: the sandbox spec, and what the CLI says about it.
+pub struct Bootstrap {
+    pub spec: Spec,
+    /// The tool's name (it runs by its absolute path).
+    pub tool: String,
+    pub arch: String,
+    /// The rootfs directory, absolute.
+    pub target: PathBuf,
+    /// Emulated in a private binfmt_misc instance.
+    pub private: bool,
+}
+
+/// Everything `rootfs create` needs, checked before anything starts (on a kernel without
+/// private instances, the arch's handler is registered on the host through `events`).
+pub fn rootfs_plan(
+    host: &Host,
+    search: &Search,
+    req: &RootfsRequest,
+    events: &mut dyn Events,
+) -> anyhow::Result<Bootstrap> {
+    let arch = host.table.resolve(&req.arch)?;
+    if !rustix::process::geteuid().is_root() {
+        return Err(EmulateError::CreateNeedsRoot.into());
+    }
+    let dir = &req.dir;
+    if dir.exists()
+        && std::fs::read_dir(dir)
+            .map(|mut d| d.next().is_some())
+            .unwrap_or(true)
+    {
+        return Err(EmulateError::NotEmpty(dir.clone()).into());
+    }
+    let (tool, program) =
+        crate::emulation::rootfs::find_bootstrapper().ok_or(EmulateError::NoBootstrapper)?;
+    let native = host.is_native(&arch.name).is_some();
+    let private =
+        !native && crate::emulation::sandbox::kernel_has_private_binfmt(&kernel_release());
+    // The tool runs with the caller's environment (proxies, mirrors) but a PATH of only the
+    // directories nobody else can add a program to: it runs apt, dpkg, arch-test by name.
+    let path = crate::emulation::rootfs::trusted_path(
+        &std::env::var_os("PATH").unwrap_or_default(),
+        crate::emulation::rootfs::trusted_uid(),
+    );
+    if !native
+        && tool == crate::emulation::rootfs::Bootstrapper::Mmdebstrap
+        && crate::host::find_in_path(&path, "arch-test", Path::is_file).is_none()
+    {
+        return Err(EmulateError::NoArchTest.into());
+    }
+    let (userns, binfmt) = if private {
+        if !crate::emulation::sandbox::can_map_every_id() {
+            return Err(EmulateError::CreateNeedsAllIds.into());
+        }
+        (Userns::Identity, vec![private_handler(host, search, arch)?])
+    } else {
+        if !native {
+            // Older kernels: the handler must be on the host.
+            events.install(arch)?;
+        }
+        (Userns::None, Vec::new())
+    };
+    let target = std::path::absolute(dir)?;
+    let opts = crate::emulation::rootfs::BootstrapOptions {
+        suite: &req.suite,
+        variant: &req.variant,
+        include: &req.include,
+        mirror: req.mirror.as_deref(),
+    };
+    let command =
+        crate::emulation::rootfs::bootstrap_command(tool, &program, arch, &opts, &target, private)?;
+    // The tool runs by its absolute path; messages name it by its name.
+    let name = program
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| command[0].clone());
+    // The bootstrap tool runs on the host's files (no chroot), with the caller's environment
+    // (proxies, mirrors) and the trusted PATH; PID 1 of its sandbox keeps none.
+    let mut env: Vec<(String, String)> = std::env::vars().filter(|(k, _)| k != "PATH").collect();
+    if std::env::var_os("PATH").is_some() {
+        env.push(("PATH".into(), path.to_string_lossy().into_owned()));
+    }
+    let spec = Spec {
+        userns,
+        binfmt,
+        root: None,
+        command,
+        env,
+        workdir: None,
+        uid: None,
+        gid: None,
+    };
+    Ok(Bootstrap {
+        spec,
+        tool: name,
+        arch: arch.name.clone(),
+        target,
+        private,
+    })
+}
+
+/// Runs a planned bootstrap to its end.
+pub fn bootstrap(plan: &Bootstrap) -> anyhow::Result<()> {
+    let exe = std::env::current_exe()?;
+    let code =
+        crate::emulation::sandbox::run(&plan.spec, &exe).context("cannot start the bootstrap")?;
+    if code != 0 {
+        return Err(EmulateError::BootstrapFailed {
+            tool: plan.tool.clone(),
+            code,
+        }
+        .into());
+    }
+    Ok(())
+}
+
+/// An emulated chroot ready to start: the spec, and the rootfs it runs in (for a tarball, a
+/// lease on its cache entry that must outlive the run).
+pub struct Emulated {
+    pub spec: Spec,
+    _rootfs: crate::emulation::rootfs::Rootfs,
+}
+
+/// `--bind SRC[:DST[:ro]]`.
+fn parse_bind(b: &str) -> anyhow::Result<Bind> {
+    let mut parts = b.splitn(3, ':');
+    let src = parts.next().unwrap_or_default();
+    let dst = parts.next().filter(|d| !d.is_empty()).unwrap_or(src);
+    let readonly = match parts.next() {
+        None => false,
+        Some("ro") => true,
+        Some(o) => {
+            return Err(EmulateError::BindOption {
+                bind: b.to_owned(),
+                option: o.to_owned(),
+            }
+            .into());
+        }
+    };
+    let source = std::fs::canonicalize(src).map_err(|cause| EmulateError::BindSource {
+        bind: b.to_owned(),
+        source_path: src.to_owned(),
+        cause,
+    })?;
+    let target =
+        crate::emulation::sandbox::bind_target(dst).with_context(|| format!("--bind {b}"))?;
+    Ok(Bind {
+        source,
+        target,
+        readonly,
+    })
+}
+
+/// The sandbox's environment: `base` with each `--env NAME=VALUE` set (a later one wins).
+fn with_env(
+    mut env: Vec<(String, String)>,
+    given: &[String],
+) -> Result<Vec<(String, String)>, EmulateError> {
+    for kv in given {
+        let (k, v) = kv
+            .split_once('=')
+            .filter(|(k, _)| !k.is_empty())
+            .ok_or_else(|| EmulateError::Env(kv.clone()))?;
+        env.retain(|(ek, _)| ek != k);
+        env.push((k.to_owned(), v.to_owned()));
+    }
+    Ok(env)
+}
+
+/// Everything `run` and the emulated and hybrid builds need, validated before anything starts.
+pub fn prepare(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    search: &Search,
+    req: &RunRequest,
+    events: &mut dyn Events,
+) -> anyhow::Result<Emulated> {
+    // Usage first: nothing is unpacked for a command line that cannot run.
+    let binds = req
+        .bind
+        .iter()
+        .map(|b| parse_bind(b))
+        .collect::<anyhow::Result<Vec<_>>>()?;
+    let opts = crate::emulation::rootfs::UnpackOptions {
+        keep_privileges: req.keep_privileges,
+    };
+    let rootfs = crate::emulation::rootfs::resolve(
+        &req.rootfs,
+        &crate::emulation::rootfs::default_cache(),
+        opts,
+    )?;
+    if let Some(d) = rootfs.dropped
+        && d != crate::emulation::rootfs::Dropped::default()
+    {
+        events.note(&format!(
+            "note: unpacked {} without privileges: cleared setuid/setgid on {} files, skipped {} device nodes (pass --keep-privileges to keep them)",
+            req.rootfs.display(),
+            d.setid,
+            d.devices
+        ));
+    }
+    let root = rootfs.dir.clone();
+    crate::emulation::sandbox::check_mount_points(&root)?;
+    let detected = crate::emulation::rootfs::detect_arch(host.table, &root);
+    let arch = match (&req.arch, detected) {
+        (Some(a), Ok((d, from))) => {
+            let a = host.table.resolve(a)?;
+            if a.name != d.name {
+                return Err(EmulateError::ArchMismatch {
+                    rootfs: d.name.clone(),
+                    from: from.to_string(),
+                    given: a.name.clone(),
+                }
+                .into());
+            }
+            a
+        }
+        (Some(a), Err(_)) => host.table.resolve(a)?,
+        (None, Ok((d, _))) => d,
+        (None, Err(e)) => return Err(e.into()),
+    };
+    let native = host.is_native(&arch.name).is_some();
+    // --accelerate is checked before anything is registered or mounted.
+    let accelerate = match req.accelerate {
+        None => Vec::new(),
+        Some(mode) => {
+            // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
+            // in a host directory.
+            if let Some(b) = binds.iter().find(|b| {
+                b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR)
+            }) {
+                return Err(EmulateError::AccelerateBind {
+                    source_path: b.source.display().to_string(),
+                    target: b.target.clone(),
+                    dir: crate::emulation::accelerate::DIR,
+                }
+                .into());
+            }
+            if native {
+                return Err(EmulateError::AccelerateNative(arch.name.clone()).into());
+            }
+            let path = std::env::var_os("PATH").unwrap_or_default();
+            let inj = accelerate_plan(arch, &root, mode == Accelerate::Force, &path)?;
+            events.note(&format!("accelerate: {}", inj.summary));
+            for (file, pkg) in &inj.left_emulated {
+                events.note(&format!(
+                    "accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
+                ));
+            }
+            inj.items
+        }
+    };
+    let root_user = rustix::process::geteuid().is_root();
+    let rootless = req.rootless || !root_user;
+    let (uid, gid, home) = match &req.user {
+        None => (None, None, "/root".to_owned()),
+        Some(_) if rootless => return Err(EmulateError::UserRootless.into()),
+        Some(u) => {
+            let (uid, gid, home) = crate::emulation::rootfs::lookup_user(&root, u)?;
+            (Some(uid), Some(gid), home)
+        }
+    };
+    let env = with_env(Spec::default_env(&home), &req.env)?;
+    let (userns, binfmt) = if rootless {
+        require_private_binfmt("--rootless")?;
+        let binfmt = if native {
+            Vec::new()
+        } else {
+            vec![private_handler(host, search, arch)?]
+        };
+        (Userns::Rootless, binfmt)
+    } else {
+        // Root: use the host's handler when there is one (it must have F); without one, a
+        // private instance in an identity-mapped user namespace (Linux >= 6.7), or with
+        // --install-missing, register it on the host.
+        let mut private = false;
+        if !native {
+            let (entries, enabled) = crate::binfmt::kernel::view(fs)?;
+            let header = crate::inspection::probe::representative_header(arch);
+            match crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x") {
+                Some(k) if !k.entry.registration.flags.fix_binary => {
+                    return Err(EmulateError::NoFixBinary {
+                        name: k.entry.registration.name.clone(),
+                        arch: arch.name.clone(),
+                    }
+                    .into());
+                }
+                Some(_) => {}
+                None if req.install_missing => events.install(arch)?,
+                None => {
+                    require_private_binfmt(&format!(
+                        "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
+                        arch.name, arch.name
+                    ))?;
+                    if !crate::emulation::sandbox::can_map_every_id() {
+                        return Err(EmulateError::PartialUserns(arch.name.clone()).into());
+                    }
+                    events.note(&format!(
+                        "no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
+                        arch.name
+                    ));
+                    private = true;
+                }
+            }
+        }
+        if private {
+            (Userns::Identity, vec![private_handler(host, search, arch)?])
+        } else {
+            (Userns::None, Vec::new())
+        }
+    };
+    let spec = Spec {
+        userns,
+        binfmt,
+        root: Some(RootSetup {
+            dir: root,
+            binds,
+            resolv_conf: true,
+            accelerate,
+        }),
+        command: req.command.clone(),
+        env,
+        workdir: req.workdir.clone(),
+        uid,
+        gid,
+    };
+    Ok(Emulated {
+        spec,
+        _rootfs: rootfs,
+    })
+}
+
+/// Runs a prepared chroot: the command's exit status.
+pub fn run(emulated: &Emulated) -> anyhow::Result<i32> {
+    let exe = std::env::current_exe()?;
+    crate::emulation::sandbox::run(&emulated.spec, &exe).context("cannot start the emulated chroot")
+}
+
+/// The `--accelerate` injection for a rootfs directory, or why the host's toolchain cannot
+/// stand in for the rootfs's. `path_env`: the PATH the host's toolchain is looked up on.
+pub fn accelerate_plan(
+    arch: &Arch,
+    root: &Path,
+    force: bool,
+    path_env: &OsStr,
+) -> Result<crate::emulation::accelerate::Injection, crate::emulation::accelerate::AccelError> {
+    crate::emulation::accelerate::plan(&crate::emulation::accelerate::Request {
+        arch,
+        root,
+        force,
+        path_env,
+        host_status: Path::new("/var/lib/dpkg/status"),
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn kind(e: &anyhow::Error) -> ErrorKind {
+        crate::cli::exit::kind_of(e)
+    }
+
+    #[test]
+    fn binds() {
+        let d = tempfile::tempdir().unwrap();
+        let src = d.path().display().to_string();
+        let b = parse_bind(&src).unwrap();
+        assert_eq!(b.source, std::fs::canonicalize(d.path()).unwrap());
+        assert_eq!(b.target, src);
+        assert!(!b.readonly);
+        let b = parse_bind(&format!("{src}:/src:ro")).unwrap();
+        assert_eq!((b.target.as_str(), b.readonly), ("/src", true));
+        // An empty DST means SRC.
+        assert_eq!(parse_bind(&format!("{src}::ro")).unwrap().target, src);
+
+        let e = parse_bind(&format!("{src}:/src:rw")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert_eq!(
+            e.to_string(),
+            format!("--bind {src}:/src:rw: unknown option \"rw\"; only :ro")
+        );
+        let missing = d.path().join("nope").display().to_string();
+        let e = parse_bind(&format!("{missing}:/src")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert!(
+            e.to_string().starts_with(&format!(
+                "--bind {missing}:/src: the source {missing} does not exist or is unreadable ("
+            )),
+            "{e}"
+        );
+        // The root of the rootfs cannot be replaced (the sandbox's rule, with the flag named).
+        let e = parse_bind(&format!("{src}:/")).unwrap_err();
+        assert_eq!(kind(&e), ErrorKind::BadInput);
+        assert!(
+            format!("{e:#}").starts_with(&format!("--bind {src}:/: ")),
+            "{e:#}"
+        );
+    }
+
+    #[test]
+    fn env_flags() {
+        let base = vec![
+            ("PATH".to_owned(), "/bin".to_owned()),
+            ("HOME".into(), "/root".into()),
+        ];
+        let env = with_env(
+            base.clone(),
+            &["PATH=/x".into(), "A=b=c".into(), "E=".into()],
+        )
+        .unwrap();
+        assert_eq!(
+            env,
+            [
+                ("HOME".to_owned(), "/root".to_owned()),
+                ("PATH".into(), "/x".into()),
+                ("A".into(), "b=c".into()),
+                ("E".into(), String::new()),
+            ]
+        );
+        for bad in ["NOVALUE", "=v"] {
+            let e = with_env(base.clone(), &[bad.into()]).unwrap_err();
+            assert_eq!(e.kind(), ErrorKind::BadInput);
+            assert_eq!(e.to_string(), format!("--env {bad}: expected NAME=VALUE"));
+        }
+    }
+
+    #[test]
+    fn error_kinds() {
+        assert_eq!(EmulateError::UserRootless.kind(), ErrorKind::BadInput);
+        assert_eq!(EmulateError::NoBootstrapper.kind(), ErrorKind::Environment);
+        assert_eq!(
+            EmulateError::PartialUserns("aarch64".into()).kind(),
+            ErrorKind::Environment
+        );
+        assert_eq!(
+            EmulateError::BootstrapFailed {
+                tool: "mmdebstrap".into(),
+                code: 1
+            }
+            .to_string(),
+            "mmdebstrap failed with exit status 1"
+        );
+    }
+}
