@@ -49,15 +49,20 @@ pub fn which(name: &str) -> Option<PathBuf> {
 /// there. Every program binfmtctl runs by name (`nix`, `systemctl`) is found here and run by
 /// the absolute path returned.
 pub fn find_safe_program(path_var: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
+    let trusted = trusted_uid();
+    find_in_path(path_var?, name, |p| program_is_safe(p, &trusted))
+}
+
+/// The owners whose programs binfmtctl runs: root, ourselves, and inside a user namespace the
+/// overflow uid (owners the namespace does not map, host root among them, show as it).
+pub fn trusted_uid() -> impl Fn(u32) -> bool {
     let me = rustix::process::geteuid().as_raw();
     let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
     let overflow = (!is_identity_map(&uid_map))
         .then(|| std::fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
         .flatten()
         .and_then(|s| s.trim().parse::<u32>().ok());
-    find_in_path(path_var?, name, |p| {
-        program_is_safe(p, |uid| uid == 0 || uid == me || Some(uid) == overflow)
-    })
+    move |uid| uid == 0 || uid == me || Some(uid) == overflow
 }
 
 /// `find_safe_program` on this process's PATH.

@@ -664,9 +664,9 @@ pub fn bootstrap_command(
 }
 
 /// Finds the bootstrap tool on this process's PATH (mmdebstrap first) that binfmtctl may run
-/// as root: see `find_bootstrapper_in`, with the uids of `trusted_uid`.
+/// as root: see `find_bootstrapper_in`, with the uids of `host::trusted_uid`.
 pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
-    find_bootstrapper_in(&std::env::var_os("PATH")?, trusted_uid())
+    find_bootstrapper_in(&std::env::var_os("PATH")?, crate::host::trusted_uid())
 }
 
 /// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
@@ -724,18 +724,6 @@ pub fn trusted_path(
         .filter(|d| keep(d))
         .collect();
     std::env::join_paths(dirs).unwrap_or_default()
-}
-
-/// The uids whose files binfmtctl runs as root: root's and ours (and, in a user namespace that
-/// maps only some ids, the overflow uid, as which root's files show there).
-pub fn trusted_uid() -> impl Fn(u32) -> bool {
-    let me = rustix::process::geteuid().as_raw();
-    let uid_map = fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
-    let overflow = (!crate::host::is_identity_map(&uid_map))
-        .then(|| fs::read_to_string("/proc/sys/kernel/overflowuid").ok())
-        .flatten()
-        .and_then(|s| s.trim().parse::<u32>().ok());
-    move |uid| uid == 0 || uid == me || Some(uid) == overflow
 }
 
 #[cfg(test)]

@@ -229,7 +229,7 @@ pub fn rootfs_plan(
     // directories nobody else can add a program to: it runs apt, dpkg, arch-test by name.
     let path = crate::emulation::rootfs::trusted_path(
         &std::env::var_os("PATH").unwrap_or_default(),
-        crate::emulation::rootfs::trusted_uid(),
+        crate::host::trusted_uid(),
     );
     if !native
         && tool == crate::emulation::rootfs::Bootstrapper::Mmdebstrap
