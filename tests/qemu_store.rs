@@ -780,6 +780,12 @@ echo "== apply"; $B apply --config $C --qemu-store $S; echo "rc=$?"; grep interp
     let r = ns_with(&[], &script, true);
     r.expect("install --persist", r.section("install").contains("rc=0"));
     r.expect(
+        "a store other than the default: warned that the boot unit looks in the default one",
+        r.stderr
+            .contains("--persist records qemu = VERSION but not --qemu-store")
+            && r.stderr.contains("looks in /var/lib/binfmtctl/qemu"),
+    );
+    r.expect(
         "the config names the stored version",
         r.section("config").contains("qemu = \"91.0+ds-1\""),
     );

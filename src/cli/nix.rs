@@ -75,7 +75,7 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
     }
     if !r.not_accepted.is_empty() {
         eprintln!(
-            "binfmtctl: warning: Nix still does not accept {} after the change: a later `extra-platforms = ...` line in {} overrides it; change that line to `extra-platforms = ...` before the include, or to `extra-extra-platforms = ...`",
+            "binfmtctl: warning: Nix still does not accept {} after the change: a later `extra-platforms = ...` line in {} overrides it; move that line before the `!include binfmtctl.conf` line, or change it to `extra-extra-platforms = ...`",
             r.not_accepted.join(" "),
             paths.conf.display()
         );

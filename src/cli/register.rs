@@ -48,6 +48,15 @@ pub(super) fn install_cmd(
     let pending = if opts.persist && !ctx.g.dry_run {
         // Names first, so an unknown arch is reported as such, not as a config error.
         ctx.host.resolve_list(names)?;
+        let store = super::qemu::store_of(ctx).root;
+        if opts.qemu.is_some() && store.as_os_str() != crate::qemu::store::DEFAULT_ROOT {
+            // The config records the version only; the boot unit runs a plain `apply`.
+            tracing::warn!(
+                "--persist records qemu = VERSION but not --qemu-store {}: `apply` at boot looks in {}, so fetch the version there too (`binfmtctl qemu fetch VERSION`) or run the unit's apply with --qemu-store",
+                store.display(),
+                crate::qemu::store::DEFAULT_ROOT
+            );
+        }
         let flags = flags_from(opts)?;
         let qemu_path = if ctx.g.qemu_path.is_empty() {
             Vec::new()
@@ -129,7 +138,7 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         _lock = lock;
         given.qemu_bin = Some(ops::StoredBin::of(&s));
     }
-    let search = ops::apply::search_for(&cfg, &given, &store_of(ctx))?;
+    let search = ops::apply::search_for(&cfg, &given);
     if cfg.nix {
         super::nix::precheck()?;
     }

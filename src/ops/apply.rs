@@ -5,31 +5,25 @@ use anyhow::Result;
 
 use super::install::{prepare, reconcile};
 use super::uninstall::uninstall;
-use super::{Host, Reported, Search, StoredBin};
+use super::{Host, Reported, Search};
 use crate::binfmt::arch::Arch;
 use crate::binfmt::kernel::BinfmtFs;
 use crate::binfmt::registration::Flags;
 use crate::config::Config;
-use crate::qemu::QemuError;
-use crate::qemu::store::Store;
 
 /// Where the config's interpreters come from: its `qemu_path` unless the command line gave a
-/// search path, its stored `qemu` version unless the command line gave one.
-pub fn search_for(cfg: &Config, given: &Search, store: &Store) -> Result<Search, QemuError> {
+/// search path. Its stored `qemu` version is resolved by the caller (under the store's shared
+/// lock, held through the kernel write) and arrives in `given.qemu_bin`.
+pub fn search_for(cfg: &Config, given: &Search) -> Search {
     let qemu_path = if given.qemu_path.is_empty() {
         cfg.qemu_path.clone()
     } else {
         given.qemu_path.clone()
     };
-    let qemu_bin = match (&given.qemu_bin, &cfg.qemu) {
-        (Some(b), _) => Some(b.clone()),
-        (None, Some(v)) => Some(StoredBin::of(&store.resolve(v)?)),
-        (None, None) => None,
-    };
-    Ok(Search {
+    Search {
         qemu_path,
-        qemu_bin,
-    })
+        qemu_bin: given.qemu_bin.clone(),
+    }
 }
 
 /// `apply`: registers what the config declares (natives and missing interpreters of `all`

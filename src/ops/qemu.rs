@@ -201,7 +201,8 @@ pub fn fetch(
         }
         FetchFrom::Archive(spec, o) => {
             let a = o.archive()?;
-            let cache = o.cache.as_deref();
+            // A dry run writes nothing, so it keeps no cache either.
+            let cache = o.cache.as_deref().filter(|_| !dry_run);
             let (release, package) =
                 q::resolve(&a, spec, &o.lookup_suites(), deb_arch(host)?, cache)?;
             let source = Source::Archive {
@@ -225,7 +226,8 @@ pub fn fetch(
     })
 }
 
-/// Registered entries (empty when binfmt_misc is not mounted or cannot be read).
+/// Registered entries, for reports (empty when binfmt_misc is not mounted or cannot be read;
+/// `gc` reads them strictly instead).
 fn entries(fs: &dyn BinfmtFs) -> Vec<KernelEntry> {
     kernel::snapshot(fs).unwrap_or_default()
 }
@@ -427,13 +429,26 @@ pub struct GcReport {
 /// between this reading of the entries and the removal. A store that does not exist is not
 /// created; a dry run takes no lock.
 pub fn gc(fs: &dyn BinfmtFs, store: &Store, names: &[String], dry_run: bool) -> Result<GcReport> {
-    kernel::mount_to_read(fs, dry_run)?;
+    let unknown = |reason: String| QemuError::EntriesUnknown {
+        root: fs.root().to_owned(),
+        reason,
+    };
+    if !kernel::mount_to_read(fs, dry_run)? {
+        // Unmounted here, the instance's entries may still exist (another mount holds them):
+        // every version would look unused.
+        return Err(unknown(if dry_run {
+            "it is not mounted (a dry run does not mount it)".into()
+        } else {
+            "it is not mounted".into()
+        })
+        .into());
+    }
     let lock = if dry_run || !store.root.exists() {
         None
     } else {
         Some(store.lock().map_err(QemuError::from)?)
     };
-    let entries = entries(fs);
+    let entries = kernel::snapshot(fs).map_err(|e| unknown(e.to_string()))?;
     let targets: Vec<Stored> = if names.is_empty() {
         store.list()
     } else {
@@ -744,6 +759,23 @@ mod tests {
 
     /// gc reads the entries with the store's lock already held: a user that registered a
     /// version while gc waited for the lock is seen, and its version kept.
+    /// Entries it cannot read (binfmt_misc unmounted here and not mountable, or a dry run that
+    /// does not mount) would make every version look unused: gc refuses and removes nothing.
+    #[test]
+    fn gc_removes_nothing_when_it_cannot_read_the_entries() {
+        let (_t, store, _old, _new) = two_versions();
+        let fs = RecordingBinfmt::default();
+        for dry_run in [true, false] {
+            fs.fail
+                .borrow_mut()
+                .push((Call::Mount, rustix::io::Errno::PERM));
+            let e = gc(&fs, &store, &[], dry_run).unwrap_err();
+            assert_eq!(kind_of(&e), ErrorKind::Environment, "{e:#}");
+            assert!(format!("{e:#}").contains("removes nothing it cannot prove unused"));
+            assert_eq!(store.list().len(), 2, "dry run {dry_run}");
+        }
+    }
+
     #[test]
     fn gc_reads_the_entries_under_the_store_lock() {
         let (_t, store, old, _new) = two_versions();

@@ -342,8 +342,7 @@ fn apply_registers_what_the_config_declares_and_remove_takes_it_out() {
     };
     let fs = RecordingBinfmt::mounted_with(&[]);
     let h = host();
-    let store = crate::qemu::store::Store::new(PathBuf::from("/nonexistent-store"));
-    let search = super::apply::search_for(&cfg, &Search::default(), &store).unwrap();
+    let search = super::apply::search_for(&cfg, &Search::default());
     assert_eq!(search.qemu_path, [PathBuf::from("/usr/bin")]);
     let (r, arches) = apply(&fs, &h, &search, &cfg, false).unwrap();
     assert!(r.failure.is_none());

@@ -53,6 +53,12 @@ pub enum QemuError {
     /// `--from-deb` names something that is not a regular file, or one too large for a .deb.
     #[error(transparent)]
     Input(#[from] crate::input::InputError),
+    /// `gc` cannot see which versions the registered entries use.
+    #[error(
+        "cannot read the entries of binfmt_misc at {}: {reason}; gc removes nothing it cannot prove unused: mount binfmt_misc there (or name the instance with --binfmt-misc) and run it again",
+        root.display()
+    )]
+    EntriesUnknown { root: PathBuf, reason: String },
     #[error(
         "{count} stored version(s) do not match their manifest: remove them with `binfmtctl qemu gc VERSION` (after `qemu use` of another) and fetch them again"
     )]
@@ -74,7 +80,9 @@ impl QemuError {
         match self {
             QemuError::Archive(e) => e.is_environment(),
             QemuError::Store(e) => e.is_environment(),
-            QemuError::Deb(deb::DebError::Write { .. }) | QemuError::NoDebianArch { .. } => true,
+            QemuError::Deb(deb::DebError::Write { .. })
+            | QemuError::NoDebianArch { .. }
+            | QemuError::EntriesUnknown { .. } => true,
             QemuError::Keyring(e) => {
                 crate::error::Classify::kind(e) == crate::error::ErrorKind::Environment
             }
