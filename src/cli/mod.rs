@@ -125,6 +125,17 @@ pub(crate) struct SearchOpt {
     pub trust_unmapped_owner: bool,
 }
 
+/// `--trust-unmapped-owner` alone, for the subcommands that check interpreters they do not
+/// search for (`qemu use`: the stored version is the search).
+#[derive(Debug, Args, Clone, Default)]
+pub(crate) struct TrustOpt {
+    /// Inside a user namespace, count interpreter files and directories whose owner is not
+    /// mapped into it (they show as the overflow uid) as root's. Nothing inside the namespace
+    /// can prove whose they are: you vouch that they are the host's root
+    #[arg(long)]
+    pub trust_unmapped_owner: bool,
+}
+
 /// `--dry-run`, for the subcommands that change binfmt_misc.
 #[derive(Debug, Args, Clone, Default)]
 pub(crate) struct DryRunOpt {
@@ -668,6 +679,8 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
 struct Takes<'a> {
     kernel: Option<&'a KernelOpt>,
     search: Option<&'a SearchOpt>,
+    /// `--trust-unmapped-owner` without `--qemu-path`.
+    trust: Option<&'a TrustOpt>,
     dry_run: Option<&'a DryRunOpt>,
     config: Option<&'a ConfigOpt>,
     native: Option<&'a NativeOpt>,
@@ -720,6 +733,7 @@ impl Command {
             } => Takes {
                 kernel: Some(kernel),
                 search: Some(search),
+                trust: None,
                 dry_run: Some(dry_run),
                 config: Some(config),
                 native: Some(native),
@@ -853,7 +867,7 @@ fn settings(
     if !top.search.qemu_path.is_empty() && takes.search.is_none() {
         stray.push("--qemu-path");
     }
-    if top.search.trust_unmapped_owner && takes.search.is_none() {
+    if top.search.trust_unmapped_owner && takes.search.is_none() && takes.trust.is_none() {
         stray.push("--trust-unmapped-owner");
     }
     if top.dry_run.dry_run && takes.dry_run.is_none() {
@@ -922,7 +936,8 @@ fn settings(
         not_native,
         probe_compat: takes.native.is_some(),
         trust_unmapped_owner: top.search.trust_unmapped_owner
-            || takes.search.is_some_and(|s| s.trust_unmapped_owner),
+            || takes.search.is_some_and(|s| s.trust_unmapped_owner)
+            || takes.trust.is_some_and(|t| t.trust_unmapped_owner),
         qemu_store: takes
             .store
             .and_then(|s| s.qemu_store.clone())
@@ -973,6 +988,7 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
                 &Takes {
                     kernel: Some(&top.kernel),
                     search: Some(&top.search),
+                    trust: None,
                     dry_run: Some(&top.dry_run),
                     config: Some(&top.config),
                     native: Some(&top.native),
@@ -1538,7 +1554,7 @@ mod tests {
     }
 
     /// `qemu use` checks the stored interpreters as install does, so in a user namespace it
-    /// takes --trust-unmapped-owner (after the subcommand or before it); --qemu-path is refused.
+    /// takes --trust-unmapped-owner (after the subcommand or before it), and not --qemu-path.
     #[test]
     fn qemu_use_takes_trust_unmapped_owner() {
         for args in [
@@ -1549,10 +1565,26 @@ mod tests {
             let (g, _) = settings_of(&c).unwrap();
             assert!(g.trust_unmapped_owner, "{args:?}");
         }
-        let c = parse(&["qemu", "use", "10.0", "--qemu-path", "/usr/bin"]).unwrap();
-        let e = run(c, &mut Vec::new()).unwrap_err();
+        // --qemu-path is not among its options: clap refuses it (exit 2), and given before
+        // the subcommand it is a stray option, also bad usage.
+        let e = parse(&["qemu", "use", "10.0", "--qemu-path", "/usr/bin"]).unwrap_err();
+        assert_eq!(e.kind(), clap::error::ErrorKind::UnknownArgument, "{e}");
+        assert_eq!(e.exit_code(), 2);
+        let c = parse(&["--qemu-path", "/usr/bin", "qemu", "use", "10.0"]).unwrap();
+        let e = settings_of(&c).unwrap_err();
         assert_eq!(exit_code(&e), EXIT_USAGE);
-        assert!(format!("{e:#}").contains("--qemu-path does not apply to `qemu use`"));
+        assert!(
+            format!("{e:#}").contains("--qemu-path does not apply to `qemu`"),
+            "{e:#}"
+        );
+        use clap::CommandFactory;
+        let help = Cli::command()
+            .find_subcommand_mut("qemu")
+            .and_then(|q| q.find_subcommand_mut("use"))
+            .map(|u| u.render_long_help().to_string())
+            .unwrap();
+        assert!(help.contains("--trust-unmapped-owner"), "{help}");
+        assert!(!help.contains("--qemu-path"), "{help}");
         // gc still does not take it.
         let c = parse(&["--trust-unmapped-owner", "qemu", "gc"]).unwrap();
         assert!(settings_of(&c).is_err());

@@ -52,7 +52,7 @@ pub enum QemuCommand {
         #[command(flatten)]
         kernel: KernelOpt,
         #[command(flatten)]
-        search: SearchOpt,
+        trust: TrustOpt,
         #[command(flatten)]
         dry_run: DryRunOpt,
     },
@@ -86,15 +86,15 @@ impl QemuCommand {
                 ..Takes::default()
             },
             // `use` checks the stored interpreters as install does: it takes
-            // --trust-unmapped-owner (its --qemu-path is refused: the version is the search).
+            // --trust-unmapped-owner (not --qemu-path: the version is the search).
             QemuCommand::Use {
                 kernel,
-                search,
+                trust,
                 dry_run,
                 ..
             } => Takes {
                 kernel: Some(kernel),
-                search: Some(search),
+                trust: Some(trust),
                 dry_run: Some(dry_run),
                 ..Takes::default()
             },
@@ -356,12 +356,6 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 /// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
 /// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    if !ctx.g.qemu_path.is_empty() {
-        return Err(BadInput(
-            "--qemu-path does not apply to `qemu use`: the interpreters come from the stored version".into(),
-        )
-        .into());
-    }
     let (_lock, s) = resolve_stored(ctx, spec)?;
     let stored = crate::ops::StoredBin::of(&s);
     let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;

@@ -232,16 +232,7 @@ impl Store {
         }
         Self::mkdir(&self.root)?;
         self.check_owner()?;
-        let path = self.root.join(".lock");
-        let f = OpenOptions::new()
-            .create(true)
-            .truncate(false)
-            .write(true)
-            .mode(0o600)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .open(&path)
-            .map_err(|e| write_err(&path, e))?;
-        self.flock(&f, &path, true)?;
+        let lock = self.open_lock(true, false)?;
         if let Ok(rd) = fs::read_dir(&self.root) {
             for e in rd.flatten() {
                 if e.file_name().to_string_lossy().starts_with(".tmp-") {
@@ -250,7 +241,7 @@ impl Store {
                 }
             }
         }
-        Ok(StoreLock { _file: Some(f) })
+        Ok(lock)
     }
 
     /// Takes `.lock` exclusively (a writer) or shared (a user of a version): at once, else
@@ -298,19 +289,30 @@ impl Store {
     /// owner is not mapped, the host's `.lock` (0600) cannot be opened: nothing in here can
     /// hold off the host's gc anyway, so the lock is then empty.
     pub fn lock_shared(&self, unmapped: Option<u32>) -> Result<StoreLock, StoreError> {
-        use rustix::fs::{Mode, OFlags, open};
         let owner = self.check_owner_with(unmapped)?;
+        self.open_lock(false, unmapped.is_some() && Some(owner) == unmapped)
+    }
+
+    /// Opens and takes `.lock` (the root already checked), for writers (`exclusive`) and
+    /// users alike: never through a symlink (`O_NOFOLLOW`), with `O_NONBLOCK` so that a FIFO
+    /// planted there cannot hang the open, created 0600 with `O_EXCL` when missing, and only
+    /// a regular file is locked (`fstat`); then `flock`, waiting unless `wait` is off.
+    /// `unmapped_owner`: the root's owner is not mapped here, and a `.lock` that cannot be
+    /// opened gives an empty lock (see `lock_shared`).
+    fn open_lock(&self, exclusive: bool, unmapped_owner: bool) -> Result<StoreLock, StoreError> {
+        use rustix::fs::{Mode, OFlags, open};
+        use rustix::io::Errno;
         let path = self.root.join(".lock");
         let ro = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
         let opened = match open(&path, ro, Mode::empty()) {
-            Err(rustix::io::Errno::NOENT) => open(
+            Err(Errno::NOENT) => open(
                 &path,
                 ro | OFlags::CREATE | OFlags::EXCL,
                 Mode::from_raw_mode(0o600),
             )
             .or_else(|e| {
                 // Another process made it in between.
-                if e == rustix::io::Errno::EXIST {
+                if e == Errno::EXIST {
                     open(&path, ro, Mode::empty())
                 } else {
                     Err(e)
@@ -318,9 +320,14 @@ impl Store {
             }),
             other => other,
         };
+        let unsafe_ = |what: &str| StoreError::Unsafe {
+            path: self.root.clone(),
+            reason: format!("{} is {what}, not a regular file", path.display()),
+        };
         let f = match opened {
             Ok(fd) => File::from(fd),
-            Err(rustix::io::Errno::ACCESS) if unmapped.is_some() && Some(owner) == unmapped => {
+            Err(Errno::LOOP) => return Err(unsafe_("a symbolic link")),
+            Err(Errno::ACCESS) if unmapped_owner => {
                 tracing::info!(path = %path.display(), "the store's lock belongs to an owner not mapped here: not taken");
                 return Ok(StoreLock { _file: None });
             }
@@ -328,16 +335,9 @@ impl Store {
         };
         let m = f.metadata().map_err(|e| write_err(&path, e))?;
         if !m.is_file() {
-            return Err(StoreError::Unsafe {
-                path: self.root.clone(),
-                reason: format!(
-                    "{} is {}, not a regular file",
-                    path.display(),
-                    crate::input::kind_of(m.file_type())
-                ),
-            });
+            return Err(unsafe_(crate::input::kind_of(m.file_type())));
         }
-        self.flock(&f, &path, false)?;
+        self.flock(&f, &path, exclusive)?;
         Ok(StoreLock { _file: Some(f) })
     }
 
@@ -733,6 +733,73 @@ mod tests {
         assert!(!victim.exists());
         fs::remove_file(root.join(".lock")).unwrap();
         assert!(Store::new(&root).lock().is_ok());
+    }
+
+    /// A writer opens `.lock` as users do: a FIFO planted there is refused at once (the
+    /// open does not wait for a peer, nothing is locked) and a symlink is never followed,
+    /// both as the store being unsafe; a shared user refuses them the same way.
+    #[test]
+    fn writers_refuse_a_fifo_or_a_symlink_at_lock_without_hanging() {
+        let t = tempfile::tempdir().unwrap();
+        let root = t.path().join("qemu");
+        fs::create_dir(&root).unwrap();
+        fs::set_permissions(&root, fs::Permissions::from_mode(0o755)).unwrap();
+        let lock = root.join(".lock");
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &lock,
+            rustix::fs::Mode::from_raw_mode(0o600),
+        )
+        .unwrap();
+        for store in [
+            Store::new(&root),
+            Store {
+                wait: false,
+                ..Store::new(&root)
+            },
+        ] {
+            let e = store.lock().err().expect("a FIFO is refused");
+            assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+            assert!(
+                e.to_string().contains("is a FIFO, not a regular file"),
+                "{e}"
+            );
+            let e = store.lock_shared(None).err().expect("a FIFO is refused");
+            assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        }
+        fs::remove_file(&lock).unwrap();
+        let victim = t.path().join("victim");
+        std::os::unix::fs::symlink(&victim, &lock).unwrap();
+        let e = Store::new(&root)
+            .lock()
+            .err()
+            .expect("a symlink is refused");
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        let e = Store::new(&root).lock_shared(None).err().expect("refused");
+        assert!(matches!(e, StoreError::Unsafe { .. }), "{e}");
+        assert!(!victim.exists(), "nothing created through the planted link");
+        assert!(
+            fs::symlink_metadata(&lock)
+                .unwrap()
+                .file_type()
+                .is_symlink()
+        );
+        // Once the plant is gone, the writer creates a regular 0600 `.lock` and holds it.
+        fs::remove_file(&lock).unwrap();
+        let held = Store::new(&root).lock().unwrap();
+        let m = fs::symlink_metadata(&lock).unwrap();
+        assert!(m.is_file());
+        assert_eq!(m.mode() & 0o077, 0, "no access for group or others");
+        let busy = Store {
+            wait: false,
+            ..Store::new(&root)
+        };
+        assert!(matches!(
+            busy.lock_shared(None),
+            Err(StoreError::Lock { .. })
+        ));
+        drop(held);
     }
 
     /// Users (install --qemu, qemu use, apply) take the lock shared with the writers' checks:
