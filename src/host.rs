@@ -37,20 +37,26 @@ pub fn find_in_path(
         .find(|p| accept(p))
 }
 
-/// The first regular file `name` on this process's PATH.
-pub fn which(name: &str) -> Option<PathBuf> {
-    find_in_path(&std::env::var_os("PATH")?, name, Path::is_file)
-}
-
 /// The program `name` in `path_var` (a PATH value) that binfmtctl may run as root: the first
 /// one on the path that passes `program_is_safe`, owned by root or us (inside a user
 /// namespace also by the overflow uid, which every unmapped owner, host root among them,
 /// shows as; the directory checks still apply). An unsafe one is skipped, as if it were not
-/// there. Every program binfmtctl runs by name (`nix`, `systemctl`) is found here and run by
-/// the absolute path returned.
+/// there. Every program binfmtctl runs by name (`nix`, `systemctl`, the bootstrap tool, the
+/// cross compiler) is found here and run by the absolute path returned.
 pub fn find_safe_program(path_var: Option<&std::ffi::OsStr>, name: &str) -> Option<PathBuf> {
-    let trusted = trusted_uid();
-    find_in_path(path_var?, name, |p| program_is_safe(p, &trusted))
+    find_safe_program_by(path_var?, name, trusted_uid())
+}
+
+/// `find_safe_program` with the owners to trust given (`trusted_uid` there): the first `name`
+/// in `path_var` that passes `program_is_safe`, as an absolute path (a relative PATH entry is
+/// taken from the current directory, as it was checked).
+pub fn find_safe_program_by(
+    path_var: &std::ffi::OsStr,
+    name: &str,
+    trusted: impl Fn(u32) -> bool,
+) -> Option<PathBuf> {
+    let found = find_in_path(path_var, name, |p| program_is_safe(p, &trusted))?;
+    std::path::absolute(found).ok()
 }
 
 /// The owners whose programs binfmtctl runs: root, ourselves, and inside a user namespace the

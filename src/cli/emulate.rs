@@ -119,9 +119,11 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
     let src = b::source_dir(args.src.as_deref())?;
     let path = std::env::var_os("PATH").unwrap_or_default();
     let cross = b::cross_vars(&ctx.host, &ctx.search(), arch, &path);
-    // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed.
+    // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed; not
+    // for an arch the host runs natively, whose chroot emulates nothing.
+    let native = ctx.host.is_native(&arch.name).is_some();
     let hybrid = match (args.strategy, &args.rootfs) {
-        (Strategy::Auto, Some(r)) => Some(b::hybrid_check(arch, r, &path)),
+        (Strategy::Auto, Some(r)) if !native => Some(b::hybrid_check(arch, r, &path)),
         _ => None,
     };
     let choice = b::choose(
@@ -132,6 +134,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
         hybrid
             .as_ref()
             .map(|h| h.as_deref().map_err(String::as_str)),
+        native,
     )?;
     if let Some(reason) = &choice.reason {
         eprintln!("binfmtctl: build: {reason}");

@@ -156,6 +156,10 @@ pub enum AccelError {
         package: String,
         status: String,
     },
+    #[error(
+        "refusing to run {path} as root for --accelerate: it, or a directory or symlink on the way to it, can be changed by someone other than root (owned by another user, or writable by group or others without the sticky bit); give it and its directories root ownership and mode 755, or reinstall the cross toolchain from the distribution's packages"
+    )]
+    UnsafeProgram { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
 }
@@ -242,10 +246,10 @@ fn resolve_in_root(root: &Path, rel: &str) -> Option<String> {
     Some(format!("/{}", inner.display()))
 }
 
+/// The host program `name` on `path_env` that may run as root (`host::find_safe_program`): an
+/// unsafe one (say, planted in a world-writable directory on PATH) is skipped as if missing.
 fn find_in(path_env: &OsStr, name: &str) -> Option<PathBuf> {
-    std::env::split_paths(path_env)
-        .map(|d| d.join(name))
-        .find(|p| p.is_file())
+    crate::host::find_safe_program(Some(path_env), name)
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -333,6 +337,11 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
 
     // The host's cross gcc: the rootfs's major first, else the default one.
     let gcc_pkg = |m: &str| format!("gcc-{m}-{t}");
+    // Every host program the injection runs (as root, in the chroot) must pass
+    // `host::program_is_safe`: the lookups skip unsafe ones, and a file they lead to that is
+    // unsafe (the driver's real path, cc1, the binutils) is refused by name.
+    let trusted = crate::host::trusted_uid();
+    let safe = |p: &Path| crate::host::program_is_safe(p, &trusted);
     let exact = find_in(req.path_env, &format!("{t}-gcc-{major}"));
     let (host_driver, host_major) = match exact {
         Some(p) => (p, major.clone()),
@@ -347,6 +356,9 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
                 path: default.clone(),
                 source,
             })?;
+            if !safe(&real) {
+                return Err(AccelError::UnsafeProgram { path: real });
+            }
             let m = real
                 .file_name()
                 .and_then(|n| n.to_str())
@@ -492,34 +504,38 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     // Every host file the tree uses, by its real path (symlinks resolved on the host: the
     // cross toolchain's are relative and would lead nowhere inside), bound once into host/bin.
     let mut host_files: std::collections::BTreeMap<PathBuf, String> = Default::default();
-    let mut host_file = |items: &mut Vec<Item>, p: &Path| -> Result<String, AccelError> {
-        let real = fs::canonicalize(p).map_err(|source| AccelError::Io {
-            path: p.to_owned(),
-            source,
-        })?;
-        if let Some(inside) = host_files.get(&real) {
-            return Ok(inside.clone());
-        }
-        let base = real
-            .file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default();
-        let taken = |n: &str| host_files.values().any(|v| v.rsplit('/').next() == Some(n));
-        let mut name = base.clone();
-        let mut i = 1;
-        while taken(&name) {
-            name = format!("{base}.{i}");
-            i += 1;
-        }
-        let inside = format!("{DIR}/host/bin/{name}");
-        items.push(Item::Bind {
-            source: real.clone(),
-            path: inside.clone(),
-            dir: false,
-        });
-        host_files.insert(real, inside.clone());
-        Ok(inside)
-    };
+    let mut host_file =
+        |items: &mut Vec<Item>, p: &Path, program: bool| -> Result<String, AccelError> {
+            let real = fs::canonicalize(p).map_err(|source| AccelError::Io {
+                path: p.to_owned(),
+                source,
+            })?;
+            if program && !safe(&real) {
+                return Err(AccelError::UnsafeProgram { path: real });
+            }
+            if let Some(inside) = host_files.get(&real) {
+                return Ok(inside.clone());
+            }
+            let base = real
+                .file_name()
+                .map(|n| n.to_string_lossy().into_owned())
+                .unwrap_or_default();
+            let taken = |n: &str| host_files.values().any(|v| v.rsplit('/').next() == Some(n));
+            let mut name = base.clone();
+            let mut i = 1;
+            while taken(&name) {
+                name = format!("{base}.{i}");
+                i += 1;
+            }
+            let inside = format!("{DIR}/host/bin/{name}");
+            items.push(Item::Bind {
+                source: real.clone(),
+                path: inside.clone(),
+                dir: false,
+            });
+            host_files.insert(real, inside.clone());
+            Ok(inside)
+        };
     // The compiler's own directory: its native programs as launchers, its native plugins
     // (liblto_plugin.so) from the host, and for everything else (crt*.o, libgcc, its headers,
     // libstdc++.so & co.) the rootfs's gcc's own files; the host's copies of target files
@@ -543,7 +559,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         let path = format!("{cross_dir}/{name}");
         match host_elf(&e.path()) {
             Some(HostElf::Program) => {
-                let real = host_file(&mut items, &e.path())?;
+                let real = host_file(&mut items, &e.path(), true)?;
                 items.push(Item::Launcher {
                     bytes: via_loader(&path, &real, &[]),
                     path,
@@ -551,7 +567,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
                 seen.insert(name);
             }
             Some(HostElf::Library) => {
-                let real = host_file(&mut items, &e.path())?;
+                let real = host_file(&mut items, &e.path(), false)?;
                 items.push(Item::Symlink { path, target: real });
                 seen.insert(name);
             }
@@ -598,7 +614,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
-            let real = host_file(&mut items, &e.path())?;
+            let real = host_file(&mut items, &e.path(), true)?;
             let path = format!("{DIR}/usr/{t}/bin/{name}");
             items.push(Item::Launcher {
                 bytes: via_loader(&path, &real, &[]),
@@ -694,7 +710,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     for (file, (host_name, host_path, is_driver)) in &covered {
         let launcher_path = format!("{DIR}/usr/bin/{host_name}");
         if bound.insert(host_name.clone()) {
-            let real_in = host_file(&mut items, host_path)?;
+            let real_in = host_file(&mut items, host_path, true)?;
             // The rootfs is the sysroot. A cross gcc leaves /usr/local/include out of its
             // search list, where the rootfs's native gcc has it (before the multiarch and
             // /usr/include): put it back as a system directory.
@@ -747,6 +763,57 @@ mod tests {
         assert_eq!(major_minor("2.40-2"), "2.40");
         assert_eq!(major_minor("1:2.41.0-1"), "2.41");
         assert_eq!(major_minor("12.2.0-14+deb12u1"), "12.2");
+    }
+
+    /// A cross gcc planted in a world-writable directory first on root's PATH is never taken
+    /// for the injection: it is skipped as if missing, so the "no native cross compiler"
+    /// refusal applies.
+    #[test]
+    fn accelerate_skips_a_cross_gcc_planted_in_a_world_writable_path_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        if std::env::consts::ARCH != "x86_64" {
+            return;
+        }
+        let t = crate::binfmt::arch::Table::builtin();
+        let arch = t.get("aarch64").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("usr/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("aarch64-linux-gnu-gcc-12"), "").unwrap();
+        std::os::unix::fs::symlink("aarch64-linux-gnu-gcc-12", bin.join("gcc")).unwrap();
+        let planted = tempfile::tempdir().unwrap();
+        for n in ["aarch64-linux-gnu-gcc-12", "aarch64-linux-gnu-gcc"] {
+            let p = planted.path().join(n);
+            fs::write(&p, "#!/bin/sh\n").unwrap();
+            fs::set_permissions(&p, fs::Permissions::from_mode(0o755)).unwrap();
+        }
+        fs::set_permissions(planted.path(), fs::Permissions::from_mode(0o777)).unwrap();
+        assert_eq!(
+            find_in(planted.path().as_os_str(), "aarch64-linux-gnu-gcc"),
+            None
+        );
+        let status = root.path().join("status");
+        fs::write(&status, "").unwrap();
+        let err = plan(&Request {
+            arch,
+            root: root.path(),
+            force: true,
+            path_env: planted.path().as_os_str(),
+            host_status: &status,
+        })
+        .err()
+        .unwrap();
+        assert!(
+            matches!(&err, AccelError::NoToolchain { triple, major, package }
+                if triple == "aarch64-linux-gnu" && major == "12" && package == "gcc-12-aarch64-linux-gnu"),
+            "{err}"
+        );
+        // The same files in a safe directory are found.
+        fs::set_permissions(planted.path(), fs::Permissions::from_mode(0o755)).unwrap();
+        assert_eq!(
+            find_in(planted.path().as_os_str(), "aarch64-linux-gnu-gcc"),
+            Some(planted.path().join("aarch64-linux-gnu-gcc"))
+        );
     }
 
     #[test]

@@ -55,8 +55,10 @@ pub fn package_hint(arch: &Arch) -> String {
     }
 }
 
+/// The compiler is run as root (by `build`, directly or injected into a chroot): only one that
+/// passes `host::program_is_safe` is taken; an unsafe one is skipped as if missing.
 fn find_in(path_env: &std::ffi::OsStr, name: &str) -> Option<PathBuf> {
-    crate::host::find_in_path(path_env, name, Path::is_file)
+    crate::host::find_safe_program(Some(path_env), name)
 }
 
 /// Finds `<triple>-gcc` (preferred) or `clang` with a Debian cross sysroot.
@@ -230,7 +232,7 @@ mod tests {
         let bin = tempfile::tempdir().unwrap();
         let usr = tempfile::tempdir().unwrap();
         assert!(find(a, bin.path().as_os_str(), usr.path()).is_none());
-        std::fs::write(bin.path().join("aarch64-linux-gnu-gcc"), "").unwrap();
+        plant(bin.path(), "aarch64-linux-gnu-gcc");
         std::fs::create_dir(usr.path().join("aarch64-linux-gnu")).unwrap();
         let tc = find(a, bin.path().as_os_str(), usr.path()).unwrap();
         assert_eq!(tc.compiler, Compiler::Gcc);
@@ -262,5 +264,31 @@ mod tests {
         );
         assert!(render(&vars, "json").unwrap().contains("\"CC\""));
         assert!(render(&vars, "csh").is_err());
+    }
+
+    fn plant(dir: &Path, name: &str) {
+        use std::os::unix::fs::PermissionsExt;
+        let p = dir.join(name);
+        std::fs::write(&p, "#!/bin/sh\n").unwrap();
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(0o755)).unwrap();
+    }
+
+    /// A cross gcc planted in a world-writable directory first on PATH is never taken: the
+    /// lookup skips it for the next safe one, or finds none.
+    #[test]
+    fn skips_a_cross_gcc_planted_in_a_world_writable_path_dir() {
+        use std::os::unix::fs::PermissionsExt;
+        let t = Table::builtin();
+        let a = t.get("aarch64").unwrap();
+        let planted = tempfile::tempdir().unwrap();
+        let good = tempfile::tempdir().unwrap();
+        let usr = tempfile::tempdir().unwrap();
+        plant(planted.path(), "aarch64-linux-gnu-gcc");
+        std::fs::set_permissions(planted.path(), std::fs::Permissions::from_mode(0o777)).unwrap();
+        assert!(find(a, planted.path().as_os_str(), usr.path()).is_none());
+        plant(good.path(), "aarch64-linux-gnu-gcc");
+        let path = std::env::join_paths([planted.path(), good.path()]).unwrap();
+        let tc = find(a, &path, usr.path()).unwrap();
+        assert_eq!(tc.cc, good.path().join("aarch64-linux-gnu-gcc"));
     }
 }

@@ -669,12 +669,10 @@ pub fn find_bootstrapper() -> Option<(Bootstrapper, PathBuf)> {
     find_bootstrapper_in(&std::env::var_os("PATH")?, crate::host::trusted_uid())
 }
 
-/// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path.
-/// A candidate is taken only if it is safe to run as root by the rule binfmtctl keeps for
-/// `nix` and `systemctl` (`crate::host::program_is_safe`): an executable regular file, it and
-/// every directory and symlink on its path owned by a `trusted` uid, no directory writable by
-/// group or others unless sticky. An unsafe candidate (say one planted in a world-writable directory early on
-/// root's PATH) is skipped as if it were not there.
+/// The bootstrap tool in `path_var` (a PATH value), mmdebstrap first, as an absolute path,
+/// by the lookup binfmtctl keeps for every program it runs (`host::find_safe_program_by`, with
+/// the owners `trusted`): an unsafe candidate (say one planted in a world-writable directory
+/// early on root's PATH) is skipped as if it were not there.
 pub fn find_bootstrapper_in(
     path_var: &std::ffi::OsStr,
     trusted: impl Fn(u32) -> bool,
@@ -685,10 +683,7 @@ pub fn find_bootstrapper_in(
     ]
     .into_iter()
     .find_map(|(tool, name)| {
-        let found = crate::host::find_in_path(path_var, name, |p| {
-            crate::host::program_is_safe(p, &trusted)
-        })?;
-        Some((tool, std::path::absolute(found).ok()?))
+        crate::host::find_safe_program_by(path_var, name, &trusted).map(|p| (tool, p))
     })
 }
 

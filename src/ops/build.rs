@@ -36,6 +36,9 @@ pub enum Reason {
     HybridMatches { toolchain: String },
     /// A cross toolchain for the arch is installed.
     CrossInstalled { arch: String },
+    /// The host runs the rootfs's arch natively: its chroot needs no emulation, and hybrid
+    /// has nothing to speed up.
+    Native { arch: String },
     /// No cross toolchain (why), and hybrid cannot serve either (why not, when it was tried).
     NoCross {
         why: String,
@@ -49,6 +52,10 @@ impl std::fmt::Display for Reason {
             Reason::HybridMatches { toolchain } => write!(
                 f,
                 "hybrid (the host's native {toolchain} matches the rootfs's compiler: emulated chroot, native compiler)"
+            ),
+            Reason::Native { arch } => write!(
+                f,
+                "emulate ({arch} runs natively on this host: the chroot runs the rootfs's own compiler at native speed; hybrid has nothing to speed up)"
             ),
             Reason::CrossInstalled { arch } => write!(
                 f,
@@ -112,13 +119,17 @@ impl Classify for BuildError {
 
 /// The build's strategy. `cross`: whether a cross toolchain serves the arch (or why not);
 /// `rootfs`: whether --rootfs was given; `hybrid`: for `auto` with a rootfs, whether hybrid
-/// can serve (the native toolchain's name, or why not). Pure: the facts are gathered before.
+/// can serve (the native toolchain's name, or why not); `native`: whether the host runs the arch
+/// natively (then `auto` with a rootfs builds in its chroot, which nothing emulates, and never
+/// picks hybrid; an explicit `hybrid` is left to the run, which refuses it). Pure: the facts
+/// are gathered before.
 pub fn choose(
     requested: Requested,
     arch: &str,
     cross: Result<(), &str>,
     rootfs: bool,
     hybrid: Option<Result<&str, &str>>,
+    native: bool,
 ) -> Result<Choice, BuildError> {
     let chosen = |strategy, reason| Ok(Choice { strategy, reason });
     match (requested, cross, rootfs) {
@@ -130,6 +141,12 @@ pub fn choose(
         (Requested::Hybrid, _, false) => Err(BuildError::NeedsRootfs { strategy: "hybrid" }),
         (Requested::Emulate, _, true) => chosen(Strategy::Emulate, None),
         (Requested::Hybrid, _, true) => chosen(Strategy::Hybrid, None),
+        (Requested::Auto, _, true) if native => chosen(
+            Strategy::Emulate,
+            Some(Reason::Native {
+                arch: arch.to_owned(),
+            }),
+        ),
         (Requested::Auto, _, true) if matches!(hybrid, Some(Ok(_))) => chosen(
             Strategy::Hybrid,
             Some(Reason::HybridMatches {
@@ -246,6 +263,7 @@ mod tests {
                 cross,
                 true,
                 Some(Ok("gcc-12 12.2")),
+                false,
             )
             .unwrap();
             assert_eq!(c.strategy, Strategy::Hybrid);
@@ -264,7 +282,7 @@ mod tests {
     fn auto_takes_cross_when_hybrid_cannot_serve() {
         // Versions differ (hybrid refused), or no rootfs at all: the toolchain.
         for (rootfs, hybrid) in [(true, Some(Err("versions differ"))), (false, None)] {
-            let c = choose(Requested::Auto, "aarch64", Ok(()), rootfs, hybrid).unwrap();
+            let c = choose(Requested::Auto, "aarch64", Ok(()), rootfs, hybrid, false).unwrap();
             assert_eq!(c.strategy, Strategy::Cross);
             assert_eq!(
                 c.reason.unwrap().to_string(),
@@ -282,6 +300,7 @@ mod tests {
             NO_CROSS,
             true,
             Some(Err("versions differ")),
+            false,
         )
         .unwrap();
         assert_eq!(c.strategy, Strategy::Emulate);
@@ -289,7 +308,7 @@ mod tests {
             c.reason.unwrap().to_string(),
             "emulate (no cross toolchain for aarch64 found on PATH: x; no hybrid: versions differ)"
         );
-        let c = choose(Requested::Auto, "aarch64", NO_CROSS, true, None).unwrap();
+        let c = choose(Requested::Auto, "aarch64", NO_CROSS, true, None, false).unwrap();
         assert_eq!(
             c.reason.unwrap().to_string(),
             "emulate (no cross toolchain for aarch64 found on PATH: x)"
@@ -297,9 +316,33 @@ mod tests {
         assert_eq!(c.strategy.accelerate(), None);
     }
 
+    /// A rootfs of an arch the host runs natively (i386 on x86_64): auto never picks hybrid
+    /// (the run would refuse it), even when a cross gcc of the same version is installed and
+    /// the hybrid check passed; it builds in the chroot and says why.
+    #[test]
+    fn auto_never_picks_hybrid_for_a_native_arch() {
+        for cross in [Ok(()), NO_CROSS] {
+            for hybrid in [Some(Ok("gcc-12 12.2")), Some(Err("x")), None] {
+                let c = choose(Requested::Auto, "i386", cross, true, hybrid, true).unwrap();
+                assert_eq!(c.strategy, Strategy::Emulate);
+                assert_eq!(c.strategy.accelerate(), None);
+                assert_eq!(
+                    c.reason.unwrap().to_string(),
+                    "emulate (i386 runs natively on this host: the chroot runs the rootfs's own compiler at native speed; hybrid has nothing to speed up)"
+                );
+            }
+        }
+        // Without a rootfs, the cross toolchain as before.
+        let c = choose(Requested::Auto, "i386", Ok(()), false, None, true).unwrap();
+        assert_eq!(c.strategy, Strategy::Cross);
+        // Hybrid asked for explicitly: left to the run, which refuses it with its message.
+        let c = choose(Requested::Hybrid, "i386", Ok(()), true, None, true).unwrap();
+        assert_eq!(c.strategy, Strategy::Hybrid);
+    }
+
     #[test]
     fn auto_without_toolchain_or_rootfs_is_refused() {
-        let e = choose(Requested::Auto, "aarch64", NO_CROSS, false, None).unwrap_err();
+        let e = choose(Requested::Auto, "aarch64", NO_CROSS, false, None, false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Environment);
         assert_eq!(
             e.to_string(),
@@ -309,9 +352,9 @@ mod tests {
 
     #[test]
     fn explicit_strategies() {
-        let c = choose(Requested::Cross, "aarch64", Ok(()), true, None).unwrap();
+        let c = choose(Requested::Cross, "aarch64", Ok(()), true, None, false).unwrap();
         assert_eq!((c.strategy, c.reason), (Strategy::Cross, None));
-        let e = choose(Requested::Cross, "aarch64", NO_CROSS, true, None).unwrap_err();
+        let e = choose(Requested::Cross, "aarch64", NO_CROSS, true, None, false).unwrap_err();
         assert_eq!(e.kind(), ErrorKind::Environment);
         assert_eq!(
             e.to_string(),
@@ -319,19 +362,19 @@ mod tests {
         );
         // Hybrid asked for: tried even when the versions may differ (the run decides; it is
         // never forced).
-        let c = choose(Requested::Hybrid, "aarch64", NO_CROSS, true, None).unwrap();
+        let c = choose(Requested::Hybrid, "aarch64", NO_CROSS, true, None, false).unwrap();
         assert_eq!((c.strategy, c.reason), (Strategy::Hybrid, None));
         assert_eq!(
             c.strategy.accelerate(),
             Some(crate::ops::emulate::Accelerate::On)
         );
-        let c = choose(Requested::Emulate, "aarch64", Ok(()), true, None).unwrap();
+        let c = choose(Requested::Emulate, "aarch64", Ok(()), true, None, false).unwrap();
         assert_eq!((c.strategy, c.reason), (Strategy::Emulate, None));
         for (r, name) in [
             (Requested::Emulate, "emulate"),
             (Requested::Hybrid, "hybrid"),
         ] {
-            let e = choose(r, "aarch64", Ok(()), false, None).unwrap_err();
+            let e = choose(r, "aarch64", Ok(()), false, None, false).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BadInput);
             assert_eq!(
                 e.to_string(),
