@@ -20,24 +20,7 @@ printf '[package]\nname = "fetch-lua"\nversion = "0.0.0"\nedition = "2021"\n[dep
 cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
 LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | head -1)
 mkdir -p "$W/src"; cp "$LUA"/*.c "$LUA"/*.h "$W/src/"
-cat > "$W/src/main.c" <<'C'
-#include "lua.h"
-#include "lauxlib.h"
-#include "lualib.h"
-int main(int argc, char **argv) {
-    lua_State *L = luaL_newstate();
-    luaL_openlibs(L);
-    int rc = argc > 1 ? luaL_dofile(L, argv[1]) : 1;
-    if (rc) fprintf(stderr, "%s\n", lua_tostring(L, -1));
-    lua_close(L);
-    return rc;
-}
-C
-cat > "$W/src/bench.lua" <<'LUA'
-local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
-local t = {} for i = 1, 1000 do t[i] = (i * 7919) % 1009 end table.sort(t)
-print(string.format("fib(25)=%d sorted[500]=%d %s", fib(25), t[500], _VERSION))
-LUA
+cp bench/lua/main.c bench/lua/bench.lua "$W/src/"
 
 # The arm64 rootfs with a compiler (made once, by binfmtctl itself).
 ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gxx-make}

@@ -71,24 +71,8 @@ run_one() {
   echo "[bench] $p $s: $(( (t1 - t0) / 1000000 )) ms" >&2
 }
 
-cat > "$W/main.c" <<'C'
-#include "lua.h"
-#include "lauxlib.h"
-#include "lualib.h"
-int main(int argc, char **argv) {
-    lua_State *L = luaL_newstate();
-    luaL_openlibs(L);
-    int rc = argc > 1 ? luaL_dofile(L, argv[1]) : 1;
-    if (rc) fprintf(stderr, "%s\n", lua_tostring(L, -1));
-    lua_close(L);
-    return rc;
-}
-C
-cat > "$W/bench.lua" <<'LUA'
-local function fib(n) if n < 2 then return n end return fib(n - 1) + fib(n - 2) end
-local t = {} for i = 1, 1000 do t[i] = (i * 7919) % 1009 end table.sort(t)
-print(string.format("fib(25)=%d sorted[500]=%d %s", fib(25), t[500], _VERSION))
-LUA
+# The Lua driver and script the Lua benchmarks share (bench/lua/).
+cp bench/lua/main.c bench/lua/bench.lua "$W/"
 
 # zlib: cross compiles only (its test programs are aarch64: they run in the chroot below).
 ZCROSS='CHOST=aarch64-linux-gnu CC=$CC ./configure --static && make -j1'

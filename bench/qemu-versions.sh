@@ -41,8 +41,7 @@ printf '[package]\nname = "fetch-lua"\nversion = "0.0.0"\nedition = "2021"\n[dep
 cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
 LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | head -1)
 export SRC=$W/src; mkdir -p "$SRC"; cp "$LUA"/*.c "$LUA"/*.h "$SRC/"
-printf '#include "lua.h"\n#include "lauxlib.h"\n#include "lualib.h"\nint main(int c, char **v) { lua_State *L = luaL_newstate(); luaL_openlibs(L); int rc = c > 1 ? luaL_dofile(L, v[1]) : 1; lua_close(L); return rc; }\n' > "$SRC/main.c"
-echo 'local function fib(n) if n < 2 then return n end return fib(n-1) + fib(n-2) end print(string.format("fib(25)=%d %s", fib(25), _VERSION))' > "$SRC/bench.lua"
+cp bench/lua/main.c bench/lua/bench.lua "$SRC/"
 export ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gxx-make}
 [ -x "$ROOTFS/usr/bin/gcc" ] || { echo "no arm64 gcc rootfs at $ROOTFS: run tests/emulate.rs once or set ROOTFS" >&2; exit 3; }
 export BUILD_ROUNDS
