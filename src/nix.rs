@@ -49,6 +49,9 @@ pub const INCLUDE_COMMENT: &str =
     "# added by `binfmtctl install --nix`; `binfmtctl uninstall` removes these two lines";
 /// Records in the include file: `# binfmtctl-arch ARCH SYSTEM,... [sandbox=PATH]`.
 const RECORD_PREFIX: &str = "# binfmtctl-arch ";
+/// The line in the include file saying that nix.conf did not exist before binfmtctl added its
+/// include line: then the file is removed again once nothing but that line is left in it.
+const CREATED_CONF: &str = "# binfmtctl-created nix.conf";
 /// How deep includes may nest before we call it a loop (Nix itself recurses without limit).
 const MAX_INCLUDE_DEPTH: usize = 16;
 /// How many files nix.conf and its includes may be together (each file counted once): real
@@ -360,6 +363,10 @@ pub struct Record {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Managed {
     pub arches: BTreeMap<String, Record>,
+    /// binfmtctl created nix.conf (it did not exist): `write` removes it again when our
+    /// include is all it holds, so uninstall leaves the machine as it was found.
+    #[serde(skip)]
+    pub created_conf: bool,
 }
 
 impl Managed {
@@ -370,6 +377,10 @@ impl Managed {
         let lines = parse(path, text)?;
         let mut m = Managed::default();
         for (i, l) in text.lines().enumerate() {
+            if l == CREATED_CONF {
+                m.created_conf = true;
+                continue;
+            }
             let Some(rest) = l.strip_prefix(RECORD_PREFIX) else {
                 continue;
             };
@@ -445,6 +456,10 @@ impl Managed {
              # builds through its binfmt_misc handlers. nix.conf reads it with `!include binfmtctl.conf`.\n\
              # Do not edit: binfmtctl rewrites it; `binfmtctl uninstall ARCHES` takes arches out.\n",
         );
+        if self.created_conf {
+            s += CREATED_CONF;
+            s.push('\n');
+        }
         for (arch, r) in &self.arches {
             s += &format!("{RECORD_PREFIX}{arch} {}", r.systems.join(","));
             if let Some(p) = &r.sandbox {
@@ -626,6 +641,9 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
     let _lock = lock(&paths.dir)?;
     check_tree(&paths.conf)?;
     let old_managed = load_managed(paths)?;
+    // Whether we created nix.conf is ours to remember, whatever the caller passed.
+    let mut new = new.clone();
+    new.created_conf = old_managed.created_conf;
     let old_inc = read_opt(&paths.include)?;
     let old_conf = read_opt(&paths.conf)?;
     let conf_text = old_conf.clone().unwrap_or_default();
@@ -643,7 +661,7 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
         };
         if old_inc.is_some() {
             if still_included {
-                if old_managed != *new {
+                if old_managed != new {
                     steps.push((paths.include.clone(), Some(new.render()), old_inc.clone()));
                 }
             } else {
@@ -657,14 +675,21 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
                     include: paths.include.clone(),
                 });
             }
-            steps.push((paths.conf.clone(), Some(t), old_conf.clone()));
+            // We created it and only our lines were in it: removed, as the machine was. A
+            // line anyone else added (a comment too) keeps it.
+            let content = (!(old_managed.created_conf && t.trim().is_empty())).then_some(t);
+            steps.push((paths.conf.clone(), content, old_conf.clone()));
         }
     } else {
+        let add_line = !includes(&paths.conf, &conf_lines, &paths.include);
+        if add_line && old_conf.is_none() {
+            new.created_conf = true;
+        }
         let text = new.render();
         if old_inc.as_deref() != Some(text.as_str()) {
             steps.push((paths.include.clone(), Some(text), old_inc.clone()));
         }
-        if !includes(&paths.conf, &conf_lines, &paths.include) {
+        if add_line {
             if is_symlink(&paths.conf) {
                 return Err(NixError::Symlink {
                     path: paths.conf.clone(),
@@ -1251,6 +1276,60 @@ mod tests {
         assert!(!paths.include.exists());
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(&paths.dir).unwrap().count(), 1);
+    }
+
+    /// install --nix on a machine without nix.conf creates it and remembers so in its own
+    /// include file; uninstall removes it again when only our lines were in it (it was left
+    /// behind empty), and keeps it when anyone else added a line, or when it existed before
+    /// (even empty).
+    #[test]
+    fn a_nix_conf_binfmtctl_created_is_removed_again_unless_someone_wrote_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path().join("nix"));
+        std::fs::create_dir(&paths.dir).unwrap();
+        let mut m = Managed::default();
+        m.arches
+            .insert("aarch64".into(), rec(&["aarch64-linux"], None));
+        // Created, remembered, kept across other changes, removed with the last arch.
+        let created = |paths: &Paths| {
+            std::fs::read_to_string(&paths.include)
+                .unwrap()
+                .lines()
+                .any(|l| l == "# binfmtctl-created nix.conf")
+        };
+        write(&paths, &m).unwrap();
+        assert!(paths.conf.exists());
+        assert!(created(&paths));
+        let mut two = m.clone();
+        two.arches
+            .insert("riscv64".into(), rec(&["riscv64-linux"], None));
+        write(&paths, &two).unwrap();
+        assert!(created(&paths));
+        let (c, undo) = write(&paths, &Managed::default()).unwrap();
+        assert_eq!(c.removed, [paths.include.clone(), paths.conf.clone()]);
+        assert_eq!(
+            std::fs::read_dir(&paths.dir).unwrap().count(),
+            0,
+            "the directory is as it was found"
+        );
+        // A failed change is undone: both files back.
+        undo.restore().unwrap();
+        assert!(paths.conf.exists() && paths.include.exists());
+        // A line someone added keeps the file (without our lines).
+        let with_user = std::fs::read_to_string(&paths.conf).unwrap() + "# mine\ncores = 2\n";
+        std::fs::write(&paths.conf, with_user).unwrap();
+        write(&paths, &Managed::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&paths.conf).unwrap(),
+            "# mine\ncores = 2\n"
+        );
+        // A nix.conf that existed before, even empty, stays.
+        std::fs::write(&paths.conf, "").unwrap();
+        write(&paths, &m).unwrap();
+        assert!(!created(&paths));
+        write(&paths, &Managed::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&paths.conf).unwrap(), "");
+        assert!(!paths.include.exists());
     }
 
     #[test]
