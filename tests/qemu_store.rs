@@ -351,6 +351,51 @@ fn stalls_no_network_and_bad_requests_get_clear_errors() {
     );
 }
 
+/// A mirror that trickles `InRelease` a byte every 200 ms never trips the per-read timeout;
+/// the request's total deadline (10 x `--timeout`) ends it, naming the step and the URL (it
+/// ran until the server gave up). An `InRelease` larger than apt's 10 MiB cap is refused as
+/// such, not read whole.
+#[test]
+fn a_trickling_mirror_meets_the_deadline_and_the_step_is_named() {
+    let a = TestArchive::new();
+    a.server.set("dists/testb/InRelease", Serve::Trickle);
+    let mut args = a.net_args(&a.store());
+    let t = args.iter().position(|x| x == "--timeout").unwrap();
+    args[t + 1] = "1".into();
+    let started = Instant::now();
+    let o = Command::new(bin())
+        .args(["qemu", "fetch", "testb"])
+        .args(&args)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    let r = Run::of(o);
+    let took = started.elapsed();
+    let url = format!("{}/dists/testb/InRelease", a.server.url());
+    r.expect(
+        "exit 3 after the 10 s deadline, naming the step and the URL",
+        r.code == 3
+            && r.stderr.contains(&format!(
+                "step 1 (InRelease): {url} did not finish within its deadline of 10 s"
+            ))
+            && took >= Duration::from_secs(9)
+            && took < Duration::from_secs(25),
+    );
+    assert_store(&a.store(), &[], &r);
+    // An InRelease of 11 MiB: refused at the cap, naming it.
+    a.server
+        .put("dists/testb/InRelease", vec![b'x'; 11 << 20], Serve::Normal);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "an oversized InRelease is refused at 10 MiB",
+        r.code == 1
+            && r.stderr.contains(&format!(
+                "step 1 (InRelease): {url} is larger than 10485760 bytes"
+            )),
+    );
+    assert_store(&a.store(), &[], &r);
+}
+
 #[test]
 fn full_or_read_only_store_changes_nothing() {
     let a = TestArchive::new();

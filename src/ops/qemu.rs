@@ -26,7 +26,8 @@ pub struct ArchiveOptions {
     pub keyring: Option<PathBuf>,
     /// Suites to consider; empty: the default ones.
     pub suites: Vec<String>,
-    /// Seconds a connection or a single read may stall.
+    /// Seconds a connection or a single read may stall; each request's total deadline is
+    /// `archive::DEADLINE_FACTOR` times this, plus its size's share (`HttpOptions::deadline_for`).
     pub timeout: u64,
     /// Verified indexes and .debs kept here, keyed by sha256.
     pub cache: Option<PathBuf>,
@@ -41,10 +42,7 @@ impl ArchiveOptions {
         };
         let keyring = Keyring::load(self.keyring.as_deref())?;
         let t = std::time::Duration::from_secs(self.timeout.max(1));
-        let http = HttpOptions {
-            connect_timeout: t,
-            read_timeout: t,
-        };
+        let http = HttpOptions::with_timeout(t);
         Ok(Archive::new(&mirror, keyring, &http)?)
     }
 
