@@ -396,6 +396,39 @@ fn a_trickling_mirror_meets_the_deadline_and_the_step_is_named() {
     assert_store(&a.store(), &[], &r);
 }
 
+/// An unsafe `--cache` is exit 2 before the first request reaches the mirror (it was checked
+/// only once `InRelease` had been downloaded), for `fetch` by suite and by version and for
+/// `versions`.
+#[test]
+fn an_unsafe_cache_is_refused_before_anything_is_fetched() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = TestArchive::new();
+    let shared = a.tmp.path().join("shared-cache");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let c = shared.display().to_string();
+    for args in [
+        &["qemu", "fetch", "testb", "--cache", &c][..],
+        &["qemu", "fetch", "91.0", "--cache", &c][..],
+        &["qemu", "versions", "--cache", &c][..],
+    ] {
+        let r = a.run(args);
+        r.expect(
+            "exit 2 naming the cache",
+            r.code == 2
+                && r.stderr.contains(&format!(
+                    "the cache directory {c} is unsafe: it is writable by group or others"
+                )),
+        );
+        let seen = a.server.requests.lock().unwrap().clone();
+        r.expect(
+            &format!("no request reached the mirror, saw {seen:?}"),
+            seen.is_empty(),
+        );
+        assert_store(&a.store(), &[], &r);
+    }
+}
+
 #[test]
 fn full_or_read_only_store_changes_nothing() {
     let a = TestArchive::new();

@@ -46,6 +46,17 @@ impl ArchiveOptions {
         Ok(Archive::new(&mirror, keyring, &http)?)
     }
 
+    /// An unsafe `--cache` is bad input (exit 2) before anything is fetched: checked here,
+    /// before the first request, not when the first index is about to be cached (it was
+    /// checked only after `InRelease` had been downloaded, and a version spec then reported
+    /// it as the mirror's failure).
+    pub fn check_cache(cache: Option<&Path>) -> Result<(), QemuError> {
+        if let Some(c) = cache {
+            archive::check_cache_dir(c)?;
+        }
+        Ok(())
+    }
+
     /// The suites to look at for a version number, in lookup order.
     fn lookup_suites(&self) -> Vec<String> {
         if self.suites.is_empty() {
@@ -89,6 +100,8 @@ pub fn versions(
     store: &Store,
     o: &ArchiveOptions,
 ) -> Result<VersionsReport, QemuError> {
+    // `--cache` is checked before the first request (see `ArchiveOptions::check_cache`).
+    ArchiveOptions::check_cache(o.cache.as_deref())?;
     let a = o.archive()?;
     let suites: Vec<String> = if o.suites.is_empty() {
         archive::DEFAULT_SUITES
@@ -198,9 +211,10 @@ pub fn fetch(
             )?
         }
         FetchFrom::Archive(spec, o) => {
-            let a = o.archive()?;
             // A dry run writes nothing, so it keeps no cache either.
             let cache = o.cache.as_deref().filter(|_| !dry_run);
+            ArchiveOptions::check_cache(cache)?;
+            let a = o.archive()?;
             let (release, package) =
                 q::resolve(&a, spec, &o.lookup_suites(), deb_arch(host)?, cache)?;
             let source = Source::Archive {
