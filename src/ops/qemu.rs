@@ -289,6 +289,11 @@ pub struct ListReport {
 /// finds on the default path for aarch64).
 pub fn list(fs: &dyn BinfmtFs, host: &Host, store: &Store) -> ListReport {
     let entries = entries(fs);
+    // A version whose manifest is missing or malformed is left out, and said so (`qemu
+    // verify` fails on it).
+    for (_, e) in store.broken() {
+        eprintln!("binfmtctl: warning: {e}");
+    }
     let versions = store
         .list()
         .iter()
@@ -466,7 +471,7 @@ pub fn gc(fs: &dyn BinfmtFs, store: &Store, names: &[String], dry_run: bool) -> 
     } else {
         let v = names
             .iter()
-            .map(|n| store.resolve(n))
+            .map(|n| store.find(n))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(QemuError::from)?;
         if let Some((s, users)) = v
