@@ -49,8 +49,16 @@ pub const INCLUDE_COMMENT: &str =
     "# added by `binfmtctl install --nix`; `binfmtctl uninstall` removes these two lines";
 /// Records in the include file: `# binfmtctl-arch ARCH SYSTEM,... [sandbox=PATH]`.
 const RECORD_PREFIX: &str = "# binfmtctl-arch ";
+/// The line in the include file saying that nix.conf did not exist before binfmtctl added its
+/// include line: then the file is removed again once nothing but that line is left in it.
+const CREATED_CONF: &str = "# binfmtctl-created nix.conf";
 /// How deep includes may nest before we call it a loop (Nix itself recurses without limit).
 const MAX_INCLUDE_DEPTH: usize = 16;
+/// How many files nix.conf and its includes may be together (each file counted once): real
+/// configurations have a handful.
+pub const MAX_CONF_FILES: usize = 64;
+/// How many bytes those files may hold together (each is also at most `input::MAX_TEXT`).
+pub const MAX_CONF_BYTES: u64 = 4 << 20;
 
 #[derive(Debug, thiserror::Error)]
 pub enum NixError {
@@ -72,6 +80,14 @@ pub enum NixError {
         "{path}: includes nest deeper than {MAX_INCLUDE_DEPTH} levels (an include loop?): fix the include lines"
     )]
     IncludeLoop { path: PathBuf },
+    #[error(
+        "{path}: Nix's configuration includes more than {MAX_CONF_FILES} different files: binfmtctl reads no more; fix the include lines"
+    )]
+    TooManyFiles { path: PathBuf },
+    #[error(
+        "{path}: Nix's configuration and its includes hold more than {MAX_CONF_BYTES} bytes together: binfmtctl reads no more; fix the include lines"
+    )]
+    TooMuchText { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Read {
         path: PathBuf,
@@ -250,16 +266,35 @@ fn same_file(a: &Path, b: &Path) -> bool {
 }
 
 /// Reads `conf` and every file it includes, checking each by Nix's rules. A missing `conf` is
-/// fine (Nix runs on defaults). Returns the files read.
+/// fine (Nix runs on defaults). Returns the files read, each once.
+///
+/// Each file is read once, known by the identity of the opened descriptor (`fstat`: device
+/// and inode), however many lines or paths include it: three files of 1,000 include lines
+/// each made 10^9 reads. A file that includes itself, directly or not, is a loop (Nix
+/// would recurse without end); together the files may be at most `MAX_CONF_FILES` files and
+/// `MAX_CONF_BYTES` bytes.
 pub fn check_tree(conf: &Path) -> Result<Vec<PathBuf>, NixError> {
-    let mut seen = Vec::new();
+    let mut walk = Walk::default();
     if conf.exists() {
-        check_file(conf, 0, &mut seen)?;
+        check_file(conf, 0, &mut walk)?;
     }
-    Ok(seen)
+    Ok(walk.read)
 }
 
-fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), NixError> {
+/// What `check_tree` has read so far.
+#[derive(Default)]
+struct Walk {
+    /// The files read, in order.
+    read: Vec<PathBuf>,
+    /// (device, inode) of each file read.
+    ids: std::collections::HashSet<(u64, u64)>,
+    /// (device, inode) of the files being read, outermost first: the include chain.
+    chain: Vec<(u64, u64)>,
+    bytes: u64,
+}
+
+fn check_file(path: &Path, depth: usize, walk: &mut Walk) -> Result<(), NixError> {
+    use std::os::unix::fs::MetadataExt;
     if depth > MAX_INCLUDE_DEPTH {
         return Err(NixError::IncludeLoop {
             path: path.to_owned(),
@@ -267,13 +302,41 @@ fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), 
     }
     // Regular files only, bounded: an include may point anywhere (a FIFO would hang the
     // run, `/dev/zero` would fill the memory).
-    let text = crate::input::read_text(path, crate::input::MAX_TEXT)?;
-    seen.push(path.to_owned());
+    let file = crate::input::open_regular(path)?;
+    let meta = file.metadata().map_err(|source| NixError::Read {
+        path: path.to_owned(),
+        source,
+    })?;
+    let id = (meta.dev(), meta.ino());
+    if walk.chain.contains(&id) {
+        return Err(NixError::IncludeLoop {
+            path: path.to_owned(),
+        });
+    }
+    if !walk.ids.insert(id) {
+        // Read and checked already.
+        return Ok(());
+    }
+    if walk.ids.len() > MAX_CONF_FILES {
+        return Err(NixError::TooManyFiles {
+            path: path.to_owned(),
+        });
+    }
+    let bytes = crate::input::read_bounded(path, file, crate::input::MAX_TEXT)?;
+    walk.bytes += bytes.len() as u64;
+    if walk.bytes > MAX_CONF_BYTES {
+        return Err(NixError::TooMuchText {
+            path: path.to_owned(),
+        });
+    }
+    let text = crate::input::text(path, bytes)?;
+    walk.read.push(path.to_owned());
+    walk.chain.push(id);
     for l in parse(path, &text)? {
         if let Directive::Include { path: p, optional } = &l.directive {
             let target = include_target(path, p);
             if target.exists() {
-                check_file(&target, depth + 1, seen)?;
+                check_file(&target, depth + 1, walk)?;
             } else if !optional {
                 return Err(NixError::MissingInclude {
                     path: target,
@@ -282,6 +345,7 @@ fn check_file(path: &Path, depth: usize, seen: &mut Vec<PathBuf>) -> Result<(), 
             }
         }
     }
+    walk.chain.pop();
     Ok(())
 }
 
@@ -299,6 +363,10 @@ pub struct Record {
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize)]
 pub struct Managed {
     pub arches: BTreeMap<String, Record>,
+    /// binfmtctl created nix.conf (it did not exist): `write` removes it again when our
+    /// include is all it holds, so uninstall leaves the machine as it was found.
+    #[serde(skip)]
+    pub created_conf: bool,
 }
 
 impl Managed {
@@ -309,6 +377,10 @@ impl Managed {
         let lines = parse(path, text)?;
         let mut m = Managed::default();
         for (i, l) in text.lines().enumerate() {
+            if l == CREATED_CONF {
+                m.created_conf = true;
+                continue;
+            }
             let Some(rest) = l.strip_prefix(RECORD_PREFIX) else {
                 continue;
             };
@@ -384,6 +456,10 @@ impl Managed {
              # builds through its binfmt_misc handlers. nix.conf reads it with `!include binfmtctl.conf`.\n\
              # Do not edit: binfmtctl rewrites it; `binfmtctl uninstall ARCHES` takes arches out.\n",
         );
+        if self.created_conf {
+            s += CREATED_CONF;
+            s.push('\n');
+        }
         for (arch, r) in &self.arches {
             s += &format!("{RECORD_PREFIX}{arch} {}", r.systems.join(","));
             if let Some(p) = &r.sandbox {
@@ -565,6 +641,9 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
     let _lock = lock(&paths.dir)?;
     check_tree(&paths.conf)?;
     let old_managed = load_managed(paths)?;
+    // Whether we created nix.conf is ours to remember, whatever the caller passed.
+    let mut new = new.clone();
+    new.created_conf = old_managed.created_conf;
     let old_inc = read_opt(&paths.include)?;
     let old_conf = read_opt(&paths.conf)?;
     let conf_text = old_conf.clone().unwrap_or_default();
@@ -582,7 +661,7 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
         };
         if old_inc.is_some() {
             if still_included {
-                if old_managed != *new {
+                if old_managed != new {
                     steps.push((paths.include.clone(), Some(new.render()), old_inc.clone()));
                 }
             } else {
@@ -596,14 +675,21 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
                     include: paths.include.clone(),
                 });
             }
-            steps.push((paths.conf.clone(), Some(t), old_conf.clone()));
+            // We created it and only our lines were in it: removed, as the machine was. A
+            // line anyone else added (a comment too) keeps it.
+            let content = (!(old_managed.created_conf && t.trim().is_empty())).then_some(t);
+            steps.push((paths.conf.clone(), content, old_conf.clone()));
         }
     } else {
+        let add_line = !includes(&paths.conf, &conf_lines, &paths.include);
+        if add_line && old_conf.is_none() {
+            new.created_conf = true;
+        }
         let text = new.render();
         if old_inc.as_deref() != Some(text.as_str()) {
             steps.push((paths.include.clone(), Some(text), old_inc.clone()));
         }
-        if !includes(&paths.conf, &conf_lines, &paths.include) {
+        if add_line {
             if is_symlink(&paths.conf) {
                 return Err(NixError::Symlink {
                     path: paths.conf.clone(),
@@ -1036,6 +1122,79 @@ mod tests {
         assert!(check_tree(&d.path().join("none.conf")).unwrap().is_empty());
     }
 
+    /// Includes are read once each, by the identity of the opened file (three files of 1,000
+    /// include lines each made 10^9 reads), and the whole configuration is capped in files
+    /// and bytes, each refusal naming the file where the cap was met.
+    #[test]
+    fn includes_are_read_once_and_capped_in_number_and_size() {
+        let d = tempfile::tempdir().unwrap();
+        let conf = d.path().join("nix.conf");
+        let lines = |target: &str| format!("include {target}\n").repeat(1000);
+        std::fs::write(&conf, lines("a.conf")).unwrap();
+        std::fs::write(d.path().join("a.conf"), lines("b.conf")).unwrap();
+        // Another name of b.conf is the same file.
+        std::fs::write(
+            d.path().join("b.conf"),
+            lines("./c.conf") + &lines("x/../c.conf"),
+        )
+        .unwrap();
+        std::fs::create_dir(d.path().join("x")).unwrap();
+        std::fs::write(d.path().join("c.conf"), "cores = 1\n").unwrap();
+        let (tx, rx) = std::sync::mpsc::channel();
+        let c = conf.clone();
+        std::thread::spawn(move || tx.send(check_tree(&c).map_err(|e| e.to_string())));
+        let read = rx
+            .recv_timeout(std::time::Duration::from_secs(30))
+            .expect("check_tree finishes at once")
+            .unwrap();
+        let names: Vec<String> = read
+            .iter()
+            .map(|p| p.file_name().unwrap().to_string_lossy().into_owned())
+            .collect();
+        assert_eq!(names, ["nix.conf", "a.conf", "b.conf", "c.conf"]);
+        // More files than the cap (64), each included once: refused at the first one over.
+        let cap = 64;
+        let list: String = (0..cap)
+            .map(|i| {
+                std::fs::write(d.path().join(format!("f{i}.conf")), "cores = 1\n").unwrap();
+                format!("include f{i}.conf\n")
+            })
+            .collect();
+        std::fs::write(&conf, &list).unwrap();
+        let e = check_tree(&conf).expect_err("65 files are refused");
+        let last = d.path().join(format!("f{}.conf", cap - 1));
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: Nix's configuration includes more than {cap} different files",
+                last.display()
+            )),
+            "{e}"
+        );
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::error::ErrorKind::BadInput
+        );
+        // Five files of 900 KB: each under the per-file limit, together over the cap.
+        let big = "# padding\n".repeat(90_000);
+        let list: String = (0..5)
+            .map(|i| {
+                std::fs::write(d.path().join(format!("big{i}.conf")), &big).unwrap();
+                format!("include big{i}.conf\n")
+            })
+            .collect();
+        std::fs::write(&conf, &list).unwrap();
+        let e = check_tree(&conf).expect_err("4.5 MB are refused");
+        assert!(
+            e.to_string().contains(
+                "big4.conf: Nix's configuration and its includes hold more than 4194304 bytes"
+            ),
+            "{e}"
+        );
+        // Within the caps all is read.
+        std::fs::write(&conf, "include big0.conf\ninclude f0.conf\n").unwrap();
+        assert_eq!(check_tree(&conf).unwrap().len(), 3);
+    }
+
     fn rec(systems: &[&str], sandbox: Option<&str>) -> Record {
         Record {
             systems: systems.iter().map(|s| s.to_string()).collect(),
@@ -1117,6 +1276,60 @@ mod tests {
         assert!(!paths.include.exists());
         // No temporary files left behind.
         assert_eq!(std::fs::read_dir(&paths.dir).unwrap().count(), 1);
+    }
+
+    /// install --nix on a machine without nix.conf creates it and remembers so in its own
+    /// include file; uninstall removes it again when only our lines were in it (it was left
+    /// behind empty), and keeps it when anyone else added a line, or when it existed before
+    /// (even empty).
+    #[test]
+    fn a_nix_conf_binfmtctl_created_is_removed_again_unless_someone_wrote_to_it() {
+        let d = tempfile::tempdir().unwrap();
+        let paths = Paths::new(d.path().join("nix"));
+        std::fs::create_dir(&paths.dir).unwrap();
+        let mut m = Managed::default();
+        m.arches
+            .insert("aarch64".into(), rec(&["aarch64-linux"], None));
+        // Created, remembered, kept across other changes, removed with the last arch.
+        let created = |paths: &Paths| {
+            std::fs::read_to_string(&paths.include)
+                .unwrap()
+                .lines()
+                .any(|l| l == "# binfmtctl-created nix.conf")
+        };
+        write(&paths, &m).unwrap();
+        assert!(paths.conf.exists());
+        assert!(created(&paths));
+        let mut two = m.clone();
+        two.arches
+            .insert("riscv64".into(), rec(&["riscv64-linux"], None));
+        write(&paths, &two).unwrap();
+        assert!(created(&paths));
+        let (c, undo) = write(&paths, &Managed::default()).unwrap();
+        assert_eq!(c.removed, [paths.include.clone(), paths.conf.clone()]);
+        assert_eq!(
+            std::fs::read_dir(&paths.dir).unwrap().count(),
+            0,
+            "the directory is as it was found"
+        );
+        // A failed change is undone: both files back.
+        undo.restore().unwrap();
+        assert!(paths.conf.exists() && paths.include.exists());
+        // A line someone added keeps the file (without our lines).
+        let with_user = std::fs::read_to_string(&paths.conf).unwrap() + "# mine\ncores = 2\n";
+        std::fs::write(&paths.conf, with_user).unwrap();
+        write(&paths, &Managed::default()).unwrap();
+        assert_eq!(
+            std::fs::read_to_string(&paths.conf).unwrap(),
+            "# mine\ncores = 2\n"
+        );
+        // A nix.conf that existed before, even empty, stays.
+        std::fs::write(&paths.conf, "").unwrap();
+        write(&paths, &m).unwrap();
+        assert!(!created(&paths));
+        write(&paths, &Managed::default()).unwrap();
+        assert_eq!(std::fs::read_to_string(&paths.conf).unwrap(), "");
+        assert!(!paths.include.exists());
     }
 
     #[test]

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use archive::{ARM_ONLY, Serve, Suite, TestArchive, make_deb, new_key, sha};
+use archive::{ARM_ONLY, FULL, Serve, Suite, TestArchive, make_deb, new_key, sha};
 use common::{Run, bin, ns_with};
 
 /// The store holds exactly these version directories and nothing half-made.
@@ -349,6 +349,84 @@ fn stalls_no_network_and_bad_requests_get_clear_errors() {
         "versions shows each suite",
         r.code == 0 && r.stdout.contains("testa") && r.stdout.contains("91.0"),
     );
+}
+
+/// A mirror that trickles `InRelease` a byte every 200 ms never trips the per-read timeout;
+/// the request's total deadline (10 x `--timeout`) ends it, naming the step and the URL (it
+/// ran until the server gave up). An `InRelease` larger than apt's 10 MiB cap is refused as
+/// such, not read whole.
+#[test]
+fn a_trickling_mirror_meets_the_deadline_and_the_step_is_named() {
+    let a = TestArchive::new();
+    a.server.set("dists/testb/InRelease", Serve::Trickle);
+    let mut args = a.net_args(&a.store());
+    let t = args.iter().position(|x| x == "--timeout").unwrap();
+    args[t + 1] = "1".into();
+    let started = Instant::now();
+    let o = Command::new(bin())
+        .args(["qemu", "fetch", "testb"])
+        .args(&args)
+        .env("NO_PROXY", "127.0.0.1")
+        .output()
+        .unwrap();
+    let r = Run::of(o);
+    let took = started.elapsed();
+    let url = format!("{}/dists/testb/InRelease", a.server.url());
+    r.expect(
+        "exit 3 after the 10 s deadline, naming the step and the URL",
+        r.code == 3
+            && r.stderr.contains(&format!(
+                "step 1 (InRelease): {url} did not finish within its deadline of 10 s"
+            ))
+            && took >= Duration::from_secs(9)
+            && took < Duration::from_secs(25),
+    );
+    assert_store(&a.store(), &[], &r);
+    // An InRelease of 11 MiB: refused at the cap, naming it.
+    a.server
+        .put("dists/testb/InRelease", vec![b'x'; 11 << 20], Serve::Normal);
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "an oversized InRelease is refused at 10 MiB",
+        r.code == 1
+            && r.stderr.contains(&format!(
+                "step 1 (InRelease): {url} is larger than 10485760 bytes"
+            )),
+    );
+    assert_store(&a.store(), &[], &r);
+}
+
+/// An unsafe `--cache` is exit 2 before the first request reaches the mirror (it was checked
+/// only once `InRelease` had been downloaded), for `fetch` by suite and by version and for
+/// `versions`.
+#[test]
+fn an_unsafe_cache_is_refused_before_anything_is_fetched() {
+    use std::os::unix::fs::PermissionsExt;
+    let a = TestArchive::new();
+    let shared = a.tmp.path().join("shared-cache");
+    std::fs::create_dir(&shared).unwrap();
+    std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let c = shared.display().to_string();
+    for args in [
+        &["qemu", "fetch", "testb", "--cache", &c][..],
+        &["qemu", "fetch", "91.0", "--cache", &c][..],
+        &["qemu", "versions", "--cache", &c][..],
+    ] {
+        let r = a.run(args);
+        r.expect(
+            "exit 2 naming the cache",
+            r.code == 2
+                && r.stderr.contains(&format!(
+                    "the cache directory {c} is unsafe: it is writable by group or others"
+                )),
+        );
+        let seen = a.server.requests.lock().unwrap().clone();
+        r.expect(
+            &format!("no request reached the mirror, saw {seen:?}"),
+            seen.is_empty(),
+        );
+        assert_store(&a.store(), &[], &r);
+    }
 }
 
 #[test]
@@ -703,6 +781,138 @@ fn from_deb_is_recorded_as_unverified() {
         "a broken .deb: exit 2",
         r.code == 2 && r.stderr.contains("not a Debian package"),
     );
+}
+
+/// Stores the system's QEMU from a local .deb (unverified); returns (directory name, full
+/// Debian version).
+fn store_local_deb(a: &TestArchive, name: &str, files: &[(&str, &str)]) -> (String, String) {
+    let deb = a.tmp.path().join(name);
+    std::fs::write(&deb, make_deb(files)).unwrap();
+    let r = a.run(&["qemu", "fetch", "--from-deb", deb.to_str().unwrap()]);
+    r.expect("the local .deb is stored", r.code == 0);
+    let l = a.run(&["qemu", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    let v = &v["versions"][0];
+    (
+        v["version"].as_str().unwrap().to_owned(),
+        v["debian_version"].as_str().unwrap().to_owned(),
+    )
+}
+
+/// `install --qemu VERSION --dry-run` in a private binfmt_misc instance: (exit, stderr).
+fn install_dry_run(a: &TestArchive, version: &str) -> (String, String) {
+    let s = a.store().display().to_string();
+    let r = ns_with(
+        &[],
+        &format!(
+            "$B install arm64 --qemu {version} --qemu-store {s} --dry-run >/dev/null; echo \"rc=$?\"\n"
+        ),
+        true,
+    );
+    (r.stdout.trim().to_owned(), r.stderr)
+}
+
+/// A verified copy always wins: a signed fetch of a version stored from a local .deb replaces
+/// it (it said `already-stored` and kept the unverified one); a local .deb never replaces or
+/// shadows a verified copy, and a second, different local .deb of a stored version is refused
+/// (it was silently dropped). `install --qemu` warns on stderr when it registers an
+/// unverified version.
+#[test]
+fn a_verified_copy_always_wins_over_a_local_deb_of_the_same_version() {
+    let a = TestArchive::new();
+    let (dir, full) = store_local_deb(&a, "qemu-user-static_local_amd64.deb", ARM_ONLY);
+    let (rc, err) = install_dry_run(&a, &dir);
+    assert_eq!(rc, "rc=0", "{err}");
+    assert!(
+        err.contains(&format!(
+            "binfmtctl: warning: QEMU {dir} in the store is unverified"
+        )),
+        "{err}"
+    );
+    // Another build of the same version, also local: refused, both hashes named.
+    let other = a.tmp.path().join("qemu-user_other_amd64.deb");
+    std::fs::write(&other, make_deb(FULL)).unwrap();
+    let r = a.run(&["qemu", "fetch", "--from-deb", other.to_str().unwrap()]);
+    r.expect(
+        "a second local build of a stored version: exit 2 and the way out",
+        r.code == 2
+            && r.stderr
+                .contains("is another build of that version, so nothing was stored")
+            && r.stderr.contains(&format!("binfmtctl qemu gc {dir}")),
+    );
+    // The archive offers that very version: the signed fetch replaces the unverified copy.
+    let version: &'static str = Box::leak(full.clone().into_boxed_str());
+    let signed_deb = make_deb(FULL);
+    let signed_sha = sha(&signed_deb);
+    a.publish(
+        &Suite {
+            name: "testb",
+            version,
+            deb: signed_deb,
+        },
+        None,
+    );
+    let r = a.run(&["qemu", "fetch", "testb"]);
+    r.expect(
+        "the verified copy replaces the unverified one",
+        r.code == 0
+            && r.stdout.contains("stored QEMU")
+            && r.stderr.contains("replaced by the verified one"),
+    );
+    assert_store(&a.store(), &[&dir], &r);
+    let l = a.run(&["qemu", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(v["versions"][0]["verified"], true, "{v}");
+    assert_eq!(v["versions"][0]["deb_sha256"], signed_sha.as_str(), "{v}");
+    assert_eq!(
+        v["versions"][0]["arches"].as_array().unwrap().len(),
+        2,
+        "{v}"
+    );
+    // A local .deb cannot displace it.
+    let first = a.tmp.path().join("qemu-user-static_local_amd64.deb");
+    let r = a.run(&["qemu", "fetch", "--from-deb", first.to_str().unwrap()]);
+    r.expect(
+        "a local .deb of a version stored verified: exit 2, the verified copy kept",
+        r.code == 2 && r.stderr.contains("a verified copy always wins"),
+    );
+    let l = a.run(&["qemu", "list", "--json"]);
+    let v: serde_json::Value = serde_json::from_str(&l.stdout).unwrap();
+    assert_eq!(v["versions"][0]["verified"], true, "{v}");
+    let (rc, err) = install_dry_run(&a, &dir);
+    assert_eq!(rc, "rc=0", "{err}");
+    assert!(!err.contains("unverified"), "{err}");
+}
+
+/// A manifest is checked when read: a non-ASCII `deb_sha256` made `qemu list` panic (exit
+/// 101) and `qemu verify` call the version ok. Now list leaves it out with a warning, verify
+/// fails naming the file and the field, and install says why it cannot use the version.
+#[test]
+fn a_malformed_manifest_is_a_verify_failure_and_a_clear_error_elsewhere() {
+    let a = TestArchive::new();
+    let (dir, _) = store_local_deb(&a, "qemu-user-static_local_amd64.deb", ARM_ONLY);
+    let path = a.store().join(&dir).join("manifest.json");
+    let mut m: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
+    m["deb_sha256"] = "é".repeat(32).into();
+    std::fs::write(&path, serde_json::to_string_pretty(&m).unwrap()).unwrap();
+    let field = format!(
+        "{}: bad manifest (field deb_sha256: \"{}\" is not 64 lowercase hex digits)",
+        path.display(),
+        "é".repeat(32)
+    );
+    let r = a.run(&["qemu", "list"]);
+    r.expect(
+        "list does not panic; it warns about the version it leaves out",
+        r.code == 0 && r.stderr.contains(&field) && !r.stdout.contains(&dir),
+    );
+    let r = a.run(&["qemu", "verify"]);
+    r.expect(
+        "verify fails, naming the manifest and the field",
+        r.code == 1 && r.stdout.contains(&field),
+    );
+    let (rc, err) = install_dry_run(&a, &dir);
+    assert!(rc == "rc=1" && err.contains(&field), "{rc} {err}");
 }
 
 #[test]

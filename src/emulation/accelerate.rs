@@ -56,8 +56,6 @@ const LAUNCHER_X86_64: &[u8] = &[
     0x00,0x00,0x00,0xb8,0x3c,0x00,0x00,0x00,0x0f,0x05,0x66,0x0f,0x1f,0x44,0x00,0x00,
 ];
 const EM_X86_64: u16 = 62;
-/// The most of a rootfs's `/var/lib/dpkg/status` read (a full Debian desktop's is ~5 MiB).
-const DPKG_STATUS_LIMIT: u64 = 64 << 20;
 /// binutils programs the rootfs's names may lead to (`as` → `aarch64-linux-gnu-as`).
 const BINUTILS: &[&str] = &[
     "as",
@@ -165,13 +163,18 @@ pub enum AccelError {
     UnsafeProgram { path: PathBuf },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
+    /// The rootfs's `/var/lib/dpkg/status` is not a regular file of sane size.
+    #[error(
+        "{path}: {reason}: the rootfs's dpkg status must be a regular file of at most {MAX_DPKG_STATUS} bytes (64 MiB); check the rootfs, or run without --accelerate"
+    )]
+    DpkgStatus { path: PathBuf, reason: String },
 }
 
 impl crate::error::Classify for AccelError {
     fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
-            AccelError::NoRootfsGcc { .. } => ErrorKind::BadInput,
+            AccelError::NoRootfsGcc { .. } | AccelError::DpkgStatus { .. } => ErrorKind::BadInput,
             AccelError::Io { .. } => ErrorKind::Failed,
             _ => ErrorKind::Environment,
         }
@@ -195,6 +198,57 @@ pub fn launcher(argv: &[String]) -> Vec<u8> {
     let mut code = LAUNCHER_X86_64.to_vec();
     code.extend_from_slice(&table);
     crate::inspection::probe::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
+}
+
+/// The largest dpkg status file read (the rootfs's and the host's): 64 MiB. That of a big
+/// system with thousands of packages is a few MB.
+pub const MAX_DPKG_STATUS: u64 = 64 << 20;
+
+/// The rootfs's `/var/lib/dpkg/status` (`None` when it has none), read as every input is: it
+/// is opened from the rootfs's directory with the rootfs as `/` (`openat2`
+/// `RESOLVE_IN_ROOT`, so a symlink cannot lead out of it), with `O_NONBLOCK` (a FIFO cannot
+/// hang the open or the read), must be a regular file by `fstat` of that descriptor, and is
+/// read up to `MAX_DPKG_STATUS` (a 2 GiB sparse file made root's binfmtctl hold 2 GiB).
+pub fn rootfs_dpkg_status(root: &Tree) -> Result<Option<String>, AccelError> {
+    let rel = "var/lib/dpkg/status";
+    let path = root.shown().join(rel);
+    let bad = |reason: String| AccelError::DpkgStatus {
+        path: path.clone(),
+        reason,
+    };
+    // The type first, on an O_PATH descriptor: a FIFO or device is never opened for reading.
+    let probe = match root.open_in_root(rel, rustix::fs::OFlags::PATH) {
+        Ok(f) => fs::File::from(f),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+        Err(e) => return Err(bad(format!("cannot open it: {e}"))),
+    };
+    let meta = probe
+        .metadata()
+        .map_err(|e| bad(format!("cannot read it: {e}")))?;
+    if !meta.is_file() {
+        return Err(bad(format!(
+            "it is {}, not a regular file",
+            crate::input::kind_of(meta.file_type())
+        )));
+    }
+    let file = root
+        .open_file_in_root(rel)
+        .map_err(|e| bad(format!("cannot open it: {e}")))?;
+    let bytes = crate::input::read_bounded(&path, file, MAX_DPKG_STATUS).map_err(|e| match e {
+        crate::input::InputError::TooLarge { limit, .. } => {
+            bad(format!("it is larger than {limit} bytes"))
+        }
+        other => bad(other.to_string()),
+    })?;
+    Ok(Some(String::from_utf8_lossy(&bytes).into_owned()))
+}
+
+/// The host's dpkg status (empty when missing or unreadable), bounded like the rootfs's.
+fn host_dpkg_status(path: &Path) -> String {
+    crate::input::open_regular(path)
+        .and_then(|f| crate::input::read_bounded(path, f, MAX_DPKG_STATUS))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
+        .unwrap_or_default()
 }
 
 /// Installed packages of a dpkg status file: name → version.
@@ -312,21 +366,10 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         })
         .ok_or_else(|| AccelError::NoRootfsGcc { triple: t.clone() })?;
     let rootfs_status_path = "/var/lib/dpkg/status";
-    // Bounded and regular files only: a hostile rootfs's status may be a FIFO or a sparse file
-    // of gigabytes. A missing one leaves the versions unknown (refused below unless forced).
-    let rootfs_pkgs = match root.read_in_root("var/lib/dpkg/status", DPKG_STATUS_LIMIT) {
-        Ok(bytes) => dpkg_installed(&String::from_utf8_lossy(&bytes)),
-        Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
-        Err(source) => {
-            return Err(AccelError::Io {
-                path: req.root.join("var/lib/dpkg/status"),
-                source,
-            });
-        }
-    };
-    let host_pkgs = fs::read_to_string(req.host_status)
+    let rootfs_pkgs = rootfs_dpkg_status(&root)?
         .map(|s| dpkg_installed(&s))
         .unwrap_or_default();
+    let host_pkgs = dpkg_installed(&host_dpkg_status(req.host_status));
     let host_status_shown = req.host_status.display().to_string();
 
     // The host's cross gcc: the rootfs's major first, else the default one.
@@ -806,6 +849,88 @@ mod tests {
             find_in(planted.path().as_os_str(), "aarch64-linux-gnu-gcc"),
             Some(planted.path().join("aarch64-linux-gnu-gcc"))
         );
+    }
+
+    /// The rootfs's dpkg status is read as every input: bounded (a 2 GiB sparse file was read
+    /// whole), regular only (a FIFO is refused by `fstat`, the open does not wait for a
+    /// writer), and inside the rootfs (a symlink to `/etc/...` resolves under the rootfs). A
+    /// refusal names the file and is bad input.
+    #[test]
+    fn the_rootfs_dpkg_status_is_read_bounded_regular_and_in_the_rootfs() {
+        if std::env::consts::ARCH != "x86_64" {
+            return;
+        }
+        let t = crate::binfmt::arch::Table::builtin();
+        let arch = t.get("aarch64").unwrap();
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join("usr/bin");
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("aarch64-linux-gnu-gcc-12"), "").unwrap();
+        std::os::unix::fs::symlink("aarch64-linux-gnu-gcc-12", bin.join("gcc")).unwrap();
+        let dpkg = root.path().join("var/lib/dpkg");
+        fs::create_dir_all(&dpkg).unwrap();
+        let status = dpkg.join("status");
+        let host_status = root.path().join("host-status");
+        fs::write(&host_status, "").unwrap();
+        let plan_err = || {
+            plan(&Request {
+                arch,
+                root: root.path(),
+                force: true,
+                path_env: OsStr::new(""),
+                host_status: &host_status,
+            })
+            .err()
+            .unwrap()
+        };
+        // Sparse: one byte over the 64 MiB cap costs no disk.
+        fs::File::create(&status)
+            .unwrap()
+            .set_len((64 << 20) + 1)
+            .unwrap();
+        let e = plan_err();
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::error::ErrorKind::BadInput
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}: it is larger than 67108864 bytes: the rootfs's dpkg status must be a regular file of at most 67108864 bytes (64 MiB)",
+                status.display()
+            )),
+            "{e}"
+        );
+        fs::remove_file(&status).unwrap();
+        rustix::fs::mkfifoat(
+            rustix::fs::CWD,
+            &status,
+            rustix::fs::Mode::from_raw_mode(0o644),
+        )
+        .unwrap();
+        let e = plan_err().to_string();
+        assert!(e.contains("it is a FIFO, not a regular file"), "{e}");
+    }
+
+    /// A symlink at the rootfs's dpkg status leads inside the rootfs, never to the host's file
+    /// of that name; a missing one is no error.
+    #[test]
+    fn a_dpkg_status_symlink_resolves_inside_the_rootfs() {
+        let root = tempfile::tempdir().unwrap();
+        let dpkg = root.path().join("var/lib/dpkg");
+        fs::create_dir_all(&dpkg).unwrap();
+        let status = dpkg.join("status");
+        fs::create_dir_all(root.path().join("etc")).unwrap();
+        fs::write(
+            root.path().join("etc/status"),
+            "Package: gcc-12\nStatus: install ok installed\nVersion: 12.2\n",
+        )
+        .unwrap();
+        std::os::unix::fs::symlink("/../../../../etc/status", &status).unwrap();
+        let tree = Tree::open(root.path()).unwrap();
+        let got = rootfs_dpkg_status(&tree).unwrap().unwrap();
+        assert!(got.starts_with("Package: gcc-12"), "{got}");
+        fs::remove_file(&status).unwrap();
+        assert_eq!(rootfs_dpkg_status(&tree).unwrap(), None);
     }
 
     #[test]

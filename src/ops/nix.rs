@@ -46,8 +46,19 @@ pub enum NixOpsError {
         source: NixError,
         restore_failed: Option<NixError>,
     },
-    #[error("--host {0:?}: a store URI without blanks, such as ssh-ng://builder1")]
+    #[error(
+        "--host {0:?}: a store URI without blanks, control characters or `#`, such as ssh-ng://builder1"
+    )]
     BadUri(String),
+    /// A value that would not stay one field of its /etc/nix/machines line.
+    #[error(
+        "{what} {value:?}: {problem}; /etc/nix/machines separates fields with blanks and builders with lines, and starts a comment at `#`: give a value without those"
+    )]
+    BadField {
+        what: &'static str,
+        value: String,
+        problem: &'static str,
+    },
     #[error("--max-jobs 0: a builder needs at least one job")]
     NoJobs,
     #[error("--host-key: {source}")]
@@ -73,7 +84,9 @@ impl Classify for NixOpsError {
             NixOpsError::Nix(e) => e.kind(),
             NixOpsError::Kernel(e) => e.kind(),
             NixOpsError::NotSynced { .. } | NixOpsError::RejectedOurs { .. } => ErrorKind::Failed,
-            NixOpsError::BadUri(_) | NixOpsError::NoJobs => ErrorKind::BadInput,
+            NixOpsError::BadUri(_) | NixOpsError::BadField { .. } | NixOpsError::NoJobs => {
+                ErrorKind::BadInput
+            }
             NixOpsError::HostKey { source } => source.kind(),
             NixOpsError::ProbeDir { .. } | NixOpsError::SelfExe { .. } => ErrorKind::Environment,
         }
@@ -800,6 +813,35 @@ pub struct Machines {
     pub skipped: Vec<Skipped>,
 }
 
+/// Why `value` cannot be one field of an /etc/nix/machines line, if it cannot. Nix splits a
+/// line at blanks, each line is a builder, and `#` starts a comment: a newline in `--ssh-key`
+/// added a whole builder to the file.
+pub fn machine_field_problem(value: &str) -> Option<&'static str> {
+    if value.is_empty() {
+        Some("it is empty")
+    } else if value.contains(char::is_whitespace) {
+        Some("it contains a blank (a space, a tab or a newline)")
+    } else if value.contains(char::is_control) {
+        Some("it contains a control character")
+    } else if value.contains('#') {
+        Some("it contains `#`")
+    } else {
+        None
+    }
+}
+
+/// `machine_field_problem` as the error naming `what` (the flag or the source).
+fn check_field(what: &'static str, value: &str) -> Result<(), NixOpsError> {
+    match machine_field_problem(value) {
+        Some(problem) => Err(NixOpsError::BadField {
+            what,
+            value: value.to_owned(),
+            problem,
+        }),
+        None => Ok(()),
+    }
+}
+
 pub fn machines(
     fs: &dyn BinfmtFs,
     host: &Host,
@@ -809,8 +851,11 @@ pub fn machines(
     req: &MachinesRequest,
 ) -> Result<Machines, NixOpsError> {
     let uri = req.uri.as_str();
-    if uri.trim().is_empty() || uri.contains(char::is_whitespace) {
+    if machine_field_problem(uri).is_some() {
         return Err(NixOpsError::BadUri(uri.to_owned()));
+    }
+    if let Some(key) = &req.ssh_key {
+        check_field("--ssh-key", key)?;
     }
     let jobs = req
         .max_jobs
@@ -826,6 +871,13 @@ pub fn machines(
         None => std::fs::read_to_string(DEFAULT_HOST_KEY).ok(),
     }
     .map(|k| nixcfg::base64(k.trim().as_bytes()));
+    if let (Some(p), Some("")) = (&req.host_key, host_key.as_deref()) {
+        return Err(NixOpsError::BadField {
+            what: "--host-key",
+            value: p.display().to_string(),
+            problem: "the file is empty",
+        });
+    }
     nix.program()?;
     let view = nix.show_config(&paths.dir)?;
     let mut native = native_systems(host, &view);
@@ -888,6 +940,25 @@ pub fn machines(
         req.ssh_key.clone(),
         host_key,
     );
+    // The systems and features come from Nix's configuration: each must stay one element of
+    // its comma-separated field too.
+    for m in &machines {
+        for v in m
+            .systems
+            .iter()
+            .chain(&m.supported_features)
+            .chain(&m.mandatory_features)
+        {
+            check_field("a system or feature of Nix's configuration", v)?;
+            if v.contains(',') {
+                return Err(NixOpsError::BadField {
+                    what: "a system or feature of Nix's configuration",
+                    value: v.clone(),
+                    problem: "it contains a comma (the list separator)",
+                });
+            }
+        }
+    }
     Ok(Machines {
         lines: machines.iter().map(ToString::to_string).collect(),
         machines,

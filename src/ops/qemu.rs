@@ -26,7 +26,8 @@ pub struct ArchiveOptions {
     pub keyring: Option<PathBuf>,
     /// Suites to consider; empty: the default ones.
     pub suites: Vec<String>,
-    /// Seconds a connection or a single read may stall.
+    /// Seconds a connection or a single read may stall; each request's total deadline is
+    /// `archive::DEADLINE_FACTOR` times this, plus its size's share (`HttpOptions::deadline_for`).
     pub timeout: u64,
     /// Verified indexes and .debs kept here, keyed by sha256.
     pub cache: Option<PathBuf>,
@@ -41,11 +42,19 @@ impl ArchiveOptions {
         };
         let keyring = Keyring::load(self.keyring.as_deref())?;
         let t = std::time::Duration::from_secs(self.timeout.max(1));
-        let http = HttpOptions {
-            connect_timeout: t,
-            read_timeout: t,
-        };
+        let http = HttpOptions::with_timeout(t);
         Ok(Archive::new(&mirror, keyring, &http)?)
+    }
+
+    /// An unsafe `--cache` is bad input (exit 2) before anything is fetched: checked here,
+    /// before the first request, not when the first index is about to be cached (it was
+    /// checked only after `InRelease` had been downloaded, and a version spec then reported
+    /// it as the mirror's failure).
+    pub fn check_cache(cache: Option<&Path>) -> Result<(), QemuError> {
+        if let Some(c) = cache {
+            archive::check_cache_dir(c)?;
+        }
+        Ok(())
     }
 
     /// The suites to look at for a version number, in lookup order.
@@ -91,6 +100,8 @@ pub fn versions(
     store: &Store,
     o: &ArchiveOptions,
 ) -> Result<VersionsReport, QemuError> {
+    // `--cache` is checked before the first request (see `ArchiveOptions::check_cache`).
+    ArchiveOptions::check_cache(o.cache.as_deref())?;
     let a = o.archive()?;
     let suites: Vec<String> = if o.suites.is_empty() {
         archive::DEFAULT_SUITES
@@ -200,9 +211,10 @@ pub fn fetch(
             )?
         }
         FetchFrom::Archive(spec, o) => {
-            let a = o.archive()?;
             // A dry run writes nothing, so it keeps no cache either.
             let cache = o.cache.as_deref().filter(|_| !dry_run);
+            ArchiveOptions::check_cache(cache)?;
+            let a = o.archive()?;
             let (release, package) =
                 q::resolve(&a, spec, &o.lookup_suites(), deb_arch(host)?, cache)?;
             let source = Source::Archive {
@@ -277,6 +289,11 @@ pub struct ListReport {
 /// finds on the default path for aarch64).
 pub fn list(fs: &dyn BinfmtFs, host: &Host, store: &Store) -> ListReport {
     let entries = entries(fs);
+    // A version whose manifest is missing or malformed is left out, and said so (`qemu
+    // verify` fails on it).
+    for (_, e) in store.broken() {
+        eprintln!("binfmtctl: warning: {e}");
+    }
     let versions = store
         .list()
         .iter()
@@ -454,7 +471,7 @@ pub fn gc(fs: &dyn BinfmtFs, store: &Store, names: &[String], dry_run: bool) -> 
     } else {
         let v = names
             .iter()
-            .map(|n| store.resolve(n))
+            .map(|n| store.find(n))
             .collect::<Result<Vec<_>, StoreError>>()
             .map_err(QemuError::from)?;
         if let Some((s, users)) = v

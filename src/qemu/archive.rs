@@ -9,7 +9,7 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
 
@@ -19,8 +19,16 @@ pub use crate::input::hex;
 
 /// The suites `qemu versions` asks about, oldest first.
 pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
-/// Longest index we accept (uncompressed); sid's main Packages is about 60 MB today.
+/// Longest index we accept (compressed or not); sid's main Packages is about 60 MB today.
 const MAX_INDEX: u64 = 512 << 20;
+/// Longest `InRelease` we accept: Debian's are about 150 KiB (they list every index's
+/// hashes); apt itself refuses a Release file above 10 MiB (`APT::Acquire::MaxReleaseFileSize`).
+pub const MAX_RELEASE: u64 = 10 << 20;
+/// Each request must finish within `DEADLINE_FACTOR` × `--timeout` ...
+pub const DEADLINE_FACTOR: u32 = 10;
+/// ... plus one second per `MIN_RATE` bytes the signed index says it carries: a mirror that
+/// trickles a byte at a time never trips a per-read timeout, so only a total deadline ends it.
+pub const MIN_RATE: u64 = 32 << 10;
 /// Largest .deb we accept.
 pub(crate) const MAX_DEB: u64 = 1 << 30;
 
@@ -33,13 +41,34 @@ pub enum ArchiveError {
     #[error("bad mirror URL {url:?}: it must start with http:// or https://")]
     BadMirror { url: String },
     #[error(
-        "cannot reach {url}: {reason}: check the network, the mirror URL and http_proxy/https_proxy/no_proxy"
+        "{step}: cannot reach {url}: {reason}: check the network, the mirror URL and http_proxy/https_proxy/no_proxy"
     )]
-    Network { url: String, reason: String },
+    Network {
+        step: Step,
+        url: String,
+        reason: String,
+    },
     #[error(
-        "{url}: timed out ({reason}); the server stalled: try again or pick another mirror with --mirror"
+        "{step}: {url}: timed out ({reason}); the server stalled: try again or pick another mirror with --mirror"
     )]
-    Timeout { url: String, reason: String },
+    Timeout {
+        step: Step,
+        url: String,
+        reason: String,
+    },
+    #[error(
+        "{step}: {url} did not finish within its deadline of {secs} s ({got} bytes received): the mirror is too slow or trickles the file; try again, pick another mirror with --mirror, or raise --timeout (the deadline is {DEADLINE_FACTOR} x --timeout plus 1 s per 32 KiB of the file)"
+    )]
+    Deadline {
+        step: Step,
+        url: String,
+        secs: u64,
+        got: u64,
+    },
+    #[error(
+        "{step}: {url} is larger than {limit} bytes, more than any such file of Debian's archive: the mirror served something else; pick another mirror with --mirror"
+    )]
+    TooLarge { step: Step, url: String, limit: u64 },
     #[error(
         "unknown suite {suite:?}: the mirror has no {url} (HTTP {status}); known suites: {known}"
     )]
@@ -88,6 +117,7 @@ impl ArchiveError {
             self,
             ArchiveError::Network { .. }
                 | ArchiveError::Timeout { .. }
+                | ArchiveError::Deadline { .. }
                 | ArchiveError::Write { .. }
         )
     }
@@ -470,21 +500,66 @@ fn cache_get(path: &Path) -> Option<Vec<u8>> {
     Some(b)
 }
 
+/// Which step of the trust chain a request belongs to, for the errors.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Step {
+    Release,
+    Packages,
+    Deb,
+}
+
+impl std::fmt::Display for Step {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Step::Release => "step 1 (InRelease)",
+            Step::Packages => "step 2 (Packages index)",
+            Step::Deb => "step 3 (.deb)",
+        })
+    }
+}
+
 /// HTTP settings.
 #[derive(Debug, Clone)]
 pub struct HttpOptions {
     pub connect_timeout: Duration,
     /// Longest wait for any single read (a stalled server).
     pub read_timeout: Duration,
+    /// Every request's total budget before its size is counted (`deadline_for`).
+    pub deadline: Duration,
+}
+
+impl HttpOptions {
+    /// Connect and per-read timeouts of `timeout`, and a total deadline of
+    /// `DEADLINE_FACTOR` x `timeout` per request (plus its size's share, `deadline_for`).
+    pub fn with_timeout(timeout: Duration) -> HttpOptions {
+        HttpOptions {
+            connect_timeout: timeout,
+            read_timeout: timeout,
+            deadline: timeout * DEADLINE_FACTOR,
+        }
+    }
+
+    /// The total time a request carrying `bytes` (as the signed index says; 0 when unknown)
+    /// may take, from the connection to the last byte.
+    pub fn deadline_for(&self, bytes: u64) -> Duration {
+        self.deadline + Duration::from_secs(bytes / MIN_RATE)
+    }
 }
 
 impl Default for HttpOptions {
     fn default() -> Self {
-        HttpOptions {
-            connect_timeout: Duration::from_secs(15),
-            read_timeout: Duration::from_secs(30),
-        }
+        HttpOptions::with_timeout(Duration::from_secs(30))
     }
+}
+
+/// A response being read, with the instant its request must have finished by.
+struct Response {
+    step: Step,
+    url: String,
+    status: u16,
+    body: ureq::Body,
+    started: Instant,
+    budget: Duration,
 }
 
 /// A mirror plus the keyring that vouches for it.
@@ -492,6 +567,7 @@ pub struct Archive {
     pub mirror: String,
     pub keyring: Keyring,
     agent: ureq::Agent,
+    http: HttpOptions,
 }
 
 impl Archive {
@@ -518,6 +594,7 @@ impl Archive {
             mirror: mirror.trim_end_matches('/').to_owned(),
             keyring,
             agent,
+            http: http.clone(),
         })
     }
 
@@ -525,40 +602,80 @@ impl Archive {
         format!("{}/{}", self.mirror, rel.trim_start_matches('/'))
     }
 
-    /// GET → (status, body reader). Network failures are mapped here.
-    fn get(&self, url: &str) -> Result<(u16, ureq::Body), ArchiveError> {
+    /// GET → the response, whose whole exchange (connection, headers, body) must finish
+    /// within `deadline_for(expected)`: ureq enforces it as the request's global timeout, and
+    /// `stream` checks it after every read. Network failures are mapped here.
+    fn get(&self, step: Step, url: &str, expected: u64) -> Result<Response, ArchiveError> {
         tracing::debug!(url, "GET");
-        match self.agent.get(url).call() {
-            Ok(resp) => {
-                let status = resp.status().as_u16();
-                Ok((status, resp.into_body()))
-            }
-            Err(e) => Err(map_err(url, e)),
+        let budget = self.http.deadline_for(expected);
+        let started = Instant::now();
+        let call = self
+            .agent
+            .get(url)
+            .config()
+            .timeout_global(Some(budget))
+            .build()
+            .call();
+        match call {
+            Ok(resp) => Ok(Response {
+                step,
+                url: url.to_owned(),
+                status: resp.status().as_u16(),
+                body: resp.into_body(),
+                started,
+                budget,
+            }),
+            Err(_) if started.elapsed() >= budget => Err(ArchiveError::Deadline {
+                step,
+                url: url.to_owned(),
+                secs: budget.as_secs(),
+                got: 0,
+            }),
+            Err(e) => Err(map_err(step, url, e)),
         }
     }
 
-    /// Streams `url` into `sink`, at most `limit` bytes; returns (bytes, sha256 hex). A longer
-    /// body is cut at `limit` (not an error here): the callers pass one byte more than the
-    /// signed size, so a longer file is refused by them as not what the signature vouches for.
+    /// Streams the response into `sink`, at most `limit` bytes; returns (bytes, sha256 hex).
+    /// A longer body is cut at `limit` (not an error here): the callers pass one byte more
+    /// than the signed size (or their cap), so a longer file is refused by them. Past the
+    /// request's deadline the download ends with `ArchiveError::Deadline`.
     fn stream(
         &self,
-        url: &str,
-        body: ureq::Body,
+        resp: Response,
         limit: u64,
         sink: &mut dyn Write,
         sink_path: &Path,
     ) -> Result<(u64, String), ArchiveError> {
+        let Response {
+            step,
+            url,
+            body,
+            started,
+            budget,
+            ..
+        } = resp;
+        let url = url.as_str();
         let mut reader = body.into_with_config().limit(u64::MAX).reader().take(limit);
         let mut h = Sha256::new();
         let mut buf = vec![0u8; 1 << 16];
         let mut n = 0u64;
         loop {
+            let late = |got| ArchiveError::Deadline {
+                step,
+                url: url.to_owned(),
+                secs: budget.as_secs(),
+                got,
+            };
             let k = match reader.read(&mut buf) {
                 Ok(0) => break,
                 Ok(k) => k,
                 Err(e) if e.kind() == std::io::ErrorKind::Interrupted => continue,
-                Err(e) => return Err(map_io(url, e)),
+                Err(_) if started.elapsed() >= budget => return Err(late(n)),
+                Err(e) => return Err(map_io(step, url, e)),
             };
+            if started.elapsed() >= budget {
+                return Err(late(n + k as u64));
+            }
             h.update(&buf[..k]);
             sink.write_all(&buf[..k])
                 .map_err(|err| ArchiveError::Write {
@@ -585,7 +702,8 @@ impl Archive {
             });
         }
         let url = self.url(&format!("dists/{suite}/InRelease"));
-        let (status, body) = self.get(&url)?;
+        let resp = self.get(Step::Release, &url, 0)?;
+        let status = resp.status;
         if status == 404 {
             return Err(ArchiveError::UnknownSuite {
                 suite: suite.to_owned(),
@@ -598,7 +716,14 @@ impl Archive {
             return Err(ArchiveError::Http { url, status });
         }
         let mut bytes = Vec::new();
-        self.stream(&url, body, 64 << 20, &mut bytes, Path::new("(memory)"))?;
+        let (n, _) = self.stream(resp, MAX_RELEASE + 1, &mut bytes, Path::new("(memory)"))?;
+        if n > MAX_RELEASE {
+            return Err(ArchiveError::TooLarge {
+                step: Step::Release,
+                url,
+                limit: MAX_RELEASE,
+            });
+        }
         let text = String::from_utf8_lossy(&bytes);
         let (signed, signer) = self
             .keyring
@@ -639,6 +764,14 @@ impl Archive {
                 path: format!("dists/{}/{base}", rel.dist),
                 reason: "is not listed in the signed InRelease".into(),
             })?;
+        if size > MAX_INDEX {
+            return Err(ArchiveError::IndexHash {
+                path: format!("dists/{}/{path}", rel.dist),
+                reason: format!(
+                    "is {size} bytes by the signed InRelease, more than the {MAX_INDEX} binfmtctl reads"
+                ),
+            });
+        }
         // InRelease also lists the uncompressed index's hash: a cached decompressed copy that
         // matches it needs no download and no decompression (xz is the slow part).
         let plain = rel.sha256.get(&base).cloned();
@@ -665,28 +798,35 @@ impl Archive {
                 let mut got = None;
                 if rel.by_hash {
                     let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
-                    let (status, body) = self.get(&url)?;
-                    if status == 200 {
-                        got = Some((url, body));
+                    let resp = self.get(Step::Packages, &url, size)?;
+                    if resp.status == 200 {
+                        got = Some(resp);
                     } else {
-                        tracing::debug!(url, status, "no by-hash copy; the plain name is used");
+                        tracing::debug!(
+                            url,
+                            resp.status,
+                            "no by-hash copy; the plain name is used"
+                        );
                     }
                 }
-                let (url, body) = match got {
+                let resp = match got {
                     Some(g) => g,
                     None => {
                         let url = self.url(&format!("dists/{}/{path}", rel.dist));
-                        let (status, body) = self.get(&url)?;
-                        if status != 200 {
-                            return Err(ArchiveError::Http { url, status });
+                        let resp = self.get(Step::Packages, &url, size)?;
+                        if resp.status != 200 {
+                            return Err(ArchiveError::Http {
+                                url,
+                                status: resp.status,
+                            });
                         }
-                        (url, body)
+                        resp
                     }
                 };
+                let url = resp.url.clone();
                 let mut bytes = Vec::new();
                 let (n, got) = self.stream(
-                    &url,
-                    body,
+                    resp,
                     size.saturating_add(1),
                     &mut bytes,
                     Path::new("(memory)"),
@@ -714,22 +854,9 @@ impl Archive {
                 bytes
             }
         };
-        let mut text = Vec::new();
-        let bad = |e: String| ArchiveError::IndexHash {
-            path: path.clone(),
-            reason: format!("cannot be decompressed ({e})"),
-        };
-        if path.ends_with(".xz") {
-            lzma_rs::xz_decompress(&mut &compressed[..], &mut text)
-                .map_err(|e| bad(e.to_string()))?;
-        } else if path.ends_with(".gz") {
-            flate2::read::GzDecoder::new(&compressed[..])
-                .take(MAX_INDEX)
-                .read_to_end(&mut text)
-                .map_err(|e| bad(e.to_string()))?;
-        } else {
-            text = compressed;
-        }
+        // Decompressed, the index is bounded too: a small signed file must not inflate
+        // without end.
+        let text = decompress_index(&path, compressed, MAX_INDEX)?;
         if let Some((h, _)) = &plain {
             let got = hex(&Sha256::digest(&text));
             if &got != h {
@@ -794,12 +921,15 @@ impl Archive {
                 reason: "has no usable Size/SHA256 in the index".into(),
             });
         }
-        let (status, body) = self.get(&url)?;
-        if status != 200 {
-            return Err(ArchiveError::Http { url, status });
+        let resp = self.get(Step::Deb, &url, p.size)?;
+        if resp.status != 200 {
+            return Err(ArchiveError::Http {
+                url,
+                status: resp.status,
+            });
         }
         let mut f = std::fs::File::create(dest).map_err(write_err)?;
-        let (n, got) = self.stream(&url, body, p.size.saturating_add(1), &mut f, dest)?;
+        let (n, got) = self.stream(resp, p.size.saturating_add(1), &mut f, dest)?;
         if n < p.size {
             return Err(ArchiveError::Truncated {
                 url,
@@ -830,23 +960,83 @@ impl Archive {
     }
 }
 
-fn map_err(url: &str, e: ureq::Error) -> ArchiveError {
+/// An index as fetched (`path` ends in `.xz`, `.gz` or neither), decompressed to at most
+/// `limit` bytes.
+fn decompress_index(path: &str, compressed: Vec<u8>, limit: u64) -> Result<Vec<u8>, ArchiveError> {
+    let mut text = Vec::new();
+    let bad = |e: String| ArchiveError::IndexHash {
+        path: path.to_owned(),
+        reason: format!("cannot be decompressed ({e})"),
+    };
+    let too_big = || bad(format!("it inflates past {limit} bytes"));
+    if path.ends_with(".xz") {
+        let mut out = Bounded {
+            buf: &mut text,
+            limit,
+            full: false,
+        };
+        lzma_rs::xz_decompress(&mut &compressed[..], &mut out).map_err(|e| {
+            if out.full {
+                too_big()
+            } else {
+                bad(e.to_string())
+            }
+        })?;
+    } else if path.ends_with(".gz") {
+        flate2::read::GzDecoder::new(&compressed[..])
+            .take(limit + 1)
+            .read_to_end(&mut text)
+            .map_err(|e| bad(e.to_string()))?;
+        if text.len() as u64 > limit {
+            return Err(too_big());
+        }
+    } else {
+        text = compressed;
+    }
+    Ok(text)
+}
+
+/// A `Write` into memory that takes at most `limit` bytes (then fails, and says so in `full`).
+struct Bounded<'a> {
+    buf: &'a mut Vec<u8>,
+    limit: u64,
+    full: bool,
+}
+
+impl Write for Bounded<'_> {
+    fn write(&mut self, b: &[u8]) -> std::io::Result<usize> {
+        if self.buf.len() as u64 + b.len() as u64 > self.limit {
+            self.full = true;
+            return Err(std::io::Error::other("output limit reached"));
+        }
+        self.buf.extend_from_slice(b);
+        Ok(b.len())
+    }
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+fn map_err(step: Step, url: &str, e: ureq::Error) -> ArchiveError {
     match e {
         ureq::Error::Timeout(t) => ArchiveError::Timeout {
+            step,
             url: url.to_owned(),
             reason: t.to_string(),
         },
-        ureq::Error::Io(io) => map_io(url, io),
+        ureq::Error::Io(io) => map_io(step, url, io),
         other => ArchiveError::Network {
+            step,
             url: url.to_owned(),
             reason: other.to_string(),
         },
     }
 }
 
-fn map_io(url: &str, e: std::io::Error) -> ArchiveError {
+fn map_io(step: Step, url: &str, e: std::io::Error) -> ArchiveError {
     if e.kind() == std::io::ErrorKind::TimedOut || e.kind() == std::io::ErrorKind::WouldBlock {
         return ArchiveError::Timeout {
+            step,
             url: url.to_owned(),
             reason: e.to_string(),
         };
@@ -855,17 +1045,20 @@ fn map_io(url: &str, e: std::io::Error) -> ArchiveError {
     let text = e.to_string();
     if text.contains("timeout") || text.contains("timed out") {
         return ArchiveError::Timeout {
+            step,
             url: url.to_owned(),
             reason: text,
         };
     }
     if e.kind() == std::io::ErrorKind::UnexpectedEof {
         return ArchiveError::Network {
+            step,
             url: url.to_owned(),
             reason: format!("the connection closed early ({text}); truncated download"),
         };
     }
     ArchiveError::Network {
+        step,
         url: url.to_owned(),
         reason: text,
     }
@@ -925,6 +1118,28 @@ mod tests {
             check_cache_dir(&t.path().join("link")),
             Err(ArchiveError::UnsafeCache { .. })
         ));
+    }
+
+    /// A compressed index is bounded when it is decompressed (xz and gzip), not only by its
+    /// signed compressed size.
+    #[test]
+    fn indexes_inflate_only_up_to_the_limit() {
+        let plain = vec![b'a'; 100_000];
+        let mut xz = Vec::new();
+        lzma_rs::xz_compress(&mut &plain[..], &mut xz).unwrap();
+        let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::fast());
+        gz.write_all(&plain).unwrap();
+        let gz = gz.finish().unwrap();
+        for (path, bytes) in [("Packages.xz", &xz), ("Packages.gz", &gz)] {
+            assert_eq!(
+                decompress_index(path, bytes.clone(), 100_000).unwrap(),
+                plain
+            );
+            let e = decompress_index(path, bytes.clone(), 99_999)
+                .unwrap_err()
+                .to_string();
+            assert!(e.contains("it inflates past 99999 bytes"), "{path}: {e}");
+        }
     }
 
     #[test]

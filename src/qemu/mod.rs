@@ -269,10 +269,13 @@ pub fn fetch(
     req: &Requirements,
     dry_run: bool,
 ) -> Result<Fetched, QemuError> {
-    // For the archive we know the version before downloading: skip what is there.
+    // For the archive we know the version before downloading: skip a verified copy that is
+    // there (an unverified one is replaced: a verified copy always wins).
     if let Source::Archive { package, .. } = &source {
         let dir = store.root.join(store::dir_name(&package.version));
-        if let Ok(m) = store::read_manifest(&dir) {
+        if let Ok(m) = store::read_manifest(&dir)
+            && m.verified
+        {
             return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
         }
     }
@@ -291,7 +294,9 @@ pub fn fetch(
         } => {
             // Another writer may have stored it while we waited for the lock.
             let dir = store.root.join(store::dir_name(&package.version));
-            if let Ok(m) = store::read_manifest(&dir) {
+            if let Ok(m) = store::read_manifest(&dir)
+                && m.verified
+            {
                 return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
             }
             archive.download_deb(package, &deb_path, *cache)?;
@@ -317,9 +322,17 @@ pub fn fetch(
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
                 .unwrap_or_default();
+            // The package name the file is named by (`qemu-user-static_…`), when it is one.
+            let package = name.split('_').next().filter(|n| {
+                n.len() > 1
+                    && n.starts_with(|c: char| c.is_ascii_lowercase() || c.is_ascii_digit())
+                    && n.bytes().all(|b| {
+                        b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
+                    })
+            });
             (
                 None,
-                name.split('_').next().unwrap_or("unknown").to_owned(),
+                package.unwrap_or("unknown").to_owned(),
                 "local".to_owned(),
                 format!(
                     "unverified: local file {} (no signed index vouches for it)",
@@ -399,13 +412,69 @@ pub fn fetch(
         files,
     };
     let dir = store.version_dir(&manifest);
+    // A verified copy always wins: it replaces an unverified one of the same version, and no
+    // local .deb replaces or shadows it. Two different local .debs of one version: the
+    // second is refused, not silently dropped.
+    let mut replace = false;
     if let Ok(m) = store::read_manifest(&dir) {
-        return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
+        let same = m.deb_sha256 == manifest.deb_sha256;
+        if m.verified || (!verified && same) {
+            if !same && !verified {
+                return Err(conflict(
+                    &dir,
+                    &m,
+                    &manifest,
+                    "a verified copy always wins; to use this build, rebuild it with a version of its own",
+                ));
+            }
+            return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
+        }
+        if !verified {
+            return Err(conflict(
+                &dir,
+                &m,
+                &manifest,
+                &format!(
+                    "remove the stored one first (`binfmtctl qemu gc {}`, after `binfmtctl qemu use` of another version if it is in use), or fetch the verified one (`binfmtctl qemu fetch {}`)",
+                    m.version, m.version
+                ),
+            ));
+        }
+        replace = true;
     }
     let Some(lock) = &lock else {
         return Ok(Fetched::WouldStore(Stored { dir, manifest }));
     };
+    if replace {
+        eprintln!(
+            "binfmtctl: note: the unverified copy of QEMU {} in the store is replaced by the verified one",
+            manifest.version
+        );
+        return Ok(Fetched::Stored(store.replace(lock, staging, &manifest)?));
+    }
     Ok(Fetched::Stored(store.commit(lock, staging, &manifest)?))
+}
+
+/// A local .deb of a version the store holds from another .deb.
+fn conflict(dir: &Path, stored: &Manifest, given: &Manifest, fix: &str) -> QemuError {
+    let from = if stored.verified {
+        "Debian's archive (verified)".to_owned()
+    } else {
+        format!(
+            "another local .deb (unverified; {})",
+            crate::input::escape(&stored.origin)
+        )
+    };
+    StoreError::Conflict {
+        version: stored.version.clone(),
+        detail: format!(
+            "({}) from {from}, with a .deb of sha256 {}; this .deb (sha256 {}) is another build of that version, so nothing was stored: {fix}",
+            dir.display(),
+            stored.deb_sha256,
+            given.deb_sha256
+        ),
+    }
+    .into()
 }
 
 /// A problem of the interpreter itself (not of where it lies, its owner or its mode, which

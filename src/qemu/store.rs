@@ -45,6 +45,10 @@ pub enum StoreError {
         "QEMU {version} is used by {users}: switch them first (`binfmtctl qemu use OTHER`) or uninstall them"
     )]
     InUse { version: String, users: String },
+    /// A local .deb of a version the store holds from another .deb: `detail` says where the
+    /// stored copy came from, both hashes and the way out (`qemu::fetch`).
+    #[error("QEMU {version} is already in the store {detail}")]
+    Conflict { version: String, detail: String },
     #[error(
         "the store {path} is unsafe: {reason}: keep the store in a directory only root can change (the default is /var/lib/binfmtctl/qemu)"
     )]
@@ -58,7 +62,10 @@ impl StoreError {
     pub fn is_usage(&self) -> bool {
         matches!(
             self,
-            StoreError::NotFound { .. } | StoreError::InUse { .. } | StoreError::Unsafe { .. }
+            StoreError::NotFound { .. }
+                | StoreError::InUse { .. }
+                | StoreError::Unsafe { .. }
+                | StoreError::Conflict { .. }
         )
     }
 }
@@ -349,9 +356,10 @@ impl Store {
         spec: &str,
         unmapped: Option<u32>,
     ) -> Result<(StoreLock, Stored), StoreError> {
-        self.resolve(spec)?;
+        self.find(spec)?;
         let lock = self.lock_shared(unmapped)?;
-        let s = self.resolve(spec)?;
+        let (s, skipped) = self.pick(spec)?;
+        tell_the_choice(&s, skipped.as_ref());
         Ok((lock, s))
     }
 
@@ -404,6 +412,11 @@ impl Store {
         mut staging: Staging,
         manifest: &Manifest,
     ) -> Result<Stored, StoreError> {
+        // Never write a manifest that would not be read back.
+        check_manifest(manifest).map_err(|reason| StoreError::BadManifest {
+            path: staging.dir.join(MANIFEST),
+            reason,
+        })?;
         let target = self.version_dir(manifest);
         if target.exists() {
             return Err(StoreError::Exists {
@@ -412,21 +425,8 @@ impl Store {
             });
         }
         let mpath = staging.dir.join(MANIFEST);
-        let text = serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n";
-        let mut f = OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(0o644)
-            .open(&mpath)
-            .map_err(|e| write_err(&mpath, e))?;
-        f.write_all(text.as_bytes())
-            .and_then(|()| f.sync_all())
-            .map_err(|e| write_err(&mpath, e))?;
-        for d in [staging.bin(), staging.dir.clone()] {
-            File::open(&d)
-                .and_then(|f| f.sync_all())
-                .map_err(|e| write_err(&d, e))?;
-        }
+        write_manifest(&mpath, manifest)?;
+        sync_dirs(&staging)?;
         fs::rename(&staging.dir, &target).map_err(|e| write_err(&target, e))?;
         staging.done = true;
         if let Ok(d) = File::open(&self.root) {
@@ -478,25 +478,101 @@ impl Store {
             .collect()
     }
 
-    /// The newest stored version that `spec` selects (`10.0`, `10.0.6`, a full version, a
-    /// suite name, or `latest`).
+    /// The stored version `spec` selects (`10.0`, `10.0.6`, a full version, a suite name, or
+    /// `latest`) for registering its interpreters: as `find`, and a warning on stderr when
+    /// it is an unverified one (from `fetch --from-deb`).
     pub fn resolve(&self, spec: &str) -> Result<Stored, StoreError> {
+        let (s, skipped) = self.pick(spec)?;
+        tell_the_choice(&s, skipped.as_ref());
+        Ok(s)
+    }
+
+    /// The stored version `spec` selects, verified ones first: the newest verified version it
+    /// matches, else the newest unverified one. A version directory whose manifest is bad is
+    /// reported as such when its name matches (not as missing).
+    pub fn find(&self, spec: &str) -> Result<Stored, StoreError> {
+        self.pick(spec).map(|(s, _)| s)
+    }
+
+    /// `find`, and the newer unverified version it passed over for a verified one, if any.
+    fn pick(&self, spec: &str) -> Result<(Stored, Option<Stored>), StoreError> {
         let all = self.list();
-        let found = if spec == "latest" {
-            all.last().cloned()
-        } else {
-            all.iter()
-                .rev()
-                .find(|s| {
-                    version_matches(spec, &s.manifest.debian_version)
-                        || s.manifest.version == spec
-                        || s.manifest.suite == spec
-                })
-                .cloned()
+        let matches = |s: &Stored| {
+            spec == "latest"
+                || version_matches(spec, &s.manifest.debian_version)
+                || s.manifest.version == spec
+                || s.manifest.suite == spec
         };
-        found.ok_or_else(|| StoreError::NotFound {
+        let candidates: Vec<&Stored> = all.iter().filter(|s| matches(s)).collect();
+        let found = candidates
+            .iter()
+            .rev()
+            .find(|s| s.manifest.verified)
+            .or(candidates.last());
+        if let Some(s) = found {
+            let skipped = candidates
+                .last()
+                .filter(|n| n.dir != s.dir)
+                .map(|n| (*n).clone());
+            return Ok(((*s).clone(), skipped));
+        }
+        let named = |d: &Path| {
+            d.file_name().is_some_and(|n| {
+                let n = n.to_string_lossy();
+                n == spec || version_matches(spec, &n)
+            })
+        };
+        if let Some((dir, _)) = self.broken().into_iter().find(|(d, _)| named(d)) {
+            return Err(read_manifest(&dir).err().unwrap_or(StoreError::NotFound {
+                spec: spec.to_owned(),
+                root: self.root.clone(),
+            }));
+        }
+        Err(StoreError::NotFound {
             spec: spec.to_owned(),
             root: self.root.clone(),
+        })
+    }
+
+    /// Puts a verified version in place of the unverified copy of the same version: one
+    /// `renameat2(RENAME_EXCHANGE)` swaps the two directories (the version's path never
+    /// vanishes, entries registered from it now reach the verified files), then the old copy
+    /// is removed.
+    pub fn replace(
+        &self,
+        lock: &StoreLock,
+        mut staging: Staging,
+        manifest: &Manifest,
+    ) -> Result<Stored, StoreError> {
+        check_manifest(manifest).map_err(|reason| StoreError::BadManifest {
+            path: staging.dir.join(MANIFEST),
+            reason,
+        })?;
+        let target = self.version_dir(manifest);
+        if !target.exists() {
+            return self.commit(lock, staging, manifest);
+        }
+        let mpath = staging.dir.join(MANIFEST);
+        write_manifest(&mpath, manifest)?;
+        sync_dirs(&staging)?;
+        rustix::fs::renameat_with(
+            rustix::fs::CWD,
+            &staging.dir,
+            rustix::fs::CWD,
+            &target,
+            rustix::fs::RenameFlags::EXCHANGE,
+        )
+        .map_err(|e| write_err(&target, e.into()))?;
+        // `staging.dir` now holds the old copy: dropping `staging` removes it.
+        if let Ok(d) = File::open(&self.root) {
+            let _ = d.sync_all();
+        }
+        let _ = fs::remove_dir_all(&staging.dir);
+        staging.done = true;
+        tracing::info!(version = %manifest.version, dir = %target.display(), "replaced the unverified copy of QEMU with a verified one");
+        Ok(Stored {
+            dir: target,
+            manifest: manifest.clone(),
         })
     }
 
@@ -581,34 +657,174 @@ impl Store {
     }
 }
 
+/// Writes `manifest` as a new file at `path`, synced.
+fn write_manifest(path: &Path, manifest: &Manifest) -> Result<(), StoreError> {
+    let text = serde_json::to_string_pretty(manifest).unwrap_or_default() + "\n";
+    let mut f = OpenOptions::new()
+        .write(true)
+        .create_new(true)
+        .mode(0o644)
+        .open(path)
+        .map_err(|e| write_err(path, e))?;
+    f.write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(|e| write_err(path, e))
+}
+
+/// Syncs a staged version's directories before it is renamed into place.
+fn sync_dirs(staging: &Staging) -> Result<(), StoreError> {
+    for d in [staging.bin(), staging.dir.clone()] {
+        File::open(&d)
+            .and_then(|f| f.sync_all())
+            .map_err(|e| write_err(&d, e))?;
+    }
+    Ok(())
+}
+
+/// Says on stderr which version is about to be registered when it is not simply the newest
+/// match: a newer unverified one was passed over (`skipped`), or it is unverified itself (no
+/// signed index vouches for its interpreters: `fetch --from-deb`), which is a warning.
+fn tell_the_choice(s: &Stored, skipped: Option<&Stored>) {
+    if let Some(newer) = skipped {
+        eprintln!(
+            "binfmtctl: note: using QEMU {} (verified); the newer {} in the store is unverified (from a local .deb): name it exactly to use it",
+            s.manifest.version, newer.manifest.version
+        );
+    }
+    if !s.manifest.verified {
+        eprintln!(
+            "binfmtctl: warning: QEMU {} in the store is unverified ({}): no signed Debian index vouches for it; `binfmtctl qemu fetch {}` stores the archive's verified copy in its place",
+            s.manifest.version,
+            crate::input::escape(&s.manifest.origin),
+            s.manifest.version
+        );
+    }
+}
+
+/// The largest manifest read: 1 MiB (a real one is about 1 KiB per interpreter).
+const MAX_MANIFEST: u64 = 1 << 20;
+
+/// Reads and checks `<dir>/manifest.json` (`check_manifest`); the version must be the
+/// directory's name. Read as every input: a regular file, at most `MAX_MANIFEST` bytes.
 pub fn read_manifest(dir: &Path) -> Result<Manifest, StoreError> {
     let p = dir.join(MANIFEST);
-    let text = fs::read_to_string(&p).map_err(|e| StoreError::BadManifest {
+    let bad = |reason: String| StoreError::BadManifest {
         path: p.clone(),
-        reason: e.to_string(),
-    })?;
-    let m: Manifest = serde_json::from_str(&text).map_err(|e| StoreError::BadManifest {
-        path: p.clone(),
-        reason: e.to_string(),
-    })?;
-    // Names are joined to the version's bin/ directory: only plain `qemu-<cpu>` file names,
-    // so a manifest cannot send `verify` (or anything else) to a file outside the store.
-    if let Some(f) = m.files.iter().find(|f| {
-        f.name != format!("qemu-{}", f.cpu)
+        reason,
+    };
+    let bytes = crate::input::open_regular(&p)
+        .and_then(|f| crate::input::read_bounded(&p, f, MAX_MANIFEST))
+        .map_err(|e| bad(e.to_string()))?;
+    let m: Manifest = serde_json::from_slice(&bytes).map_err(|e| bad(e.to_string()))?;
+    check_manifest(&m).map_err(bad)?;
+    let name = dir.file_name().map(|n| n.to_string_lossy().into_owned());
+    if name.as_deref() != Some(m.version.as_str()) {
+        return Err(bad(format!(
+            "field version: {:?} is not the name of its directory",
+            m.version
+        )));
+    }
+    Ok(m)
+}
+
+/// Is `s` `len` lowercase hex digits (a sha256 as binfmtctl writes it)?
+fn is_hex(s: &str, len: usize) -> bool {
+    s.len() == len && s.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+}
+
+/// Checks every field of a manifest (`Err` names the field): what `qemu list`, `verify`,
+/// `install --qemu` and `use` show and join to paths is then what binfmtctl wrote. Hashes
+/// are 64 lowercase hex digits (a non-ASCII `deb_sha256` made `qemu list` panic when it cut
+/// it, and `qemu verify` called the manifest ok), sizes at most those of a .deb, the version
+/// the directory name of the Debian version, names only plain `qemu-<cpu>` files (they are
+/// joined to the version's bin/: a `/` or `..` would reach outside the store), and no text
+/// field holds control characters.
+pub fn check_manifest(m: &Manifest) -> Result<(), String> {
+    let max = super::archive::MAX_DEB;
+    let text = |field: &str, v: &str, max_len: usize| {
+        if v.is_empty() || v.len() > max_len || v.contains(char::is_control) {
+            Err(format!(
+                "field {field}: {v:?} is not 1 to {max_len} bytes of text without control characters"
+            ))
+        } else {
+            Ok(())
+        }
+    };
+    text("debian_version", &m.debian_version, 256)?;
+    if !m
+        .debian_version
+        .bytes()
+        .all(|b| b.is_ascii_alphanumeric() || b"+-.~:".contains(&b))
+    {
+        return Err(format!(
+            "field debian_version: {:?} is not a Debian version",
+            m.debian_version
+        ));
+    }
+    if m.version != dir_name(&m.debian_version) {
+        return Err(format!(
+            "field version: {:?} is not the directory name of {:?} ({:?})",
+            m.version,
+            m.debian_version,
+            dir_name(&m.debian_version)
+        ));
+    }
+    text("package", &m.package, 256)?;
+    text("suite", &m.suite, 256)?;
+    text("origin", &m.origin, 4096)?;
+    if let Some(u) = &m.mirror {
+        text("mirror", u, 4096)?;
+    }
+    if !is_hex(&m.deb_sha256, 64) {
+        return Err(format!(
+            "field deb_sha256: {:?} is not 64 lowercase hex digits",
+            m.deb_sha256
+        ));
+    }
+    if m.deb_size == 0 || m.deb_size > max {
+        return Err(format!(
+            "field deb_size: {} is not a size from 1 to {max} bytes",
+            m.deb_size
+        ));
+    }
+    let mut names = std::collections::BTreeSet::new();
+    for (i, f) in m.files.iter().enumerate() {
+        if f.name != format!("qemu-{}", f.cpu)
+            || f.cpu.is_empty()
             || !f
                 .cpu
                 .bytes()
                 .all(|b| b.is_ascii_alphanumeric() || b == b'_')
-    }) {
-        return Err(StoreError::BadManifest {
-            path: p,
-            reason: format!(
-                "file {:?} (cpu {:?}) is not a qemu-<cpu> file name",
+        {
+            return Err(format!(
+                "field files[{i}].name: file {:?} (cpu {:?}) is not a qemu-<cpu> file name",
                 f.name, f.cpu
-            ),
-        });
+            ));
+        }
+        if !names.insert(f.name.as_str()) {
+            return Err(format!(
+                "field files[{i}].name: {:?} is listed twice",
+                f.name
+            ));
+        }
+        if !is_hex(&f.sha256, 64) {
+            return Err(format!(
+                "field files[{i}].sha256: {:?} is not 64 lowercase hex digits",
+                f.sha256
+            ));
+        }
+        if f.size > max {
+            return Err(format!(
+                "field files[{i}].size: {} is larger than {max} bytes",
+                f.size
+            ));
+        }
+        text(&format!("files[{i}].member"), &f.member, 4096)?;
+        if let Some(v) = &f.qemu_version {
+            text(&format!("files[{i}].qemu_version"), v, 4096)?;
+        }
     }
-    Ok(m)
+    Ok(())
 }
 
 /// Does an interpreter path lie inside this stored version? Entries hold the resolved path
@@ -647,7 +863,7 @@ mod tests {
             origin: "test".into(),
             verified: false,
             mirror: None,
-            deb_sha256: "00".into(),
+            deb_sha256: "0".repeat(64),
             deb_size: 1,
             fetched_at: 0,
             files: vec![],
@@ -844,7 +1060,7 @@ mod tests {
         m.files.push(FileEntry {
             name: "qemu-aarch64".into(),
             cpu: "aarch64".into(),
-            sha256: "00".into(),
+            sha256: "0".repeat(64),
             size: 0,
             member: "usr/bin/qemu-aarch64".into(),
             qemu_version: None,
@@ -870,6 +1086,109 @@ mod tests {
                 .any(|p| p.ends_with("qemu-aarch64: not a regular file")),
             "{problems:?}"
         );
+    }
+
+    /// Manifests are checked when read, each refusal naming the file and the field: a
+    /// non-ASCII `deb_sha256` made `qemu list` panic and `qemu verify` call it ok.
+    #[test]
+    fn malformed_manifests_are_refused_naming_the_field() {
+        let t = tempfile::tempdir().unwrap();
+        let store = Store::new(t.path().join("qemu"));
+        let lock = store.lock().unwrap();
+        let mut m = manifest("1:10.0.6+ds-0+deb13u2");
+        m.files.push(FileEntry {
+            name: "qemu-aarch64".into(),
+            cpu: "aarch64".into(),
+            sha256: "a".repeat(64),
+            size: 1,
+            member: "usr/bin/qemu-aarch64".into(),
+            qemu_version: None,
+        });
+        let st = store.staging(&lock).unwrap();
+        let s = store.commit(&lock, st, &m).unwrap();
+        assert!(read_manifest(&s.dir).is_ok());
+        let path = s.dir.join(MANIFEST);
+        let good: serde_json::Value = serde_json::to_value(&m).unwrap();
+        for (edit, field) in [
+            (
+                ("deb_sha256", serde_json::json!("é".repeat(32))),
+                "deb_sha256",
+            ),
+            (
+                ("deb_sha256", serde_json::json!("AB".repeat(32))),
+                "deb_sha256",
+            ),
+            (("deb_sha256", serde_json::json!("ab")), "deb_sha256"),
+            (("deb_size", serde_json::json!(0)), "deb_size"),
+            (("deb_size", serde_json::json!(u64::MAX)), "deb_size"),
+            (("version", serde_json::json!("9.9")), "version"),
+            (
+                ("debian_version", serde_json::json!("1:10.0.6 x")),
+                "debian_version",
+            ),
+            (("package", serde_json::json!("qemu\u{1b}[2J")), "package"),
+            (("suite", serde_json::json!("")), "suite"),
+            (("origin", serde_json::json!("a\nb")), "origin"),
+            (
+                (
+                    "files",
+                    serde_json::json!([{"name": "qemu-aarch64", "cpu": "aarch64", "sha256": "xyz", "size": 1, "member": "m"}]),
+                ),
+                "files[0].sha256",
+            ),
+            (
+                (
+                    "files",
+                    serde_json::json!([{"name": "qemu-aarch64", "cpu": "aarch64", "sha256": "a".repeat(64), "size": u64::MAX, "member": "m"}]),
+                ),
+                "files[0].size",
+            ),
+            (
+                (
+                    "files",
+                    serde_json::json!([{"name": "qemu-aarch64", "cpu": "aarch64", "sha256": "a".repeat(64), "size": 1, "member": "m"}, {"name": "qemu-aarch64", "cpu": "aarch64", "sha256": "a".repeat(64), "size": 1, "member": "m"}]),
+                ),
+                "files[1].name",
+            ),
+        ] {
+            let mut bad = good.clone();
+            bad[edit.0] = edit.1.clone();
+            fs::write(&path, serde_json::to_string(&bad).unwrap()).unwrap();
+            let e = read_manifest(&s.dir)
+                .err()
+                .unwrap_or_else(|| panic!("{edit:?} accepted"));
+            let e = e.to_string();
+            assert!(
+                e.starts_with(&format!(
+                    "{}: bad manifest (field {field}: ",
+                    path.display()
+                )),
+                "{edit:?}: {e}"
+            );
+            assert!(store.list().is_empty(), "{edit:?}");
+            assert_eq!(store.broken().len(), 1, "{edit:?}");
+            // Asked for by name, the version is reported as bad, not as missing.
+            let e = store.resolve("10.0").unwrap_err();
+            assert!(matches!(e, StoreError::BadManifest { .. }), "{edit:?}: {e}");
+        }
+        // A directory renamed after its version is not that version.
+        fs::write(&path, serde_json::to_string(&good).unwrap()).unwrap();
+        fs::rename(&s.dir, store.root.join("10.0.7")).unwrap();
+        let e = read_manifest(&store.root.join("10.0.7"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.contains("field version: \"10.0.6+ds-0+deb13u2\" is not the name of its directory"),
+            "{e}"
+        );
+        // Nothing malformed is ever written.
+        let mut bad = m.clone();
+        bad.deb_sha256 = "é".repeat(32);
+        let st = store.staging(&lock).unwrap();
+        assert!(matches!(
+            store.commit(&lock, st, &bad),
+            Err(StoreError::BadManifest { .. })
+        ));
     }
 
     /// An entry holds the resolved interpreter path; the store may be named through a

@@ -32,6 +32,9 @@ pub enum Serve {
     Stall,
     /// Announce the full length, send half, close.
     Truncate,
+    /// Announce 100 MB, then send one byte every 200 ms (never long enough apart for a
+    /// per-read timeout), for at most a minute.
+    Trickle,
 }
 
 /// Path → (body, how to serve it).
@@ -41,6 +44,8 @@ pub struct Server {
     pub port: u16,
     pub files: Files,
     pub stop: Arc<AtomicBool>,
+    /// The path of every request received, in order.
+    pub requests: Arc<Mutex<Vec<String>>>,
 }
 
 impl Server {
@@ -50,21 +55,27 @@ impl Server {
         let port = l.local_addr().unwrap().port();
         let files: Files = Arc::default();
         let stop = Arc::new(AtomicBool::new(false));
-        let (f, s) = (files.clone(), stop.clone());
+        let requests: Arc<Mutex<Vec<String>>> = Arc::default();
+        let (f, s, log) = (files.clone(), stop.clone(), requests.clone());
         std::thread::spawn(move || {
             // Bounded: stops with the test, or after five minutes at most.
             let end = Instant::now() + Duration::from_secs(300);
             while !s.load(Ordering::Relaxed) && Instant::now() < end {
                 match l.accept() {
                     Ok((c, _)) => {
-                        let (f, s) = (f.clone(), s.clone());
-                        std::thread::spawn(move || serve(c, &f, &s));
+                        let (f, s, log) = (f.clone(), s.clone(), log.clone());
+                        std::thread::spawn(move || serve(c, &f, &s, &log));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(5)),
                 }
             }
         });
-        Server { port, files, stop }
+        Server {
+            port,
+            files,
+            stop,
+            requests,
+        }
     }
 
     pub fn url(&self) -> String {
@@ -96,7 +107,12 @@ impl Drop for Server {
     }
 }
 
-fn serve(mut c: TcpStream, files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>, stop: &AtomicBool) {
+fn serve(
+    mut c: TcpStream,
+    files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>,
+    stop: &AtomicBool,
+    log: &Mutex<Vec<String>>,
+) {
     c.set_nonblocking(false).ok();
     c.set_read_timeout(Some(Duration::from_secs(10))).ok();
     let mut req = Vec::new();
@@ -109,6 +125,7 @@ fn serve(mut c: TcpStream, files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>, sto
     }
     let line = String::from_utf8_lossy(&req);
     let path = line.split_whitespace().nth(1).unwrap_or("/").to_owned();
+    log.lock().unwrap().push(path.clone());
     let entry = files.lock().unwrap().get(&path).cloned();
     match entry {
         None => {
@@ -120,6 +137,18 @@ fn serve(mut c: TcpStream, files: &Mutex<HashMap<String, (Vec<u8>, Serve)>>, sto
             let end = Instant::now() + Duration::from_secs(60);
             while !stop.load(Ordering::Relaxed) && Instant::now() < end {
                 std::thread::sleep(Duration::from_millis(50));
+            }
+        }
+        Some((_, Serve::Trickle)) => {
+            let _ = c.write_all(
+                b"HTTP/1.1 200 OK\r\nContent-Length: 100000000\r\nConnection: close\r\n\r\n",
+            );
+            let end = Instant::now() + Duration::from_secs(60);
+            while !stop.load(Ordering::Relaxed) && Instant::now() < end {
+                if c.write_all(b"x").is_err() {
+                    return;
+                }
+                std::thread::sleep(Duration::from_millis(200));
             }
         }
         Some((body, how)) => {

@@ -761,6 +761,8 @@ fn machines_lines_list_native_and_probed_working_systems() {
 
     // Bad requests: typed, bad input, before Nix or a probe runs.
     let ran = probe.ran.borrow().len();
+    let empty_key = paths.dir.join("empty.pub");
+    std::fs::write(&empty_key, "\n").unwrap();
     for (req, want) in [
         (
             MachinesRequest {
@@ -782,6 +784,49 @@ fn machines_lines_list_native_and_probed_working_systems() {
                 ..req.clone()
             },
             "--host-key: ",
+        ),
+        // A newline in --ssh-key added a whole builder line (printed unchecked).
+        (
+            MachinesRequest {
+                ssh_key: Some("/root/.ssh/b1\nssh://evil x86_64-linux".into()),
+                ..req.clone()
+            },
+            "--ssh-key \"/root/.ssh/b1\\nssh://evil x86_64-linux\": it contains a blank",
+        ),
+        (
+            MachinesRequest {
+                ssh_key: Some(String::new()),
+                ..req.clone()
+            },
+            "--ssh-key \"\": it is empty",
+        ),
+        (
+            MachinesRequest {
+                ssh_key: Some("/k\u{1b}[2J".into()),
+                ..req.clone()
+            },
+            "it contains a control character",
+        ),
+        (
+            MachinesRequest {
+                ssh_key: Some("/k#x".into()),
+                ..req.clone()
+            },
+            "--ssh-key \"/k#x\": it contains `#`",
+        ),
+        (
+            MachinesRequest {
+                uri: "ssh://a\u{7}".into(),
+                ..req.clone()
+            },
+            "a store URI without blanks, control characters",
+        ),
+        (
+            MachinesRequest {
+                host_key: Some(empty_key.clone()),
+                ..req.clone()
+            },
+            "--host-key",
         ),
     ] {
         let e = machines(&fs, &host, &paths, &nix, &probe, &req).unwrap_err();
