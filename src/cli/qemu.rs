@@ -358,7 +358,14 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
     let (_lock, s) = resolve_stored(ctx, spec)?;
     let stored = crate::ops::StoredBin::of(&s);
-    let r = crate::ops::install::use_stored(&ctx.fs, &ctx.host, stored, spec, ctx.g.dry_run)?;
+    let r = crate::ops::install::use_stored(
+        &ctx.fs,
+        &ctx.host,
+        stored,
+        spec,
+        ctx.g.dry_run,
+        &crate::inspection::selftest::probe_interpreter,
+    )?;
     show(ctx, out, r)
 }
 

@@ -155,6 +155,42 @@ pub fn expected_machines(arch: &str) -> &'static [&'static str] {
     }
 }
 
+/// Runs an arch's probe with `interpreter` directly (not through the kernel): proves that this
+/// interpreter file emulates the arch before anything is registered with it (`qemu use`).
+/// The machine the probe reported, or why it failed. `None` probe for the arch: `Ok` empty.
+pub fn probe_interpreter(interpreter: &Path, arch: &Arch) -> Result<String, String> {
+    let Some(bytes) = probe::build(arch) else {
+        return Ok(String::new());
+    };
+    let work = Workdir::new().map_err(|e| format!("cannot make a directory for the probe: {e}"))?;
+    let path = work
+        .write_exec(&format!("probe-{}", arch.name), &bytes)
+        .map_err(|e| format!("cannot write the probe: {e}"))?;
+    let mut cmd = Command::new(interpreter);
+    cmd.arg(&path).env_clear();
+    let out = run(cmd).map_err(|e| format!("{}: {e}", interpreter.display()))?;
+    let machine = probe::reported_machine(&out.stdout);
+    let want = expected_machines(&arch.name);
+    match (out.code, out.signal) {
+        (Some(_), _) if want.is_empty() || want.contains(&machine.as_str()) => Ok(machine),
+        (Some(c), _) => Err(format!(
+            "its {} probe reported {machine:?} (exit {c}), not {}",
+            arch.name,
+            want.join(" or ")
+        )),
+        (_, Some(sig)) => Err(format!(
+            "its {} probe died of signal {sig}{}",
+            arch.name,
+            if out.stderr.is_empty() {
+                String::new()
+            } else {
+                format!(": {}", out.stderr.trim())
+            }
+        )),
+        _ => Err(format!("its {} probe did not exit", arch.name)),
+    }
+}
+
 /// A private directory for probes, removed on drop.
 pub struct Workdir {
     pub path: PathBuf,
@@ -576,5 +612,26 @@ mod tests {
         assert_eq!(c[0].ok, Some(false), "wrong machine");
         let c = outcome_checks(&o(1, b""), &["aarch64"], true, "runs");
         assert_eq!((c.len(), c[0].ok), (1, Some(false)), "no output");
+    }
+
+    #[test]
+    fn an_interpreter_is_proved_by_running_the_probe() {
+        let t = crate::binfmt::arch::Table::builtin();
+        let a = t.get("aarch64").unwrap();
+        // A program that is no emulator: it runs, but the probe never reports.
+        let e = probe_interpreter(Path::new("/bin/true"), a).unwrap_err();
+        assert!(e.contains("its aarch64 probe reported \"\""), "{e}");
+        let e = probe_interpreter(Path::new("/nonexistent/qemu-aarch64"), a).unwrap_err();
+        assert!(e.starts_with("/nonexistent/qemu-aarch64: "), "{e}");
+        // Debian's static QEMU, where installed (scripts/deps.sh installs it for the suite).
+        let real = Path::new("/usr/bin/qemu-aarch64-static");
+        if real.exists() {
+            assert_eq!(probe_interpreter(real, a).as_deref(), Ok("aarch64"));
+        } else {
+            eprintln!(
+                "skipped the real interpreter: {} is not installed",
+                real.display()
+            );
+        }
     }
 }

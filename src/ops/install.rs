@@ -292,15 +292,21 @@ fn record_plan(plan: &Plan, versions: &[Option<String>], report: &mut Report, at
     }
 }
 
+/// Proves that an interpreter emulates an arch before it is registered (`qemu use`): the real
+/// one is `inspection::selftest::probe_interpreter`; tests pass their own.
+pub type ProbeInterpreter<'a> = &'a dyn Fn(&std::path::Path, &Arch) -> Result<String, String>;
+
 /// `qemu use VERSION`: switches every registered qemu-* entry to the interpreters in `bin` (a
 /// stored version's directory), flags kept, through the same checks and plan as install: all
-/// or nothing.
+/// or nothing. Each interpreter first runs its arch's probe (`probe`): a version that fails
+/// one is refused before the first kernel write.
 pub fn use_stored(
     fs: &dyn BinfmtFs,
     host: &Host,
     stored: super::StoredBin,
     spec: &str,
     dry_run: bool,
+    probe: ProbeInterpreter,
 ) -> Result<Reported> {
     kernel::mount_to_read(fs, dry_run)?;
     let entries = kernel::snapshot(fs)?;
@@ -329,7 +335,23 @@ pub fn use_stored(
         qemu_path: Vec::new(),
         qemu_bin: Some(stored),
     };
-    let p = prepare(host, &search, &wanted, false)?;
+    let mut p = prepare(host, &search, &wanted, false)?;
+    let mut failed = Vec::new();
+    for d in &p.desired {
+        let Some(a) = host.table.get(&d.arch) else {
+            continue;
+        };
+        let interp = std::path::Path::new(&d.registration.interpreter);
+        if let Err(why) = probe(interp, a) {
+            failed.push(format!(
+                "{} from QEMU {spec} ({}): {why}",
+                d.registration.name,
+                interp.display()
+            ));
+        }
+    }
+    // Refused like any other interpreter: reported, nothing written.
+    p.refused.extend(failed);
     let notes = vec![
         "running emulated programs keep the interpreter they started with (the kernel holds it open with F)".to_owned(),
     ];

@@ -439,8 +439,18 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
         bin: PathBuf::from("/usr/bin"),
         version: "9.2+ds-1".into(),
     };
-    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false).unwrap();
+    let probed = std::cell::RefCell::new(Vec::new());
+    let probe = |p: &Path, a: &crate::binfmt::arch::Arch| {
+        probed.borrow_mut().push((p.to_owned(), a.name.clone()));
+        Ok("aarch64".to_owned())
+    };
+    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false, &probe).unwrap();
     assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert_eq!(
+        *probed.borrow(),
+        [(PathBuf::from(resolved(AARCH64)), "aarch64".to_owned())],
+        "each interpreter is probed before it is registered"
+    );
     assert_eq!(
         verdicts(&r),
         [(Verdict::Replaced, "qemu-aarch64".to_owned())]
@@ -455,7 +465,7 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
         version: "9.1+ds-1".into(),
     };
     fs.calls.borrow_mut().clear();
-    let r = use_stored(&fs, &host(), lacking, "9.1", false).unwrap();
+    let r = use_stored(&fs, &host(), lacking, "9.1", false, &probe).unwrap();
     let Some(OpsError::Refused(why)) = &r.failure else {
         panic!("not refused: {:?}", r.failure);
     };
@@ -466,8 +476,30 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
     assert!(fs.calls.borrow().is_empty());
     // No entry of ours: nothing to switch.
     let empty = RecordingBinfmt::mounted_with(&[]);
-    let e = use_stored(&empty, &host(), usr_bin(), "9.2", false).unwrap_err();
+    let e = use_stored(&empty, &host(), usr_bin(), "9.2", false, &probe).unwrap_err();
     assert!(e.to_string().contains("--qemu 9.2"), "{e}");
+    // An interpreter that fails its probe: refused, naming it and why, nothing written.
+    let fs = RecordingBinfmt::mounted_with(&[entry("aarch64", "/opt/old/qemu-aarch64", f_only)]);
+    let broken = |_: &Path, _: &crate::binfmt::arch::Arch| {
+        Err("its aarch64 probe died of signal 11".to_owned())
+    };
+    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false, &broken).unwrap();
+    let Some(OpsError::Refused(why)) = &r.failure else {
+        panic!("not refused: {:?}", r.failure);
+    };
+    assert!(
+        why[0].starts_with("qemu-aarch64 from QEMU 9.2 (")
+            && why[0].ends_with("): its aarch64 probe died of signal 11"),
+        "{why:?}"
+    );
+    assert!(
+        fs.calls
+            .borrow()
+            .iter()
+            .all(|c| !format!("{c:?}").contains("Register")),
+        "{:?}",
+        fs.calls.borrow()
+    );
     assert!(Path::new(AARCH64).exists());
 }
 
