@@ -485,11 +485,14 @@ fn plant(c: &CaseDirs, rel: &str, shape: Shape, trap: Trap) {
             symlink(&existing, &p).unwrap();
         }
         Trap::AbsHostOnly => symlink(&existing, &p).unwrap(),
-        Trap::DotDot => symlink(
-            format!("{}{}", climb(rel, root), no_leading(&c.victim.join(leaf))),
-            &p,
-        )
-        .unwrap(),
+        Trap::DotDot => {
+            fs::create_dir_all(inside(&c.victim)).unwrap();
+            symlink(
+                format!("{}{}", climb(rel, root), no_leading(&c.victim.join(leaf))),
+                &p,
+            )
+            .unwrap()
+        }
         Trap::DotDotExisting => {
             symlink(format!("{}{}", climb(rel, root), no_leading(&existing)), &p).unwrap()
         }
