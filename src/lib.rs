@@ -6,6 +6,7 @@
 pub mod binfmt;
 pub mod cli;
 pub mod config;
+pub mod confined;
 pub mod emulation;
 pub mod error;
 #[doc(hidden)]

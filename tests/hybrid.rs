@@ -623,3 +623,165 @@ echo "== entries"; entries
         !r.stderr.contains("private binfmt_misc instance"),
     );
 }
+
+/// Every path under `dir` with its type, mode, owner and link target (not following links).
+fn tree_listing(dir: &Path) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut stack = vec![dir.to_path_buf()];
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let link = std::fs::read_link(&p)
+            .map(|t| t.display().to_string())
+            .unwrap_or_default();
+        out.push(format!(
+            "{} {:o} {}:{} {} {link}",
+            p.display(),
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.len()
+        ));
+        if m.is_dir() {
+            stack.extend(std::fs::read_dir(&p).unwrap().map(|e| e.unwrap().path()));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// Issue 16's reproduction: a rootfs holding `src -> /run` and a project directory (nobody's)
+/// holding `binfmtctl/usr/aarch64-linux-gnu/bin -> VICTIM`. `run --accelerate --bind DIR:/src`
+/// bound the project over the sandbox's /run, then root wrote the injection into the project
+/// and `as`, `ld`, ... into VICTIM, and exited 0. Now: refused (the bind's target is checked
+/// where it resolves, before the run and again in the sandbox on the resolved object), as root
+/// and as nobody, and for `build --strategy hybrid` (its default `--src .`); the project and
+/// VICTIM are unchanged.
+#[test]
+fn a_hostile_rootfs_cannot_lead_the_injection_into_host_directories() {
+    use std::os::unix::fs::{PermissionsExt, symlink};
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(dir.path(), PermissionsExt::from_mode(0o755)).unwrap();
+    let r = dir.path().join("rootfs");
+    claimed_rootfs(
+        &r,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14",
+        "2.40-2",
+    );
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    let proj = dir.path().join("proj");
+    std::fs::create_dir_all(proj.join("binfmtctl/usr/aarch64-linux-gnu")).unwrap();
+    symlink(&victim, proj.join("binfmtctl/usr/aarch64-linux-gnu/bin")).unwrap();
+    std::fs::write(proj.join("main.c"), "int main(void){return 0;}\n").unwrap();
+    for p in [&proj, &proj.join("binfmtctl"), &proj.join("binfmtctl/usr")] {
+        std::os::unix::fs::chown(p, Some(65534), Some(65534)).unwrap();
+    }
+    std::fs::remove_dir(r.join("src")).unwrap();
+    let before = (tree_listing(&proj), tree_listing(&victim));
+    let unchanged = |what: &str| {
+        assert_eq!(
+            (tree_listing(&proj), tree_listing(&victim)),
+            before,
+            "{what}: the project or VICTIM changed"
+        );
+    };
+    let bind = format!("{}:/src", proj.display());
+    let rootfs = r.to_str().unwrap().to_owned();
+    let run = [
+        "run",
+        "--accelerate",
+        "--rootfs",
+        &rootfs,
+        "--bind",
+        &bind,
+        "--",
+        "/bin/sh",
+        "-c",
+        "true",
+    ];
+    // Links that all lead to the sandbox's /run (or its top), spelled every way.
+    for (link, resolved) in [
+        ("/run", "/run"),
+        ("../../run", "/run"),
+        ("./run/", "/run"),
+        ("lnk", "/run"),
+        ("/", "/"),
+        ("..", "/"),
+    ] {
+        let _ = std::fs::remove_file(r.join("src"));
+        let _ = std::fs::remove_file(r.join("lnk"));
+        symlink("/run", r.join("lnk")).unwrap();
+        symlink(link, r.join("src")).unwrap();
+        let out = binfmtctl(&run);
+        let err = s(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "src -> {link}: {err}");
+        assert!(
+            err.contains(&format!(
+                "/src resolves (through the rootfs's symlinks) to {resolved}"
+            )),
+            "src -> {link}: {err}"
+        );
+        unchanged(link);
+    }
+    // The same as nobody, rootless.
+    let _ = std::fs::remove_file(r.join("src"));
+    symlink("/run", r.join("src")).unwrap();
+    let mut nobody = vec![
+        bin().to_str().unwrap().to_owned(),
+        "run".into(),
+        "--rootless".into(),
+    ];
+    nobody.extend(run[1..].iter().map(|a| a.to_string()));
+    let args: Vec<&str> = nobody.iter().map(String::as_str).collect();
+    let res = as_nobody(&args);
+    res.expect(
+        "refused as nobody",
+        res.code == 2
+            && res
+                .stderr
+                .contains("/src resolves (through the rootfs's symlinks) to /run"),
+    );
+    unchanged("rootless");
+    // build --strategy hybrid binds the current directory at /src.
+    let out = Command::new(bin())
+        .current_dir(&proj)
+        .args([
+            "build",
+            "--arch",
+            "arm64",
+            "--rootfs",
+            &rootfs,
+            "--strategy",
+            "hybrid",
+            "--",
+            "true",
+        ])
+        .output()
+        .unwrap();
+    let err = s(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("resolves (through the rootfs's symlinks) to /run"),
+        "{err}"
+    );
+    unchanged("build --strategy hybrid");
+    // A rootfs without /run on disk: the link leads nowhere when binfmtctl looks, and to the
+    // sandbox's own /run once it is mounted. The sandbox's check on the resolved object
+    // refuses it there.
+    std::fs::remove_dir(r.join("run")).ok();
+    assert!(
+        !r.join("run").exists(),
+        "the busybox rootfs has an empty /run or none"
+    );
+    let out = binfmtctl(&run);
+    let err = s(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("/src resolves (through the rootfs's symlinks) to /run: /run, where the sandbox mounts its own file system"),
+        "{err}"
+    );
+    unchanged("no /run on disk");
+}

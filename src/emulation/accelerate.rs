@@ -38,6 +38,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 use crate::binfmt::arch::{Arch, Endian};
+use crate::confined::Tree;
 
 /// Where the injection lives inside the chroot (in the sandbox's own tmpfs /run).
 pub const DIR: &str = "/run/binfmtctl";
@@ -55,6 +56,8 @@ const LAUNCHER_X86_64: &[u8] = &[
     0x00,0x00,0x00,0xb8,0x3c,0x00,0x00,0x00,0x0f,0x05,0x66,0x0f,0x1f,0x44,0x00,0x00,
 ];
 const EM_X86_64: u16 = 62;
+/// The most of a rootfs's `/var/lib/dpkg/status` read (a full Debian desktop's is ~5 MiB).
+const DPKG_STATUS_LIMIT: u64 = 64 << 20;
 /// binutils programs the rootfs's names may lead to (`as` → `aarch64-linux-gnu-as`).
 const BINUTILS: &[&str] = &[
     "as",
@@ -222,30 +225,6 @@ pub fn major_minor(version: &str) -> String {
     upstream.split('.').take(2).collect::<Vec<_>>().join(".")
 }
 
-/// A path inside the rootfs with every symlink resolved in it (as if it were `/`), if it
-/// exists: the absolute path inside the rootfs.
-fn resolve_in_root(root: &Path, rel: &str) -> Option<String> {
-    use rustix::fs::{Mode, OFlags, ResolveFlags};
-    use std::os::fd::AsRawFd;
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .ok()?;
-    let fd = rustix::fs::openat2(
-        &dir,
-        rel.trim_start_matches('/'),
-        OFlags::PATH | OFlags::CLOEXEC,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )
-    .ok()?;
-    let real = fs::read_link(format!("/proc/self/fd/{}", fd.as_raw_fd())).ok()?;
-    let inner = real.strip_prefix(root).ok()?;
-    Some(format!("/{}", inner.display()))
-}
-
 /// The host program `name` on `path_env` that may run as root (`host::find_safe_program`): an
 /// unsafe one (say, planted in a world-writable directory on PATH) is skipped as if missing.
 fn find_in(path_env: &OsStr, name: &str) -> Option<PathBuf> {
@@ -305,31 +284,46 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     let t = crate::emulation::cross::gnu_triple(req.arch)
         .ok_or_else(|| AccelError::NoTriple(req.arch.name.clone()))?
         .to_owned();
-    let root = req.root;
+    // Everything of the rootfs is read through one descriptor of it, every name resolved
+    // inside it (`confined::Tree`): its symlinks never lead a read to the host.
+    let root = Tree::open(req.root).map_err(|source| AccelError::Io {
+        path: req.root.to_owned(),
+        source,
+    })?;
     // The rootfs's gcc: the version /usr/bin/gcc leads to, else the one with a cc1.
-    let major = resolve_in_root(root, "usr/bin/gcc")
+    let major = root
+        .resolve("usr/bin/gcc")
         .and_then(|p| {
             let name = p.rsplit('/').next()?.to_owned();
             let n = name.strip_prefix(&format!("{t}-gcc-"))?.to_owned();
             Some(n)
         })
         .or_else(|| {
-            let dir = resolve_in_root(root, &format!("usr/lib/gcc/{t}"))?;
-            let mut v: Vec<String> = fs::read_dir(root.join(dir.trim_start_matches('/')))
+            let dir = format!("usr/lib/gcc/{t}");
+            let mut v: Vec<String> = root
+                .read_dir_in_root(&dir)
                 .ok()?
-                .flatten()
-                .filter(|e| e.path().join("cc1").is_file())
-                .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                .into_iter()
+                .map(|(name, _)| name)
+                .filter(|name| root.is_file_in_root(&format!("{dir}/{name}/cc1")))
                 .collect();
             v.sort();
             v.pop()
         })
         .ok_or_else(|| AccelError::NoRootfsGcc { triple: t.clone() })?;
     let rootfs_status_path = "/var/lib/dpkg/status";
-    let rootfs_pkgs = crate::emulation::rootfs::open_in_root(root, "var/lib/dpkg/status")
-        .and_then(io::read_to_string)
-        .map(|s| dpkg_installed(&s))
-        .unwrap_or_default();
+    // Bounded and regular files only: a hostile rootfs's status may be a FIFO or a sparse file
+    // of gigabytes. A missing one leaves the versions unknown (refused below unless forced).
+    let rootfs_pkgs = match root.read_in_root("var/lib/dpkg/status", DPKG_STATUS_LIMIT) {
+        Ok(bytes) => dpkg_installed(&String::from_utf8_lossy(&bytes)),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Default::default(),
+        Err(source) => {
+            return Err(AccelError::Io {
+                path: req.root.join("var/lib/dpkg/status"),
+                source,
+            });
+        }
+    };
     let host_pkgs = fs::read_to_string(req.host_status)
         .map(|s| dpkg_installed(&s))
         .unwrap_or_default();
@@ -541,7 +535,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     // libstdc++.so & co.) the rootfs's gcc's own files; the host's copies of target files
     // are left out.
     let rootfs_gcc_dir = format!("/usr/lib/gcc/{t}/{major}");
-    let rootfs_gcc_real = resolve_in_root(root, &rootfs_gcc_dir);
+    let rootfs_gcc_real = root.resolve(&rootfs_gcc_dir);
     let cross_dir = format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}");
     let mut seen = std::collections::BTreeSet::new();
     let mut entries: Vec<_> = fs::read_dir(&gcc_cross)
@@ -575,23 +569,24 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         }
     }
     if let Some(d) = &rootfs_gcc_real
-        && let Ok(rd) = fs::read_dir(root.join(d.trim_start_matches('/')))
+        && let Ok(rd) = root.read_dir_in_root(d)
     {
-        let mut names: Vec<String> = rd
-            .flatten()
-            .filter(|e| {
+        let names: Vec<String> = rd
+            .into_iter()
+            .map(|(name, _)| name)
+            .filter(|name| {
                 // The rootfs's own (emulated) compiler programs are not wanted here.
-                let program = e.file_type().is_ok_and(|t| t.is_file())
-                    && fs::File::open(e.path()).ok().is_some_and(|f| {
+                let program = root
+                    .open_file_in_root(&format!("{d}/{name}"))
+                    .ok()
+                    .is_some_and(|f| {
                         crate::inspection::elf::inspect_file(&f)
                             .is_ok_and(|x| x.e_type == 2 || (x.e_type == 3 && x.interp.is_some()))
                     });
                 !program
             })
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
             .filter(|n| !seen.contains(n))
             .collect();
-        names.sort();
         for name in names {
             items.push(Item::Symlink {
                 path: format!("{cross_dir}/{name}"),
@@ -628,17 +623,14 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     // /usr/include/c++/<N> and /usr/include/<triple>/c++/<N>. A directory of symlinks to the
     // rootfs's makes the one look like the other; nothing else is put in that include/.
     let cxx = format!("/usr/include/c++/{major}");
-    if let Some(real) = resolve_in_root(root, &cxx)
-        && let Ok(rd) = fs::read_dir(root.join(real.trim_start_matches('/')))
-    {
+    if let Ok(rd) = root.read_dir_in_root(&cxx) {
         let dir = format!("{DIR}/usr/{t}/include/c++/{host_major}");
         items.push(Item::Dir(dir.clone()));
-        let mut names: Vec<String> = rd
-            .flatten()
-            .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+        let names: Vec<String> = rd
+            .into_iter()
+            .map(|(name, _)| name)
             .filter(|n| n != &t)
             .collect();
-        names.sort();
         for n in names {
             items.push(Item::Symlink {
                 path: format!("{dir}/{n}"),
@@ -667,10 +659,10 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     let mut covered = std::collections::BTreeMap::new();
     let mut left = Vec::new();
     for n in &names {
-        let Some(file) = resolve_in_root(root, &format!("usr/bin/{n}")) else {
+        let Some(file) = root.resolve(&format!("usr/bin/{n}")) else {
             continue;
         };
-        if covered.contains_key(&file) || !root.join(file.trim_start_matches('/')).is_file() {
+        if covered.contains_key(&file) || !root.is_file_in_root(&file) {
             continue;
         }
         let Some(tool) = file

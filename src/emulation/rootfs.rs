@@ -8,12 +8,12 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read};
-use std::os::fd::AsFd;
 use std::path::{Path, PathBuf};
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::binfmt::arch::{Arch, Table};
+use crate::confined::Tree;
 use crate::input::hex;
 
 /// Binaries that tell a rootfs's arch, in order of preference.
@@ -66,27 +66,14 @@ fn io_err(path: &Path) -> impl Fn(io::Error) -> RootfsError + '_ {
     }
 }
 
-/// Opens `rel` inside `root` with every symlink resolved as if `root` were `/`.
-pub fn open_in_root(root: &Path, rel: &str) -> io::Result<File> {
-    let dir = rustix::fs::open(
-        root,
-        OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )?;
-    let fd = rustix::fs::openat2(
-        dir.as_fd(),
-        rel,
-        OFlags::RDONLY | OFlags::CLOEXEC | OFlags::NONBLOCK,
-        Mode::empty(),
-        ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-    )?;
-    Ok(File::from(fd))
-}
+/// The most of a rootfs's /etc/passwd read to look a user up.
+const PASSWD_LIMIT: u64 = 4 << 20;
 
 /// The arch of a rootfs and the binary that told us.
 pub fn detect_arch<'t>(table: &'t Table, root: &Path) -> Result<(&'t Arch, String), RootfsError> {
+    let tree = Tree::open(root).map_err(io_err(root))?;
     for rel in PROBE_BINARIES {
-        let Ok(f) = open_in_root(root, rel) else {
+        let Ok(f) = tree.open_file_in_root(rel) else {
             continue;
         };
         let mut h = Vec::with_capacity(64);
@@ -571,9 +558,9 @@ pub fn lookup_user(root: &Path, user: &str) -> Result<(u32, u32, String), Rootfs
     if let Ok(u) = user.parse::<u32>() {
         return Ok((u, u, "/".into()));
     }
-    let mut text = String::new();
-    open_in_root(root, "etc/passwd")
-        .and_then(|mut f| f.read_to_string(&mut text))
+    let text = Tree::open(root)
+        .and_then(|t| t.read_in_root("etc/passwd", PASSWD_LIMIT))
+        .map(|b| String::from_utf8_lossy(&b).into_owned())
         .map_err(|source| RootfsError::Passwd { source })?;
     text.lines()
         .map(|l| l.split(':').collect::<Vec<_>>())

@@ -46,11 +46,12 @@ use nix::sys::signal::{Signal, kill};
 use nix::sys::wait::{WaitStatus, waitpid};
 use nix::unistd::Pid;
 use rustix::fs::{Mode, OFlags, ResolveFlags};
-use rustix::mount::{MountFlags, MountPropagationFlags};
+use rustix::mount::{MountFlags, MountPropagationFlags, MoveMountFlags};
 use serde::{Deserialize, Serialize};
 
 use crate::binfmt::kernel::{BinfmtFs, DEFAULT_ROOT, ProcBinfmt};
 use crate::binfmt::registration::Registration;
+use crate::confined::{FileId, Kind, Tree, create_beneath, fd_path, symlink_beneath};
 
 /// Exit status when the command cannot be found in the rootfs (as a shell reports it).
 pub const EXIT_NOT_FOUND: i32 = 127;
@@ -457,12 +458,16 @@ fn stage2(spec: &Spec) -> io::Result<i32> {
     rustix::mount::mount("proc", "/proc", "proc", nfx, None)
         .map_err(|e| setup_err("mounting /proc", e))?;
     if let Some(root) = &spec.root {
-        let root_fd = open_root(&root.dir)?;
+        let tree = Tree::from_fd(open_root(&root.dir)?, &root.dir);
+        let mut made = Made {
+            root: FileId::of(tree.fd())?,
+            ..Made::default()
+        };
         for step in mount_plan(root) {
-            step.apply(&root_fd)?;
+            step.apply(&tree, &mut made)?;
         }
         // Enter the rootfs we set up, through the descriptor (not its name).
-        rustix::process::fchdir(&root_fd)
+        rustix::process::fchdir(tree.fd())
             .and_then(|()| rustix::process::chroot("."))
             .map_err(|e| setup_err(format!("chroot {}", root.dir.display()), e))?;
         std::env::set_current_dir("/")?;
@@ -644,11 +649,6 @@ pub fn mount_plan(root: &RootSetup) -> Vec<MountStep> {
     plan
 }
 
-/// `/proc/self/fd/N`: the path through which mount(2) reaches what an `O_PATH` fd refers to.
-fn fd_path(fd: &OwnedFd) -> String {
-    format!("/proc/self/fd/{}", fd.as_raw_fd())
-}
-
 fn mount_on(
     src: &str,
     target: &OwnedFd,
@@ -664,8 +664,8 @@ fn mount_on(
 
 /// Opens (creating it when missing) the directory `rel` under `dir` without following any
 /// symlink: a symlink there is an error that says so.
-fn own_dir(dir: &OwnedFd, rel: &str, shown: &str) -> io::Result<OwnedFd> {
-    match rustix::fs::mkdirat(dir, rel, Mode::from_raw_mode(0o755)) {
+fn own_dir(dir: impl AsFd, rel: &str, shown: &str) -> io::Result<OwnedFd> {
+    match rustix::fs::mkdirat(&dir, rel, Mode::from_raw_mode(0o755)) {
         Ok(()) | Err(rustix::io::Errno::EXIST) => {}
         Err(e) => return Err(setup_err(format!("creating {shown}"), e)),
     }
@@ -687,8 +687,50 @@ fn own_dir(dir: &OwnedFd, rel: &str, shown: &str) -> io::Result<OwnedFd> {
     })
 }
 
+/// What the plan has mounted so far, by identity (device and inode of each mount's root), so
+/// later steps check the objects they resolve against it rather than path strings.
+#[derive(Debug, Default)]
+struct Made {
+    /// The rootfs's top directory.
+    root: FileId,
+    /// The roots of the sandbox's own file systems, with their place (`/proc`, `/run`, ...).
+    own: Vec<(FileId, String)>,
+    /// The sandbox's tmpfs `/run` (where `--accelerate` mounts /run/binfmtctl).
+    run: Option<FileId>,
+}
+
+impl Made {
+    /// Records the mount now on `dir` of `parent` (reopened: the old fd names what it covers).
+    fn record(&mut self, parent: impl AsFd, dir: &str, shown: String) -> io::Result<()> {
+        let top = own_dir(parent, dir, &shown)?;
+        let id = FileId::of(&top)?;
+        if shown == "/run" {
+            self.run = Some(id);
+        }
+        self.own.push((id, shown));
+        Ok(())
+    }
+
+    /// Why a bind may not go on the object `target` (resolved inside the rootfs): it is the
+    /// rootfs itself or one of the file systems the sandbox mounted for itself (`/proc`,
+    /// `/sys`, `/dev`, `/dev/pts`, `/dev/shm`, `/run`), which the command and `--accelerate`
+    /// rely on. `/tmp` may be covered.
+    fn refuses_bind_on(&self, target: &OwnedFd) -> io::Result<Option<String>> {
+        let id = FileId::of(target)?;
+        if id == self.root {
+            return Ok(Some("the rootfs's top directory".into()));
+        }
+        Ok(self
+            .own
+            .iter()
+            .find(|(own, shown)| *own == id && shown != "/tmp")
+            .map(|(_, shown)| format!("{shown}, where the sandbox mounts its own file system")))
+    }
+}
+
 impl MountStep {
-    fn apply(&self, root: &OwnedFd) -> io::Result<()> {
+    fn apply(&self, tree: &Tree, made: &mut Made) -> io::Result<()> {
+        let root = tree.fd();
         let dev = || own_dir(root, "dev", "the rootfs's /dev");
         match self {
             MountStep::Fresh {
@@ -699,7 +741,8 @@ impl MountStep {
             } => {
                 let shown = format!("/{dir}");
                 let target = own_dir(root, dir, &format!("the rootfs's {shown}"))?;
-                mount_on(fstype, &target, &shown, fstype, *flags, *data)
+                mount_on(fstype, &target, &shown, fstype, *flags, *data)?;
+                made.record(root, dir, shown)
             }
             MountStep::Sysfs => {
                 let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
@@ -724,7 +767,7 @@ impl MountStep {
                         "",
                     );
                 }
-                Ok(())
+                made.record(root, "sys", "/sys".into())
             }
             MountStep::DevNode(node) => {
                 let host = Path::new("/dev").join(node);
@@ -750,7 +793,7 @@ impl MountStep {
                     && rustix::termios::isatty(std::io::stdin());
                 if tty_on_host_pts {
                     rustix::mount::mount_bind("/dev/pts", fd_path(&pts))
-                        .map_err(|e| setup_err("binding /dev/pts", e))
+                        .map_err(|e| setup_err("binding /dev/pts", e))?;
                 } else {
                     mount_on(
                         "devpts",
@@ -759,8 +802,9 @@ impl MountStep {
                         "devpts",
                         MountFlags::NOSUID | MountFlags::NOEXEC,
                         Some("newinstance,ptmxmode=0666,mode=620"),
-                    )
+                    )?;
                 }
+                made.record(&dev, "pts", "/dev/pts".into())
             }
             MountStep::DevMount {
                 dir,
@@ -769,8 +813,10 @@ impl MountStep {
                 data,
             } => {
                 let shown = format!("/dev/{dir}");
-                let target = own_dir(&dev()?, dir, &shown)?;
-                mount_on(fstype, &target, &shown, fstype, *flags, *data)
+                let dev = dev()?;
+                let target = own_dir(&dev, dir, &shown)?;
+                mount_on(fstype, &target, &shown, fstype, *flags, *data)?;
+                made.record(&dev, dir, shown)
             }
             MountStep::DevLink { name, target } => rustix::fs::symlinkat(*target, &dev()?, *name)
                 .map_err(|e| setup_err(format!("creating /dev/{name}"), e)),
@@ -780,7 +826,7 @@ impl MountStep {
                 }
                 // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf
                 // keeps none: we never fail a run over DNS configuration.
-                match create_in_root(root, "etc/resolv.conf", false) {
+                match tree.create_in_root("etc/resolv.conf", Kind::File) {
                     Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true),
                     Err(e) => {
                         eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}");
@@ -799,179 +845,192 @@ impl MountStep {
                 let is_dir = fs::metadata(&b.source)
                     .map_err(|e| setup_err(format!("--bind {}", b.source.display()), e))?
                     .is_dir();
-                let target = create_in_root(root, rel, is_dir)?;
+                let shown = format!("--bind {}:{}", b.source.display(), b.target);
+                let target = tree
+                    .create_in_root(rel, if is_dir { Kind::Dir } else { Kind::File })
+                    .map_err(|e| setup_err(&shown, e))?;
+                // The check is on the object the target resolved to, through whatever symlinks
+                // the rootfs holds, never on the target's name.
+                if let Some(what) = made.refuses_bind_on(&target)? {
+                    let resolved = tree.inner_path(&target).unwrap_or_else(|| "?".into());
+                    return Err(io::Error::other(format!(
+                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind to another path",
+                        b.target
+                    )));
+                }
                 bind_to_fd(&b.source, &target, b.readonly)
             }
-            MountStep::Accelerate(items) => {
-                for item in items {
-                    inject(root, item)?;
-                }
-                Ok(())
-            }
+            MountStep::Accelerate(items) => inject_all(tree, made, items),
         }
     }
 }
 
-/// Applies one step of the `--accelerate` injection. Everything but a cover is created under
-/// /run/binfmtctl, in the sandbox's own tmpfs /run (never followed through a symlink); a
-/// cover's target is a file of the rootfs, resolved inside it.
-fn inject(root: &OwnedFd, item: &crate::emulation::accelerate::Item) -> io::Result<()> {
+/// Applies the `--accelerate` injection (after every other mount of the plan). Its tree is
+/// made in a fresh tmpfs mounted (by descriptor, `fsmount` + `move_mount`) on the sandbox's own
+/// `/run/binfmtctl`, so nothing of it is written to any directory on disk: not the rootfs, not
+/// a bound project directory, whatever their symlinks say. Inside that tmpfs nothing is
+/// followed through a symlink (`confined::create_beneath`). A cover's target is a regular
+/// file of the rootfs, resolved inside it.
+fn inject_all(
+    root: &Tree,
+    made: &Made,
+    items: &[crate::emulation::accelerate::Item],
+) -> io::Result<()> {
+    // /run must still be the tmpfs the plan mounted: a bind whose target resolved to /run
+    // (refused in `Bind`) would have put a directory of the user's there.
+    let run = root
+        .open_beneath("run", OFlags::PATH | OFlags::DIRECTORY)
+        .map_err(|e| setup_err("--accelerate: opening the sandbox's /run", e))?;
+    if Some(FileId::of(&run)?) != made.run {
+        return Err(io::Error::other(
+            "--accelerate: the sandbox's /run is no longer its own tmpfs (a --bind covers it); bind elsewhere",
+        ));
+    }
+    let dir = create_beneath(run.as_fd(), "binfmtctl", Kind::Dir, 0o755)
+        .map_err(|e| setup_err("--accelerate: creating /run/binfmtctl", e))?;
+    let tmpfs =
+        fresh_tmpfs().map_err(|e| setup_err("--accelerate: a tmpfs for /run/binfmtctl", e))?;
+    rustix::mount::move_mount(
+        &tmpfs,
+        "",
+        &dir,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| setup_err("--accelerate: mounting /run/binfmtctl", e))?;
+    let ours = Tree::from_fd(tmpfs, crate::emulation::accelerate::DIR);
+    for item in items {
+        inject(root, &ours, item)?;
+    }
+    Ok(())
+}
+
+/// A new tmpfs (mode 755, nosuid, nodev), not attached anywhere yet: its descriptor is the
+/// only way to reach it until `move_mount` puts it in place.
+fn fresh_tmpfs() -> io::Result<OwnedFd> {
+    use rustix::mount::{FsMountFlags, FsOpenFlags, MountAttrFlags};
+    let fs = rustix::mount::fsopen("tmpfs", FsOpenFlags::FSOPEN_CLOEXEC)?;
+    rustix::mount::fsconfig_set_string(&fs, "mode", "755")?;
+    rustix::mount::fsconfig_create(&fs)?;
+    Ok(rustix::mount::fsmount(
+        &fs,
+        FsMountFlags::FSMOUNT_CLOEXEC,
+        MountAttrFlags::MOUNT_ATTR_NOSUID | MountAttrFlags::MOUNT_ATTR_NODEV,
+    )?)
+}
+
+/// Applies one step of the injection inside `ours` (the fresh tmpfs at /run/binfmtctl).
+fn inject(root: &Tree, ours: &Tree, item: &crate::emulation::accelerate::Item) -> io::Result<()> {
     use crate::emulation::accelerate::Item;
-    let ours = |p: &str| -> io::Result<String> {
-        let rel = p.trim_start_matches('/');
-        if !rel.starts_with("run/binfmtctl") || rel.split('/').any(|c| c == "..") {
-            return Err(io::Error::other(format!(
-                "--accelerate: {p} is outside /run/binfmtctl"
-            )));
-        }
-        Ok(rel.to_owned())
+    let rel = |p: &str| -> io::Result<String> {
+        let rel = p
+            .strip_prefix(crate::emulation::accelerate::DIR)
+            .filter(|r| r.is_empty() || r.starts_with('/'))
+            .map(|r| r.trim_start_matches('/'))
+            .filter(|r| !r.split('/').any(|c| c == ".."));
+        rel.map(str::to_owned)
+            .ok_or_else(|| io::Error::other(format!("--accelerate: {p} is outside /run/binfmtctl")))
     };
-    let beneath = |rel: &str| {
-        rustix::fs::openat2(
-            root.as_fd(),
-            rel,
-            OFlags::PATH | OFlags::CLOEXEC,
-            Mode::empty(),
-            ResolveFlags::BENEATH | ResolveFlags::NO_SYMLINKS,
-        )
-        .map_err(|e| setup_err(format!("--accelerate: opening /{rel}"), e))
-    };
-    let mkdir_p = |rel: &str| -> io::Result<()> {
+    fn err(p: &str) -> impl Fn(io::Error) -> io::Error + '_ {
+        move |e| setup_err(format!("--accelerate: creating {p}"), e)
+    }
+    let mkdir_p = |r: &str| -> io::Result<()> {
         let mut acc = String::new();
-        for c in rel.split('/').filter(|c| !c.is_empty()) {
+        for c in r.split('/').filter(|c| !c.is_empty()) {
             if !acc.is_empty() {
                 acc.push('/');
             }
             acc.push_str(c);
-            match rustix::fs::mkdirat(root.as_fd(), acc.as_str(), Mode::from_raw_mode(0o755)) {
-                Ok(()) | Err(rustix::io::Errno::EXIST) => {}
-                Err(e) => return Err(setup_err(format!("--accelerate: creating /{acc}"), e)),
-            }
+            create_beneath(ours.fd(), &acc, Kind::Dir, 0o755)?;
         }
         Ok(())
     };
     match item {
-        Item::Dir(p) => mkdir_p(&ours(p)?),
+        Item::Dir(p) => mkdir_p(&rel(p)?).map_err(err(p)),
         Item::Launcher { path, bytes } => {
-            let rel = ours(path)?;
-            let fd = rustix::fs::openat(
-                root.as_fd(),
-                rel.as_str(),
-                OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o755),
-            )
-            .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))?;
+            let fd =
+                create_beneath(ours.fd(), &rel(path)?, Kind::File, 0o755).map_err(err(path))?;
             rustix::fs::fchmod(&fd, Mode::from_raw_mode(0o755))?;
             fs::File::from(fd).write_all(bytes)
         }
         Item::Symlink { path, target } => {
-            rustix::fs::symlinkat(target.as_str(), root.as_fd(), ours(path)?.as_str())
-                .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))
+            symlink_beneath(ours.fd(), &rel(path)?, target).map_err(err(path))
         }
         Item::Bind { source, path, dir } => {
-            let rel = ours(path)?;
+            let r = rel(path)?;
             if *dir {
-                mkdir_p(&rel)?;
+                mkdir_p(&r).map_err(err(path))?;
             } else {
-                drop(
-                    rustix::fs::openat(
-                        root.as_fd(),
-                        rel.as_str(),
-                        OFlags::CREATE | OFlags::EXCL | OFlags::WRONLY | OFlags::CLOEXEC,
-                        Mode::from_raw_mode(0o644),
-                    )
-                    .map_err(|e| setup_err(format!("--accelerate: creating {path}"), e))?,
-                );
+                drop(create_beneath(ours.fd(), &r, Kind::File, 0o644).map_err(err(path))?);
             }
-            bind_to_fd(source, &beneath(&rel)?, true)
+            let target = ours
+                .open_beneath(&r, OFlags::PATH)
+                .map_err(|e| setup_err(format!("--accelerate: opening {path}"), e))?;
+            bind_to_fd(source, &target, true)
         }
         Item::Cover { target, launcher } => {
-            let launcher_fd = beneath(&ours(launcher)?)?;
-            let target_fd = rustix::fs::openat2(
-                root.as_fd(),
-                target.trim_start_matches('/'),
-                OFlags::PATH | OFlags::CLOEXEC,
-                Mode::empty(),
-                ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-            )
-            .map_err(|e| setup_err(format!("--accelerate: opening the rootfs's {target}"), e))?;
-            bind_to_fd(Path::new(&fd_path(&launcher_fd)), &target_fd, true)
-        }
-    }
-}
-
-/// Opens `rel` inside the rootfs as an `O_PATH` fd, resolving every symlink as if the rootfs
-/// were `/` (RESOLVE_IN_ROOT), creating it (and its parents) when missing. A symlink such as
-/// `etc/resolv.conf -> /run/systemd/resolve/stub-resolv.conf` therefore lands in the rootfs's
-/// (tmpfs) /run, never on the host's.
-fn create_in_root(root: &OwnedFd, rel: &str, dir: bool) -> io::Result<OwnedFd> {
-    let open = |path: &str, flags: OFlags| {
-        // openat2 refuses a mode without O_CREAT.
-        let mode = if flags.contains(OFlags::CREATE) {
-            Mode::from_raw_mode(0o644)
-        } else {
-            Mode::empty()
-        };
-        rustix::fs::openat2(
-            root.as_fd(),
-            path,
-            flags | OFlags::CLOEXEC,
-            mode,
-            ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,
-        )
-    };
-    if let Ok(fd) = open(rel, OFlags::PATH) {
-        return Ok(fd);
-    }
-    // Follow a dangling symlink by hand (still resolved in the root) to the path to create.
-    let mut target = rel.to_owned();
-    for _ in 0..40 {
-        match rustix::fs::readlinkat(root.as_fd(), target.as_str(), Vec::new()) {
-            Ok(link) => {
-                let link = link.to_string_lossy().into_owned();
-                target = if let Some(abs) = link.strip_prefix('/') {
-                    abs.to_owned()
-                } else {
-                    let parent = Path::new(&target).parent().unwrap_or(Path::new(""));
-                    parent.join(link).to_string_lossy().into_owned()
-                };
+            let launcher_fd = ours
+                .open_beneath(&rel(launcher)?, OFlags::PATH)
+                .map_err(|e| setup_err(format!("--accelerate: opening {launcher}"), e))?;
+            let target_fd = root.open_in_root(target, OFlags::PATH).map_err(|e| {
+                setup_err(format!("--accelerate: opening the rootfs's {target}"), e)
+            })?;
+            let st = rustix::fs::fstat(&target_fd)?;
+            if rustix::fs::FileType::from_raw_mode(st.st_mode) != rustix::fs::FileType::RegularFile
+            {
+                return Err(io::Error::other(format!(
+                    "--accelerate: the rootfs's {target} is no longer a regular file"
+                )));
             }
-            Err(_) => break,
+            bind_fd_to_fd(&launcher_fd, &target_fd, true)
         }
     }
-    let path = Path::new(&target);
-    let mut acc = PathBuf::new();
-    for c in path.parent().into_iter().flat_map(Path::components) {
-        acc.push(c);
-        let s = acc.to_string_lossy();
-        if open(&s, OFlags::PATH | OFlags::DIRECTORY).is_err() {
-            rustix::fs::mkdirat(root.as_fd(), s.as_ref(), Mode::from_raw_mode(0o755))
-                .map_err(|e| setup_err(format!("creating /{s} in the rootfs"), e))?;
-        }
-    }
-    if dir {
-        rustix::fs::mkdirat(root.as_fd(), target.as_str(), Mode::from_raw_mode(0o755))
-            .map_err(|e| setup_err(format!("creating /{target} in the rootfs"), e))?;
-    } else {
-        drop(
-            open(&target, OFlags::CREATE | OFlags::WRONLY)
-                .map_err(|e| setup_err(format!("creating /{target} in the rootfs"), e))?,
-        );
-    }
-    open(&target, OFlags::PATH).map_err(|e| setup_err(format!("/{target} in the rootfs"), e))
 }
 
-/// Bind-mounts `source` onto the file or directory an `O_PATH` fd refers to.
+/// Bind-mounts `source` (a host path the caller chose) onto the object an `O_PATH` fd
+/// refers to.
 fn bind_to_fd(source: &Path, target: &OwnedFd, readonly: bool) -> io::Result<()> {
-    let t = fd_path(target);
-    // Where the fd points, already resolved inside the rootfs: after the bind, the fd itself
-    // refers to what the new mount covers, so the remount goes through this path.
-    let resolved = fs::read_link(&t)?;
-    rustix::mount::mount_bind_recursive(source, &t)
-        .map_err(|e| setup_err(format!("binding {}", source.display()), e))?;
+    use rustix::mount::OpenTreeFlags;
+    let tree = rustix::mount::open_tree(
+        rustix::fs::CWD,
+        source,
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|e| setup_err(format!("binding {}", source.display()), e))?;
+    attach(tree, target, readonly, &source.display().to_string())
+}
+
+/// Bind-mounts what the fd `source` refers to onto what `target` refers to.
+fn bind_fd_to_fd(source: &OwnedFd, target: &OwnedFd, readonly: bool) -> io::Result<()> {
+    use rustix::mount::OpenTreeFlags;
+    let tree = rustix::mount::open_tree(
+        source,
+        "",
+        OpenTreeFlags::OPEN_TREE_CLONE
+            | OpenTreeFlags::OPEN_TREE_CLOEXEC
+            | OpenTreeFlags::AT_EMPTY_PATH
+            | OpenTreeFlags::AT_RECURSIVE,
+    )
+    .map_err(|e| setup_err("binding a launcher", e))?;
+    attach(tree, target, readonly, "a launcher")
+}
+
+/// Attaches a detached mount (from `open_tree`) on `target`, by descriptor on both ends, and
+/// makes it read-only through its own descriptor: no path is resolved again in between.
+fn attach(tree: OwnedFd, target: &OwnedFd, readonly: bool, shown: &str) -> io::Result<()> {
+    rustix::mount::move_mount(
+        &tree,
+        "",
+        target,
+        "",
+        MoveMountFlags::MOVE_MOUNT_F_EMPTY_PATH | MoveMountFlags::MOVE_MOUNT_T_EMPTY_PATH,
+    )
+    .map_err(|e| setup_err(format!("binding {shown}"), e))?;
     if readonly {
-        rustix::mount::mount_remount(&resolved, MountFlags::BIND | MountFlags::RDONLY, "")
-            .map_err(|e| setup_err(format!("making {} read-only", source.display()), e))?;
+        rustix::mount::mount_remount(fd_path(&tree), MountFlags::BIND | MountFlags::RDONLY, "")
+            .map_err(|e| setup_err(format!("making {shown} read-only"), e))?;
     }
     Ok(())
 }

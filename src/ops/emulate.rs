@@ -91,6 +91,15 @@ pub enum EmulateError {
         dir: &'static str,
     },
     #[error(
+        "--bind {source_path}:{target}: {target} resolves (through the rootfs's symlinks) to {resolved}, {why}; bind to another path"
+    )]
+    BindResolves {
+        source_path: String,
+        target: String,
+        resolved: String,
+        why: &'static str,
+    },
+    #[error(
         "--accelerate: the rootfs is {0}, which this host runs natively: nothing is emulated, so there is nothing to speed up"
     )]
     AccelerateNative(String),
@@ -138,6 +147,7 @@ impl Classify for EmulateError {
             | Env(_)
             | ArchMismatch { .. }
             | AccelerateBind { .. }
+            | BindResolves { .. }
             | AccelerateNative(_)
             | UserRootless
             | NoInterpreter { .. }
@@ -356,6 +366,58 @@ fn with_env(
     Ok(env)
 }
 
+/// Where each `--bind` target leads inside the rootfs, through its symlinks: a bind that would
+/// cover the rootfs's top, one of the file systems the sandbox mounts for itself, or (with
+/// `--accelerate`) its injection is refused here, before anything starts, with exit 2. The
+/// sandbox makes the same check again on the object it resolved (`sandbox::Made`), which is
+/// what guarantees it; this one gives the early, clear error.
+fn check_bind_targets(root: &Path, binds: &[Bind], accelerate: bool) -> anyhow::Result<()> {
+    let tree = crate::confined::Tree::open(root)
+        .with_context(|| format!("opening the rootfs {}", root.display()))?;
+    for b in binds {
+        let resolved = leads_to(&tree, &b.target);
+        let acc = crate::emulation::accelerate::DIR;
+        let why = if resolved == "/" {
+            Some("the rootfs's top directory")
+        } else if ["/proc", "/sys", "/dev", "/dev/pts", "/dev/shm", "/run"]
+            .contains(&resolved.as_str())
+        {
+            Some("where the sandbox mounts its own file system")
+        } else if accelerate && (resolved == acc || resolved.starts_with(&format!("{acc}/"))) {
+            Some("where --accelerate keeps its files")
+        } else {
+            None
+        };
+        if let Some(why) = why {
+            return Err(EmulateError::BindResolves {
+                source_path: b.source.display().to_string(),
+                target: b.target.clone(),
+                resolved,
+                why,
+            }
+            .into());
+        }
+    }
+    Ok(())
+}
+
+/// The absolute path inside the rootfs that `target` leads to: its longest existing prefix
+/// resolved in the rootfs, the rest appended.
+fn leads_to(tree: &crate::confined::Tree, target: &str) -> String {
+    let parts: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
+    for n in (0..=parts.len()).rev() {
+        if let Some(p) = tree.resolve(&parts[..n].join("/")) {
+            let mut out = p.trim_end_matches('/').to_owned();
+            for c in &parts[n..] {
+                out.push('/');
+                out.push_str(c);
+            }
+            return if out.is_empty() { "/".into() } else { out };
+        }
+    }
+    target.to_owned()
+}
+
 /// Everything `run` and the emulated and hybrid builds need, validated before anything starts.
 pub fn prepare(
     fs: &dyn BinfmtFs,
@@ -390,6 +452,7 @@ pub fn prepare(
     }
     let root = rootfs.dir.clone();
     crate::emulation::sandbox::check_mount_points(&root)?;
+    check_bind_targets(&root, &binds, req.accelerate.is_some())?;
     let detected = crate::emulation::rootfs::detect_arch(host.table, &root);
     let arch = match (&req.arch, detected) {
         (Some(a), Ok((d, from))) => {
