@@ -68,6 +68,13 @@ fn main() -> ExitCode {
     });
     match result {
         Ok(()) => ExitCode::from(cli::EXIT_OK),
+        // `doctor` printed its report, which says what will not run: only the status remains.
+        Err(e) if e.downcast_ref::<cli::doctor::Reported>().is_some() => {
+            match out.write_all(&held).and_then(|()| out.flush()) {
+                Ok(()) => ExitCode::from(cli::exit_code(&e)),
+                Err(_) => ExitCode::from(cli::EXIT_FAILED),
+            }
+        }
         Err(e) => {
             if json {
                 let v = cli::error_json(&e, &held);

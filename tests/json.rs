@@ -57,6 +57,7 @@ echo "== interpreters"; $B interpreters --json
 echo "== inspect"; $B inspect $A/busybox-arm64 $A/hello-arm64-dynamic $A/busybox-i386 --json
 echo "== inspect-fail"; $B inspect $A/busybox-arm64 /nonexistent --json
 echo "== scan"; $B scan $A --json --files
+echo "== doctor"; $B doctor --json $A/busybox-arm64 $A/busybox-mips64el --rootfs $ROOT; echo "== doctor-rc $?"
 echo "== test"; $B test --json
 echo "== arches"; $B arches --json
 echo "== export"; $B export --format json arm64,s390x
@@ -102,6 +103,7 @@ rm -rf $T
     check("inspect", &["inspect"]);
     let fail = check("inspect-fail", &["error"]);
     check("scan", &["scan"]);
+    let doctor = check("doctor", &["doctor"]);
     let test = check("test", &["test"]);
     check("arches", &["arches"]);
     check("export", &["export"]);
@@ -169,6 +171,15 @@ rm -rf $T
         disabled[0]
     );
     assert_eq!(test[0]["summary"]["fail"], 0, "{}", test[0]);
+    // mips64el has no handler: doctor's document says so, and the status is 1.
+    assert_eq!(doctor[0]["ok"], false, "{}", doctor[0]);
+    assert!(r.stdout.contains("== doctor-rc 1"), "{}", r.stdout);
+    assert_eq!(doctor[0]["files"][1]["findings"][0]["code"], "no-handler");
+    assert!(
+        doctor[0]["rootfs"]["elf"].as_u64() >= Some(1),
+        "{}",
+        doctor[0]
+    );
 }
 
 /// Checks each document against its `$defs` entry; returns the failures.

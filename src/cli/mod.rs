@@ -25,6 +25,7 @@ use crate::host::{HostFacts, NativeArch};
 use crate::ops;
 use crate::qemu::interpreter::{self, Discovery, Requirements};
 
+pub mod doctor;
 mod emulate;
 pub mod exit;
 pub mod generate;
@@ -325,6 +326,20 @@ pub(crate) enum Command {
     Inspect {
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
+        #[command(flatten)]
+        kernel: KernelOpt,
+        #[command(flatten)]
+        native: NativeOpt,
+    },
+    /// Why a foreign program does or does not run here, and how to fix it: the machine, these
+    /// files, or every ELF file of a root file system (exit 1 when something will not run)
+    Doctor {
+        /// Files to judge (programs, libraries, scripts)
+        #[arg(value_name = "FILE")]
+        files: Vec<PathBuf>,
+        /// Judge every ELF file of this root file system (a directory), as run inside it
+        #[arg(long, value_name = "DIR")]
+        rootfs: Option<PathBuf>,
         #[command(flatten)]
         kernel: KernelOpt,
         #[command(flatten)]
@@ -657,6 +672,9 @@ pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ChildExit(code)) = err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         return u8::try_from(*code).unwrap_or(EXIT_FAILED);
     }
+    if let Some(doctor::Reported(code)) = err.downcast_ref::<doctor::Reported>() {
+        return *code;
+    }
     // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
     if let Some(signal) = err
         .chain()
@@ -699,6 +717,7 @@ impl Command {
             Command::Status { .. } => "status",
             Command::Interpreters { .. } => "interpreters",
             Command::Inspect { .. } => "inspect",
+            Command::Doctor { .. } => "doctor",
             Command::Scan { .. } => "scan",
             Command::Test { .. } => "test",
             Command::Rootfs(_) => "rootfs",
@@ -768,6 +787,7 @@ impl Command {
                 ..Takes::default()
             },
             Command::Inspect { kernel, native, .. }
+            | Command::Doctor { kernel, native, .. }
             | Command::Scan { kernel, native, .. }
             | Command::Test { kernel, native, .. } => Takes {
                 kernel: Some(kernel),
@@ -1092,6 +1112,18 @@ pub fn run(cli: Cli, out: &mut dyn Write) -> Result<()> {
         Command::Interpreters { arches, .. } => interpreters(ctx, &arches, out),
         Command::Arches { markdown } => arches(ctx, markdown, out),
         Command::Inspect { files, .. } => inspect(ctx, &files, out),
+        Command::Doctor { files, rootfs, .. } => doctor::run(
+            &ctx.fs,
+            &ctx.host,
+            ctx.g.json,
+            &files,
+            rootfs.as_ref(),
+            ctx.g
+                .qemu_store
+                .clone()
+                .unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
+            out,
+        ),
         Command::Test { arches, .. } => selftest(ctx, &arches, out),
         Command::Scan { path, files, .. } => scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {

@@ -854,7 +854,7 @@ impl MountStep {
                 if let Some(what) = made.refuses_bind_on(&target)? {
                     let resolved = tree.inner_path(&target).unwrap_or_else(|| "?".into());
                     return Err(io::Error::other(format!(
-                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind to another path",
+                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind elsewhere",
                         b.target
                     )));
                 }

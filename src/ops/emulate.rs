@@ -91,7 +91,7 @@ pub enum EmulateError {
         dir: &'static str,
     },
     #[error(
-        "--bind {source_path}:{target}: {target} resolves (through the rootfs's symlinks) to {resolved}, {why}; bind to another path"
+        "--bind {source_path}:{target}: {target} resolves (through the rootfs's symlinks) to {resolved}, {why}; bind elsewhere"
     )]
     BindResolves {
         source_path: String,

@@ -20,6 +20,7 @@ use crate::qemu::interpreter::{self, Owners, Requirements};
 
 pub mod apply;
 pub mod build;
+pub mod doctor;
 pub mod emulate;
 pub mod export;
 pub mod import;
@@ -52,6 +53,12 @@ pub enum OpsError {
     SearchPath { dir: PathBuf, problem: String },
     #[error("unknown host architecture {0:?}")]
     UnknownHost(String),
+    /// `doctor --rootfs` of something that is not a directory.
+    #[error(
+        "--rootfs {}: not a directory (unpack an image first, or look at it with binfmtctl scan)",
+        .0.display()
+    )]
+    RootfsNotDir(PathBuf),
     /// Targets of uninstall, enable or disable that name nothing, one message each.
     #[error("{}", .0.join("\n"))]
     Targets(Vec<String>),

@@ -1,0 +1,147 @@
+//! `binfmtctl doctor [FILE...] [--rootfs DIR]`: the report of `ops::doctor` as text or JSON.
+//! Exit status 0 when everything asked about will run, 1 when something will not
+//! (`Reported`), 2/3 as elsewhere.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use crate::input::escape as esc;
+use crate::inspection::doctor::{Finding, Severity};
+use crate::ops::doctor::{DoctorReport, DoctorRequest};
+
+/// The report said it all (something will not run): exit with this status, adding nothing.
+#[derive(Debug, thiserror::Error)]
+#[error("the report lists what will not run")]
+pub struct Reported(pub u8);
+
+pub(super) fn run(
+    fs: &dyn crate::binfmt::kernel::BinfmtFs,
+    host: &crate::ops::Host,
+    json: bool,
+    files: &[PathBuf],
+    rootfs: Option<&PathBuf>,
+    store: PathBuf,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let req = DoctorRequest {
+        files: files.to_vec(),
+        rootfs: rootfs.cloned(),
+        system_root: PathBuf::from("/"),
+        store,
+        nix_platforms: None,
+    };
+    let report = crate::ops::doctor::doctor(fs, host, &req)?;
+    if json {
+        writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
+    } else {
+        render(&report, out)?;
+    }
+    if report.ok {
+        Ok(())
+    } else {
+        Err(Reported(1).into())
+    }
+}
+
+fn severity(s: Severity) -> &'static str {
+    match s {
+        Severity::Error => "error",
+        Severity::Warning => "warning",
+        Severity::Note => "note",
+    }
+}
+
+fn finding(f: &Finding, extra: &str, out: &mut dyn Write) -> Result<()> {
+    writeln!(
+        out,
+        "  {:<8}{}{extra}: {}",
+        severity(f.severity),
+        f.code,
+        esc(&f.message)
+    )?;
+    if let Some(fix) = &f.fix {
+        writeln!(out, "          fix: {}", esc(fix))?;
+    }
+    Ok(())
+}
+
+fn render(r: &DoctorReport, out: &mut dyn Write) -> Result<()> {
+    writeln!(out, "machine:")?;
+    if r.machine.is_empty() {
+        writeln!(
+            out,
+            "  ok      binfmt_misc is usable and no entry misbehaves"
+        )?;
+    }
+    for f in &r.machine {
+        let extra = match f.subject.as_str() {
+            "machine" => String::new(),
+            s => format!(" ({})", esc(s)),
+        };
+        finding(f, &extra, out)?;
+    }
+    for file in &r.files {
+        writeln!(out, "{}:", esc(&file.path))?;
+        for f in &file.findings {
+            finding(f, "", out)?;
+        }
+    }
+    if let Some(root) = &r.rootfs {
+        writeln!(
+            out,
+            "rootfs {} ({} files, {} ELF):",
+            esc(&root.path),
+            root.files,
+            root.elf
+        )?;
+        for g in &root.findings {
+            let more = if g.count > g.examples.len() {
+                ", ..."
+            } else {
+                ""
+            };
+            let extra = format!(
+                " [{} file{}: {}{more}]",
+                g.count,
+                if g.count == 1 { "" } else { "s" },
+                g.examples
+                    .iter()
+                    .map(|e| esc(e))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+            finding(&g.finding, &extra, out)?;
+        }
+    }
+    let all = r
+        .machine
+        .iter()
+        .chain(r.files.iter().flat_map(|f| &f.findings))
+        .chain(
+            r.rootfs
+                .iter()
+                .flat_map(|x| x.findings.iter().map(|g| &g.finding)),
+        );
+    let (mut e, mut w) = (0, 0);
+    for f in all {
+        match f.severity {
+            Severity::Error => e += 1,
+            Severity::Warning => w += 1,
+            Severity::Note => {}
+        }
+    }
+    writeln!(
+        out,
+        "summary: {e} error{}, {w} warning{}{}",
+        if e == 1 { "" } else { "s" },
+        if w == 1 { "" } else { "s" },
+        if r.ok {
+            ""
+        } else {
+            ": something asked about will not run"
+        }
+    )?;
+    Ok(())
+}
