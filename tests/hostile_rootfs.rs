@@ -32,9 +32,9 @@
 //! setpriv, GNU time).
 //!
 //! Cost: in CI every trap runs in the first mode and in one other, taking turns (plus the
-//! issue's `src -> /run` traps in every mode): about 730 runs of `true`, some 75 s of CPU in
-//! all (measured: 184 s of wall time on 2 cores shared with four other engineers' builds; alone,
-//! about 40 s by that CPU time).
+//! issue's `src -> /run` traps in every mode): 726 runs of `true`, about 90 s of CPU in all
+//! (measured: 186-209 s of wall time on 2 cores shared with four other engineers' builds at a
+//! load of 15; alone, about 50 s by that CPU time). `HOSTILE_FULL=1`: 3510 runs, 410 s of CPU.
 //!
 //! Adding a path is one line in `PATHS`, a mode one line in `MODES`, a trap one variant of
 //! `Trap` (and its arm in `plant`). `HOSTILE_FULL=1` runs every trap in every mode (about ten
