@@ -126,6 +126,27 @@ impl Tree {
         Some(format!("/{}", inner.display()))
     }
 
+    /// The absolute path inside the tree that `rel` leads to, whether it exists or not: the
+    /// tree's symlinks followed inside it, a dangling one at the end too (as creating `rel`
+    /// would), the missing rest appended. For early, clear refusals; acts resolve again.
+    pub fn leads_to(&self, rel: &str) -> String {
+        let rel = self
+            .follow_dangling(rel)
+            .unwrap_or_else(|_| rel.trim_start_matches('/').to_owned());
+        let parts: Vec<&str> = rel.split('/').filter(|c| !c.is_empty()).collect();
+        for n in (0..=parts.len()).rev() {
+            if let Some(p) = self.resolve(&parts[..n].join("/")) {
+                let mut out = p.trim_end_matches('/').to_owned();
+                for c in &parts[n..] {
+                    out.push('/');
+                    out.push_str(c);
+                }
+                return if out.is_empty() { "/".into() } else { out };
+            }
+        }
+        format!("/{rel}")
+    }
+
     /// The type of what `rel` leads to inside the tree (`None`: it does not exist).
     pub fn file_type_in_root(&self, rel: &str) -> Option<FileType> {
         let fd = self.open_in_root(rel, OFlags::PATH).ok()?;
@@ -489,6 +510,7 @@ mod tests {
         let e = tree.read_in_root("etc/fifo", 100).unwrap_err();
         assert!(e.to_string().contains("not a regular file"), "{e}");
         assert_eq!(tree.resolve("inner/big").as_deref(), Some("/etc/big"));
+
         assert_eq!(
             tree.read_dir_in_root("inner").unwrap(),
             [
@@ -496,6 +518,11 @@ mod tests {
                 ("fifo".to_owned(), FileType::Fifo)
             ]
         );
+        // Where a name leads, existing or not: dangling links followed inside the tree.
+        assert_eq!(tree.leads_to("inner/new/x"), "/etc/new/x");
+        symlink("/run/binfmtctl", root.join("etc/dangling")).unwrap();
+        assert_eq!(tree.leads_to("etc/dangling"), "/run/binfmtctl");
+        assert_eq!(tree.leads_to("/"), "/");
     }
 
     #[test]

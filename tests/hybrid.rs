@@ -768,20 +768,32 @@ fn a_hostile_rootfs_cannot_lead_the_injection_into_host_directories() {
         "{err}"
     );
     unchanged("build --strategy hybrid");
-    // A rootfs without /run on disk: the link leads nowhere when binfmtctl looks, and to the
-    // sandbox's own /run once it is mounted. The sandbox's check on the resolved object
-    // refuses it there.
+    // The sandbox's own check on the object it resolved holds by itself (the early check
+    // skipped, as when the rootfs changes in between): for a rootfs without /run on disk, where
+    // the link leads somewhere only once the sandbox has mounted its /run, and for a link into
+    // the injection's place.
     std::fs::remove_dir(r.join("run")).ok();
-    assert!(
-        !r.join("run").exists(),
-        "the busybox rootfs has an empty /run or none"
-    );
-    let out = binfmtctl(&run);
-    let err = s(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(
-        err.contains("/src resolves (through the rootfs's symlinks) to /run: /run, where the sandbox mounts its own file system"),
-        "{err}"
-    );
+    for (link, why) in [
+        (
+            "/run",
+            "/src resolves (through the rootfs's symlinks) to /run: /run, where the sandbox mounts its own file system",
+        ),
+        (
+            "/run/binfmtctl",
+            "/src resolves (through the rootfs's symlinks) to /run/binfmtctl: where --accelerate keeps its files",
+        ),
+    ] {
+        let _ = std::fs::remove_file(r.join("src"));
+        symlink(link, r.join("src")).unwrap();
+        let out = Command::new(bin())
+            .args(run)
+            .env("BINFMTCTL_FAILPOINT", "skip:bind-precheck")
+            .output()
+            .unwrap();
+        let err = s(&out.stderr);
+        assert_eq!(out.status.code(), Some(125), "src -> {link}: {err}");
+        assert!(err.contains(why), "src -> {link}: {err}");
+        unchanged(link);
+    }
     unchanged("no /run on disk");
 }

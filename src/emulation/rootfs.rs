@@ -488,7 +488,11 @@ fn make_node(dst: &Path, rel: &Path, h: &tar::Header, root: bool) -> io::Result<
     )?;
     let parent = rustix::fs::openat2(
         &top,
-        rel.parent().unwrap_or(Path::new("")),
+        // A top-level member's parent is the unpack root itself: "." (openat2 refuses "").
+        match rel.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p,
+            _ => Path::new("."),
+        },
         OFlags::PATH | OFlags::DIRECTORY | OFlags::CLOEXEC,
         Mode::empty(),
         ResolveFlags::IN_ROOT | ResolveFlags::NO_MAGICLINKS,

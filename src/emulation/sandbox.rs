@@ -461,6 +461,7 @@ fn stage2(spec: &Spec) -> io::Result<i32> {
         let tree = Tree::from_fd(open_root(&root.dir)?, &root.dir);
         let mut made = Made {
             root: FileId::of(tree.fd())?,
+            accelerate: !root.accelerate.is_empty(),
             ..Made::default()
         };
         for step in mount_plan(root) {
@@ -697,9 +698,17 @@ struct Made {
     own: Vec<(FileId, String)>,
     /// The sandbox's tmpfs `/run` (where `--accelerate` mounts /run/binfmtctl).
     run: Option<FileId>,
+    /// `--accelerate` will mount its tmpfs on /run/binfmtctl after the binds.
+    accelerate: bool,
 }
 
 impl Made {
+    /// With `--accelerate`, is `inner` (a path inside the rootfs) where the injection goes?
+    fn in_injection(&self, inner: &str) -> bool {
+        let dir = crate::emulation::accelerate::DIR;
+        self.accelerate && (inner == dir || inner.starts_with(&format!("{dir}/")))
+    }
+
     /// Records the mount now on `dir` of `parent` (reopened: the old fd names what it covers).
     fn record(&mut self, parent: impl AsFd, dir: &str, shown: String) -> io::Result<()> {
         let top = own_dir(parent, dir, &shown)?;
@@ -826,6 +835,13 @@ impl MountStep {
                 }
                 // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf
                 // keeps none: we never fail a run over DNS configuration.
+                let leads = tree.leads_to("etc/resolv.conf");
+                if made.in_injection(&leads) {
+                    eprintln!(
+                        "binfmtctl: warning: not providing /etc/resolv.conf: the rootfs's links lead it to {leads}, where --accelerate keeps its files"
+                    );
+                    return Ok(());
+                }
                 match tree.create_in_root("etc/resolv.conf", Kind::File) {
                     Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true),
                     Err(e) => {
@@ -846,22 +862,67 @@ impl MountStep {
                     .map_err(|e| setup_err(format!("--bind {}", b.source.display()), e))?
                     .is_dir();
                 let shown = format!("--bind {}:{}", b.source.display(), b.target);
+                let refuse = |resolved: &str, what: &str| {
+                    io::Error::other(format!(
+                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind elsewhere",
+                        b.target
+                    ))
+                };
+                let leads = tree.leads_to(rel);
+                if made.in_injection(&leads) {
+                    return Err(refuse(&leads, "where --accelerate keeps its files"));
+                }
                 let target = tree
                     .create_in_root(rel, if is_dir { Kind::Dir } else { Kind::File })
                     .map_err(|e| setup_err(&shown, e))?;
-                // The check is on the object the target resolved to, through whatever symlinks
-                // the rootfs holds, never on the target's name.
+                // The checks are on the object the target resolved to, through whatever
+                // symlinks the rootfs holds, never on the target's name.
+                let resolved = tree.inner_path(&target).unwrap_or_else(|| leads.clone());
                 if let Some(what) = made.refuses_bind_on(&target)? {
-                    let resolved = tree.inner_path(&target).unwrap_or_else(|| "?".into());
-                    return Err(io::Error::other(format!(
-                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind elsewhere",
-                        b.target
-                    )));
+                    return Err(refuse(&resolved, &what));
+                }
+                if made.in_injection(&resolved) {
+                    return Err(refuse(&resolved, "where --accelerate keeps its files"));
+                }
+                let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&target)?.st_mode);
+                let fits = if is_dir {
+                    kind == rustix::fs::FileType::Directory
+                } else {
+                    kind == rustix::fs::FileType::RegularFile
+                };
+                if !fits {
+                    return Err(refuse(
+                        &resolved,
+                        &format!(
+                            "a {} there, and a bind puts {} on {}",
+                            file_type_name(kind),
+                            if is_dir { "a directory" } else { "a file" },
+                            if is_dir {
+                                "a directory"
+                            } else {
+                                "a regular file"
+                            }
+                        ),
+                    ));
                 }
                 bind_to_fd(&b.source, &target, b.readonly)
             }
             MountStep::Accelerate(items) => inject_all(tree, made, items),
         }
+    }
+}
+
+fn file_type_name(t: rustix::fs::FileType) -> &'static str {
+    use rustix::fs::FileType::*;
+    match t {
+        RegularFile => "regular file",
+        Directory => "directory",
+        Symlink => "symlink",
+        Fifo => "FIFO",
+        Socket => "socket",
+        CharacterDevice => "character device",
+        BlockDevice => "block device",
+        _ => "file of unknown type",
     }
 }
 

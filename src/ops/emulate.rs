@@ -372,10 +372,40 @@ fn with_env(
 /// sandbox makes the same check again on the object it resolved (`sandbox::Made`), which is
 /// what guarantees it; this one gives the early, clear error.
 fn check_bind_targets(root: &Path, binds: &[Bind], accelerate: bool) -> anyhow::Result<()> {
+    // Debug builds only: `BINFMTCTL_FAILPOINT=skip:bind-precheck` leaves the refusal to the
+    // sandbox's own check, so the tests prove that one holds by itself.
+    if cfg!(debug_assertions)
+        && std::env::var("BINFMTCTL_FAILPOINT").is_ok_and(|f| f == "skip:bind-precheck")
+    {
+        return Ok(());
+    }
     let tree = crate::confined::Tree::open(root)
         .with_context(|| format!("opening the rootfs {}", root.display()))?;
     for b in binds {
-        let resolved = leads_to(&tree, &b.target);
+        let resolved = tree.leads_to(&b.target);
+        // A target that exists must be of the source's kind (a directory on a directory, a
+        // file on a regular file).
+        if let Some(kind) = tree.file_type_in_root(&b.target) {
+            let src_dir = std::fs::metadata(&b.source).is_ok_and(|m| m.is_dir());
+            let fits = if src_dir {
+                kind == rustix::fs::FileType::Directory
+            } else {
+                kind == rustix::fs::FileType::RegularFile
+            };
+            if !fits {
+                return Err(EmulateError::BindResolves {
+                    source_path: b.source.display().to_string(),
+                    target: b.target.clone(),
+                    resolved,
+                    why: if src_dir {
+                        "which is not a directory, and a directory is bound only on a directory"
+                    } else {
+                        "which is not a regular file, and a file is bound only on a regular file"
+                    },
+                }
+                .into());
+            }
+        }
         let acc = crate::emulation::accelerate::DIR;
         let why = if resolved == "/" {
             Some("the rootfs's top directory")
@@ -399,23 +429,6 @@ fn check_bind_targets(root: &Path, binds: &[Bind], accelerate: bool) -> anyhow::
         }
     }
     Ok(())
-}
-
-/// The absolute path inside the rootfs that `target` leads to: its longest existing prefix
-/// resolved in the rootfs, the rest appended.
-fn leads_to(tree: &crate::confined::Tree, target: &str) -> String {
-    let parts: Vec<&str> = target.split('/').filter(|c| !c.is_empty()).collect();
-    for n in (0..=parts.len()).rev() {
-        if let Some(p) = tree.resolve(&parts[..n].join("/")) {
-            let mut out = p.trim_end_matches('/').to_owned();
-            for c in &parts[n..] {
-                out.push('/');
-                out.push_str(c);
-            }
-            return if out.is_empty() { "/".into() } else { out };
-        }
-    }
-    target.to_owned()
 }
 
 /// Everything `run` and the emulated and hybrid builds need, validated before anything starts.
