@@ -570,6 +570,10 @@ pub(crate) struct BuildArgs {
     /// Source directory (default: the current one); bound at /src for the emulated path
     #[arg(long, value_name = "DIR")]
     pub src: Option<PathBuf>,
+    /// As root, the emulated and hybrid paths use the host's handler even when it lacks P or
+    /// its interpreter fails install's checks (see run --host-handlers)
+    #[arg(long)]
+    pub host_handlers: bool,
     /// The build command
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -602,6 +606,11 @@ pub(crate) struct RunArgs {
     /// Register the arch's handler on the host if it is missing (root mode)
     #[arg(long)]
     pub install_missing: bool,
+    /// As root, use the host's handler for the rootfs's arch even when it lacks P or its
+    /// interpreter fails install's checks (default: a private binfmt_misc instance with
+    /// binfmtctl's own entry, and a warning)
+    #[arg(long)]
+    pub host_handlers: bool,
     /// Unpack a tarball rootfs with its setuid/setgid bits and device nodes (default: dropped,
     /// so the cache hands out no privileges); kept in a cache entry of its own
     #[arg(long)]
