@@ -1207,6 +1207,7 @@ impl<'g> Ctx<'g> {
                 facts,
                 native,
                 trust_unmapped_owner: g.trust_unmapped_owner,
+                files: ops::Files::default(),
             },
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,

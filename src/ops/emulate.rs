@@ -168,7 +168,7 @@ fn kernel_release() -> String {
 /// interpreter with F (opened at registration, so it works inside the chroot).
 pub fn private_handler(host: &Host, search: &Search, arch: &Arch) -> anyhow::Result<String> {
     let req = host.requirements(true)?;
-    let d = crate::qemu::interpreter::discover(arch, &search.dirs(), &req);
+    let d = host.discover(arch, &search.dirs(), &req);
     let c = d.chosen().ok_or_else(|| EmulateError::NoInterpreter {
         arch: arch.name.clone(),
         refusal: d.refusal(),
@@ -541,7 +541,7 @@ fn root_handler(
     // With F the kernel runs the file it opened at registration: check it as install would.
     // Without F the interpreter is looked up inside the chroot, which is a flaw of its own.
     let problems = if reg.flags.fix_binary {
-        let facts = crate::qemu::interpreter::facts(Path::new(&reg.interpreter), arch);
+        let facts = host.interpreter_facts(Path::new(&reg.interpreter), Some(&arch.qemu));
         crate::qemu::interpreter::check(&facts, &host.requirements(true)?)
     } else {
         Vec::new()
