@@ -329,6 +329,43 @@ fn kill_9_leaves_no_mount_and_no_process() {
             .unwrap()
             .contains("aarch64-linux-gnu-gcc-12")
     );
+    // This run's sandbox: the pid namespace of its `sleep 30` (the other tests here run in the
+    // same cached rootfs at the same time, so "any process in the rootfs" would count theirs).
+    let in_rootfs = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    let pid_ns = |p: &Path| std::fs::read_link(p.join("ns/pid")).ok();
+    let sleeping = || {
+        in_rootfs()
+            .iter()
+            .filter(|p| {
+                // Emulated: the kernel ran QEMU with the program's path and arguments after it.
+                std::fs::read(p.join("cmdline")).is_ok_and(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    args.iter().any(|a| a.ends_with(b"sleep")) && args.contains(&&b"30"[..])
+                })
+            })
+            .filter_map(|p| pid_ns(p))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ours = loop {
+        let ours = sleeping();
+        if !ours.is_empty() {
+            break ours;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sleep 30 of this run in the rootfs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ours.len(), 1, "one sleep 30 of this run in the rootfs");
     child.kill().unwrap();
     child.wait().unwrap();
     let root = rootfs.to_str().unwrap();
@@ -338,7 +375,7 @@ fn kill_9_leaves_no_mount_and_no_process() {
         let procs: Vec<_> = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+            .filter(|e| pid_ns(&e.path()).is_some_and(|ns| ours.contains(&ns)))
             .collect();
         if mounts.is_empty() && procs.is_empty() {
             break;
