@@ -17,3 +17,5 @@ pub mod inspection;
 pub mod nix;
 pub mod ops;
 pub mod qemu;
+#[cfg(test)]
+mod test_gate;

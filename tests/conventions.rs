@@ -2,6 +2,7 @@
 //! binaries: `enable`/`disable` keep an entry and switch it (the kernel then really stops and
 //! starts running it), and compat arches are decided by running their probe.
 
+#[macro_use]
 mod common;
 
 use common::ns;
@@ -16,6 +17,7 @@ except OSError as e:
 
 #[test]
 fn disable_keeps_the_entry_and_the_kernel_stops_running_it() {
+    gate!(Root);
     let r = ns(&format!(
         r#"
 X() {{ {EXECV} "$@"; }}
@@ -93,6 +95,7 @@ echo "== entries"; entries
 /// `--not-native` overrides that, and then the kernel really runs i386 binaries through QEMU.
 #[test]
 fn i386_is_native_by_its_probe_and_the_override_wins() {
+    gate!(Root, X86_64Host);
     let r = ns(r#"
 echo "== status"; $B status --json
 echo "== refused"; $B install i386 2>&1; echo "rc=$?"
@@ -146,6 +149,7 @@ echo "== entries"; entries
 /// a header QEMU refused would give "Invalid ELF image").
 #[test]
 fn microblaze_old_machine_number_is_emulated_too() {
+    gate!(Root);
     use binfmtctl::binfmt::arch::Endian;
     let dir = tempfile::tempdir().unwrap();
     for (name, endian, machine) in [
@@ -206,6 +210,7 @@ echo "== uninstall"; $B uninstall microblaze,microblazeel -q; entries
 /// A failure midway through `disable` on the real kernel rolls back what it switched.
 #[test]
 fn disable_failure_midway_rolls_back() {
+    gate!(Root);
     let r = common::ns_with(
         &[("BINFMTCTL_FAILPOINT", "disable:qemu-riscv64")],
         r#"

@@ -2,6 +2,7 @@
 //! the real `systemd-binfmt` and `update-binfmts`, import, and the systemd unit. Everything runs
 //! in private binfmt_misc instances.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;
@@ -10,6 +11,7 @@ use common::{assets, bin, ns};
 
 #[test]
 fn apply_reconciles_to_the_config_and_remove_takes_only_its_own() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     std::fs::write(
@@ -53,6 +55,7 @@ echo "== remove"; $B --config $C apply --remove; echo "rc=$?"; entries
 
 #[test]
 fn bad_config_is_refused_with_position_and_nothing_changes() {
+    gate!(Assets);
     let dir = tempfile::tempdir().unwrap();
     let cases = [
         (
@@ -90,6 +93,7 @@ fn bad_config_is_refused_with_position_and_nothing_changes() {
 
 #[test]
 fn install_persist_writes_the_config() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("etc/binfmtctl/config.toml");
     let r = ns(&format!(
@@ -105,6 +109,7 @@ fn install_persist_writes_the_config() {
 
 #[test]
 fn exported_binfmt_d_is_accepted_by_systemd_binfmt() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let r = ns(&format!(
@@ -132,6 +137,7 @@ echo "== run"; $A/busybox-arm64 uname -m
 
 #[test]
 fn exported_update_binfmts_files_are_accepted_by_update_binfmts() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let ub = assets().join("update-binfmts");
@@ -159,6 +165,7 @@ echo "== run"; $A/busybox-arm64 uname -m
 
 #[test]
 fn import_reads_binfmt_d_files() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let conf = dir.path().join("mine.conf");
     std::fs::write(
@@ -231,6 +238,7 @@ fn import_reads_binfmt_d_files() {
 
 #[test]
 fn the_container_entrypoint_form_prints_json_status() {
+    gate!(Root);
     let r = ns("$B --install arm64");
     let json_start = r.stdout.find('{').expect("JSON after the report");
     let v: serde_json::Value = serde_json::from_str(&r.stdout[json_start..]).unwrap();
@@ -297,6 +305,7 @@ const RISCV64_MAGIC: &str = r"\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x0
 /// refuse each one (named by file and line), write nothing, and leave the instance as it was.
 #[test]
 fn import_refuses_hostile_entries_and_changes_nothing() {
+    gate!(Root, X86_64Host);
     let dir = tempfile::tempdir().unwrap();
     // A symlink an ordinary user owns, pointing at the real interpreter for now.
     let link = dir.path().join("qemu-aarch64");
@@ -388,6 +397,7 @@ echo "== entries"; entries
 /// another tool registered it (disabled here, so the namespace keeps working).
 #[test]
 fn import_refuses_a_pattern_copied_from_a_real_native_program() {
+    gate!(Assets);
     let head = std::fs::read("/usr/bin/ls").unwrap();
     let magic: String = head[..64].iter().map(|b| format!("\\x{b:02x}")).collect();
     let dir = tempfile::tempdir().unwrap();
@@ -422,6 +432,7 @@ echo "== json"; $B status --json
 /// root owns is registered as the file it points to, never as the symlink.
 #[test]
 fn import_registers_c_and_e_only_when_asked_and_resolves_symlinks() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let link = dir.path().join("qemu-aarch64");
     std::os::unix::fs::symlink("/usr/bin/qemu-aarch64-static", &link).unwrap();
@@ -469,6 +480,7 @@ echo "== run"; $A/busybox-arm64 uname -m
 /// and checked before the first kernel write (exit 2, no entry registered, file untouched).
 #[test]
 fn persist_with_a_broken_or_unsafe_config_registers_nothing() {
+    gate!(Assets);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let r = ns(&format!(
@@ -511,6 +523,7 @@ echo "== broken-file"; cat {d}/broken/config.toml
 /// What install did is what `apply` (the boot unit) does: flags and the search path are saved.
 #[test]
 fn persist_saves_flags_and_qemu_path_so_apply_reproduces_install() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let q = dir.path().join("qemu");
     std::fs::create_dir(&q).unwrap();
@@ -563,6 +576,7 @@ echo "== conflict"; $B --config $C install arm64 --persist 2>&1; echo "rc=$?"; e
 /// Parallel `install --persist` runs serialise on the config directory: no update is lost.
 #[test]
 fn parallel_persist_runs_lose_no_update() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let cfg = dir.path().join("config.toml");
     let r = ns(&format!(
@@ -596,6 +610,7 @@ ls -A {dir}
 /// `export --dir` never writes through a symlink planted at a file's name.
 #[test]
 fn export_dir_does_not_follow_symlinks() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("out");
     std::fs::create_dir(&out).unwrap();
@@ -628,6 +643,7 @@ fn export_dir_does_not_follow_symlinks() {
 /// waited on, /dev/zero not read, binary content refused, each with exit 2 naming the file.
 #[test]
 fn config_and_import_read_only_regular_text_files() {
+    gate!(Assets);
     let dir = tempfile::tempdir().unwrap();
     let d = dir.path().display();
     let r = ns(&format!(

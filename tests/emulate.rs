@@ -2,6 +2,7 @@
 //! (issue 4), with real arm64 binaries, Debian's static QEMU and the real kernel. The host's
 //! binfmt_misc is never touched: without a host handler, run uses a private instance.
 
+#[macro_use]
 mod common;
 
 use std::process::{Command, Stdio};
@@ -31,6 +32,7 @@ fn host_binfmt() -> Vec<String> {
 
 #[test]
 fn run_uname_exit_codes_and_nothing_left_behind() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -106,6 +108,7 @@ fn run_uname_exit_codes_and_nothing_left_behind() {
 
 #[test]
 fn run_with_the_host_handler_and_binds_env_workdir() {
+    gate!(Root);
     // In a namespace with its own instance standing in for "the host": root mode uses it.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -132,8 +135,85 @@ echo "== ro"; $B run --rootfs {root} --bind {share}:/src:ro -- touch /src/nope; 
     r.expect("read-only bind", ro.contains("rc=1"));
 }
 
+/// arm64's pattern (binfmtctl's own table) with the interpreter Debian installs, and `flags`.
+fn aarch64_record(name: &str, flags: &str) -> String {
+    format!(
+        r":{name}:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:{flags}"
+    )
+}
+
+#[test]
+fn a_host_entry_binfmtctl_would_not_register_gets_a_private_instance_instead() {
+    gate!(Root);
+    // As root on a host whose aarch64 entry someone else registered: in an identity-mapped
+    // namespace whose own instance stands in for the host's, so nothing here depends on (or
+    // touches) the real host's entries.
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    busybox_rootfs(&root);
+    let argv0 = "sh -c 'echo hello | grep -c hell'";
+    let r = common::ns_identity(&format!(
+        r#"
+host() {{ for e in $(entries); do echo -1 > $R/$e; done; printf '%s' "$1" > $R/register || exit 1; }}
+go() {{ echo "== $1"; shift; $B run "$@" --rootfs {root} -- {argv0} 2>&1; echo "rc=$?"; }}
+host '{f_only}'
+go f-only
+go f-only-host-handlers --host-handlers
+echo "== f-only-after"; entries; grep flags $R/qemu-aarch64
+host '{p_only}'
+go p-only
+go p-only-host-handlers --host-handlers
+host '{pf}'
+go pf
+"#,
+        root = root.display(),
+        // What tonistiigi/binfmt registers: F without P.
+        f_only = aarch64_record("qemu-aarch64", "F"),
+        p_only = aarch64_record("aarch64", "P"),
+        // What binfmtctl (and quickstart) registers.
+        pf = aarch64_record("qemu-aarch64", "PF"),
+    ));
+    let private = "emulating in a private binfmt_misc instance with binfmtctl's own checked entry instead (the host's entries are untouched; --host-handlers uses the host's)";
+    let f_only = r.section("f-only");
+    r.expect(
+        "F only: argv[0] kept in a private instance, and a warning says why",
+        f_only.ends_with("\n1\nrc=0\n")
+            && f_only.contains("binfmtctl: warning: the host's aarch64 handler qemu-aarch64 lacks the P flag, so programs lose their argv[0] (busybox applets fail): ")
+            && f_only.contains(private),
+    );
+    // What the private instance spared the run: under the host's entry as it is, busybox's
+    // applets lose argv[0] (here `grep` runs as the shell: "/bin/sh: hell: not found").
+    let as_is = r.section("f-only-host-handlers");
+    r.expect(
+        "--host-handlers: the host's F-only entry, busybox loses argv[0]",
+        as_is.contains("not found") && as_is.ends_with("rc=127\n") && !as_is.contains("warning"),
+    );
+    r.expect(
+        "the host's entry is untouched",
+        r.section("f-only-after") == "qemu-aarch64 \nflags: F\n",
+    );
+    let p_only = r.section("p-only");
+    r.expect(
+        "no F: a private instance (the interpreter need not be in the rootfs)",
+        p_only.ends_with("\n1\nrc=0\n")
+            && p_only.contains("the host's aarch64 handler aarch64 lacks the F flag, so its interpreter /usr/bin/qemu-aarch64-static would have to exist inside the rootfs")
+            && p_only.contains(private),
+    );
+    r.expect(
+        "--host-handlers keeps refusing a handler without F",
+        r.section("p-only-host-handlers")
+            .contains("the handler aarch64 lacks the F flag, so it cannot work inside the chroot")
+            && r.section("p-only-host-handlers").ends_with("rc=3\n"),
+    );
+    r.expect(
+        "PF with Debian's interpreter: the host's handler, nothing said",
+        r.section("pf") == "1\nrc=0\n",
+    );
+}
+
 #[test]
 fn resolv_conf_symlink_lands_inside_the_rootfs() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -212,6 +292,7 @@ fn processes_in(root: &std::path::Path) -> Vec<String> {
 
 #[test]
 fn signals_reach_the_command_and_kill_9_leaves_nothing() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -254,6 +335,7 @@ fn signals_reach_the_command_and_kill_9_leaves_nothing() {
 
 #[test]
 fn rootless_as_nobody_leaves_the_host_binfmt_alone() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -279,6 +361,7 @@ fn rootless_as_nobody_leaves_the_host_binfmt_alone() {
 
 #[test]
 fn tarball_rootfs_is_unpacked_once_and_reused() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -308,6 +391,7 @@ fn tarball_rootfs_is_unpacked_once_and_reused() {
 
 #[test]
 fn bad_input() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -368,6 +452,7 @@ fn bad_input() {
 
 #[test]
 fn rootfs_create_and_build_both_ways() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs();
     // The rootfs is a real Debian arm64 system.
     let out = binfmtctl(&["inspect", rootfs.join("usr/bin/dpkg").to_str().unwrap()]);
@@ -464,6 +549,7 @@ fn rootfs_create_and_build_both_ways() {
 
 #[test]
 fn cross_env_for_cargo_and_build_systems() {
+    gate!(Root);
     let out = binfmtctl(&[
         "cross",
         "env",
@@ -496,6 +582,7 @@ fn cross_env_for_cargo_and_build_systems() {
 
 #[test]
 fn a_terminal_passes_through() {
+    gate!(Root);
     // script(1) gives binfmtctl a pty; the command must see it as its terminal, by name too.
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -601,6 +688,7 @@ fn run_tarball(
 
 #[test]
 fn the_callers_environment_stays_outside_the_sandbox() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -702,6 +790,7 @@ fn the_callers_environment_stays_outside_the_sandbox() {
 
 #[test]
 fn a_command_line_of_hundreds_of_kilobytes_runs() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -743,6 +832,7 @@ fn a_command_line_of_hundreds_of_kilobytes_runs() {
 
 #[test]
 fn concurrent_runs_of_one_tarball_share_one_unpack() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -774,6 +864,7 @@ fn concurrent_runs_of_one_tarball_share_one_unpack() {
 
 #[test]
 fn kill_9_during_unpack_leaves_nothing_the_next_run_keeps() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -822,6 +913,7 @@ fn kill_9_during_unpack_leaves_nothing_the_next_run_keeps() {
 
 #[test]
 fn the_tarball_cache_hands_out_no_privileges() {
+    gate!(Root);
     use std::os::unix::fs::{FileTypeExt, MetadataExt};
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
@@ -932,6 +1024,7 @@ fn nix_makedev(major: u64, minor: u64) -> u64 {
 
 #[test]
 fn unsafe_mount_points_and_binds_are_refused() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);
@@ -970,6 +1063,7 @@ fn unsafe_mount_points_and_binds_are_refused() {
 
 #[test]
 fn root_in_a_user_namespace_is_told_to_use_rootless() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("root");
     busybox_rootfs(&root);

@@ -2,6 +2,7 @@
 //! page without a warning, and bash completes subcommands with the generated script. (The
 //! Debian package built from them is tested by packaging/deb/test.sh.) Touches no binfmt_misc.
 
+#[macro_use]
 mod common;
 
 use std::process::Command;

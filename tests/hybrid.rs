@@ -4,6 +4,7 @@
 //! (gcc-aarch64-linux-gnu, g++-aarch64-linux-gnu). The host's binfmt_misc is never touched: without a host handler,
 //! run uses a private instance.
 
+#[macro_use]
 mod common;
 
 use std::os::unix::fs::MetadataExt;
@@ -110,6 +111,7 @@ fn run_accelerated(rootfs: &Path, src: &Path, extra: &[&str], script: &str) -> O
 
 #[test]
 fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs_gxx();
     let before = manifest(&rootfs);
     let src = sources(&rootfs);
@@ -178,6 +180,7 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
 
 #[test]
 fn the_toolchain_is_native_and_everything_else_emulated() {
+    gate!(Root, X86_64Host);
     let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     // e_machine of each program as the chroot sees it: 3e00 = x86_64 (a launcher), b700 =
@@ -243,6 +246,7 @@ g++ -O2 -o /tmp/pcc /tmp/p.cc && /tmp/pcc
 
 #[test]
 fn objects_match_the_emulated_compilers_but_for_the_comment() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     let compile = |accelerate: bool, out: &str| {
@@ -296,6 +300,7 @@ fn objects_match_the_emulated_compilers_but_for_the_comment() {
 
 #[test]
 fn kill_9_leaves_no_mount_and_no_process() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs_gxx();
     let dir = tempfile::tempdir().unwrap();
     let mut child = Command::new(bin())
@@ -324,6 +329,43 @@ fn kill_9_leaves_no_mount_and_no_process() {
             .unwrap()
             .contains("aarch64-linux-gnu-gcc-12")
     );
+    // This run's sandbox: the pid namespace of its `sleep 30` (the other tests here run in the
+    // same cached rootfs at the same time, so "any process in the rootfs" would count theirs).
+    let in_rootfs = || {
+        std::fs::read_dir("/proc")
+            .unwrap()
+            .flatten()
+            .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+            .map(|e| e.path())
+            .collect::<Vec<_>>()
+    };
+    let pid_ns = |p: &Path| std::fs::read_link(p.join("ns/pid")).ok();
+    let sleeping = || {
+        in_rootfs()
+            .iter()
+            .filter(|p| {
+                // Emulated: the kernel ran QEMU with the program's path and arguments after it.
+                std::fs::read(p.join("cmdline")).is_ok_and(|c| {
+                    let args: Vec<&[u8]> = c.split(|b| *b == 0).collect();
+                    args.iter().any(|a| a.ends_with(b"sleep")) && args.contains(&&b"30"[..])
+                })
+            })
+            .filter_map(|p| pid_ns(p))
+            .collect::<Vec<_>>()
+    };
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let ours = loop {
+        let ours = sleeping();
+        if !ours.is_empty() {
+            break ours;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no sleep 30 of this run in the rootfs"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    };
+    assert_eq!(ours.len(), 1, "one sleep 30 of this run in the rootfs");
     child.kill().unwrap();
     child.wait().unwrap();
     let root = rootfs.to_str().unwrap();
@@ -333,7 +375,7 @@ fn kill_9_leaves_no_mount_and_no_process() {
         let procs: Vec<_> = std::fs::read_dir("/proc")
             .unwrap()
             .flatten()
-            .filter(|e| std::fs::read_link(e.path().join("root")).is_ok_and(|r| r == rootfs))
+            .filter(|e| pid_ns(&e.path()).is_some_and(|ns| ours.contains(&ns)))
             .collect();
         if mounts.is_empty() && procs.is_empty() {
             break;
@@ -373,6 +415,7 @@ fn claimed_rootfs(
 
 #[test]
 fn version_mismatches_are_refused_unless_forced() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let newer = dir.path().join("newer");
     claimed_rootfs(
@@ -431,6 +474,7 @@ fn version_mismatches_are_refused_unless_forced() {
 
 #[test]
 fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
+    gate!(Root, X86_64Host);
     let dir = tempfile::tempdir().unwrap();
     // s390x: no cross compiler on this host.
     let s390x = dir.path().join("s390x");
@@ -517,6 +561,7 @@ fn without_a_toolchain_or_a_rootfs_compiler_it_says_what_to_install() {
 
 #[test]
 fn rootless_as_nobody() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs_gxx();
     let src = sources(&rootfs);
     let bind = format!("{}:/src", src.path().display());
@@ -550,6 +595,7 @@ fn rootless_as_nobody() {
 
 #[test]
 fn build_strategy_hybrid_and_auto_picks_it() {
+    gate!(Root);
     let rootfs = debian_arm64_rootfs_gxx();
     let src = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -603,6 +649,7 @@ fn build_strategy_hybrid_and_auto_picks_it() {
 
 #[test]
 fn with_the_host_handler_and_no_user_namespace_of_its_own() {
+    gate!(Root);
     // In a namespace whose own binfmt_misc instance stands in for the host's: as root there,
     // run uses that handler and creates only a mount namespace; the injection works the same.
     let rootfs = debian_arm64_rootfs_gxx();

@@ -1,6 +1,7 @@
 //! End-to-end: the real binfmtctl binary against the real kernel's binfmt_misc (a private
 //! instance per test), Debian's static QEMU, and real foreign binaries.
 
+#[macro_use]
 mod common;
 
 use common::{as_nobody, ns, ns_with};
@@ -44,6 +45,7 @@ fn row(action: &str, name: &str) -> (String, String) {
 
 #[test]
 fn install_arm64_riscv64_runs_real_foreign_binaries() {
+    gate!(Root);
     let r = ns(r#"
 echo "== install"; $B install arm64,riscv64; echo "rc=$?"
 echo "== arm64"; $A/busybox-arm64 uname -m
@@ -92,6 +94,7 @@ echo "== entry"; cat $R/qemu-aarch64
 
 #[test]
 fn second_install_is_a_noop() {
+    gate!(Root);
     let r = ns(r#"
 $B install arm64,riscv64 >/dev/null || exit 1
 echo "== before"; ls -i $R | sort
@@ -114,6 +117,7 @@ echo "== after"; ls -i $R | sort
 
 #[test]
 fn install_all_covers_every_debian_arch_and_leaves_natives_alone() {
+    gate!(Root, X86_64Host);
     let r = ns(r#"
 echo "== install"; $B install all --json; echo "rc=$?"
 for a in arm64 armhf armel mips64el mipsel ppc64el s390x i386; do
@@ -178,6 +182,7 @@ echo "== left"; entries
 
 #[test]
 fn conflicting_entry_is_replaced_unless_keep_existing() {
+    gate!(Root);
     let r = ns(r#"
 old=':qemu-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:OF'
 printf '%s' "$old" > $R/register
@@ -213,6 +218,7 @@ echo "== json"; $B install arm64 --json
 
 #[test]
 fn overlapping_entry_is_reported_with_the_winner() {
+    gate!(Root);
     let r = ns(r#"
 other=':fex-aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F'
 printf '%s' "$other" > $R/register
@@ -265,6 +271,7 @@ echo "== disabled-runs"; $A/busybox-arm64 uname -m
 
 #[test]
 fn failure_midway_rolls_back_on_the_real_kernel() {
+    gate!(Root);
     // qemu-arm exists with other flags (so it gets replaced), then registering qemu-riscv64
     // fails: the new qemu-aarch64 must go, and the old qemu-arm must come back as it was.
     let r = ns_with(
@@ -299,6 +306,7 @@ echo "== after"; for e in $(entries); do echo "[$e]"; cat $R/$e; done
 
 #[test]
 fn bad_input_is_refused_with_nothing_registered() {
+    gate!(Root, X86_64Host);
     let r = ns(r#"
 T=$(mktemp -d); chmod 755 $T
 cp /usr/bin/qemu-aarch64-static $T/; chmod 777 $T/qemu-aarch64-static
@@ -343,6 +351,7 @@ rm -rf $T
 
 #[test]
 fn unmounted_binfmt_misc_is_mounted_and_unmountable_is_exit_3() {
+    gate!(Root);
     let r = ns(r#"
 M=$(mktemp -d)
 echo "== dry"; $B install arm64 --binfmt-misc $M --dry-run --json; echo "rc=$?"
@@ -405,6 +414,7 @@ echo "== nodir"; $B install arm64 --binfmt-misc /nonexistent/binfmt 2>&1; echo "
 
 #[test]
 fn rootless_install_as_nobody_in_a_user_namespace() {
+    gate!(Root);
     // An unprivileged user gets a private instance: host root's files show up as the
     // overflow uid there, like every other owner the namespace does not map, so nothing in it
     // can prove they are root's. binfmtctl refuses them and says why; with
@@ -437,6 +447,7 @@ echo '== vouched'; $B install --trust-unmapped-owner arm64 && $A/busybox-arm64 u
 
 #[test]
 fn status_json_schema() {
+    gate!(Root);
     let r = ns(r#"
 $B install arm64,armhf >/dev/null || exit 1
 echo 0 > $R/qemu-arm
@@ -501,6 +512,7 @@ echo "== human"; $B status
 
 #[test]
 fn status_warns_about_an_entry_that_captures_native_binaries() {
+    gate!(Assets, X86_64Host);
     // Registered disabled (so the namespace keeps working): x86_64's pattern on an x86_64 host.
     let r = ns(r#"
 printf ':qemu-x86_64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xff\xff\x00\x00\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-x86_64-static:' > $R/register
@@ -520,6 +532,7 @@ echo "== json"; $B status --json
 
 #[test]
 fn concurrent_runs_wait_for_the_instance_lock() {
+    gate!(Root);
     // A holder takes the same lock binfmtctl uses (flock on the instance's status file) and
     // writes a line when it releases; binfmtctl's output must come after that line.
     let r = ns(r#"
@@ -539,6 +552,7 @@ echo "== log"; cat $L
 
 #[test]
 fn relative_qemu_path_is_made_absolute() {
+    gate!(Root);
     // Regression: a relative --qemu-path produced a relative interpreter, which the kernel
     // cannot use; it was refused as an invalid record.
     let r = ns(r#"
@@ -558,6 +572,7 @@ cd /usr/lib && $B install arm64 --qemu-path ../bin; echo "rc=$?"; grep interpret
 /// byte for byte and prints no "removed"; an empty target is bad input.
 #[test]
 fn uninstall_treats_names_as_bytes_and_globs_touch_only_managed_entries() {
+    gate!(Root);
     let r = ns(r#"
 O="$(printf 'other tool \377')"
 Q="$(printf 'qemu-odd \377x')"
@@ -646,6 +661,7 @@ echo "== exact"; $B uninstall "$O" 'foo bar'; echo "rc=$?"; ls -b $R | tr '\n' '
 /// both capture native programs on an x86_64 host.
 #[test]
 fn status_flags_every_kind_of_native_capture() {
+    gate!(Assets, X86_64Host);
     let r = ns(r#"
 printf ':i386-only:M:18:\x03\x00::/usr/bin/qemu-i386-static:\n' > $R/register || exit 1
 printf ':x86-exec:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x3e\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff:/usr/bin/qemu-x86_64-static:\n' > $R/register || exit 1
@@ -673,6 +689,7 @@ echo "== human"; $B status
 /// failpoint pauses after that write until the signal comes, so the test does not rely on timing.
 #[test]
 fn a_signal_during_install_all_rolls_everything_back() {
+    gate!(Root);
     let r = ns(r#"
 printf ':binfmtctl-test-pyz:E::pyz::/usr/bin/python3:\n' > $R/register
 $B install riscv64 --flags F >/dev/null && echo 0 > $R/qemu-riscv64
@@ -721,6 +738,7 @@ done
 /// A mistyped `--qemu-path` is bad input (exit 2), not "33 skipped" and exit 0.
 #[test]
 fn install_all_with_a_missing_qemu_path_is_refused() {
+    gate!(Assets);
     let r = ns(r#"
 echo "== typo"; $B install all --qemu-path /typo 2>&1; echo "rc=$?"; entries
 echo "== file"; $B install arm64 --qemu-path /etc/passwd 2>&1; echo "rc=$?"; entries
@@ -743,6 +761,7 @@ echo "== file"; $B install arm64 --qemu-path /etc/passwd 2>&1; echo "rc=$?"; ent
 /// file or a symlink; `status` does not call such a directory an instance.
 #[test]
 fn binfmt_misc_option_never_mounts_over_a_directory_with_contents() {
+    gate!(Root);
     let r = ns(r#"
 D=$(mktemp -d); touch $D/keep; L=$(mktemp -u); ln -s $D $L
 echo "== install"; $B install arm64 --binfmt-misc $D 2>&1; echo "rc=$?"; ls $D; mountpoint -q $D && echo mounted

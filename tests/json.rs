@@ -4,6 +4,7 @@
 
 #[path = "common/archive.rs"]
 mod archive;
+#[macro_use]
 mod common;
 
 use archive::{ARM_ONLY, TestArchive, make_deb};
@@ -42,6 +43,7 @@ fn docs(section: &str) -> Vec<Value> {
 
 #[test]
 fn every_json_output_matches_the_documented_schema() {
+    gate!(Root, X86_64Host);
     let rootfs = tempfile::tempdir().unwrap();
     common::busybox_rootfs(rootfs.path());
     let r = ns(&(format!("\nROOT={}", rootfs.path().display())
@@ -209,6 +211,7 @@ fn one_doc(r: &common::Run, what: &str) -> Value {
 /// binfmt_misc instance for the commands that look at or change entries.
 #[test]
 fn qemu_store_json_outputs_match_the_documented_schema() {
+    gate!(Root);
     let a = TestArchive::new();
     let schema = schema();
     // `nosuch` is not in the archive: its row carries the error, the others the offer.
@@ -387,6 +390,7 @@ echo "== verify-bad"; $B qemu verify --json --qemu-store $S; echo "== verify-bad
 /// directory, against handlers in a private binfmt_misc instance.
 #[test]
 fn nix_json_outputs_match_the_documented_schema() {
+    gate!(Root);
     assert!(
         std::path::Path::new("/usr/bin/nix").exists(),
         "Nix is not installed: run scripts/deps.sh (as root) first"

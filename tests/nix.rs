@@ -8,6 +8,7 @@
 //! (`--store local?root=DIR`) and `NIX_CONF_DIR` in a temporary directory: the host's /nix,
 //! /etc/nix and binfmt_misc are untouched, and every process ends with the test.
 
+#[macro_use]
 mod common;
 
 use std::io::Read;
@@ -149,6 +150,7 @@ const BUILD_FN: &str = "S=\"local?root=$T/store\"\nbuild() { o=$(nix-build --sto
 
 #[test]
 fn install_nix_makes_nix_build_foreign_systems_and_uninstall_takes_it_back() {
+    gate!(Root);
     nix_installed();
     let t = tempfile::tempdir().unwrap();
     let conf = t.path().join("etc-nix");
@@ -256,6 +258,7 @@ echo '== files'; ls -A $NIX_CONF_DIR; echo \"entries: $(entries)\"
 
 #[test]
 fn bad_input_changes_nothing() {
+    gate!(Root);
     nix_installed();
     let t = tempfile::tempdir().unwrap();
     let conf = t.path().join("etc-nix");
@@ -354,6 +357,7 @@ echo '== notours'; $B install arm64 --nix 2>&1; echo \"rc=$?\"; snap
 /// `apply --remove` takes out; a running nix-daemon that reads this configuration is named.
 #[test]
 fn status_warnings_apply_and_a_running_daemon() {
+    gate!(Root);
     nix_installed();
     let t = tempfile::tempdir().unwrap();
     let conf = t.path().join("etc-nix");
@@ -503,6 +507,7 @@ echo "== sshd"; echo "$SSHD"
 /// printed, with `--max-jobs 0` so the aarch64-linux build can only happen on the builder.
 #[test]
 fn remote_builder_over_ssh_builds_under_emulation() {
+    gate!(Root, X86_64Host);
     nix_installed();
     assert!(
         Path::new("/usr/sbin/sshd").exists(),

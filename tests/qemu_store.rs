@@ -7,6 +7,7 @@
 
 #[path = "common/archive.rs"]
 mod archive;
+#[macro_use]
 mod common;
 
 use std::collections::HashMap;
@@ -40,6 +41,7 @@ fn assert_store(store: &Path, versions: &[&str], r: &Run) {
 
 #[test]
 fn fetch_verifies_the_chain_and_stores_a_manifest() {
+    gate!(Root);
     let a = TestArchive::new();
     let r = a.run(&["qemu", "fetch", "91.0"]);
     r.expect("fetch succeeds", r.code == 0);
@@ -138,6 +140,7 @@ fn make_deb_cached_sha(a: &TestArchive, version: &str) -> Vec<u8> {
 /// mirror state is refused at step 2.
 #[test]
 fn a_mirror_mid_sync_is_read_by_hash() {
+    gate!(Root);
     let a = TestArchive::new();
     let b = Suite {
         name: "testb",
@@ -178,6 +181,7 @@ fn archive_with_both_versions() -> TestArchive {
 
 #[test]
 fn every_tampered_piece_is_refused_and_nothing_is_stored() {
+    gate!(Root);
     let a = TestArchive::new();
     let original: HashMap<String, (Vec<u8>, Serve)> = a.server.files.lock().unwrap().clone();
     let restore = || *a.server.files.lock().unwrap() = original.clone();
@@ -279,6 +283,7 @@ fn every_tampered_piece_is_refused_and_nothing_is_stored() {
 
 #[test]
 fn stalls_no_network_and_bad_requests_get_clear_errors() {
+    gate!(Root);
     let a = TestArchive::new();
     a.server.set("dists/testb/InRelease", Serve::Stall);
     let t = Instant::now();
@@ -431,6 +436,7 @@ fn an_unsafe_cache_is_refused_before_anything_is_fetched() {
 
 #[test]
 fn full_or_read_only_store_changes_nothing() {
+    gate!(Root);
     let a = TestArchive::new();
     // A 1 MiB tmpfs (the interpreters are several MiB), and a read-only one, each in a
     // private mount namespace that dies with the script.
@@ -465,6 +471,7 @@ umount $d; umount $d; rmdir $d
 
 #[test]
 fn kill_9_during_fetch_leaves_no_usable_version() {
+    gate!(Root);
     let a = TestArchive::new();
     let deb = a.deb_path("1:91.0+ds-1");
     a.server.set(&deb, Serve::Stall);
@@ -511,6 +518,7 @@ fn kill_9_during_fetch_leaves_no_usable_version() {
 
 #[test]
 fn two_fetches_of_one_version_at_once_store_it_once() {
+    gate!(Root);
     let a = TestArchive::new();
     let spawn = || {
         Command::new(bin())
@@ -562,6 +570,7 @@ fn run_with_tmpdir(a: &TestArchive, args: &[&str]) -> (Run, Vec<String>) {
 
 #[test]
 fn fetch_dry_run_checks_the_chain_and_stores_nothing() {
+    gate!(Root);
     let a = TestArchive::new();
     let store = a.store();
     let net = a.net_args(&store);
@@ -638,6 +647,7 @@ fn fetch_dry_run_checks_the_chain_and_stores_nothing() {
 /// The config's qemu_mirror and qemu_keyring stand in for --mirror and --keyring; the flags win.
 #[test]
 fn fetch_takes_the_mirror_and_keyring_from_the_config() {
+    gate!(Root);
     let a = TestArchive::new();
     let cfg = a.tmp.path().join("config.toml");
     let store = a.store().display().to_string();
@@ -709,6 +719,7 @@ fn fetch_takes_the_mirror_and_keyring_from_the_config() {
 /// name is replaced, never written through, and the fetch reuses what it cached.
 #[test]
 fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_links() {
+    gate!(Root);
     use std::os::unix::fs::PermissionsExt;
     let a = TestArchive::new();
     let shared = a.tmp.path().join("shared-cache");
@@ -744,6 +755,7 @@ fn fetch_cache_refuses_a_directory_others_can_write_and_never_writes_through_lin
 
 #[test]
 fn from_deb_is_recorded_as_unverified() {
+    gate!(Root);
     let a = TestArchive::new();
     let deb = a.tmp.path().join("qemu-user-static_7.2_amd64.deb");
     // A FIFO (no writer: reading would block) and an endless device are refused at once,
@@ -917,6 +929,7 @@ fn a_malformed_manifest_is_a_verify_failure_and_a_clear_error_elsewhere() {
 
 #[test]
 fn install_use_and_gc_through_a_private_binfmt_misc() {
+    gate!(Root);
     let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
@@ -975,6 +988,7 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
 /// unit) registers the store's interpreter again, not the system's.
 #[test]
 fn install_qemu_persist_records_the_version_for_apply() {
+    gate!(Root);
     let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let c = a.tmp.path().join("etc/config.toml").display().to_string();
@@ -1013,6 +1027,7 @@ echo "== apply"; $B apply --config $C --qemu-store $S; echo "rc=$?"; grep interp
 
 #[test]
 fn use_switches_all_entries_while_a_long_emulated_process_keeps_running() {
+    gate!(Root);
     let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
@@ -1074,6 +1089,7 @@ echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(ba
 /// so no timing is assumed.
 #[test]
 fn users_of_a_stored_version_wait_for_a_writer_of_the_store() {
+    gate!(Root);
     let a = archive_with_both_versions();
     let s = a.store().display().to_string();
     let script = format!(
@@ -1125,6 +1141,7 @@ const REAL_CACHE: &str = "/var/cache/binfmtctl-tests/qemu-store";
 
 #[test]
 fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_process() {
+    gate!(Root);
     let tmp = tempfile::tempdir().unwrap();
     let store = tmp.path().join("store");
     std::fs::create_dir_all(REAL_CACHE).unwrap();

@@ -11,10 +11,16 @@ use crate::input::escape as esc;
 use crate::inspection::doctor::{Finding, Severity};
 use crate::ops::doctor::{DoctorReport, DoctorRequest};
 
-/// The report said it all (something will not run): exit with this status, adding nothing.
+/// The report said it all: something asked about will not run (exit 1, nothing added).
 #[derive(Debug, thiserror::Error)]
 #[error("the report lists what will not run")]
-pub struct Reported(pub u8);
+pub struct Reported;
+
+impl crate::error::Classify for Reported {
+    fn kind(&self) -> crate::error::ErrorKind {
+        crate::error::ErrorKind::Failed
+    }
+}
 
 pub(super) fn run(
     fs: &dyn crate::binfmt::kernel::BinfmtFs,
@@ -41,7 +47,7 @@ pub(super) fn run(
     if report.ok {
         Ok(())
     } else {
-        Err(Reported(1).into())
+        Err(Reported.into())
     }
 }
 

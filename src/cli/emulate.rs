@@ -59,6 +59,7 @@ impl RunArgs {
             env: self.env.clone(),
             user: self.user.clone(),
             install_missing: self.install_missing,
+            host_handlers: self.host_handlers,
             keep_privileges: self.keep_privileges,
             accelerate: self.accelerate.map(Into::into),
             command: self.command.clone(),
@@ -150,6 +151,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
                 workdir: Some("/src".into()),
                 accelerate: strategy.accelerate(),
                 command: args.command.clone(),
+                host_handlers: args.host_handlers,
                 ..Default::default()
             };
             let emulated = emulated(ctx, &req, out)?;

@@ -18,6 +18,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
     try_types!(
         crate::cli::BadInput,
         crate::cli::Unsupported,
+        crate::cli::doctor::Reported,
         crate::binfmt::arch::UnknownArch,
         crate::binfmt::arch::TableError,
         crate::binfmt::registration::FlagsError,

@@ -585,6 +585,10 @@ pub(crate) struct BuildArgs {
     /// Source directory (default: the current one); bound at /src for the emulated path
     #[arg(long, value_name = "DIR")]
     pub src: Option<PathBuf>,
+    /// As root, the emulated and hybrid paths use the host's handler even when it lacks P or
+    /// its interpreter fails install's checks (see run --host-handlers)
+    #[arg(long)]
+    pub host_handlers: bool,
     /// The build command
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -617,6 +621,11 @@ pub(crate) struct RunArgs {
     /// Register the arch's handler on the host if it is missing (root mode)
     #[arg(long)]
     pub install_missing: bool,
+    /// As root, use the host's handler for the rootfs's arch even when it lacks P or its
+    /// interpreter fails install's checks (default: a private binfmt_misc instance with
+    /// binfmtctl's own entry, and a warning)
+    #[arg(long)]
+    pub host_handlers: bool,
     /// Unpack a tarball rootfs with its setuid/setgid bits and device nodes (default: dropped,
     /// so the cache hands out no privileges); kept in a cache entry of its own
     #[arg(long)]
@@ -671,9 +680,6 @@ impl crate::error::Classify for Unsupported {
 pub fn exit_code(err: &anyhow::Error) -> u8 {
     if let Some(ChildExit(code)) = err.chain().find_map(|c| c.downcast_ref::<ChildExit>()) {
         return u8::try_from(*code).unwrap_or(EXIT_FAILED);
-    }
-    if let Some(doctor::Reported(code)) = err.downcast_ref::<doctor::Reported>() {
-        return *code;
     }
     // Interrupted by a signal (after rollback): 128 + its number, as a shell reports it.
     if let Some(signal) = err
@@ -1230,6 +1236,7 @@ impl<'g> Ctx<'g> {
                 facts,
                 native,
                 trust_unmapped_owner: g.trust_unmapped_owner,
+                files: ops::Files::default(),
             },
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,

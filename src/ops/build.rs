@@ -190,7 +190,7 @@ pub fn cross_vars(
     let runner = host
         .requirements(false)
         .ok()
-        .map(|req| crate::qemu::interpreter::discover(arch, &search.dirs(), &req))
+        .map(|req| host.discover(arch, &search.dirs(), &req))
         .and_then(|d| d.chosen().map(|c| c.facts.path.clone()));
     let vars = crate::emulation::cross::env(&tc, runner.as_deref());
     Ok((tc, vars))

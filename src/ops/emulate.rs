@@ -39,6 +39,9 @@ pub struct RunRequest {
     pub env: Vec<String>,
     pub user: Option<String>,
     pub install_missing: bool,
+    /// `--host-handlers`: as root, use the host's handler for the rootfs's arch even when it is
+    /// one binfmtctl would not have registered (no `P`, an interpreter that fails the checks).
+    pub host_handlers: bool,
     pub keep_privileges: bool,
     pub accelerate: Option<Accelerate>,
     pub command: Vec<String>,
@@ -175,7 +178,7 @@ fn kernel_release() -> String {
 /// interpreter with F (opened at registration, so it works inside the chroot).
 pub fn private_handler(host: &Host, search: &Search, arch: &Arch) -> anyhow::Result<String> {
     let req = host.requirements(true)?;
-    let d = crate::qemu::interpreter::discover(arch, &search.dirs(), &req);
+    let d = host.discover(arch, &search.dirs(), &req);
     let c = d.chosen().ok_or_else(|| EmulateError::NoInterpreter {
         arch: arch.name.clone(),
         refusal: d.refusal(),
@@ -535,44 +538,7 @@ pub fn prepare(
         };
         (Userns::Rootless, binfmt)
     } else {
-        // Root: use the host's handler when there is one (it must have F); without one, a
-        // private instance in an identity-mapped user namespace (Linux >= 6.7), or with
-        // --install-missing, register it on the host.
-        let mut private = false;
-        if !native {
-            let (entries, enabled) = crate::binfmt::kernel::view(fs)?;
-            let header = crate::inspection::probe::representative_header(arch);
-            match crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x") {
-                Some(k) if !k.entry.registration.flags.fix_binary => {
-                    return Err(EmulateError::NoFixBinary {
-                        name: k.entry.registration.name.clone(),
-                        arch: arch.name.clone(),
-                    }
-                    .into());
-                }
-                Some(_) => {}
-                None if req.install_missing => events.install(arch)?,
-                None => {
-                    require_private_binfmt(&format!(
-                        "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
-                        arch.name, arch.name
-                    ))?;
-                    if !crate::emulation::sandbox::can_map_every_id() {
-                        return Err(EmulateError::PartialUserns(arch.name.clone()).into());
-                    }
-                    events.note(&format!(
-                        "no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
-                        arch.name
-                    ));
-                    private = true;
-                }
-            }
-        }
-        if private {
-            (Userns::Identity, vec![private_handler(host, search, arch)?])
-        } else {
-            (Userns::None, Vec::new())
-        }
+        root_handler(fs, host, search, arch, native, req, events)?
     };
     let spec = Spec {
         userns,
@@ -593,6 +559,131 @@ pub fn prepare(
         spec,
         _rootfs: rootfs,
     })
+}
+
+/// As root, the handler a chroot of `arch` runs under. The host's, when it has one binfmtctl
+/// would have registered itself (F, P, an interpreter that passes install's checks). Otherwise a
+/// private binfmt_misc instance in an identity-mapped user namespace (Linux >= 6.7) holding
+/// binfmtctl's own checked entry, so the run neither depends on nor changes the host's entries
+/// (a foreign F-only entry, as tonistiigi/binfmt registers, loses argv[0]: busybox applets fail).
+/// `--install-missing` registers a missing handler on the host instead; `--host-handlers` takes
+/// the host's entry as it is (it must have F).
+fn root_handler(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    search: &Search,
+    arch: &Arch,
+    native: bool,
+    req: &RunRequest,
+    events: &mut dyn Events,
+) -> anyhow::Result<(Userns, Vec<String>)> {
+    let use_host = || -> anyhow::Result<(Userns, Vec<String>)> { Ok((Userns::None, Vec::new())) };
+    if native {
+        return use_host();
+    }
+    let (entries, enabled) = crate::binfmt::kernel::view(fs)?;
+    let header = crate::inspection::probe::representative_header(arch);
+    let Some(k) = crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x")
+    else {
+        if req.install_missing {
+            events.install(arch)?;
+            return use_host();
+        }
+        require_private_binfmt(&format!(
+            "emulating {} without a handler on the host (run `binfmtctl install {}` or pass --install-missing)",
+            arch.name, arch.name
+        ))?;
+        if !crate::emulation::sandbox::can_map_every_id() {
+            return Err(EmulateError::PartialUserns(arch.name.clone()).into());
+        }
+        events.note(&format!(
+            "no {} handler on the host: emulating in a private binfmt_misc instance (the host's is untouched)",
+            arch.name
+        ));
+        return Ok((Userns::Identity, vec![private_handler(host, search, arch)?]));
+    };
+    let reg = &k.entry.registration;
+    let no_fix_binary = || EmulateError::NoFixBinary {
+        name: reg.name.clone(),
+        arch: arch.name.clone(),
+    };
+    if req.host_handlers {
+        return if reg.flags.fix_binary {
+            use_host()
+        } else {
+            Err(no_fix_binary().into())
+        };
+    }
+    // With F the kernel runs the file it opened at registration: check it as install would.
+    // Without F the interpreter is looked up inside the chroot, which is a flaw of its own.
+    let problems = if reg.flags.fix_binary {
+        let facts = host.interpreter_facts(Path::new(&reg.interpreter), Some(&arch.qemu));
+        crate::qemu::interpreter::check(&facts, &host.requirements(true)?)
+    } else {
+        Vec::new()
+    };
+    let flaws = handler_flaws(&reg.flags, &reg.interpreter, &problems);
+    if flaws.is_empty() {
+        return use_host();
+    }
+    let what = format!(
+        "the host's {} handler {} {}",
+        arch.name,
+        reg.name,
+        flaws.join("; ")
+    );
+    let private = require_private_binfmt("a private instance")
+        .and_then(|()| {
+            if crate::emulation::sandbox::can_map_every_id() {
+                Ok(())
+            } else {
+                Err(EmulateError::PartialUserns(arch.name.clone()))
+            }
+        })
+        .map_err(anyhow::Error::from)
+        .and_then(|()| private_handler(host, search, arch));
+    match private {
+        Ok(record) => {
+            events.note(&format!(
+                "warning: {what}: emulating in a private binfmt_misc instance with binfmtctl's own checked entry instead (the host's entries are untouched; --host-handlers uses the host's)"
+            ));
+            Ok((Userns::Identity, vec![record]))
+        }
+        Err(_) if !reg.flags.fix_binary => Err(no_fix_binary().into()),
+        Err(e) => {
+            events.note(&format!(
+                "warning: {what}; using it anyway, as no private instance can stand in for it here ({e:#})"
+            ));
+            use_host()
+        }
+    }
+}
+
+/// Why a host entry is not one binfmtctl would have registered itself, each as a phrase
+/// (`binfmtctl doctor`'s `interpreter-not-visible`, `no-preserve-argv0`, `interpreter-unsafe`):
+/// empty when a chroot can rely on it. `problems`: what install's checks say of its interpreter.
+fn handler_flaws(
+    flags: &Flags,
+    interpreter: &str,
+    problems: &[crate::qemu::interpreter::Problem],
+) -> Vec<String> {
+    let mut flaws = Vec::new();
+    if !flags.fix_binary {
+        flaws.push(format!(
+            "lacks the F flag, so its interpreter {interpreter} would have to exist inside the rootfs"
+        ));
+    }
+    if !flags.preserve_argv0 {
+        flaws.push(
+            "lacks the P flag, so programs lose their argv[0] (busybox applets fail)".to_owned(),
+        );
+    }
+    flaws.extend(
+        problems
+            .iter()
+            .map(|p| format!("runs {interpreter}, which {p}")),
+    );
+    flaws
 }
 
 /// Runs a prepared chroot: the command's exit status.
@@ -687,6 +778,35 @@ mod tests {
             let e = with_env(base.clone(), &[bad.into()]).unwrap_err();
             assert_eq!(e.kind(), ErrorKind::BadInput);
             assert_eq!(e.to_string(), format!("--env {bad}: expected NAME=VALUE"));
+        }
+    }
+
+    #[test]
+    fn which_host_entries_a_chroot_does_not_rely_on() {
+        use crate::qemu::interpreter::Problem;
+        let flags = |f: &str| Flags::parse(f).unwrap();
+        let q = "/usr/bin/qemu-aarch64-static";
+        let no_f = format!(
+            "lacks the F flag, so its interpreter {q} would have to exist inside the rootfs"
+        );
+        let no_p = "lacks the P flag, so programs lose their argv[0] (busybox applets fail)";
+        let writable = Problem::Writable { mode: 0o777 };
+        let cases: &[(&str, &[Problem], Vec<String>)] = &[
+            // What binfmtctl registers (and C on top): fine.
+            ("PF", &[], vec![]),
+            ("POCF", &[], vec![]),
+            // tonistiigi/binfmt's default.
+            ("F", &[], vec![no_p.to_owned()]),
+            ("P", &[], vec![no_f.clone()]),
+            ("", &[], vec![no_f.clone(), no_p.to_owned()]),
+            (
+                "PF",
+                std::slice::from_ref(&writable),
+                vec![format!("runs {q}, which {writable}")],
+            ),
+        ];
+        for (f, problems, want) in cases {
+            assert_eq!(&handler_flaws(&flags(f), q, problems), want, "flags {f:?}");
         }
     }
 

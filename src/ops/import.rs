@@ -53,7 +53,7 @@ pub fn check_imported(
             ));
         }
         let arch = arch_of(host.table, r);
-        let facts = interpreter::facts_of(
+        let facts = host.interpreter_facts(
             std::path::Path::new(&r.interpreter),
             arch.map(|a| a.qemu.as_str()),
         );

@@ -10,7 +10,6 @@ use crate::binfmt::arch::{Arch, ENTRY_PREFIX};
 use crate::binfmt::kernel::{self, BinfmtFs, Mounted};
 use crate::binfmt::plan::{self, Action, Desired, Plan, Verdict};
 use crate::binfmt::registration::Flags;
-use crate::qemu::interpreter;
 
 /// The validated registrations for a request, and what was decided about each arch so far.
 #[derive(Debug, Default)]
@@ -53,7 +52,7 @@ pub fn prepare(
             continue;
         }
         let req = host.requirements(flags.fix_binary)?;
-        let d = interpreter::discover(a, &dirs, &req);
+        let d = host.discover(a, &dirs, &req);
         let Some(c) = d.chosen() else {
             let skip = all && d.candidates.is_empty();
             let mut o = Outcome::new(

@@ -9,7 +9,7 @@
 //! Every operation validates the whole request before the first kernel write; then it takes
 //! the instance lock, snapshots the kernel, plans, applies and reads back (`binfmt::plan`).
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use crate::binfmt::arch::{Arch, Table};
 use crate::binfmt::plan::{NativeGuard, Overlap, Verdict};
@@ -116,6 +116,36 @@ pub struct Host {
     pub native: Vec<NativeArch>,
     /// In a user namespace, count unmapped (overflow uid) owners as root's.
     pub trust_unmapped_owner: bool,
+    /// Where interpreters' facts are read: the disk, or fabricated ones in unit tests.
+    pub files: Files,
+}
+
+/// The seam in front of the interpreter files (`interpreter::FactSource`): `Files::default()`
+/// reads the disk; unit tests put fabricated interpreters behind it.
+#[derive(Clone, Default)]
+pub struct Files(Option<std::sync::Arc<dyn interpreter::FactSource>>);
+
+impl Files {
+    pub fn fabricated(source: impl interpreter::FactSource + 'static) -> Files {
+        Files(Some(std::sync::Arc::new(source)))
+    }
+
+    fn source(&self) -> &dyn interpreter::FactSource {
+        match &self.0 {
+            Some(s) => s.as_ref(),
+            None => &interpreter::Disk,
+        }
+    }
+}
+
+impl std::fmt::Debug for Files {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(if self.0.is_some() {
+            "Files(fabricated)"
+        } else {
+            "Files(disk)"
+        })
+    }
 }
 
 impl Host {
@@ -128,7 +158,23 @@ impl Host {
             facts,
             native,
             trust_unmapped_owner: false,
+            files: Files::default(),
         }
+    }
+
+    /// `interpreter::discover` through this host's `files`.
+    pub fn discover(
+        &self,
+        arch: &Arch,
+        dirs: &[PathBuf],
+        req: &Requirements,
+    ) -> interpreter::Discovery {
+        interpreter::discover_with(self.files.source(), arch, dirs, req)
+    }
+
+    /// `interpreter::facts_of` through this host's `files`.
+    pub fn interpreter_facts(&self, path: &Path, qemu_cpu: Option<&str>) -> interpreter::FileFacts {
+        self.files.source().facts_of(path, qemu_cpu)
     }
 
     pub fn is_native(&self, arch: &str) -> Option<&NativeArch> {

@@ -1,5 +1,7 @@
 //! The operations against the recording double: what each one writes, and that a refused
-//! request writes nothing. Interpreters are the host's static QEMU (root-owned, in /usr/bin).
+//! request writes nothing. Interpreters are fabricated behind `Host::files` (`Fabricated`): the
+//! facts of Debian's static QEMU in /usr/bin (root's, 0755, a static ELF for this host's CPU),
+//! so the tests need neither qemu-user-static nor root.
 
 use std::path::{Path, PathBuf};
 
@@ -14,11 +16,103 @@ use crate::binfmt::interop::Imported;
 use crate::binfmt::kernel::{BinfmtFs, Call, RecordingBinfmt};
 use crate::binfmt::registration::{Entry, Matcher};
 use crate::config::Config;
+use crate::qemu::interpreter::{FactSource, FileFacts, FileKind};
 
 const AARCH64: &str = "/usr/bin/qemu-aarch64-static";
 
+/// Interpreters that exist only as facts: `path` → what `interpreter::facts_of` would read.
+#[derive(Debug, Clone, Default)]
+struct Fabricated(std::collections::BTreeMap<PathBuf, FileFacts>);
+
+impl FactSource for Fabricated {
+    fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
+        let mut f = self
+            .0
+            .get(path)
+            .cloned()
+            .unwrap_or_else(|| FileFacts::missing(path));
+        if qemu_cpu.is_none() {
+            f.version = None;
+        }
+        f
+    }
+}
+
+impl Fabricated {
+    /// Debian's qemu-user-static as installed: `/usr/bin/qemu-<cpu>-static` for every arch.
+    fn debian(req: &Requirements) -> Fabricated {
+        let mut f = Fabricated::default();
+        for a in &Table::builtin().arches {
+            f.add(
+                &Path::new("/usr/bin").join(format!("qemu-{}-static", a.qemu)),
+                req,
+                0o755,
+            );
+        }
+        f
+    }
+
+    /// A static ELF for the host's CPU at `path` with `mode`, root's, in root's directories.
+    fn add(&mut self, path: &Path, req: &Requirements, mode: u32) {
+        use crate::qemu::interpreter::{NodeKind, PathNode};
+        let dir = |p: &Path| PathNode {
+            path: p.to_owned(),
+            kind: NodeKind::Directory,
+            uid: 0,
+            mode: 0o755,
+        };
+        let mut chain: Vec<PathNode> = path.ancestors().skip(1).map(dir).collect();
+        chain.reverse();
+        chain.push(PathNode {
+            path: path.to_owned(),
+            kind: NodeKind::File,
+            uid: 0,
+            mode,
+        });
+        let mut header = crate::inspection::probe::elf_exec(
+            req.host_class,
+            req.host_endian,
+            req.host_machine,
+            0,
+            &[],
+        );
+        header.truncate(crate::binfmt::registration::BINPRM_BUF_SIZE);
+        let facts = FileFacts {
+            kind: FileKind::Regular,
+            uid: 0,
+            mode,
+            chain,
+            header,
+            elf: Some(crate::inspection::elf::ElfFacts {
+                class: req.host_class,
+                endian: req.host_endian,
+                machine: req.host_machine,
+                e_type: 2,
+                e_flags: 0,
+                os_abi: 0,
+                interp: None,
+                build_id: None,
+            }),
+            version: Some("9.2.0 (Debian 1:9.2+ds-1)".into()),
+            ..FileFacts::missing(path)
+        };
+        self.0.insert(path.to_owned(), facts);
+    }
+}
+
+/// This machine, with Debian's static QEMU fabricated in /usr/bin.
 fn host() -> Host {
-    Host::gather(Table::builtin())
+    host_with(|_, _| {})
+}
+
+/// This machine, with Debian's static QEMU fabricated in /usr/bin and whatever `more` adds.
+fn host_with(more: impl FnOnce(&mut Fabricated, &Requirements)) -> Host {
+    let mut h = Host::gather(Table::builtin());
+    let req = h.requirements(true).unwrap();
+    let mut f = Fabricated::debian(&req);
+    more(&mut f, &req);
+    h.files = Files::fabricated(f);
+    h
 }
 
 fn search_in(dir: &Path) -> Search {
@@ -32,10 +126,11 @@ fn system() -> Search {
     search_in(Path::new("/usr/bin"))
 }
 
-/// The resolved path install registers for a system interpreter.
+/// The resolved path install registers for a (fabricated) system interpreter.
 fn resolved(p: &str) -> String {
-    std::fs::canonicalize(p)
-        .unwrap()
+    host()
+        .interpreter_facts(Path::new(p), None)
+        .resolved
         .to_str()
         .unwrap()
         .to_owned()
@@ -224,15 +319,13 @@ fn install_refuses_the_native_arch_and_writes_nothing() {
 
 #[test]
 fn install_refuses_an_interpreter_others_can_write_and_writes_nothing() {
-    use std::os::unix::fs::PermissionsExt;
     let dir = tempfile::tempdir().unwrap();
     let copy = dir.path().join("qemu-aarch64-static");
-    std::fs::copy(AARCH64, &copy).unwrap();
-    std::fs::set_permissions(&copy, std::fs::Permissions::from_mode(0o777)).unwrap();
+    let h = host_with(|f, req| f.add(&copy, req, 0o777));
     let fs = RecordingBinfmt::mounted_with(&[]);
     let r = install(
         &fs,
-        &host(),
+        &h,
         &search_in(dir.path()),
         &names(&["arm64"]),
         opts(Flags::DEFAULT),
@@ -500,7 +593,6 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
         "{:?}",
         fs.calls.borrow()
     );
-    assert!(Path::new(AARCH64).exists());
 }
 
 #[test]

@@ -78,6 +78,26 @@ pub struct FileFacts {
     pub resolve_error: Option<String>,
 }
 
+impl FileFacts {
+    /// What a path where nothing exists shows.
+    pub fn missing(path: &Path) -> FileFacts {
+        FileFacts {
+            path: path.to_owned(),
+            resolved: path.to_owned(),
+            kind: FileKind::Missing,
+            uid: 0,
+            mode: 0,
+            chain: Vec::new(),
+            resolve_error: None,
+            noexec_mount: false,
+            header: Vec::new(),
+            elf: None,
+            elf_error: None,
+            version: None,
+        }
+    }
+}
+
 /// Resolves `path` the way the kernel will (every symlink followed, `..` after resolution),
 /// recording every directory, symlink and the final file on the way with its owner and mode,
 /// so `check` can refuse a path any non-root user could redirect.
@@ -333,16 +353,44 @@ pub fn file_names(arch: &Arch) -> [String; 2] {
     ]
 }
 
+/// Where the facts of candidate interpreters come from: the file system (`Disk`, through
+/// `facts_of`), or, in unit tests, fabricated ones, as `RecordingBinfmt` stands in for the
+/// kernel (so the operations' tests need neither QEMU nor root).
+pub trait FactSource: Send + Sync {
+    /// The facts of `path`; the QEMU version only when `qemu_cpu` names the file's CPU.
+    fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts;
+}
+
+/// The file system: what `facts_of` reads.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Disk;
+
+impl FactSource for Disk {
+    fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
+        facts_of(path, qemu_cpu)
+    }
+}
+
 /// Searches `dirs` (in order; within a directory the `-static` name first) and checks every
 /// candidate that exists.
 pub fn discover(arch: &Arch, dirs: &[PathBuf], req: &Requirements) -> Discovery {
+    discover_with(&Disk, arch, dirs, req)
+}
+
+/// `discover`, with the facts from `source`.
+pub fn discover_with(
+    source: &dyn FactSource,
+    arch: &Arch,
+    dirs: &[PathBuf],
+    req: &Requirements,
+) -> Discovery {
     let mut searched = Vec::new();
     let mut candidates = Vec::new();
     for dir in dirs {
         for name in file_names(arch) {
             let path = dir.join(name);
             searched.push(path.clone());
-            let facts = facts(&path, arch);
+            let facts = source.facts_of(&path, Some(&arch.qemu));
             if facts.kind != FileKind::Missing {
                 let problems = check(&facts, req);
                 candidates.push(Candidate { facts, problems });
@@ -367,20 +415,7 @@ pub fn facts(path: &Path, arch: &Arch) -> FileFacts {
 /// Reads the facts of one path; the QEMU version only when the file is `qemu-<qemu_cpu>`
 /// (an imported entry's interpreter may be anything).
 pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
-    let mut f = FileFacts {
-        path: path.to_owned(),
-        resolved: path.to_owned(),
-        kind: FileKind::Missing,
-        uid: 0,
-        mode: 0,
-        chain: Vec::new(),
-        resolve_error: None,
-        noexec_mount: false,
-        header: Vec::new(),
-        elf: None,
-        elf_error: None,
-        version: None,
-    };
+    let mut f = FileFacts::missing(path);
     let Ok(meta) = fs::metadata(path) else {
         return f;
     };
@@ -868,6 +903,9 @@ mod tests {
     /// would be registered.
     #[test]
     fn symlink_owned_by_a_user_is_refused_and_resolved() {
+        if !crate::test_gate::root("symlink_owned_by_a_user_is_refused_and_resolved") {
+            return;
+        }
         use rustix::fs::{AtFlags, CWD, Gid, Uid, chownat};
         let t = crate::binfmt::arch::Table::builtin();
         let target = Path::new("/usr/bin/qemu-aarch64-static");

@@ -10,6 +10,90 @@
 use std::path::PathBuf;
 use std::process::{Command, Output};
 
+/// What a test needs of the machine beyond `cargo test` as an ordinary user with nothing
+/// installed. Each need is switched on by an environment variable; `scripts/test.sh` sets them
+/// all, so CI runs everything. Without it the test says on the terminal that it skipped (the
+/// harness captures `eprintln!`, not a direct write to stderr) and passes; with it, a machine
+/// that lacks what the test needs fails the test.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Needs {
+    /// `BINFMTCTL_TEST_ROOT=1`: root, Debian's static QEMU (qemu-user-static) and the foreign
+    /// binaries scripts/deps.sh fetches; the kernel's binfmt_misc in private instances (Linux
+    /// >= 6.7). The host's own instance is never written.
+    Root,
+    /// `BINFMTCTL_TEST_VM=1`: qemu-system-x86_64 and KVM, to boot Debian's kernel (integration-vm/).
+    Vm,
+    /// `BINFMTCTL_TEST_CONTAINER=1`: rootful podman, whose privileged container registers on
+    /// this machine's own binfmt_misc (briefly: entries the host lacks, removed afterwards). Run
+    /// alone, after the rest (scripts/test.sh runs it in a step of its own).
+    Container,
+    /// The foreign binaries scripts/deps.sh fetches (no variable: present, or
+    /// `BINFMTCTL_TEST_ROOT=1`, under which their absence fails the test).
+    Assets,
+    /// An x86_64 host (no variable): the test's expectations name x86_64 as the native arch
+    /// (i386 as a compat arch, x86_64 patterns that capture native programs, ...).
+    X86_64Host,
+}
+
+impl Needs {
+    fn enabled(self) -> bool {
+        self.var()
+            .is_some_and(|v| std::env::var_os(v).as_deref() == Some("1".as_ref()))
+    }
+
+    fn var(self) -> Option<&'static str> {
+        match self {
+            Needs::Root => Some("BINFMTCTL_TEST_ROOT"),
+            Needs::Vm => Some("BINFMTCTL_TEST_VM"),
+            Needs::Container => Some("BINFMTCTL_TEST_CONTAINER"),
+            Needs::Assets | Needs::X86_64Host => None,
+        }
+    }
+}
+
+/// Whether a test that `needs` something may run here; when not, says so on the terminal.
+pub fn gate(test: &str, needs: &[Needs]) -> bool {
+    use std::io::Write;
+    for &n in needs {
+        let missing = match n.var() {
+            Some(var) => (!n.enabled()).then(|| format!("set {var}=1 to run it ({n:?})")),
+            None if n == Needs::Assets => (!assets_dir().join(ASSETS[0]).exists()
+                && !Needs::Root.enabled())
+            .then(|| format!("the foreign binaries are missing in {}: run scripts/deps.sh (as root), or set BINFMTCTL_TEST_ROOT=1", assets_dir().display())),
+            None => (std::env::consts::ARCH != "x86_64").then(|| {
+                format!(
+                    "it assumes an x86_64 host, this is {}",
+                    std::env::consts::ARCH
+                )
+            }),
+        };
+        if let Some(why) = missing {
+            // Straight to the file descriptor: libtest captures only the print macros.
+            let _ = writeln!(std::io::stderr(), "SKIPPED {test}: {why}");
+            return false;
+        }
+    }
+    true
+}
+
+/// `gate!(Root, X86_64Host)` at the top of a test: returns from it, saying so, unless every
+/// need is met (see `Needs`). The test file declares `#[macro_use] mod common;`.
+#[allow(unused_macros)]
+macro_rules! gate {
+    ($($need:ident),+) => {
+        if !common::gate(
+            {
+                fn f() {}
+                let name = std::any::type_name_of_val(&f);
+                name.strip_suffix("::f").unwrap_or(name)
+            },
+            &[$(common::Needs::$need),+],
+        ) {
+            return;
+        }
+    };
+}
+
 pub struct Run {
     pub code: i32,
     pub stdout: String,
@@ -59,15 +143,20 @@ pub fn bin() -> PathBuf {
     PathBuf::from(env!("CARGO_BIN_EXE_binfmtctl"))
 }
 
+/// The foreign binaries every test that uses them needs (`Needs::Assets` looks for the first).
+const ASSETS: [&str; 3] = ["busybox-arm64", "hello-riscv64", "hello-arm64-dynamic"];
+
+fn assets_dir() -> PathBuf {
+    std::env::var_os("ASSETS")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-assets"))
+}
+
 /// Real foreign binaries fetched by scripts/deps.sh.
 pub fn assets() -> PathBuf {
-    let dir = std::env::var_os("ASSETS")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/test-assets"));
+    let dir = assets_dir();
     assert!(
-        ["busybox-arm64", "hello-riscv64", "hello-arm64-dynamic"]
-            .iter()
-            .all(|f| dir.join(f).exists()),
+        ASSETS.iter().all(|f| dir.join(f).exists()),
         "test assets missing in {}: run scripts/deps.sh (as root) first",
         dir.display()
     );
@@ -110,7 +199,13 @@ pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run 
     for (k, v) in env {
         c.env(k, v);
     }
-    let r = Run::of(c.output().expect("unshare(1) from util-linux runs"));
+    fresh_instance(Run::of(
+        c.output().expect("unshare(1) from util-linux runs"),
+    ))
+}
+
+/// Fails the test when the prelude found no fresh private instance.
+fn fresh_instance(r: Run) -> Run {
     assert_ne!(
         r.code, 98,
         "the binfmt_misc instance in the namespace is not a fresh one"
@@ -121,6 +216,46 @@ pub fn ns_with(env: &[(&str, &str)], script: &str, private_binfmt: bool) -> Run 
         r.stderr
     );
     r
+}
+
+/// Like `ns`, in a user namespace that maps every uid and gid to itself (needs real root):
+/// there, as on the host, binfmtctl may give its sandbox an identity-mapped namespace of its
+/// own, while this namespace's private binfmt_misc instance stands in for the host's.
+pub fn ns_identity(script: &str) -> Run {
+    use std::process::Stdio;
+    // The maps of the new namespace are written from this one; the script waits for them.
+    let body = format!(
+        "while [ -z \"$(cat /proc/self/uid_map)\" ]; do sleep 0.01; done\n{PRELUDE}{script}"
+    );
+    let child = Command::new("unshare")
+        .args(["--user", "--mount", "--propagation", "private", "sh", "-c"])
+        .arg(body)
+        .env("B", bin())
+        .env("A", assets())
+        .env_remove("BINFMTCTL_FAILPOINT")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("unshare(1) from util-linux runs");
+    let pid = child.id();
+    let ours = std::fs::read_link("/proc/self/ns/user").unwrap();
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(30);
+    while std::fs::read_link(format!("/proc/{pid}/ns/user"))
+        .ok()
+        .as_ref()
+        == Some(&ours)
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "unshare made no user namespace"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    for map in ["uid_map", "gid_map"] {
+        std::fs::write(format!("/proc/{pid}/{map}"), "0 0 4294967295\n")
+            .unwrap_or_else(|e| panic!("writing {map} of the identity-mapped namespace: {e}"));
+    }
+    fresh_instance(Run::of(child.wait_with_output().unwrap()))
 }
 
 /// Runs a command as the unprivileged `nobody` user (setpriv from util-linux), outside any

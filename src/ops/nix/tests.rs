@@ -23,6 +23,7 @@ fn host() -> Host {
             evidence: "test".into(),
         }],
         trust_unmapped_owner: false,
+        files: Default::default(),
     }
 }
 

@@ -1,6 +1,9 @@
 //! integration-vm/: binfmtctl on a real, older kernel (Debian 12's 6.1) booted under
 //! qemu-system-x86_64, each VM-TEST line reported by the guest checked here.
 
+#[macro_use]
+mod common;
+
 use std::process::Command;
 use std::sync::Mutex;
 
@@ -46,6 +49,7 @@ fn run_vm(script: &str) -> Vec<(String, bool, String)> {
 
 #[test]
 fn binfmtctl_on_debian_6_1_kernel() {
+    gate!(Vm);
     let tests = run_vm("run.sh");
     for want in [
         "module-loads",
@@ -70,6 +74,7 @@ fn binfmtctl_on_debian_6_1_kernel() {
 
 #[test]
 fn binfmtctl_service_at_boot_under_systemd() {
+    gate!(Vm);
     // The kernel cache comes from run.sh.
     let _ = run_vm("run.sh");
     let tests = run_vm("systemd.sh");
