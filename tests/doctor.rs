@@ -2,6 +2,7 @@
 //! binfmt_misc instance (user namespace) with Debian's static QEMU and real foreign programs,
 //! and absent on a healthy one. The pure rules are unit-tested in `inspection::doctor`.
 
+#[macro_use]
 mod common;
 
 use common::{busybox_rootfs, ns};
@@ -15,6 +16,7 @@ fn host_boot_clobbers() -> bool {
 
 #[test]
 fn an_f_only_entry_breaks_busybox_and_doctor_says_why() {
+    gate!(Root);
     // The flags tonistiigi/binfmt registers by default (F, no P).
     let r = ns(r#"
 printf ':aarch64:M::\x7fELF\x02\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\xb7\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/bin/qemu-aarch64-static:F' > $R/register || exit 3
@@ -84,6 +86,7 @@ $B doctor $A/busybox-arm64; echo "exit $?"
 
 #[test]
 fn disabled_missing_and_foreign_without_handler() {
+    gate!(Root);
     let r = ns(r#"
 $B install arm64 > /dev/null || exit 3
 echo 0 > $R/qemu-aarch64
@@ -115,6 +118,7 @@ $B doctor $A/hello-arm64-dynamic; echo "exit $?"
 
 #[test]
 fn an_entry_without_f_cannot_run_inside_a_chroot() {
+    gate!(Root);
     let dir = tempfile::tempdir().unwrap();
     let root = dir.path().join("rootfs");
     busybox_rootfs(&root);
@@ -146,6 +150,7 @@ grep -c '"code": "interpreter-not-visible"' /tmp/d.json
 
 #[test]
 fn a_dynamic_interpreter_registered_by_hand() {
+    gate!(Root);
     // Any dynamically linked host program will do as the interpreter: its libraries are what
     // breaks it in a chroot.
     let r = ns(r#"
@@ -162,6 +167,7 @@ $B doctor; echo "exit $?"
 
 #[test]
 fn isa_levels_of_real_programs() {
+    gate!(Root, X86_64Host);
     let dir = tempfile::tempdir().unwrap();
     let src = dir.path().join("v.c");
     std::fs::write(
@@ -246,6 +252,7 @@ QEMU_CPU=max qemu-x86_64-static {v3}; echo "exit $?"
 
 #[test]
 fn doctor_changes_nothing_and_never_mounts() {
+    gate!(Root);
     // An empty directory where binfmt_misc would be: doctor says so and mounts nothing.
     let dir = tempfile::tempdir().unwrap();
     let r = ns(&format!(

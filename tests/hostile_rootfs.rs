@@ -46,6 +46,7 @@
 //! `rootfs create` is covered by `rootfs_create_refuses_hostile_targets` (a target that is a
 //! symlink, holds a FIFO or a link out, or is a device node; as nobody).
 
+#[macro_use]
 mod common;
 
 use std::collections::BTreeMap;
@@ -930,6 +931,7 @@ fn is_root() -> bool {
 
 #[test]
 fn hostile_rootfses_never_reach_the_host() {
+    gate!(Root, X86_64Host);
     assert!(
         is_root(),
         "the hostile-rootfs harness needs root (it runs root and nobody modes)"
@@ -1024,6 +1026,7 @@ fn hostile_rootfses_never_reach_the_host() {
 /// the target, the victim unchanged; as nobody, refused for needing root.
 #[test]
 fn rootfs_create_refuses_hostile_targets() {
+    gate!(Root);
     assert!(is_root(), "the hostile-rootfs harness needs root");
     let env = Env::new();
     let c = env.case_dirs();
@@ -1096,6 +1099,7 @@ fn rootfs_create_refuses_hostile_targets() {
 /// file's link count), the run ends in bounded time, and a refusal names the tarball.
 #[test]
 fn hostile_tarball_members_stay_in_the_cache() {
+    gate!(Root);
     use tar::EntryType as E;
     assert!(is_root(), "the hostile-rootfs harness needs root");
     let env = Env::new();
