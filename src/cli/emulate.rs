@@ -2,7 +2,15 @@
 //! work is in `ops::emulate` and `ops::build`; this module turns the parsed flags into their
 //! requests and prints.
 
-use super::*;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::args::{Accelerate, BuildArgs, InstallOpts, RunArgs, Strategy};
+use super::context::Ctx;
+use super::register::install;
+use crate::binfmt::arch::Arch;
+use crate::error::ChildExit;
 use crate::ops::build::{Requested, Strategy as Chosen};
 use crate::ops::emulate::{self as em, Events};
 

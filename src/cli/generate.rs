@@ -19,7 +19,8 @@ use clap_complete::Shell;
 use clap_mangen::Man;
 use clap_mangen::roff::{Roff, bold, roman};
 
-use super::{Cli, EXIT_CODES_HELP};
+use super::Cli;
+use super::args::EXIT_CODES_HELP;
 
 /// What `__generate` writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]

@@ -4,33 +4,14 @@
 //! kernel's; `nix machines` prints `/etc/nix/machines` lines for this host as a remote builder.
 //! The work is in `crate::ops::nix`; here its reports become text or JSON.
 
-use super::*;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::context::Ctx;
+use crate::binfmt::kernel::KernelEntry;
 use crate::nix::Paths;
 use crate::ops::nix::{self as opsnix, Daemon, Hint, SelfTestProbe, SystemNix};
-
-#[derive(Debug, Subcommand)]
-pub enum NixCommand {
-    /// Nix's view of this machine (system, extra-platforms, sandbox) against the handlers that
-    /// really work, with warnings and fixes
-    Status,
-    /// Print the /etc/nix/machines line(s) that make this host a remote builder for the
-    /// systems it builds natively or through working handlers
-    Machines {
-        /// The store URI other machines reach this host by (ssh-ng://builder1, ssh://root@b1 …)
-        #[arg(long, value_name = "URI")]
-        host: String,
-        /// Builds at a time [default: the number of CPUs]
-        #[arg(long, value_name = "N")]
-        max_jobs: Option<u32>,
-        /// The SSH private key the clients use (path on the client) [default: -]
-        #[arg(long, value_name = "PATH")]
-        ssh_key: Option<String>,
-        /// This host's SSH public host key, for the line's host-key field
-        /// [default: /etc/ssh/ssh_host_ed25519_key.pub when readable]
-        #[arg(long, value_name = "FILE")]
-        host_key: Option<PathBuf>,
-    },
-}
 
 /// Before `install --nix` / `apply` with `[nix]` changes anything: Nix is there, its
 /// configuration is one Nix and we can read, and we may write it.
@@ -219,7 +200,9 @@ pub(super) fn machines(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::Cli;
+    use crate::cli::args::{Command, NixCommand};
+    use clap::Parser;
 
     #[test]
     fn parses_the_nix_forms() {

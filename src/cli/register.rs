@@ -2,20 +2,24 @@
 //! export, import, status, interpreters. The work is in `crate::ops`; here the options become
 //! its requests and its reports become text or JSON.
 
-use super::*;
-use crate::ops::{self, Outcome, Reported};
+use std::io::Write;
+use std::path::PathBuf;
 
-/// Shows a report (warnings on stderr), then returns the operation's failure, if any.
-pub(super) fn show(ctx: &Ctx, out: &mut dyn Write, r: Reported) -> Result<()> {
-    for w in &r.report.warnings {
-        eprintln!("binfmtctl: warning: {w}");
-    }
-    emit_report(ctx, out, &r.report)?;
-    match r.failure {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
-}
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::args::InstallOpts;
+use super::context::Ctx;
+use super::qemu::{source_of, store_of};
+use super::render::{EntryJson, entry_json, show};
+use super::settings::flags_from;
+use crate::binfmt::arch::Arch;
+use crate::binfmt::kernel::KernelEntry;
+use crate::binfmt::registration::Entry;
+use crate::error::BadInput;
+use crate::host::NativeArch;
+use crate::ops;
+use crate::qemu::interpreter::{self, Discovery};
 
 pub(super) fn install(
     ctx: &Ctx,
@@ -323,13 +327,15 @@ pub(super) fn import(
     show(ctx, out, r)
 }
 
+/// `uninstall`, then Nix kept in step (it forgets the arches no longer registered).
 pub(super) fn uninstall(
     ctx: &Ctx,
     targets: &[std::ffi::OsString],
     out: &mut dyn Write,
 ) -> Result<()> {
     let r = ops::uninstall::uninstall(&ctx.fs, &ctx.host, targets, ctx.g.dry_run)?;
-    show(ctx, out, r)
+    show(ctx, out, r)?;
+    super::nix::sync(ctx, &[], out)
 }
 
 /// `status`; `json` whatever --json said (the --install/--uninstall forms print JSON).
@@ -534,76 +540,12 @@ pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> 
     Ok(())
 }
 
-/// One line of a report, as text and JSON show it.
-fn row(ctx: &Ctx, o: &Outcome) -> Row {
-    Row {
-        action: o.verdict,
-        name: o.name.clone(),
-        arch: o.arch.clone(),
-        interpreter: o.interpreter.clone(),
-        version: o.version.clone(),
-        flags: o.flags.map(|f| f.to_string()),
-        reason: o.reason.clone(),
-        previous: o
-            .previous
-            .as_ref()
-            .map(|e| entry_json(ctx.table, &ctx.host.native_guard(), e)),
-    }
-}
-
-pub(super) fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    for r in rows {
-        let n = m.entry(r.action.as_str()).or_insert(json!(0));
-        *n = json!(n.as_u64().unwrap_or(0) + 1);
-    }
-    m
-}
-
-pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) -> Result<()> {
-    let rows: Vec<Row> = report.outcomes.iter().map(|o| row(ctx, o)).collect();
-    if ctx.g.json {
-        let v = json!({
-            "dry_run": report.dry_run,
-            "binfmt_misc": ctx.g.binfmt_misc,
-            "results": rows,
-            "overlaps": report.overlaps,
-            "notes": report.notes,
-            "summary": summary(&rows),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(());
-    }
-    if !ctx.g.quiet {
-        for r in &rows {
-            writeln!(out, "{}", r.human())?;
-        }
-        for n in &report.notes {
-            writeln!(out, "note: {n}")?;
-        }
-    }
-    let s: Vec<String> = summary(&rows)
-        .into_iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
-    if !ctx.g.quiet || report.refused() {
-        writeln!(
-            out,
-            "summary: {}",
-            if s.is_empty() {
-                "nothing to do".into()
-            } else {
-                s.join(", ")
-            }
-        )?;
-    }
-    Ok(())
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::binfmt::arch::Table;
     use crate::binfmt::kernel::KernelEntry;
+    use crate::binfmt::registration::{Flags, Matcher};
     use crate::binfmt::registration::{Registration, display_name};
     use crate::ops::uninstall::select_for_uninstall;
     use std::ffi::OsString;

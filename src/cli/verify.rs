@@ -1,6 +1,14 @@
 //! Commands that look without changing anything: inspect, scan, test.
 
-use super::*;
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde_json::json;
+
+use super::context::Ctx;
+use crate::binfmt::arch::Arch;
+use crate::binfmt::kernel::KernelEntry;
 use crate::input::escape as esc;
 
 /// The kernel's entries (newest first) and whether binfmt_misc as a whole is enabled; empty and

@@ -1,0 +1,222 @@
+//! Rendering shared by the commands that change entries: a report (`ops::Report`) as text
+//! lines with a summary, or as the `--json` report (docs/json.md); an entry as reports and
+//! `status` show it. Warnings go to stderr.
+
+use std::io::Write;
+
+use anyhow::Result;
+use serde::Serialize;
+use serde_json::json;
+
+use super::context::Ctx;
+use crate::binfmt::arch::Table;
+use crate::binfmt::plan::{self, Verdict};
+use crate::binfmt::registration::{Entry, Matcher};
+use crate::ops::{self, Outcome, Reported};
+
+/// Shows a report (warnings on stderr), then returns the operation's failure, if any.
+pub(super) fn show(ctx: &Ctx, out: &mut dyn Write, r: Reported) -> Result<()> {
+    for w in &r.report.warnings {
+        eprintln!("binfmtctl: warning: {w}");
+    }
+    emit_report(ctx, out, &r.report)?;
+    match r.failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+/// One line of a report.
+#[derive(Debug, Serialize)]
+pub(super) struct Row {
+    action: Verdict,
+    name: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    arch: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    interpreter: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    version: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    flags: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    reason: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    previous: Option<EntryJson>,
+}
+
+impl Row {
+    fn human(&self) -> String {
+        let mut s = format!("{:<15} {:<18}", self.action.as_str(), self.name);
+        if let Some(i) = &self.interpreter {
+            s += &format!(" {i}");
+        }
+        if let Some(f) = &self.flags {
+            s += &format!(" flags={f}");
+        }
+        if let Some(v) = &self.version {
+            s += &format!(" (QEMU {})", v.split_whitespace().next().unwrap_or(v));
+        }
+        if let Some(p) = &self.previous {
+            s += &format!(" [was {} flags={}]", p.interpreter, p.flags);
+        }
+        if let Some(r) = &self.reason {
+            // No column padding before the reason: "refused  qemu-x86_64: runs natively ...".
+            s = format!("{}: {r}", s.trim_end());
+        }
+        s.trim_end().to_owned()
+    }
+}
+
+/// An entry as `status --json` and reports show it.
+#[derive(Debug, Serialize)]
+pub(super) struct EntryJson {
+    pub name: String,
+    pub enabled: bool,
+    pub arch: String,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub platform: Option<String>,
+    pub interpreter: String,
+    pub flags: String,
+    #[serde(rename = "type")]
+    pub kind: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub offset: Option<usize>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub magic: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub mask: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub extension: Option<String>,
+    /// For entries named qemu-<arch>: does the pattern match our table? (null for others)
+    pub matches_table: Option<bool>,
+    /// The entry's pattern accepts this host's own executables: with it enabled, native
+    /// programs run through its interpreter (or fail).
+    pub captures_native: bool,
+    /// Where the interpreter comes from: `system` or `store <version>` (status only).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub source: Option<String>,
+}
+
+pub(super) fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
+    let r = &e.registration;
+    let by_name = table.arch_of_entry(&r.name);
+    let arch = ops::arch_of(table, r);
+    let (kind, offset, magic, mask, extension) = match &r.matcher {
+        Matcher::Magic {
+            offset,
+            magic,
+            mask,
+        } => (
+            "magic",
+            Some(*offset),
+            Some(crate::input::hex(magic)),
+            mask.as_deref().map(crate::input::hex),
+            None,
+        ),
+        Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),
+    };
+    EntryJson {
+        name: r.name.clone(),
+        enabled: e.enabled,
+        arch: arch.map_or_else(|| "unknown".to_owned(), |a| a.name.clone()),
+        platform: arch.and_then(|a| a.platform().map(str::to_owned)),
+        interpreter: r.interpreter.clone(),
+        flags: r.flags.to_string(),
+        kind,
+        offset,
+        magic,
+        mask,
+        extension,
+        matches_table: by_name.map(|(_, m)| m.same_pattern(&r.matcher)),
+        captures_native: guard.captures(r).is_some(),
+        source: None,
+    }
+}
+
+/// One line of a report, as text and JSON show it.
+fn row(ctx: &Ctx, o: &Outcome) -> Row {
+    Row {
+        action: o.verdict,
+        name: o.name.clone(),
+        arch: o.arch.clone(),
+        interpreter: o.interpreter.clone(),
+        version: o.version.clone(),
+        flags: o.flags.map(|f| f.to_string()),
+        reason: o.reason.clone(),
+        previous: o
+            .previous
+            .as_ref()
+            .map(|e| entry_json(ctx.table, &ctx.host.native_guard(), e)),
+    }
+}
+
+pub(super) fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
+    let mut m = serde_json::Map::new();
+    for r in rows {
+        let n = m.entry(r.action.as_str()).or_insert(json!(0));
+        *n = json!(n.as_u64().unwrap_or(0) + 1);
+    }
+    m
+}
+
+pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) -> Result<()> {
+    let rows: Vec<Row> = report.outcomes.iter().map(|o| row(ctx, o)).collect();
+    if ctx.g.json {
+        let v = json!({
+            "dry_run": report.dry_run,
+            "binfmt_misc": ctx.g.binfmt_misc,
+            "results": rows,
+            "overlaps": report.overlaps,
+            "notes": report.notes,
+            "summary": summary(&rows),
+        });
+        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
+        return Ok(());
+    }
+    if !ctx.g.quiet {
+        for r in &rows {
+            writeln!(out, "{}", r.human())?;
+        }
+        for n in &report.notes {
+            writeln!(out, "note: {n}")?;
+        }
+    }
+    let s: Vec<String> = summary(&rows)
+        .into_iter()
+        .map(|(k, v)| format!("{v} {k}"))
+        .collect();
+    if !ctx.g.quiet || report.refused() {
+        writeln!(
+            out,
+            "summary: {}",
+            if s.is_empty() {
+                "nothing to do".into()
+            } else {
+                s.join(", ")
+            }
+        )?;
+    }
+    Ok(())
+}
+
+/// `arches`: the table with every name each arch answers to (text, JSON or Markdown).
+pub(super) fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
+    if markdown {
+        write!(out, "{}", crate::binfmt::arch::render_markdown(ctx.table))?;
+        return Ok(());
+    }
+    if ctx.g.json {
+        writeln!(
+            out,
+            "{}",
+            serde_json::to_string_pretty(&json!({"arches": ctx.table.arches}))?
+        )?;
+        return Ok(());
+    }
+    for a in &ctx.table.arches {
+        let names = a.all_names();
+        writeln!(out, "{:<13} {}", a.name, names[1..].join(" "))?;
+    }
+    Ok(())
+}
