@@ -55,6 +55,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::verify::VerifyError,
         crate::qemu::deb::DebError,
         crate::ops::OpsError,
+        crate::ops::look::LookError,
         crate::ops::emulate::EmulateError,
         crate::ops::build::BuildError,
         crate::emulation::sandbox::SandboxError,

@@ -10,9 +10,8 @@ use super::qemu::resolve_stored;
 use super::settings::Global;
 use crate::binfmt::arch::Table;
 use crate::binfmt::kernel::ProcBinfmt;
-use crate::host::{HostFacts, NativeArch};
+use crate::host::HostFacts;
 use crate::ops;
-use crate::qemu::interpreter::Requirements;
 
 /// What every command needs: the table, the host as the operations see it, the kernel seam,
 /// the options.
@@ -65,10 +64,6 @@ impl<'g> Ctx<'g> {
         Ok(())
     }
 
-    pub fn is_native(&self, arch: &str) -> Option<&NativeArch> {
-        self.host.is_native(arch)
-    }
-
     /// Where interpreters are looked for (`--qemu-path`, `--qemu`).
     pub fn search(&self) -> ops::Search {
         ops::Search {
@@ -80,9 +75,5 @@ impl<'g> Ctx<'g> {
     /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
     pub fn search_dirs(&self) -> Vec<PathBuf> {
         self.search().dirs()
-    }
-
-    pub fn requirements(&self, need_static: bool) -> Result<Requirements> {
-        Ok(self.host.requirements(need_static)?)
     }
 }

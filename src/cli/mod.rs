@@ -19,13 +19,15 @@ pub mod args;
 mod context;
 mod emulate;
 pub mod generate;
+mod interpreters;
+mod look;
 mod nix;
 mod qemu;
 mod register;
 mod render;
 pub mod settings;
+mod status;
 mod switch;
-mod verify;
 
 pub use args::Cli;
 use args::{Command, CrossCommand, InstallOpts, NixCommand, RootfsCommand};
@@ -78,7 +80,7 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             let mut ctx = Ctx::new(&g)?;
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
             register::install_cmd(&ctx, &split(list), &opts, out)?;
-            register::status(&ctx, true, out)?;
+            status::status(&ctx, true, out)?;
             Ok(0)
         }
         (None, None, Some(list)) => {
@@ -88,12 +90,12 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
             let ctx = Ctx::new(&g)?;
             register::uninstall(&ctx, &targets, out)?;
-            register::status(&ctx, true, out)?;
+            status::status(&ctx, true, out)?;
             Ok(0)
         }
         (None, None, None) => {
             let (g, _) = parsed.settings_like("status", "status")?;
-            register::status(&Ctx::new(&g)?, g.json, out)?;
+            status::status(&Ctx::new(&g)?, g.json, out)?;
             Ok(0)
         }
         (Some(_), None, None) => {
@@ -158,12 +160,12 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         Command::Uninstall { targets, .. } => register::uninstall(ctx, &targets, out),
         Command::Enable { targets, .. } => switch::switch(ctx, &targets, true, out),
         Command::Disable { targets, .. } => switch::switch(ctx, &targets, false, out),
-        Command::Status { .. } => register::status(ctx, ctx.g.json, out),
-        Command::Interpreters { arches, .. } => register::interpreters(ctx, &arches, out),
+        Command::Status { .. } => status::status(ctx, ctx.g.json, out),
+        Command::Interpreters { arches, .. } => interpreters::interpreters(ctx, &arches, out),
         Command::Arches { markdown } => render::arches(ctx, markdown, out),
-        Command::Inspect { files, .. } => verify::inspect(ctx, &files, out),
-        Command::Test { arches, .. } => verify::selftest(ctx, &arches, out),
-        Command::Scan { path, files, .. } => verify::scan(ctx, &path, files, out),
+        Command::Inspect { files, .. } => look::inspect(ctx, &files, out),
+        Command::Test { arches, .. } => look::selftest(ctx, &arches, out),
+        Command::Scan { path, files, .. } => look::scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {
             arch,
             suite,

@@ -9,9 +9,8 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::context::Ctx;
-use crate::binfmt::kernel::KernelEntry;
 use crate::nix::Paths;
-use crate::ops::nix::{self as opsnix, Daemon, Hint, SelfTestProbe, SystemNix};
+use crate::ops::nix::{self as opsnix, Daemon, SelfTestProbe, SystemNix};
 
 /// Before `install --nix` / `apply` with `[nix]` changes anything: Nix is there, its
 /// configuration is one Nix and we can read, and we may write it.
@@ -97,11 +96,6 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
         ),
     }
     Ok(())
-}
-
-/// For `status`: where binfmtctl.conf and the kernel disagree (`ops::nix::status_hints`).
-pub(super) fn status_hints(ctx: &Ctx, entries: &[KernelEntry]) -> Vec<Hint> {
-    opsnix::status_hints(ctx.table, &Paths::from_env(), entries)
 }
 
 pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {

@@ -45,17 +45,6 @@ pub(super) fn resolve_stored(
     Ok((Some(lock), s))
 }
 
-/// Which stored version an interpreter path belongs to, if any.
-pub(super) fn source_of(stored: &[Stored], interpreter: &str) -> String {
-    stored
-        .iter()
-        .find(|s| store::uses(s, interpreter))
-        .map_or_else(
-            || "system".to_owned(),
-            |s| format!("store {}", s.manifest.version),
-        )
-}
-
 /// The archive options: the flags, completed by the config file's `qemu_mirror` and
 /// `qemu_keyring` (read only when a flag is missing; a missing file is no error).
 fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {

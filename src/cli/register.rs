@@ -10,16 +10,12 @@ use serde_json::json;
 
 use super::args::InstallOpts;
 use super::context::Ctx;
-use super::qemu::{source_of, store_of};
-use super::render::{EntryJson, entry_json, show};
+use super::render::show;
 use super::settings::flags_from;
-use crate::binfmt::arch::Arch;
-use crate::binfmt::kernel::KernelEntry;
 use crate::binfmt::registration::Entry;
 use crate::error::BadInput;
-use crate::host::NativeArch;
 use crate::ops;
-use crate::qemu::interpreter::{self, Discovery};
+use crate::ops::view::entry_view;
 
 pub(super) fn install(
     ctx: &Ctx,
@@ -175,7 +171,7 @@ pub(super) fn export(
                         enabled: true,
                     };
                     let mut j =
-                        serde_json::to_value(entry_json(ctx.table, &ctx.host.native_guard(), &e))
+                        serde_json::to_value(entry_view(ctx.table, &ctx.host.native_guard(), &e))
                             .unwrap_or_default();
                     j["record"] = json!(d.registration.to_record().unwrap_or_default());
                     j
@@ -280,7 +276,7 @@ pub(super) fn import(
                         enabled: true,
                     };
                     let mut j =
-                        serde_json::to_value(entry_json(ctx.table, &ctx.host.native_guard(), &e))
+                        serde_json::to_value(entry_view(ctx.table, &ctx.host.native_guard(), &e))
                             .unwrap_or_default();
                     j["file"] = json!(i.path);
                     j["line"] = json!(i.line);
@@ -298,7 +294,7 @@ pub(super) fn import(
                     registration: i.registration.clone(),
                     enabled: true,
                 };
-                let j = entry_json(ctx.table, &ctx.host.native_guard(), &e);
+                let j = entry_view(ctx.table, &ctx.host.native_guard(), &e);
                 let table = match j.matches_table {
                     Some(true) => "matches our table",
                     Some(false) => "DIFFERS from our table",
@@ -336,208 +332,6 @@ pub(super) fn uninstall(
     let r = ops::uninstall::uninstall(&ctx.fs, &ctx.host, targets, ctx.g.dry_run)?;
     show(ctx, out, r)?;
     super::nix::sync(ctx, &[], out)
-}
-
-/// `status`; `json` whatever --json said (the --install/--uninstall forms print JSON).
-pub(super) fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<()> {
-    let st = ops::status::status(&ctx.fs, &ctx.host)?;
-    let (mounted, enabled, supported) = (st.mounted, st.enabled, &st.supported);
-    let guard = ctx.host.native_guard();
-    let stored = store_of(ctx).list();
-    let json_entries: Vec<EntryJson> = st
-        .entries
-        .iter()
-        .map(|s| {
-            let mut e = entry_json(ctx.table, &guard, &s.kernel.entry);
-            e.source = Some(source_of(&stored, &e.interpreter));
-            e
-        })
-        .collect();
-    let emulators: Vec<&str> = json_entries
-        .iter()
-        .filter(|e| e.enabled)
-        .map(|e| e.name.as_str())
-        .collect();
-    // Only when binfmtctl told Nix about handlers (`install --nix`): do both still agree?
-    let entries: Vec<KernelEntry> = st.entries.iter().map(|s| s.kernel.clone()).collect();
-    let nix_warnings = super::nix::status_hints(ctx, &entries);
-    if json {
-        let mut v = json!({
-            "supported": supported,
-            "emulators": emulators,
-            "entries": json_entries,
-            "native": ctx.host.native,
-            "binfmt_misc": {"path": ctx.g.binfmt_misc, "mounted": mounted, "enabled": enabled},
-        });
-        if !nix_warnings.is_empty() {
-            v["nix_warnings"] = json!(nix_warnings);
-        }
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(());
-    }
-    if !mounted {
-        writeln!(
-            out,
-            "binfmt_misc: not mounted at {} (binfmtctl install mounts it)",
-            ctx.g.binfmt_misc.display()
-        )?;
-    } else {
-        writeln!(
-            out,
-            "binfmt_misc: {} ({})",
-            ctx.g.binfmt_misc.display(),
-            if enabled {
-                "enabled"
-            } else {
-                "DISABLED: no entry is used"
-            }
-        )?;
-    }
-    for w in &nix_warnings {
-        writeln!(out, "WARNING: {w}")?;
-    }
-    for (s, e) in st.entries.iter().zip(&json_entries) {
-        let (k, Some(what)) = (&s.kernel, &s.captures) else {
-            continue;
-        };
-        // Quoted for the shell when the name needs it (other tools' names may hold spaces).
-        let arg = if k
-            .name
-            .iter()
-            .all(|b| b.is_ascii_alphanumeric() || b"-_.+".contains(b))
-        {
-            e.name.clone()
-        } else {
-            format!("'{}'", e.name.replace('\'', "'\\''"))
-        };
-        writeln!(
-            out,
-            "WARNING: entry {} ({}) matches {what}: native programs run through {}{}; remove it with `binfmtctl uninstall {arg}`",
-            e.name,
-            if e.enabled { "enabled" } else { "disabled" },
-            e.interpreter,
-            if e.enabled { "" } else { " once enabled" },
-        )?;
-    }
-    let natives: Vec<String> = ctx.host.native.iter().map(|n| n.arch.clone()).collect();
-    writeln!(out, "native: {}", natives.join(", "))?;
-    writeln!(out, "supported: {}", supported.join(", "))?;
-    if json_entries.is_empty() {
-        writeln!(out, "no entries")?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<20} {:<8} {:<12} {:<5} {:<8} INTERPRETER",
-        "ENTRY", "ENABLED", "ARCH", "FLAGS", "TABLE"
-    )?;
-    for e in &json_entries {
-        let table = match e.matches_table {
-            Some(true) => "matches",
-            Some(false) => "DIFFERS",
-            None => "-",
-        };
-        writeln!(
-            out,
-            "{:<20} {:<8} {:<12} {:<5} {:<8} {} [{}]",
-            e.name,
-            if e.enabled { "yes" } else { "no" },
-            e.arch,
-            e.flags,
-            table,
-            e.interpreter,
-            e.source.as_deref().unwrap_or("system")
-        )?;
-    }
-    Ok(())
-}
-
-pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
-    let arches: Vec<&Arch> = if names.is_empty() {
-        ctx.table.arches.iter().collect()
-    } else {
-        ctx.host.resolve_list(names)?.1
-    };
-    let flags_need_static = true;
-    let req = ctx.requirements(flags_need_static)?;
-    let dirs = ctx.search_dirs();
-    let stored = store_of(ctx).list();
-    let found: Vec<(Discovery, Option<&NativeArch>)> = arches
-        .iter()
-        .map(|a| {
-            (
-                interpreter::discover(a, &dirs, &req),
-                ctx.is_native(&a.name),
-            )
-        })
-        .collect();
-    if ctx.g.json {
-        let v: Vec<serde_json::Value> = found
-            .iter()
-            .map(|(d, native)| {
-                let chosen = d.chosen();
-                json!({
-                    "arch": d.arch,
-                    "native": native.is_some(),
-                    "status": if chosen.is_some() { "ok" } else if d.candidates.is_empty() { "missing" } else { "refused" },
-                    "interpreter": chosen.map(|c| &c.facts.path),
-                    "source": chosen.map(|c| source_of(&stored, &c.facts.path.to_string_lossy())),
-                    "version": chosen.and_then(|c| c.facts.version.as_ref()),
-                    "candidates": d.candidates,
-                    "searched": d.searched,
-                })
-            })
-            .collect();
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"interpreters": v}))?
-        )?;
-        return Ok(());
-    }
-    writeln!(
-        out,
-        "{:<13} {:<8} {:<36} {:<8} NOTES",
-        "ARCH", "STATUS", "INTERPRETER", "VERSION"
-    )?;
-    for (d, native) in &found {
-        let (status, path, version, notes) = match d.chosen() {
-            Some(c) => (
-                "ok",
-                format!(
-                    "{} [{}]",
-                    c.facts.path.display(),
-                    source_of(&stored, &c.facts.path.to_string_lossy())
-                ),
-                c.facts
-                    .version
-                    .as_deref()
-                    .and_then(|v| v.split_whitespace().next())
-                    .unwrap_or("?")
-                    .to_owned(),
-                String::new(),
-            ),
-            None if d.candidates.is_empty() => ("missing", "-".into(), "-".into(), String::new()),
-            None => ("refused", "-".into(), "-".into(), d.refusal()),
-        };
-        let notes = match native {
-            Some(_) => format!(
-                "native on this host; never registered{}",
-                if notes.is_empty() {
-                    String::new()
-                } else {
-                    format!("; {notes}")
-                }
-            ),
-            None => notes,
-        };
-        writeln!(
-            out,
-            "{:<13} {:<8} {:<36} {:<8} {}",
-            d.arch, status, path, version, notes
-        )?;
-    }
-    Ok(())
 }
 
 #[cfg(test)]

@@ -9,9 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::context::Ctx;
-use crate::binfmt::arch::Table;
-use crate::binfmt::plan::{self, Verdict};
-use crate::binfmt::registration::{Entry, Matcher};
+use crate::binfmt::plan::Verdict;
 use crate::ops::{self, Outcome, Reported};
 
 /// Shows a report (warnings on stderr), then returns the operation's failure, if any.
@@ -42,7 +40,7 @@ pub(super) struct Row {
     #[serde(skip_serializing_if = "Option::is_none")]
     reason: Option<String>,
     #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<EntryJson>,
+    previous: Option<crate::ops::view::EntryView>,
 }
 
 impl Row {
@@ -68,72 +66,6 @@ impl Row {
     }
 }
 
-/// An entry as `status --json` and reports show it.
-#[derive(Debug, Serialize)]
-pub(super) struct EntryJson {
-    pub name: String,
-    pub enabled: bool,
-    pub arch: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub platform: Option<String>,
-    pub interpreter: String,
-    pub flags: String,
-    #[serde(rename = "type")]
-    pub kind: &'static str,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub offset: Option<usize>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub magic: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub mask: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub extension: Option<String>,
-    /// For entries named qemu-<arch>: does the pattern match our table? (null for others)
-    pub matches_table: Option<bool>,
-    /// The entry's pattern accepts this host's own executables: with it enabled, native
-    /// programs run through its interpreter (or fail).
-    pub captures_native: bool,
-    /// Where the interpreter comes from: `system` or `store <version>` (status only).
-    #[serde(skip_serializing_if = "Option::is_none")]
-    pub source: Option<String>,
-}
-
-pub(super) fn entry_json(table: &Table, guard: &plan::NativeGuard, e: &Entry) -> EntryJson {
-    let r = &e.registration;
-    let by_name = table.arch_of_entry(&r.name);
-    let arch = ops::arch_of(table, r);
-    let (kind, offset, magic, mask, extension) = match &r.matcher {
-        Matcher::Magic {
-            offset,
-            magic,
-            mask,
-        } => (
-            "magic",
-            Some(*offset),
-            Some(crate::input::hex(magic)),
-            mask.as_deref().map(crate::input::hex),
-            None,
-        ),
-        Matcher::Extension(x) => ("extension", None, None, None, Some(x.clone())),
-    };
-    EntryJson {
-        name: r.name.clone(),
-        enabled: e.enabled,
-        arch: arch.map_or_else(|| "unknown".to_owned(), |a| a.name.clone()),
-        platform: arch.and_then(|a| a.platform().map(str::to_owned)),
-        interpreter: r.interpreter.clone(),
-        flags: r.flags.to_string(),
-        kind,
-        offset,
-        magic,
-        mask,
-        extension,
-        matches_table: by_name.map(|(_, m)| m.same_pattern(&r.matcher)),
-        captures_native: guard.captures(r).is_some(),
-        source: None,
-    }
-}
-
 /// One line of a report, as text and JSON show it.
 fn row(ctx: &Ctx, o: &Outcome) -> Row {
     Row {
@@ -147,7 +79,7 @@ fn row(ctx: &Ctx, o: &Outcome) -> Row {
         previous: o
             .previous
             .as_ref()
-            .map(|e| entry_json(ctx.table, &ctx.host.native_guard(), e)),
+            .map(|e| crate::ops::view::entry_view(ctx.table, &ctx.host.native_guard(), e)),
     }
 }
 
@@ -218,5 +150,13 @@ pub(super) fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<(
         let names = a.all_names();
         writeln!(out, "{:<13} {}", a.name, names[1..].join(" "))?;
     }
+    Ok(())
+}
+
+/// Prints a report as its documented JSON: pretty, with each object's keys in alphabetical
+/// order (serde_json's maps keep them so), as docs/json.md shows them.
+pub(super) fn print_json(out: &mut dyn Write, report: &impl Serialize) -> Result<()> {
+    let v = serde_json::to_value(report)?;
+    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
     Ok(())
 }

@@ -24,11 +24,14 @@ pub mod emulate;
 pub mod export;
 pub mod import;
 pub mod install;
+pub mod interpreters;
+pub mod look;
 pub mod nix;
 pub mod qemu;
 pub mod status;
 pub mod switch;
 pub mod uninstall;
+pub mod view;
 
 #[cfg(test)]
 mod tests;
