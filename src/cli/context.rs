@@ -2,8 +2,6 @@
 //! `--not-native` and the compat probes), the binfmt_misc seam and the settings, built once
 //! per command; and `--qemu VERSION`'s stored interpreters with the store's shared lock.
 
-use std::path::PathBuf;
-
 use anyhow::Result;
 
 use super::qemu::resolve_stored;
@@ -70,10 +68,5 @@ impl<'g> Ctx<'g> {
             qemu_path: self.g.qemu_path.clone(),
             qemu_bin: self.qemu_bin.clone(),
         }
-    }
-
-    /// The interpreter search path, made absolute: the kernel needs an absolute interpreter.
-    pub fn search_dirs(&self) -> Vec<PathBuf> {
-        self.search().dirs()
     }
 }

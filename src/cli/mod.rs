@@ -19,6 +19,7 @@ pub mod args;
 mod context;
 mod emulate;
 pub mod generate;
+mod interop;
 mod interpreters;
 mod look;
 mod nix;
@@ -193,14 +194,14 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
             dir,
             arches,
             ..
-        } => register::export(ctx, &arches, opts, &format, dir.as_deref(), out),
+        } => interop::export(ctx, &arches, opts, &format, dir.as_deref(), out),
         Command::Import {
             paths,
             register: reg,
             allow_credentials,
             allow_extension,
             ..
-        } => register::import(
+        } => interop::import(
             ctx,
             &paths,
             reg,

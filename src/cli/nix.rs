@@ -12,12 +12,6 @@ use super::context::Ctx;
 use crate::nix::Paths;
 use crate::ops::nix::{self as opsnix, Daemon, SelfTestProbe, SystemNix};
 
-/// Before `install --nix` / `apply` with `[nix]` changes anything: Nix is there, its
-/// configuration is one Nix and we can read, and we may write it.
-pub(super) fn precheck() -> Result<()> {
-    Ok(opsnix::precheck(&Paths::from_env(), &SystemNix)?)
-}
-
 /// Where notes go: the report's stream, or stderr when the report is JSON.
 fn note(ctx: &Ctx, out: &mut dyn Write, msg: &str) -> Result<()> {
     if ctx.g.json {
@@ -28,10 +22,13 @@ fn note(ctx: &Ctx, out: &mut dyn Write, msg: &str) -> Result<()> {
     Ok(())
 }
 
-/// Brings binfmtctl.conf in line with the kernel (`ops::nix::sync`) and says what it did.
-pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()> {
-    let paths = Paths::from_env();
-    let r = opsnix::sync(&ctx.fs, &ctx.host, &paths, &SystemNix, add, ctx.g.dry_run)?;
+/// Says what keeping binfmtctl.conf in line with the kernel did (`ops::nix::sync`).
+pub(super) fn show_sync(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    r: &opsnix::SyncReport,
+    paths: &Paths,
+) -> Result<()> {
     if !r.would_add.is_empty() {
         note(
             ctx,

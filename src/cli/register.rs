@@ -1,131 +1,112 @@
-//! Commands that register and remove entries, and report them: install, uninstall, apply,
-//! export, import, status, interpreters. The work is in `crate::ops`; here the options become
-//! its requests and its reports become text or JSON.
+//! `install`, `uninstall` and `apply` (`ops::compose`: with `--persist`, `--nix` and the
+//! config's `[nix]`): their options become requests, each step's report is shown as it is
+//! done.
 
 use std::io::Write;
-use std::path::PathBuf;
 
-use anyhow::{Context, Result};
-use serde_json::json;
+use anyhow::Result;
 
 use super::args::InstallOpts;
 use super::context::Ctx;
 use super::render::show;
 use super::settings::flags_from;
-use crate::binfmt::registration::Entry;
-use crate::error::BadInput;
+use crate::nix::Paths;
 use crate::ops;
-use crate::ops::view::entry_view;
+use crate::ops::compose::{Nix, Persisted, Steps};
+use crate::ops::nix::{SyncReport, SystemNix};
 
+/// The CLI's side of the compositions: each step's report rendered on `out` as it is done.
+struct Shown<'a, 'g> {
+    ctx: &'a Ctx<'g>,
+    out: &'a mut dyn Write,
+}
+
+impl Steps for Shown<'_, '_> {
+    fn report(&mut self, r: ops::Reported) -> Result<()> {
+        show(self.ctx, self.out, r)
+    }
+
+    fn nix(&mut self, r: &SyncReport, paths: &Paths) -> Result<()> {
+        super::nix::show_sync(self.ctx, self.out, r, paths)
+    }
+
+    fn persisted(&mut self, p: &Persisted) -> Result<()> {
+        let (config, names) = (p.config.display(), p.arches.join(", "));
+        if p.changed {
+            writeln!(self.out, "note: added {names} to {config}")?;
+        } else {
+            writeln!(self.out, "note: {config} already has {names}")?;
+        }
+        Ok(())
+    }
+}
+
+/// Runs `f` with Nix as it is on this system (`NIX_CONF_DIR` and the `nix` on PATH).
+fn with_nix<T>(f: impl FnOnce(Nix) -> T) -> T {
+    let paths = Paths::from_env();
+    f(Nix {
+        paths: &paths,
+        tool: &SystemNix,
+    })
+}
+
+fn install_options(ctx: &Ctx, opts: &InstallOpts) -> Result<ops::install::InstallOptions> {
+    Ok(ops::install::InstallOptions {
+        flags: flags_from(opts)?,
+        keep_existing: opts.keep_existing,
+        dry_run: ctx.g.dry_run,
+    })
+}
+
+/// A plain install (no `--persist`, no `--nix`): `run --install-missing`.
 pub(super) fn install(
     ctx: &Ctx,
     names: &[String],
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let o = ops::install::InstallOptions {
-        flags: flags_from(opts)?,
-        keep_existing: opts.keep_existing,
-        dry_run: ctx.g.dry_run,
-    };
-    let r = ops::install::install(&ctx.fs, &ctx.host, &ctx.search(), names, o)?;
+    let r = ops::install::install(
+        &ctx.fs,
+        &ctx.host,
+        &ctx.search(),
+        names,
+        install_options(ctx, opts)?,
+    )?;
     show(ctx, out, r)
 }
 
+/// `install` (and the `--install` form).
 pub(super) fn install_cmd(
     ctx: &Ctx,
     names: &[String],
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
-    // --persist: the config is read, checked and its new content written to a temporary file
-    // (under a lock) before the first kernel write; it is renamed into place only after
-    // install succeeded.
-    if opts.nix {
-        // Nothing is registered when Nix's side cannot follow.
-        super::nix::precheck()?;
-    }
-    let pending = if opts.persist && !ctx.g.dry_run {
-        // Names first, so an unknown arch is reported as such, not as a config error.
-        ctx.host.resolve_list(names)?;
-        let store = super::qemu::store_of(ctx).root;
-        if opts.qemu.is_some() && store.as_os_str() != crate::qemu::store::DEFAULT_ROOT {
-            // The config records the version only; the boot unit runs a plain `apply`.
-            tracing::warn!(
-                "--persist records qemu = VERSION but not --qemu-store {}: `apply` at boot looks in {}, so fetch the version there too (`binfmtctl qemu fetch VERSION`) or run the unit's apply with --qemu-store",
-                store.display(),
-                crate::qemu::store::DEFAULT_ROOT
-            );
-        }
-        let flags = flags_from(opts)?;
-        let qemu_path = if ctx.g.qemu_path.is_empty() {
-            Vec::new()
-        } else {
-            ctx.search_dirs()
-        };
-        let req = crate::config::PersistRequest {
-            arches: names,
-            flags,
-            qemu_path: &qemu_path,
-            keep_existing: opts.keep_existing,
-            qemu: ctx
-                .qemu_bin
-                .as_ref()
-                .zip(opts.qemu.as_deref())
-                .map(|(b, spec)| crate::config::PersistQemu {
-                    version: &b.version,
-                    spec,
-                }),
-        };
-        Some(
-            crate::config::prepare_persist(&ctx.g.config, &req, ctx.table)
-                .map_err(|source| ops::OpsError::ConfigUnchanged { source })?,
-        )
-    } else {
-        None
+    let store_root = super::qemu::store_of(ctx).root;
+    let req = ops::compose::InstallRequest {
+        names,
+        options: install_options(ctx, opts)?,
+        nix: opts.nix,
+        persist: opts.persist.then_some(ops::compose::Persist {
+            config: &ctx.g.config,
+            qemu_spec: opts.qemu.as_deref(),
+            store_root: &store_root,
+        }),
     };
-    install(ctx, names, opts, out)?;
-    if opts.nix {
-        let arches: Vec<String> = ctx
-            .host
-            .resolve_list(names)?
-            .1
-            .iter()
-            .map(|a| a.name.clone())
-            .collect();
-        super::nix::sync(ctx, &arches, out)?;
-    }
-    if let Some(p) = pending {
-        let changes = p.changes();
-        p.commit().context(
-            "the entries were registered, but the config file was not updated: run the same command again",
-        )?;
-        if changes {
-            writeln!(
-                out,
-                "note: added {} to {}",
-                names.join(", "),
-                ctx.g.config.display()
-            )?;
-        } else {
-            writeln!(
-                out,
-                "note: {} already has {}",
-                ctx.g.config.display(),
-                names.join(", ")
-            )?;
-        }
-    }
-    Ok(())
+    with_nix(|nix| {
+        let steps = &mut Shown { ctx, out };
+        ops::compose::install(&ctx.fs, &ctx.host, &ctx.search(), nix, &req, steps)
+    })
 }
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
     let cfg = crate::config::load(&ctx.g.config, ctx.table)?;
+    let steps = &mut Shown { ctx, out };
     if remove {
-        let r = ops::apply::remove(&ctx.fs, &ctx.host, &cfg, ctx.g.dry_run)?;
-        show(ctx, out, r)?;
-        return super::nix::sync(ctx, &[], out);
+        return with_nix(|nix| {
+            ops::compose::apply_remove(&ctx.fs, &ctx.host, nix, &cfg, ctx.g.dry_run, steps)
+        });
     }
     // The config's stored version is resolved with the store's shared lock held through
     // the kernel write (as install --qemu does), so gc cannot remove it in between.
@@ -139,199 +120,21 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
         given.qemu_bin = Some(ops::StoredBin::of(&s));
     }
     let search = ops::apply::search_for(&cfg, &given);
-    if cfg.nix {
-        super::nix::precheck()?;
-    }
-    let (r, arches) = ops::apply::apply(&ctx.fs, &ctx.host, &search, &cfg, ctx.g.dry_run)?;
-    show(ctx, out, r)?;
-    if cfg.nix {
-        super::nix::sync(ctx, &arches, out)?;
-    }
-    Ok(())
+    with_nix(|nix| {
+        ops::compose::apply(&ctx.fs, &ctx.host, &search, nix, &cfg, ctx.g.dry_run, steps)
+    })
 }
 
-pub(super) fn export(
-    ctx: &Ctx,
-    names: &[String],
-    opts: &InstallOpts,
-    format: &str,
-    dir: Option<&std::path::Path>,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let desired = ops::export::registrations(&ctx.host, &ctx.search(), names, flags_from(opts)?)?;
-    let files: Vec<(String, String)> = match format {
-        "binfmt.d" => ops::export::files(&desired, ops::export::Format::BinfmtD)?,
-        "update-binfmts" => ops::export::files(&desired, ops::export::Format::UpdateBinfmts)?,
-        "json" => {
-            let v: Vec<serde_json::Value> = desired
-                .iter()
-                .map(|d| {
-                    let e = Entry {
-                        registration: d.registration.clone(),
-                        enabled: true,
-                    };
-                    let mut j =
-                        serde_json::to_value(entry_view(ctx.table, &ctx.host.native_guard(), &e))
-                            .unwrap_or_default();
-                    j["record"] = json!(d.registration.to_record().unwrap_or_default());
-                    j
-                })
-                .collect();
-            vec![(
-                "binfmtctl.json".into(),
-                serde_json::to_string_pretty(&json!({"registrations": v}))? + "\n",
-            )]
-        }
-        other => {
-            return Err(BadInput(format!(
-                "unknown format {other:?}: use binfmt.d, update-binfmts or json"
-            ))
-            .into());
-        }
-    };
-    match dir {
-        Some(d) => {
-            std::fs::create_dir_all(d).with_context(|| format!("creating {}", d.display()))?;
-            for (name, text) in &files {
-                write_new_file(d, name, text)?;
-                writeln!(out, "wrote {}", d.join(name).display())?;
-            }
-        }
-        None => {
-            for (_, text) in &files {
-                write!(out, "{text}")?;
-            }
-        }
-    }
-    Ok(())
-}
-
-/// Writes `name` in `dir` without following any symlink: the content goes to a temporary file
-/// created with O_CREAT|O_EXCL|O_NOFOLLOW next to it, is synced, and is renamed over `name` (a
-/// symlink or file there is replaced, never written through).
-fn write_new_file(dir: &std::path::Path, name: &str, text: &str) -> Result<()> {
-    use rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, unlinkat};
-    let path = dir.join(name);
-    let ctx = || format!("cannot write {}", path.display());
-    let dfd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(ctx)?;
-    let tmp = format!(".{name}.tmp.{}", std::process::id());
-    let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
-    let fd = openat(
-        &dfd,
-        tmp.as_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(ctx)?;
-    let mut f = std::fs::File::from(fd);
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            renameat(&dfd, tmp.as_str(), &dfd, name)
-                .map_err(|e| anyhow::Error::from(std::io::Error::from(e)))
-        });
-    if written.is_err() {
-        let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
-    }
-    written.with_context(ctx)
-}
-
-pub(super) fn import(
-    ctx: &Ctx,
-    paths: &[PathBuf],
-    register: bool,
-    opts: ops::import::ImportOptions,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let mut imported = Vec::new();
-    for p in paths {
-        let files = if p.is_dir() {
-            crate::binfmt::interop::conf_files(p)
-                .with_context(|| format!("reading {}", p.display()))?
-        } else {
-            vec![p.clone()]
-        };
-        for f in files {
-            // A regular file of at most 1 MiB (a FIFO or /dev/zero is refused, not read).
-            let text = crate::input::read_text(&f, crate::input::MAX_TEXT)?;
-            imported.extend(crate::binfmt::interop::parse_binfmt_d(&f, &text)?);
-        }
-    }
-    if !register {
-        if ctx.g.json {
-            let v: Vec<serde_json::Value> = imported
-                .iter()
-                .map(|i| {
-                    let e = Entry {
-                        registration: i.registration.clone(),
-                        enabled: true,
-                    };
-                    let mut j =
-                        serde_json::to_value(entry_view(ctx.table, &ctx.host.native_guard(), &e))
-                            .unwrap_or_default();
-                    j["file"] = json!(i.path);
-                    j["line"] = json!(i.line);
-                    j
-                })
-                .collect();
-            writeln!(
-                out,
-                "{}",
-                serde_json::to_string_pretty(&json!({"registrations": v}))?
-            )?;
-        } else {
-            for i in &imported {
-                let e = Entry {
-                    registration: i.registration.clone(),
-                    enabled: true,
-                };
-                let j = entry_view(ctx.table, &ctx.host.native_guard(), &e);
-                let table = match j.matches_table {
-                    Some(true) => "matches our table",
-                    Some(false) => "DIFFERS from our table",
-                    None => "not ours",
-                };
-                writeln!(
-                    out,
-                    "{}:{}: {} arch={} flags={} {} ({table}){}",
-                    i.path.display(),
-                    i.line,
-                    j.name,
-                    j.arch,
-                    j.flags,
-                    j.interpreter,
-                    if j.captures_native {
-                        " WARNING: captures this host's own binaries"
-                    } else {
-                        ""
-                    }
-                )?;
-            }
-        }
-        return Ok(());
-    }
-    let r = ops::import::register(&ctx.fs, &ctx.host, &imported, opts)?;
-    show(ctx, out, r)
-}
-
-/// `uninstall`, then Nix kept in step (it forgets the arches no longer registered).
+/// `uninstall` (and the `--uninstall` form), then Nix kept in step.
 pub(super) fn uninstall(
     ctx: &Ctx,
     targets: &[std::ffi::OsString],
     out: &mut dyn Write,
 ) -> Result<()> {
-    let r = ops::uninstall::uninstall(&ctx.fs, &ctx.host, targets, ctx.g.dry_run)?;
-    show(ctx, out, r)?;
-    super::nix::sync(ctx, &[], out)
+    with_nix(|nix| {
+        let steps = &mut Shown { ctx, out };
+        ops::compose::uninstall(&ctx.fs, &ctx.host, nix, targets, ctx.g.dry_run, steps)
+    })
 }
 
 #[cfg(test)]
@@ -339,7 +142,7 @@ mod tests {
     use super::*;
     use crate::binfmt::arch::Table;
     use crate::binfmt::kernel::KernelEntry;
-    use crate::binfmt::registration::{Flags, Matcher};
+    use crate::binfmt::registration::{Entry, Flags, Matcher};
     use crate::binfmt::registration::{Registration, display_name};
     use crate::ops::uninstall::select_for_uninstall;
     use std::ffi::OsString;

@@ -20,6 +20,7 @@ use crate::qemu::interpreter::{self, Owners, Requirements};
 
 pub mod apply;
 pub mod build;
+pub mod compose;
 pub mod emulate;
 pub mod export;
 pub mod import;
