@@ -143,14 +143,8 @@ fn given_flags(o: &FlagOpts) -> bool {
     o.flags.is_some() || o.credentials
 }
 
-/// Merges the options given before the subcommand (`top`) with the subcommand's own (which
-/// win); an option given before a subcommand that does not take it is bad usage.
-fn settings(
-    top: &TopOpts,
-    output: &Output,
-    takes: &Takes,
-    cmd: &str,
-) -> Result<(Global, InstallOpts)> {
+/// The options given before the subcommand that it does not take.
+fn stray(top: &TopOpts, takes: &Takes) -> Vec<&'static str> {
     let mut stray = Vec::new();
     if top.kernel.binfmt_misc.is_some() && takes.kernel.is_none() {
         stray.push("--binfmt-misc");
@@ -186,6 +180,18 @@ fn settings(
     if takes.install.is_none() && top.install.qemu.is_some() {
         stray.push("--qemu");
     }
+    stray
+}
+
+/// Merges the options given before the subcommand (`top`) with the subcommand's own (which
+/// win); an option given before a subcommand that does not take it is bad usage.
+fn settings(
+    top: &TopOpts,
+    output: &Output,
+    takes: &Takes,
+    cmd: &str,
+) -> Result<(Global, InstallOpts)> {
+    let stray = stray(top, takes);
     if !stray.is_empty() {
         return Err(BadInput(format!(
             "{} does not apply to `{cmd}`: see `binfmtctl {cmd} --help` for its options",
