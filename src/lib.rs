@@ -11,6 +11,7 @@ pub mod error;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod generate;
 pub mod host;
 pub mod input;
 pub mod inspection;

@@ -8,8 +8,6 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
-use super::generate;
-
 pub const EXIT_CODES_HELP: &str = "\
 Exit codes (docs/exit-codes.md):
   0  success (including: nothing needed to change)
@@ -427,7 +425,7 @@ pub enum Command {
     #[command(name = "__generate", hide = true)]
     Generate {
         #[arg(value_enum)]
-        what: generate::Artifact,
+        what: crate::generate::Artifact,
         dir: PathBuf,
         /// The date in the man pages' footer (YYYY-MM-DD)
         #[arg(long)]

@@ -18,7 +18,6 @@ use crate::ops;
 pub mod args;
 mod context;
 mod emulate;
-pub mod generate;
 mod interop;
 mod interpreters;
 mod look;
@@ -144,7 +143,8 @@ fn helper(command: &Option<Command>, out: &mut dyn Write) -> Result<Option<u8>> 
             code
         }
         Some(Command::Generate { what, dir, date }) => {
-            for path in generate::generate(*what, dir, date.as_deref())? {
+            let cli = <Cli as clap::CommandFactory>::command();
+            for path in crate::generate::generate(&cli, *what, dir, date.as_deref())? {
                 writeln!(out, "{}", path.display())?;
             }
             0

@@ -253,3 +253,204 @@ fn globs() {
     assert!(ops::uninstall::glob_match(b"qemu-?rm", b"qemu-arm"));
     assert!(!ops::uninstall::glob_match(b"qemu-?rm", b"qemu-armeb"));
 }
+
+/// The man pages and completions `__generate` writes from this command line (`crate::generate`).
+mod generated {
+    use std::path::Path;
+
+    use clap::CommandFactory;
+
+    use super::Cli;
+    use crate::binfmt::arch::Table;
+    use crate::generate::*;
+
+    fn subcommand_names() -> Vec<String> {
+        visible_command(&Cli::command())
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect()
+    }
+
+    #[test]
+    fn hidden_helpers_are_left_out_and_visible_ones_kept() {
+        let all: Vec<String> = Cli::command()
+            .get_subcommands()
+            .map(|s| s.get_name().to_owned())
+            .collect();
+        let visible = subcommand_names();
+        assert!(all.iter().any(|n| n.starts_with("__")), "{all:?}");
+        assert!(visible.iter().all(|n| !n.starts_with("__")), "{visible:?}");
+        for n in all.iter().filter(|n| !n.starts_with("__")) {
+            assert!(visible.contains(n), "{n} lost: {visible:?}");
+        }
+        assert!(visible.contains(&"install".to_owned()), "{visible:?}");
+    }
+
+    #[test]
+    fn one_man_page_per_visible_command_and_each_is_named_in_its_parent() {
+        let pages = man_pages(&Cli::command(), "2026-01-01").unwrap();
+        let names: Vec<&str> = pages.iter().map(|(n, _)| n.as_str()).collect();
+        let paths = command_paths(&Cli::command());
+        assert!(paths.len() > 10, "{paths:?}");
+        for (path, _) in &paths {
+            let want = format!("{}.1", path.join("-"));
+            assert!(names.contains(&want.as_str()), "{want} missing: {names:?}");
+        }
+        assert!(names.contains(&"binfmtctl-rootfs-create.1"), "{names:?}");
+        assert!(names.iter().all(|n| !n.contains("__")), "{names:?}");
+        let page = |n: &str| {
+            String::from_utf8(pages.iter().find(|(p, _)| p == n).unwrap().1.clone()).unwrap()
+        };
+        let root = page("binfmtctl.1");
+        assert!(root.contains("\n.TH BINFMTCTL 1 2026-01-01 "), "{root}");
+        for s in subcommand_names() {
+            // In the SUBCOMMANDS list and in SEE ALSO.
+            assert!(root.contains(&format!("binfmtctl\\-{s}(1)")), "{s} missing");
+            assert!(
+                root.contains(&format!(".BR binfmtctl\\-{s} ")),
+                "{s} not in SEE ALSO"
+            );
+        }
+        for section in [
+            "NAME",
+            "SYNOPSIS",
+            "DESCRIPTION",
+            "OPTIONS",
+            "EXIT STATUS",
+            "FILES",
+        ] {
+            assert!(
+                root.contains(&format!(".SH {section}\n"))
+                    || root.contains(&format!(".SH \"{section}\"\n")),
+                "{section}"
+            );
+        }
+        assert!(root.contains("rolled back"), "exit codes: {root}");
+        assert!(root.contains("binfmtctl.toml"), "{root}");
+        // Options (here a global one) reach each subcommand's page.
+        let install = page("binfmtctl-install.1");
+        assert!(install.contains("\\-\\-dry\\-run"), "{install}");
+        assert!(install.contains(".BR binfmtctl (1"), "{install}");
+        let create = page("binfmtctl-rootfs-create.1");
+        assert!(create.contains("\\-\\-include"), "{create}");
+        assert!(create.contains(".BR binfmtctl\\-rootfs (1"), "{create}");
+    }
+
+    #[test]
+    fn every_completion_names_every_subcommand() {
+        let paths = command_paths(&Cli::command());
+        for shell in SHELLS {
+            let (file, script) = completion(&Cli::command(), shell);
+            let script = String::from_utf8(script).unwrap();
+            assert!(file.contains("binfmtctl"), "{file}");
+            for (path, _) in &paths[1..] {
+                let name = path.last().unwrap();
+                assert!(script.contains(name.as_str()), "{shell}: {name} missing");
+            }
+            assert!(
+                !script.contains("__sandbox"),
+                "{shell}: hidden helper completed"
+            );
+            assert!(script.contains("dry-run"), "{shell}: options missing");
+        }
+    }
+
+    /// The accepted keys, from the parser itself: its unknown-key error lists them.
+    fn config_keys() -> Vec<String> {
+        let text = "arches = [\"arm64\"]\nno_such_key_x = 1\n";
+        let err = crate::config::parse(Path::new("/c.toml"), text, Table::builtin())
+            .unwrap_err()
+            .to_string();
+        let list = err
+            .split_once("expected one of")
+            .unwrap_or_else(|| panic!("the parser no longer lists its keys: {err}"))
+            .1;
+        let keys: Vec<String> = list
+            .split('`')
+            .skip(1)
+            .step_by(2)
+            .map(str::to_owned)
+            .collect();
+        assert!(keys.contains(&"arches".to_owned()), "{err}");
+        keys
+    }
+
+    #[test]
+    fn config_page_documents_exactly_the_keys_the_parser_accepts() {
+        let keys = config_keys();
+        let documented: Vec<String> = CONFIG_PAGE
+            .split(".SH ")
+            .find(|s| s.starts_with("KEYS"))
+            .expect("a KEYS section")
+            .split(".TP\n")
+            .skip(1)
+            .map(|item| {
+                let first = item.lines().next().unwrap();
+                first.split_whitespace().nth(1).unwrap().to_owned()
+            })
+            .collect();
+        for k in &keys {
+            assert!(
+                documented.contains(k),
+                "key {k} undocumented in {CONFIG_PAGE_NAME}"
+            );
+        }
+        for d in &documented {
+            assert!(
+                keys.contains(d),
+                "{CONFIG_PAGE_NAME} documents {d}, which the parser rejects"
+            );
+        }
+        assert!(CONFIG_PAGE.starts_with(".TH BINFMTCTL.TOML 5 "));
+        assert!(CONFIG_PAGE.contains(crate::config::DEFAULT_PATH));
+    }
+
+    #[test]
+    fn config_page_example_and_shipped_example_parse() {
+        let example: String = CONFIG_PAGE
+            .split(".EX\n")
+            .nth(1)
+            .and_then(|s| s.split("\n.EE").next())
+            .expect("an .EX example")
+            .replace("\\(dq", "\"")
+            .replace("\\e", "\\")
+            .replace("\\-", "-");
+        let c = crate::config::parse(Path::new("/c.toml"), &example, Table::builtin())
+            .unwrap_or_else(|e| panic!("{e}\n{example}"));
+        assert_eq!(c.arches, ["aarch64", "riscv64"]);
+        let shipped = include_str!("../../packaging/examples/config.toml");
+        let c = crate::config::parse(Path::new("/c.toml"), shipped, Table::builtin()).unwrap();
+        assert!(!c.arches.is_empty());
+        for k in config_keys() {
+            assert!(
+                example.contains(&format!("\n{k} ="))
+                    || example.starts_with(&format!("{k} ="))
+                    || example.contains(&format!("\n[{k}]\n")),
+                "{k} not in the page's example"
+            );
+        }
+    }
+
+    #[test]
+    fn writes_the_files_into_dir() {
+        let d = tempfile::tempdir().unwrap();
+        let man = generate(&Cli::command(), Artifact::Man, &d.path().join("man"), None).unwrap();
+        assert!(man.iter().any(|p| p.ends_with("binfmtctl.1")));
+        assert!(man.iter().any(|p| p.ends_with(CONFIG_PAGE_NAME)));
+        let comp = generate(
+            &Cli::command(),
+            Artifact::Completions,
+            &d.path().join("comp"),
+            None,
+        )
+        .unwrap();
+        let names: Vec<_> = comp
+            .iter()
+            .map(|p| p.file_name().unwrap().to_owned())
+            .collect();
+        assert_eq!(names, ["binfmtctl.bash", "_binfmtctl", "binfmtctl.fish"]);
+        for p in man.iter().chain(&comp) {
+            assert!(std::fs::metadata(p).unwrap().len() > 100, "{}", p.display());
+        }
+    }
+}
