@@ -8,6 +8,7 @@ pub mod cli;
 pub mod config;
 pub mod emulation;
 pub mod error;
+pub mod escape;
 pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;

@@ -94,7 +94,7 @@ fn main() -> ExitCode {
                     std::io::stderr(),
                     "binfmtctl: error: {}",
                     // File names in messages are untrusted: no raw escape sequences.
-                    binfmtctl::input::escape_lines(&exit::render_error(&e))
+                    binfmtctl::escape::escape_lines(&exit::render_error(&e))
                 );
             }
             ExitCode::from(exit::exit_code(&e))

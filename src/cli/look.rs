@@ -8,7 +8,7 @@ use anyhow::{Context, Result};
 
 use super::context::Ctx;
 use super::render::print_json;
-use crate::input::escape as esc;
+use crate::escape::escape as esc;
 use crate::inspection::selftest::Status;
 use crate::ops;
 use crate::ops::look::{Inspected, TestSummary};
