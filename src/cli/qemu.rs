@@ -4,7 +4,6 @@
 //! and its reports become text or JSON; `qemu use` is `ops::install::use_stored`.
 
 use std::io::Write;
-use std::path::PathBuf;
 
 use anyhow::Result;
 use serde::Serialize;
@@ -19,53 +18,30 @@ use crate::ops::qemu::{
 };
 use crate::qemu::store::{self, Store, Stored};
 
-/// The store, its root made absolute (not resolved): interpreters are registered by absolute
-/// path, so `--qemu-store ./store` must name the same directory the kernel will open.
+/// The store `--qemu-store` names (`ops::stored::store`).
 pub(super) fn store_of(ctx: &Ctx) -> Store {
-    let root = ctx
-        .g
-        .qemu_store
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT));
-    Store::new(std::path::absolute(&root).unwrap_or(root))
+    ops::stored::store(ctx.g.qemu_store.as_deref())
 }
 
-/// The stored version `spec` selects, for registering its interpreters: with the store's
-/// shared lock held (until the lock is dropped, after the kernel write), so a concurrent gc
-/// cannot remove it in between. A dry run writes nothing to the kernel and takes no lock.
+/// The stored version `spec` selects, with the store's shared lock unless this is a dry run
+/// (`ops::stored::resolve`).
 pub(super) fn resolve_stored(
     ctx: &Ctx,
     spec: &str,
 ) -> Result<(Option<store::StoreLock>, Stored), crate::qemu::QemuError> {
-    let store = store_of(ctx);
-    if ctx.g.dry_run {
-        return Ok((None, store.resolve(spec)?));
-    }
-    let (lock, s) = store.resolve_shared(spec, ctx.host.unmapped_uid())?;
-    Ok((Some(lock), s))
+    ops::stored::resolve(&store_of(ctx), &ctx.host, spec, ctx.g.dry_run)
 }
 
-/// The archive options: the flags, completed by the config file's `qemu_mirror` and
-/// `qemu_keyring` (read only when a flag is missing; a missing file is no error).
+/// The archive options: the flags, completed by the config file's.
 fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {
-    let mut o = ArchiveOptions {
+    let o = ArchiveOptions {
         mirror: net.mirror.clone(),
         keyring: net.keyring.clone(),
         suites: net.suite.clone(),
         timeout: net.timeout,
         cache: net.cache.clone(),
     };
-    if o.mirror.is_none() || o.keyring.is_none() {
-        match crate::config::load(&ctx.g.config, ctx.table) {
-            Ok(c) => {
-                o.mirror = o.mirror.or(c.qemu_mirror);
-                o.keyring = o.keyring.or(c.qemu_keyring);
-            }
-            Err(crate::config::ConfigError::Missing { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(o)
+    Ok(ops::stored::with_config(o, &ctx.g.config, ctx.table)?)
 }
 
 fn print_json(out: &mut dyn Write, v: &impl Serialize) -> Result<()> {
