@@ -11,7 +11,7 @@ use crate::exit::exit_code;
 use crate::ops;
 
 /// Exit 2 (bad usage).
-const EXIT_USAGE: u8 = 2;
+const EXIT_USAGE: u8 = crate::error::ErrorKind::BadInput.exit_code();
 
 /// A parsed command line, read as `Parsed` (derefs to `Cli`).
 #[derive(Debug)]
