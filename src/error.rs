@@ -1,6 +1,6 @@
 //! One way from an error to an exit code: every domain error says which of three kinds it is
 //! (the request was wrong, the machine cannot do it, or the operation failed) by implementing
-//! `Classify`; `crate::cli::exit::kind_of` walks an error chain for the first error that says so.
+//! `Classify`; `crate::exit::kind_of` walks an error chain for the first error that says so.
 //! The command layer adds context but never re-classifies, so the whole source chain reaches
 //! the message. This module sits beneath every other and imports none of them.
 //!
@@ -49,6 +49,46 @@ pub fn exit_status_code(status: std::process::ExitStatus) -> Option<i32> {
 /// Implemented by every module's error type.
 pub trait Classify {
     fn kind(&self) -> ErrorKind;
+}
+
+/// The command run in the sandbox exited with this status: binfmtctl exits with it too.
+#[derive(Debug, thiserror::Error)]
+#[error("the command exited with status {0}")]
+pub struct ChildExit(pub i32);
+
+/// The command's report already says what failed (`doctor`: something asked about will not
+/// run): exit 1, and nothing is added to the report, not even with `--json`.
+#[derive(Debug, thiserror::Error)]
+#[error("the report lists what will not run")]
+pub struct Reported;
+
+impl Classify for Reported {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Failed
+    }
+}
+
+/// A request the user got wrong, found by the command layer itself (domain errors say their
+/// own kind): exit 2.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct BadInput(pub String);
+
+impl Classify for BadInput {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::BadInput
+    }
+}
+
+/// The machine cannot do it: exit 3.
+#[derive(Debug, thiserror::Error)]
+#[error("{0}")]
+pub struct Unsupported(pub String);
+
+impl Classify for Unsupported {
+    fn kind(&self) -> ErrorKind {
+        ErrorKind::Environment
+    }
 }
 
 #[cfg(test)]

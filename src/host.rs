@@ -471,6 +471,10 @@ fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
         .collect()
 }
 
+/// The `__probe-native` helper's status when it cannot make a private instance to probe in:
+/// the environment cannot do it (exit 3).
+const NO_PRIVATE_INSTANCE: i32 = crate::error::ErrorKind::Environment.exit_code() as i32;
+
 /// The hidden `__probe-native` helper: a new user + mount namespace with a fresh binfmt_misc
 /// instance of its own (no entries, so no handler can take any exec), then each program is
 /// run; prints one `ProbeVerdict` (JSON) per program on stdout. Returns the exit status and a
@@ -482,14 +486,20 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         rustix::process::getegid().as_raw(),
     );
     if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
-        return (3, format!("no user namespace: unshare: {e}"));
+        return (
+            NO_PRIVATE_INSTANCE,
+            format!("no user namespace: unshare: {e}"),
+        );
     }
     // Map ourselves to root, as `unshare --map-root-user` does (needed to mount).
     let maps = std::fs::write("/proc/self/setgroups", "deny")
         .and_then(|()| std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")))
         .and_then(|()| std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")));
     if let Err(e) = maps {
-        return (3, format!("cannot map ids in a user namespace: {e}"));
+        return (
+            NO_PRIVATE_INSTANCE,
+            format!("cannot map ids in a user namespace: {e}"),
+        );
     }
     let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
     if root.is_dir() {
@@ -498,7 +508,7 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
         if let Err(e) = mount("binfmt_misc", root, "binfmt_misc", flags, None) {
             return (
-                3,
+                NO_PRIVATE_INSTANCE,
                 format!("cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}"),
             );
         }
@@ -511,7 +521,10 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
             })
             .unwrap_or_default();
         if names.iter().any(|n| n != "register" && n != "status") {
-            return (3, "the binfmt_misc instance is not a fresh one".into());
+            return (
+                NO_PRIVATE_INSTANCE,
+                "the binfmt_misc instance is not a fresh one".into(),
+            );
         }
     }
     let mut out = String::new();
@@ -750,7 +763,7 @@ mod tests {
         );
         let e = NativeOverride::resolve(t, &h, &[], &strs(&["zzz"])).unwrap_err();
         assert_eq!(
-            crate::cli::exit::classify(&e),
+            crate::exit::classify(&e),
             Some(crate::error::ErrorKind::BadInput)
         );
     }

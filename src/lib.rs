@@ -9,8 +9,11 @@ pub mod config;
 pub mod confined;
 pub mod emulation;
 pub mod error;
+pub mod escape;
+pub mod exit;
 #[doc(hidden)]
 pub mod fuzzing;
+pub mod generate;
 pub mod host;
 pub mod input;
 pub mod inspection;

@@ -1,10 +1,13 @@
 //! The `binfmtctl` binary: a shim that sets up logging, runs the command line and maps the
-//! error chain to an exit code (documented in `binfmtctl --help` and docs/exit-codes.md).
+//! error chain to an exit code through `binfmtctl::exit` (documented in `binfmtctl --help` and
+//! docs/exit-codes.md). The only place the process's exit status is decided.
 
 use std::io::Write;
 use std::process::ExitCode;
 
 use binfmtctl::cli;
+use binfmtctl::error::ErrorKind;
+use binfmtctl::exit;
 
 /// Is this descriptor `/dev/null` opened read-write, which is what Rust's runtime puts in place
 /// of a closed standard descriptor before `main` (a shell's `>/dev/null` opens it write-only)?
@@ -26,8 +29,12 @@ fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
 }
 
 fn main() -> ExitCode {
-    let args = cli::parse();
-    let level = match (args.output.quiet, args.output.verbose) {
+    let args = match cli::parse() {
+        Ok(args) => args,
+        // clap printed the usage error (or the help); its exit code.
+        Err(code) => return ExitCode::from(code),
+    };
+    let level = match (args.cli.output.quiet, args.cli.output.verbose) {
         (true, _) => "error",
         (false, 0) => "warn",
         (false, 1) => "info",
@@ -41,7 +48,7 @@ fn main() -> ExitCode {
         .with_target(false)
         .without_time()
         .init();
-    let json = args.output.json;
+    let json = args.cli.output.json;
     let stdout = std::io::stdout();
     // A closed stdout: the output would be lost, yet we would report success. Fail before
     // doing anything.
@@ -50,7 +57,7 @@ fn main() -> ExitCode {
             std::io::stderr(),
             "binfmtctl: error: standard output is closed: run it with stdout open (>/dev/null to discard)"
         );
-        return ExitCode::from(cli::EXIT_FAILED);
+        return ExitCode::from(ErrorKind::Failed.exit_code());
     }
     let mut out = stdout.lock();
     // With --json the output is held until the end, so a failure can carry what was printed
@@ -62,22 +69,24 @@ fn main() -> ExitCode {
         cli::run(args, &mut out)
     }
     // A write error at the end (a closed pipe, a full disk) is a failure, not success.
-    .and_then(|()| {
+    .and_then(|status| {
         out.write_all(&held)?;
-        Ok(out.flush()?)
+        out.flush()?;
+        Ok(status)
     });
     match result {
-        Ok(()) => ExitCode::from(cli::EXIT_OK),
-        // `doctor` printed its report, which says what will not run: only the status remains.
-        Err(e) if e.downcast_ref::<cli::doctor::Reported>().is_some() => {
+        // 0, or the status of a hidden helper stage.
+        Ok(status) => ExitCode::from(status),
+        // The report (`doctor`) says what will not run: printed as it is, then only the status.
+        Err(e) if e.downcast_ref::<binfmtctl::error::Reported>().is_some() => {
             match out.write_all(&held).and_then(|()| out.flush()) {
-                Ok(()) => ExitCode::from(cli::exit_code(&e)),
-                Err(_) => ExitCode::from(cli::EXIT_FAILED),
+                Ok(()) => ExitCode::from(exit::exit_code(&e)),
+                Err(_) => ExitCode::from(ErrorKind::Failed.exit_code()),
             }
         }
         Err(e) => {
             if json {
-                let v = cli::error_json(&e, &held);
+                let v = exit::error_json(&e, &held);
                 let _ = writeln!(
                     out,
                     "{}",
@@ -86,16 +95,16 @@ fn main() -> ExitCode {
             }
             let _ = out.flush();
             // The command run in a sandbox spoke for itself; just pass its status on.
-            if e.downcast_ref::<cli::ChildExit>().is_none() {
+            if e.downcast_ref::<binfmtctl::error::ChildExit>().is_none() {
                 // Never panic on a closed or broken stderr.
                 let _ = writeln!(
                     std::io::stderr(),
                     "binfmtctl: error: {}",
                     // File names in messages are untrusted: no raw escape sequences.
-                    binfmtctl::input::escape_lines(&cli::render_error(&e))
+                    binfmtctl::escape::escape_lines(&exit::render_error(&e))
                 );
             }
-            ExitCode::from(cli::exit_code(&e))
+            ExitCode::from(exit::exit_code(&e))
         }
     }
 }

@@ -7,20 +7,10 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
-use crate::input::escape as esc;
+use crate::error::Reported;
+use crate::escape::escape as esc;
 use crate::inspection::doctor::{Finding, Severity};
 use crate::ops::doctor::{DoctorReport, DoctorRequest};
-
-/// The report said it all: something asked about will not run (exit 1, nothing added).
-#[derive(Debug, thiserror::Error)]
-#[error("the report lists what will not run")]
-pub struct Reported;
-
-impl crate::error::Classify for Reported {
-    fn kind(&self) -> crate::error::ErrorKind {
-        crate::error::ErrorKind::Failed
-    }
-}
 
 pub(super) fn run(
     fs: &dyn crate::binfmt::kernel::BinfmtFs,

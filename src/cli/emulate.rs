@@ -2,8 +2,16 @@
 //! work is in `ops::emulate` and `ops::build`; this module turns the parsed flags into their
 //! requests and prints.
 
-use super::*;
-use crate::ops::build::{Requested, Strategy as Chosen};
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::args::{Accelerate, BuildArgs, InstallOpts, RunArgs, Strategy};
+use super::context::Ctx;
+use super::register::install;
+use crate::binfmt::arch::Arch;
+use crate::error::ChildExit;
+use crate::ops::build::Requested;
 use crate::ops::emulate::{self as em, Events};
 
 /// The CLI's side of the operations' events: notes on stderr, host registrations reported on
@@ -106,59 +114,27 @@ fn emulated(ctx: &Ctx, req: &em::RunRequest, out: &mut dyn Write) -> Result<em::
 }
 
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
-    let arch = ctx.table.resolve(arch)?;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let (_, vars) = crate::ops::build::cross_vars(&ctx.host, &ctx.search(), arch, &path)
-        .map_err(crate::ops::build::BuildError::NoCross)?;
+    let vars = crate::ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
     write!(out, "{}", crate::emulation::cross::render(&vars, format)?)?;
     Ok(())
 }
 
 pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
-    use crate::ops::build as b;
-    let arch = ctx.table.resolve(&args.arch)?;
-    let src = b::source_dir(args.src.as_deref())?;
-    let path = std::env::var_os("PATH").unwrap_or_default();
-    let cross = b::cross_vars(&ctx.host, &ctx.search(), arch, &path);
-    // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed; not
-    // for an arch the host runs natively, whose chroot emulates nothing.
-    let native = ctx.host.is_native(&arch.name).is_some();
-    let hybrid = match (args.strategy, &args.rootfs) {
-        (Strategy::Auto, Some(r)) if !native => Some(b::hybrid_check(arch, r, &path)),
-        _ => None,
+    let req = crate::ops::build::BuildRequest {
+        arch: args.arch.clone(),
+        strategy: args.strategy.into(),
+        rootfs: args.rootfs.clone(),
+        src: args.src.clone(),
+        command: args.command.clone(),
+        host_handlers: args.host_handlers,
     };
-    let choice = b::choose(
-        args.strategy.into(),
-        &arch.name,
-        cross.as_ref().map(|_| ()).map_err(String::as_str),
-        args.rootfs.is_some(),
-        hybrid
-            .as_ref()
-            .map(|h| h.as_deref().map_err(String::as_str)),
-        native,
+    let code = crate::ops::build::build(
+        &ctx.fs,
+        &ctx.host,
+        &ctx.search(),
+        &req,
+        &mut Printer { ctx, out },
     )?;
-    if let Some(reason) = &choice.reason {
-        eprintln!("binfmtctl: build: {reason}");
-    }
-    let code = match (choice.strategy, cross, &args.rootfs) {
-        (Chosen::Cross, Ok((_, vars)), _) => b::run_cross(&args.command, &src, vars)?,
-        (Chosen::Cross, Err(why), _) => return Err(b::BuildError::NoCross(why).into()),
-        (strategy, _, Some(rootfs)) => {
-            let req = em::RunRequest {
-                rootfs: rootfs.clone(),
-                arch: Some(arch.name.clone()),
-                bind: vec![format!("{}:/src", src.display())],
-                workdir: Some("/src".into()),
-                accelerate: strategy.accelerate(),
-                command: args.command.clone(),
-                host_handlers: args.host_handlers,
-                ..Default::default()
-            };
-            let emulated = emulated(ctx, &req, out)?;
-            em::run(&emulated)?
-        }
-        (_, _, None) => unreachable!("choose requires --rootfs for the emulated strategies"),
-    };
     if code != 0 {
         return Err(ChildExit(code).into());
     }

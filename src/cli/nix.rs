@@ -4,39 +4,13 @@
 //! kernel's; `nix machines` prints `/etc/nix/machines` lines for this host as a remote builder.
 //! The work is in `crate::ops::nix`; here its reports become text or JSON.
 
-use super::*;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::context::Ctx;
 use crate::nix::Paths;
-use crate::ops::nix::{self as opsnix, Daemon, Hint, SelfTestProbe, SystemNix};
-
-#[derive(Debug, Subcommand)]
-pub enum NixCommand {
-    /// Nix's view of this machine (system, extra-platforms, sandbox) against the handlers that
-    /// really work, with warnings and fixes
-    Status,
-    /// Print the /etc/nix/machines line(s) that make this host a remote builder for the
-    /// systems it builds natively or through working handlers
-    Machines {
-        /// The store URI other machines reach this host by (ssh-ng://builder1, ssh://root@b1 …)
-        #[arg(long, value_name = "URI")]
-        host: String,
-        /// Builds at a time [default: the number of CPUs]
-        #[arg(long, value_name = "N")]
-        max_jobs: Option<u32>,
-        /// The SSH private key the clients use (path on the client) [default: -]
-        #[arg(long, value_name = "PATH")]
-        ssh_key: Option<String>,
-        /// This host's SSH public host key, for the line's host-key field
-        /// [default: /etc/ssh/ssh_host_ed25519_key.pub when readable]
-        #[arg(long, value_name = "FILE")]
-        host_key: Option<PathBuf>,
-    },
-}
-
-/// Before `install --nix` / `apply` with `[nix]` changes anything: Nix is there, its
-/// configuration is one Nix and we can read, and we may write it.
-pub(super) fn precheck() -> Result<()> {
-    Ok(opsnix::precheck(&Paths::from_env(), &SystemNix)?)
-}
+use crate::ops::nix::{self as opsnix, Daemon, SelfTestProbe, SystemNix};
 
 /// Where notes go: the report's stream, or stderr when the report is JSON.
 fn note(ctx: &Ctx, out: &mut dyn Write, msg: &str) -> Result<()> {
@@ -48,10 +22,13 @@ fn note(ctx: &Ctx, out: &mut dyn Write, msg: &str) -> Result<()> {
     Ok(())
 }
 
-/// Brings binfmtctl.conf in line with the kernel (`ops::nix::sync`) and says what it did.
-pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()> {
-    let paths = Paths::from_env();
-    let r = opsnix::sync(&ctx.fs, &ctx.host, &paths, &SystemNix, add, ctx.g.dry_run)?;
+/// Says what keeping binfmtctl.conf in line with the kernel did (`ops::nix::sync`).
+pub(super) fn show_sync(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    r: &opsnix::SyncReport,
+    paths: &Paths,
+) -> Result<()> {
     if !r.would_add.is_empty() {
         note(
             ctx,
@@ -116,11 +93,6 @@ pub(super) fn sync(ctx: &Ctx, add: &[String], out: &mut dyn Write) -> Result<()>
         ),
     }
     Ok(())
-}
-
-/// For `status`: where binfmtctl.conf and the kernel disagree (`ops::nix::status_hints`).
-pub(super) fn status_hints(ctx: &Ctx, entries: &[KernelEntry]) -> Vec<Hint> {
-    opsnix::status_hints(ctx.table, &Paths::from_env(), entries)
 }
 
 pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
@@ -219,7 +191,9 @@ pub(super) fn machines(
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::cli::Cli;
+    use crate::cli::args::{Command, NixCommand};
+    use clap::Parser;
 
     #[test]
     fn parses_the_nix_forms() {

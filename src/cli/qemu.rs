@@ -3,202 +3,45 @@
 //! `ops::qemu` requests (`--mirror`/`--keyring` over the config's `qemu_mirror`/`qemu_keyring`)
 //! and its reports become text or JSON; `qemu use` is `ops::install::use_stored`.
 
-use std::path::PathBuf;
+use std::io::Write;
 
-use super::*;
+use anyhow::Result;
+use serde::Serialize;
+
+use super::args::{NetOpts, QemuCommand};
+use super::context::Ctx;
+use super::render::show;
+use crate::ops;
 use crate::ops::qemu::{
     ArchiveOptions, FetchFrom, FetchReport, GcReport, ListReport, Verified, VerifyReport,
     VersionsReport,
 };
 use crate::qemu::store::{self, Store, Stored};
 
-#[derive(Debug, Subcommand)]
-pub enum QemuCommand {
-    /// What Debian's archive offers (per suite) and what the local store holds
-    Versions {
-        #[command(flatten)]
-        net: NetOpts,
-        #[command(flatten)]
-        config: ConfigOpt,
-    },
-    /// Download, verify (InRelease signature → Packages hash → .deb hash), unpack and store a
-    /// QEMU version: a number (10.0), a suite (trixie, bookworm-backports) or `latest`
-    Fetch {
-        #[arg(
-            value_name = "VERSION|SUITE|latest",
-            required_unless_present = "from_deb"
-        )]
-        spec: Option<String>,
-        /// Store the interpreters of a .deb you already have (recorded as unverified)
-        #[arg(long, value_name = "FILE", conflicts_with = "spec")]
-        from_deb: Option<PathBuf>,
-        #[command(flatten)]
-        net: NetOpts,
-        #[command(flatten)]
-        config: ConfigOpt,
-        #[command(flatten)]
-        dry_run: DryRunOpt,
-    },
-    /// The store: version, suite, package, .deb sha256, which entries use it; and the
-    /// system's own QEMU
-    List {
-        #[command(flatten)]
-        kernel: KernelOpt,
-    },
-    /// Switch every registered qemu-* entry to a stored version, all or nothing
-    Use {
-        #[arg(value_name = "VERSION")]
-        version: String,
-        #[command(flatten)]
-        kernel: KernelOpt,
-        #[command(flatten)]
-        trust: TrustOpt,
-        #[command(flatten)]
-        dry_run: DryRunOpt,
-    },
-    /// Re-hash every stored file against its manifest (detects tampering)
-    Verify,
-    /// Remove stored versions that no entry uses (or only the VERSIONs named, refusing any in use)
-    Gc {
-        #[arg(value_name = "VERSION")]
-        versions: Vec<String>,
-        #[command(flatten)]
-        kernel: KernelOpt,
-        #[command(flatten)]
-        dry_run: DryRunOpt,
-    },
-}
-
-/// `--qemu-store` for `binfmtctl qemu` and each of its subcommands.
-#[derive(Debug, Args, Clone, Default)]
-pub struct QemuStoreOpt {
-    /// The QEMU store [default: /var/lib/binfmtctl/qemu]
-    #[arg(long, global = true, value_name = "DIR")]
-    pub qemu_store: Option<PathBuf>,
-}
-
-impl QemuCommand {
-    /// The option groups each subcommand takes (those that read or change binfmt_misc).
-    pub(super) fn takes(&self) -> Takes<'_> {
-        match self {
-            QemuCommand::List { kernel } => Takes {
-                kernel: Some(kernel),
-                ..Takes::default()
-            },
-            // `use` checks the stored interpreters as install does: it takes
-            // --trust-unmapped-owner (not --qemu-path: the version is the search).
-            QemuCommand::Use {
-                kernel,
-                trust,
-                dry_run,
-                ..
-            } => Takes {
-                kernel: Some(kernel),
-                trust: Some(trust),
-                dry_run: Some(dry_run),
-                ..Takes::default()
-            },
-            QemuCommand::Gc {
-                kernel, dry_run, ..
-            } => Takes {
-                kernel: Some(kernel),
-                dry_run: Some(dry_run),
-                ..Takes::default()
-            },
-            QemuCommand::Versions { config, .. } => Takes {
-                config: Some(config),
-                ..Takes::default()
-            },
-            QemuCommand::Fetch {
-                config, dry_run, ..
-            } => Takes {
-                config: Some(config),
-                dry_run: Some(dry_run),
-                ..Takes::default()
-            },
-            QemuCommand::Verify => Takes::default(),
-        }
-    }
-}
-
-#[derive(Debug, Args, Clone)]
-pub struct NetOpts {
-    /// A Debian mirror URL [default: the config's qemu_mirror, else apt's]
-    #[arg(long, value_name = "URL")]
-    pub mirror: Option<String>,
-    /// OpenPGP keyring trusted for InRelease [default: the config's qemu_keyring, else the
-    /// system's debian-archive-keyring.gpg, else the copy built into binfmtctl]
-    #[arg(long, value_name = "FILE")]
-    pub keyring: Option<PathBuf>,
-    /// Suites to consider (repeatable) [default: bookworm, trixie, bookworm-backports, sid]
-    #[arg(long, value_name = "SUITE")]
-    pub suite: Vec<String>,
-    /// Seconds a connection or a single read may stall before giving up
-    #[arg(long, value_name = "SECS", default_value_t = 30)]
-    pub timeout: u64,
-    /// Keep verified indexes and .debs here, keyed by sha256, for later fetches
-    #[arg(long, value_name = "DIR")]
-    pub cache: Option<PathBuf>,
-}
-
-/// The store, its root made absolute (not resolved): interpreters are registered by absolute
-/// path, so `--qemu-store ./store` must name the same directory the kernel will open.
+/// The store `--qemu-store` names (`ops::stored::store`).
 pub(super) fn store_of(ctx: &Ctx) -> Store {
-    let root = ctx
-        .g
-        .qemu_store
-        .clone()
-        .unwrap_or_else(|| PathBuf::from(store::DEFAULT_ROOT));
-    Store::new(std::path::absolute(&root).unwrap_or(root))
+    ops::stored::store(ctx.g.qemu_store.as_deref())
 }
 
-/// The stored version `spec` selects, for registering its interpreters: with the store's
-/// shared lock held (until the lock is dropped, after the kernel write), so a concurrent gc
-/// cannot remove it in between. A dry run writes nothing to the kernel and takes no lock.
+/// The stored version `spec` selects, with the store's shared lock unless this is a dry run
+/// (`ops::stored::resolve`).
 pub(super) fn resolve_stored(
     ctx: &Ctx,
     spec: &str,
 ) -> Result<(Option<store::StoreLock>, Stored), crate::qemu::QemuError> {
-    let store = store_of(ctx);
-    if ctx.g.dry_run {
-        return Ok((None, store.resolve(spec)?));
-    }
-    let (lock, s) = store.resolve_shared(spec, ctx.host.unmapped_uid())?;
-    Ok((Some(lock), s))
+    ops::stored::resolve(&store_of(ctx), &ctx.host, spec, ctx.g.dry_run)
 }
 
-/// Which stored version an interpreter path belongs to, if any.
-pub(super) fn source_of(stored: &[Stored], interpreter: &str) -> String {
-    stored
-        .iter()
-        .find(|s| store::uses(s, interpreter))
-        .map_or_else(
-            || "system".to_owned(),
-            |s| format!("store {}", s.manifest.version),
-        )
-}
-
-/// The archive options: the flags, completed by the config file's `qemu_mirror` and
-/// `qemu_keyring` (read only when a flag is missing; a missing file is no error).
+/// The archive options: the flags, completed by the config file's.
 fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {
-    let mut o = ArchiveOptions {
+    let o = ArchiveOptions {
         mirror: net.mirror.clone(),
         keyring: net.keyring.clone(),
         suites: net.suite.clone(),
         timeout: net.timeout,
         cache: net.cache.clone(),
     };
-    if o.mirror.is_none() || o.keyring.is_none() {
-        match crate::config::load(&ctx.g.config, ctx.table) {
-            Ok(c) => {
-                o.mirror = o.mirror.or(c.qemu_mirror);
-                o.keyring = o.keyring.or(c.qemu_keyring);
-            }
-            Err(crate::config::ConfigError::Missing { .. }) => {}
-            Err(e) => return Err(e.into()),
-        }
-    }
-    Ok(o)
+    Ok(ops::stored::with_config(o, &ctx.g.config, ctx.table)?)
 }
 
 fn print_json(out: &mut dyn Write, v: &impl Serialize) -> Result<()> {

@@ -1,6 +1,11 @@
 //! `enable` and `disable`: switch existing entries on and off, keeping them (`ops::switch`).
 
-use super::*;
+use std::io::Write;
+
+use anyhow::Result;
+
+use super::context::Ctx;
+use super::render::show;
 
 pub(super) fn switch(
     ctx: &Ctx,

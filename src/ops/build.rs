@@ -248,6 +248,89 @@ pub fn run_cross(
     Ok(crate::error::exit_status_code(status).unwrap_or(crate::error::signal_exit_code(0)))
 }
 
+/// `build`'s request.
+#[derive(Debug, Clone)]
+pub struct BuildRequest {
+    /// The arch, in any spelling.
+    pub arch: String,
+    pub strategy: Requested,
+    /// The rootfs of the emulated and hybrid paths (directory or tarball).
+    pub rootfs: Option<PathBuf>,
+    /// The source directory (default: the current one); bound at /src in the chroot.
+    pub src: Option<PathBuf>,
+    pub command: Vec<String>,
+    /// Use the host's handler even when binfmtctl would not register it (`--host-handlers`).
+    pub host_handlers: bool,
+}
+
+/// `build`: the strategy chosen (the reason, when there is one, goes to `events` as a note),
+/// then the build run with the cross toolchain on the host or in the emulated chroot of the
+/// rootfs with the source at /src. Returns the build command's exit status.
+pub fn build(
+    fs: &dyn crate::binfmt::kernel::BinfmtFs,
+    host: &Host,
+    search: &Search,
+    req: &BuildRequest,
+    events: &mut dyn super::emulate::Events,
+) -> anyhow::Result<i32> {
+    use super::emulate as em;
+    let arch = host.table.resolve(&req.arch)?;
+    let src = source_dir(req.src.as_deref())?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let cross = cross_vars(host, search, arch, &path);
+    // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed; not
+    // for an arch the host runs natively, whose chroot emulates nothing.
+    let native = host.is_native(&arch.name).is_some();
+    let hybrid = match (req.strategy, &req.rootfs) {
+        (Requested::Auto, Some(r)) if !native => Some(hybrid_check(arch, r, &path)),
+        _ => None,
+    };
+    let choice = choose(
+        req.strategy,
+        &arch.name,
+        cross.as_ref().map(|_| ()).map_err(String::as_str),
+        req.rootfs.is_some(),
+        hybrid
+            .as_ref()
+            .map(|h| h.as_deref().map_err(String::as_str)),
+        native,
+    )?;
+    if let Some(reason) = &choice.reason {
+        events.note(&format!("build: {reason}"));
+    }
+    match (choice.strategy, cross, &req.rootfs) {
+        (Strategy::Cross, Ok((_, vars)), _) => Ok(run_cross(&req.command, &src, vars)?),
+        (Strategy::Cross, Err(why), _) => Err(BuildError::NoCross(why).into()),
+        (strategy, _, Some(rootfs)) => {
+            let run = em::RunRequest {
+                rootfs: rootfs.clone(),
+                arch: Some(arch.name.clone()),
+                bind: vec![format!("{}:/src", src.display())],
+                workdir: Some("/src".into()),
+                accelerate: strategy.accelerate(),
+                command: req.command.clone(),
+                host_handlers: req.host_handlers,
+                ..Default::default()
+            };
+            let emulated = em::prepare(fs, host, search, &run, events)?;
+            Ok(em::run(&emulated)?)
+        }
+        (_, _, None) => unreachable!("choose requires --rootfs for the emulated strategies"),
+    }
+}
+
+/// `cross env`: the environment build systems read for cross-compiling to `arch`.
+pub fn cross_env(
+    host: &Host,
+    search: &Search,
+    arch: &str,
+) -> anyhow::Result<Vec<(String, String)>> {
+    let arch = host.table.resolve(arch)?;
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let (_, vars) = cross_vars(host, search, arch, &path).map_err(BuildError::NoCross)?;
+    Ok(vars)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -714,7 +714,7 @@ mod tests {
     use super::*;
 
     fn kind(e: &anyhow::Error) -> ErrorKind {
-        crate::cli::exit::kind_of(e)
+        crate::exit::kind_of(e)
     }
 
     #[test]

@@ -1,7 +1,10 @@
 //! Export: the registrations install would make (every check made, nothing written), as the
 //! files other tools read: binfmt.d (systemd-binfmt) and update-binfmts' import format.
 
-use anyhow::Result;
+use std::io::Write;
+use std::path::Path;
+
+use anyhow::{Context, Result};
 
 use super::install::prepare;
 use super::{Host, OpsError, Search};
@@ -47,4 +50,107 @@ pub fn files(desired: &[Desired], format: Format) -> Result<Vec<(String, String)
             })
         })
         .collect()
+}
+
+/// The files of `format` (`binfmt.d`, `update-binfmts` or `json`): (file name, content).
+pub fn format_files(
+    host: &Host,
+    desired: &[Desired],
+    format: &str,
+) -> Result<Vec<(String, String)>> {
+    Ok(match format {
+        "binfmt.d" => files(desired, Format::BinfmtD)?,
+        "update-binfmts" => files(desired, Format::UpdateBinfmts)?,
+        "json" => vec![("binfmtctl.json".into(), json_file(host, desired)?)],
+        other => {
+            return Err(crate::error::BadInput(format!(
+                "unknown format {other:?}: use binfmt.d, update-binfmts or json"
+            ))
+            .into());
+        }
+    })
+}
+
+/// `--format json`: each registration as `status` shows an entry, with its register record
+/// (docs/json.md, "export"); keys in alphabetical order.
+fn json_file(host: &Host, desired: &[Desired]) -> Result<String> {
+    #[derive(serde::Serialize)]
+    struct Exported {
+        #[serde(flatten)]
+        entry: super::view::EntryView,
+        record: String,
+    }
+    #[derive(serde::Serialize)]
+    struct Doc {
+        registrations: Vec<Exported>,
+    }
+    let guard = host.native_guard();
+    let registrations = desired
+        .iter()
+        .map(|d| {
+            let e = crate::binfmt::registration::Entry {
+                registration: d.registration.clone(),
+                enabled: true,
+            };
+            Exported {
+                entry: super::view::entry_view(host.table, &guard, &e),
+                record: d.registration.to_record().unwrap_or_default(),
+            }
+        })
+        .collect();
+    let v = serde_json::to_value(Doc { registrations })?;
+    Ok(serde_json::to_string_pretty(&v)? + "\n")
+}
+
+/// Writes each file into `dir` (created if missing), calling `written` after each.
+pub fn write_files(
+    dir: &Path,
+    files: &[(String, String)],
+    written: &mut dyn FnMut(&Path) -> Result<()>,
+) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    for (name, text) in files {
+        write_new_file(dir, name, text)?;
+        written(&dir.join(name))?;
+    }
+    Ok(())
+}
+
+/// Writes `name` in `dir` without following any symlink: the content goes to a temporary file
+/// created with O_CREAT|O_EXCL|O_NOFOLLOW next to it, is synced, and is renamed over `name` (a
+/// symlink or file there is replaced, never written through).
+fn write_new_file(dir: &Path, name: &str, text: &str) -> Result<()> {
+    use rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, unlinkat};
+    let path = dir.join(name);
+    let ctx = || format!("cannot write {}", path.display());
+    let dfd = rustix::fs::open(
+        dir,
+        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
+        Mode::empty(),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(ctx)?;
+    let tmp = format!(".{name}.tmp.{}", std::process::id());
+    let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
+    let fd = openat(
+        &dfd,
+        tmp.as_str(),
+        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+        Mode::from_raw_mode(0o644),
+    )
+    .map_err(std::io::Error::from)
+    .with_context(ctx)?;
+    let mut f = std::fs::File::from(fd);
+    let written = f
+        .write_all(text.as_bytes())
+        .and_then(|()| f.sync_all())
+        .map_err(anyhow::Error::from)
+        .and_then(|()| {
+            renameat(&dfd, tmp.as_str(), &dfd, name)
+                .map_err(|e| anyhow::Error::from(std::io::Error::from(e)))
+        });
+    if written.is_err() {
+        let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
+    }
+    written.with_context(ctx)
 }

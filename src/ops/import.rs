@@ -1,7 +1,10 @@
 //! Import: entries read from binfmt.d files, registered only after the checks install makes
 //! (every entry passes them, or nothing is written).
 
-use anyhow::Result;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use serde::Serialize;
 
 use super::install::{Prepared, reconcile};
 use super::{Host, OpsError, Reported, arch_of};
@@ -10,6 +13,60 @@ use crate::binfmt::kernel::BinfmtFs;
 use crate::binfmt::plan::Desired;
 use crate::binfmt::registration::Matcher;
 use crate::qemu::interpreter;
+
+/// Reads the binfmt.d files named (a directory: its `*.conf` files, as systemd-binfmt orders
+/// them): each a regular file of at most 1 MiB (a FIFO or /dev/zero is refused, not read).
+pub fn read(paths: &[PathBuf]) -> Result<Vec<Imported>> {
+    let mut imported = Vec::new();
+    for p in paths {
+        let files = if p.is_dir() {
+            crate::binfmt::interop::conf_files(p)
+                .with_context(|| format!("reading {}", p.display()))?
+        } else {
+            vec![p.clone()]
+        };
+        for f in files {
+            let text = crate::input::read_text(&f, crate::input::MAX_TEXT)?;
+            imported.extend(crate::binfmt::interop::parse_binfmt_d(&f, &text)?);
+        }
+    }
+    Ok(imported)
+}
+
+/// `import` without `--register`: the entries as `status` would show them, each with the
+/// file and line it came from (docs/json.md, "import").
+#[derive(Debug, Serialize)]
+pub struct Listing {
+    pub registrations: Vec<Listed>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Listed {
+    #[serde(flatten)]
+    pub entry: super::view::EntryView,
+    pub file: PathBuf,
+    pub line: usize,
+}
+
+/// The listing of `imported` (nothing is checked or registered).
+pub fn listing(host: &Host, imported: &[Imported]) -> Listing {
+    let guard = host.native_guard();
+    let registrations = imported
+        .iter()
+        .map(|i| {
+            let e = crate::binfmt::registration::Entry {
+                registration: i.registration.clone(),
+                enabled: true,
+            };
+            Listed {
+                entry: super::view::entry_view(host.table, &guard, &e),
+                file: i.path.clone(),
+                line: i.line,
+            }
+        })
+        .collect();
+    Listing { registrations }
+}
 
 /// What `import --register` may register.
 #[derive(Debug, Clone, Copy, Default)]

@@ -1,6 +1,8 @@
 //! The operations beneath the command line: install, uninstall, enable/disable, status,
-//! apply (the config file), export, import, `qemu use`, the QEMU store's commands (`qemu`),
-//! and the foreign builds and chroots (`emulate`: rootfs create, run; `build`: the strategy).
+//! apply (the config file), export, import, `qemu use`, the QEMU store's commands (`qemu`,
+//! `stored`), interpreters, the commands that only look (`look`: inspect, scan, test), the
+//! compositions of these (`compose`: install with --persist/--nix, uninstall and apply with
+//! Nix), and the foreign builds and chroots (`emulate`: rootfs create, run; `build`).
 //! Each takes the binfmt_misc seam
 //! (`&dyn BinfmtFs`: the real instance, or `RecordingBinfmt` in tests), the host facts
 //! (`Host`), where interpreters are looked for (`Search`) and its own options, and returns a
@@ -20,16 +22,21 @@ use crate::qemu::interpreter::{self, Owners, Requirements};
 
 pub mod apply;
 pub mod build;
+pub mod compose;
 pub mod doctor;
 pub mod emulate;
 pub mod export;
 pub mod import;
 pub mod install;
+pub mod interpreters;
+pub mod look;
 pub mod nix;
 pub mod qemu;
 pub mod status;
+pub mod stored;
 pub mod switch;
 pub mod uninstall;
+pub mod view;
 
 #[cfg(test)]
 mod tests;

@@ -521,8 +521,8 @@ mod tests {
     use crate::binfmt::arch::Table;
     use crate::binfmt::kernel::{Call, RecordingBinfmt};
     use crate::binfmt::registration::{Entry, Flags};
-    use crate::cli::exit::kind_of;
     use crate::error::ErrorKind;
+    use crate::exit::kind_of;
     use crate::qemu::archive::hex;
     use crate::qemu::store::FileEntry;
     use sha2::{Digest, Sha256};

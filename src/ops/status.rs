@@ -1,10 +1,19 @@
 //! Status: the entries as the kernel has them, whether binfmt_misc is mounted and enabled,
-//! which entries capture this host's own programs, and the platforms the machine can run.
+//! which entries capture this host's own programs, and the platforms the machine can run;
+//! `report` adds where each interpreter comes from and where Nix's view disagrees, as
+//! `status` shows it (docs/json.md, "status").
+
+use std::path::{Path, PathBuf};
 
 use anyhow::Result;
+use serde::Serialize;
 
+use super::view::{EntryView, entry_view_with, source_of};
 use super::{Host, arch_of};
 use crate::binfmt::kernel::{self, BinfmtFs, KernelEntry};
+use crate::host::NativeArch;
+use crate::ops::nix::Hint;
+use crate::qemu::store::Stored;
 
 /// One entry, with what its pattern would capture of this host's own programs.
 #[derive(Debug, Clone)]
@@ -66,5 +75,71 @@ pub fn status(fs: &dyn BinfmtFs, host: &Host) -> Result<Status> {
         enabled,
         entries,
         supported,
+    })
+}
+
+/// `status` as it is shown.
+#[derive(Debug, Serialize)]
+pub struct StatusReport {
+    /// The OCI platforms the machine runs (`Status::supported`).
+    pub supported: Vec<String>,
+    /// The enabled entries' names.
+    pub emulators: Vec<String>,
+    pub entries: Vec<EntryView>,
+    pub native: Vec<NativeArch>,
+    pub binfmt_misc: Instance,
+    /// Only when binfmtctl told Nix about handlers (`install --nix`): where both disagree.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub nix_warnings: Vec<Hint>,
+    /// The kernel's entries, in `entries`' order, with what each captures.
+    #[serde(skip)]
+    pub kernel: Vec<StatusEntry>,
+}
+
+/// The binfmt_misc instance.
+#[derive(Debug, Serialize)]
+pub struct Instance {
+    pub path: PathBuf,
+    pub mounted: bool,
+    pub enabled: bool,
+}
+
+/// `status` of the instance at `root` (as the user named it), the store's versions `stored`
+/// (to tell stored interpreters from the system's) and Nix's configuration `nix`.
+pub fn report(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    root: &Path,
+    stored: &[Stored],
+    nix: &crate::nix::Paths,
+) -> Result<StatusReport> {
+    let st = status(fs, host)?;
+    let entries: Vec<EntryView> = st
+        .entries
+        .iter()
+        .map(|s| {
+            let mut e = entry_view_with(host.table, &s.kernel.entry, s.captures.is_some());
+            e.source = Some(source_of(stored, &e.interpreter));
+            e
+        })
+        .collect();
+    let emulators = entries
+        .iter()
+        .filter(|e| e.enabled)
+        .map(|e| e.name.clone())
+        .collect();
+    let kernel_entries: Vec<KernelEntry> = st.entries.iter().map(|s| s.kernel.clone()).collect();
+    Ok(StatusReport {
+        supported: st.supported,
+        emulators,
+        entries,
+        native: host.native.clone(),
+        binfmt_misc: Instance {
+            path: root.to_path_buf(),
+            mounted: st.mounted,
+            enabled: st.enabled,
+        },
+        nix_warnings: super::nix::status_hints(host.table, nix, &kernel_entries),
+        kernel: st.entries,
     })
 }

@@ -348,7 +348,7 @@ fn install_refuses_an_interpreter_others_can_write_and_writes_nothing() {
         opts(Flags::DEFAULT),
     )
     .unwrap_err();
-    assert_eq!(crate::cli::exit::kind_of(&e), ErrorKind::BadInput);
+    assert_eq!(crate::exit::kind_of(&e), ErrorKind::BadInput);
     assert!(e.to_string().contains("no such directory"), "{e}");
 }
 
@@ -380,7 +380,7 @@ fn uninstall_removes_only_our_entries() {
     uninstall(&fs, &h, &["someone-elses".into()], false).unwrap();
     assert!(fs.list().unwrap().is_empty());
     let e = uninstall(&fs, &h, &["zzz".into()], false).unwrap_err();
-    assert_eq!(crate::cli::exit::kind_of(&e), ErrorKind::BadInput);
+    assert_eq!(crate::exit::kind_of(&e), ErrorKind::BadInput);
 }
 
 #[test]
@@ -497,7 +497,7 @@ fn import_refuses_a_bad_entry_before_any_write() {
     );
     assert!(msg.contains("--allow-extension"), "{msg}");
     assert!(!msg.contains("a.conf"), "{msg}");
-    assert_eq!(crate::cli::exit::kind_of(&e), ErrorKind::BadInput);
+    assert_eq!(crate::exit::kind_of(&e), ErrorKind::BadInput);
     assert!(fs.calls.borrow().is_empty());
     // Allowed, both are registered, each with its interpreter resolved.
     let r = register(
@@ -661,6 +661,6 @@ fn a_failed_write_rolls_back_and_reports_what_was_attempted() {
     );
     assert!(fs.list().unwrap().is_empty(), "rolled back");
     let e = anyhow::Error::from(r.failure.unwrap());
-    assert_eq!(crate::cli::exit::kind_of(&e), ErrorKind::Failed);
+    assert_eq!(crate::exit::kind_of(&e), ErrorKind::Failed);
     assert!(e.to_string() == "install failed" && format!("{e:#}").contains("qemu-riscv64"));
 }

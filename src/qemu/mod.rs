@@ -462,7 +462,7 @@ fn conflict(dir: &Path, stored: &Manifest, given: &Manifest, fix: &str) -> QemuE
     } else {
         format!(
             "another local .deb (unverified; {})",
-            crate::input::escape(&stored.origin)
+            crate::escape::escape(&stored.origin)
         )
     };
     StoreError::Conflict {

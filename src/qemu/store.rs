@@ -695,7 +695,7 @@ fn tell_the_choice(s: &Stored, skipped: Option<&Stored>) {
         eprintln!(
             "binfmtctl: warning: QEMU {} in the store is unverified ({}): no signed Debian index vouches for it; `binfmtctl qemu fetch {}` stores the archive's verified copy in its place",
             s.manifest.version,
-            crate::input::escape(&s.manifest.origin),
+            crate::escape::escape(&s.manifest.origin),
             s.manifest.version
         );
     }

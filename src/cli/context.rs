@@ -1,0 +1,73 @@
+//! The command context: the table, the host as the operations see it (after `--native`,
+//! `--not-native` and the compat probes), the binfmt_misc seam and the settings, built once
+//! per command; and `--qemu VERSION`'s stored interpreters with the store's shared lock.
+
+use anyhow::Result;
+
+use super::qemu::resolve_stored;
+use super::settings::Global;
+use crate::binfmt::arch::Table;
+use crate::binfmt::kernel::ProcBinfmt;
+use crate::host::HostFacts;
+use crate::ops;
+
+/// What every command needs: the table, the host as the operations see it, the kernel seam,
+/// the options.
+pub(super) struct Ctx<'g> {
+    pub table: &'static Table,
+    pub host: ops::Host,
+    pub fs: ProcBinfmt,
+    pub g: &'g Global,
+    /// `--qemu VERSION`: the store directory interpreters come from instead of the search path.
+    pub qemu_bin: Option<ops::StoredBin>,
+    /// The store's shared lock while `qemu_bin` is registered (not on a dry run): gc cannot
+    /// remove the version before the command ends.
+    _store_lock: Option<crate::qemu::store::StoreLock>,
+}
+
+impl<'g> Ctx<'g> {
+    pub fn new(g: &'g Global) -> Result<Ctx<'g>> {
+        let table = Table::builtin();
+        let mut facts = HostFacts::gather();
+        let over = crate::host::NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
+        if g.probe_compat
+            && let Ok(exe) = std::env::current_exe()
+        {
+            facts.probe_compat(table, &exe);
+        }
+        let native = facts.native_with(table, &over);
+        Ok(Ctx {
+            table,
+            host: ops::Host {
+                table,
+                facts,
+                native,
+                trust_unmapped_owner: g.trust_unmapped_owner,
+                files: ops::Files::default(),
+            },
+            fs: ProcBinfmt::new(&g.binfmt_misc),
+            g,
+            qemu_bin: None,
+            _store_lock: None,
+        })
+    }
+
+    /// `--qemu VERSION`: take the interpreters from that stored version (exit 2 when the store
+    /// does not have it).
+    pub fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
+        if let Some(v) = version {
+            let (lock, s) = resolve_stored(self, v)?;
+            self._store_lock = lock;
+            self.qemu_bin = Some(ops::StoredBin::of(&s));
+        }
+        Ok(())
+    }
+
+    /// Where interpreters are looked for (`--qemu-path`, `--qemu`).
+    pub fn search(&self) -> ops::Search {
+        ops::Search {
+            qemu_path: self.g.qemu_path.clone(),
+            qemu_bin: self.qemu_bin.clone(),
+        }
+    }
+}

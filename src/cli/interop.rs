@@ -1,0 +1,83 @@
+//! `export` (registrations as binfmt.d, update-binfmts or JSON files, `ops::export`) and
+//! `import` (binfmt.d files shown, or registered through `ops::import`).
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::Result;
+
+use super::args::InstallOpts;
+use super::context::Ctx;
+use super::render::{print_json, show};
+use super::settings::flags_from;
+use crate::ops;
+use crate::ops::import::Listed;
+
+pub(super) fn export(
+    ctx: &Ctx,
+    names: &[String],
+    opts: &InstallOpts,
+    format: &str,
+    dir: Option<&std::path::Path>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let desired = ops::export::registrations(&ctx.host, &ctx.search(), names, flags_from(opts)?)?;
+    let files = ops::export::format_files(&ctx.host, &desired, format)?;
+    match dir {
+        Some(d) => ops::export::write_files(d, &files, &mut |path| {
+            writeln!(out, "wrote {}", path.display())?;
+            Ok(())
+        }),
+        None => {
+            for (_, text) in &files {
+                write!(out, "{text}")?;
+            }
+            Ok(())
+        }
+    }
+}
+
+pub(super) fn import(
+    ctx: &Ctx,
+    paths: &[PathBuf],
+    register: bool,
+    opts: ops::import::ImportOptions,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let imported = ops::import::read(paths)?;
+    if register {
+        let r = ops::import::register(&ctx.fs, &ctx.host, &imported, opts)?;
+        return show(ctx, out, r);
+    }
+    let listing = ops::import::listing(&ctx.host, &imported);
+    if ctx.g.json {
+        return print_json(out, &listing);
+    }
+    for Listed {
+        entry: e,
+        file,
+        line,
+    } in &listing.registrations
+    {
+        let table = match e.matches_table {
+            Some(true) => "matches our table",
+            Some(false) => "DIFFERS from our table",
+            None => "not ours",
+        };
+        writeln!(
+            out,
+            "{}:{line}: {} arch={} flags={} {} ({table}){}",
+            file.display(),
+            e.name,
+            e.arch,
+            e.flags,
+            e.interpreter,
+            if e.captures_native {
+                " WARNING: captures this host's own binaries"
+            } else {
+                ""
+            }
+        )?;
+    }
+    Ok(())
+}

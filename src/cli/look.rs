@@ -1,0 +1,188 @@
+//! `inspect`, `scan` and `test` (`ops::look`): their reports as text or JSON. File names
+//! and other untrusted text are escaped for the terminal.
+
+use std::io::Write;
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+
+use super::context::Ctx;
+use super::render::print_json;
+use crate::escape::escape as esc;
+use crate::inspection::selftest::Status;
+use crate::ops;
+use crate::ops::look::{Inspected, TestSummary};
+
+pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
+    let r = ops::look::inspect(
+        &ctx.fs,
+        &ctx.host,
+        files,
+        &crate::inspection::inspect::path_exists,
+    )?;
+    if ctx.g.json {
+        print_json(out, &r)?;
+    } else {
+        for f in &r.files {
+            match f {
+                Inspected::Failed { path: p, error, .. } => {
+                    writeln!(out, "{}: {}", esc(&p.display().to_string()), esc(error))?
+                }
+                Inspected::Ok {
+                    path: p, report: r, ..
+                } => {
+                    writeln!(out, "{}", esc(&p.display().to_string()))?;
+                    let names = match &r.arch {
+                        Some(a) => {
+                            let mut extra: Vec<String> = r.platform.iter().cloned().collect();
+                            if !r.debian.is_empty() {
+                                extra.push(format!("Debian {}", r.debian.join("/")));
+                            }
+                            format!("{a} ({})", extra.join("; "))
+                        }
+                        None => "no QEMU arch".into(),
+                    };
+                    writeln!(
+                        out,
+                        "  ELF {}-bit {}-endian {}, machine {} = {names}",
+                        r.class, r.endian, r.e_type, r.machine
+                    )?;
+                    let mut line = vec![format!("OS ABI {}", r.os_abi)];
+                    if !r.abi.is_empty() {
+                        line.push(format!("ABI {}", r.abi.join(", ")));
+                    }
+                    line.push(match &r.interp {
+                        None => "static".into(),
+                        Some(i) => format!(
+                            "dynamic, interpreter {}{}",
+                            esc(i),
+                            if r.interp_present == Some(false) {
+                                " (missing here)"
+                            } else {
+                                ""
+                            }
+                        ),
+                    });
+                    if let Some(b) = &r.build_id {
+                        line.push(format!("build id {b}"));
+                    }
+                    writeln!(out, "  {}", line.join("; "))?;
+                    writeln!(out, "  kernel: {}", esc(&r.verdict.to_string()))?;
+                    for w in &r.warnings {
+                        writeln!(out, "  warning: {}", esc(&w.to_string()))?;
+                    }
+                }
+            }
+        }
+    }
+    match r.failure() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
+
+pub(super) fn scan(
+    ctx: &Ctx,
+    path: &std::path::Path,
+    list: bool,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let threads = std::thread::available_parallelism().map_or(2, usize::from);
+    let s = ops::look::scan(&ctx.fs, &ctx.host, path, threads, list)?;
+    if ctx.g.json {
+        return print_json(out, &s);
+    }
+    writeln!(
+        out,
+        "{}: {} files, {} ELF, {} links/special files not opened ({:.2} s)",
+        esc(&path.display().to_string()),
+        s.files,
+        s.elf_files,
+        s.special_files,
+        s.seconds
+    )?;
+    if !s.arches.is_empty() {
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7}  {:<28} EXAMPLES",
+            "ARCH", "FILES", "PROGRAMS", "ON THIS HOST"
+        )?;
+    }
+    for c in &s.arches {
+        let how = if c.native {
+            "native".to_owned()
+        } else {
+            match &c.handler {
+                Some(h) => format!("emulated by {h}"),
+                None => format!(
+                    "NO HANDLER: binfmtctl install {}",
+                    c.platform.as_deref().unwrap_or(&c.arch)
+                ),
+            }
+        };
+        writeln!(
+            out,
+            "{:<13} {:>7} {:>7}  {:<28} {}",
+            c.arch,
+            c.files,
+            c.executables,
+            how,
+            esc(&c.examples.join(" "))
+        )?;
+    }
+    for u in &s.unknown {
+        writeln!(
+            out,
+            "ELF machine {} ({}-bit {:?}): {} files with no QEMU user-mode emulator, e.g. {}",
+            u.machine,
+            u.class,
+            u.endian,
+            u.files,
+            esc(&u.examples.join(" "))
+        )?;
+    }
+    if !s.errors.is_empty() {
+        writeln!(
+            out,
+            "{} files could not be read, e.g. {}: {}",
+            s.errors.len(),
+            esc(&s.errors[0].path),
+            esc(&s.errors[0].error)
+        )?;
+    }
+    if let Some(elf) = &s.elf {
+        for f in elf {
+            writeln!(
+                out,
+                "{}\t{}",
+                f.arch.as_deref().unwrap_or("unknown"),
+                esc(&f.path)
+            )?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn selftest(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
+    let self_exe = std::env::current_exe().context("cannot find binfmtctl's own executable")?;
+    let r = ops::look::selftest(&ctx.fs, &ctx.host, names, &self_exe)?;
+    let TestSummary {
+        pass,
+        fail,
+        skipped,
+    } = r.summary;
+    if ctx.g.json {
+        print_json(out, &r)?;
+    } else {
+        for r in &r.results {
+            if !(ctx.g.quiet && r.status == Status::Pass) {
+                writeln!(out, "{}", r.human())?;
+            }
+        }
+        writeln!(out, "summary: {pass} pass, {fail} fail, {skipped} skipped")?;
+    }
+    match r.failure() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    }
+}
