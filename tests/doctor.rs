@@ -242,7 +242,9 @@ QEMU_CPU=max qemu-x86_64-static {v3}; echo "exit $?"
     assert_eq!(v3s.contains("isa-level"), host < 3, "{v3s}");
     let rvs = r.section("rvv");
     assert!(
-        rvs.contains("isa-level") && rvs.contains("v, zve32f") && rvs.contains("QEMU_CPU=max"),
+        rvs.contains("isa-level")
+            && rvs.contains("v, zve32f")
+            && rvs.contains("QEMU_CPU=rv64,v=true"),
         "{rvs}"
     );
     assert!(rvs.ends_with("exit 0\n"), "a warning: {rvs}");
@@ -272,5 +274,44 @@ ls -A {d} | wc -l
         "{}\n{}",
         r.stdout,
         r.stderr
+    );
+}
+
+#[test]
+fn run_cpu_sets_qemu_cpu_and_checks_the_model() {
+    gate!(Root);
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::set_permissions(
+        dir.path(),
+        std::os::unix::fs::PermissionsExt::from_mode(0o755),
+    )
+    .unwrap();
+    let root = dir.path().join("rootfs");
+    busybox_rootfs(&root);
+    let run = |cpu: &str, cmd: &[&str]| {
+        let bin = common::bin();
+        let mut args = vec![
+            bin.to_str().unwrap(),
+            "run",
+            "--rootless",
+            "--trust-unmapped-owner",
+            "--rootfs",
+            root.to_str().unwrap(),
+            "--cpu",
+            cpu,
+            "--",
+        ];
+        args.extend_from_slice(cmd);
+        common::as_nobody(&args)
+    };
+    let r = run("cortex-a53", &["sh", "-c", "echo $QEMU_CPU; uname -m"]);
+    r.expect(
+        "QEMU_CPU inside",
+        r.code == 0 && r.stdout == "cortex-a53\naarch64\n",
+    );
+    let r = run("pentium", &["true"]);
+    r.expect(
+        "an unknown model names the known ones",
+        r.code == 2 && r.stderr.contains("--cpu pentium:") && r.stderr.contains("cortex-a53"),
     );
 }

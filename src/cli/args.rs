@@ -533,6 +533,10 @@ pub struct BuildArgs {
     /// its interpreter fails install's checks (see run --host-handlers)
     #[arg(long)]
     pub host_handlers: bool,
+    /// The CPU model QEMU emulates (sets QEMU_CPU in the sandbox; checked against the
+    /// interpreter's `-cpu help`): e.g. max, cortex-a76, Haswell, or with properties rv64,v=true
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
     /// The build command
     #[arg(last = true, required = true, value_name = "CMD")]
     pub command: Vec<String>,
@@ -570,6 +574,10 @@ pub struct RunArgs {
     /// binfmtctl's own entry, and a warning)
     #[arg(long)]
     pub host_handlers: bool,
+    /// The CPU model QEMU emulates (sets QEMU_CPU in the sandbox; checked against the
+    /// interpreter's `-cpu help`): e.g. max, cortex-a76, Haswell, or with properties rv64,v=true
+    #[arg(long, value_name = "MODEL")]
+    pub cpu: Option<String>,
     /// Unpack a tarball rootfs with its setuid/setgid bits and device nodes (default: dropped,
     /// so the cache hands out no privileges); kept in a cache entry of its own
     #[arg(long)]

@@ -68,6 +68,7 @@ impl RunArgs {
             user: self.user.clone(),
             install_missing: self.install_missing,
             host_handlers: self.host_handlers,
+            cpu: self.cpu.clone(),
             keep_privileges: self.keep_privileges,
             accelerate: self.accelerate.map(Into::into),
             command: self.command.clone(),
@@ -127,6 +128,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
         src: args.src.clone(),
         command: args.command.clone(),
         host_handlers: args.host_handlers,
+        cpu: args.cpu.clone(),
     };
     let code = crate::ops::build::build(
         &ctx.fs,

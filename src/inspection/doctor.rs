@@ -766,6 +766,16 @@ fn isa_emulated(
         }
     }
     if !isa.riscv_beyond_gc.is_empty() {
+        // QEMU's riscv64 models take extensions as properties (`rv64,v=true`); `max` exists
+        // only in newer QEMU. Vector sub-extensions come with `v`.
+        let v = isa.riscv_beyond_gc.iter().any(|e| e == "v");
+        let props: Vec<String> = isa
+            .riscv_beyond_gc
+            .iter()
+            .filter(|e| !(v && (e.starts_with("zve") || e.starts_with("zvl"))))
+            .map(|e| format!("{e}=true"))
+            .collect();
+        let cpu = format!("rv64,{}", props.join(","));
         out.push(
             Finding::new(
                 "isa-level",
@@ -777,7 +787,7 @@ fn isa_emulated(
                 ),
             )
             .with("riscv_arch", isa.riscv_arch.clone().unwrap_or_default())
-            .fix("QEMU_CPU=max (binfmtctl run --cpu max)"),
+            .fix(format!("QEMU_CPU={cpu} (binfmtctl run --cpu {cpu})")),
         );
     }
     if !isa.aarch64.is_empty() {
@@ -1283,12 +1293,17 @@ mod tests {
         // riscv beyond gc.
         let wr = World::new(vec![entry("qemu-riscv64", "riscv64", "/q", "PF", true, 1)]);
         let rv = IsaNeeds {
-            riscv_beyond_gc: vec!["v".into()],
-            riscv_arch: Some("rv64gcv".into()),
+            riscv_beyond_gc: vec!["v".into(), "zba".into(), "zve32f".into()],
+            riscv_arch: Some("rv64gcv_zba".into()),
             ..Default::default()
         };
         let f = judge(&wr, "/r", "riscv64", &rv, false, None);
-        assert!(codes(&f).contains(&("isa-level", Severity::Warning)));
+        let isa = f.iter().find(|f| f.code == "isa-level").expect("isa");
+        assert_eq!(isa.severity, Severity::Warning);
+        assert_eq!(
+            isa.fix.as_deref(),
+            Some("QEMU_CPU=rv64,v=true,zba=true (binfmtctl run --cpu rv64,v=true,zba=true)")
+        );
         // A native program beyond this CPU.
         let host_v3 = [
             "cx16", "lahf_lm", "popcnt", "sse4_1", "sse4_2", "ssse3", "avx", "avx2", "bmi1",

@@ -261,6 +261,8 @@ pub struct BuildRequest {
     pub command: Vec<String>,
     /// Use the host's handler even when binfmtctl would not register it (`--host-handlers`).
     pub host_handlers: bool,
+    /// `--cpu MODEL`: QEMU_CPU for the emulated paths.
+    pub cpu: Option<String>,
 }
 
 /// `build`: the strategy chosen (the reason, when there is one, goes to `events` as a note),
@@ -310,6 +312,7 @@ pub fn build(
                 accelerate: strategy.accelerate(),
                 command: req.command.clone(),
                 host_handlers: req.host_handlers,
+                cpu: req.cpu.clone(),
                 ..Default::default()
             };
             let emulated = em::prepare(fs, host, search, &run, events)?;

@@ -11,7 +11,7 @@ use anyhow::Context;
 
 use crate::binfmt::arch::Arch;
 use crate::binfmt::kernel::BinfmtFs;
-use crate::binfmt::registration::Flags;
+use crate::binfmt::registration::{Flags, Registration};
 use crate::emulation::sandbox::{Bind, RootSetup, Spec, Userns};
 use crate::error::{Classify, ErrorKind};
 
@@ -42,6 +42,9 @@ pub struct RunRequest {
     /// `--host-handlers`: as root, use the host's handler for the rootfs's arch even when it is
     /// one binfmtctl would not have registered (no `P`, an interpreter that fails the checks).
     pub host_handlers: bool,
+    /// `--cpu MODEL[,props]`: QEMU_CPU inside the sandbox, the model checked against the
+    /// interpreter's own `-cpu help`.
+    pub cpu: Option<String>,
     pub keep_privileges: bool,
     pub accelerate: Option<Accelerate>,
     pub command: Vec<String>,
@@ -106,6 +109,18 @@ pub enum EmulateError {
         "--accelerate: the rootfs is {0}, which this host runs natively: nothing is emulated, so there is nothing to speed up"
     )]
     AccelerateNative(String),
+    #[error(
+        "--cpu {cpu}: {interpreter} knows no such CPU model; it knows: {known} (see `{interpreter} -cpu help`)"
+    )]
+    CpuUnknown {
+        cpu: String,
+        interpreter: String,
+        known: String,
+    },
+    #[error("--cpu: cannot ask {interpreter} for its CPU models: {cause}")]
+    CpuHelp { interpreter: String, cause: String },
+    #[error("--cpu: the rootfs is {0}, which this host runs natively: no emulated CPU to choose")]
+    CpuNative(String),
     #[error("--user needs root: in rootless mode only one user (you, as root) exists")]
     UserRootless,
     /// No usable static interpreter for a private instance.
@@ -153,6 +168,8 @@ impl Classify for EmulateError {
             | BindResolves { .. }
             | AccelerateNative(_)
             | UserRootless
+            | CpuUnknown { .. }
+            | CpuNative(_)
             | NoInterpreter { .. }
             | NotEmpty(_) => ErrorKind::BadInput,
             NoPrivateBinfmt { .. }
@@ -162,7 +179,7 @@ impl Classify for EmulateError {
             | NoBootstrapper
             | NoArchTest
             | CreateNeedsAllIds => ErrorKind::Environment,
-            BootstrapFailed { .. } => ErrorKind::Failed,
+            BootstrapFailed { .. } | CpuHelp { .. } => ErrorKind::Failed,
         }
     }
 }
@@ -528,7 +545,7 @@ pub fn prepare(
             (Some(uid), Some(gid), home)
         }
     };
-    let env = with_env(Spec::default_env(&home), &req.env)?;
+    let mut env = with_env(Spec::default_env(&home), &req.env)?;
     let (userns, binfmt) = if rootless {
         require_private_binfmt("--rootless")?;
         let binfmt = if native {
@@ -540,6 +557,24 @@ pub fn prepare(
     } else {
         root_handler(fs, host, search, arch, native, req, events)?
     };
+    if let Some(cpu) = &req.cpu {
+        if native {
+            return Err(EmulateError::CpuNative(arch.name.clone()).into());
+        }
+        let interpreter = match binfmt.first() {
+            Some(record) => Registration::parse_record(record)?.interpreter,
+            None => {
+                let (entries, enabled) = crate::binfmt::kernel::view(fs)?;
+                let header = crate::inspection::probe::representative_header(arch);
+                crate::inspection::inspect::kernel_choice(&entries, enabled, &header, "/x")
+                    .map(|k| k.entry.registration.interpreter.clone())
+                    .unwrap_or_default()
+            }
+        };
+        check_cpu(Path::new(&interpreter), cpu)?;
+        env.retain(|(k, _)| k != "QEMU_CPU");
+        env.push(("QEMU_CPU".into(), cpu.clone()));
+    }
     let spec = Spec {
         userns,
         binfmt,
@@ -559,6 +594,50 @@ pub fn prepare(
         spec,
         _rootfs: rootfs,
     })
+}
+
+/// The CPU models an interpreter knows, from its `-cpu help` (QEMU lists one per line: indented
+/// names, or prefixed by the arch's family as `x86 Haswell`, `s390 z14`, `PowerPC e500`,
+/// `MIPS '4Kc'`).
+pub fn cpu_models(help: &str) -> Vec<String> {
+    const FAMILIES: &[&str] = &["x86", "s390", "PowerPC", "MIPS", "Sparc", "ppc", "sparc"];
+    help.lines()
+        .filter(|l| !l.trim().is_empty() && !l.starts_with("Available"))
+        .filter_map(|l| {
+            let mut t = l.split_whitespace();
+            let first = t.next()?;
+            let name = if FAMILIES.contains(&first) {
+                t.next()?
+            } else {
+                first
+            };
+            Some(name.trim_matches('\'').to_owned())
+        })
+        .collect()
+}
+
+/// `--cpu MODEL[,props]`: MODEL must be one the interpreter knows.
+fn check_cpu(interpreter: &Path, cpu: &str) -> Result<(), EmulateError> {
+    let model = cpu.split(',').next().unwrap_or_default();
+    let mut cmd = std::process::Command::new(interpreter);
+    cmd.args(["-cpu", "help"]).env_clear();
+    let out = crate::inspection::selftest::run(cmd).map_err(|e| EmulateError::CpuHelp {
+        interpreter: interpreter.display().to_string(),
+        cause: e.to_string(),
+    })?;
+    let models = cpu_models(&String::from_utf8_lossy(&out.stdout));
+    if model.is_empty() || !models.iter().any(|m| m == model) {
+        let mut shown: Vec<&str> = models.iter().map(String::as_str).take(40).collect();
+        if models.len() > shown.len() {
+            shown.push("...");
+        }
+        return Err(EmulateError::CpuUnknown {
+            cpu: cpu.to_owned(),
+            interpreter: interpreter.display().to_string(),
+            known: shown.join(", "),
+        });
+    }
+    Ok(())
 }
 
 /// As root, the handler a chroot of `arch` runs under. The host's, when it has one binfmtctl
@@ -712,6 +791,22 @@ pub fn accelerate_plan(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn cpu_models_of_every_help_format() {
+        let aarch64 = "Available CPUs:\n  a64fx\n  cortex-a53\n  max\n";
+        assert_eq!(cpu_models(aarch64), ["a64fx", "cortex-a53", "max"]);
+        let x86 = "Available CPUs:\nx86 486                   (alias configured by machine type)\nx86 Haswell-v4\n";
+        assert_eq!(cpu_models(x86), ["486", "Haswell-v4"]);
+        assert_eq!(
+            cpu_models("any\nrv64\nsifive-e51\n"),
+            ["any", "rv64", "sifive-e51"]
+        );
+        assert_eq!(
+            cpu_models("s390 z14   IBM z14 GA1\nMIPS '4Kc'\nPowerPC e500  PVR 1\n"),
+            ["z14", "4Kc", "e500"]
+        );
+    }
 
     fn kind(e: &anyhow::Error) -> ErrorKind {
         crate::exit::kind_of(e)
