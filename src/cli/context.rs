@@ -4,7 +4,6 @@
 
 use anyhow::Result;
 
-use super::qemu::resolve_stored;
 use super::settings::Global;
 use crate::binfmt::arch::Table;
 use crate::binfmt::kernel::ProcBinfmt;
@@ -56,11 +55,31 @@ impl<'g> Ctx<'g> {
     /// does not have it).
     pub fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
         if let Some(v) = version {
-            let (lock, s) = resolve_stored(self, v)?;
+            let (lock, s) = self.resolve_stored(v)?;
             self._store_lock = lock;
             self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
         Ok(())
+    }
+
+    /// The QEMU store the settings name (`--qemu-store`, else the default), made absolute.
+    pub fn store(&self) -> crate::qemu::store::Store {
+        ops::stored::store(self.g.qemu_store.as_deref())
+    }
+
+    /// The stored version `spec` selects, with the store's shared lock unless this is a dry
+    /// run (`ops::stored::resolve`).
+    pub fn resolve_stored(
+        &self,
+        spec: &str,
+    ) -> Result<
+        (
+            Option<crate::qemu::store::StoreLock>,
+            crate::qemu::store::Stored,
+        ),
+        crate::qemu::QemuError,
+    > {
+        ops::stored::resolve(&self.store(), &self.host, spec, self.g.dry_run)
     }
 
     /// Where interpreters are looked for (`--qemu-path`, `--qemu`).

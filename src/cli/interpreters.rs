@@ -5,12 +5,11 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::context::Ctx;
-use super::qemu::store_of;
 use super::render::print_json;
 use crate::ops;
 
 pub(super) fn interpreters(ctx: &Ctx, names: &[String], out: &mut dyn Write) -> Result<()> {
-    let stored = store_of(ctx).list();
+    let stored = ctx.store().list();
     let r = ops::interpreters::interpreters(&ctx.host, &ctx.search(), &stored, names)?;
     if ctx.g.json {
         return print_json(out, &r);

@@ -16,20 +16,11 @@ use crate::ops::qemu::{
     ArchiveOptions, FetchFrom, FetchReport, GcReport, ListReport, Verified, VerifyReport,
     VersionsReport,
 };
-use crate::qemu::store::{self, Store, Stored};
+use crate::qemu::store::Store;
 
 /// The store `--qemu-store` names (`ops::stored::store`).
-pub(super) fn store_of(ctx: &Ctx) -> Store {
-    ops::stored::store(ctx.g.qemu_store.as_deref())
-}
-
-/// The stored version `spec` selects, with the store's shared lock unless this is a dry run
-/// (`ops::stored::resolve`).
-pub(super) fn resolve_stored(
-    ctx: &Ctx,
-    spec: &str,
-) -> Result<(Option<store::StoreLock>, Stored), crate::qemu::QemuError> {
-    ops::stored::resolve(&store_of(ctx), &ctx.host, spec, ctx.g.dry_run)
+fn store_of(ctx: &Ctx) -> Store {
+    ctx.store()
 }
 
 /// The archive options: the flags, completed by the config file's.
@@ -199,7 +190,7 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 /// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
 /// entry, flags kept) applied with rollback: all or nothing.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    let (_lock, s) = resolve_stored(ctx, spec)?;
+    let (_lock, s) = ctx.resolve_stored(spec)?;
     let stored = crate::ops::StoredBin::of(&s);
     let r = crate::ops::install::use_stored(
         &ctx.fs,

@@ -82,7 +82,7 @@ pub(super) fn install_cmd(
     opts: &InstallOpts,
     out: &mut dyn Write,
 ) -> Result<()> {
-    let store_root = super::qemu::store_of(ctx).root;
+    let store_root = ctx.store().root;
     let req = ops::compose::InstallRequest {
         names,
         options: install_options(ctx, opts)?,
@@ -115,7 +115,7 @@ pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> 
     if given.qemu_bin.is_none()
         && let Some(v) = &cfg.qemu
     {
-        let (lock, s) = super::qemu::resolve_stored(ctx, v)?;
+        let (lock, s) = ctx.resolve_stored(v)?;
         _lock = lock;
         given.qemu_bin = Some(ops::StoredBin::of(&s));
     }

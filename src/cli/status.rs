@@ -6,13 +6,12 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::context::Ctx;
-use super::qemu::store_of;
 use super::render::print_json;
 use crate::ops;
 
 /// `status`; `json` whatever --json said (the --install/--uninstall forms print JSON).
 pub(super) fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<()> {
-    let stored = store_of(ctx).list();
+    let stored = ctx.store().list();
     let r = ops::status::report(
         &ctx.fs,
         &ctx.host,

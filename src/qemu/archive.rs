@@ -29,8 +29,6 @@ pub const DEADLINE_FACTOR: u32 = 10;
 /// ... plus one second per `MIN_RATE` bytes the signed index says it carries: a mirror that
 /// trickles a byte at a time never trips a per-read timeout, so only a total deadline ends it.
 pub const MIN_RATE: u64 = 32 << 10;
-/// Largest .deb we accept.
-pub(crate) const MAX_DEB: u64 = 1 << 30;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ArchiveError {
@@ -496,7 +494,7 @@ fn cache_get(path: &Path) -> Option<Vec<u8>> {
         return None;
     }
     let mut b = Vec::new();
-    (&f).take(MAX_DEB).read_to_end(&mut b).ok()?;
+    (&f).take(super::store::MAX_DEB).read_to_end(&mut b).ok()?;
     Some(b)
 }
 
@@ -915,7 +913,7 @@ impl Archive {
                 return Ok(());
             }
         }
-        if p.size > MAX_DEB || p.sha256.len() != 64 {
+        if p.size > super::store::MAX_DEB || p.sha256.len() != 64 {
             return Err(ArchiveError::DebHash {
                 url,
                 reason: "has no usable Size/SHA256 in the index".into(),

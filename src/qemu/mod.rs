@@ -232,16 +232,16 @@ fn copy_bounded(path: &Path, file: &std::fs::File, to: &Path) -> Result<(), Qemu
         path: to.to_owned(),
         err,
     })?;
-    let n = std::io::copy(&mut file.take(archive::MAX_DEB + 1), &mut out).map_err(|err| {
+    let n = std::io::copy(&mut file.take(store::MAX_DEB + 1), &mut out).map_err(|err| {
         deb::DebError::Read {
             path: path.to_owned(),
             err,
         }
     })?;
-    if n > archive::MAX_DEB {
+    if n > store::MAX_DEB {
         return Err(crate::input::InputError::TooLarge {
             path: path.to_owned(),
-            limit: archive::MAX_DEB,
+            limit: store::MAX_DEB,
         }
         .into());
     }

@@ -23,6 +23,8 @@ use super::version::{compare_versions, version_matches};
 use crate::input::hex;
 
 pub const DEFAULT_ROOT: &str = "/var/lib/binfmtctl/qemu";
+/// Largest .deb we accept.
+pub(crate) const MAX_DEB: u64 = 1 << 30;
 pub const MANIFEST: &str = "manifest.json";
 
 #[derive(Debug, thiserror::Error)]
@@ -740,7 +742,7 @@ fn is_hex(s: &str, len: usize) -> bool {
 /// joined to the version's bin/: a `/` or `..` would reach outside the store), and no text
 /// field holds control characters.
 pub fn check_manifest(m: &Manifest) -> Result<(), String> {
-    let max = super::archive::MAX_DEB;
+    let max = MAX_DEB;
     let text = |field: &str, v: &str, max_len: usize| {
         if v.is_empty() || v.len() > max_len || v.contains(char::is_control) {
             Err(format!(
