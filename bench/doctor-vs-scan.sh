@@ -46,7 +46,7 @@ print(f"files: {scan['files']}, ELF (doctor): {doc['rootfs']['elf']}")
 print(f"scan            median {ms:.3f} s  (min {min(s):.3f}, max {max(s):.3f})")
 print(f"doctor --rootfs median {md:.3f} s  (min {min(d):.3f}, max {max(d):.3f})")
 print(f"doctor / scan: {md / ms:.2f}x")
-codes = sorted({(g['finding']['severity'], g['finding']['code'], g['count']) for g in doc['rootfs']['findings']})
+codes = sorted({(g['severity'], g['code'], g['count']) for g in doc['rootfs']['findings']})
 for sev, code, n in codes:
     print(f"  {sev:8} {code:24} {n} files")
 PY

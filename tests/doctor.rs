@@ -315,3 +315,43 @@ fn run_cpu_sets_qemu_cpu_and_checks_the_model() {
         r.code == 2 && r.stderr.contains("--cpu pentium:") && r.stderr.contains("cortex-a53"),
     );
 }
+
+#[test]
+fn nix_claims_a_platform_no_handler_runs() {
+    gate!(Root);
+    if std::process::Command::new("nix")
+        .arg("--version")
+        .output()
+        .is_err()
+    {
+        eprintln!("skipped: no nix installed (scripts/deps.sh installs nix-bin)");
+        assert!(
+            std::env::var_os("BINFMTCTL_TEST_ROOT").is_none(),
+            "nix-bin is missing"
+        );
+        return;
+    }
+    let conf = tempfile::tempdir().unwrap();
+    std::fs::write(
+        conf.path().join("nix.conf"),
+        "build-users-group =\nextra-platforms = aarch64-linux riscv64-linux\n",
+    )
+    .unwrap();
+    let r = common::ns_with(
+        &[("NIX_CONF_DIR", conf.path().to_str().unwrap())],
+        r#"
+$B install arm64 > /dev/null || exit 3
+$B doctor; echo "exit $?"
+"#,
+        true,
+    );
+    r.expect("ran", r.code == 0);
+    assert!(
+        r.stdout
+            .contains("nix-mismatch: Nix claims it can build for riscv64-linux")
+            && !r.stdout.contains("build for aarch64-linux")
+            && r.stdout.contains("binfmtctl install riscv64-linux --nix"),
+        "{}",
+        r.stdout
+    );
+}

@@ -26,7 +26,7 @@ pub(super) fn run(
         rootfs: rootfs.cloned(),
         system_root: PathBuf::from("/"),
         store,
-        nix_platforms: None,
+        nix_platforms: nix_platforms(),
     };
     let report = crate::ops::doctor::doctor(fs, host, &req)?;
     if json {
@@ -39,6 +39,18 @@ pub(super) fn run(
     } else {
         Err(Reported.into())
     }
+}
+
+/// The platforms Nix claims (its `system` and `extra-platforms`), when a Nix is installed and
+/// its configuration can be read (`NIX_CONF_DIR`, else /etc/nix); otherwise nothing to compare.
+fn nix_platforms() -> Option<Vec<String>> {
+    use crate::ops::nix::NixTool;
+    let nix = crate::ops::nix::SystemNix;
+    nix.program().ok()?;
+    let view = nix.show_config(&crate::nix::Paths::from_env().dir).ok()?;
+    let mut p = vec![view.system];
+    p.extend(view.extra_platforms);
+    Some(p)
 }
 
 fn severity(s: Severity) -> &'static str {
