@@ -77,6 +77,9 @@ fn main() -> ExitCode {
     match result {
         // 0, or the status of a hidden helper stage.
         Ok(status) => ExitCode::from(status),
+        // The reader went away (`binfmtctl arches | head -1`): end quietly with success, as
+        // well-behaved Unix tools do, so no `pipefail` script breaks on it.
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
         // The report (`doctor`) says what will not run: printed as it is, then only the status.
         Err(e) if e.downcast_ref::<binfmtctl::error::Reported>().is_some() => {
             match out.write_all(&held).and_then(|()| out.flush()) {
@@ -107,4 +110,11 @@ fn main() -> ExitCode {
             ExitCode::from(exit::exit_code(&e))
         }
     }
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }

@@ -233,3 +233,43 @@ echo "== runs"; $A/busybox-arm64 uname -m
     );
     r.expect("still runs", r.section("runs").trim() == "aarch64");
 }
+
+/// Docs-drift issue, items 7 and 8: a closed pipe ends the program quietly with success
+/// (`set -o pipefail` scripts keep working), and a mistyped subcommand is never pointed at a
+/// hidden helper.
+#[test]
+fn a_closed_pipe_is_quiet_success_and_hidden_helpers_are_never_suggested() {
+    let bin = env!("CARGO_BIN_EXE_binfmtctl");
+    for _ in 0..5 {
+        let out = std::process::Command::new("bash")
+            .args([
+                "-c",
+                "set -o pipefail; \"$0\" arches | head -1 >/dev/null; echo rc=$?",
+            ])
+            .arg(bin)
+            .output()
+            .unwrap();
+        let (stdout, stderr) = (
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr),
+        );
+        assert_eq!(stdout, "rc=0\n", "{stderr}");
+        assert!(!stderr.contains("Broken pipe"), "{stderr}");
+    }
+    let out = std::process::Command::new(bin)
+        .arg("frobnicate")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        err.contains("unrecognized subcommand 'frobnicate'") && !err.contains("__"),
+        "{err}"
+    );
+    let out = std::process::Command::new(bin)
+        .arg("instal")
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("'install'"), "real suggestions stay: {err}");
+}

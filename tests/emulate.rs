@@ -1093,3 +1093,36 @@ fn root_in_a_user_namespace_is_told_to_use_rootless() {
             && !dir.path().join("new").exists(),
     );
 }
+
+/// Docs-drift issue, item 11: `build --rootfs` that cannot be used is an error (exit 2) even
+/// when cross-compiling would win; it used to exit 0 through cross without a word.
+#[test]
+fn build_refuses_a_rootfs_it_cannot_use() {
+    gate!(Root);
+    let dir = tempfile::tempdir().unwrap();
+    let arm64 = dir.path().join("arm64");
+    common::busybox_rootfs(&arm64);
+    let b = common::bin();
+    let run = |rootfs: &str| {
+        std::process::Command::new(&b)
+            .args([
+                "build", "--arch", "riscv64", "--rootfs", rootfs, "--", "true",
+            ])
+            .output()
+            .unwrap()
+    };
+    let out = run("/nonexistent");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("--rootfs /nonexistent: No such file or directory"),
+        "{err}"
+    );
+    let out = run(arm64.to_str().unwrap());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("it is aarch64") && err.contains("--arch says riscv64"),
+        "{err}"
+    );
+}

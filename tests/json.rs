@@ -56,6 +56,7 @@ echo "== run"; $B run --json --rootfs $ROOT -- sh -c 'echo to-the-terminal >&2; 
 echo "== entrypoint"; $B --install riscv64 --json --flags F --keep-existing
 echo "== status"; $B status --json
 echo "== interpreters"; $B interpreters --json
+echo "== interpreters-missing"; $B interpreters --json --qemu-path $T arm64
 echo "== inspect"; $B inspect $A/busybox-arm64 $A/hello-arm64-dynamic $A/busybox-i386 --json
 echo "== inspect-fail"; $B inspect $A/busybox-arm64 /nonexistent --json
 echo "== scan"; $B scan $A --json --files
@@ -102,6 +103,14 @@ rm -rf $T
     check("entrypoint", &["report", "status"]);
     let status = check("status", &["status"]);
     check("interpreters", &["interpreters"]);
+    // docs-drift issue, item 2: a missing interpreter has no `source` (it was `null`).
+    let missing = check("interpreters-missing", &["interpreters"]);
+    assert_eq!(
+        missing[0]["interpreters"][0]["status"], "missing",
+        "{}",
+        missing[0]
+    );
+    assert!(missing[0]["interpreters"][0].get("source").is_none());
     check("inspect", &["inspect"]);
     let fail = check("inspect-fail", &["error"]);
     check("scan", &["scan"]);

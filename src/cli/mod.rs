@@ -45,8 +45,10 @@ pub fn parse() -> Result<Parsed, u8> {
             .skip(1)
             .take_while(|a| a != "--")
             .any(|a| a == "--json");
+        // clap suggests hidden subcommands too (`frobnicate` → `__probe-native`): those tips go.
+        let hidden_tip = |l: &&str| l.contains("similar subcommand") && l.contains("'__");
         if json && !matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
-            let msg = e.render().to_string();
+            let msg = without_lines(&e.render().to_string(), hidden_tip);
             let first = msg
                 .lines()
                 .next()
@@ -58,9 +60,28 @@ pub fn parse() -> Result<Parsed, u8> {
             eprint!("{msg}");
             return crate::error::ErrorKind::BadInput.exit_code();
         }
-        let _ = e.print();
+        if e.kind() == K::InvalidSubcommand {
+            eprint!("{}", without_lines(&e.render().to_string(), hidden_tip));
+        } else {
+            let _ = e.print();
+        }
         u8::try_from(e.exit_code()).unwrap_or(crate::error::ErrorKind::BadInput.exit_code())
     })
+}
+
+/// `text` without the lines `drop` picks (and without a blank line left doubled by that).
+fn without_lines(text: &str, drop: impl Fn(&&str) -> bool) -> String {
+    let mut out = String::new();
+    let mut last_blank = false;
+    for l in text.lines().filter(|l| !drop(l)) {
+        let blank = l.trim().is_empty();
+        if !(blank && last_blank) {
+            out.push_str(l);
+            out.push('\n');
+        }
+        last_blank = blank;
+    }
+    out
 }
 
 /// Runs the parsed command line. Output goes to `out`; errors are returned for `main`. Returns

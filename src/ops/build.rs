@@ -98,6 +98,9 @@ pub enum BuildError {
     NeedsRootfs { strategy: &'static str },
     #[error("--src: {0}")]
     Src(std::io::Error),
+    /// A `--rootfs` that cannot be used, whichever strategy would run.
+    #[error("--rootfs {path}: {why}")]
+    Rootfs { path: PathBuf, why: String },
     /// The build command cannot be started.
     #[error("{program}: {cause}")]
     Spawn {
@@ -110,11 +113,45 @@ impl Classify for BuildError {
     fn kind(&self) -> ErrorKind {
         match self {
             BuildError::NoCross(_) | BuildError::NothingAvailable { .. } => ErrorKind::Environment,
-            BuildError::NeedsRootfs { .. } | BuildError::Src(_) | BuildError::Spawn { .. } => {
-                ErrorKind::BadInput
-            }
+            BuildError::NeedsRootfs { .. }
+            | BuildError::Src(_)
+            | BuildError::Spawn { .. }
+            | BuildError::Rootfs { .. } => ErrorKind::BadInput,
         }
     }
+}
+
+/// A `--rootfs` given to `build` must be usable whichever strategy runs (before, a missing one
+/// or one of another arch was silently ignored when cross won): it must exist, and a directory
+/// must be of the build's arch (a tarball's arch is checked when it is unpacked).
+fn usable_rootfs(
+    host: &Host,
+    arch: &crate::binfmt::arch::Arch,
+    rootfs: &Path,
+) -> Result<(), BuildError> {
+    let bad = |why: String| BuildError::Rootfs {
+        path: rootfs.to_owned(),
+        why,
+    };
+    let meta = std::fs::metadata(rootfs).map_err(|e| {
+        bad(format!(
+            "{e}: give a root file system (directory or tarball) of {}, or leave --rootfs out to cross-compile",
+            arch.name
+        ))
+    })?;
+    if meta.is_dir() {
+        match crate::emulation::rootfs::detect_arch(host.table, rootfs) {
+            Ok((found, from)) if found.name != arch.name => {
+                return Err(bad(format!(
+                    "it is {} (its {from}), but --arch says {}",
+                    found.name, arch.name
+                )));
+            }
+            Ok(_) => {}
+            Err(e) => return Err(bad(e.to_string())),
+        }
+    }
+    Ok(())
 }
 
 /// The build's strategy. `cross`: whether a cross toolchain serves the arch (or why not);
@@ -278,6 +315,9 @@ pub fn build(
     use super::emulate as em;
     let arch = host.table.resolve(&req.arch)?;
     let src = source_dir(req.src.as_deref())?;
+    if let Some(r) = &req.rootfs {
+        usable_rootfs(host, arch, r)?;
+    }
     let path = std::env::var_os("PATH").unwrap_or_default();
     let cross = cross_vars(host, search, arch, &path);
     // With a rootfs, auto tries hybrid first: the chroot's faithfulness at native speed; not

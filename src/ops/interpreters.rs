@@ -26,7 +26,9 @@ pub struct InterpreterRow {
     /// `ok`, `missing` (no candidate exists) or `refused` (none passes the checks).
     pub status: &'static str,
     pub interpreter: Option<PathBuf>,
-    /// `system` or `store <version>`.
+    /// `system` or `store <version>`; absent when no interpreter was chosen (the schema has
+    /// it as a string: `null` there failed it).
+    #[serde(skip_serializing_if = "Option::is_none")]
     pub source: Option<String>,
     pub version: Option<String>,
     pub candidates: Vec<Candidate>,
