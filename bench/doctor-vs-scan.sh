@@ -9,14 +9,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROUNDS=${1:-5}
-ROOTFS=target/bench/rootfs-arm64
-if [ ! -d "$ROOTFS/usr" ]; then
-  command -v mmdebstrap >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends mmdebstrap >&2
-  rm -rf "$ROOTFS"; mkdir -p "$(dirname "$ROOTFS")"
-  mmdebstrap --variant=extract --arch=arm64 --include='?priority(required)' --include=apt bookworm "$ROOTFS" >&2
-fi
-cargo build --release --quiet
-B=target/release/binfmtctl
+. bench/minbase-arm64.sh
 T=$(mktemp -d); trap 'rm -rf "$T"' EXIT
 
 now() { date +%s%N; }
