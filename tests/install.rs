@@ -803,3 +803,42 @@ echo "== real"; $B status --binfmt-misc $R 2>&1 | head -1
             .starts_with("binfmt_misc: /proc/sys/fs/binfmt_misc (enabled)"),
     );
 }
+
+/// A look changes nothing (issue 21): with binfmt_misc not mounted, `status` (also with
+/// `--binfmt-misc DIR` and `--json`), `inspect` and `test` report it and leave it unmounted.
+#[test]
+fn looking_never_mounts_binfmt_misc() {
+    gate!(Root, Assets);
+    let r = ns(r#"
+umount $R
+D=$(mktemp -d)
+n() { grep -c ' binfmt_misc ' /proc/self/mounts; }
+echo "== status"; $B status 2>&1; echo "rc=$? mounts=$(n)"
+echo "== json"; $B status --json; echo "rc=$? mounts=$(n)"
+echo "== dir"; $B status --binfmt-misc $D 2>&1; echo "rc=$? mounts=$(n)"
+echo "== inspect"; $B inspect $A/busybox-arm64 >/dev/null 2>&1; echo "rc=$? mounts=$(n)"
+echo "== test"; $B test arm64 >/dev/null 2>&1; echo "rc=$? mounts=$(n)"
+"#);
+    let st = r.section("status");
+    r.expect(
+        "status says binfmt_misc is not mounted",
+        st.starts_with("binfmt_misc: not mounted at /proc/sys/fs/binfmt_misc"),
+    );
+    r.expect(
+        "status --json says so too",
+        r.section("json").contains("\"mounted\": false")
+            || r.section("json").contains("\"mounted\":false"),
+    );
+    r.expect(
+        "status --binfmt-misc DIR names DIR",
+        r.section("dir")
+            .contains("binfmt_misc: not mounted at /tmp/"),
+    );
+    for s in ["status", "json", "dir", "inspect", "test"] {
+        r.expect(
+            &format!("{s}: nothing mounted"),
+            r.section(s).trim_end().ends_with("mounts=0"),
+        );
+    }
+    r.expect("status exits 0", st.contains("rc=0 "));
+}

@@ -10,7 +10,7 @@ use serde::Serialize;
 
 use super::view::{EntryView, entry_view_with, source_of};
 use super::{Host, arch_of};
-use crate::binfmt::kernel::{self, BinfmtFs, KernelEntry};
+use crate::binfmt::kernel::{BinfmtFs, KernelEntry};
 use crate::host::NativeArch;
 use crate::ops::nix::Hint;
 use crate::qemu::store::Stored;
@@ -34,9 +34,14 @@ pub struct Status {
     pub supported: Vec<String>,
 }
 
-/// Reads the kernel's view (mounting binfmt_misc to read it when it is not and we may).
+/// Reads the kernel's view. A look changes nothing: binfmt_misc not mounted is reported as
+/// such (docs/troubleshooting.md), never mounted to be read.
 pub fn status(fs: &dyn BinfmtFs, host: &Host) -> Result<Status> {
-    let mounted = kernel::mount_to_read(fs, false)?;
+    let mounted = fs.is_mounted();
+    if !mounted {
+        // A path that could never hold binfmt_misc is bad input (exit 2), as for install.
+        crate::binfmt::kernel::check_mount_point(fs.root())?;
+    }
     let entries = if mounted { fs.list()? } else { Vec::new() };
     let enabled = mounted && fs.global_enabled()?;
     let guard = host.native_guard();

@@ -664,3 +664,14 @@ fn a_failed_write_rolls_back_and_reports_what_was_attempted() {
     assert_eq!(crate::exit::kind_of(&e), ErrorKind::Failed);
     assert!(e.to_string() == "install failed" && format!("{e:#}").contains("qemu-riscv64"));
 }
+
+#[test]
+fn status_never_mounts_binfmt_misc() {
+    // A look changes nothing (issue 21): not mounted is reported, not fixed.
+    let (fs, h) = (RecordingBinfmt::default(), host());
+    let st = status(&fs, &h).unwrap();
+    assert!(!st.mounted);
+    assert!(st.entries.is_empty());
+    assert!(fs.calls.borrow().is_empty(), "{:?}", fs.calls.borrow());
+    assert!(!fs.mounted.get());
+}
