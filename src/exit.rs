@@ -151,8 +151,23 @@ pub fn error_json(err: &anyhow::Error, printed: &[u8]) -> serde_json::Value {
     })
 }
 
-/// With `--json`: the error object for a usage error clap found (`message`: the first line of
-/// clap's own message); bad usage exits 2.
+/// The whole statement of a usage error clap rendered: its first paragraph (up to `Usage:`
+/// or a tip), on one line, without the `error: ` prefix; the argument lines are kept
+/// ("the following required arguments were not provided: <ARCHES>...").
+pub fn usage_message(rendered: &str) -> String {
+    let mut parts = Vec::new();
+    for l in rendered.lines() {
+        let l = l.trim();
+        if l.is_empty() || l.starts_with("Usage:") {
+            break;
+        }
+        parts.push(l.strip_prefix("error: ").unwrap_or(l));
+    }
+    parts.join(" ")
+}
+
+/// With `--json`: the error object for a usage error clap found (`message`: clap's own
+/// statement of it, `usage_message`); bad usage exits 2.
 pub fn usage_error_json(message: &str) -> serde_json::Value {
     json!({
         "error": {
@@ -172,6 +187,23 @@ mod tests {
     use crate::binfmt::registration::Flags;
     use crate::error::{BadInput, Unsupported};
     use anyhow::anyhow;
+
+    /// The JSON message of a usage error names what is missing (issue 21: it stopped at the
+    /// colon), from clap's own rendering of a real parse error.
+    #[test]
+    fn usage_message_keeps_the_argument_lines() {
+        let rendered = "error: the following required arguments were not provided:\n  <ARCHES>...\n\nUsage: binfmtctl install --json <ARCHES>...\n\nFor more information, try '--help'.\n";
+        assert_eq!(
+            usage_message(rendered),
+            "the following required arguments were not provided: <ARCHES>..."
+        );
+        assert_eq!(
+            usage_message(
+                "error: unexpected argument '--frob' found\n\n  tip: to pass '--frob' as a value, use '-- --frob'\n\nUsage: x\n"
+            ),
+            "unexpected argument '--frob' found"
+        );
+    }
 
     #[test]
     fn context_keeps_the_kind_and_the_chain() {

@@ -338,7 +338,8 @@ fn inspect_reports_bad_files_and_goes_on() {
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1));
+    // Files that cannot be inspected are bad input (docs/exit-codes.md).
+    assert_eq!(out.status.code(), Some(2));
     assert!(
         s.contains("truncated: truncated or malformed ELF header"),
         "{s}"
@@ -503,7 +504,7 @@ fn inspect_refuses_fifos_and_devices_without_hanging() {
         .output()
         .unwrap();
     let s = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{s}");
+    assert_eq!(out.status.code(), Some(2), "{s}");
     assert!(s.contains("fifo: a FIFO, not a regular file"), "{s}");
     assert!(
         s.contains("/dev/zero: a character device, not a regular file"),

@@ -331,7 +331,9 @@ pub enum Command {
     #[command(subcommand)]
     Cross(CrossCommand),
     /// Build for an arch: with a cross toolchain (cross), inside an emulated chroot of --rootfs
-    /// with the source bound at /src (emulate), or whichever is available (auto: cross first)
+    /// with the source bound at /src (emulate), in that chroot with the host's native cross
+    /// compiler (hybrid), or whichever fits (auto: with a --rootfs, hybrid when the host's cross
+    /// gcc matches the rootfs's, else cross when installed, else emulate; without, cross)
     Build {
         #[command(flatten)]
         args: BuildArgs,
@@ -501,8 +503,12 @@ pub enum CrossCommand {
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Strategy {
+    /// With --rootfs: hybrid when the host's cross gcc matches the rootfs's, else cross when
+    /// installed, else emulate (emulate for a rootfs the host runs natively); without: cross
     Auto,
+    /// The host's cross toolchain (`cross env`)
     Cross,
+    /// Inside the emulated chroot of --rootfs, the source bound at /src
     Emulate,
     /// The emulated chroot with the host's native cross compiler (`run --accelerate`)
     Hybrid,

@@ -49,13 +49,7 @@ pub fn parse() -> Result<Parsed, u8> {
         let hidden_tip = |l: &&str| l.contains("similar subcommand") && l.contains("'__");
         if json && !matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
             let msg = without_lines(&e.render().to_string(), hidden_tip);
-            let first = msg
-                .lines()
-                .next()
-                .unwrap_or_default()
-                .trim_start_matches("error: ")
-                .to_owned();
-            let v = crate::exit::usage_error_json(&first);
+            let v = crate::exit::usage_error_json(&crate::exit::usage_message(&msg));
             println!("{}", serde_json::to_string_pretty(&v).unwrap_or_default());
             eprint!("{msg}");
             return crate::error::ErrorKind::BadInput.exit_code();

@@ -454,3 +454,62 @@ mod generated {
         }
     }
 }
+
+/// `build --help` and `binfmtctl --help` describe `auto` in the order `ops::build::choose`
+/// decides (issue 21: they said "cross first" while a matching rootfs takes hybrid).
+#[test]
+fn build_help_describes_auto_as_choose_decides() {
+    use crate::ops::build::{Requested, Strategy, choose};
+    use clap::CommandFactory;
+    let both = choose(
+        Requested::Auto,
+        "aarch64",
+        Ok(()),
+        true,
+        Some(Ok("gcc-12")),
+        false,
+    )
+    .unwrap();
+    assert_eq!(both.strategy, Strategy::Hybrid);
+    let no_rootfs = choose(Requested::Auto, "aarch64", Ok(()), false, None, false).unwrap();
+    assert_eq!(no_rootfs.strategy, Strategy::Cross);
+    let neither = choose(
+        Requested::Auto,
+        "aarch64",
+        Err("none"),
+        true,
+        Some(Err("x")),
+        false,
+    )
+    .unwrap();
+    assert_eq!(neither.strategy, Strategy::Emulate);
+    let mut cli = Cli::command();
+    let top = cli.render_long_help().to_string();
+    let build = cli
+        .find_subcommand_mut("build")
+        .map(|b| b.render_long_help().to_string())
+        .unwrap();
+    for help in [&top, &build] {
+        assert!(!help.contains("cross first"), "{help}");
+    }
+    let flat = build.split_whitespace().collect::<Vec<_>>().join(" ");
+    let (h, c, e) = (
+        flat.find("hybrid when the host's cross gcc matches")
+            .unwrap(),
+        flat.find("else cross when installed").unwrap(),
+        flat.find("else emulate").unwrap(),
+    );
+    assert!(h < c && c < e, "{build}");
+}
+
+/// With `--json`, a usage error's message names what is wrong in full (issue 21).
+#[test]
+fn usage_error_json_names_the_missing_argument() {
+    let e = parse(&["install", "--json"]).unwrap_err();
+    let v = crate::exit::usage_error_json(&crate::exit::usage_message(&e.render().to_string()));
+    assert_eq!(
+        v["error"]["message"],
+        "the following required arguments were not provided: <ARCHES>..."
+    );
+    assert_eq!(v["error"]["exit_code"], 2);
+}

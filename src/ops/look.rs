@@ -35,7 +35,12 @@ pub enum LookError {
 
 impl Classify for LookError {
     fn kind(&self) -> ErrorKind {
-        ErrorKind::Failed
+        match self {
+            // The files named cannot be inspected (missing, unreadable, not ELF, malformed):
+            // bad input, as docs/exit-codes.md says (issue 21).
+            LookError::Uninspectable { .. } => ErrorKind::BadInput,
+            LookError::NothingToTest | LookError::TestFailed(_) => ErrorKind::Failed,
+        }
     }
 }
 
