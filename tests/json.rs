@@ -168,7 +168,7 @@ rm -rf $T
     assert_eq!(run[0]["error"]["kind"], "command-exited", "{}", run[0]);
     assert_eq!(run[0]["error"]["exit_code"], 3);
     assert!(r.stdout.contains("== run-rc 3"), "{}", r.stdout);
-    assert_eq!(fail[0]["error"]["kind"], "failed");
+    assert_eq!(fail[0]["error"]["kind"], "bad-input");
     // A binfmt_misc root that does not exist: status says so rather than failing.
     assert_eq!(env[0]["binfmt_misc"]["mounted"], false);
     let emulators = status[0]["emulators"].as_array().unwrap();

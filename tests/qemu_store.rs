@@ -938,6 +938,8 @@ S={s}
 echo "== install"; $B install arm64,riscv64 --qemu 91.0 --qemu-store $S; echo "rc=$?"
 echo "== run"; $A/busybox-arm64 uname -m; $A/hello-riscv64; echo "rc=$?"
 echo "== status"; $B status --qemu-store $S
+echo "== interpreters"; $B interpreters arm64 --qemu-store $S
+echo "== interpreters-json"; $B interpreters arm64 --json --qemu-store $S
 echo "== list"; $B qemu list --qemu-store $S
 echo "== use-missing"; $B qemu use 90.1 --qemu-store $S 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
 echo "== gc-used"; $B qemu gc 91.0 --qemu-store $S 2>&1; echo "rc=$?"
@@ -957,6 +959,20 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
     r.expect(
         "status names the store version",
         r.section("status").contains("[store 91.0+ds-1]"),
+    );
+    // What is registered, labelled (issue 21: interpreters showed only the system's).
+    let i = r.section("interpreters");
+    r.expect(
+        "interpreters shows the registered store interpreter, labelled, and what install would take",
+        i.contains(&format!("{s}/91.0+ds-1/bin/qemu-aarch64 [store 91.0+ds-1]"))
+            && i.contains("registered as qemu-aarch64")
+            && i.contains("install would take /usr/bin/qemu-aarch64-static [system]"),
+    );
+    let j: serde_json::Value = serde_json::from_str(&r.section("interpreters-json")).unwrap();
+    r.expect(
+        "interpreters --json has the registered entry's source",
+        j["interpreters"][0]["registered"]["source"] == "store 91.0+ds-1"
+            && j["interpreters"][0]["source"] == "system",
     );
     r.expect(
         "list shows which entries use it",
