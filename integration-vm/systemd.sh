@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Boots a small Debian 12 system with systemd (made by `binfmtctl rootfs create --arch amd64`,
 # i.e. mmdebstrap in a private mount namespace) under qemu-system-x86_64 on Debian's 6.1 kernel,
-# with systemd/binfmtctl.service enabled and a config listing arm64. systemd-binfmt registers
+# with systemd/binfmtctl.service enabled and a config listing arm64 with `[nix] enabled = true`
+# (Debian's nix-bin installed: the unit must be able to write /etc/nix). systemd-binfmt registers
 # Debian-style qemu-aarch64 and qemu-riscv64 records first; binfmtctl.service must replace the
 # duplicate, emulation must work, and `systemctl stop` must remove only ours. Results come from
 # integration-vm/vm-check.sh over the serial console.
@@ -20,12 +21,13 @@ BIN=target/x86_64-unknown-linux-gnu/release/binfmtctl
 
 # 1. The Debian system (cached), as one uncompressed cpio archive.
 ROOTFS="$WORK/systemd-rootfs"
-if [ ! -f "$WORK/systemd-base.cpio" ]; then
-  if [ ! -x "$ROOTFS/lib/systemd/systemd" ]; then
+if [ ! -f "$WORK/systemd-nix-base.cpio" ]; then
+  if [ ! -x "$ROOTFS/lib/systemd/systemd" ] || [ ! -x "$ROOTFS/usr/bin/nix" ]; then
     rm -rf --one-file-system "$ROOTFS"
-    "$BIN" rootfs create --arch amd64 --include systemd,systemd-sysv,kmod "$ROOTFS" >&2
+    "$BIN" rootfs create --arch amd64 --include systemd,systemd-sysv,kmod,nix-bin "$ROOTFS" >&2
   fi
-  ( cd "$ROOTFS" && find . | cpio -o -H newc --quiet ) > "$WORK/systemd-base.cpio"
+  ( cd "$ROOTFS" && find . | cpio -o -H newc --quiet ) > "$WORK/systemd-nix-base.cpio"
+  rm -f "$WORK/systemd-base.cpio"
 fi
 
 # 2. What this test adds, as a second cpio archive (the kernel unpacks both, in order).
@@ -40,7 +42,7 @@ install -m 0755 "$ASSETS/busybox-arm64" "$ov/assets/"
 # replaces an entry of another type, so an overlay ./lib directory would delete it.
 cp "$WORK/binfmt_misc.ko" "$WORK/autofs4.ko" "$ov/usr/lib/modules/$KVER/kernel/fs/"
 depmod -b "$ov/usr" "$KVER" 2>/dev/null
-printf '# binfmtctl.service registers these at boot\narches = ["arm64"]\n' > "$ov/etc/binfmtctl/config.toml"
+printf '# binfmtctl.service registers these at boot\narches = ["arm64"]\n[nix]\nenabled = true\n' > "$ov/etc/binfmtctl/config.toml"
 # Debian's own records (as qemu-user-static ships them), pointed at the interpreters present here.
 for a in aarch64 riscv64; do
   sed "s|:/usr/libexec/qemu-binfmt/$a-binfmt-P:|:/usr/bin/qemu-$a-static:|" "/usr/lib/binfmt.d/qemu-$a.conf" > "$ov/etc/binfmt.d/qemu-$a.conf"
@@ -60,7 +62,7 @@ WantedBy=multi-user.target
 UNIT
 ln -s ../vm-check.service "$ov/etc/systemd/system/multi-user.target.wants/vm-check.service"
 ( cd "$ov" && find . | cpio -o -H newc --quiet ) > "$WORK/systemd-overlay.cpio"
-cat "$WORK/systemd-base.cpio" "$WORK/systemd-overlay.cpio" > "$WORK/systemd-initrd.cpio"
+cat "$WORK/systemd-nix-base.cpio" "$WORK/systemd-overlay.cpio" > "$WORK/systemd-initrd.cpio"
 
 # 3. Boot (TCG; KVM guests hang on these machines) and read the results.
 ( timeout 900 qemu-system-x86_64 -machine q35,accel=tcg -cpu max -m 2048 -smp 2 \

@@ -19,8 +19,14 @@ journalctl -b -u binfmtctl.service --no-pager | grep -q 'replaced        qemu-aa
 check replaced-the-duplicate $? "$(journalctl -b -u binfmtctl.service --no-pager | tail -6)"
 out=$(/assets/busybox-arm64 uname -m 2>&1); [ "$out" = aarch64 ]
 check arm64-runs $? "$out"
+# [nix] enabled = true: the unit wrote Nix's side under its sandbox (ProtectSystem=full).
+grep -q 'aarch64-linux' /etc/nix/binfmtctl.conf && grep -qx '!include binfmtctl.conf' /etc/nix/nix.conf \
+  && nix --extra-experimental-features nix-command show-config 2>/dev/null | grep -E '^extra-platforms = .*aarch64-linux'
+check nix-kept-in-step $? "$(ls -l /etc/nix; cat /etc/nix/binfmtctl.conf; journalctl -b -u binfmtctl.service --no-pager | tail -6)"
 systemctl stop binfmtctl.service
 [ ! -e $R/qemu-aarch64 ] && [ -e $R/qemu-riscv64 ]
 check stop-removes-only-ours $? "$(ls $R)"
+[ ! -e /etc/nix/binfmtctl.conf ] && ! grep -q 'binfmtctl' /etc/nix/nix.conf
+check stop-takes-nix-out $? "$(ls -l /etc/nix; cat /etc/nix/nix.conf; journalctl -b -u binfmtctl.service --no-pager | tail -6)"
 echo "VM-DONE $pass $fail"
 systemctl poweroff --no-block

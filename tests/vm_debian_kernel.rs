@@ -84,7 +84,9 @@ fn binfmtctl_service_at_boot_under_systemd() {
         "registered-at-boot",
         "replaced-the-duplicate",
         "arm64-runs",
+        "nix-kept-in-step",
         "stop-removes-only-ours",
+        "stop-takes-nix-out",
     ] {
         assert!(
             tests.iter().any(|t| t.0 == want),
