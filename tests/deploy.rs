@@ -240,8 +240,15 @@ fn import_reads_binfmt_d_files() {
 fn the_container_entrypoint_form_prints_json_status() {
     gate!(Root);
     let r = ns("$B --install arm64");
-    let json_start = r.stdout.find('{').expect("JSON after the report");
-    let v: serde_json::Value = serde_json::from_str(&r.stdout[json_start..]).unwrap();
+    // Standard output is the JSON status alone (issue 21: the report's lines were mixed in);
+    // the report goes to stderr.
+    let v: serde_json::Value = serde_json::from_str(&r.stdout)
+        .unwrap_or_else(|e| panic!("stdout is not one JSON document ({e}):\n{}", r.stdout));
+    assert!(
+        r.stderr.contains("registered      qemu-aarch64"),
+        "{}",
+        r.stderr
+    );
     assert!(
         v["emulators"]
             .as_array()

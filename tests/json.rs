@@ -52,7 +52,6 @@ T=$(mktemp -d)
 printf 'arches = ["riscv64"]\n' > $T/config.toml
 echo "== install"; $B install arm64,armhf --json
 echo "== install-dry"; $B install arm64 --dry-run --json
-echo "== run"; $B run --json --rootfs $ROOT -- sh -c 'echo to-the-terminal >&2; exit 3'; echo "== run-rc $?"
 echo "== entrypoint"; $B --install riscv64 --json --flags F --keep-existing
 echo "== status"; $B status --json
 echo "== interpreters"; $B interpreters --json
@@ -99,7 +98,6 @@ rm -rf $T
     };
     check("install", &["report"]);
     check("install-dry", &["report"]);
-    let run = check("run", &["error"]);
     check("entrypoint", &["report", "status"]);
     let status = check("status", &["status"]);
     check("interpreters", &["interpreters"]);
@@ -164,10 +162,7 @@ rm -rf $T
         unknown[0]
     );
     assert_eq!(usage[0]["error"]["kind"], "bad-input");
-    // The sandboxed command's own status passes through, and says so.
-    assert_eq!(run[0]["error"]["kind"], "command-exited", "{}", run[0]);
-    assert_eq!(run[0]["error"]["exit_code"], 3);
-    assert!(r.stdout.contains("== run-rc 3"), "{}", r.stdout);
+    // `run --json` is refused (json_is_honoured_or_refused_never_ignored).
     assert_eq!(fail[0]["error"]["kind"], "bad-input");
     // A binfmt_misc root that does not exist: status says so rather than failing.
     assert_eq!(env[0]["binfmt_misc"]["mounted"], false);
@@ -544,4 +539,58 @@ fn json_doc_covers_every_schema() {
             "docs/json.md does not document $defs/{def}"
         );
     }
+}
+
+/// `--json` is honoured where docs/cli.md says every command takes it, or refused (exit 2,
+/// an error object naming what to do) where it cannot apply (issue 21, item 10).
+#[test]
+fn json_is_honoured_or_refused_never_ignored() {
+    gate!(Root);
+    let r = ns(r#"
+echo "== cross"; $B cross env --arch arm64 --json; echo "== rc $?"
+echo "== cross-fish"; $B cross env --arch arm64 --format fish --json 2>/dev/null; echo "== rc $?"
+echo "== export"; $B export --format binfmt.d --json arm64 2>/dev/null; echo "== rc $?"
+echo "== export-json"; $B export --format json --json arm64; echo "== rc $?"
+echo "== run"; $B run --json --rootfs /nonexistent -- true 2>/dev/null; echo "== rc $?"
+echo "== build"; $B build --json --arch arm64 -- true 2>/dev/null; echo "== rc $?"
+"#);
+    let s = schema();
+    let cross = docs(&r.section("cross"));
+    r.expect(
+        "cross env --json is --format json",
+        errors(&s, "cross_env", &cross[0]).is_empty(),
+    );
+    r.expect(
+        "cross env --json: exit 0",
+        r.stdout.contains("== rc 0\n== cross-fish"),
+    );
+    for (case, next, says) in [
+        (
+            "cross-fish",
+            "export",
+            "`cross env --json` is --format json",
+        ),
+        ("export", "export-json", "use --format json"),
+        ("run", "build", "leave --json out"),
+        ("build", "", "leave --json out"),
+    ] {
+        let section = r.section(case);
+        let doc = docs(&section)[0].clone();
+        r.expect(
+            &format!("{case}: refused with an error object that says what to do"),
+            errors(&s, "error", &doc).is_empty()
+                && doc["error"]["exit_code"] == 2
+                && doc["error"]["message"].as_str().unwrap().contains(says),
+        );
+        let rc = if next.is_empty() {
+            r.stdout.trim_end().ends_with("== rc 2")
+        } else {
+            r.stdout.contains(&format!("== rc 2\n== {next}"))
+        };
+        r.expect(&format!("{case}: exit 2"), rc);
+    }
+    r.expect(
+        "export --format json --json still works",
+        r.stdout.contains("== rc 0\n== run"),
+    );
 }

@@ -496,8 +496,9 @@ pub enum CrossCommand {
     Env {
         #[arg(long)]
         arch: String,
-        #[arg(long, default_value = "sh", value_parser = ["sh", "fish", "json"])]
-        format: String,
+        /// Default sh; --json is --format json
+        #[arg(long, value_parser = ["sh", "fish", "json"])]
+        format: Option<String>,
     },
 }
 

@@ -95,7 +95,13 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             let (g, opts) = parsed.settings_like("install", "--install")?;
             let mut ctx = Ctx::new(&g)?;
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
-            register::install_cmd(&ctx, &split(list), &opts, out)?;
+            // Standard output is JSON alone: install's own lines go to stderr (with --json,
+            // its report is the first of the two documents, docs/json.md).
+            if g.json {
+                register::install_cmd(&ctx, &split(list), &opts, out)?;
+            } else {
+                register::install_cmd(&ctx, &split(list), &opts, &mut std::io::stderr())?;
+            }
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -105,7 +111,11 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             g.probe_compat = true;
             let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
             let ctx = Ctx::new(&g)?;
-            register::uninstall(&ctx, &targets, out)?;
+            if g.json {
+                register::uninstall(&ctx, &targets, out)?;
+            } else {
+                register::uninstall(&ctx, &targets, &mut std::io::stderr())?;
+            }
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -170,8 +180,35 @@ fn helper(command: &Option<Command>, out: &mut dyn Write) -> Result<Option<u8>> 
     Ok(Some(crate::exit::status_code(status)))
 }
 
+/// Why `--json` cannot apply to `command` (docs/cli.md, "JSON"): refused (exit 2) rather than
+/// ignored, so a script never parses text it took for JSON.
+fn json_refusal(command: &Command) -> Option<String> {
+    match command {
+        Command::Run { .. } | Command::Build { .. } => Some(
+            "--json does not apply to `run` and `build`: standard output is the command's own, \
+             and its exit status is binfmtctl's; leave --json out"
+                .into(),
+        ),
+        Command::Export { format, .. } if format != "json" => Some(format!(
+            "--json does not apply to `export --format {format}` (it writes {format} files): \
+             use --format json, or leave --json out"
+        )),
+        Command::Cross(CrossCommand::Env {
+            format: Some(f), ..
+        }) if f != "json" => Some(format!(
+            "--json and --format {f} do not go together: `cross env --json` is --format json"
+        )),
+        _ => None,
+    }
+}
+
 /// One subcommand to its operation.
 fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
+    if ctx.g.json
+        && let Some(why) = json_refusal(&command)
+    {
+        return Err(BadInput(why).into());
+    }
     match command {
         Command::Install { arches, .. } => register::install_cmd(ctx, &arches, opts, out),
         Command::Uninstall { targets, .. } => register::uninstall(ctx, &targets, out),
@@ -241,6 +278,11 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
             out,
         ),
         Command::Cross(CrossCommand::Env { arch, format }) => {
+            let format = match format {
+                Some(f) => f,
+                None if ctx.g.json => "json".into(),
+                None => "sh".into(),
+            };
             emulate::cross_env(ctx, &arch, &format, out)
         }
         Command::Build { args, .. } => emulate::build(ctx, &args, out),
