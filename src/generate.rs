@@ -112,7 +112,9 @@ pub fn man_pages(cli: &clap::Command, date: &str) -> Result<Vec<(String, Vec<u8>
         let mut buf = Vec::new();
         man.render_title(&mut buf)?;
         man.render_name_section(&mut buf)?;
-        man.render_synopsis_section(&mut buf)?;
+        let mut syn = Roff::new();
+        synopsis(&mut syn, &name, &cmd);
+        syn.to_writer(&mut buf)?;
         man.render_description_section(&mut buf)?;
         if cmd.get_arguments().any(|a| !a.is_hide_set()) {
             man.render_options_section(&mut buf)?;
@@ -122,13 +124,14 @@ pub fn man_pages(cli: &clap::Command, date: &str) -> Result<Vec<(String, Vec<u8>
         }
         let root = path.len() == 1;
         let mut roff = Roff::new();
-        if root {
-            exit_status(&mut roff, cli);
-            environment(&mut roff);
-            files(&mut roff);
-        } else if let Some(text) = cmd.get_after_long_help().or(cmd.get_after_help()) {
+        if !root && let Some(text) = cmd.get_after_long_help().or(cmd.get_after_help()) {
             verbatim(&mut roff, "NOTES", &text.to_string());
         }
+        // Every page: what its exit status means, what it reads from the environment, and
+        // the files involved (man-pages(7) order).
+        exit_status(&mut roff, cli, &path);
+        environment(&mut roff);
+        files(&mut roff);
         see_also(&mut roff, &path, &cmd);
         roff.to_writer(&mut buf)?;
         pages.push((format!("{name}.1"), buf));
@@ -147,7 +150,83 @@ fn verbatim(roff: &mut Roff, heading: &str, text: &str) {
     roff.control("fi", []);
 }
 
-fn exit_status(roff: &mut Roff, cli: &clap::Command) {
+/// SYNOPSIS with placeholders: `binfmtctl build --arch ARCH [--strategy STRATEGY] ... -- CMD...`
+/// (clap_mangen's own shows `[--strategy]`, without the value an option takes).
+fn synopsis(roff: &mut Roff, name: &str, cmd: &clap::Command) {
+    roff.control("SH", ["SYNOPSIS"]);
+    let mut words: Vec<String> = vec![name.replacen('-', " ", usize::MAX)];
+    let value = |a: &clap::Arg| {
+        a.get_value_names()
+            .and_then(|v| v.first())
+            .map_or_else(|| a.get_id().as_str().to_uppercase(), ToString::to_string)
+    };
+    let takes_value = |a: &clap::Arg| {
+        !matches!(
+            a.get_action(),
+            clap::ArgAction::SetTrue
+                | clap::ArgAction::Count
+                | clap::ArgAction::Help
+                | clap::ArgAction::HelpLong
+                | clap::ArgAction::Version
+                | clap::ArgAction::SetFalse
+        )
+    };
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && !a.is_positional())
+    {
+        let flag = match (a.get_long(), a.get_short()) {
+            (Some(l), _) => format!("--{l}"),
+            (None, Some(s)) => format!("-{s}"),
+            (None, None) => continue,
+        };
+        let word = if takes_value(a) {
+            if a.is_require_equals_set() || a.get_num_args().is_some_and(|n| n.min_values() == 0) {
+                format!("{flag}[={}]", value(a))
+            } else {
+                format!("{flag} {}", value(a))
+            }
+        } else {
+            flag
+        };
+        let repeat = matches!(
+            a.get_action(),
+            clap::ArgAction::Append | clap::ArgAction::Count
+        );
+        let word = if repeat { format!("{word}...") } else { word };
+        words.push(if a.is_required_set() {
+            word
+        } else {
+            format!("[{word}]")
+        });
+    }
+    if cmd.has_subcommands() {
+        words.push("COMMAND".into());
+    }
+    for a in cmd
+        .get_arguments()
+        .filter(|a| !a.is_hide_set() && a.is_positional())
+    {
+        let many = a.get_num_args().is_some_and(|n| n.max_values() > 1);
+        let mut word = value(a);
+        if many {
+            word.push_str("...");
+        }
+        if a.is_last_set() {
+            word = format!("-- {word}");
+        }
+        words.push(if a.is_required_set() {
+            word
+        } else {
+            format!("[{word}]")
+        });
+    }
+    roff.text([roman(words.join(" "))]);
+}
+
+/// EXIT STATUS: the codes every command shares; `run` and `build` first pass on the status
+/// of the command they ran.
+fn exit_status(roff: &mut Roff, cli: &clap::Command, path: &[String]) {
     // The root's after-help is the exit codes' text (`cli::args::EXIT_CODES_HELP`); it starts
     // with a title line, and the man page has its own heading.
     let help = cli
@@ -158,17 +237,55 @@ fn exit_status(roff: &mut Roff, cli: &clap::Command) {
         .lines()
         .skip_while(|l| l.trim_end().ends_with(':'))
         .collect();
-    verbatim(roff, "EXIT STATUS", &body.join("\n"));
+    let mut text = String::new();
+    if matches!(path.get(1).map(String::as_str), Some("run" | "build")) {
+        text.push_str(
+            "The command's own exit status once it ran (128+N when signal N killed it);\n\
+             125 when the sandbox could not be set up, 126 when CMD is not executable,\n\
+             127 when it is not found. Before CMD runs, binfmtctl's own codes:\n",
+        );
+    }
+    text.push_str(&body.join("\n"));
+    verbatim(roff, "EXIT STATUS", &text);
 }
 
 fn environment(roff: &mut Roff) {
     roff.control("SH", ["ENVIRONMENT"]);
-    roff.control("TP", []);
-    roff.text([bold("BINFMTCTL_LOG")]);
-    roff.text([roman(
-        "Log filter (tracing's EnvFilter syntax, e.g. debug); overrides -v and -q. \
-         Logs go to standard error.",
-    )]);
+    for (var, what) in [
+        (
+            "BINFMTCTL_LOG",
+            "Log filter (tracing's EnvFilter syntax, e.g. debug); overrides -v and -q. \
+             Logs go to standard error.",
+        ),
+        (
+            "BINFMTCTL_ROOTFS_CACHE",
+            "Where run and build unpack a --rootfs tarball (default \
+             /var/cache/binfmtctl/rootfs as root, else $XDG_CACHE_HOME/binfmtctl/rootfs or \
+             ~/.cache/binfmtctl/rootfs); it must belong to the caller and not be writable by \
+             others.",
+        ),
+        (
+            "NIX_CONF_DIR",
+            "Nix's configuration directory (default /etc/nix): install --nix, uninstall, apply \
+             with [nix] enabled, nix status and doctor read and write nix.conf and \
+             binfmtctl.conf there, as Nix does.",
+        ),
+        (
+            "QEMU_CPU",
+            "QEMU's CPU model: run --cpu and build --cpu set it inside the sandbox; outside, \
+             QEMU's own variables (QEMU_CPU, QEMU_STRACE, ...) pass through the kernel to the \
+             interpreter.",
+        ),
+        (
+            "PATH",
+            "Where nix, systemctl, mmdebstrap/debootstrap and the cross toolchains are found; \
+             as root, only programs no other user can replace are run.",
+        ),
+    ] {
+        roff.control("TP", []);
+        roff.text([bold(var)]);
+        roff.text([roman(what)]);
+    }
 }
 
 fn files(roff: &mut Roff) {
@@ -181,8 +298,24 @@ fn files(roff: &mut Roff) {
         ),
         (
             "/proc/sys/fs/binfmt_misc",
-            "The kernel's binfmt_misc (--binfmt-misc); binfmtctl mounts it there when it is \
-             not mounted.",
+            "The kernel's binfmt_misc (--binfmt-misc). install, uninstall, enable, disable, \
+             apply and qemu use mount it there when it is not mounted; status, inspect, \
+             interpreters and test never do.",
+        ),
+        (
+            crate::qemu::store::DEFAULT_ROOT,
+            "The QEMU store (--qemu-store): one directory per Debian version, with its \
+             manifest (qemu fetch, list, use, verify, gc).",
+        ),
+        (
+            "/var/cache/binfmtctl/rootfs",
+            "Unpacked --rootfs tarballs of run and build as root (BINFMTCTL_ROOTFS_CACHE); \
+             ~/.cache/binfmtctl/rootfs for other users.",
+        ),
+        (
+            "/etc/nix/nix.conf, /etc/nix/binfmtctl.conf",
+            "Nix's configuration (NIX_CONF_DIR): binfmtctl writes only binfmtctl.conf and the \
+             two lines that include it.",
         ),
         (
             "/usr/lib/systemd/system/binfmtctl.service",

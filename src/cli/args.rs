@@ -17,7 +17,8 @@ Exit codes (docs/exit-codes.md):
   3  the environment cannot do it (binfmt_misc not mounted and not mountable, not
      permitted, kernel too old); nothing was changed
   128+N  interrupted by signal N (SIGINT 130, SIGTERM 143, SIGHUP 129) while writing
-     binfmt_misc; whatever this run changed was rolled back";
+     binfmt_misc; whatever this run changed was rolled back
+  run and build exit with the status of the command they ran, once it ran";
 
 #[derive(Debug, Parser)]
 #[command(
@@ -200,6 +201,7 @@ pub struct InstallOpts {
 pub enum Command {
     /// Register emulators: ARCHES is a comma list in any common spelling, or `all`
     Install {
+        /// Arches to register: a comma list in any spelling (arm64, linux/arm/v7, riscv64gc-unknown-linux-gnu, ...), or all
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
         arches: Vec<String>,
         #[command(flatten)]
@@ -219,6 +221,7 @@ pub enum Command {
     },
     /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
     Uninstall {
+        /// Arch names, exact entry names (anyone's), globs like 'qemu-mips*' (qemu-* entries only), or all (qemu-* only)
         #[arg(value_name = "TARGETS", required = true, value_delimiter = ',')]
         targets: Vec<std::ffi::OsString>,
         #[command(flatten)]
@@ -229,6 +232,7 @@ pub enum Command {
     /// Switch entries on, keeping them as they are: arch names (our qemu-* entries) or exact
     /// entry names
     Enable {
+        /// Arch names (our qemu-* entries), exact entry names (any tool's), or all (qemu-* only)
         #[arg(value_name = "ARCHES|NAMES", required = true, value_delimiter = ',')]
         targets: Vec<String>,
         #[command(flatten)]
@@ -239,6 +243,7 @@ pub enum Command {
     /// Switch entries off without removing them: arch names (our qemu-* entries) or exact
     /// entry names
     Disable {
+        /// Arch names (our qemu-* entries), exact entry names (any tool's), or all (qemu-* only)
         #[arg(value_name = "ARCHES|NAMES", required = true, value_delimiter = ',')]
         targets: Vec<String>,
         #[command(flatten)]
@@ -257,6 +262,7 @@ pub enum Command {
     },
     /// Find and check the QEMU interpreter for each arch (default: all)
     Interpreters {
+        /// Arches to look at, comma-separated (default: every arch of the table)
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
         #[command(flatten)]
@@ -268,6 +274,7 @@ pub enum Command {
     },
     /// What is this binary, and what will the kernel do with it
     Inspect {
+        /// ELF files to inspect
         #[arg(value_name = "FILE", required = true)]
         files: Vec<PathBuf>,
         #[command(flatten)]
@@ -292,6 +299,7 @@ pub enum Command {
     /// Which architectures does a root file system (directory) or image (.tar, .tar.gz,
     /// .tar.zst) need, and which of them lack a handler now
     Scan {
+        /// A root file system: a directory, or a .tar, .tar.gz or .tar.zst archive
         #[arg(value_name = "DIR|TARBALL")]
         path: PathBuf,
         /// Also list every ELF file with its arch
@@ -305,6 +313,7 @@ pub enum Command {
     /// Prove emulation works end to end with a tiny probe program per arch (default: every
     /// registered qemu-* handler; `all`: every arch we have a probe for)
     Test {
+        /// Registered arches to test, comma-separated, or all (default: every registered qemu-* entry)
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
         #[command(flatten)]
@@ -330,6 +339,8 @@ pub enum Command {
     /// The native path: cross toolchains
     #[command(subcommand)]
     Cross(CrossCommand),
+    /// Build for an arch with a cross toolchain, in an emulated chroot, or both (hybrid)
+    ///
     /// Build for an arch: with a cross toolchain (cross), inside an emulated chroot of --rootfs
     /// with the source bound at /src (emulate), in that chroot with the host's native cross
     /// compiler (hybrid), or whichever fits (auto: with a --rootfs, hybrid when the host's cross
@@ -370,6 +381,7 @@ pub enum Command {
         /// Write one file per entry into DIR instead of printing
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// Arches to export, comma-separated, or all
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
         arches: Vec<String>,
         #[command(flatten)]
@@ -382,6 +394,7 @@ pub enum Command {
     /// Read binfmt.d files (or the *.conf files of a directory) and show, or with --register
     /// register, their entries
     Import {
+        /// binfmt.d files, or directories whose *.conf files are read
         #[arg(required = true, value_name = "FILE|DIR")]
         paths: Vec<PathBuf>,
         /// Register the entries, after the checks install makes (nothing is written unless
@@ -617,6 +630,7 @@ pub enum QemuCommand {
     /// Download, verify (InRelease signature → Packages hash → .deb hash), unpack and store a
     /// QEMU version: a number (10.0), a suite (trixie, bookworm-backports) or `latest`
     Fetch {
+        /// A version (10.0, 10.0.13), a suite (trixie, bookworm-backports) or latest
         #[arg(
             value_name = "VERSION|SUITE|latest",
             required_unless_present = "from_deb"
@@ -640,6 +654,7 @@ pub enum QemuCommand {
     },
     /// Switch every registered qemu-* entry to a stored version, all or nothing
     Use {
+        /// The stored version to switch to (binfmtctl qemu list)
         #[arg(value_name = "VERSION")]
         version: String,
         #[command(flatten)]
@@ -653,6 +668,7 @@ pub enum QemuCommand {
     Verify,
     /// Remove stored versions that no entry uses (or only the VERSIONs named, refusing any in use)
     Gc {
+        /// Stored versions to remove (default: every version no entry uses)
         #[arg(value_name = "VERSION")]
         versions: Vec<String>,
         #[command(flatten)]

@@ -513,3 +513,51 @@ fn usage_error_json_names_the_missing_argument() {
     );
     assert_eq!(v["error"]["exit_code"], 2);
 }
+
+/// Every positional argument says what it is in `--help` (and so in the man pages), and every
+/// page has EXIT STATUS, ENVIRONMENT and FILES (issue 21).
+#[test]
+fn positionals_are_described_and_pages_have_every_section() {
+    use clap::CommandFactory;
+    let mut missing = Vec::new();
+    for (path, cmd) in crate::generate::command_paths(&Cli::command()) {
+        for a in cmd
+            .get_arguments()
+            .filter(|a| a.is_positional() && !a.is_hide_set())
+        {
+            if a.get_help().is_none() && a.get_long_help().is_none() {
+                missing.push(format!("{} {}", path.join(" "), a.get_id()));
+            }
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "positionals without a description: {missing:?}"
+    );
+    let pages = crate::generate::man_pages(&Cli::command(), "2026-01-01").unwrap();
+    for (name, roff) in pages.iter().filter(|(n, _)| n.ends_with(".1")) {
+        let text = String::from_utf8_lossy(roff);
+        for section in ["SYNOPSIS", "EXIT STATUS", "ENVIRONMENT", "FILES"] {
+            assert!(
+                text.contains(&format!(".SH {section}\n"))
+                    || text.contains(&format!(".SH \"{section}\"\n")),
+                "{name}: no {section}"
+            );
+        }
+        for var in ["BINFMTCTL_ROOTFS_CACHE", "NIX_CONF_DIR", "QEMU_CPU"] {
+            assert!(text.contains(var), "{name}: {var}");
+        }
+    }
+    let page = |n: &str| {
+        String::from_utf8_lossy(&pages.iter().find(|(p, _)| p == n).unwrap().1).into_owned()
+    };
+    let build = page("binfmtctl-build.1");
+    assert!(
+        build.contains("The command\\*(Aqs own exit status")
+            || build.contains("The command's own exit status"),
+        "{build}"
+    );
+    // Placeholders in the synopsis: the value each option takes.
+    assert!(build.contains("[\\-\\-rootfs DIR|TARBALL]"), "{build}");
+    assert!(build.contains("\\-\\- CMD..."), "{build}");
+}
