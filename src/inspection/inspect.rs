@@ -192,6 +192,15 @@ pub fn report(m: &Machine, exec_path: &str, header: &[u8], f: &ElfFacts) -> Repo
         }
     } else if is_native {
         Verdict::Native
+    } else if !binfmt_enabled && arch.is_some() {
+        // Installing changes nothing then (the entries are kept, exit 0): the fix is to
+        // switch binfmt_misc back on (issue 21).
+        Verdict::NoHandler {
+            fix: Some(
+                "echo 1 > /proc/sys/fs/binfmt_misc/status (binfmt_misc is disabled as a whole)"
+                    .into(),
+            ),
+        }
     } else {
         Verdict::NoHandler {
             fix: arch.map(|a| format!("binfmtctl install {}", a.platform().unwrap_or(&a.name))),
@@ -336,7 +345,16 @@ mod tests {
             r.verdict.to_string(),
             "no handler — run: binfmtctl install linux/arm64"
         );
+        // binfmt_misc disabled as a whole: install would change nothing; the fix says so.
         let es = [entry("qemu-aarch64", aarch64(), true, 1)];
+        let off = Machine {
+            binfmt_enabled: false,
+            ..m(&es)
+        };
+        assert_eq!(
+            report(&off, "/p", &h, &f).verdict.to_string(),
+            "no handler — run: echo 1 > /proc/sys/fs/binfmt_misc/status (binfmt_misc is disabled as a whole)"
+        );
         let r = report(&m(&es), "/p", &h, &f);
         assert_eq!(
             r.verdict.to_string(),

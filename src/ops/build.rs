@@ -59,7 +59,12 @@ impl std::fmt::Display for Reason {
             ),
             Reason::CrossInstalled { arch } => write!(
                 f,
-                "cross (a {arch} cross toolchain is installed; it runs at native speed)"
+                "cross ({} {arch} cross toolchain is installed; it runs at native speed)",
+                if arch.starts_with(['a', 'e', 'i', 'o', 'u', 'x']) {
+                    "an"
+                } else {
+                    "a"
+                }
             ),
             Reason::NoCross { why, no_hybrid } => {
                 write!(f, "emulate ({why}")?;
