@@ -944,6 +944,7 @@ echo "== list"; $B qemu list --qemu-store $S
 echo "== use-missing"; $B qemu use 90.1 --qemu-store $S 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
 echo "== gc-used"; $B qemu gc 91.0 --qemu-store $S 2>&1; echo "rc=$?"
 echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
+echo "== system"; $B qemu use system --qemu-store $S 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
 "#
     );
     let r = ns_with(&[], &script, true);
@@ -997,6 +998,13 @@ echo "== gc"; $B qemu gc --qemu-store $S 2>&1; echo "rc=$?"; ls $S
         gc.contains("removed       90.1+ds-1")
             && gc.contains("kept          91.0+ds-1")
             && gc.trim_end().ends_with("91.0+ds-1"),
+    );
+    let sys = r.section("system");
+    r.expect(
+        "qemu use system goes back to the system's QEMU, every entry",
+        sys.contains("rc=0")
+            && sys.contains("interpreter /usr/bin/qemu-aarch64-static")
+            && sys.contains("interpreter /usr/bin/qemu-riscv64-static"),
     );
 }
 

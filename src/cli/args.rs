@@ -654,7 +654,8 @@ pub enum QemuCommand {
     },
     /// Switch every registered qemu-* entry to a stored version, all or nothing
     Use {
-        /// The stored version to switch to (binfmtctl qemu list)
+        /// The stored version to switch to (binfmtctl qemu list), or `system` for the system's QEMU
+        /// (the default search path)
         #[arg(value_name = "VERSION")]
         version: String,
         #[command(flatten)]

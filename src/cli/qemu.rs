@@ -189,9 +189,15 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
 /// Switches every registered qemu-* entry to `spec`'s interpreters: through install's checks
 /// (resolved, checked interpreters; the native-capture guard), then one plan (replace each
 /// entry, flags kept) applied with rollback: all or nothing.
+/// `system` switches back to the system's QEMU (the default search path), the way back from a
+/// stored version.
 fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
-    let (_lock, s) = ctx.resolve_stored(spec)?;
-    let stored = crate::ops::StoredBin::of(&s);
+    let (_lock, stored) = if spec == "system" {
+        (None, None)
+    } else {
+        let (lock, s) = ctx.resolve_stored(spec)?;
+        (lock, Some(crate::ops::StoredBin::of(&s)))
+    };
     let r = crate::ops::install::use_stored(
         &ctx.fs,
         &ctx.host,

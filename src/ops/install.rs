@@ -302,7 +302,7 @@ pub type ProbeInterpreter<'a> = &'a dyn Fn(&std::path::Path, &Arch) -> Result<St
 pub fn use_stored(
     fs: &dyn BinfmtFs,
     host: &Host,
-    stored: super::StoredBin,
+    stored: Option<super::StoredBin>,
     spec: &str,
     dry_run: bool,
     probe: ProbeInterpreter,
@@ -330,9 +330,10 @@ pub fn use_stored(
         }
         .into());
     }
+    // None: `qemu use system`, back to the system's QEMU (the default search path).
     let search = Search {
         qemu_path: Vec::new(),
-        qemu_bin: Some(stored),
+        qemu_bin: stored,
     };
     let mut p = prepare(host, &search, &wanted, false)?;
     let mut failed = Vec::new();

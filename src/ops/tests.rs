@@ -537,7 +537,7 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
         probed.borrow_mut().push((p.to_owned(), a.name.clone()));
         Ok("aarch64".to_owned())
     };
-    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false, &probe).unwrap();
+    let r = use_stored(&fs, &host(), Some(usr_bin()), "9.2", false, &probe).unwrap();
     assert!(r.failure.is_none(), "{:?}", r.failure);
     assert_eq!(
         *probed.borrow(),
@@ -558,7 +558,7 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
         version: "9.1+ds-1".into(),
     };
     fs.calls.borrow_mut().clear();
-    let r = use_stored(&fs, &host(), lacking, "9.1", false, &probe).unwrap();
+    let r = use_stored(&fs, &host(), Some(lacking), "9.1", false, &probe).unwrap();
     let Some(OpsError::Refused(why)) = &r.failure else {
         panic!("not refused: {:?}", r.failure);
     };
@@ -569,14 +569,14 @@ fn qemu_use_replaces_our_entries_with_resolved_interpreters_and_keeps_their_flag
     assert!(fs.calls.borrow().is_empty());
     // No entry of ours: nothing to switch.
     let empty = RecordingBinfmt::mounted_with(&[]);
-    let e = use_stored(&empty, &host(), usr_bin(), "9.2", false, &probe).unwrap_err();
+    let e = use_stored(&empty, &host(), Some(usr_bin()), "9.2", false, &probe).unwrap_err();
     assert!(e.to_string().contains("--qemu 9.2"), "{e}");
     // An interpreter that fails its probe: refused, naming it and why, nothing written.
     let fs = RecordingBinfmt::mounted_with(&[entry("aarch64", "/opt/old/qemu-aarch64", f_only)]);
     let broken = |_: &Path, _: &crate::binfmt::arch::Arch| {
         Err("its aarch64 probe died of signal 11".to_owned())
     };
-    let r = use_stored(&fs, &host(), usr_bin(), "9.2", false, &broken).unwrap();
+    let r = use_stored(&fs, &host(), Some(usr_bin()), "9.2", false, &broken).unwrap();
     let Some(OpsError::Refused(why)) = &r.failure else {
         panic!("not refused: {:?}", r.failure);
     };

@@ -34,7 +34,7 @@ pub enum StoreError {
     #[error("cannot lock the store ({path}): {reason}")]
     Lock { path: PathBuf, reason: String },
     #[error(
-        "no QEMU {spec} in the store {root}: run `binfmtctl qemu fetch {spec}` first (`binfmtctl qemu list` shows what is there)"
+        "no QEMU {spec} in the store {root}: run `binfmtctl qemu fetch {spec}` first (`binfmtctl qemu list` shows what is there; `binfmtctl qemu use system` goes back to the system's QEMU)"
     )]
     NotFound { spec: String, root: PathBuf },
     #[error("QEMU {version} is already in the store ({path})")]
