@@ -624,12 +624,32 @@ fn export_dir_does_not_follow_symlinks() {
     let victim = dir.path().join("victim");
     std::fs::write(&victim, "precious\n").unwrap();
     std::os::unix::fs::symlink(&victim, out.join("qemu-aarch64.conf")).unwrap();
-    let r = Command::new(bin())
-        .args(["export", "--format", "binfmt.d", "--dir"])
-        .arg(&out)
-        .arg("arm64")
-        .output()
-        .unwrap();
+    let export = |force: bool| {
+        let mut c = Command::new(bin());
+        c.args(["export", "--format", "binfmt.d", "--dir"])
+            .arg(&out)
+            .arg("arm64");
+        if force {
+            c.arg("--force");
+        }
+        c.output().unwrap()
+    };
+    // Not ours (a symlink): refused, exit 2, nothing written (issue 21: it was overwritten).
+    let r = export(false);
+    assert_eq!(r.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&r.stderr).contains("not written by binfmtctl export"),
+        "{}",
+        String::from_utf8_lossy(&r.stderr)
+    );
+    assert!(
+        out.join("qemu-aarch64.conf")
+            .symlink_metadata()
+            .unwrap()
+            .file_type()
+            .is_symlink()
+    );
+    let r = export(true);
     assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
     assert_eq!(std::fs::read_to_string(&victim).unwrap(), "precious\n");
     let written = out.join("qemu-aarch64.conf");
@@ -643,6 +663,31 @@ fn export_dir_does_not_follow_symlinks() {
         std::fs::read_dir(&out).unwrap().count(),
         1,
         "no temporary file left"
+    );
+    // Ours now: written again without --force.
+    let r = export(false);
+    assert!(r.status.success(), "{}", String::from_utf8_lossy(&r.stderr));
+    // A user's own file of that name is refused, and kept.
+    std::fs::remove_file(&written).unwrap();
+    std::fs::write(&written, ":mine:M::abc::/bin/true:\n").unwrap();
+    let r = export(false);
+    assert_eq!(r.status.code(), Some(2));
+    assert_eq!(
+        std::fs::read_to_string(&written).unwrap(),
+        ":mine:M::abc::/bin/true:\n"
+    );
+    // A missing directory is created, and the output says so.
+    let fresh = dir.path().join("new/binfmt.d");
+    let r = Command::new(bin())
+        .args(["export", "--format", "binfmt.d", "--dir"])
+        .arg(&fresh)
+        .arg("arm64")
+        .output()
+        .unwrap();
+    let s = String::from_utf8_lossy(&r.stdout);
+    assert!(
+        r.status.success() && s.starts_with(&format!("created {}\n", fresh.display())),
+        "{s}"
     );
 }
 

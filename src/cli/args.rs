@@ -378,9 +378,14 @@ pub enum Command {
     Export {
         #[arg(long, value_parser = ["binfmt.d", "update-binfmts", "json"])]
         format: String,
-        /// Write one file per entry into DIR instead of printing
+        /// Write one file per entry into DIR instead of printing (DIR is created if missing,
+        /// and says so)
         #[arg(long, value_name = "DIR")]
         dir: Option<PathBuf>,
+        /// With --dir: replace files of the same name that export did not write (refused
+        /// otherwise, exit 2, before anything is written)
+        #[arg(long, requires = "dir")]
+        force: bool,
         /// Arches to export, comma-separated, or all
         #[arg(value_name = "ARCHES", required = true, value_delimiter = ',')]
         arches: Vec<String>,

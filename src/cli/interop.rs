@@ -19,13 +19,18 @@ pub(super) fn export(
     opts: &InstallOpts,
     format: &str,
     dir: Option<&std::path::Path>,
+    force: bool,
     out: &mut dyn Write,
 ) -> Result<()> {
     let desired = ops::export::registrations(&ctx.host, &ctx.search(), names, flags_from(opts)?)?;
     let files = ops::export::format_files(&ctx.host, &desired, format)?;
     match dir {
-        Some(d) => ops::export::write_files(d, &files, &mut |path| {
-            writeln!(out, "wrote {}", path.display())?;
+        Some(d) => ops::export::write_files(d, &files, force, &mut |path, created_dir| {
+            if created_dir {
+                writeln!(out, "created {}", path.display())?;
+            } else {
+                writeln!(out, "wrote {}", path.display())?;
+            }
             Ok(())
         }),
         None => {

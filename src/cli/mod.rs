@@ -257,9 +257,10 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         Command::Export {
             format,
             dir,
+            force,
             arches,
             ..
-        } => interop::export(ctx, &arches, opts, &format, dir.as_deref(), out),
+        } => interop::export(ctx, &arches, opts, &format, dir.as_deref(), force, out),
         Command::Import {
             paths,
             register: reg,

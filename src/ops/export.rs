@@ -102,16 +102,68 @@ fn json_file(host: &Host, desired: &[Desired]) -> Result<String> {
     Ok(serde_json::to_string_pretty(&v)? + "\n")
 }
 
-/// Writes each file into `dir` (created if missing), calling `written` after each.
+/// Whether `text` (the start of a file) is one `export` wrote, in any of its formats.
+fn written_by_export(text: &str) -> bool {
+    text.lines()
+        .take(3)
+        .any(|l| l.contains("written by `binfmtctl export"))
+        || text.starts_with("package binfmtctl\n")
+        || text.starts_with("{\n  \"registrations\": [")
+}
+
+/// The files in `dir` that exist and that `export` did not write (read without following a
+/// symlink; a symlink or anything but a regular file counts as not ours).
+fn not_ours(dir: &Path, files: &[(String, String)]) -> Vec<String> {
+    use std::io::Read;
+    use std::os::unix::fs::OpenOptionsExt;
+    files
+        .iter()
+        .filter_map(|(name, _)| {
+            let path = dir.join(name);
+            let meta = std::fs::symlink_metadata(&path).ok()?;
+            let ours = meta.is_file()
+                && std::fs::OpenOptions::new()
+                    .read(true)
+                    .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+                    .open(&path)
+                    .ok()
+                    .and_then(|f| {
+                        let mut head = String::new();
+                        f.take(4096).read_to_string(&mut head).ok()?;
+                        Some(written_by_export(&head))
+                    })
+                    .unwrap_or(false);
+            (!ours).then(|| path.display().to_string())
+        })
+        .collect()
+}
+
+/// Writes each file into `dir` (created if missing, `created` told so), calling `written`
+/// after each. A file of the same name that `export` did not write is refused before anything
+/// is written (bad input), unless `force`.
 pub fn write_files(
     dir: &Path,
     files: &[(String, String)],
-    written: &mut dyn FnMut(&Path) -> Result<()>,
+    force: bool,
+    written: &mut dyn FnMut(&Path, bool) -> Result<()>,
 ) -> Result<()> {
-    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    if !force {
+        let others = not_ours(dir, files);
+        if !others.is_empty() {
+            return Err(crate::error::BadInput(format!(
+                "refusing to overwrite {}: not written by binfmtctl export; move it away, or pass --force to replace it",
+                others.join(", ")
+            ))
+            .into());
+        }
+    }
+    if !dir.exists() {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        written(dir, true)?;
+    }
     for (name, text) in files {
         write_new_file(dir, name, text)?;
-        written(&dir.join(name))?;
+        written(&dir.join(name), false)?;
     }
     Ok(())
 }
