@@ -59,7 +59,9 @@ pub struct Output {
     #[arg(short, long, global = true, action = clap::ArgAction::Count)]
     pub verbose: u8,
 
-    /// Only errors
+    /// No warnings or notes; commands that change things print only errors (and the summary
+    /// when something was refused), test only failures and its summary; listings and reports (status,
+    /// inspect, export, cross env, ...) still print what they were asked for
     #[arg(short, long, global = true, conflicts_with = "verbose")]
     pub quiet: bool,
 }
