@@ -640,3 +640,36 @@ fn closed_stdout_fails() {
         .unwrap();
     assert!(st.success());
 }
+
+/// Without the privileges the empty-chroot (F) check needs, `test` says the check did not run
+/// and that F is not proved; `--strict` turns that into a failure, exit 1 (issue 21).
+#[test]
+fn test_without_chroot_privileges_says_f_is_not_proved_and_strict_fails() {
+    gate!(Root);
+    let r = ns(r#"
+$B install arm64 -q || exit 5
+nocaps() { setpriv --inh-caps=-all --bounding-set=-all -- "$@"; }
+echo "== plain"; nocaps $B test arm64 2>&1; echo "rc=$?"
+echo "== strict"; nocaps $B test arm64 --strict 2>&1; echo "rc=$?"
+echo "== root"; $B test arm64 --strict 2>&1; echo "rc=$?"
+"#);
+    let plain = r.section("plain");
+    r.expect(
+        "the chroot check is reported as not run, and F as not proved; exit 0",
+        plain.contains("chroot not run: needs root or a user namespace")
+            && plain.contains("1 check(s) not run, so F (the empty chroot) is not proved")
+            && plain.trim_end().ends_with("rc=0"),
+    );
+    let strict = r.section("strict");
+    r.expect(
+        "--strict fails the arch, exit 1",
+        strict.starts_with("FAIL ")
+            && strict.contains("chroot FAILED: not run, and --strict needs every check")
+            && strict.trim_end().ends_with("rc=1"),
+    );
+    r.expect(
+        "--strict passes where every check runs",
+        r.section("root").contains("works in an empty chroot")
+            && r.section("root").trim_end().ends_with("rc=0"),
+    );
+}

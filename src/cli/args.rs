@@ -318,6 +318,10 @@ pub enum Command {
         /// Registered arches to test, comma-separated, or all (default: every registered qemu-* entry)
         #[arg(value_name = "ARCHES", value_delimiter = ',')]
         arches: Vec<String>,
+        /// Every check must run: one that cannot (the empty-chroot check, F's proof, needs
+        /// root or a user namespace) fails the arch, exit 1
+        #[arg(long)]
+        strict: bool,
         #[command(flatten)]
         kernel: KernelOpt,
         #[command(flatten)]

@@ -230,7 +230,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
                 .unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
             out,
         ),
-        Command::Test { arches, .. } => look::selftest(ctx, &arches, out),
+        Command::Test { arches, strict, .. } => look::selftest(ctx, &arches, strict, out),
         Command::Scan { path, files, .. } => look::scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {
             arch,

@@ -246,6 +246,7 @@ pub fn selftest(
     host: &Host,
     names: &[String],
     self_exe: &Path,
+    strict: bool,
 ) -> Result<TestReport> {
     use crate::inspection::selftest::{Env, Workdir, test_arch};
     let (entries, enabled) = kernel::view(fs)?;
@@ -277,10 +278,23 @@ pub fn selftest(
         self_exe,
         work: &work,
     };
-    let results: Vec<ArchResult> = targets
+    let mut results: Vec<ArchResult> = targets
         .iter()
         .map(|(a, explicit)| test_arch(a, host.is_native(&a.name).is_some(), *explicit, &env))
         .collect();
+    if strict {
+        // Asked to prove everything (the empty-chroot check is F's proof): a check that
+        // could not run fails the arch.
+        for r in &mut results {
+            if r.status == Status::Pass && r.checks.iter().any(|c| c.ok.is_none()) {
+                for c in r.checks.iter_mut().filter(|c| c.ok.is_none()) {
+                    c.ok = Some(false);
+                    c.detail = format!("not run, and --strict needs every check: {}", c.detail);
+                }
+                r.status = Status::Fail;
+            }
+        }
+    }
     let count = |s: Status| results.iter().filter(|r| r.status == s).count();
     let summary = TestSummary {
         pass: count(Status::Pass),
