@@ -632,6 +632,7 @@ pub struct RunArgs {
 #[derive(Debug, Subcommand)]
 pub enum QemuCommand {
     /// What Debian's archive offers (per suite) and what the local store holds
+    #[command(mut_arg("config", |a| a.help("The config file whose qemu_mirror and qemu_keyring are read (--mirror and --keyring win) [default: /etc/binfmtctl/config.toml]")))]
     Versions {
         #[command(flatten)]
         net: NetOpts,
@@ -640,6 +641,8 @@ pub enum QemuCommand {
     },
     /// Download, verify (InRelease signature → Packages hash → .deb hash), unpack and store a
     /// QEMU version: a number (10.0), a suite (trixie, bookworm-backports) or `latest`
+    #[command(mut_arg("config", |a| a.help("The config file whose qemu_mirror and qemu_keyring are read (--mirror and --keyring win) [default: /etc/binfmtctl/config.toml]")))]
+    #[command(mut_arg("dry_run", |a| a.help("Make every check (download, signature, hashes, unpack) in a scratch directory; store nothing")))]
     Fetch {
         /// A version (10.0, 10.0.13), a suite (trixie, bookworm-backports) or latest
         #[arg(

@@ -561,3 +561,19 @@ fn positionals_are_described_and_pages_have_every_section() {
     assert!(build.contains("[\\-\\-rootfs DIR|TARBALL]"), "{build}");
     assert!(build.contains("\\-\\- CMD..."), "{build}");
 }
+
+/// `qemu fetch --help` describes --config and --dry-run as they work for fetch (issue 21).
+#[test]
+fn qemu_fetch_help_describes_its_own_config_and_dry_run() {
+    use clap::CommandFactory;
+    let mut cli = Cli::command();
+    let help = cli
+        .find_subcommand_mut("qemu")
+        .and_then(|q| q.find_subcommand_mut("fetch"))
+        .map(|f| f.render_long_help().to_string())
+        .unwrap();
+    assert!(help.contains("qemu_mirror and qemu_keyring"), "{help}");
+    assert!(help.contains("store nothing"), "{help}");
+    assert!(!help.contains("install --persist"), "{help}");
+    assert!(!help.contains("not even a mount"), "{help}");
+}
