@@ -571,7 +571,10 @@ fn qemu_fetch_help_describes_its_own_config_and_dry_run() {
         .find_subcommand_mut("qemu")
         .and_then(|q| q.find_subcommand_mut("fetch"))
         .map(|f| f.render_long_help().to_string())
-        .unwrap();
+        .unwrap()
+        .split_whitespace()
+        .collect::<Vec<_>>()
+        .join(" ");
     assert!(help.contains("qemu_mirror and qemu_keyring"), "{help}");
     assert!(help.contains("store nothing"), "{help}");
     assert!(!help.contains("install --persist"), "{help}");
