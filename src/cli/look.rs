@@ -101,28 +101,48 @@ pub(super) fn scan(
         s.special_files,
         s.seconds
     )?;
+    // Columns as wide as their longest cell (a NO HANDLER fix never runs into EXAMPLES).
+    let hows: Vec<String> = s
+        .arches
+        .iter()
+        .map(|c| {
+            if c.native {
+                "native".to_owned()
+            } else {
+                match &c.handler {
+                    Some(h) => format!("emulated by {h}"),
+                    None => format!(
+                        "NO HANDLER: binfmtctl install {}",
+                        c.platform.as_deref().unwrap_or(&c.arch)
+                    ),
+                }
+            }
+        })
+        .collect();
+    let w_arch = s
+        .arches
+        .iter()
+        .map(|c| c.arch.len())
+        .max()
+        .unwrap_or(0)
+        .max(4);
+    let w_how = hows
+        .iter()
+        .map(|h| h.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     if !s.arches.is_empty() {
         writeln!(
             out,
-            "{:<13} {:>7} {:>7}  {:<28} EXAMPLES",
+            "{:<w_arch$} {:>7} {:>8}  {:<w_how$}  EXAMPLES",
             "ARCH", "FILES", "PROGRAMS", "ON THIS HOST"
         )?;
     }
-    for c in &s.arches {
-        let how = if c.native {
-            "native".to_owned()
-        } else {
-            match &c.handler {
-                Some(h) => format!("emulated by {h}"),
-                None => format!(
-                    "NO HANDLER: binfmtctl install {}",
-                    c.platform.as_deref().unwrap_or(&c.arch)
-                ),
-            }
-        };
+    for (c, how) in s.arches.iter().zip(&hows) {
         writeln!(
             out,
-            "{:<13} {:>7} {:>7}  {:<28} {}",
+            "{:<w_arch$} {:>7} {:>8}  {:<w_how$}  {}",
             c.arch,
             c.files,
             c.executables,

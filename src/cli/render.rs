@@ -44,8 +44,10 @@ pub(super) struct Row {
 }
 
 impl Row {
-    fn human(&self) -> String {
-        let mut s = format!("{:<15} {:<18}", self.action.as_str(), self.name);
+    /// One line; `w_name`: the name column's width (at least 18, as wide as the longest name
+    /// of the report so that long names such as qemu-microblaze-old stay aligned).
+    fn human(&self, w_name: usize) -> String {
+        let mut s = format!("{:<15} {:<w_name$}", self.action.as_str(), self.name);
         if let Some(i) = &self.interpreter {
             s += &format!(" {i}");
         }
@@ -107,8 +109,16 @@ pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) 
         return Ok(());
     }
     if !ctx.g.quiet {
+        // Refused rows carry their reason right after the name; they do not widen the column.
+        let w_name = rows
+            .iter()
+            .filter(|r| r.reason.is_none())
+            .map(|r| r.name.chars().count())
+            .max()
+            .unwrap_or(0)
+            .max(18);
         for r in &rows {
-            writeln!(out, "{}", r.human())?;
+            writeln!(out, "{}", r.human(w_name))?;
         }
         for n in &report.notes {
             writeln!(out, "note: {n}")?;

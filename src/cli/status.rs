@@ -74,9 +74,25 @@ pub(super) fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<()> {
         writeln!(out, "no entries")?;
         return Ok(());
     }
+    // Columns at least as wide as their longest cell (long names such as
+    // qemu-microblaze-old keep the table aligned).
+    let w_name = r
+        .entries
+        .iter()
+        .map(|e| e.name.chars().count())
+        .max()
+        .unwrap_or(0)
+        .max(20);
+    let w_arch = r
+        .entries
+        .iter()
+        .map(|e| e.arch.len())
+        .max()
+        .unwrap_or(0)
+        .max(12);
     writeln!(
         out,
-        "{:<20} {:<8} {:<12} {:<5} {:<8} INTERPRETER",
+        "{:<w_name$} {:<8} {:<w_arch$} {:<5} {:<8} INTERPRETER",
         "ENTRY", "ENABLED", "ARCH", "FLAGS", "TABLE"
     )?;
     for e in &r.entries {
@@ -87,7 +103,7 @@ pub(super) fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<()> {
         };
         writeln!(
             out,
-            "{:<20} {:<8} {:<12} {:<5} {:<8} {} [{}]",
+            "{:<w_name$} {:<8} {:<w_arch$} {:<5} {:<8} {} [{}]",
             e.name,
             if e.enabled { "yes" } else { "no" },
             e.arch,

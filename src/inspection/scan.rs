@@ -36,7 +36,8 @@ pub struct FileArch {
     pub machine: u16,
     pub class: u8,
     pub endian: Endian,
-    /// ET_EXEC or ET_DYN: something exec could be asked to run.
+    /// A program: ET_EXEC, or ET_DYN (a PIE) not named like a shared library (`*.so`,
+    /// `*.so.N...`; scan reads only the header, so the name tells libraries from PIEs).
     pub runnable: bool,
 }
 
@@ -97,14 +98,32 @@ pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> 
         build_id: None,
     };
     let arch = crate::inspection::inspect::arch_of(table, header, &facts).map(|a| a.name.clone());
+    let runnable = e_type == 2 || (e_type == 3 && !named_like_a_library(&path));
     Some(FileArch {
         path,
         arch,
         machine,
         class,
         endian,
-        runnable: e_type == 2 || e_type == 3,
+        runnable,
     })
+}
+
+/// `libc.so.6`, `ld-linux-aarch64.so.1`, `libfoo.so`: a shared library's name (issue 21: scan
+/// counted them as programs, libc.so.6 included).
+fn named_like_a_library(path: &str) -> bool {
+    let name = path.rsplit('/').next().unwrap_or(path);
+    match name.find(".so") {
+        Some(at) => {
+            let rest = &name[at + 3..];
+            rest.is_empty()
+                || (rest.starts_with('.')
+                    && rest[1..]
+                        .split('.')
+                        .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_digit())))
+        }
+        None => false,
+    }
 }
 
 /// Scans a directory or an archive, whichever `path` is.
@@ -815,6 +834,21 @@ mod tests {
         rel[17] = 1; // ET_REL, big-endian
         let f = classify(t, "m.ko".into(), &rel[..64]).unwrap();
         assert_eq!((f.arch.as_deref(), f.runnable), (Some("s390x"), false));
+        // ET_DYN: a PIE program, unless it is named like a shared library.
+        let mut dyn_ = rel.clone();
+        dyn_[17] = 3;
+        for (name, program) in [
+            ("usr/bin/ls", true),
+            ("usr/lib/s390x-linux-gnu/libc.so.6", false),
+            ("lib/ld64.so.1", false),
+            ("usr/lib/libfoo.so", false),
+            ("usr/lib/libfoo.so.1.2.3", false),
+            ("usr/bin/x.sourced", true),
+            ("usr/bin/so.weird", true),
+        ] {
+            let f = classify(t, name.into(), &dyn_[..64]).unwrap();
+            assert_eq!(f.runnable, program, "{name}");
+        }
         // An ELF machine QEMU has no user mode for.
         let mut odd = rel.clone();
         odd[19] = 0xee;

@@ -417,7 +417,7 @@ mod tests {
             assert_eq!(c.strategy, Strategy::Cross);
             assert_eq!(
                 c.reason.unwrap().to_string(),
-                "cross (a aarch64 cross toolchain is installed; it runs at native speed)"
+                "cross (an aarch64 cross toolchain is installed; it runs at native speed)"
             );
             assert_eq!(c.strategy.accelerate(), None);
         }
