@@ -450,7 +450,17 @@ pub fn prepare_persist(
     if let (Some(c), false) = (&current, others.is_empty()) {
         let mut differ = Vec::new();
         if c.flags.normalized() != flags {
-            differ.push(format!("flags {} (this install: {flags})", c.flags));
+            // A file without `flags` has the default: say so, rather than quote a line that
+            // is not there (issue 21).
+            let implied = if doc.contains_key("flags") {
+                ""
+            } else {
+                ", the default: the file sets none"
+            };
+            differ.push(format!(
+                "flags {}{implied} (this install: {flags})",
+                c.flags
+            ));
         }
         let have: Vec<PathBuf> = if is_default_search(&c.qemu_path) {
             Vec::new()
