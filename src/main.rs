@@ -28,6 +28,34 @@ fn stdout_was_closed(stdout: &std::io::Stdout) -> bool {
     is_runtime_null(stdout) && !is_runtime_null(std::io::stderr())
 }
 
+/// Log lines in the style of the program's own messages (`binfmtctl: warning: ...`,
+/// `binfmtctl: note: ...`), not tracing's `WARN` (issue 21: the two styles mixed).
+struct LogStyle;
+
+impl<S, N> tracing_subscriber::fmt::FormatEvent<S, N> for LogStyle
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+    N: for<'a> tracing_subscriber::fmt::FormatFields<'a> + 'static,
+{
+    fn format_event(
+        &self,
+        ctx: &tracing_subscriber::fmt::FmtContext<'_, S, N>,
+        mut writer: tracing_subscriber::fmt::format::Writer<'_>,
+        event: &tracing::Event<'_>,
+    ) -> std::fmt::Result {
+        let level = match *event.metadata().level() {
+            tracing::Level::ERROR => "error",
+            tracing::Level::WARN => "warning",
+            tracing::Level::INFO => "info",
+            tracing::Level::DEBUG => "debug",
+            tracing::Level::TRACE => "trace",
+        };
+        write!(writer, "binfmtctl: {level}: ")?;
+        ctx.field_format().format_fields(writer.by_ref(), event)?;
+        writeln!(writer)
+    }
+}
+
 fn main() -> ExitCode {
     let args = match cli::parse() {
         Ok(args) => args,
@@ -45,8 +73,7 @@ fn main() -> ExitCode {
     tracing_subscriber::fmt()
         .with_env_filter(filter)
         .with_writer(std::io::stderr)
-        .with_target(false)
-        .without_time()
+        .event_format(LogStyle)
         .init();
     let json = args.cli.output.json;
     let stdout = std::io::stdout();

@@ -846,3 +846,23 @@ echo "== test"; $B test arm64 >/dev/null 2>&1; echo "rc=$? mounts=$(n)"
     }
     r.expect("status exits 0", st.contains("rc=0 "));
 }
+
+/// Log lines have the program's own style (`binfmtctl: debug: ...`, `binfmtctl: warning:
+/// ...`), never tracing's `WARN`/`DEBUG` (issue 21).
+#[test]
+fn log_lines_have_the_programs_own_style() {
+    gate!(Root);
+    let r = ns("D=$(mktemp -d); $B -vv install arm64 --binfmt-misc $D >/dev/null");
+    r.expect(
+        "debug lines in binfmtctl's style",
+        r.stderr
+            .contains("binfmtctl: debug: register name=qemu-aarch64")
+            && r.stderr.contains("binfmtctl: info: mounted binfmt_misc"),
+    );
+    r.expect(
+        "every log line starts with binfmtctl:",
+        r.stderr.lines().all(|l| l.starts_with("binfmtctl: "))
+            && !r.stderr.contains(" WARN ")
+            && !r.stderr.contains("DEBUG"),
+    );
+}
