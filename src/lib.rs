@@ -3,6 +3,7 @@
 //! The flow is parse → plan → apply → verify (docs/design.md, "The flow"). Every module owns one
 //! job (docs/design.md, "Modules"); only `binfmt::kernel` touches binfmt_misc.
 
+pub mod atomic;
 pub mod binfmt;
 pub mod cli;
 pub mod config;
@@ -17,6 +18,7 @@ pub mod generate;
 pub mod host;
 pub mod input;
 pub mod inspection;
+pub mod lock;
 pub mod nix;
 pub mod ops;
 pub mod qemu;

@@ -216,14 +216,14 @@ pub fn unpack_cached(
         tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
         return Ok(lease(lock, None));
     }
-    if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
-        eprintln!(
-            "binfmtctl: waiting for another binfmtctl unpacking {} into {}",
+    crate::lock::take(&lock, crate::lock::Kind::Exclusive, true, || {
+        format!(
+            "another binfmtctl unpacking {} into {}",
             tarball.display(),
             cache.display()
-        );
-        locked(FlockOperation::LockExclusive)?;
-    }
+        )
+    })
+    .map_err(|e| io_err(cache)(e.into()))?;
     if complete() {
         locked(FlockOperation::LockShared)?;
         tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");

@@ -466,20 +466,7 @@ pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
 /// into an existing file) renamed over `name` (which replaces a link, never follows it). Best
 /// effort: the cache is an optimisation, so a failure only means no copy is kept.
 pub fn cache_put(dir: &Path, name: &str, bytes: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
-    if written.is_ok() && std::fs::rename(&tmp, dir.join(name)).is_ok() {
-        return;
-    }
-    let _ = std::fs::remove_file(&tmp);
+    let _ = crate::atomic::replace(&dir.join(name), bytes, 0o644);
 }
 
 /// Reads a cached file, only a regular one (a FIFO planted there cannot hang the fetch).
@@ -1103,13 +1090,15 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let dir = t.path().join("cache");
         check_cache_dir(&dir).unwrap();
-        let tmp = dir.join(format!(".deb-x.tmp{}", std::process::id()));
+        let tmp = dir.join(format!(".deb-x.binfmtctl-{}-0", std::process::id()));
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         std::os::unix::fs::symlink(&victim, dir.join("deb-x")).unwrap();
         cache_put(&dir, "deb-x", b"new");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(std::fs::read(dir.join("deb-x")).unwrap(), b"new");
-        assert!(!tmp.exists());
+        // The planted link is skipped (another temporary name is used), neither followed nor
+        // removed.
+        assert!(std::fs::symlink_metadata(&tmp).unwrap().is_symlink());
         // A link as the cache directory itself is refused.
         std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
         assert!(matches!(
