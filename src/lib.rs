@@ -19,6 +19,7 @@ pub mod input;
 pub mod inspection;
 pub mod nix;
 pub mod ops;
+pub mod progress;
 pub mod qemu;
 #[cfg(test)]
 mod test_gate;

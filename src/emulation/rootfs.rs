@@ -9,12 +9,15 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::AtomicU64;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::binfmt::arch::{Arch, Table};
 use crate::confined::Tree;
 use crate::input::hex;
+use crate::progress::{Progress, Unit};
 
 /// Binaries that tell a rootfs's arch, in order of preference.
 const PROBE_BINARIES: &[&str] = &[
@@ -116,8 +119,14 @@ pub struct Rootfs {
     _lease: Option<File>,
 }
 
-/// A directory rootfs as is; a tarball unpacked (once) into `cache`.
-pub fn resolve(path: &Path, cache: &Path, opts: UnpackOptions) -> Result<Rootfs, RootfsError> {
+/// A directory rootfs as is; a tarball unpacked (once) into `cache`, telling `progress` how far
+/// the unpacking is.
+pub fn resolve(
+    path: &Path,
+    cache: &Path,
+    opts: UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<Rootfs, RootfsError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     if meta.is_dir() {
         return Ok(Rootfs {
@@ -131,13 +140,15 @@ pub fn resolve(path: &Path, cache: &Path, opts: UnpackOptions) -> Result<Rootfs,
             path: path.to_owned(),
         });
     }
-    unpack_cached(path, cache, opts)
+    unpack_cached(path, cache, opts, progress)
 }
 
-/// Hashes everything read through it (the tarball's raw bytes as they are unpacked).
+/// Hashes everything read through it (the tarball's raw bytes as they are unpacked), and
+/// counts it for the progress report.
 struct Hashing {
     file: std::rc::Rc<File>,
     hasher: std::rc::Rc<std::cell::RefCell<sha2::Sha256>>,
+    read: Arc<AtomicU64>,
 }
 
 impl Read for Hashing {
@@ -145,12 +156,15 @@ impl Read for Hashing {
         use sha2::Digest;
         let n = (&*self.file).read(buf)?;
         self.hasher.borrow_mut().update(&buf[..n]);
+        self.read
+            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 }
 
 /// Unpacks a tarball into `cache/<sha256>` (`<sha256>-privileged` with `keep_privileges`);
-/// a completed unpack is reused.
+/// a completed unpack is reused. `progress`: the bytes hashed, then (when it is unpacked
+/// here) the bytes of the tarball unpacked.
 ///
 /// Layout and protocol, all in an owner-only cache directory: `<key>.lock` is flocked shared
 /// by every run using `<key>` and exclusively while it is (re)built; `<key>.partial-<pid>` is
@@ -163,11 +177,18 @@ pub fn unpack_cached(
     tarball: &Path,
     cache: &Path,
     opts: UnpackOptions,
+    progress: &dyn Progress,
 ) -> Result<Rootfs, RootfsError> {
     use rustix::fs::FlockOperation;
     use sha2::{Digest, Sha256};
     use std::io::Seek;
     let mut f = File::open(tarball).map_err(io_err(tarball))?;
+    let size = f.metadata().ok().map(|m| m.len());
+    let name = tarball
+        .file_name()
+        .unwrap_or(tarball.as_os_str())
+        .to_string_lossy();
+    progress.begin(&format!("hashing {name}"), size, Unit::Bytes);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -176,7 +197,9 @@ pub fn unpack_cached(
             break;
         }
         hasher.update(&buf[..n]);
+        progress.advance(n as u64);
     }
+    progress.end();
     let digest = hex(&hasher.finalize());
     let key = if opts.keep_privileges {
         format!("{digest}-privileged")
@@ -187,9 +210,11 @@ pub fn unpack_cached(
     // Refuse what is not a tar archive before creating anything.
     let file = std::rc::Rc::new(f);
     let hashed = std::rc::Rc::new(std::cell::RefCell::new(Sha256::new()));
+    let read = Arc::new(AtomicU64::new(0));
     let raw = Hashing {
         file: file.clone(),
         hasher: hashed.clone(),
+        read: read.clone(),
     };
     let reader = crate::inspection::scan::archive_reader(raw, tarball).map_err(|e| match e {
         crate::inspection::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
@@ -238,15 +263,25 @@ pub fn unpack_cached(
     let tmp = cache.join(format!("{key}.partial-{}", std::process::id()));
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
     tracing::info!(tarball = %tarball.display(), dir = %tmp.display(), "unpacking rootfs");
-    let unpacked = unpack_tree(reader, &tmp, opts).and_then(|dropped| {
+    progress.begin(&format!("unpacking {name}"), size, Unit::Bytes);
+    let reported = std::cell::Cell::new(0);
+    let counted = || {
+        let mut r = reported.get();
+        crate::progress::report(progress, &read, &mut r);
+        reported.set(r);
+    };
+    let unpacked = unpack_tree(reader, &tmp, opts, &counted).and_then(|dropped| {
         // Hash what the unpack did not need (the end-of-archive padding) too.
         io::copy(
             &mut Hashing {
                 file: file.clone(),
                 hasher: hashed.clone(),
+                read: read.clone(),
             },
             &mut io::sink(),
         )?;
+        counted();
+        progress.end();
         let again = hex(&hashed.borrow_mut().clone().finalize());
         if again != digest {
             return Err(io::Error::other(
@@ -417,7 +452,13 @@ fn member_path(p: &Path) -> Option<PathBuf> {
 /// setuid/setgid bits are cleared and character/block devices are not created (hard links to
 /// them neither). FIFOs are created as FIFOs; with `keep_privileges`, devices are created
 /// with mknod (root only).
-fn unpack_tree(reader: Box<dyn Read>, dst: &Path, opts: UnpackOptions) -> io::Result<Dropped> {
+/// `unpacked` is called before each member (to report how far the reading is).
+fn unpack_tree(
+    reader: Box<dyn Read>,
+    dst: &Path,
+    opts: UnpackOptions,
+    unpacked: &dyn Fn(),
+) -> io::Result<Dropped> {
     use std::collections::HashSet;
     use tar::EntryType;
     let root = rustix::process::geteuid().is_root();
@@ -430,6 +471,7 @@ fn unpack_tree(reader: Box<dyn Read>, dst: &Path, opts: UnpackOptions) -> io::Re
     // Directories last (deepest first), so a read-only one does not stop its own contents.
     let mut dirs = Vec::new();
     for entry in a.entries()? {
+        unpacked();
         let mut e = entry?;
         let kind = e.header().entry_type();
         let Some(rel) = member_path(&e.path()?) else {
@@ -590,6 +632,9 @@ pub struct BootstrapOptions<'a> {
     pub variant: &'a str,
     pub include: &'a [String],
     pub mirror: Option<&'a str>,
+    /// Errors only: mmdebstrap's `--quiet` (no `I:` lines, no progress bars of its own).
+    /// debootstrap has no such option (and draws no bars).
+    pub quiet: bool,
 }
 
 /// `program`: the tool's absolute path (from `find_bootstrapper`), never its bare name, so
@@ -607,6 +652,7 @@ pub fn bootstrap_command(
         variant,
         include,
         mirror,
+        quiet,
     } = *opts;
     let deb = arch
         .debian
@@ -626,6 +672,9 @@ pub fn bootstrap_command(
             ];
             if in_userns {
                 v.push("--skip=output/mknod".into());
+            }
+            if quiet {
+                v.push("--quiet".into());
             }
             if !include.is_empty() {
                 v.push(format!("--include={}", include.join(",")));
@@ -715,6 +764,7 @@ pub fn trusted_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
 
     fn fake_root() -> tempfile::TempDir {
         let t = Table::builtin();
@@ -779,7 +829,7 @@ mod tests {
         }
         let cache = work.path().join("cache");
         let opts = UnpackOptions::default();
-        let first = resolve(&tarball, &cache, opts).unwrap();
+        let first = resolve(&tarball, &cache, opts, &Silent).unwrap();
         let dir = first.dir.clone();
         assert_eq!(
             detect_arch(Table::builtin(), &dir).unwrap().0.name,
@@ -788,12 +838,54 @@ mod tests {
         assert_eq!(first.dropped, Some(Dropped::default()));
         fs::write(dir.join("marker"), "x").unwrap();
         // A second user while the first still holds its lease: both shared.
-        let second = resolve(&tarball, &cache, opts).unwrap();
+        let second = resolve(&tarball, &cache, opts, &Silent).unwrap();
         assert_eq!((second.dir.clone(), second.dropped), (dir.clone(), None));
         assert!(dir.join("marker").exists(), "reused, not unpacked again");
         let junk = work.path().join("junk");
         fs::write(&junk, vec![1u8; 1024]).unwrap();
-        assert!(resolve(&junk, &cache, opts).is_err());
+        assert!(resolve(&junk, &cache, opts, &Silent).is_err());
+    }
+
+    /// The observer hears the tarball's bytes hashed, then unpacked, each step to the end of
+    /// the file; a reuse of the unpacked tree only hashes.
+    #[test]
+    fn unpacking_reports_the_bytes_hashed_then_unpacked() {
+        use crate::progress::{Recorder, Step, Unit};
+        let d = fake_root();
+        let work = tempfile::tempdir().unwrap();
+        let tarball = work.path().join("r.tar.gz");
+        {
+            let gz = flate2::write::GzEncoder::new(
+                File::create(&tarball).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut b = tar::Builder::new(gz);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", d.path()).unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let size = fs::metadata(&tarball).unwrap().len();
+        let step = |name: &str| Step {
+            name: name.into(),
+            total: Some(size),
+            unit: Unit::Bytes,
+            done: size,
+            ended: true,
+        };
+        let cache = work.path().join("cache");
+        let rec = Recorder::new();
+        let _first = resolve(&tarball, &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(
+            rec.steps(),
+            [step("hashing r.tar.gz"), step("unpacking r.tar.gz")]
+        );
+        let rec = Recorder::new();
+        let _second = resolve(&tarball, &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(rec.steps(), [step("hashing r.tar.gz")], "reused");
+        // A directory rootfs is used as it is: nothing to report.
+        let rec = Recorder::new();
+        resolve(d.path(), &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(rec.events(), []);
     }
 
     #[test]
@@ -837,7 +929,7 @@ mod tests {
             b.finish().unwrap();
         }
         let cache = work.path().join("cache");
-        let r = resolve(&tarball, &cache, UnpackOptions::default()).unwrap();
+        let r = resolve(&tarball, &cache, UnpackOptions::default(), &Silent).unwrap();
         assert_eq!(
             r.dropped,
             Some(Dropped {
@@ -918,6 +1010,7 @@ mod tests {
                 variant: "minbase",
                 include: &["gcc".into()],
                 mirror: None,
+                quiet: false,
             },
             Path::new("/r"),
             true,
@@ -936,6 +1029,42 @@ mod tests {
                 "/r"
             ]
         );
+        // -q or --json: mmdebstrap prints errors only and draws no bars of its own.
+        let quiet = |tool, program| {
+            bootstrap_command(
+                tool,
+                Path::new(program),
+                t.get("aarch64").unwrap(),
+                &BootstrapOptions {
+                    suite: "bookworm",
+                    variant: "minbase",
+                    include: &[],
+                    mirror: None,
+                    quiet: true,
+                },
+                Path::new("/r"),
+                false,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            quiet(Bootstrapper::Mmdebstrap, "/usr/bin/mmdebstrap"),
+            [
+                "/usr/bin/mmdebstrap",
+                "--mode=root",
+                "--variant=minbase",
+                "--arch=arm64",
+                "--quiet",
+                "bookworm",
+                "/r"
+            ]
+        );
+        assert!(
+            !quiet(Bootstrapper::Debootstrap, "/usr/sbin/debootstrap")
+                .iter()
+                .any(|a| a.contains("quiet")),
+            "debootstrap has no such option"
+        );
         assert!(
             bootstrap_command(
                 Bootstrapper::Mmdebstrap,
@@ -945,7 +1074,8 @@ mod tests {
                     suite: "bookworm",
                     variant: "minbase",
                     include: &[],
-                    mirror: None
+                    mirror: None,
+                    quiet: true,
                 },
                 Path::new("/r"),
                 false

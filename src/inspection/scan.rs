@@ -13,11 +13,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use crate::binfmt::arch::{Endian, Table};
+use crate::progress::{Progress, Silent, Tally, Unit};
 
 /// Bytes read per file: every field the table's patterns and the fallback look at (e_flags of
 /// ELF64 ends at byte 52).
@@ -107,16 +108,21 @@ pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> 
     })
 }
 
-/// Scans a directory or an archive, whichever `path` is.
-pub fn scan(table: &Table, path: &Path, threads: usize) -> Result<Scan, ScanError> {
+/// Scans a directory or an archive, whichever `path` is, telling `progress` how far it is.
+pub fn scan(
+    table: &Table,
+    path: &Path,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Scan, ScanError> {
     let meta = std::fs::metadata(path).map_err(|e| ScanError::Open {
         path: path.to_owned(),
         source: e,
     })?;
     if meta.is_dir() {
-        Ok(scan_dir(table, path, threads))
+        Ok(scan_dir(table, path, threads, progress))
     } else if meta.is_file() {
-        scan_archive(table, path)
+        scan_archive(table, path, progress)
     } else {
         Err(ScanError::NotTree {
             path: path.to_owned(),
@@ -150,12 +156,14 @@ impl crate::error::Classify for ScanError {
 }
 
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
-/// reads headers in parallel.
-pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
+/// reads headers in parallel. `progress`: the files found by the walk, then the files read.
+pub fn scan_dir(table: &Table, root: &Path, threads: usize, progress: &dyn Progress) -> Scan {
     let mut out = Scan::default();
+    progress.begin(&format!("walking {}", root.display()), None, Unit::Files);
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
+        let before = files.len();
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) => {
@@ -181,8 +189,10 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                     .push((de.path().display().to_string(), e.to_string())),
             }
         }
+        progress.advance((files.len() - before) as u64);
     }
     out.files = files.len();
+    progress.begin("reading headers", Some(files.len() as u64), Unit::Files);
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, 64);
     // Each worker fills a partial Scan (its ELF files and errors).
@@ -197,7 +207,8 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                         if start >= files.len() {
                             break;
                         }
-                        for p in &files[start..(start + BATCH).min(files.len())] {
+                        let batch = &files[start..(start + BATCH).min(files.len())];
+                        for p in batch {
                             match read_header(p, &mut buf) {
                                 Ok(n) => {
                                     // Shown as inside the tree, like archive members.
@@ -212,6 +223,7 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                                 }
                             }
                         }
+                        progress.advance(batch.len() as u64);
                     }
                     part
                 })
@@ -227,6 +239,7 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
         out.errors.extend(part.errors);
     }
     out.elf.sort_by(|a, b| a.path.cmp(&b.path));
+    progress.end();
     out
 }
 
@@ -257,14 +270,17 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    // A regular file only (a FIFO or device would block or never end).
-    let f = crate::input::open_regular(path).map_err(|e| match e {
+    archive_reader(open_file(path)?, path)
+}
+
+/// Opens an archive file: a regular file only (a FIFO or device would block or never end).
+fn open_file(path: &Path) -> Result<File, ScanError> {
+    crate::input::open_regular(path).map_err(|e| match e {
         crate::input::InputError::NotRegular { .. } => ScanError::NotTree {
             path: path.to_owned(),
         },
         other => ScanError::Input(other),
-    })?;
-    archive_reader(f, path)
+    })
 }
 
 /// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
@@ -470,10 +486,21 @@ fn pax_record(data: &[u8], key: &str) -> Option<String> {
     })
 }
 
-/// Streams an archive: gzip, zstd or plain tar.
-pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
-    let reader = open_archive(path)?;
-    scan_stream(table, reader).map_err(|source| ScanError::Archive {
+/// Streams an archive: gzip, zstd or plain tar. `progress`: the archive's bytes read.
+pub fn scan_archive(
+    table: &Table,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<Scan, ScanError> {
+    let f = open_file(path)?;
+    let total = f.metadata().ok().map(|m| m.len());
+    let raw = Tally::new(f);
+    let read = raw.count.clone();
+    progress.begin(&format!("reading {}", path.display()), total, Unit::Bytes);
+    let reader = archive_reader(raw, path)?;
+    let scanned = scan_stream_counted(table, reader, progress, &read);
+    progress.end();
+    scanned.map_err(|source| ScanError::Archive {
         path: path.to_owned(),
         source,
     })
@@ -481,11 +508,24 @@ pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
 
 /// Scans the members of a tar stream (already decompressed by `archive_stream`).
 pub fn scan_stream(table: &Table, reader: impl Read) -> io::Result<Scan> {
+    scan_stream_counted(table, reader, &Silent, &AtomicU64::new(0))
+}
+
+/// `scan_stream`, handing the growth of `read` (the raw bytes under the decompressor) to
+/// `progress` after each member.
+fn scan_stream_counted(
+    table: &Table,
+    reader: impl Read,
+    progress: &dyn Progress,
+    read: &AtomicU64,
+) -> io::Result<Scan> {
     let mut out = Scan::default();
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries()?;
     let mut buf = Vec::with_capacity(HEADER_LEN);
+    let mut reported = 0;
     for entry in entries {
+        crate::progress::report(progress, read, &mut reported);
         let entry = entry?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -517,6 +557,7 @@ pub fn scan_stream(table: &Table, reader: impl Read) -> io::Result<Scan> {
             Err(e) => out.errors.push((name, e.to_string())),
         }
     }
+    crate::progress::report(progress, read, &mut reported);
     Ok(out)
 }
 
@@ -641,11 +682,67 @@ mod tests {
         d
     }
 
+    /// The observer hears the files found by the walk, then the files read, in that order;
+    /// for an archive, its bytes read to the end.
+    #[test]
+    fn scans_report_the_files_walked_and_read_or_the_bytes() {
+        use crate::progress::{Recorder, Step, Unit};
+        let t = Table::builtin();
+        let d = tree();
+        let rec = Recorder::new();
+        let s = scan_dir(t, d.path(), 2, &rec);
+        assert_eq!(s.files, 5);
+        assert_eq!(
+            rec.steps(),
+            [
+                Step {
+                    name: format!("walking {}", d.path().display()),
+                    total: None,
+                    unit: Unit::Files,
+                    done: 5,
+                    ended: false,
+                },
+                Step {
+                    name: "reading headers".into(),
+                    total: Some(5),
+                    unit: Unit::Files,
+                    done: 5,
+                    ended: true,
+                },
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("r.tar.gz");
+        {
+            let enc = flate2::write::GzEncoder::new(
+                File::create(&gz).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut b = tar::Builder::new(enc);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", d.path().join("usr")).unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let size = std::fs::metadata(&gz).unwrap().len();
+        let rec = Recorder::new();
+        assert_eq!(scan_archive(t, &gz, &rec).unwrap().elf.len(), 3);
+        assert_eq!(
+            rec.steps(),
+            [Step {
+                name: format!("reading {}", gz.display()),
+                total: Some(size),
+                unit: Unit::Bytes,
+                done: size,
+                ended: true,
+            }]
+        );
+    }
+
     #[test]
     fn walks_without_following_links_or_blocking_on_fifos() {
         let t = Table::builtin();
         let d = tree();
-        let s = scan_dir(t, d.path(), 2);
+        let s = scan_dir(t, d.path(), 2, &Silent);
         assert_eq!(s.files, 5);
         assert_eq!(s.special, 2, "symlink + fifo counted, not opened");
         let archs: Vec<_> = s.elf.iter().map(|f| f.arch.as_deref().unwrap()).collect();
@@ -714,11 +811,11 @@ mod tests {
         };
         let ok = dir.path().join("ok.tar");
         build(&ok, false);
-        let s = scan_archive(t, &ok).unwrap();
+        let s = scan_archive(t, &ok, &Silent).unwrap();
         assert_eq!(s.elf.len(), 2, "{:?}", s.elf);
         let late = dir.path().join("late.tar");
         build(&late, true);
-        let e = scan_archive(t, &late).unwrap_err().to_string();
+        let e = scan_archive(t, &late, &Silent).unwrap_err().to_string();
         assert!(e.contains("(type L) of 2097152 bytes"), "{e}");
         // A gzip bomb: an 'L' member declaring 8 GiB, followed by zeros.
         let bomb = dir.path().join("bomb.tar.gz");
@@ -739,7 +836,7 @@ mod tests {
             }
             enc.finish().unwrap();
         }
-        let e = scan_archive(t, &bomb).unwrap_err().to_string();
+        let e = scan_archive(t, &bomb, &Silent).unwrap_err().to_string();
         assert!(
             e.contains(
                 "a tar metadata member (type L) of 8589934592 bytes: more than 1048576 bytes"
@@ -760,7 +857,7 @@ mod tests {
             b.append_dir_all(".", d.path().join("usr")).unwrap();
             b.finish().unwrap();
         }
-        let s = scan_archive(t, &plain).unwrap();
+        let s = scan_archive(t, &plain, &Silent).unwrap();
         assert_eq!(s.elf.len(), 3);
         assert!(
             s.elf
@@ -776,16 +873,16 @@ mod tests {
             flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         io::copy(&mut File::open(&plain).unwrap(), &mut enc).unwrap();
         enc.finish().unwrap();
-        assert_eq!(scan_archive(t, &gz).unwrap().elf.len(), 3);
+        assert_eq!(scan_archive(t, &gz, &Silent).unwrap().elf.len(), 3);
         // zstd: a frame of raw blocks is enough for the decoder.
         let zst = dir.path().join("r.tar.zst");
         std::fs::write(&zst, zstd_raw_frame(&std::fs::read(&plain).unwrap())).unwrap();
-        assert_eq!(scan_archive(t, &zst).unwrap().elf.len(), 3);
+        assert_eq!(scan_archive(t, &zst, &Silent).unwrap().elf.len(), 3);
         // Not an archive.
         let junk = dir.path().join("junk");
         std::fs::write(&junk, vec![7u8; 2000]).unwrap();
         assert!(matches!(
-            scan_archive(t, &junk),
+            scan_archive(t, &junk, &Silent),
             Err(ScanError::NotTree { .. })
         ));
     }
