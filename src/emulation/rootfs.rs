@@ -216,15 +216,23 @@ pub fn unpack_cached(
         hasher: hashed.clone(),
         read: read.clone(),
     };
-    let reader = crate::inspection::scan::archive_reader(raw, tarball).map_err(|e| match e {
-        crate::inspection::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
-            path: tarball.to_owned(),
-        },
-        other => RootfsError::Unpack {
-            path: tarball.to_owned(),
-            source: io::Error::other(other.to_string()),
-        },
-    })?;
+    let reader = match crate::tar_stream::archive_stream(io::BufReader::new(raw)) {
+        Ok(Some(reader)) => reader,
+        Ok(None) => {
+            return Err(RootfsError::NotRootfs {
+                path: tarball.to_owned(),
+            });
+        }
+        Err(e) => {
+            return Err(RootfsError::Unpack {
+                path: tarball.to_owned(),
+                source: io::Error::other(format!(
+                    "reading the archive {} failed: {e}",
+                    tarball.display()
+                )),
+            });
+        }
+    };
     prepare_cache(cache)?;
     let dir = cache.join(&key);
     let done = cache.join(format!("{key}.done"));

@@ -320,7 +320,7 @@ fn boot_configs(root: &Path) -> Vec<BootConfig> {
 /// What was read of one file.
 struct Read1 {
     header: Vec<u8>,
-    elf: Option<crate::inspection::elf::ElfFacts>,
+    elf: Option<crate::elf::ElfFacts>,
     isa: crate::inspection::isa::IsaNeeds,
     setuid: bool,
     loader_present: Option<bool>,
@@ -351,7 +351,7 @@ fn read_open(file: &std::fs::File, loader_exists: &dyn Fn(&str) -> bool) -> Resu
         .read_at(&mut header, 0)
         .map_err(|e| format!("cannot read: {e}"))?;
     header.truncate(n);
-    let elf = crate::inspection::elf::inspect_file(file).ok();
+    let elf = crate::elf::inspect_file(file).ok();
     let isa = if elf.is_some() {
         crate::inspection::isa::needs(file)
     } else {

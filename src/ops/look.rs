@@ -131,8 +131,8 @@ fn inspect_one(
         .read_at(&mut header, 0)
         .map_err(|e| format!("cannot read: {e}"))?;
     header.truncate(n);
-    let facts = crate::inspection::elf::inspect_file(&file).map_err(|e| match e {
-        crate::inspection::elf::ElfError::NotElf => {
+    let facts = crate::elf::inspect_file(&file).map_err(|e| match e {
+        crate::elf::ElfError::NotElf => {
             let start: String = String::from_utf8_lossy(&header[..n.min(16)])
                 .chars()
                 .map(|c| if c.is_control() { '.' } else { c })

@@ -223,7 +223,7 @@ fn untar<R: Read>(
     let mut out: Vec<Extracted> = Vec::new();
     // Long names and pax headers are held in memory whole by the tar reader: bounded, as for
     // any tarball we read (a compressed data.tar can declare one of gigabytes).
-    let mut tar = tar::Archive::new(crate::inspection::scan::TarGuard::new(r));
+    let mut tar = tar::Archive::new(crate::tar_stream::TarGuard::new(r));
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
