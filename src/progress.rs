@@ -149,44 +149,55 @@ impl<R: std::io::Read> std::io::Read for Counting<'_, R> {
     }
 }
 
-/// A reader that counts the bytes read through it into a shared tally, for readers that
-/// must be `'static` (a decompressor owns them): whoever drives the stream hands the tally's
-/// growth to `Progress::advance` (`Tally::report`).
-pub struct Tally<R> {
-    pub inner: R,
-    pub count: std::sync::Arc<std::sync::atomic::AtomicU64>,
+/// Holds the advances reported through it until `release`, then passes them on (and every
+/// later one): for a reader that starts reading (a decompressor looking at the magic bytes)
+/// before its step may begin.
+pub struct Held<'p> {
+    inner: &'p dyn Progress,
+    released: std::sync::atomic::AtomicBool,
+    held: std::sync::atomic::AtomicU64,
 }
 
-impl<R> Tally<R> {
-    pub fn new(inner: R) -> Tally<R> {
-        Tally {
+impl<'p> Held<'p> {
+    pub fn new(inner: &'p dyn Progress) -> Held<'p> {
+        Held {
             inner,
-            count: std::sync::Arc::default(),
+            released: std::sync::atomic::AtomicBool::new(false),
+            held: std::sync::atomic::AtomicU64::new(0),
+        }
+    }
+
+    /// From now on advances pass straight through; what was held is passed on first.
+    pub fn release(&self) {
+        use std::sync::atomic::Ordering;
+        self.released.store(true, Ordering::SeqCst);
+        let n = self.held.swap(0, Ordering::SeqCst);
+        if n > 0 {
+            self.inner.advance(n);
         }
     }
 }
 
-impl<R: std::io::Read> std::io::Read for Tally<R> {
-    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.count
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
-        Ok(n)
+impl Progress for Held<'_> {
+    fn begin(&self, step: &str, total: Option<u64>, unit: Unit) {
+        self.inner.begin(step, total, unit);
     }
-}
-
-/// Hands what `count` grew by since `*reported` to `progress`.
-pub fn report(progress: &dyn Progress, count: &std::sync::atomic::AtomicU64, reported: &mut u64) {
-    let now = count.load(std::sync::atomic::Ordering::Relaxed);
-    if now > *reported {
-        progress.advance(now - *reported);
-        *reported = now;
+    fn advance(&self, n: u64) {
+        use std::sync::atomic::Ordering;
+        if self.released.load(Ordering::SeqCst) {
+            self.inner.advance(n);
+        } else {
+            self.held.fetch_add(n, Ordering::SeqCst);
+        }
+    }
+    fn end(&self) {
+        self.inner.end();
     }
 }
 
 #[cfg(test)]
 mod tests {
-    use super::{Counting, Event, Progress, Recorder, Step, Unit};
+    use super::{Counting, Event, Held, Progress, Recorder, Step, Unit};
     use std::io::Read;
 
     #[test]
@@ -227,6 +238,29 @@ mod tests {
                 total: None,
                 unit: Unit::Items
             })
+        );
+    }
+
+    #[test]
+    fn held_advances_pass_on_only_when_released() {
+        let r = Recorder::new();
+        let h = Held::new(&r);
+        h.advance(3);
+        assert_eq!(r.events(), []);
+        h.begin("unpacking", Some(10), Unit::Bytes);
+        h.release();
+        h.advance(7);
+        assert_eq!(
+            r.events(),
+            [
+                Event::Begin {
+                    step: "unpacking".into(),
+                    total: Some(10),
+                    unit: Unit::Bytes
+                },
+                Event::Advance(3),
+                Event::Advance(7)
+            ]
         );
     }
 }

@@ -10,12 +10,14 @@ use std::io::{self, Read};
 
 /// The tar stream inside `input` (plain, gzip or zstd, told apart by magic); `None` when what
 /// comes out is not a tar. Pure on its input, so the fuzz harness drives it from bytes.
-pub fn archive_stream<R: io::BufRead + 'static>(mut input: R) -> io::Result<Option<Box<dyn Read>>> {
+pub fn archive_stream<'a, R: io::BufRead + 'a>(
+    mut input: R,
+) -> io::Result<Option<Box<dyn Read + 'a>>> {
     let mut magic = [0u8; 4];
     let head = input.fill_buf()?;
     let n = head.len().min(4);
     magic[..n].copy_from_slice(&head[..n]);
-    let reader: Box<dyn Read> = match &magic[..n] {
+    let reader: Box<dyn Read + 'a> = match &magic[..n] {
         [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
         [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
             ruzstd::decoding::StreamingDecoder::new(input)

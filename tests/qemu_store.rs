@@ -1331,7 +1331,11 @@ fn fetch_reports_each_trust_step_and_the_bytes_in_order() {
     };
     let on_pty = |extra: &str| {
         let o = Command::new("script")
-            .args(["-qec", &format!("{} >/dev/null", line(extra)), "/dev/null"])
+            .args([
+                "-qec",
+                &format!("stty rows 50 cols 500; {} >/dev/null", line(extra)),
+                "/dev/null",
+            ])
             .env("NO_PROXY", "127.0.0.1")
             .output()
             .unwrap();

@@ -682,14 +682,19 @@ fn progress_is_drawn_on_a_terminal_only() {
         );
         return;
     }
-    // script(1) runs the command on a pty and copies what it writes there to its stdout.
+    // script(1) runs the command on a pty and copies what it writes there to its stdout; the pty
+    // is made wide, so the step names (the last thing on a bar's line) are not cut short.
     let on_pty = |args: &[&str]| {
         let line = std::iter::once(bin().display().to_string())
             .chain(args.iter().map(|a| (*a).to_owned()))
             .collect::<Vec<_>>()
             .join(" ");
         let o = Command::new("script")
-            .args(["-qec", &format!("{line} >/dev/null"), "/dev/null"])
+            .args([
+                "-qec",
+                &format!("stty rows 50 cols 500; {line} >/dev/null"),
+                "/dev/null",
+            ])
             .output()
             .unwrap();
         String::from_utf8_lossy(&o.stdout).into_owned()

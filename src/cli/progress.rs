@@ -33,15 +33,17 @@ struct Bars {
 
 /// The indicatif template of a step: with a total a bar, else a counter or a spinner.
 fn template(total: Option<u64>, unit: Unit) -> &'static str {
+    // The step's name comes last, cut to the terminal's width (`wide_msg`): a long path never
+    // wraps the line (a wrapped bar is redrawn one line lower each time).
     match (unit, total) {
         (Unit::Bytes, Some(_)) => {
-            "{spinner} {msg} [{bar:30}] {bytes}/{total_bytes} {bytes_per_sec} {eta}"
+            "{spinner} [{bar:25}] {bytes}/{total_bytes} {bytes_per_sec} {eta} {wide_msg}"
         }
-        (Unit::Bytes, None) => "{spinner} {msg} {bytes} {bytes_per_sec}",
-        (Unit::Files, Some(_)) => "{spinner} {msg} [{bar:30}] {human_pos}/{human_len} files",
-        (Unit::Files, None) => "{spinner} {msg}: {human_pos} files",
-        (Unit::Items, Some(_)) => "{spinner} {msg} [{bar:30}] {pos}/{len}",
-        (Unit::Items | Unit::External, None) | (Unit::External, Some(_)) => "{spinner} {msg}",
+        (Unit::Bytes, None) => "{spinner} {bytes} {bytes_per_sec} {wide_msg}",
+        (Unit::Files, Some(_)) => "{spinner} [{bar:25}] {human_pos}/{human_len} files {wide_msg}",
+        (Unit::Files, None) => "{spinner} {human_pos} files {wide_msg}",
+        (Unit::Items, Some(_)) => "{spinner} [{bar:25}] {pos}/{len} {wide_msg}",
+        (Unit::Items | Unit::External, None) | (Unit::External, Some(_)) => "{spinner} {wide_msg}",
     }
 }
 

@@ -9,15 +9,13 @@
 use std::fs::{self, File};
 use std::io::{self, Read};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
-use std::sync::atomic::AtomicU64;
 
 use rustix::fs::{Mode, OFlags, ResolveFlags};
 
 use crate::binfmt::arch::{Arch, Table};
 use crate::confined::Tree;
 use crate::input::hex;
-use crate::progress::{Progress, Unit};
+use crate::progress::{Counting, Held, Progress, Unit};
 
 /// Binaries that tell a rootfs's arch, in order of preference.
 const PROBE_BINARIES: &[&str] = &[
@@ -143,12 +141,10 @@ pub fn resolve(
     unpack_cached(path, cache, opts, progress)
 }
 
-/// Hashes everything read through it (the tarball's raw bytes as they are unpacked), and
-/// counts it for the progress report.
+/// Hashes everything read through it (the tarball's raw bytes as they are unpacked).
 struct Hashing {
     file: std::rc::Rc<File>,
     hasher: std::rc::Rc<std::cell::RefCell<sha2::Sha256>>,
-    read: Arc<AtomicU64>,
 }
 
 impl Read for Hashing {
@@ -156,8 +152,6 @@ impl Read for Hashing {
         use sha2::Digest;
         let n = (&*self.file).read(buf)?;
         self.hasher.borrow_mut().update(&buf[..n]);
-        self.read
-            .fetch_add(n as u64, std::sync::atomic::Ordering::Relaxed);
         Ok(n)
     }
 }
@@ -210,11 +204,14 @@ pub fn unpack_cached(
     // Refuse what is not a tar archive before creating anything.
     let file = std::rc::Rc::new(f);
     let hashed = std::rc::Rc::new(std::cell::RefCell::new(Sha256::new()));
-    let read = Arc::new(AtomicU64::new(0));
-    let raw = Hashing {
-        file: file.clone(),
-        hasher: hashed.clone(),
-        read: read.clone(),
+    // The decompressor reads the first bytes now; they count once the unpacking begins.
+    let held = Held::new(progress);
+    let raw = Counting {
+        inner: Hashing {
+            file: file.clone(),
+            hasher: hashed.clone(),
+        },
+        progress: &held,
     };
     let reader = match crate::tar_stream::archive_stream(io::BufReader::new(raw)) {
         Ok(Some(reader)) => reader,
@@ -272,23 +269,19 @@ pub fn unpack_cached(
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
     tracing::info!(tarball = %tarball.display(), dir = %tmp.display(), "unpacking rootfs");
     progress.begin(&format!("unpacking {name}"), size, Unit::Bytes);
-    let reported = std::cell::Cell::new(0);
-    let counted = || {
-        let mut r = reported.get();
-        crate::progress::report(progress, &read, &mut r);
-        reported.set(r);
-    };
-    let unpacked = unpack_tree(reader, &tmp, opts, &counted).and_then(|dropped| {
+    held.release();
+    let unpacked = unpack_tree(reader, &tmp, opts).and_then(|dropped| {
         // Hash what the unpack did not need (the end-of-archive padding) too.
         io::copy(
-            &mut Hashing {
-                file: file.clone(),
-                hasher: hashed.clone(),
-                read: read.clone(),
+            &mut Counting {
+                inner: Hashing {
+                    file: file.clone(),
+                    hasher: hashed.clone(),
+                },
+                progress,
             },
             &mut io::sink(),
         )?;
-        counted();
         progress.end();
         let again = hex(&hashed.borrow_mut().clone().finalize());
         if again != digest {
@@ -460,13 +453,7 @@ fn member_path(p: &Path) -> Option<PathBuf> {
 /// setuid/setgid bits are cleared and character/block devices are not created (hard links to
 /// them neither). FIFOs are created as FIFOs; with `keep_privileges`, devices are created
 /// with mknod (root only).
-/// `unpacked` is called before each member (to report how far the reading is).
-fn unpack_tree(
-    reader: Box<dyn Read>,
-    dst: &Path,
-    opts: UnpackOptions,
-    unpacked: &dyn Fn(),
-) -> io::Result<Dropped> {
+fn unpack_tree(reader: Box<dyn Read + '_>, dst: &Path, opts: UnpackOptions) -> io::Result<Dropped> {
     use std::collections::HashSet;
     use tar::EntryType;
     let root = rustix::process::geteuid().is_root();
@@ -479,7 +466,6 @@ fn unpack_tree(
     // Directories last (deepest first), so a read-only one does not stop its own contents.
     let mut dirs = Vec::new();
     for entry in a.entries()? {
-        unpacked();
         let mut e = entry?;
         let kind = e.header().entry_type();
         let Some(rel) = member_path(&e.path()?) else {

@@ -13,12 +13,12 @@ use std::collections::BTreeMap;
 use std::fs::File;
 use std::io::{self, BufReader, Read};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 use serde::Serialize;
 
 use crate::binfmt::arch::{Endian, Table};
-use crate::progress::{Progress, Silent, Tally, Unit};
+use crate::progress::{Counting, Progress, Unit};
 
 /// Bytes read per file: every field the table's patterns and the fallback look at (e_flags of
 /// ELF64 ends at byte 52).
@@ -284,7 +284,10 @@ fn open_file(path: &Path) -> Result<File, ScanError> {
 }
 
 /// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
-pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn Read>, ScanError> {
+pub fn archive_reader<'a>(
+    raw: impl Read + 'a,
+    path: &Path,
+) -> Result<Box<dyn Read + 'a>, ScanError> {
     match crate::tar_stream::archive_stream(BufReader::new(raw)) {
         Ok(Some(reader)) => Ok(reader),
         Ok(None) => Err(ScanError::NotTree {
@@ -305,11 +308,9 @@ pub fn scan_archive(
 ) -> Result<Scan, ScanError> {
     let f = open_file(path)?;
     let total = f.metadata().ok().map(|m| m.len());
-    let raw = Tally::new(f);
-    let read = raw.count.clone();
     progress.begin(&format!("reading {}", path.display()), total, Unit::Bytes);
-    let reader = archive_reader(raw, path)?;
-    let scanned = scan_stream_counted(table, reader, progress, &read);
+    let raw = Counting { inner: f, progress };
+    let scanned = scan_stream(table, archive_reader(raw, path)?);
     progress.end();
     scanned.map_err(|source| ScanError::Archive {
         path: path.to_owned(),
@@ -319,24 +320,11 @@ pub fn scan_archive(
 
 /// Scans the members of a tar stream (already decompressed by `archive_stream`).
 pub fn scan_stream(table: &Table, reader: impl Read) -> io::Result<Scan> {
-    scan_stream_counted(table, reader, &Silent, &AtomicU64::new(0))
-}
-
-/// `scan_stream`, handing the growth of `read` (the raw bytes under the decompressor) to
-/// `progress` after each member.
-fn scan_stream_counted(
-    table: &Table,
-    reader: impl Read,
-    progress: &dyn Progress,
-    read: &AtomicU64,
-) -> io::Result<Scan> {
     let mut out = Scan::default();
     let mut archive = tar::Archive::new(reader);
     let entries = archive.entries()?;
     let mut buf = Vec::with_capacity(HEADER_LEN);
-    let mut reported = 0;
     for entry in entries {
-        crate::progress::report(progress, read, &mut reported);
         let entry = entry?;
         let kind = entry.header().entry_type();
         if kind.is_dir() {
@@ -368,7 +356,6 @@ fn scan_stream_counted(
             Err(e) => out.errors.push((name, e.to_string())),
         }
     }
-    crate::progress::report(progress, read, &mut reported);
     Ok(out)
 }
 
@@ -456,6 +443,7 @@ pub fn summarize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
     use std::os::unix::fs::symlink;
 
     fn tree() -> tempfile::TempDir {
