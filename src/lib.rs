@@ -8,6 +8,7 @@ pub mod binfmt;
 pub mod cli;
 pub mod config;
 pub mod confined;
+pub mod elf;
 pub mod emulation;
 pub mod error;
 pub mod escape;
@@ -21,6 +22,8 @@ pub mod inspection;
 pub mod lock;
 pub mod nix;
 pub mod ops;
+pub mod progress;
 pub mod qemu;
+pub mod tar_stream;
 #[cfg(test)]
 mod test_gate;

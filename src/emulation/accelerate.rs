@@ -299,7 +299,7 @@ fn host_elf(path: &Path) -> Option<HostElf> {
     if !m.is_file() {
         return None;
     }
-    let e = crate::inspection::elf::inspect_file(&f).ok()?;
+    let e = crate::elf::inspect_file(&f).ok()?;
     if e.machine != EM_X86_64 {
         return None;
     }
@@ -500,7 +500,7 @@ impl Builder {
     fn new(t: &str, host_major: &str, program: &Path) -> Result<Builder, AccelError> {
         let interp = fs::File::open(program)
             .ok()
-            .and_then(|f| crate::inspection::elf::inspect_file(&f).ok())
+            .and_then(|f| crate::elf::inspect_file(&f).ok())
             .and_then(|e| e.interp)
             .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
         let loader = fs::canonicalize(&interp).map_err(|source| AccelError::Io {
@@ -672,7 +672,7 @@ impl Builder {
                     .open_file_in_root(&format!("{d}/{name}"))
                     .ok()
                     .is_some_and(|f| {
-                        crate::inspection::elf::inspect_file(&f)
+                        crate::elf::inspect_file(&f)
                             .is_ok_and(|x| x.e_type == 2 || (x.e_type == 3 && x.interp.is_some()))
                     });
                 !program
@@ -1191,7 +1191,7 @@ mod tests {
     fn launcher_is_a_static_x86_64_program_with_its_table() {
         let argv = ["/run/binfmtctl/lib0/ld.so".to_owned(), "--argv0".into()];
         let l = launcher(&argv);
-        let f = crate::inspection::elf::inspect(&l).unwrap();
+        let f = crate::elf::inspect(&l).unwrap();
         assert_eq!(f.machine, EM_X86_64);
         assert!(f.is_static());
         let code = &l[120..];
