@@ -197,7 +197,7 @@ pub fn launcher(argv: &[String]) -> Vec<u8> {
     table.extend_from_slice(&strings);
     let mut code = LAUNCHER_X86_64.to_vec();
     code.extend_from_slice(&table);
-    crate::inspection::probe::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
+    crate::elf::write::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
 }
 
 /// The largest dpkg status file read (the rootfs's and the host's): 64 MiB. That of a big
