@@ -22,8 +22,7 @@
 //! renames it into place. Needs write access to the config directory (root for the default).
 //! Every error names the file, line and column, and the fix.
 
-use std::ffi::OsString;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::OwnedFd;
 use std::path::{Path, PathBuf};
 
@@ -273,41 +272,28 @@ const NEW_FILE: &str = "# binfmtctl configuration: `binfmtctl apply` registers t
 #[derive(Debug)]
 pub struct PendingConfig {
     path: PathBuf,
-    dir: OwnedFd,
-    name: OsString,
-    tmp: Option<OsString>,
+    /// The directory, held (and locked) until the pending change is committed or dropped.
+    _dir: OwnedFd,
+    staged: Option<crate::atomic::Staged>,
 }
 
 impl PendingConfig {
     /// Whether the file will change.
     pub fn changes(&self) -> bool {
-        self.tmp.is_some()
+        self.staged.is_some()
     }
 
     /// Renames the new content into place (atomic) and syncs the directory.
     pub fn commit(mut self) -> Result<(), ConfigError> {
-        let Some(tmp) = self.tmp.take() else {
+        let Some(staged) = self.staged.take() else {
             return Ok(());
         };
-        let fail = |e: rustix::io::Errno| ConfigError::Write {
+        staged.commit().map_err(|e| ConfigError::Write {
             path: self.path.clone(),
-            message: io::Error::from(e).to_string(),
-        };
-        rustix::fs::renameat(&self.dir, &tmp, &self.dir, &self.name).map_err(|e| {
-            let _ = rustix::fs::unlinkat(&self.dir, &tmp, AtFlags::empty());
-            fail(e)
+            message: e.to_string(),
         })?;
-        rustix::fs::fsync(&self.dir).map_err(fail)?;
         tracing::info!(path = %self.path.display(), "config written");
         Ok(())
-    }
-}
-
-impl Drop for PendingConfig {
-    fn drop(&mut self) {
-        if let Some(tmp) = self.tmp.take() {
-            let _ = rustix::fs::unlinkat(&self.dir, &tmp, AtFlags::empty());
-        }
     }
 }
 
@@ -372,7 +358,10 @@ pub fn prepare_persist(
         )));
     }
     // One read-modify-write at a time.
-    rustix::fs::flock(&dir, rustix::fs::FlockOperation::LockExclusive).map_err(|e| {
+    crate::lock::take(&dir, crate::lock::Kind::Exclusive, true, || {
+        format!("another binfmtctl changing {}", parent.display())
+    })
+    .map_err(|e| {
         write_err(format!(
             "cannot lock {}: {}",
             parent.display(),
@@ -565,38 +554,20 @@ pub fn prepare_persist(
     let out = doc.to_string();
     // Never write something we would refuse to read.
     parse(path, &out, table)?;
-    let mut pending = PendingConfig {
-        path: path.to_owned(),
-        dir,
-        name: name.clone(),
-        tmp: None,
-    };
     if current.is_some() && out == text {
-        return Ok(pending);
+        return Ok(PendingConfig {
+            path: path.to_owned(),
+            _dir: dir,
+            staged: None,
+        });
     }
-    // Under the lock, so one fixed name: a leftover from a crash is removed (never followed).
-    let mut tmp = OsString::from(".");
-    tmp.push(&name);
-    tmp.push(".tmp");
-    let _ = rustix::fs::unlinkat(&pending.dir, &tmp, AtFlags::empty());
-    let fd = rustix::fs::openat(
-        &pending.dir,
-        &tmp,
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(old_mode),
-    )
-    .map_err(|e| {
-        write_err(format!(
-            "cannot create a temporary file: {}",
-            io::Error::from(e)
-        ))
-    })?;
-    pending.tmp = Some(tmp);
-    let mut f = std::fs::File::from(fd);
-    f.write_all(out.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(|e| write_err(e.to_string()))?;
-    Ok(pending)
+    let staged = crate::atomic::Staged::new(&dir, &name, out.as_bytes(), old_mode)
+        .map_err(|e| write_err(format!("cannot write a temporary file: {e}")))?;
+    Ok(PendingConfig {
+        path: path.to_owned(),
+        _dir: dir,
+        staged: Some(staged),
+    })
 }
 
 /// Is this search path the default one (or empty, which means the default)?

@@ -42,7 +42,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::binfmt::interop::ImportError,
         crate::binfmt::interop::ExportError,
         crate::qemu::interpreter::Problem,
-        crate::inspection::elf::ElfError,
+        crate::elf::ElfError,
         crate::emulation::rootfs::RootfsError,
         crate::inspection::scan::ScanError,
         crate::emulation::cross::CrossError,

@@ -149,7 +149,7 @@ pub fn proc_entry(data: &[u8]) {
 pub fn elf_inspect(data: &[u8]) {
     let table = Table::builtin();
     let classified = crate::inspection::scan::classify(table, "/fuzz".into(), data);
-    match crate::inspection::elf::inspect(data) {
+    match crate::elf::inspect(data) {
         Ok(f) => {
             assert!(data.len() >= 52, "inspected {} bytes as ELF", data.len());
             assert_eq!(&data[..4], b"\x7fELF");
@@ -189,7 +189,7 @@ pub fn elf_inspect(data: &[u8]) {
             let r = crate::inspection::inspect::report(&m, "/fuzz.bin", data, &f);
             serde_json::to_string(&r).expect("report serialises");
         }
-        Err(crate::inspection::elf::ElfError::NeedMore(n)) => {
+        Err(crate::elf::ElfError::NeedMore(n)) => {
             assert!(
                 n > data.len() && n <= 1 << 20,
                 "NeedMore({n}) for {}",
@@ -200,7 +200,7 @@ pub fn elf_inspect(data: &[u8]) {
             let _ = e.to_string();
         }
     }
-    if let Some((start, end)) = crate::inspection::elf::section_range_in(data, ".rodata") {
+    if let Some((start, end)) = crate::elf::section_range_in(data, ".rodata") {
         assert!(start <= end);
     }
 }
@@ -210,8 +210,7 @@ pub fn elf_inspect(data: &[u8]) {
 /// (no `..`, no `.`, no empty component), and counted among the files.
 pub fn tar_scan(data: &[u8]) {
     let table = Table::builtin();
-    let Ok(Some(stream)) =
-        crate::inspection::scan::archive_stream(std::io::Cursor::new(data.to_vec()))
+    let Ok(Some(stream)) = crate::tar_stream::archive_stream(std::io::Cursor::new(data.to_vec()))
     else {
         return;
     };

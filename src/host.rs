@@ -504,27 +504,8 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
     if root.is_dir() {
         // Without binfmt_misc in the kernel there is no such directory and no handler at all.
-        use rustix::mount::{MountFlags, mount};
-        let flags = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-        if let Err(e) = mount("binfmt_misc", root, "binfmt_misc", flags, None) {
-            return (
-                NO_PRIVATE_INSTANCE,
-                format!("cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}"),
-            );
-        }
-        // A fresh instance holds only `register` and `status`.
-        let names: Vec<String> = std::fs::read_dir(root)
-            .map(|d| {
-                d.filter_map(|e| e.ok())
-                    .map(|e| e.file_name().to_string_lossy().into_owned())
-                    .collect()
-            })
-            .unwrap_or_default();
-        if names.iter().any(|n| n != "register" && n != "status") {
-            return (
-                NO_PRIVATE_INSTANCE,
-                "the binfmt_misc instance is not a fresh one".into(),
-            );
+        if let Err(e) = crate::binfmt::kernel::mount_fresh_instance(root) {
+            return (NO_PRIVATE_INSTANCE, e);
         }
     }
     let mut out = String::new();

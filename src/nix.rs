@@ -27,9 +27,8 @@
 use std::collections::BTreeMap;
 use std::ffi::OsStr;
 use std::fmt;
-use std::io::Write;
 use std::os::fd::OwnedFd;
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -577,8 +576,10 @@ pub fn lock(dir: &Path) -> Result<Lock, NixError> {
         rustix::fs::Mode::empty(),
     )
     .map_err(|e| werr(e.into()))?;
-    rustix::fs::flock(&fd, rustix::fs::FlockOperation::LockExclusive)
-        .map_err(|e| werr(e.into()))?;
+    crate::lock::take(&fd, crate::lock::Kind::Exclusive, true, || {
+        format!("another binfmtctl changing {}", dir.display())
+    })
+    .map_err(|e| werr(e.into()))?;
     Ok(Lock { _fd: fd })
 }
 
@@ -724,47 +725,14 @@ pub fn write(paths: &Paths, new: &Managed) -> Result<(Changed, Undo), NixError> 
     Ok((changed, undo))
 }
 
-/// Writes `text` to `path` atomically: a new file (O_EXCL, never through a symlink) in the same
-/// directory, flushed, then renamed over `path`. Keeps the old file's mode (0644 for new ones).
+/// Writes `text` to `path` atomically (`crate::atomic`), keeping the old file's mode (0644 for
+/// a new one).
 pub fn write_atomic(path: &Path, text: &str) -> std::io::Result<()> {
-    let dir = path.parent().unwrap_or(Path::new("/"));
-    let name = path
-        .file_name()
-        .map(|n| n.to_string_lossy().into_owned())
-        .unwrap_or_default();
     let mode = std::fs::symlink_metadata(path)
         .ok()
         .filter(|m| m.file_type().is_file())
         .map_or(0o644, |m| m.permissions().mode() & 0o7777);
-    let mut last = None;
-    for i in 0..100u32 {
-        let tmp = dir.join(format!(".{name}.binfmtctl-{}-{i}", std::process::id()));
-        let f = std::fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-            .mode(0o600)
-            .open(&tmp);
-        let mut f = match f {
-            Ok(f) => f,
-            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {
-                last = Some(e);
-                continue;
-            }
-            Err(e) => return Err(e),
-        };
-        let r = (|| {
-            f.write_all(text.as_bytes())?;
-            f.set_permissions(std::fs::Permissions::from_mode(mode))?;
-            f.sync_all()?;
-            std::fs::rename(&tmp, path)
-        })();
-        if r.is_err() {
-            let _ = std::fs::remove_file(&tmp);
-        }
-        return r;
-    }
-    Err(last.unwrap_or_else(|| std::io::Error::other("no temporary name left")))
+    crate::atomic::replace(path, text.as_bytes(), mode)
 }
 
 /// Nix's effective settings, as `nix show-config` reports them.
@@ -1001,20 +969,8 @@ pub fn machine_lines(
 
 /// Standard base64 with padding (RFC 4648), for the machines file's host key field.
 pub fn base64(bytes: &[u8]) -> String {
-    const A: &[u8; 64] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    let mut s = String::with_capacity(bytes.len().div_ceil(3) * 4);
-    for c in bytes.chunks(3) {
-        let b = [c[0], *c.get(1).unwrap_or(&0), *c.get(2).unwrap_or(&0)];
-        let n = (u32::from(b[0]) << 16) | (u32::from(b[1]) << 8) | u32::from(b[2]);
-        for i in 0..4 {
-            if i <= c.len() {
-                s.push(A[((n >> (18 - 6 * i)) & 63) as usize] as char);
-            } else {
-                s.push('=');
-            }
-        }
-    }
-    s
+    use base64::Engine as _;
+    base64::engine::general_purpose::STANDARD.encode(bytes)
 }
 
 #[cfg(test)]

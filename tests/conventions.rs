@@ -157,7 +157,7 @@ fn microblaze_old_machine_number_is_emulated_too() {
         ("old-be", Endian::Big, 0xbaab),
         ("old-le", Endian::Little, 0xbaab),
     ] {
-        let bytes = binfmtctl::inspection::probe::elf_exec(32, endian, machine, 0, &[0u8; 64]);
+        let bytes = binfmtctl::elf::write::elf_exec(32, endian, machine, 0, &[0u8; 64]);
         let p = dir.path().join(name);
         std::fs::write(&p, bytes).unwrap();
         std::fs::set_permissions(

@@ -1252,3 +1252,129 @@ echo "== verify"; $B qemu verify --qemu-store $S | grep -c '^ok'
     );
     r.expect("both versions verify", r.section("verify").trim() == "2");
 }
+
+/// `qemu fetch` tells its observer each step of the trust chain in order, with the bytes of
+/// each download (as many as the server sent, out of the size the signed index gives), then
+/// the unpacking and the checks of each interpreter: through the library, with a recording
+/// observer, against the test archive (a dry run: nothing stored).
+#[test]
+fn fetch_reports_each_trust_step_and_the_bytes_in_order() {
+    use binfmtctl::ops::qemu::{ArchiveOptions, FetchFrom, fetch};
+    use binfmtctl::progress::{Recorder, Unit};
+    gate!(Root);
+    let a = TestArchive::new();
+    let served = |path: &str| -> u64 {
+        a.server.files.lock().unwrap()[&format!("/debian/{path}")]
+            .0
+            .len() as u64
+    };
+    let release = served("dists/testb/InRelease");
+    let packages = served("dists/testb/main/binary-amd64/Packages");
+    let deb_path = a.deb_path("1:91.0+ds-1");
+    let deb = served(&deb_path);
+    let o = ArchiveOptions {
+        mirror: Some(a.server.url()),
+        keyring: Some(a.keyring.clone()),
+        suites: vec!["testa".into(), "testb".into()],
+        timeout: 5,
+        cache: None,
+    };
+    let host = binfmtctl::ops::Host::gather(binfmtctl::binfmt::arch::Table::builtin());
+    let store = binfmtctl::qemu::store::Store::new(a.store());
+    let rec = std::sync::Arc::new(Recorder::new());
+    let r = fetch(
+        &host,
+        &store,
+        FetchFrom::Archive("testb", &o),
+        true,
+        rec.clone(),
+    )
+    .unwrap();
+    assert_eq!(r.manifest.files.len(), 2, "aarch64 and riscv64");
+    let steps = rec.steps();
+    let names: Vec<&str> = steps.iter().map(|s| s.name.as_str()).collect();
+    let deb_name = deb_path.rsplit('/').next().unwrap();
+    assert_eq!(
+        names,
+        [
+            "testb: InRelease",
+            "testb: checking the InRelease signature",
+            "testb: main/binary-amd64/Packages",
+            "testb: checking the Packages hash",
+            deb_name,
+            "checking the .deb hash",
+            "unpacking data.tar.xz",
+            "checking the interpreters",
+        ],
+        "{steps:#?}"
+    );
+    let by = |name: &str| steps.iter().find(|s| s.name == name).unwrap();
+    let s = by("testb: InRelease");
+    assert_eq!((s.unit, s.total, s.done), (Unit::Bytes, None, release));
+    let s = by("testb: main/binary-amd64/Packages");
+    assert_eq!(
+        (s.unit, s.total, s.done),
+        (Unit::Bytes, Some(packages), packages),
+        "the signed size is the total"
+    );
+    let s = by(deb_name);
+    assert_eq!((s.unit, s.total, s.done), (Unit::Bytes, Some(deb), deb));
+    let s = by("unpacking data.tar.xz");
+    assert!(
+        s.unit == Unit::Bytes && s.done > 0 && Some(s.done) <= s.total && s.total < Some(deb),
+        "{s:?}"
+    );
+    let s = by("checking the interpreters");
+    assert_eq!((s.unit, s.total, s.done), (Unit::Items, Some(2), 2));
+    for check in [
+        "testb: checking the InRelease signature",
+        "testb: checking the Packages hash",
+        "checking the .deb hash",
+    ] {
+        let s = by(check);
+        assert_eq!((s.unit, s.done), (Unit::Items, 0), "{s:?}");
+    }
+    assert!(steps.last().unwrap().ended, "the last step ends");
+    assert!(
+        !a.store().join("91.0+ds-1").exists(),
+        "a dry run stores nothing"
+    );
+    // The CLI draws those steps on a terminal (a pty from script(1)), and not with --json;
+    // with stderr a pipe it writes nothing to it.
+    let line = |extra: &str| {
+        let mut v = vec![
+            common::bin().display().to_string(),
+            "qemu".into(),
+            "fetch".into(),
+            "testb".into(),
+            "--dry-run".into(),
+            extra.into(),
+        ];
+        v.extend(a.net_args(&a.store()));
+        v.join(" ")
+    };
+    let on_pty = |extra: &str| {
+        let o = Command::new("script")
+            .args([
+                "-qec",
+                &format!("stty rows 50 cols 500; {} >/dev/null", line(extra)),
+                "/dev/null",
+            ])
+            .env("NO_PROXY", "127.0.0.1")
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let drawn = on_pty("");
+    assert!(
+        drawn.contains("testb: InRelease") && drawn.contains(deb_name),
+        "{drawn:?}"
+    );
+    let drawn = on_pty("--json");
+    assert!(!drawn.contains("InRelease"), "{drawn:?}");
+    let r = a.run(&["qemu", "fetch", "testb", "--dry-run"]);
+    r.expect(
+        "stderr is a pipe: nothing drawn",
+        r.code == 0 && r.stderr.is_empty(),
+    );
+}

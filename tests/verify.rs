@@ -673,3 +673,84 @@ echo "== root"; $B test arm64 --strict 2>&1; echo "rc=$?"
             && r.section("root").trim_end().ends_with("rc=0"),
     );
 }
+
+/// Progress is drawn on a terminal only: with stderr a pipe, `scan` (of a directory and of a
+/// tarball) and `doctor --rootfs` write nothing to it; on a terminal (a pty from script(1)) the
+/// steps are drawn, and with `--json` or `-q` they are not.
+#[test]
+fn progress_is_drawn_on_a_terminal_only() {
+    use std::io::Write;
+    let t = Table::builtin();
+    let dir = tempfile::tempdir().unwrap();
+    let root = dir.path().join("root");
+    std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+    for arch in ["aarch64", "riscv64"] {
+        let elf = binfmtctl::inspection::probe::build(t.get(arch).unwrap()).unwrap();
+        std::fs::write(root.join("usr/bin").join(arch), elf).unwrap();
+    }
+    let tarball = dir.path().join("root.tar");
+    {
+        let mut b = tar::Builder::new(std::fs::File::create(&tarball).unwrap());
+        b.append_dir_all(".", &root).unwrap();
+        b.finish().unwrap();
+    }
+    let (root, tarball) = (root.to_str().unwrap(), tarball.to_str().unwrap());
+    let commands: [&[&str]; 3] = [
+        &["scan", root],
+        &["scan", tarball],
+        &["doctor", "--rootfs", root],
+    ];
+    for args in commands {
+        let o = Command::new(bin()).args(args).output().unwrap();
+        assert!(
+            o.status.code().is_some_and(|c| c <= 1) && o.stderr.is_empty(),
+            "{args:?}: stderr is not a terminal, so nothing is drawn: {:?} {}",
+            o.status,
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+    if !std::path::Path::new("/usr/bin/script").exists() {
+        let _ = writeln!(
+            std::io::stderr(),
+            "SKIPPED the terminal half of progress_is_drawn_on_a_terminal_only: no script(1) (util-linux)"
+        );
+        return;
+    }
+    // script(1) runs the command on a pty and copies what it writes there to its stdout; the pty
+    // is made wide, so the step names (the last thing on a bar's line) are not cut short.
+    let on_pty = |args: &[&str]| {
+        let line = std::iter::once(bin().display().to_string())
+            .chain(args.iter().map(|a| (*a).to_owned()))
+            .collect::<Vec<_>>()
+            .join(" ");
+        let o = Command::new("script")
+            .args([
+                "-qec",
+                &format!("stty rows 50 cols 500; {line} >/dev/null"),
+                "/dev/null",
+            ])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    };
+    let drawn = on_pty(&["scan", root]);
+    assert!(
+        drawn.contains("walking") && drawn.contains("reading headers"),
+        "{drawn:?}"
+    );
+    let drawn = on_pty(&["scan", tarball]);
+    assert!(drawn.contains(&format!("reading {tarball}")), "{drawn:?}");
+    let drawn = on_pty(&["doctor", "--rootfs", root]);
+    assert!(drawn.contains("reading ELF files"), "{drawn:?}");
+    for quiet in [
+        &["--json", "scan", root][..],
+        &["-q", "scan", root],
+        &["--json", "doctor", "--rootfs", root],
+    ] {
+        let drawn = on_pty(quiet);
+        assert!(
+            !drawn.contains("walking") && !drawn.contains("reading"),
+            "{quiet:?}: {drawn:?}"
+        );
+    }
+}

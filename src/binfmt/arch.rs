@@ -20,12 +20,7 @@ pub const TABLE_PATH: &str = "registrations/arches.toml";
 /// `qemu-binfmt-conf.sh`, systemd's binfmt.d files and the container tools.
 pub const ENTRY_PREFIX: &str = "qemu-";
 
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum Endian {
-    Little,
-    Big,
-}
+pub use crate::elf::Endian;
 
 /// 32-bit MIPS ABIs, told apart by `EF_MIPS_ABI2` in `e_flags`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]

@@ -422,6 +422,22 @@ fn pause_after(name: &str) {
     }
 }
 
+/// Mounts a new binfmt_misc instance at `root` in this process's (new, private) user and mount
+/// namespaces and checks that it is a fresh one (only `register` and `status`: no entry, so no
+/// handler can take any exec). Linux >= 6.7 gives each user namespace an instance of its own;
+/// before that the mount shows the host's instance, which is refused here.
+pub fn mount_fresh_instance(root: &Path) -> Result<(), String> {
+    let fs = ProcBinfmt::new(root);
+    fs.mount().map_err(|e| {
+        format!("cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}")
+    })?;
+    match fs.list() {
+        Ok(entries) if entries.is_empty() => Ok(()),
+        Ok(_) => Err("the binfmt_misc instance is not a fresh one".into()),
+        Err(e) => Err(format!("cannot list the private binfmt_misc instance: {e}")),
+    }
+}
+
 impl BinfmtFs for ProcBinfmt {
     fn root(&self) -> &Path {
         &self.root
@@ -560,7 +576,6 @@ impl BinfmtFs for ProcBinfmt {
     }
 
     fn lock(&self) -> Result<LockGuard, KernelError> {
-        use rustix::fs::{FlockOperation, flock};
         let path = self.root.join("status");
         let fail = |errno| KernelError::Lock {
             path: path.clone(),
@@ -568,13 +583,10 @@ impl BinfmtFs for ProcBinfmt {
         };
         let f =
             File::open(&path).map_err(|e| fail(Errno::from_io_error(&e).unwrap_or(Errno::IO)))?;
-        if flock(&f, FlockOperation::NonBlockingLockExclusive).is_err() {
-            tracing::info!(
-                "another binfmtctl is changing {}; waiting",
-                self.root.display()
-            );
-            flock(&f, FlockOperation::LockExclusive).map_err(fail)?;
-        }
+        crate::lock::take(&f, crate::lock::Kind::Exclusive, true, || {
+            format!("another binfmtctl changing {}", self.root.display())
+        })
+        .map_err(fail)?;
         Ok(LockGuard { _file: Some(f) })
     }
 }

@@ -311,8 +311,7 @@ impl NativeGuard {
             }
             for (e_type, kind) in [(ET_EXEC, "ET_EXEC"), (ET_DYN, "ET_DYN")] {
                 for abi in NATIVE_OS_ABIS {
-                    let mut h =
-                        crate::inspection::probe::elf_exec(a.class, a.endian, a.machine, 0, &[]);
+                    let mut h = crate::elf::write::elf_exec(a.class, a.endian, a.machine, 0, &[]);
                     h[7] = abi;
                     let t = match a.endian {
                         Endian::Little => e_type.to_le_bytes(),

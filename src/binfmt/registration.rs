@@ -298,6 +298,121 @@ pub fn unescape_hex(field: Field, s: &str, column: usize) -> Result<Vec<u8>, Rec
     Ok(out)
 }
 
+/// A record's seven fields (`:name:type:offset:magic:mask:interpreter:flags`, any delimiter
+/// the kernel accepts), each with the column it starts at (for error messages).
+fn split_record(record: &str) -> Result<[(&str, usize); 7], RecordError> {
+    let len = record.len();
+    if !(MIN_RECORD_LEN..=MAX_RECORD_LEN).contains(&len) {
+        return Err(err(
+            Field::Record,
+            0,
+            format!(
+                "record is {len} bytes; the kernel accepts {MIN_RECORD_LEN} to {MAX_RECORD_LEN}"
+            ),
+        ));
+    }
+    let mut chars = record.chars();
+    let d = chars.next().unwrap_or(':');
+    if matches!(d, 'P' | 'O' | 'C' | 'F' | '\n' | '\0') || d.is_ascii_hexdigit() || d == '\\' {
+        return Err(err(
+            Field::Delimiter,
+            1,
+            format!("{d:?} cannot be the delimiter; start the record with ':'"),
+        ));
+    }
+    let body = &record[d.len_utf8()..];
+    // Split into the seven fields, keeping each one's starting column for error messages.
+    let mut fields: Vec<(&str, usize)> = Vec::with_capacity(7);
+    let mut start = 0;
+    for _ in 0..6 {
+        match body[start..].find(d) {
+            Some(i) => {
+                fields.push((&body[start..start + i], start + d.len_utf8() + 1));
+                start += i + d.len_utf8();
+            }
+            None => {
+                let what = [
+                    Field::Name,
+                    Field::Type,
+                    Field::Offset,
+                    Field::Magic,
+                    Field::Mask,
+                    Field::Interpreter,
+                ][fields.len()];
+                return Err(err(
+                    what,
+                    start + d.len_utf8() + 1,
+                    format!(
+                        "missing the delimiter {d:?} after the {what} field; a record has 7 fields: {d}name{d}type{d}offset{d}magic{d}mask{d}interpreter{d}flags"
+                    ),
+                ));
+            }
+        }
+    }
+    fields.push((&body[start..], start + d.len_utf8() + 1));
+    fields
+        .try_into()
+        .map_err(|_| err(Field::Record, 0, "a record has exactly seven fields"))
+}
+
+/// The matcher of a record's type, offset, magic and mask fields (each with its column).
+fn parse_matcher(
+    (typ, typ_col): (&str, usize),
+    (offset, off_col): (&str, usize),
+    (magic, magic_col): (&str, usize),
+    (mask, mask_col): (&str, usize),
+) -> Result<Matcher, RecordError> {
+    Ok(match typ {
+        "M" => {
+            let offset = if offset.is_empty() {
+                0
+            } else {
+                offset.parse::<usize>().map_err(|_| {
+                    err(
+                        Field::Offset,
+                        off_col,
+                        format!("{offset:?} is not a decimal number of bytes"),
+                    )
+                })?
+            };
+            let magic = unescape_hex(Field::Magic, magic, magic_col)?;
+            if magic.is_empty() {
+                return Err(err(Field::Magic, magic_col, "magic must not be empty"));
+            }
+            let mask = if mask.is_empty() {
+                None
+            } else {
+                let m = unescape_hex(Field::Mask, mask, mask_col)?;
+                if m.len() != magic.len() {
+                    return Err(err(
+                        Field::Mask,
+                        mask_col,
+                        format!(
+                            "mask is {} bytes but magic is {}: they must be the same length",
+                            m.len(),
+                            magic.len()
+                        ),
+                    ));
+                }
+                Some(m)
+            };
+            Matcher::Magic {
+                offset,
+                magic,
+                mask,
+            }
+        }
+        "E" => Matcher::Extension(magic.to_owned()),
+        other => {
+            return Err(err(
+                Field::Type,
+                typ_col,
+                format!("type {other:?} must be M (magic) or E (extension)"),
+            ));
+        }
+    })
+}
+
 impl Registration {
     /// Checks everything the kernel checks in `create_entry`, plus the rules that keep the
     /// record printable and re-parsable (no control characters in name or interpreter).
@@ -468,55 +583,6 @@ impl Registration {
     /// Parses a register record with the kernel's grammar (`create_entry`). A trailing newline is
     /// accepted, as the kernel accepts it.
     pub fn parse_record(record: &str) -> Result<Registration, RecordError> {
-        let len = record.len();
-        if !(MIN_RECORD_LEN..=MAX_RECORD_LEN).contains(&len) {
-            return Err(err(
-                Field::Record,
-                0,
-                format!(
-                    "record is {len} bytes; the kernel accepts {MIN_RECORD_LEN} to {MAX_RECORD_LEN}"
-                ),
-            ));
-        }
-        let mut chars = record.chars();
-        let d = chars.next().unwrap_or(':');
-        if matches!(d, 'P' | 'O' | 'C' | 'F' | '\n' | '\0') || d.is_ascii_hexdigit() || d == '\\' {
-            return Err(err(
-                Field::Delimiter,
-                1,
-                format!("{d:?} cannot be the delimiter; start the record with ':'"),
-            ));
-        }
-        let body = &record[d.len_utf8()..];
-        // Split into the seven fields, keeping each one's starting column for error messages.
-        let mut fields: Vec<(&str, usize)> = Vec::with_capacity(7);
-        let mut start = 0;
-        for _ in 0..6 {
-            match body[start..].find(d) {
-                Some(i) => {
-                    fields.push((&body[start..start + i], start + d.len_utf8() + 1));
-                    start += i + d.len_utf8();
-                }
-                None => {
-                    let what = [
-                        Field::Name,
-                        Field::Type,
-                        Field::Offset,
-                        Field::Magic,
-                        Field::Mask,
-                        Field::Interpreter,
-                    ][fields.len()];
-                    return Err(err(
-                        what,
-                        start + d.len_utf8() + 1,
-                        format!(
-                            "missing the delimiter {d:?} after the {what} field; a record has 7 fields: {d}name{d}type{d}offset{d}magic{d}mask{d}interpreter{d}flags"
-                        ),
-                    ));
-                }
-            }
-        }
-        fields.push((&body[start..], start + d.len_utf8() + 1));
         let [
             (name, _),
             (typ, typ_col),
@@ -525,59 +591,13 @@ impl Registration {
             (mask, mask_col),
             (interp, interp_col),
             (flags, flags_col),
-        ] = fields[..]
-        else {
-            unreachable!("exactly seven fields were pushed")
-        };
-        let matcher = match typ {
-            "M" => {
-                let offset = if offset.is_empty() {
-                    0
-                } else {
-                    offset.parse::<usize>().map_err(|_| {
-                        err(
-                            Field::Offset,
-                            off_col,
-                            format!("{offset:?} is not a decimal number of bytes"),
-                        )
-                    })?
-                };
-                let magic = unescape_hex(Field::Magic, magic, magic_col)?;
-                if magic.is_empty() {
-                    return Err(err(Field::Magic, magic_col, "magic must not be empty"));
-                }
-                let mask = if mask.is_empty() {
-                    None
-                } else {
-                    let m = unescape_hex(Field::Mask, mask, mask_col)?;
-                    if m.len() != magic.len() {
-                        return Err(err(
-                            Field::Mask,
-                            mask_col,
-                            format!(
-                                "mask is {} bytes but magic is {}: they must be the same length",
-                                m.len(),
-                                magic.len()
-                            ),
-                        ));
-                    }
-                    Some(m)
-                };
-                Matcher::Magic {
-                    offset,
-                    magic,
-                    mask,
-                }
-            }
-            "E" => Matcher::Extension(magic.to_owned()),
-            other => {
-                return Err(err(
-                    Field::Type,
-                    typ_col,
-                    format!("type {other:?} must be M (magic) or E (extension)"),
-                ));
-            }
-        };
+        ] = split_record(record)?;
+        let matcher = parse_matcher(
+            (typ, typ_col),
+            (offset, off_col),
+            (magic, magic_col),
+            (mask, mask_col),
+        )?;
         let flags_text = flags.strip_suffix('\n').unwrap_or(flags);
         let flags = Flags::parse(flags_text).map_err(|e| {
             err(

@@ -82,6 +82,11 @@ impl<'g> Ctx<'g> {
         ops::stored::resolve(&self.store(), &self.host, spec, self.g.dry_run)
     }
 
+    /// The observer of long work: bars on a terminal, unless `--json` or `-q` (`progress`).
+    pub fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
+        super::progress::observer(self.g)
+    }
+
     /// Where interpreters are looked for (`--qemu-path`, `--qemu`).
     pub fn search(&self) -> ops::Search {
         ops::Search {

@@ -7,29 +7,31 @@ use std::path::PathBuf;
 
 use anyhow::Result;
 
+use super::context::Ctx;
 use crate::error::Reported;
 use crate::escape::escape as esc;
 use crate::inspection::doctor::{Finding, Severity};
 use crate::ops::doctor::{DoctorReport, DoctorRequest};
 
 pub(super) fn run(
-    fs: &dyn crate::binfmt::kernel::BinfmtFs,
-    host: &crate::ops::Host,
-    json: bool,
+    ctx: &Ctx,
     files: &[PathBuf],
     rootfs: Option<&PathBuf>,
-    store: PathBuf,
     out: &mut dyn Write,
 ) -> Result<()> {
     let req = DoctorRequest {
         files: files.to_vec(),
         rootfs: rootfs.cloned(),
         system_root: PathBuf::from("/"),
-        store,
+        store: ctx
+            .g
+            .qemu_store
+            .clone()
+            .unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
         nix_platforms: nix_platforms(),
     };
-    let report = crate::ops::doctor::doctor(fs, host, &req)?;
-    if json {
+    let report = crate::ops::doctor::doctor(&ctx.fs, &ctx.host, &req, &*ctx.progress())?;
+    if ctx.g.json {
         writeln!(out, "{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         render(&report, out)?;

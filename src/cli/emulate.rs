@@ -34,6 +34,10 @@ impl Events for Printer<'_, '_> {
             self.out,
         )
     }
+
+    fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
+        self.ctx.progress()
+    }
 }
 
 impl From<Accelerate> for em::Accelerate {
@@ -93,7 +97,7 @@ pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Wr
         }
     )?;
     out.flush()?;
-    em::bootstrap(&plan)?;
+    em::bootstrap(&plan, &*ctx.progress())?;
     writeln!(
         out,
         "created {} ({} {})",

@@ -88,7 +88,7 @@ pub(super) fn scan(
     out: &mut dyn Write,
 ) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
-    let s = ops::look::scan(&ctx.fs, &ctx.host, path, threads, list)?;
+    let s = ops::look::scan(&ctx.fs, &ctx.host, path, threads, list, &*ctx.progress())?;
     if ctx.g.json {
         return print_json(out, &s);
     }

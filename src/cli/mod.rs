@@ -23,6 +23,7 @@ mod interop;
 mod interpreters;
 mod look;
 mod nix;
+mod progress;
 mod qemu;
 mod register;
 mod render;
@@ -218,18 +219,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         Command::Interpreters { arches, .. } => interpreters::interpreters(ctx, &arches, out),
         Command::Arches { markdown } => render::arches(ctx, markdown, out),
         Command::Inspect { files, .. } => look::inspect(ctx, &files, out),
-        Command::Doctor { files, rootfs, .. } => doctor::run(
-            &ctx.fs,
-            &ctx.host,
-            ctx.g.json,
-            &files,
-            rootfs.as_ref(),
-            ctx.g
-                .qemu_store
-                .clone()
-                .unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
-            out,
-        ),
+        Command::Doctor { files, rootfs, .. } => doctor::run(ctx, &files, rootfs.as_ref(), out),
         Command::Test { arches, strict, .. } => look::selftest(ctx, &arches, strict, out),
         Command::Scan { path, files, .. } => look::scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {
@@ -249,6 +239,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
                 variant,
                 mirror,
                 dir,
+                quiet: ctx.g.quiet || ctx.g.json,
             },
             out,
         ),

@@ -44,7 +44,12 @@ pub(super) fn qemu_cmd(ctx: &Ctx, cmd: &QemuCommand, out: &mut dyn Write) -> Res
     let store = store_of(ctx);
     match cmd {
         QemuCommand::Versions { net, .. } => {
-            let r = ops::qemu::versions(&ctx.host, &store, &archive_options(ctx, net)?)?;
+            let r = ops::qemu::versions(
+                &ctx.host,
+                &store,
+                &archive_options(ctx, net)?,
+                ctx.progress(),
+            )?;
             show_versions(ctx, &r, out)
         }
         QemuCommand::Fetch {
@@ -61,7 +66,7 @@ pub(super) fn qemu_cmd(ctx: &Ctx, cmd: &QemuCommand, out: &mut dyn Write) -> Res
                     FetchFrom::Archive(spec.as_deref().unwrap_or("latest"), &o)
                 }
             };
-            let r = ops::qemu::fetch(&ctx.host, &store, from, ctx.g.dry_run)?;
+            let r = ops::qemu::fetch(&ctx.host, &store, from, ctx.g.dry_run, ctx.progress())?;
             show_fetch(ctx, &r, out)
         }
         QemuCommand::List { .. } => {

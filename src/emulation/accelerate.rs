@@ -197,7 +197,7 @@ pub fn launcher(argv: &[String]) -> Vec<u8> {
     table.extend_from_slice(&strings);
     let mut code = LAUNCHER_X86_64.to_vec();
     code.extend_from_slice(&table);
-    crate::inspection::probe::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
+    crate::elf::write::elf_exec(64, Endian::Little, EM_X86_64, 0, &code)
 }
 
 /// The largest dpkg status file read (the rootfs's and the host's): 64 MiB. That of a big
@@ -299,7 +299,7 @@ fn host_elf(path: &Path) -> Option<HostElf> {
     if !m.is_file() {
         return None;
     }
-    let e = crate::inspection::elf::inspect_file(&f).ok()?;
+    let e = crate::elf::inspect_file(&f).ok()?;
     if e.machine != EM_X86_64 {
         return None;
     }
@@ -328,22 +328,28 @@ pub struct Request<'a> {
     pub host_status: &'a Path,
 }
 
-/// Plans the injection for a rootfs, or says why the host's toolchain cannot stand in for
-/// the rootfs's.
-pub fn plan(req: &Request) -> Result<Injection, AccelError> {
-    let host_arch = std::env::consts::ARCH;
-    if host_arch != "x86_64" {
-        return Err(AccelError::Host(host_arch.to_owned()));
-    }
-    let t = crate::emulation::cross::gnu_triple(req.arch)
-        .ok_or_else(|| AccelError::NoTriple(req.arch.name.clone()))?
-        .to_owned();
-    // Everything of the rootfs is read through one descriptor of it, every name resolved
-    // inside it (`confined::Tree`): its symlinks never lead a read to the host.
-    let root = Tree::open(req.root).map_err(|source| AccelError::Io {
-        path: req.root.to_owned(),
-        source,
-    })?;
+/// The two toolchains `plan` matched: the rootfs's gcc and binutils, and the host's cross
+/// ones that stand in for them.
+struct Toolchains {
+    /// The GNU triple (`aarch64-linux-gnu`).
+    t: String,
+    /// The rootfs's gcc major version, and the host's cross gcc's.
+    major: String,
+    host_major: String,
+    /// The host's cross gcc driver, its directory, and its compiler directory
+    /// (`/usr/lib/gcc-cross/<triple>/<N>`).
+    host_driver: PathBuf,
+    host_bin: PathBuf,
+    gcc_cross: PathBuf,
+    host_gcc_version: String,
+    rootfs_gcc_version: String,
+    host_bu: Option<String>,
+    rootfs_bu: Option<String>,
+}
+
+/// Finds the rootfs's gcc and the host's cross gcc and binutils of the same versions (or,
+/// with `force`, the host's default ones), refusing with the package to install.
+fn match_toolchains(req: &Request, root: &Tree, t: String) -> Result<Toolchains, AccelError> {
     // The rootfs's gcc: the version /usr/bin/gcc leads to, else the one with a cc1.
     let major = root
         .resolve("usr/bin/gcc")
@@ -366,7 +372,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         })
         .ok_or_else(|| AccelError::NoRootfsGcc { triple: t.clone() })?;
     let rootfs_status_path = "/var/lib/dpkg/status";
-    let rootfs_pkgs = rootfs_dpkg_status(&root)?
+    let rootfs_pkgs = rootfs_dpkg_status(root)?
         .map(|s| dpkg_installed(&s))
         .unwrap_or_default();
     let host_pkgs = dpkg_installed(&host_dpkg_status(req.host_status));
@@ -374,26 +380,23 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
 
     // The host's cross gcc: the rootfs's major first, else the default one.
     let gcc_pkg = |m: &str| format!("gcc-{m}-{t}");
-    // Every host program the injection runs (as root, in the chroot) must pass
-    // `host::program_is_safe`: the lookups skip unsafe ones, and a file they lead to that is
-    // unsafe (the driver's real path, cc1, the binutils) is refused by name.
+    let no_toolchain = |package: String| AccelError::NoToolchain {
+        triple: t.clone(),
+        major: major.clone(),
+        package,
+    };
     let trusted = crate::host::trusted_uid();
-    let safe = |p: &Path| crate::host::program_is_safe(p, &trusted);
     let exact = find_in(req.path_env, &format!("{t}-gcc-{major}"));
     let (host_driver, host_major) = match exact {
         Some(p) => (p, major.clone()),
         None => {
-            let no_toolchain = || AccelError::NoToolchain {
-                triple: t.clone(),
-                major: major.clone(),
-                package: gcc_pkg(&major),
-            };
-            let default = find_in(req.path_env, &format!("{t}-gcc")).ok_or_else(no_toolchain)?;
+            let default = find_in(req.path_env, &format!("{t}-gcc"))
+                .ok_or_else(|| no_toolchain(gcc_pkg(&major)))?;
             let real = fs::canonicalize(&default).map_err(|source| AccelError::Io {
                 path: default.clone(),
                 source,
             })?;
-            if !safe(&real) {
+            if !crate::host::program_is_safe(&real, &trusted) {
                 return Err(AccelError::UnsafeProgram { path: real });
             }
             let m = real
@@ -401,7 +404,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
                 .and_then(|n| n.to_str())
                 .and_then(|n| n.strip_prefix(&format!("{t}-gcc-")))
                 .map(str::to_owned)
-                .ok_or_else(no_toolchain)?;
+                .ok_or_else(|| no_toolchain(gcc_pkg(&major)))?;
             (real, m)
         }
     };
@@ -411,11 +414,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         .to_owned();
     let gcc_cross = Path::new("/usr/lib/gcc-cross").join(&t).join(&host_major);
     if !gcc_cross.join("cc1").is_file() {
-        return Err(AccelError::NoToolchain {
-            triple: t.clone(),
-            major: major.clone(),
-            package: gcc_pkg(&major),
-        });
+        return Err(no_toolchain(gcc_pkg(&major)));
     }
     let host_gcc_version = host_pkgs
         .get(&gcc_pkg(&host_major))
@@ -466,154 +465,204 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         _ => {}
     }
     if !host_bin.join(format!("{t}-as")).is_file() {
-        return Err(AccelError::NoToolchain {
-            triple: t.clone(),
-            major: major.clone(),
-            package: bu_pkg,
-        });
+        return Err(no_toolchain(bu_pkg));
+    }
+    Ok(Toolchains {
+        t,
+        major,
+        host_major,
+        host_driver,
+        host_bin,
+        gcc_cross,
+        host_gcc_version,
+        rootfs_gcc_version,
+        host_bu,
+        rootfs_bu,
+    })
+}
+
+/// The injection being built: its items, and how a host program is reached inside (its real
+/// file bound once into `host/bin`, started by a launcher through the host's loader).
+struct Builder {
+    items: Vec<Item>,
+    /// Host file (real path) → where it is bound inside.
+    host_files: std::collections::BTreeMap<PathBuf, String>,
+    /// Which owners a host program run as root may have (`host::trusted_uid`).
+    trusted: Box<dyn Fn(u32) -> bool>,
+    /// The host's loader inside the chroot, and its `--library-path`.
+    loader_in: String,
+    library_path: String,
+}
+
+impl Builder {
+    /// The host's loader (the one `program` asks for) and library directories, bound at
+    /// `lib0`, `lib1`, ...; the tree's top directories.
+    fn new(t: &str, host_major: &str, program: &Path) -> Result<Builder, AccelError> {
+        let interp = fs::File::open(program)
+            .ok()
+            .and_then(|f| crate::elf::inspect_file(&f).ok())
+            .and_then(|e| e.interp)
+            .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+        let loader = fs::canonicalize(&interp).map_err(|source| AccelError::Io {
+            path: interp.clone().into(),
+            source,
+        })?;
+        let mut lib_dirs: Vec<PathBuf> = Vec::new();
+        for d in [
+            loader.parent().map(Path::to_path_buf),
+            Some("/lib/x86_64-linux-gnu".into()),
+            Some("/usr/lib/x86_64-linux-gnu".into()),
+        ]
+        .into_iter()
+        .flatten()
+        {
+            if let Ok(c) = fs::canonicalize(&d)
+                && c.is_dir()
+                && !lib_dirs.contains(&c)
+            {
+                lib_dirs.push(c);
+            }
+        }
+        let loader_in = format!(
+            "{DIR}/lib0/{}",
+            loader
+                .file_name()
+                .and_then(|n| n.to_str())
+                .unwrap_or("ld.so")
+        );
+        let library_path = (0..lib_dirs.len())
+            .map(|i| format!("{DIR}/lib{i}"))
+            .collect::<Vec<_>>()
+            .join(":");
+        let mut items = vec![
+            Item::Dir(DIR.into()),
+            Item::Dir(format!("{DIR}/host")),
+            Item::Dir(format!("{DIR}/host/bin")),
+            Item::Dir(format!("{DIR}/usr/bin")),
+            Item::Dir(format!("{DIR}/usr/{t}/bin")),
+            Item::Dir(format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}")),
+        ];
+        for (i, d) in lib_dirs.iter().enumerate() {
+            items.push(Item::Bind {
+                source: d.clone(),
+                path: format!("{DIR}/lib{i}"),
+                dir: true,
+            });
+        }
+        Ok(Builder {
+            items,
+            host_files: Default::default(),
+            trusted: Box::new(crate::host::trusted_uid()),
+            loader_in,
+            library_path,
+        })
     }
 
-    // The host's loader and library directories.
-    let interp = fs::File::open(&host_driver)
-        .ok()
-        .and_then(|f| crate::inspection::elf::inspect_file(&f).ok())
-        .and_then(|e| e.interp)
-        .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
-    let loader = fs::canonicalize(&interp).map_err(|source| AccelError::Io {
-        path: interp.clone().into(),
-        source,
-    })?;
-    let mut lib_dirs: Vec<PathBuf> = Vec::new();
-    for d in [
-        loader.parent().map(Path::to_path_buf),
-        Some("/lib/x86_64-linux-gnu".into()),
-        Some("/usr/lib/x86_64-linux-gnu".into()),
-    ]
-    .into_iter()
-    .flatten()
-    {
-        if let Ok(c) = fs::canonicalize(&d)
-            && c.is_dir()
-            && !lib_dirs.contains(&c)
-        {
-            lib_dirs.push(c);
-        }
-    }
-    let loader_in = format!(
-        "{DIR}/lib0/{}",
-        loader
-            .file_name()
-            .and_then(|n| n.to_str())
-            .unwrap_or("ld.so")
-    );
-    let library_path = (0..lib_dirs.len())
-        .map(|i| format!("{DIR}/lib{i}"))
-        .collect::<Vec<_>>()
-        .join(":");
-    let via_loader = |argv0: &str, real: &str, extra: &[&str]| {
+    /// A launcher's bytes: the host's loader runs `real` as `argv0`, `extra` first.
+    fn via_loader(&self, argv0: &str, real: &str, extra: &[&str]) -> Vec<u8> {
         let mut v = vec![
-            loader_in.clone(),
+            self.loader_in.clone(),
             "--library-path".to_owned(),
-            library_path.clone(),
+            self.library_path.clone(),
             "--argv0".to_owned(),
             argv0.to_owned(),
             real.to_owned(),
         ];
         v.extend(extra.iter().map(|s| (*s).to_owned()));
         launcher(&v)
-    };
+    }
 
-    let mut items = vec![
-        Item::Dir(DIR.into()),
-        Item::Dir(format!("{DIR}/host")),
-        Item::Dir(format!("{DIR}/host/bin")),
-        Item::Dir(format!("{DIR}/usr/bin")),
-        Item::Dir(format!("{DIR}/usr/{t}/bin")),
-        Item::Dir(format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}")),
-    ];
-    for (i, d) in lib_dirs.iter().enumerate() {
-        items.push(Item::Bind {
-            source: d.clone(),
-            path: format!("{DIR}/lib{i}"),
-            dir: true,
-        });
-    }
-    // Every host file the tree uses, by its real path (symlinks resolved on the host: the
-    // cross toolchain's are relative and would lead nowhere inside), bound once into host/bin.
-    let mut host_files: std::collections::BTreeMap<PathBuf, String> = Default::default();
-    let mut host_file =
-        |items: &mut Vec<Item>, p: &Path, program: bool| -> Result<String, AccelError> {
-            let real = fs::canonicalize(p).map_err(|source| AccelError::Io {
-                path: p.to_owned(),
-                source,
-            })?;
-            if program && !safe(&real) {
-                return Err(AccelError::UnsafeProgram { path: real });
-            }
-            if let Some(inside) = host_files.get(&real) {
-                return Ok(inside.clone());
-            }
-            let base = real
-                .file_name()
-                .map(|n| n.to_string_lossy().into_owned())
-                .unwrap_or_default();
-            let taken = |n: &str| host_files.values().any(|v| v.rsplit('/').next() == Some(n));
-            let mut name = base.clone();
-            let mut i = 1;
-            while taken(&name) {
-                name = format!("{base}.{i}");
-                i += 1;
-            }
-            let inside = format!("{DIR}/host/bin/{name}");
-            items.push(Item::Bind {
-                source: real.clone(),
-                path: inside.clone(),
-                dir: false,
-            });
-            host_files.insert(real, inside.clone());
-            Ok(inside)
-        };
-    // The compiler's own directory: its native programs as launchers, its native plugins
-    // (liblto_plugin.so) from the host, and for everything else (crt*.o, libgcc, its headers,
-    // libstdc++.so & co.) the rootfs's gcc's own files; the host's copies of target files
-    // are left out.
-    let rootfs_gcc_dir = format!("/usr/lib/gcc/{t}/{major}");
-    let rootfs_gcc_real = root.resolve(&rootfs_gcc_dir);
-    let cross_dir = format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}");
-    let mut seen = std::collections::BTreeSet::new();
-    let mut entries: Vec<_> = fs::read_dir(&gcc_cross)
-        .map_err(|source| AccelError::Io {
-            path: gcc_cross.clone(),
+    /// Where the host file `p` is inside: its real path (symlinks resolved on the host: the
+    /// cross toolchain's are relative and would lead nowhere inside) bound once into
+    /// `host/bin`. Every host program the injection runs (as root, in the chroot) must pass
+    /// `host::program_is_safe`, else it is refused by name.
+    fn host_file(&mut self, p: &Path, program: bool) -> Result<String, AccelError> {
+        let real = fs::canonicalize(p).map_err(|source| AccelError::Io {
+            path: p.to_owned(),
             source,
-        })?
-        .flatten()
-        .collect();
-    entries.sort_by_key(|e| e.file_name());
-    for e in entries {
-        let Some(name) = e.file_name().to_str().map(str::to_owned) else {
-            continue;
-        };
-        let path = format!("{cross_dir}/{name}");
-        match host_elf(&e.path()) {
-            Some(HostElf::Program) => {
-                let real = host_file(&mut items, &e.path(), true)?;
-                items.push(Item::Launcher {
-                    bytes: via_loader(&path, &real, &[]),
-                    path,
-                });
-                seen.insert(name);
-            }
-            Some(HostElf::Library) => {
-                let real = host_file(&mut items, &e.path(), false)?;
-                items.push(Item::Symlink { path, target: real });
-                seen.insert(name);
-            }
-            None => {}
+        })?;
+        if program && !crate::host::program_is_safe(&real, &self.trusted) {
+            return Err(AccelError::UnsafeProgram { path: real });
         }
+        if let Some(inside) = self.host_files.get(&real) {
+            return Ok(inside.clone());
+        }
+        let base = real
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default();
+        let taken = |n: &str| {
+            self.host_files
+                .values()
+                .any(|v| v.rsplit('/').next() == Some(n))
+        };
+        let mut name = base.clone();
+        let mut i = 1;
+        while taken(&name) {
+            name = format!("{base}.{i}");
+            i += 1;
+        }
+        let inside = format!("{DIR}/host/bin/{name}");
+        self.items.push(Item::Bind {
+            source: real.clone(),
+            path: inside.clone(),
+            dir: false,
+        });
+        self.host_files.insert(real, inside.clone());
+        Ok(inside)
     }
-    if let Some(d) = &rootfs_gcc_real
-        && let Ok(rd) = root.read_dir_in_root(d)
-    {
+
+    /// A launcher at `path` for the host program `program`.
+    fn launch(&mut self, path: String, program: &Path, extra: &[&str]) -> Result<(), AccelError> {
+        let real = self.host_file(program, true)?;
+        self.items.push(Item::Launcher {
+            bytes: self.via_loader(&path, &real, extra),
+            path,
+        });
+        Ok(())
+    }
+
+    /// The compiler's own directory: its native programs as launchers, its native plugins
+    /// (liblto_plugin.so) from the host, and for everything else (crt*.o, libgcc, its headers,
+    /// libstdc++.so & co.) the rootfs's gcc's own files; the host's copies of target files
+    /// are left out.
+    fn compiler_dir(&mut self, root: &Tree, tc: &Toolchains) -> Result<(), AccelError> {
+        let (t, major, host_major) = (&tc.t, &tc.major, &tc.host_major);
+        let rootfs_gcc_dir = format!("/usr/lib/gcc/{t}/{major}");
+        let cross_dir = format!("{DIR}/usr/lib/gcc-cross/{t}/{host_major}");
+        let mut seen = std::collections::BTreeSet::new();
+        let mut entries: Vec<_> = fs::read_dir(&tc.gcc_cross)
+            .map_err(|source| AccelError::Io {
+                path: tc.gcc_cross.clone(),
+                source,
+            })?
+            .flatten()
+            .collect();
+        entries.sort_by_key(|e| e.file_name());
+        for e in entries {
+            let Some(name) = e.file_name().to_str().map(str::to_owned) else {
+                continue;
+            };
+            let path = format!("{cross_dir}/{name}");
+            match host_elf(&e.path()) {
+                Some(HostElf::Program) => {
+                    self.launch(path, &e.path(), &[])?;
+                    seen.insert(name);
+                }
+                Some(HostElf::Library) => {
+                    let real = self.host_file(&e.path(), false)?;
+                    self.items.push(Item::Symlink { path, target: real });
+                    seen.insert(name);
+                }
+                None => {}
+            }
+        }
+        let Some(d) = root.resolve(&rootfs_gcc_dir) else {
+            return Ok(());
+        };
+        let Ok(rd) = root.read_dir_in_root(&d) else {
+            return Ok(());
+        };
         let names: Vec<String> = rd
             .into_iter()
             .map(|(name, _)| name)
@@ -623,7 +672,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
                     .open_file_in_root(&format!("{d}/{name}"))
                     .ok()
                     .is_some_and(|f| {
-                        crate::inspection::elf::inspect_file(&f)
+                        crate::elf::inspect_file(&f)
                             .is_ok_and(|x| x.e_type == 2 || (x.e_type == 3 && x.interp.is_some()))
                     });
                 !program
@@ -631,16 +680,21 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
             .filter(|n| !seen.contains(n))
             .collect();
         for name in names {
-            items.push(Item::Symlink {
+            self.items.push(Item::Symlink {
                 path: format!("{cross_dir}/{name}"),
                 target: format!("{rootfs_gcc_dir}/{name}"),
             });
         }
+        Ok(())
     }
-    // The cross binutils' own directory (what the driver runs as `as`, `ld`); never the
-    // cross toolchain's include/ or lib/ (the host's copy of the target libc).
-    let tool_bin = Path::new("/usr").join(&t).join("bin");
-    if tool_bin.is_dir() {
+
+    /// The cross binutils' own directory (what the driver runs as `as`, `ld`); never the
+    /// cross toolchain's include/ or lib/ (the host's copy of the target libc).
+    fn binutils_dir(&mut self, t: &str) -> Result<(), AccelError> {
+        let tool_bin = Path::new("/usr").join(t).join("bin");
+        if !tool_bin.is_dir() {
+            return Ok(());
+        }
         let mut entries: Vec<_> = fs::read_dir(&tool_bin)
             .map_err(|source| AccelError::Io {
                 path: tool_bin.clone(),
@@ -652,133 +706,166 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         entries.sort_by_key(|e| e.file_name());
         for e in entries {
             let name = e.file_name().to_string_lossy().into_owned();
-            let real = host_file(&mut items, &e.path(), true)?;
-            let path = format!("{DIR}/usr/{t}/bin/{name}");
-            items.push(Item::Launcher {
-                bytes: via_loader(&path, &real, &[]),
-                path,
-            });
+            self.launch(format!("{DIR}/usr/{t}/bin/{name}"), &e.path(), &[])?;
         }
+        Ok(())
     }
 
-    // libstdc++'s headers: a cross g++ looks for them beside the toolchain
-    // (`<tooldir>/include/c++/<N>` and its `<triple>` subdirectory), the rootfs has them in
-    // /usr/include/c++/<N> and /usr/include/<triple>/c++/<N>. A directory of symlinks to the
-    // rootfs's makes the one look like the other; nothing else is put in that include/.
-    let cxx = format!("/usr/include/c++/{major}");
-    if let Ok(rd) = root.read_dir_in_root(&cxx) {
-        let dir = format!("{DIR}/usr/{t}/include/c++/{host_major}");
-        items.push(Item::Dir(dir.clone()));
-        let names: Vec<String> = rd
-            .into_iter()
-            .map(|(name, _)| name)
-            .filter(|n| n != &t)
-            .collect();
-        for n in names {
-            items.push(Item::Symlink {
+    /// libstdc++'s headers: a cross g++ looks for them beside the toolchain
+    /// (`<tooldir>/include/c++/<N>` and its `<triple>` subdirectory), the rootfs has them in
+    /// /usr/include/c++/<N> and /usr/include/<triple>/c++/<N>. A directory of symlinks to the
+    /// rootfs's makes the one look like the other; nothing else is put in that include/.
+    fn cxx_headers(&mut self, root: &Tree, tc: &Toolchains) {
+        let (t, major) = (&tc.t, &tc.major);
+        let cxx = format!("/usr/include/c++/{major}");
+        let Ok(rd) = root.read_dir_in_root(&cxx) else {
+            return;
+        };
+        let dir = format!("{DIR}/usr/{t}/include/c++/{}", tc.host_major);
+        self.items.push(Item::Dir(dir.clone()));
+        for n in rd.into_iter().map(|(name, _)| name).filter(|n| n != t) {
+            self.items.push(Item::Symlink {
                 path: format!("{dir}/{n}"),
                 target: format!("{cxx}/{n}"),
             });
         }
-        items.push(Item::Symlink {
+        self.items.push(Item::Symlink {
             path: format!("{dir}/{t}"),
             target: format!("/usr/include/{t}/c++/{major}"),
         });
     }
 
-    // The rootfs's names, each resolved to its file, and the host program that stands in.
-    let mut names: Vec<String> = vec!["cc".into(), "c++".into()];
-    for d in DRIVERS.iter().chain(GCC_TOOLS) {
-        names.extend([
-            (*d).to_owned(),
-            format!("{d}-{major}"),
-            format!("{t}-{d}"),
-            format!("{t}-{d}-{major}"),
-        ]);
-    }
-    for b in BINUTILS {
-        names.extend([(*b).to_owned(), format!("{t}-{b}")]);
-    }
-    let mut covered = std::collections::BTreeMap::new();
-    let mut left = Vec::new();
-    for n in &names {
-        let Some(file) = root.resolve(&format!("usr/bin/{n}")) else {
-            continue;
-        };
-        if covered.contains_key(&file) || !root.is_file_in_root(&file) {
-            continue;
+    /// The rootfs's names (`cc`, `gcc`, `as`, `<triple>-g++-<N>`, ...), each resolved to its
+    /// file and covered by a launcher of the host program that stands in; returns the files
+    /// left emulated (the host lacks their counterpart) with the package that provides it.
+    fn cover_rootfs_names(
+        &mut self,
+        root: &Tree,
+        tc: &Toolchains,
+    ) -> Result<Vec<(String, String)>, AccelError> {
+        let (t, major, host_major) = (&tc.t, &tc.major, &tc.host_major);
+        let mut names: Vec<String> = vec!["cc".into(), "c++".into()];
+        for d in DRIVERS.iter().chain(GCC_TOOLS) {
+            names.extend([
+                (*d).to_owned(),
+                format!("{d}-{major}"),
+                format!("{t}-{d}"),
+                format!("{t}-{d}-{major}"),
+            ]);
         }
-        let Some(tool) = file
-            .rsplit('/')
-            .next()
-            .and_then(|b| b.strip_prefix(&format!("{t}-")))
-        else {
-            continue;
-        };
-        // The driver gets --sysroot=/; the package that provides the host's counterpart.
-        let (host_name, is_driver, pkg) = match tool.strip_suffix(&format!("-{major}")) {
-            Some(d) if DRIVERS.contains(&d) => (
-                format!("{t}-{d}-{host_major}"),
-                true,
-                format!("{}-{host_major}-{t}", if d == "cpp" { "cpp" } else { d }),
-            ),
-            Some(d) if GCC_TOOLS.contains(&d) => (
-                format!("{t}-{d}-{host_major}"),
-                false,
-                format!("gcc-{host_major}-{t}"),
-            ),
-            _ if BINUTILS.contains(&tool) => {
-                (format!("{t}-{tool}"), false, format!("binutils-{t}"))
-            }
-            _ => continue,
-        };
-        let host_path = host_bin.join(&host_name);
-        if !host_path.is_file() {
-            if !left.iter().any(|(f, _)| f == &file) {
-                left.push((file.clone(), pkg));
-            }
-            continue;
+        for b in BINUTILS {
+            names.extend([(*b).to_owned(), format!("{t}-{b}")]);
         }
-        covered.insert(file, (host_name, host_path, is_driver));
-    }
-    let mut bound = std::collections::BTreeSet::new();
-    for (file, (host_name, host_path, is_driver)) in &covered {
-        let launcher_path = format!("{DIR}/usr/bin/{host_name}");
-        if bound.insert(host_name.clone()) {
-            let real_in = host_file(&mut items, host_path, true)?;
-            // The rootfs is the sysroot. A cross gcc leaves /usr/local/include out of its
-            // search list, where the rootfs's native gcc has it (before the multiarch and
-            // /usr/include): put it back as a system directory.
-            let extra: &[&str] = if *is_driver {
-                &["--sysroot=/", "-isystem", "/usr/local/include"]
-            } else {
-                &[]
+        let mut covered = std::collections::BTreeMap::new();
+        let mut left: Vec<(String, String)> = Vec::new();
+        for n in &names {
+            let Some(file) = root.resolve(&format!("usr/bin/{n}")) else {
+                continue;
             };
-            items.push(Item::Launcher {
-                bytes: via_loader(&launcher_path, &real_in, extra),
-                path: launcher_path.clone(),
+            if covered.contains_key(&file) || !root.is_file_in_root(&file) {
+                continue;
+            }
+            let Some(tool) = file
+                .rsplit('/')
+                .next()
+                .and_then(|b| b.strip_prefix(&format!("{t}-")))
+            else {
+                continue;
+            };
+            // The driver gets --sysroot=/; the package that provides the host's counterpart.
+            let (host_name, is_driver, pkg) = match tool.strip_suffix(&format!("-{major}")) {
+                Some(d) if DRIVERS.contains(&d) => (
+                    format!("{t}-{d}-{host_major}"),
+                    true,
+                    format!("{}-{host_major}-{t}", if d == "cpp" { "cpp" } else { d }),
+                ),
+                Some(d) if GCC_TOOLS.contains(&d) => (
+                    format!("{t}-{d}-{host_major}"),
+                    false,
+                    format!("gcc-{host_major}-{t}"),
+                ),
+                _ if BINUTILS.contains(&tool) => {
+                    (format!("{t}-{tool}"), false, format!("binutils-{t}"))
+                }
+                _ => continue,
+            };
+            let host_path = tc.host_bin.join(&host_name);
+            if !host_path.is_file() {
+                if !left.iter().any(|(f, _)| f == &file) {
+                    left.push((file.clone(), pkg));
+                }
+                continue;
+            }
+            covered.insert(file, (host_name, host_path, is_driver));
+        }
+        let mut bound = std::collections::BTreeSet::new();
+        for (file, (host_name, host_path, is_driver)) in &covered {
+            let launcher_path = format!("{DIR}/usr/bin/{host_name}");
+            if bound.insert(host_name.clone()) {
+                // The rootfs is the sysroot. A cross gcc leaves /usr/local/include out of its
+                // search list, where the rootfs's native gcc has it (before the multiarch and
+                // /usr/include): put it back as a system directory.
+                let extra: &[&str] = if *is_driver {
+                    &["--sysroot=/", "-isystem", "/usr/local/include"]
+                } else {
+                    &[]
+                };
+                self.launch(launcher_path.clone(), host_path, extra)?;
+            }
+            self.items.push(Item::Cover {
+                target: file.clone(),
+                launcher: launcher_path,
             });
         }
-        items.push(Item::Cover {
-            target: file.clone(),
-            launcher: launcher_path,
-        });
+        Ok(left)
     }
-    let bu = host_bu.as_deref().unwrap_or("unknown");
+}
+
+/// Plans the injection for a rootfs, or says why the host's toolchain cannot stand in for
+/// the rootfs's.
+pub fn plan(req: &Request) -> Result<Injection, AccelError> {
+    let host_arch = std::env::consts::ARCH;
+    if host_arch != "x86_64" {
+        return Err(AccelError::Host(host_arch.to_owned()));
+    }
+    let t = crate::emulation::cross::gnu_triple(req.arch)
+        .ok_or_else(|| AccelError::NoTriple(req.arch.name.clone()))?
+        .to_owned();
+    // Everything of the rootfs is read through one descriptor of it, every name resolved
+    // inside it (`confined::Tree`): its symlinks never lead a read to the host.
+    let root = Tree::open(req.root).map_err(|source| AccelError::Io {
+        path: req.root.to_owned(),
+        source,
+    })?;
+    let tc = match_toolchains(req, &root, t)?;
+    let mut b = Builder::new(&tc.t, &tc.host_major, &tc.host_driver)?;
+    b.compiler_dir(&root, &tc)?;
+    b.binutils_dir(&tc.t)?;
+    b.cxx_headers(&root, &tc);
+    let left = b.cover_rootfs_names(&root, &tc)?;
+    let Toolchains {
+        t,
+        major,
+        host_major,
+        ..
+    } = &tc;
+    let bu = tc.host_bu.as_deref().unwrap_or("unknown");
+    let forced = req.force
+        && (host_major != major
+            || tc.host_bu.as_deref().map(major_minor) != tc.rootfs_bu.as_deref().map(major_minor));
     let summary = format!(
-        "native {t}-gcc-{host_major} {host_gcc_version} and binutils-{t} {bu} from the host stand in for the rootfs's gcc-{major} {rootfs_gcc_version} (binutils {}){}",
-        rootfs_bu.as_deref().unwrap_or("unknown"),
-        if req.force
-            && (host_major != major
-                || host_bu.as_deref().map(major_minor) != rootfs_bu.as_deref().map(major_minor))
-        {
+        "native {t}-gcc-{host_major} {} and binutils-{t} {bu} from the host stand in for the rootfs's gcc-{major} {} (binutils {}){}",
+        tc.host_gcc_version,
+        tc.rootfs_gcc_version,
+        tc.rootfs_bu.as_deref().unwrap_or("unknown"),
+        if forced {
             " [forced: the versions differ]"
         } else {
             ""
         }
     );
     Ok(Injection {
-        items,
+        items: b.items,
         summary,
         left_emulated: left,
     })
@@ -933,11 +1020,178 @@ mod tests {
         assert_eq!(rootfs_dpkg_status(&tree).unwrap(), None);
     }
 
+    /// A fabricated bookworm-like arm64 rootfs with gcc-12 and g++-12, planned against the
+    /// host's real cross toolchain (skipped, saying so, where the host has none): every rootfs
+    /// name is covered by a launcher of the host's program of the same name, the driver gets
+    /// the rootfs as its sysroot, the compiler's target files are the rootfs's, and the host's
+    /// copy of the target libc is never in the tree.
+    #[test]
+    fn plan_covers_the_rootfs_toolchain_with_the_hosts_cross_programs() {
+        let t = "aarch64-linux-gnu";
+        if !Path::new("/usr/lib/gcc-cross/aarch64-linux-gnu/12/cc1plus").is_file()
+            || !Path::new("/usr/bin/aarch64-linux-gnu-as").is_file()
+        {
+            eprintln!("skipped: the host has no gcc-12/g++-12 cross toolchain for {t}");
+            return;
+        }
+        let host_status = std::fs::read_to_string("/var/lib/dpkg/status").unwrap();
+        let host = dpkg_installed(&host_status);
+        let (Some(gcc), Some(bu)) = (
+            host.get("gcc-12-aarch64-linux-gnu"),
+            host.get("binutils-aarch64-linux-gnu"),
+        ) else {
+            eprintln!("skipped: the host's dpkg status lacks the cross packages");
+            return;
+        };
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        let file = |p: &str, body: &str| {
+            let p = r.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::fs::write(p, body).unwrap();
+        };
+        let link = |p: &str, target: &str| {
+            let p = r.join(p);
+            std::fs::create_dir_all(p.parent().unwrap()).unwrap();
+            std::os::unix::fs::symlink(target, p).unwrap();
+        };
+        for tool in [
+            "gcc-12",
+            "g++-12",
+            "cpp-12",
+            "gcc-ar-12",
+            "as",
+            "ld",
+            "ld.bfd",
+            "ar",
+        ] {
+            file(&format!("usr/bin/{t}-{tool}"), "arm64 program");
+        }
+        link("usr/bin/gcc", &format!("{t}-gcc-12"));
+        link("usr/bin/gcc-12", &format!("{t}-gcc-12"));
+        link("usr/bin/g++", &format!("{t}-g++-12"));
+        link("usr/bin/cc", "/etc/alternatives/cc");
+        link("etc/alternatives/cc", "/usr/bin/gcc");
+        link("usr/bin/as", &format!("{t}-as"));
+        link("usr/bin/ld", &format!("{t}-ld"));
+        link("usr/bin/ar", &format!("{t}-ar"));
+        for f in [
+            "cc1",
+            "cc1plus",
+            "crtbegin.o",
+            "libgcc.a",
+            "include/stddef.h",
+        ] {
+            file(&format!("usr/lib/gcc/{t}/12/{f}"), "target file");
+        }
+        file("usr/include/c++/12/vector", "header");
+        file(
+            &format!("usr/include/{t}/c++/12/bits/c++config.h"),
+            "header",
+        );
+        let pkg = |name: &str, v: &str| {
+            format!("Package: {name}\nStatus: install ok installed\nVersion: {v}\n\n")
+        };
+        let gcc_v = gcc.trim_end_matches("cross1");
+        file(
+            "var/lib/dpkg/status",
+            &(pkg("gcc-12", gcc_v) + &pkg(&format!("binutils-{t}"), bu)),
+        );
+        let table = crate::binfmt::arch::Table::builtin();
+        let arm64 = table.resolve("arm64").unwrap();
+        let inj = plan(&Request {
+            arch: arm64,
+            root: r,
+            force: false,
+            path_env: OsStr::new("/usr/bin"),
+            host_status: Path::new("/var/lib/dpkg/status"),
+        })
+        .unwrap();
+        let covers: std::collections::BTreeMap<&str, &str> = inj
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Cover { target, launcher } => Some((target.as_str(), launcher.as_str())),
+                _ => None,
+            })
+            .collect();
+        let want = |target: &str, launcher: &str| {
+            assert_eq!(
+                covers
+                    .get(format!("/usr/bin/{t}-{target}").as_str())
+                    .copied(),
+                Some(format!("{DIR}/usr/bin/{t}-{launcher}").as_str()),
+                "{covers:#?}"
+            );
+        };
+        want("gcc-12", "gcc-12");
+        want("g++-12", "g++-12");
+        want("cpp-12", "cpp-12");
+        want("gcc-ar-12", "gcc-ar-12");
+        want("as", "as");
+        want("ld", "ld");
+        want("ar", "ar");
+        assert!(inj.left_emulated.is_empty(), "{:?}", inj.left_emulated);
+        let launcher_of = |path: &str| {
+            inj.items.iter().find_map(|i| match i {
+                Item::Launcher { path: p, bytes } if p == path => Some(bytes.clone()),
+                _ => None,
+            })
+        };
+        // The driver runs with the rootfs as its sysroot; binutils get no extra argument.
+        let gcc_launcher = launcher_of(&format!("{DIR}/usr/bin/{t}-gcc-12")).unwrap();
+        assert!(memchr::memmem::find(&gcc_launcher, b"--sysroot=/\0").is_some());
+        let as_launcher = launcher_of(&format!("{DIR}/usr/bin/{t}-as")).unwrap();
+        assert!(memchr::memmem::find(&as_launcher, b"--sysroot").is_none());
+        // cc1 is a launcher of the host's; the target files are the rootfs's.
+        let cross = format!("{DIR}/usr/lib/gcc-cross/{t}/12");
+        assert!(launcher_of(&format!("{cross}/cc1")).is_some());
+        let symlinks: std::collections::BTreeMap<&str, &str> = inj
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Symlink { path, target } => Some((path.as_str(), target.as_str())),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(
+            symlinks
+                .get(format!("{cross}/crtbegin.o").as_str())
+                .copied(),
+            Some(format!("/usr/lib/gcc/{t}/12/crtbegin.o").as_str())
+        );
+        assert_eq!(
+            symlinks.get(format!("{cross}/include").as_str()).copied(),
+            Some(format!("/usr/lib/gcc/{t}/12/include").as_str())
+        );
+        assert_eq!(
+            symlinks
+                .get(format!("{DIR}/usr/{t}/include/c++/12/vector").as_str())
+                .copied(),
+            Some("/usr/include/c++/12/vector")
+        );
+        // Never the host's copy of the target libc.
+        for i in &inj.items {
+            if let Item::Bind { source, .. } = i {
+                assert!(!source.starts_with(format!("/usr/{t}/lib")), "{source:?}");
+                assert!(
+                    !source.starts_with(format!("/usr/{t}/include")),
+                    "{source:?}"
+                );
+            }
+        }
+        assert!(
+            inj.summary.contains(&format!("native {t}-gcc-12")),
+            "{}",
+            inj.summary
+        );
+    }
+
     #[test]
     fn launcher_is_a_static_x86_64_program_with_its_table() {
         let argv = ["/run/binfmtctl/lib0/ld.so".to_owned(), "--argv0".into()];
         let l = launcher(&argv);
-        let f = crate::inspection::elf::inspect(&l).unwrap();
+        let f = crate::elf::inspect(&l).unwrap();
         assert_eq!(f.machine, EM_X86_64);
         assert!(f.is_static());
         let code = &l[120..];

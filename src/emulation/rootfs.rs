@@ -15,6 +15,7 @@ use rustix::fs::{Mode, OFlags, ResolveFlags};
 use crate::binfmt::arch::{Arch, Table};
 use crate::confined::Tree;
 use crate::input::hex;
+use crate::progress::{Counting, Held, Progress, Unit};
 
 /// Binaries that tell a rootfs's arch, in order of preference.
 const PROBE_BINARIES: &[&str] = &[
@@ -116,8 +117,14 @@ pub struct Rootfs {
     _lease: Option<File>,
 }
 
-/// A directory rootfs as is; a tarball unpacked (once) into `cache`.
-pub fn resolve(path: &Path, cache: &Path, opts: UnpackOptions) -> Result<Rootfs, RootfsError> {
+/// A directory rootfs as is; a tarball unpacked (once) into `cache`, telling `progress` how far
+/// the unpacking is.
+pub fn resolve(
+    path: &Path,
+    cache: &Path,
+    opts: UnpackOptions,
+    progress: &dyn Progress,
+) -> Result<Rootfs, RootfsError> {
     let meta = fs::metadata(path).map_err(io_err(path))?;
     if meta.is_dir() {
         return Ok(Rootfs {
@@ -131,7 +138,7 @@ pub fn resolve(path: &Path, cache: &Path, opts: UnpackOptions) -> Result<Rootfs,
             path: path.to_owned(),
         });
     }
-    unpack_cached(path, cache, opts)
+    unpack_cached(path, cache, opts, progress)
 }
 
 /// Hashes everything read through it (the tarball's raw bytes as they are unpacked).
@@ -150,7 +157,8 @@ impl Read for Hashing {
 }
 
 /// Unpacks a tarball into `cache/<sha256>` (`<sha256>-privileged` with `keep_privileges`);
-/// a completed unpack is reused.
+/// a completed unpack is reused. `progress`: the bytes hashed, then (when it is unpacked
+/// here) the bytes of the tarball unpacked.
 ///
 /// Layout and protocol, all in an owner-only cache directory: `<key>.lock` is flocked shared
 /// by every run using `<key>` and exclusively while it is (re)built; `<key>.partial-<pid>` is
@@ -163,11 +171,18 @@ pub fn unpack_cached(
     tarball: &Path,
     cache: &Path,
     opts: UnpackOptions,
+    progress: &dyn Progress,
 ) -> Result<Rootfs, RootfsError> {
     use rustix::fs::FlockOperation;
     use sha2::{Digest, Sha256};
     use std::io::Seek;
     let mut f = File::open(tarball).map_err(io_err(tarball))?;
+    let size = f.metadata().ok().map(|m| m.len());
+    let name = tarball
+        .file_name()
+        .unwrap_or(tarball.as_os_str())
+        .to_string_lossy();
+    progress.begin(&format!("hashing {name}"), size, Unit::Bytes);
     let mut hasher = Sha256::new();
     let mut buf = vec![0u8; 1 << 20];
     loop {
@@ -176,7 +191,9 @@ pub fn unpack_cached(
             break;
         }
         hasher.update(&buf[..n]);
+        progress.advance(n as u64);
     }
+    progress.end();
     let digest = hex(&hasher.finalize());
     let key = if opts.keep_privileges {
         format!("{digest}-privileged")
@@ -187,19 +204,32 @@ pub fn unpack_cached(
     // Refuse what is not a tar archive before creating anything.
     let file = std::rc::Rc::new(f);
     let hashed = std::rc::Rc::new(std::cell::RefCell::new(Sha256::new()));
-    let raw = Hashing {
-        file: file.clone(),
-        hasher: hashed.clone(),
+    // The decompressor reads the first bytes now; they count once the unpacking begins.
+    let held = Held::new(progress);
+    let raw = Counting {
+        inner: Hashing {
+            file: file.clone(),
+            hasher: hashed.clone(),
+        },
+        progress: &held,
     };
-    let reader = crate::inspection::scan::archive_reader(raw, tarball).map_err(|e| match e {
-        crate::inspection::scan::ScanError::NotTree { .. } => RootfsError::NotRootfs {
-            path: tarball.to_owned(),
-        },
-        other => RootfsError::Unpack {
-            path: tarball.to_owned(),
-            source: io::Error::other(other.to_string()),
-        },
-    })?;
+    let reader = match crate::tar_stream::archive_stream(io::BufReader::new(raw)) {
+        Ok(Some(reader)) => reader,
+        Ok(None) => {
+            return Err(RootfsError::NotRootfs {
+                path: tarball.to_owned(),
+            });
+        }
+        Err(e) => {
+            return Err(RootfsError::Unpack {
+                path: tarball.to_owned(),
+                source: io::Error::other(format!(
+                    "reading the archive {} failed: {e}",
+                    tarball.display()
+                )),
+            });
+        }
+    };
     prepare_cache(cache)?;
     let dir = cache.join(&key);
     let done = cache.join(format!("{key}.done"));
@@ -216,14 +246,14 @@ pub fn unpack_cached(
         tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
         return Ok(lease(lock, None));
     }
-    if rustix::fs::flock(&lock, FlockOperation::NonBlockingLockExclusive).is_err() {
-        eprintln!(
-            "binfmtctl: waiting for another binfmtctl unpacking {} into {}",
+    crate::lock::take(&lock, crate::lock::Kind::Exclusive, true, || {
+        format!(
+            "another binfmtctl unpacking {} into {}",
             tarball.display(),
             cache.display()
-        );
-        locked(FlockOperation::LockExclusive)?;
-    }
+        )
+    })
+    .map_err(|e| io_err(cache)(e.into()))?;
     if complete() {
         locked(FlockOperation::LockShared)?;
         tracing::info!(dir = %dir.display(), "reusing unpacked rootfs");
@@ -238,15 +268,21 @@ pub fn unpack_cached(
     let tmp = cache.join(format!("{key}.partial-{}", std::process::id()));
     fs::create_dir(&tmp).map_err(io_err(&tmp))?;
     tracing::info!(tarball = %tarball.display(), dir = %tmp.display(), "unpacking rootfs");
+    progress.begin(&format!("unpacking {name}"), size, Unit::Bytes);
+    held.release();
     let unpacked = unpack_tree(reader, &tmp, opts).and_then(|dropped| {
         // Hash what the unpack did not need (the end-of-archive padding) too.
         io::copy(
-            &mut Hashing {
-                file: file.clone(),
-                hasher: hashed.clone(),
+            &mut Counting {
+                inner: Hashing {
+                    file: file.clone(),
+                    hasher: hashed.clone(),
+                },
+                progress,
             },
             &mut io::sink(),
         )?;
+        progress.end();
         let again = hex(&hashed.borrow_mut().clone().finalize());
         if again != digest {
             return Err(io::Error::other(
@@ -417,7 +453,7 @@ fn member_path(p: &Path) -> Option<PathBuf> {
 /// setuid/setgid bits are cleared and character/block devices are not created (hard links to
 /// them neither). FIFOs are created as FIFOs; with `keep_privileges`, devices are created
 /// with mknod (root only).
-fn unpack_tree(reader: Box<dyn Read>, dst: &Path, opts: UnpackOptions) -> io::Result<Dropped> {
+fn unpack_tree(reader: Box<dyn Read + '_>, dst: &Path, opts: UnpackOptions) -> io::Result<Dropped> {
     use std::collections::HashSet;
     use tar::EntryType;
     let root = rustix::process::geteuid().is_root();
@@ -590,6 +626,9 @@ pub struct BootstrapOptions<'a> {
     pub variant: &'a str,
     pub include: &'a [String],
     pub mirror: Option<&'a str>,
+    /// Errors only: mmdebstrap's `--quiet` (no `I:` lines, no progress bars of its own).
+    /// debootstrap has no such option (and draws no bars).
+    pub quiet: bool,
 }
 
 /// `program`: the tool's absolute path (from `find_bootstrapper`), never its bare name, so
@@ -607,6 +646,7 @@ pub fn bootstrap_command(
         variant,
         include,
         mirror,
+        quiet,
     } = *opts;
     let deb = arch
         .debian
@@ -626,6 +666,9 @@ pub fn bootstrap_command(
             ];
             if in_userns {
                 v.push("--skip=output/mknod".into());
+            }
+            if quiet {
+                v.push("--quiet".into());
             }
             if !include.is_empty() {
                 v.push(format!("--include={}", include.join(",")));
@@ -715,6 +758,7 @@ pub fn trusted_path(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
 
     fn fake_root() -> tempfile::TempDir {
         let t = Table::builtin();
@@ -779,7 +823,7 @@ mod tests {
         }
         let cache = work.path().join("cache");
         let opts = UnpackOptions::default();
-        let first = resolve(&tarball, &cache, opts).unwrap();
+        let first = resolve(&tarball, &cache, opts, &Silent).unwrap();
         let dir = first.dir.clone();
         assert_eq!(
             detect_arch(Table::builtin(), &dir).unwrap().0.name,
@@ -788,12 +832,54 @@ mod tests {
         assert_eq!(first.dropped, Some(Dropped::default()));
         fs::write(dir.join("marker"), "x").unwrap();
         // A second user while the first still holds its lease: both shared.
-        let second = resolve(&tarball, &cache, opts).unwrap();
+        let second = resolve(&tarball, &cache, opts, &Silent).unwrap();
         assert_eq!((second.dir.clone(), second.dropped), (dir.clone(), None));
         assert!(dir.join("marker").exists(), "reused, not unpacked again");
         let junk = work.path().join("junk");
         fs::write(&junk, vec![1u8; 1024]).unwrap();
-        assert!(resolve(&junk, &cache, opts).is_err());
+        assert!(resolve(&junk, &cache, opts, &Silent).is_err());
+    }
+
+    /// The observer hears the tarball's bytes hashed, then unpacked, each step to the end of
+    /// the file; a reuse of the unpacked tree only hashes.
+    #[test]
+    fn unpacking_reports_the_bytes_hashed_then_unpacked() {
+        use crate::progress::{Recorder, Step, Unit};
+        let d = fake_root();
+        let work = tempfile::tempdir().unwrap();
+        let tarball = work.path().join("r.tar.gz");
+        {
+            let gz = flate2::write::GzEncoder::new(
+                File::create(&tarball).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut b = tar::Builder::new(gz);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", d.path()).unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let size = fs::metadata(&tarball).unwrap().len();
+        let step = |name: &str| Step {
+            name: name.into(),
+            total: Some(size),
+            unit: Unit::Bytes,
+            done: size,
+            ended: true,
+        };
+        let cache = work.path().join("cache");
+        let rec = Recorder::new();
+        let _first = resolve(&tarball, &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(
+            rec.steps(),
+            [step("hashing r.tar.gz"), step("unpacking r.tar.gz")]
+        );
+        let rec = Recorder::new();
+        let _second = resolve(&tarball, &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(rec.steps(), [step("hashing r.tar.gz")], "reused");
+        // A directory rootfs is used as it is: nothing to report.
+        let rec = Recorder::new();
+        resolve(d.path(), &cache, UnpackOptions::default(), &rec).unwrap();
+        assert_eq!(rec.events(), []);
     }
 
     #[test]
@@ -837,7 +923,7 @@ mod tests {
             b.finish().unwrap();
         }
         let cache = work.path().join("cache");
-        let r = resolve(&tarball, &cache, UnpackOptions::default()).unwrap();
+        let r = resolve(&tarball, &cache, UnpackOptions::default(), &Silent).unwrap();
         assert_eq!(
             r.dropped,
             Some(Dropped {
@@ -918,6 +1004,7 @@ mod tests {
                 variant: "minbase",
                 include: &["gcc".into()],
                 mirror: None,
+                quiet: false,
             },
             Path::new("/r"),
             true,
@@ -936,6 +1023,42 @@ mod tests {
                 "/r"
             ]
         );
+        // -q or --json: mmdebstrap prints errors only and draws no bars of its own.
+        let quiet = |tool, program| {
+            bootstrap_command(
+                tool,
+                Path::new(program),
+                t.get("aarch64").unwrap(),
+                &BootstrapOptions {
+                    suite: "bookworm",
+                    variant: "minbase",
+                    include: &[],
+                    mirror: None,
+                    quiet: true,
+                },
+                Path::new("/r"),
+                false,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            quiet(Bootstrapper::Mmdebstrap, "/usr/bin/mmdebstrap"),
+            [
+                "/usr/bin/mmdebstrap",
+                "--mode=root",
+                "--variant=minbase",
+                "--arch=arm64",
+                "--quiet",
+                "bookworm",
+                "/r"
+            ]
+        );
+        assert!(
+            !quiet(Bootstrapper::Debootstrap, "/usr/sbin/debootstrap")
+                .iter()
+                .any(|a| a.contains("quiet")),
+            "debootstrap has no such option"
+        );
         assert!(
             bootstrap_command(
                 Bootstrapper::Mmdebstrap,
@@ -945,7 +1068,8 @@ mod tests {
                     suite: "bookworm",
                     variant: "minbase",
                     include: &[],
-                    mirror: None
+                    mirror: None,
+                    quiet: true,
                 },
                 Path::new("/r"),
                 false

@@ -753,31 +753,7 @@ impl MountStep {
                 mount_on(fstype, &target, &shown, fstype, *flags, *data)?;
                 made.record(root, dir, shown)
             }
-            MountStep::Sysfs => {
-                let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
-                let sys = own_dir(root, "sys", "the rootfs's /sys")?;
-                if mount_on(
-                    "sysfs",
-                    &sys,
-                    "/sys",
-                    "sysfs",
-                    nfx | MountFlags::RDONLY,
-                    None,
-                )
-                .is_err()
-                {
-                    rustix::mount::mount_bind_recursive("/sys", fd_path(&sys))
-                        .map_err(|e| setup_err("binding /sys", e))?;
-                    // The fd still names the covered directory: reopen to reach the new mount.
-                    let top = own_dir(root, "sys", "the rootfs's /sys")?;
-                    let _ = rustix::mount::mount_remount(
-                        fd_path(&top),
-                        MountFlags::BIND | MountFlags::RDONLY | nfx,
-                        "",
-                    );
-                }
-                made.record(root, "sys", "/sys".into())
-            }
+            MountStep::Sysfs => sysfs(root, made),
             MountStep::DevNode(node) => {
                 let host = Path::new("/dev").join(node);
                 if !host.exists() {
@@ -794,27 +770,7 @@ impl MountStep {
                 rustix::mount::mount_bind(&host, fd_path(&target))
                     .map_err(|e| setup_err(format!("binding /dev/{node}"), e))
             }
-            MountStep::DevPts => {
-                let dev = dev()?;
-                let pts = own_dir(&dev, "pts", "/dev/pts")?;
-                let tty_on_host_pts = fs::read_link("/proc/self/fd/0")
-                    .is_ok_and(|p| p.starts_with("/dev/pts/"))
-                    && rustix::termios::isatty(std::io::stdin());
-                if tty_on_host_pts {
-                    rustix::mount::mount_bind("/dev/pts", fd_path(&pts))
-                        .map_err(|e| setup_err("binding /dev/pts", e))?;
-                } else {
-                    mount_on(
-                        "devpts",
-                        &pts,
-                        "/dev/pts",
-                        "devpts",
-                        MountFlags::NOSUID | MountFlags::NOEXEC,
-                        Some("newinstance,ptmxmode=0666,mode=620"),
-                    )?;
-                }
-                made.record(&dev, "pts", "/dev/pts".into())
-            }
+            MountStep::DevPts => dev_pts(&dev()?, made),
             MountStep::DevMount {
                 dir,
                 fstype,
@@ -829,87 +785,144 @@ impl MountStep {
             }
             MountStep::DevLink { name, target } => rustix::fs::symlinkat(*target, &dev()?, *name)
                 .map_err(|e| setup_err(format!("creating /dev/{name}"), e)),
-            MountStep::ResolvConf => {
-                if !Path::new("/etc/resolv.conf").exists() {
-                    return Ok(());
-                }
-                // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf
-                // keeps none: we never fail a run over DNS configuration.
-                let leads = tree.leads_to("etc/resolv.conf");
-                if made.in_injection(&leads) {
-                    eprintln!(
-                        "binfmtctl: warning: not providing /etc/resolv.conf: the rootfs's links lead it to {leads}, where --accelerate keeps its files"
-                    );
-                    return Ok(());
-                }
-                match tree.create_in_root("etc/resolv.conf", Kind::File) {
-                    Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true),
-                    Err(e) => {
-                        eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}");
-                        Ok(())
-                    }
-                }
-            }
-            MountStep::Bind(b) => {
-                let rel = b.target.trim_start_matches('/');
-                if rel.is_empty() {
-                    return Err(io::Error::other(format!(
-                        "--bind {}: the target is the rootfs's root",
-                        b.source.display()
-                    )));
-                }
-                let is_dir = fs::metadata(&b.source)
-                    .map_err(|e| setup_err(format!("--bind {}", b.source.display()), e))?
-                    .is_dir();
-                let shown = format!("--bind {}:{}", b.source.display(), b.target);
-                let refuse = |resolved: &str, what: &str| {
-                    io::Error::other(format!(
-                        "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind elsewhere",
-                        b.target
-                    ))
-                };
-                let leads = tree.leads_to(rel);
-                if made.in_injection(&leads) {
-                    return Err(refuse(&leads, "where --accelerate keeps its files"));
-                }
-                let target = tree
-                    .create_in_root(rel, if is_dir { Kind::Dir } else { Kind::File })
-                    .map_err(|e| setup_err(&shown, e))?;
-                // The checks are on the object the target resolved to, through whatever
-                // symlinks the rootfs holds, never on the target's name.
-                let resolved = tree.inner_path(&target).unwrap_or_else(|| leads.clone());
-                if let Some(what) = made.refuses_bind_on(&target)? {
-                    return Err(refuse(&resolved, &what));
-                }
-                if made.in_injection(&resolved) {
-                    return Err(refuse(&resolved, "where --accelerate keeps its files"));
-                }
-                let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&target)?.st_mode);
-                let fits = if is_dir {
-                    kind == rustix::fs::FileType::Directory
-                } else {
-                    kind == rustix::fs::FileType::RegularFile
-                };
-                if !fits {
-                    return Err(refuse(
-                        &resolved,
-                        &format!(
-                            "a {} there, and a bind puts {} on {}",
-                            file_type_name(kind),
-                            if is_dir { "a directory" } else { "a file" },
-                            if is_dir {
-                                "a directory"
-                            } else {
-                                "a regular file"
-                            }
-                        ),
-                    ));
-                }
-                bind_to_fd(&b.source, &target, b.readonly)
-            }
+            MountStep::ResolvConf => resolv_conf(tree, made),
+            MountStep::Bind(b) => user_bind(tree, made, b),
             MountStep::Accelerate(items) => inject_all(tree, made, items),
         }
     }
+}
+
+/// /sys read-only: a new sysfs, else (in a user namespace that may not) a read-only bind.
+fn sysfs(root: std::os::fd::BorrowedFd, made: &mut Made) -> io::Result<()> {
+    let nfx = MountFlags::NOSUID | MountFlags::NODEV | MountFlags::NOEXEC;
+    let sys = own_dir(root, "sys", "the rootfs's /sys")?;
+    if mount_on(
+        "sysfs",
+        &sys,
+        "/sys",
+        "sysfs",
+        nfx | MountFlags::RDONLY,
+        None,
+    )
+    .is_err()
+    {
+        rustix::mount::mount_bind_recursive("/sys", fd_path(&sys))
+            .map_err(|e| setup_err("binding /sys", e))?;
+        // The fd still names the covered directory: reopen to reach the new mount.
+        let top = own_dir(root, "sys", "the rootfs's /sys")?;
+        let _ = rustix::mount::mount_remount(
+            fd_path(&top),
+            MountFlags::BIND | MountFlags::RDONLY | nfx,
+            "",
+        );
+    }
+    made.record(root, "sys", "/sys".into())
+}
+
+/// /dev/pts: the host's when the command's terminal is on it, else a new instance.
+fn dev_pts(dev: &OwnedFd, made: &mut Made) -> io::Result<()> {
+    let pts = own_dir(dev, "pts", "/dev/pts")?;
+    let tty_on_host_pts = fs::read_link("/proc/self/fd/0")
+        .is_ok_and(|p| p.starts_with("/dev/pts/"))
+        && rustix::termios::isatty(std::io::stdin());
+    if tty_on_host_pts {
+        rustix::mount::mount_bind("/dev/pts", fd_path(&pts))
+            .map_err(|e| setup_err("binding /dev/pts", e))?;
+    } else {
+        mount_on(
+            "devpts",
+            &pts,
+            "/dev/pts",
+            "devpts",
+            MountFlags::NOSUID | MountFlags::NOEXEC,
+            Some("newinstance,ptmxmode=0666,mode=620"),
+        )?;
+    }
+    made.record(dev, "pts", "/dev/pts".into())
+}
+
+/// The host's /etc/resolv.conf, bound read-only where the rootfs's leads (never failing a run).
+fn resolv_conf(tree: &Tree, made: &Made) -> io::Result<()> {
+    if !Path::new("/etc/resolv.conf").exists() {
+        return Ok(());
+    }
+    // A rootfs we may not write (rootless, root-owned) and that has no resolv.conf
+    // keeps none: we never fail a run over DNS configuration.
+    let leads = tree.leads_to("etc/resolv.conf");
+    if made.in_injection(&leads) {
+        eprintln!(
+            "binfmtctl: warning: not providing /etc/resolv.conf: the rootfs's links lead it to {leads}, where --accelerate keeps its files"
+        );
+        return Ok(());
+    }
+    match tree.create_in_root("etc/resolv.conf", Kind::File) {
+        Ok(target) => bind_to_fd(Path::new("/etc/resolv.conf"), &target, true),
+        Err(e) => {
+            eprintln!("binfmtctl: warning: not providing /etc/resolv.conf: {e}");
+            Ok(())
+        }
+    }
+}
+
+/// A `--bind` (or build's /src): refused when its target resolves, through the rootfs's
+/// symlinks, to the rootfs's top, a file system the sandbox mounted for itself, the injection's
+/// directory, or an object of the wrong kind.
+fn user_bind(tree: &Tree, made: &Made, b: &Bind) -> io::Result<()> {
+    let rel = b.target.trim_start_matches('/');
+    if rel.is_empty() {
+        return Err(io::Error::other(format!(
+            "--bind {}: the target is the rootfs's root",
+            b.source.display()
+        )));
+    }
+    let is_dir = fs::metadata(&b.source)
+        .map_err(|e| setup_err(format!("--bind {}", b.source.display()), e))?
+        .is_dir();
+    let shown = format!("--bind {}:{}", b.source.display(), b.target);
+    let refuse = |resolved: &str, what: &str| {
+        io::Error::other(format!(
+            "{shown}: {} resolves (through the rootfs's symlinks) to {resolved}: {what}; bind elsewhere",
+            b.target
+        ))
+    };
+    let leads = tree.leads_to(rel);
+    if made.in_injection(&leads) {
+        return Err(refuse(&leads, "where --accelerate keeps its files"));
+    }
+    let target = tree
+        .create_in_root(rel, if is_dir { Kind::Dir } else { Kind::File })
+        .map_err(|e| setup_err(&shown, e))?;
+    // The checks are on the object the target resolved to, through whatever
+    // symlinks the rootfs holds, never on the target's name.
+    let resolved = tree.inner_path(&target).unwrap_or_else(|| leads.clone());
+    if let Some(what) = made.refuses_bind_on(&target)? {
+        return Err(refuse(&resolved, &what));
+    }
+    if made.in_injection(&resolved) {
+        return Err(refuse(&resolved, "where --accelerate keeps its files"));
+    }
+    let kind = rustix::fs::FileType::from_raw_mode(rustix::fs::fstat(&target)?.st_mode);
+    let fits = if is_dir {
+        kind == rustix::fs::FileType::Directory
+    } else {
+        kind == rustix::fs::FileType::RegularFile
+    };
+    if !fits {
+        return Err(refuse(
+            &resolved,
+            &format!(
+                "a {} there, and a bind puts {} on {}",
+                file_type_name(kind),
+                if is_dir { "a directory" } else { "a file" },
+                if is_dir {
+                    "a directory"
+                } else {
+                    "a regular file"
+                }
+            ),
+        ));
+    }
+    bind_to_fd(&b.source, &target, b.readonly)
 }
 
 fn file_type_name(t: rustix::fs::FileType) -> &'static str {

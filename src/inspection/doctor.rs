@@ -14,7 +14,7 @@ use serde::Serialize;
 use crate::binfmt::arch::Table;
 use crate::binfmt::kernel::KernelEntry;
 use crate::binfmt::registration::Matcher;
-use crate::inspection::elf::ElfFacts;
+use crate::elf::ElfFacts;
 use crate::inspection::inspect::{NativeArch, arch_of, kernel_choice};
 use crate::inspection::isa::IsaNeeds;
 use crate::qemu::interpreter::Problem;
@@ -520,7 +520,7 @@ pub fn file(m: &Machine, cpus: &Cpus, f: &FileFacts) -> Vec<Finding> {
             subject,
             format!(
                 "an ELF {} file, not a program",
-                crate::inspection::elf::type_name(elf.e_type)
+                crate::elf::type_name(elf.e_type)
             ),
         ));
         return out;

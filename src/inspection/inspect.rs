@@ -16,7 +16,7 @@ use serde::Serialize;
 use crate::binfmt::arch::Table;
 use crate::binfmt::kernel::KernelEntry;
 use crate::binfmt::registration::{BINPRM_BUF_SIZE, Matcher};
-use crate::inspection::elf::{self, ElfFacts};
+use crate::elf::{self, ElfFacts};
 
 /// One arch the host runs without emulation, and why we believe it (`host` decides which).
 #[derive(Debug, Clone, serde::Serialize)]

@@ -75,7 +75,7 @@ pub fn needs(file: &File) -> IsaNeeds {
         }
     }
     if h.e_machine == goblin::elf::header::EM_RISCV
-        && let Some((start, end)) = crate::inspection::elf::section_range(file, ".riscv.attributes")
+        && let Some((start, end)) = crate::elf::section_range(file, ".riscv.attributes")
     {
         let len = usize::try_from(end.saturating_sub(start))
             .unwrap_or(0)

@@ -2,7 +2,6 @@
 //! `scan`, the per-arch probe programs and the emulation self-test.
 
 pub mod doctor;
-pub mod elf;
 pub mod inspect;
 pub mod isa;
 pub mod probe;

@@ -18,6 +18,7 @@ use std::sync::atomic::{AtomicUsize, Ordering};
 use serde::Serialize;
 
 use crate::binfmt::arch::{Endian, Table};
+use crate::progress::{Counting, Progress, Unit};
 
 /// Bytes read per file: every field the table's patterns and the fallback look at (e_flags of
 /// ELF64 ends at byte 52).
@@ -87,7 +88,7 @@ pub fn classify(table: &Table, path: String, header: &[u8]) -> Option<FileArch> 
             }
         })
         .unwrap_or(0);
-    let facts = crate::inspection::elf::ElfFacts {
+    let facts = crate::elf::ElfFacts {
         class,
         endian,
         machine,
@@ -126,16 +127,21 @@ fn named_like_a_library(path: &str) -> bool {
     }
 }
 
-/// Scans a directory or an archive, whichever `path` is.
-pub fn scan(table: &Table, path: &Path, threads: usize) -> Result<Scan, ScanError> {
+/// Scans a directory or an archive, whichever `path` is, telling `progress` how far it is.
+pub fn scan(
+    table: &Table,
+    path: &Path,
+    threads: usize,
+    progress: &dyn Progress,
+) -> Result<Scan, ScanError> {
     let meta = std::fs::metadata(path).map_err(|e| ScanError::Open {
         path: path.to_owned(),
         source: e,
     })?;
     if meta.is_dir() {
-        Ok(scan_dir(table, path, threads))
+        Ok(scan_dir(table, path, threads, progress))
     } else if meta.is_file() {
-        scan_archive(table, path)
+        scan_archive(table, path, progress)
     } else {
         Err(ScanError::NotTree {
             path: path.to_owned(),
@@ -169,12 +175,14 @@ impl crate::error::Classify for ScanError {
 }
 
 /// Walks the tree in this thread (it is cheap: the directory entries carry their types), then
-/// reads headers in parallel.
-pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
+/// reads headers in parallel. `progress`: the files found by the walk, then the files read.
+pub fn scan_dir(table: &Table, root: &Path, threads: usize, progress: &dyn Progress) -> Scan {
     let mut out = Scan::default();
+    progress.begin(&format!("walking {}", root.display()), None, Unit::Files);
     let mut files: Vec<PathBuf> = Vec::new();
     let mut stack = vec![root.to_path_buf()];
     while let Some(dir) = stack.pop() {
+        let before = files.len();
         let rd = match std::fs::read_dir(&dir) {
             Ok(rd) => rd,
             Err(e) => {
@@ -200,8 +208,10 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                     .push((de.path().display().to_string(), e.to_string())),
             }
         }
+        progress.advance((files.len() - before) as u64);
     }
     out.files = files.len();
+    progress.begin("reading headers", Some(files.len() as u64), Unit::Files);
     let next = AtomicUsize::new(0);
     let threads = threads.clamp(1, 64);
     // Each worker fills a partial Scan (its ELF files and errors).
@@ -216,7 +226,8 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                         if start >= files.len() {
                             break;
                         }
-                        for p in &files[start..(start + BATCH).min(files.len())] {
+                        let batch = &files[start..(start + BATCH).min(files.len())];
+                        for p in batch {
                             match read_header(p, &mut buf) {
                                 Ok(n) => {
                                     // Shown as inside the tree, like archive members.
@@ -231,6 +242,7 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
                                 }
                             }
                         }
+                        progress.advance(batch.len() as u64);
                     }
                     part
                 })
@@ -246,6 +258,7 @@ pub fn scan_dir(table: &Table, root: &Path, threads: usize) -> Scan {
         out.errors.extend(part.errors);
     }
     out.elf.sort_by(|a, b| a.path.cmp(&b.path));
+    progress.end();
     out
 }
 
@@ -276,19 +289,25 @@ fn read_header(path: &Path, buf: &mut [u8]) -> io::Result<usize> {
 /// Opens a tar archive, decompressing gzip (1f 8b) or zstd (28 b5 2f fd) by magic, and checks
 /// that what comes out is a tar ("ustar" at offset 257). Shared by `scan` and tarball rootfs.
 pub fn open_archive(path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    // A regular file only (a FIFO or device would block or never end).
-    let f = crate::input::open_regular(path).map_err(|e| match e {
+    archive_reader(open_file(path)?, path)
+}
+
+/// Opens an archive file: a regular file only (a FIFO or device would block or never end).
+fn open_file(path: &Path) -> Result<File, ScanError> {
+    crate::input::open_regular(path).map_err(|e| match e {
         crate::input::InputError::NotRegular { .. } => ScanError::NotTree {
             path: path.to_owned(),
         },
         other => ScanError::Input(other),
-    })?;
-    archive_reader(f, path)
+    })
 }
 
 /// Like `open_archive`, from a reader at the archive's first byte (`path` names it in errors).
-pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn Read>, ScanError> {
-    match archive_stream(BufReader::new(raw)) {
+pub fn archive_reader<'a>(
+    raw: impl Read + 'a,
+    path: &Path,
+) -> Result<Box<dyn Read + 'a>, ScanError> {
+    match crate::tar_stream::archive_stream(BufReader::new(raw)) {
         Ok(Some(reader)) => Ok(reader),
         Ok(None) => Err(ScanError::NotTree {
             path: path.to_owned(),
@@ -300,199 +319,19 @@ pub fn archive_reader(raw: impl Read + 'static, path: &Path) -> Result<Box<dyn R
     }
 }
 
-/// The tar stream inside `input` (plain, gzip or zstd, told apart by magic); `None` when what
-/// comes out is not a tar. Pure on its input, so the fuzz harness drives it from bytes.
-pub fn archive_stream<R: io::BufRead + 'static>(mut input: R) -> io::Result<Option<Box<dyn Read>>> {
-    let mut magic = [0u8; 4];
-    let head = input.fill_buf()?;
-    let n = head.len().min(4);
-    magic[..n].copy_from_slice(&head[..n]);
-    let reader: Box<dyn Read> = match &magic[..n] {
-        [0x1f, 0x8b, ..] => Box::new(flate2::read::MultiGzDecoder::new(input)),
-        [0x28, 0xb5, 0x2f, 0xfd] => Box::new(
-            ruzstd::decoding::StreamingDecoder::new(input)
-                .map_err(|e| io::Error::other(e.to_string()))?,
-        ),
-        _ => Box::new(input),
-    };
-    let mut reader = io::BufReader::with_capacity(64 * 1024, reader);
-    let head = io::BufRead::fill_buf(&mut reader)?;
-    if head.len() < 262 || &head[257..262] != b"ustar" {
-        return Ok(None);
-    }
-    Ok(Some(Box::new(TarGuard::new(reader))))
-}
-
-/// The largest tar metadata member (GNU long name or link, pax header) we accept: 1 MiB. The
-/// tar reader keeps such members in memory whole, and a compressed archive can declare one of
-/// gigabytes in a few kilobytes.
-pub const MAX_TAR_METADATA: u64 = 1 << 20;
-
-/// Follows the tar stream block by block as it passes through and fails the read when a
-/// metadata member is larger than `MAX_TAR_METADATA`. It mirrors the tar reader (header sizes in
-/// octal or base-256, pax `size` overrides, GNU sparse extension blocks); where it cannot (a
-/// header whose checksum does not match), it stops watching and leaves the error to the reader.
-pub(crate) struct TarGuard<R> {
-    inner: R,
-    watching: bool,
-    block: [u8; 512],
-    filled: usize,
-    /// Data bytes (padded to whole blocks) to pass before the next header.
-    skip: u64,
-    /// GNU sparse extension blocks follow; then `skip_after_ext` bytes of data.
-    in_ext: bool,
-    skip_after_ext: u64,
-    /// The data of a pax `x` member being collected, for its `size` record.
-    pax: Option<Vec<u8>>,
-    /// A pax `size` for the next entry.
-    pax_size: Option<u64>,
-}
-
-impl<R: Read> TarGuard<R> {
-    pub(crate) fn new(inner: R) -> Self {
-        TarGuard {
-            inner,
-            watching: true,
-            block: [0; 512],
-            filled: 0,
-            skip: 0,
-            in_ext: false,
-            skip_after_ext: 0,
-            pax: None,
-            pax_size: None,
-        }
-    }
-
-    fn observe(&mut self, mut bytes: &[u8]) -> io::Result<()> {
-        while self.watching && !bytes.is_empty() {
-            if self.skip > 0 {
-                let n = bytes
-                    .len()
-                    .min(usize::try_from(self.skip).unwrap_or(usize::MAX));
-                if let Some(p) = &mut self.pax {
-                    p.extend_from_slice(&bytes[..n]);
-                }
-                self.skip -= n as u64;
-                bytes = &bytes[n..];
-                if self.skip == 0
-                    && let Some(p) = self.pax.take()
-                {
-                    self.pax_size = pax_record(&p, "size").and_then(|v| v.parse().ok());
-                }
-                continue;
-            }
-            let n = bytes.len().min(512 - self.filled);
-            self.block[self.filled..self.filled + n].copy_from_slice(&bytes[..n]);
-            self.filled += n;
-            bytes = &bytes[n..];
-            if self.filled == 512 {
-                self.filled = 0;
-                self.on_block()?;
-            }
-        }
-        Ok(())
-    }
-
-    fn on_block(&mut self) -> io::Result<()> {
-        let b = &self.block;
-        if self.in_ext {
-            self.in_ext = b[504] == 1;
-            if !self.in_ext {
-                self.skip = self.skip_after_ext;
-            }
-            return Ok(());
-        }
-        if b.iter().all(|&x| x == 0) {
-            return Ok(());
-        }
-        let (Some(size), true) = (tar_size(&b[124..136]), tar_checksum_ok(b)) else {
-            self.watching = false;
-            return Ok(());
-        };
-        let kind = b[156];
-        let metadata = matches!(kind, b'L' | b'K' | b'x' | b'g');
-        let size = if metadata {
-            if size > MAX_TAR_METADATA {
-                return Err(io::Error::other(format!(
-                    "a tar metadata member (type {}) of {size} bytes: more than {MAX_TAR_METADATA} bytes of long name or pax data is not a real archive",
-                    kind as char
-                )));
-            }
-            if kind == b'x' {
-                self.pax = Some(Vec::with_capacity(usize::try_from(size).unwrap_or(0)));
-            }
-            size
-        } else {
-            self.pax_size.take().unwrap_or(size)
-        };
-        let padded = size.div_ceil(512).saturating_mul(512);
-        // Old GNU sparse: extension blocks follow the header when `isextended` is set.
-        if kind == b'S' && b[482] == 1 {
-            self.in_ext = true;
-            self.skip_after_ext = padded;
-        } else {
-            self.skip = padded;
-        }
-        Ok(())
-    }
-}
-
-impl<R: Read> Read for TarGuard<R> {
-    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
-        let n = self.inner.read(buf)?;
-        self.observe(&buf[..n])?;
-        Ok(n)
-    }
-}
-
-/// A tar size field: octal text, or base-256 when the first byte has its high bit set.
-fn tar_size(field: &[u8]) -> Option<u64> {
-    if field[0] & 0x80 != 0 {
-        if field[0] & 0x40 != 0 || field[1..4].iter().any(|&b| b != 0) {
-            return None;
-        }
-        return Some(
-            field[4..]
-                .iter()
-                .fold(0u64, |a, &b| (a << 8) | u64::from(b)),
-        );
-    }
-    let text: String = field
-        .iter()
-        .take_while(|&&b| b != 0)
-        .map(|&b| b as char)
-        .collect();
-    let t = text.trim_matches(' ');
-    if t.is_empty() {
-        return Some(0);
-    }
-    u64::from_str_radix(t, 8).ok()
-}
-
-fn tar_checksum_ok(b: &[u8; 512]) -> bool {
-    let sum: u64 = b[..148]
-        .iter()
-        .chain(&b[156..])
-        .map(|&x| u64::from(x))
-        .sum::<u64>()
-        + 8 * 32;
-    tar_size(&b[148..156]) == Some(sum)
-}
-
-/// The value of `key` in pax extended header records ("LEN key=value\n").
-fn pax_record(data: &[u8], key: &str) -> Option<String> {
-    let text = String::from_utf8_lossy(data);
-    text.split('\n').find_map(|rec| {
-        let (_, kv) = rec.split_once(' ')?;
-        let (k, v) = kv.split_once('=')?;
-        (k == key).then(|| v.to_owned())
-    })
-}
-
-/// Streams an archive: gzip, zstd or plain tar.
-pub fn scan_archive(table: &Table, path: &Path) -> Result<Scan, ScanError> {
-    let reader = open_archive(path)?;
-    scan_stream(table, reader).map_err(|source| ScanError::Archive {
+/// Streams an archive: gzip, zstd or plain tar. `progress`: the archive's bytes read.
+pub fn scan_archive(
+    table: &Table,
+    path: &Path,
+    progress: &dyn Progress,
+) -> Result<Scan, ScanError> {
+    let f = open_file(path)?;
+    let total = f.metadata().ok().map(|m| m.len());
+    progress.begin(&format!("reading {}", path.display()), total, Unit::Bytes);
+    let raw = Counting { inner: f, progress };
+    let scanned = scan_stream(table, archive_reader(raw, path)?);
+    progress.end();
+    scanned.map_err(|source| ScanError::Archive {
         path: path.to_owned(),
         source,
     })
@@ -623,6 +462,7 @@ pub fn summarize(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::progress::Silent;
     use std::os::unix::fs::symlink;
 
     fn tree() -> tempfile::TempDir {
@@ -660,11 +500,67 @@ mod tests {
         d
     }
 
+    /// The observer hears the files found by the walk, then the files read, in that order;
+    /// for an archive, its bytes read to the end.
+    #[test]
+    fn scans_report_the_files_walked_and_read_or_the_bytes() {
+        use crate::progress::{Recorder, Step, Unit};
+        let t = Table::builtin();
+        let d = tree();
+        let rec = Recorder::new();
+        let s = scan_dir(t, d.path(), 2, &rec);
+        assert_eq!(s.files, 5);
+        assert_eq!(
+            rec.steps(),
+            [
+                Step {
+                    name: format!("walking {}", d.path().display()),
+                    total: None,
+                    unit: Unit::Files,
+                    done: 5,
+                    ended: false,
+                },
+                Step {
+                    name: "reading headers".into(),
+                    total: Some(5),
+                    unit: Unit::Files,
+                    done: 5,
+                    ended: true,
+                },
+            ]
+        );
+        let dir = tempfile::tempdir().unwrap();
+        let gz = dir.path().join("r.tar.gz");
+        {
+            let enc = flate2::write::GzEncoder::new(
+                File::create(&gz).unwrap(),
+                flate2::Compression::fast(),
+            );
+            let mut b = tar::Builder::new(enc);
+            b.follow_symlinks(false);
+            b.append_dir_all(".", d.path().join("usr")).unwrap();
+            b.into_inner().unwrap().finish().unwrap();
+        }
+        let size = std::fs::metadata(&gz).unwrap().len();
+        let rec = Recorder::new();
+        assert_eq!(scan_archive(t, &gz, &rec).unwrap().elf.len(), 3);
+        assert_eq!(
+            rec.steps(),
+            [Step {
+                name: format!("reading {}", gz.display()),
+                total: Some(size),
+                unit: Unit::Bytes,
+                done: size,
+                ended: true,
+            }]
+        );
+    }
+
     #[test]
     fn walks_without_following_links_or_blocking_on_fifos() {
         let t = Table::builtin();
         let d = tree();
-        let s = scan_dir(t, d.path(), 2);
+        let s = scan_dir(t, d.path(), 2, &Silent);
         assert_eq!(s.files, 5);
         assert_eq!(s.special, 2, "symlink + fifo counted, not opened");
         let archs: Vec<_> = s.elf.iter().map(|f| f.arch.as_deref().unwrap()).collect();
@@ -733,11 +629,11 @@ mod tests {
         };
         let ok = dir.path().join("ok.tar");
         build(&ok, false);
-        let s = scan_archive(t, &ok).unwrap();
+        let s = scan_archive(t, &ok, &Silent).unwrap();
         assert_eq!(s.elf.len(), 2, "{:?}", s.elf);
         let late = dir.path().join("late.tar");
         build(&late, true);
-        let e = scan_archive(t, &late).unwrap_err().to_string();
+        let e = scan_archive(t, &late, &Silent).unwrap_err().to_string();
         assert!(e.contains("(type L) of 2097152 bytes"), "{e}");
         // A gzip bomb: an 'L' member declaring 8 GiB, followed by zeros.
         let bomb = dir.path().join("bomb.tar.gz");
@@ -758,7 +654,7 @@ mod tests {
             }
             enc.finish().unwrap();
         }
-        let e = scan_archive(t, &bomb).unwrap_err().to_string();
+        let e = scan_archive(t, &bomb, &Silent).unwrap_err().to_string();
         assert!(
             e.contains(
                 "a tar metadata member (type L) of 8589934592 bytes: more than 1048576 bytes"
@@ -779,7 +675,7 @@ mod tests {
             b.append_dir_all(".", d.path().join("usr")).unwrap();
             b.finish().unwrap();
         }
-        let s = scan_archive(t, &plain).unwrap();
+        let s = scan_archive(t, &plain, &Silent).unwrap();
         assert_eq!(s.elf.len(), 3);
         assert!(
             s.elf
@@ -795,16 +691,16 @@ mod tests {
             flate2::write::GzEncoder::new(File::create(&gz).unwrap(), flate2::Compression::fast());
         io::copy(&mut File::open(&plain).unwrap(), &mut enc).unwrap();
         enc.finish().unwrap();
-        assert_eq!(scan_archive(t, &gz).unwrap().elf.len(), 3);
+        assert_eq!(scan_archive(t, &gz, &Silent).unwrap().elf.len(), 3);
         // zstd: a frame of raw blocks is enough for the decoder.
         let zst = dir.path().join("r.tar.zst");
         std::fs::write(&zst, zstd_raw_frame(&std::fs::read(&plain).unwrap())).unwrap();
-        assert_eq!(scan_archive(t, &zst).unwrap().elf.len(), 3);
+        assert_eq!(scan_archive(t, &zst, &Silent).unwrap().elf.len(), 3);
         // Not an archive.
         let junk = dir.path().join("junk");
         std::fs::write(&junk, vec![7u8; 2000]).unwrap();
         assert!(matches!(
-            scan_archive(t, &junk),
+            scan_archive(t, &junk, &Silent),
             Err(ScanError::NotTree { .. })
         ));
     }

@@ -17,6 +17,7 @@ use crate::binfmt::kernel::BinfmtFs;
 use crate::binfmt::registration::BINPRM_BUF_SIZE;
 use crate::confined::Tree;
 use crate::inspection::doctor::{self, Binfmt, BootConfig, Cpus, EntryFacts, FileFacts, Finding};
+use crate::progress::{Progress, Unit};
 use crate::qemu::interpreter;
 
 /// What to look at besides the machine.
@@ -75,8 +76,14 @@ const EXAMPLES: usize = 5;
 /// The most read of a binfmt.d or binfmt-support file.
 const CONFIG_LIMIT: u64 = 1 << 20;
 
-/// Looks at the machine, then at each file and the rootfs.
-pub fn doctor(fs: &dyn BinfmtFs, host: &Host, req: &DoctorRequest) -> Result<DoctorReport> {
+/// Looks at the machine, then at each file and the rootfs (`progress` is told of the rootfs's
+/// files walked, then of its ELF files read).
+pub fn doctor(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    req: &DoctorRequest,
+    progress: &dyn Progress,
+) -> Result<DoctorReport> {
     let facts = gather(fs, host, req)?;
     let m = facts.machine(host);
     let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
@@ -96,7 +103,7 @@ pub fn doctor(fs: &dyn BinfmtFs, host: &Host, req: &DoctorRequest) -> Result<Doc
         });
     }
     let rootfs = match &req.rootfs {
-        Some(r) => Some(rootfs(&m, &cpus, r)?),
+        Some(r) => Some(rootfs(&m, &cpus, r, progress)?),
         None => None,
     };
     let ok = !doctor::any_error(&machine)
@@ -313,7 +320,7 @@ fn boot_configs(root: &Path) -> Vec<BootConfig> {
 /// What was read of one file.
 struct Read1 {
     header: Vec<u8>,
-    elf: Option<crate::inspection::elf::ElfFacts>,
+    elf: Option<crate::elf::ElfFacts>,
     isa: crate::inspection::isa::IsaNeeds,
     setuid: bool,
     loader_present: Option<bool>,
@@ -344,7 +351,7 @@ fn read_open(file: &std::fs::File, loader_exists: &dyn Fn(&str) -> bool) -> Resu
         .read_at(&mut header, 0)
         .map_err(|e| format!("cannot read: {e}"))?;
     header.truncate(n);
-    let elf = crate::inspection::elf::inspect_file(file).ok();
+    let elf = crate::elf::inspect_file(file).ok();
     let isa = if elf.is_some() {
         crate::inspection::isa::needs(file)
     } else {
@@ -370,14 +377,24 @@ fn read_file(path: &Path) -> Result<Read1, String> {
 
 /// Every ELF file of a rootfs directory, each judged as if run inside it (its loader and,
 /// for entries without F, the interpreter looked up in the rootfs), the findings grouped.
-fn rootfs(m: &doctor::Machine, cpus: &Cpus, dir: &Path) -> Result<RootfsReport> {
+fn rootfs(
+    m: &doctor::Machine,
+    cpus: &Cpus,
+    dir: &Path,
+    progress: &dyn Progress,
+) -> Result<RootfsReport> {
     let meta = std::fs::metadata(dir).with_context(|| format!("--rootfs {}", dir.display()))?;
     if !meta.is_dir() {
         return Err(super::OpsError::RootfsNotDir(dir.to_owned()).into());
     }
     let tree = Tree::open(dir).with_context(|| format!("opening {}", dir.display()))?;
     let threads = std::thread::available_parallelism().map_or(2, |n| n.get());
-    let scan = crate::inspection::scan::scan_dir(m.table, dir, threads);
+    let scan = crate::inspection::scan::scan_dir(m.table, dir, threads, progress);
+    progress.begin(
+        "reading ELF files",
+        Some(scan.elf.len() as u64),
+        Unit::Files,
+    );
     let exists = |p: &str| tree.resolve(p).is_some();
     let mut groups: Vec<Grouped> = Vec::new();
     let mut index: BTreeMap<(&'static str, String), usize> = BTreeMap::new();
@@ -389,6 +406,7 @@ fn rootfs(m: &doctor::Machine, cpus: &Cpus, dir: &Path) -> Result<RootfsReport> 
             },
             Err(e) => vec![unreadable(&f.path, &e.to_string())],
         };
+        progress.advance(1);
         for x in findings {
             let key = (x.code, x.message.clone());
             match index.get(&key) {
@@ -413,6 +431,7 @@ fn rootfs(m: &doctor::Machine, cpus: &Cpus, dir: &Path) -> Result<RootfsReport> 
             }
         }
     }
+    progress.end();
     groups.sort_by(|a, b| {
         (a.finding.severity, std::cmp::Reverse(a.count))
             .cmp(&(b.finding.severity, std::cmp::Reverse(b.count)))
@@ -423,4 +442,52 @@ fn rootfs(m: &doctor::Machine, cpus: &Cpus, dir: &Path) -> Result<RootfsReport> 
         elf: scan.elf.len(),
         findings: groups,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{DoctorRequest, doctor};
+    use crate::binfmt::arch::Table;
+    use crate::binfmt::kernel::RecordingBinfmt;
+    use crate::progress::{Recorder, Step, Unit};
+
+    /// `doctor --rootfs` tells its observer the files walked, the headers read, then each ELF
+    /// file read, in that order.
+    #[test]
+    fn a_rootfs_reports_the_files_walked_then_the_elf_files_read() {
+        let t = Table::builtin();
+        let d = tempfile::tempdir().unwrap();
+        let root = d.path().join("rootfs");
+        std::fs::create_dir_all(root.join("usr/bin")).unwrap();
+        for (name, arch) in [("a", "aarch64"), ("b", "aarch64"), ("r", "riscv64")] {
+            let elf = crate::inspection::probe::build(t.get(arch).unwrap()).unwrap();
+            std::fs::write(root.join("usr/bin").join(name), elf).unwrap();
+        }
+        std::fs::write(root.join("usr/bin/script"), "#!/bin/sh\n").unwrap();
+        let req = DoctorRequest {
+            rootfs: Some(root.clone()),
+            system_root: d.path().join("system"),
+            store: d.path().join("store"),
+            ..DoctorRequest::default()
+        };
+        let host = super::Host::gather(t);
+        let rec = Recorder::new();
+        let r = doctor(&RecordingBinfmt::mounted_with(&[]), &host, &req, &rec).unwrap();
+        assert_eq!(r.rootfs.as_ref().map(|r| (r.files, r.elf)), Some((4, 3)));
+        let step = |name: String, total, done, ended| Step {
+            name,
+            total,
+            unit: Unit::Files,
+            done,
+            ended,
+        };
+        assert_eq!(
+            rec.steps(),
+            [
+                step(format!("walking {}", root.display()), None, 4, false),
+                step("reading headers".into(), Some(4), 4, true),
+                step("reading ELF files".into(), Some(3), 3, true),
+            ]
+        );
+    }
 }

@@ -59,6 +59,8 @@ pub struct RootfsRequest {
     pub variant: String,
     pub mirror: Option<String>,
     pub dir: PathBuf,
+    /// Errors only from the bootstrap tool (`-q` or `--json`): it draws no progress of its own.
+    pub quiet: bool,
 }
 
 /// What the operations report on the way.
@@ -68,6 +70,10 @@ pub trait Events {
     /// Register the arch's handler on the host (and report it): `--install-missing`, or a
     /// bootstrap on a kernel without private binfmt_misc instances.
     fn install(&mut self, arch: &Arch) -> anyhow::Result<()>;
+    /// The observer of long work (unpacking a tarball rootfs, the bootstrap): by default none.
+    fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
+        std::sync::Arc::new(crate::progress::Silent)
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -285,6 +291,7 @@ pub fn rootfs_plan(
         variant: &req.variant,
         include: &req.include,
         mirror: req.mirror.as_deref(),
+        quiet: req.quiet,
     };
     let command =
         crate::emulation::rootfs::bootstrap_command(tool, &program, arch, &opts, &target, private)?;
@@ -318,11 +325,19 @@ pub fn rootfs_plan(
     })
 }
 
-/// Runs a planned bootstrap to its end.
-pub fn bootstrap(plan: &Bootstrap) -> anyhow::Result<()> {
+/// Runs a planned bootstrap to its end. The tool's stages are its own to show (mmdebstrap
+/// prints each phase and, on a terminal, its own progress bars): `progress` is told the step
+/// is the terminal's (`Unit::External`), so nothing else draws meanwhile.
+pub fn bootstrap(plan: &Bootstrap, progress: &dyn crate::progress::Progress) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
+    progress.begin(
+        &format!("{}: bootstrapping {}", plan.tool, plan.arch),
+        None,
+        crate::progress::Unit::External,
+    );
     let code =
         crate::emulation::sandbox::run(&plan.spec, &exe).context("cannot start the bootstrap")?;
+    progress.end();
     if code != 0 {
         return Err(EmulateError::BootstrapFailed {
             tool: plan.tool.clone(),
@@ -472,6 +487,7 @@ pub fn prepare(
         &req.rootfs,
         &crate::emulation::rootfs::default_cache(),
         opts,
+        &*events.progress(),
     )?;
     if let Some(d) = rootfs.dropped
         && d != crate::emulation::rootfs::Dropped::default()

@@ -1,7 +1,6 @@
 //! Export: the registrations install would make (every check made, nothing written), as the
 //! files other tools read: binfmt.d (systemd-binfmt) and update-binfmts' import format.
 
-use std::io::Write;
 use std::path::Path;
 
 use anyhow::{Context, Result};
@@ -168,41 +167,13 @@ pub fn write_files(
     Ok(())
 }
 
-/// Writes `name` in `dir` without following any symlink: the content goes to a temporary file
-/// created with O_CREAT|O_EXCL|O_NOFOLLOW next to it, is synced, and is renamed over `name` (a
-/// symlink or file there is replaced, never written through).
+/// Writes `name` in `dir` without following any symlink (`atomic`: a new file beside it,
+/// synced, renamed over `name`; a symlink or file there is replaced, never written through).
 fn write_new_file(dir: &Path, name: &str, text: &str) -> Result<()> {
-    use rustix::fs::{AtFlags, Mode, OFlags, openat, renameat, unlinkat};
     let path = dir.join(name);
-    let ctx = || format!("cannot write {}", path.display());
-    let dfd = rustix::fs::open(
-        dir,
-        OFlags::RDONLY | OFlags::DIRECTORY | OFlags::CLOEXEC,
-        Mode::empty(),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(ctx)?;
-    let tmp = format!(".{name}.tmp.{}", std::process::id());
-    let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
-    let fd = openat(
-        &dfd,
-        tmp.as_str(),
-        OFlags::WRONLY | OFlags::CREATE | OFlags::EXCL | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-        Mode::from_raw_mode(0o644),
-    )
-    .map_err(std::io::Error::from)
-    .with_context(ctx)?;
-    let mut f = std::fs::File::from(fd);
-    let written = f
-        .write_all(text.as_bytes())
-        .and_then(|()| f.sync_all())
-        .map_err(anyhow::Error::from)
-        .and_then(|()| {
-            renameat(&dfd, tmp.as_str(), &dfd, name)
-                .map_err(|e| anyhow::Error::from(std::io::Error::from(e)))
-        });
-    if written.is_err() {
-        let _ = unlinkat(&dfd, tmp.as_str(), AtFlags::empty());
-    }
-    written.with_context(ctx)
+    crate::atomic::open_dir(dir)
+        .and_then(|dfd| {
+            crate::atomic::Staged::new(&dfd, name.as_ref(), text.as_bytes(), 0o644)?.commit()
+        })
+        .with_context(|| format!("cannot write {}", path.display()))
 }

@@ -19,6 +19,7 @@ use crate::binfmt::kernel::{self, BinfmtFs};
 use crate::error::{Classify, ErrorKind};
 use crate::inspection::scan::{ArchCount, FileArch, Scan, UnknownCount};
 use crate::inspection::selftest::{ArchResult, Status};
+use crate::progress::Progress;
 
 /// What looking found wrong, after its report was made.
 #[derive(Debug, thiserror::Error)]
@@ -135,8 +136,8 @@ fn inspect_one(
         .read_at(&mut header, 0)
         .map_err(|e| format!("cannot read: {e}"))?;
     header.truncate(n);
-    let facts = crate::inspection::elf::inspect_file(&file).map_err(|e| match e {
-        crate::inspection::elf::ElfError::NotElf => {
+    let facts = crate::elf::inspect_file(&file).map_err(|e| match e {
+        crate::elf::ElfError::NotElf => {
             let start: String = String::from_utf8_lossy(&header[..n.min(16)])
                 .chars()
                 .map(|c| if c.is_control() { '.' } else { c })
@@ -178,17 +179,19 @@ pub struct ScanFileError {
 }
 
 /// `scan` over `path` with `threads` readers; `list`: keep every ELF file in the report.
+/// `progress` is told of the files walked and read (of the bytes read, for an archive).
 pub fn scan(
     fs: &dyn BinfmtFs,
     host: &Host,
     path: &Path,
     threads: usize,
     list: bool,
+    progress: &dyn Progress,
 ) -> Result<ScanReport> {
     let (entries, enabled) = kernel::view(fs)?;
     let started = std::time::Instant::now();
     // Unreadable or malformed input, a corrupt archive included: exit 2 (ScanError says so).
-    let s: Scan = crate::inspection::scan::scan(host.table, path, threads)?;
+    let s: Scan = crate::inspection::scan::scan(host.table, path, threads, progress)?;
     let elapsed = started.elapsed();
     let native: Vec<String> = host.native.iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's

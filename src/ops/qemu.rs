@@ -4,12 +4,14 @@
 //! `crate::qemu` (archive, .deb, store). `qemu use` is `install::use_stored`.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 
 use anyhow::Result;
 use serde::Serialize;
 
 use super::Host;
 use crate::binfmt::kernel::{self, BinfmtFs, KernelEntry};
+use crate::progress::Progress;
 use crate::qemu::archive::{self, Archive, HttpOptions};
 use crate::qemu::interpreter;
 use crate::qemu::store::{self, Manifest, Store, StoreError, Stored};
@@ -35,7 +37,7 @@ pub struct ArchiveOptions {
 
 impl ArchiveOptions {
     /// The archive: the mirror (given, or apt's), the keyring and the timeouts checked.
-    pub fn archive(&self) -> Result<Archive, QemuError> {
+    pub fn archive(&self, progress: Arc<dyn Progress + Send>) -> Result<Archive, QemuError> {
         let mirror = match &self.mirror {
             Some(m) => m.clone(),
             None => archive::apt_mirror(Path::new("/")).ok_or(archive::ArchiveError::NoMirror)?,
@@ -43,7 +45,7 @@ impl ArchiveOptions {
         let keyring = Keyring::load(self.keyring.as_deref())?;
         let t = std::time::Duration::from_secs(self.timeout.max(1));
         let http = HttpOptions::with_timeout(t);
-        Ok(Archive::new(&mirror, keyring, &http)?)
+        Ok(Archive::new(&mirror, keyring, &http)?.with_progress(progress))
     }
 
     /// An unsafe `--cache` is bad input (exit 2) before anything is fetched: checked here,
@@ -94,15 +96,17 @@ pub struct VersionsReport {
 }
 
 /// Asks each suite (oldest first) what it offers. Network trouble for every suite is an
-/// environment failure (the first such error), not an empty answer.
+/// environment failure (the first such error), not an empty answer. `progress` is told of
+/// each download and check.
 pub fn versions(
     host: &Host,
     store: &Store,
     o: &ArchiveOptions,
+    progress: Arc<dyn Progress + Send>,
 ) -> Result<VersionsReport, QemuError> {
     // `--cache` is checked before the first request (see `ArchiveOptions::check_cache`).
     ArchiveOptions::check_cache(o.cache.as_deref())?;
-    let a = o.archive()?;
+    let a = o.archive(progress)?;
     let suites: Vec<String> = if o.suites.is_empty() {
         archive::DEFAULT_SUITES
             .iter()
@@ -181,12 +185,14 @@ pub enum FetchFrom<'a> {
 
 /// Fetches one version into the store: the archive's signature chain, the .deb's hashes,
 /// unpacking and the interpreter checks, then an atomic store. `dry_run`: all of it in a
-/// scratch directory, storing nothing.
+/// scratch directory, storing nothing. `progress` is told of each step, in that order, and
+/// of the bytes downloaded and unpacked.
 pub fn fetch(
     host: &Host,
     store: &Store,
     from: FetchFrom<'_>,
     dry_run: bool,
+    progress: Arc<dyn Progress + Send>,
 ) -> Result<FetchReport> {
     let req = host.requirements(true)?;
     let fetched = match from {
@@ -208,13 +214,14 @@ pub fn fetch(
                 host.table,
                 &req,
                 dry_run,
+                &*progress,
             )?
         }
         FetchFrom::Archive(spec, o) => {
             // A dry run writes nothing, so it keeps no cache either.
             let cache = o.cache.as_deref().filter(|_| !dry_run);
             ArchiveOptions::check_cache(cache)?;
-            let a = o.archive()?;
+            let a = o.archive(progress.clone())?;
             let (release, package) =
                 q::resolve(&a, spec, &o.lookup_suites(), deb_arch(host)?, cache)?;
             let source = Source::Archive {
@@ -223,7 +230,7 @@ pub fn fetch(
                 package: &package,
                 cache,
             };
-            q::fetch(store, source, host.table, &req, dry_run)?
+            q::fetch(store, source, host.table, &req, dry_run, &*progress)?
         }
     };
     let (action, s) = match fetched {
@@ -859,6 +866,7 @@ mod tests {
             &store,
             FetchFrom::Deb(&t.path().join("nope.deb")),
             true,
+            std::sync::Arc::new(crate::progress::Silent),
         )
         .unwrap_err();
         assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
@@ -884,7 +892,8 @@ mod tests {
             (Path::new("/dev/zero"), "a character device"),
         ] {
             for dry_run in [true, false] {
-                let e = fetch(&host(), &store, FetchFrom::Deb(deb), dry_run).unwrap_err();
+                let silent = std::sync::Arc::new(crate::progress::Silent);
+                let e = fetch(&host(), &store, FetchFrom::Deb(deb), dry_run, silent).unwrap_err();
                 assert_eq!(kind_of(&e), ErrorKind::BadInput, "{e:#}");
                 assert!(
                     format!("{e:#}").contains(&format!("is {kind}, not a regular file")),

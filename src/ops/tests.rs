@@ -69,13 +69,8 @@ impl Fabricated {
             uid: 0,
             mode,
         });
-        let mut header = crate::inspection::probe::elf_exec(
-            req.host_class,
-            req.host_endian,
-            req.host_machine,
-            0,
-            &[],
-        );
+        let mut header =
+            crate::elf::write::elf_exec(req.host_class, req.host_endian, req.host_machine, 0, &[]);
         header.truncate(crate::binfmt::registration::BINPRM_BUF_SIZE);
         let facts = FileFacts {
             kind: FileKind::Regular,
@@ -83,7 +78,7 @@ impl Fabricated {
             mode,
             chain,
             header,
-            elf: Some(crate::inspection::elf::ElfFacts {
+            elf: Some(crate::elf::ElfFacts {
                 class: req.host_class,
                 endian: req.host_endian,
                 machine: req.host_machine,

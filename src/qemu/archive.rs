@@ -9,9 +9,12 @@
 use std::collections::BTreeMap;
 use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use sha2::{Digest, Sha256};
+
+use crate::progress::{Progress, Silent, Unit};
 
 use super::verify::{Keyring, VerifyError};
 pub use super::version::{compare_versions, upstream, version_matches};
@@ -466,20 +469,7 @@ pub fn check_cache_dir(dir: &Path) -> Result<(), ArchiveError> {
 /// into an existing file) renamed over `name` (which replaces a link, never follows it). Best
 /// effort: the cache is an optimisation, so a failure only means no copy is kept.
 pub fn cache_put(dir: &Path, name: &str, bytes: &[u8]) {
-    use std::os::unix::fs::OpenOptionsExt;
-    let tmp = dir.join(format!(".{name}.tmp{}", std::process::id()));
-    let _ = std::fs::remove_file(&tmp);
-    let written = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .mode(0o644)
-        .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
-        .open(&tmp)
-        .and_then(|mut f| f.write_all(bytes).and_then(|()| f.sync_all()));
-    if written.is_ok() && std::fs::rename(&tmp, dir.join(name)).is_ok() {
-        return;
-    }
-    let _ = std::fs::remove_file(&tmp);
+    let _ = crate::atomic::replace(&dir.join(name), bytes, 0o644);
 }
 
 /// Reads a cached file, only a regular one (a FIFO planted there cannot hang the fetch).
@@ -566,6 +556,8 @@ pub struct Archive {
     pub keyring: Keyring,
     agent: ureq::Agent,
     http: HttpOptions,
+    /// Told of each step of the trust chain and of the bytes downloaded (`with_progress`).
+    progress: Arc<dyn Progress + Send>,
 }
 
 impl Archive {
@@ -593,7 +585,15 @@ impl Archive {
             keyring,
             agent,
             http: http.clone(),
+            progress: Arc::new(Silent),
         })
+    }
+
+    /// The archive, reporting its steps (each download's bytes, then the check of the
+    /// signature or hash) to `progress`.
+    pub fn with_progress(mut self, progress: Arc<dyn Progress + Send>) -> Archive {
+        self.progress = progress;
+        self
     }
 
     fn url(&self, rel: &str) -> String {
@@ -675,6 +675,7 @@ impl Archive {
                 return Err(late(n + k as u64));
             }
             h.update(&buf[..k]);
+            self.progress.advance(k as u64);
             sink.write_all(&buf[..k])
                 .map_err(|err| ArchiveError::Write {
                     path: sink_path.to_owned(),
@@ -700,6 +701,8 @@ impl Archive {
             });
         }
         let url = self.url(&format!("dists/{suite}/InRelease"));
+        self.progress
+            .begin(&format!("{suite}: InRelease"), None, Unit::Bytes);
         let resp = self.get(Step::Release, &url, 0)?;
         let status = resp.status;
         if status == 404 {
@@ -723,6 +726,11 @@ impl Archive {
             });
         }
         let text = String::from_utf8_lossy(&bytes);
+        self.progress.begin(
+            &format!("{suite}: checking the InRelease signature"),
+            None,
+            Unit::Items,
+        );
         let (signed, signer) = self
             .keyring
             .verify_cleartext(&url.to_string(), &text)
@@ -730,6 +738,7 @@ impl Archive {
                 suite: suite.to_owned(),
                 err,
             })?;
+        self.progress.end();
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
@@ -777,6 +786,7 @@ impl Archive {
             (Some((h, _)), Some(c)) => Some(c.join(format!("index-{h}"))),
             _ => None,
         };
+        let dist = &rel.dist;
         if let (Some((h, _)), Some(p)) = (&plain, &plain_cache)
             && let Some(b) = cache_get(p)
             && &hex(&Sha256::digest(&b)) == h
@@ -793,6 +803,8 @@ impl Archive {
                 // mirror sync and can be newer or older than the InRelease fetched a moment
                 // ago; the by-hash name is the file the InRelease vouches for or nothing.
                 let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+                self.progress
+                    .begin(&format!("{dist}: {path}"), Some(size), Unit::Bytes);
                 let mut got = None;
                 if rel.by_hash {
                     let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
@@ -852,6 +864,11 @@ impl Archive {
                 bytes
             }
         };
+        self.progress.begin(
+            &format!("{dist}: checking the Packages hash"),
+            None,
+            Unit::Items,
+        );
         // Decompressed, the index is bounded too: a small signed file must not inflate
         // without end.
         let text = decompress_index(&path, compressed, MAX_INDEX)?;
@@ -867,6 +884,7 @@ impl Archive {
                 cache_put(c, &format!("index-{h}"), &text);
             }
         }
+        self.progress.end();
         Ok(String::from_utf8_lossy(&text).into_owned())
     }
 
@@ -919,6 +937,8 @@ impl Archive {
                 reason: "has no usable Size/SHA256 in the index".into(),
             });
         }
+        let name = p.filename.rsplit('/').next().unwrap_or(&p.filename);
+        self.progress.begin(name, Some(p.size), Unit::Bytes);
         let resp = self.get(Step::Deb, &url, p.size)?;
         if resp.status != 200 {
             return Err(ArchiveError::Http {
@@ -928,6 +948,8 @@ impl Archive {
         }
         let mut f = std::fs::File::create(dest).map_err(write_err)?;
         let (n, got) = self.stream(resp, p.size.saturating_add(1), &mut f, dest)?;
+        self.progress
+            .begin("checking the .deb hash", None, Unit::Items);
         if n < p.size {
             return Err(ArchiveError::Truncated {
                 url,
@@ -954,6 +976,7 @@ impl Archive {
         {
             cache_put(c, &format!("deb-{}", p.sha256), &b);
         }
+        self.progress.end();
         Ok(())
     }
 }
@@ -1103,13 +1126,15 @@ mod tests {
         std::fs::write(&victim, "keep").unwrap();
         let dir = t.path().join("cache");
         check_cache_dir(&dir).unwrap();
-        let tmp = dir.join(format!(".deb-x.tmp{}", std::process::id()));
+        let tmp = dir.join(format!(".deb-x.binfmtctl-{}-0", std::process::id()));
         std::os::unix::fs::symlink(&victim, &tmp).unwrap();
         std::os::unix::fs::symlink(&victim, dir.join("deb-x")).unwrap();
         cache_put(&dir, "deb-x", b"new");
         assert_eq!(std::fs::read_to_string(&victim).unwrap(), "keep");
         assert_eq!(std::fs::read(dir.join("deb-x")).unwrap(), b"new");
-        assert!(!tmp.exists());
+        // The planted link is skipped (another temporary name is used), neither followed nor
+        // removed.
+        assert!(std::fs::symlink_metadata(&tmp).unwrap().is_symlink());
         // A link as the cache directory itself is refused.
         std::os::unix::fs::symlink(&dir, t.path().join("link")).unwrap();
         assert!(matches!(

@@ -12,6 +12,8 @@ use std::path::{Path, PathBuf};
 
 use sha2::{Digest, Sha256};
 
+use crate::progress::{Counting, Progress, Unit};
+
 /// Largest interpreter we write (QEMU's static ones are 5–25 MiB).
 const MAX_FILE: u64 = 256 << 20;
 
@@ -53,11 +55,13 @@ pub fn interpreter_cpu<'a>(member: &'a str, known: &[&str]) -> Option<&'a str> {
     known.contains(&cpu).then_some(cpu)
 }
 
-/// Unpacks the interpreters of `deb` into `dest` (an existing directory).
+/// Unpacks the interpreters of `deb` into `dest` (an existing directory), telling `progress`
+/// the bytes of `data.tar` read.
 pub fn extract_interpreters(
     deb: &Path,
     dest: &Path,
     known: &[&str],
+    progress: &dyn Progress,
 ) -> Result<Vec<Extracted>, DebError> {
     let not_deb = |reason: String| DebError::NotDeb {
         path: deb.to_owned(),
@@ -97,7 +101,11 @@ pub fn extract_interpreters(
         if !saw_binary {
             return Err(not_deb("data.tar before debian-binary".into()));
         }
-        let entry = BufReader::new(member()?);
+        progress.begin(&format!("unpacking {id}"), Some(size), Unit::Bytes);
+        let entry = BufReader::new(Counting {
+            inner: member()?,
+            progress,
+        });
         let out = match comp {
             ".xz" => untar_xz(entry, deb, dest, known)?,
             ".zst" => {
@@ -109,6 +117,7 @@ pub fn extract_interpreters(
             "" => untar(entry, deb, dest, known)?,
             other => return Err(not_deb(format!("unsupported data.tar{other} compression"))),
         };
+        progress.end();
         if out.is_empty() {
             return Err(DebError::NoInterpreters {
                 path: deb.to_owned(),
@@ -214,7 +223,7 @@ fn untar<R: Read>(
     let mut out: Vec<Extracted> = Vec::new();
     // Long names and pax headers are held in memory whole by the tar reader: bounded, as for
     // any tarball we read (a compressed data.tar can declare one of gigabytes).
-    let mut tar = tar::Archive::new(crate::inspection::scan::TarGuard::new(r));
+    let mut tar = tar::Archive::new(crate::tar_stream::TarGuard::new(r));
     for entry in tar.entries().map_err(bad)? {
         let mut entry = entry.map_err(bad)?;
         if entry.header().entry_type() != tar::EntryType::Regular {
@@ -322,7 +331,10 @@ mod tests {
         std::fs::write(&p, bytes).unwrap();
         let out = t.path().join("out");
         std::fs::create_dir(&out).unwrap();
-        (extract_interpreters(&p, &out, &["aarch64"]), t)
+        (
+            extract_interpreters(&p, &out, &["aarch64"], &crate::progress::Silent),
+            t,
+        )
     }
 
     /// A hostile .deb (`qemu fetch --from-deb`) gets a clear refusal, never a panic or a

@@ -23,7 +23,7 @@ use std::path::{Path, PathBuf};
 use serde::Serialize;
 
 use crate::binfmt::arch::{Arch, Endian};
-use crate::inspection::elf::{self, ElfFacts};
+use crate::elf::{self, ElfFacts};
 
 /// Default search path, in order.
 pub const DEFAULT_SEARCH: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexec/qemu"];

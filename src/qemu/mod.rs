@@ -25,6 +25,7 @@ use sha2::{Digest, Sha256};
 
 use self::interpreter::Requirements;
 use crate::binfmt::arch::Table;
+use crate::progress::{Counting, Progress, Unit};
 use archive::{
     Archive, ArchiveError, PackageInfo, Release, compare_versions, hex, version_matches,
 };
@@ -226,17 +227,30 @@ pub enum Source<'a> {
 
 /// Copies the opened local .deb into the staging directory, at most the size of any .deb the
 /// archive is trusted for: a larger file is refused, not copied until the disk is full.
-fn copy_bounded(path: &Path, file: &std::fs::File, to: &Path) -> Result<(), QemuError> {
+fn copy_bounded(
+    path: &Path,
+    file: &std::fs::File,
+    to: &Path,
+    progress: &dyn Progress,
+) -> Result<(), QemuError> {
     use std::io::Read;
+    let name = path
+        .file_name()
+        .unwrap_or(path.as_os_str())
+        .to_string_lossy();
+    let total = file.metadata().ok().map(|m| m.len());
+    progress.begin(&format!("copying {name}"), total, Unit::Bytes);
     let mut out = std::fs::File::create(to).map_err(|err| deb::DebError::Write {
         path: to.to_owned(),
         err,
     })?;
-    let n = std::io::copy(&mut file.take(store::MAX_DEB + 1), &mut out).map_err(|err| {
-        deb::DebError::Read {
-            path: path.to_owned(),
-            err,
-        }
+    let mut counted = Counting {
+        inner: file.take(store::MAX_DEB + 1),
+        progress,
+    };
+    let n = std::io::copy(&mut counted, &mut out).map_err(|err| deb::DebError::Read {
+        path: path.to_owned(),
+        err,
     })?;
     if n > store::MAX_DEB {
         return Err(crate::input::InputError::TooLarge {
@@ -268,6 +282,7 @@ pub fn fetch(
     table: &Table,
     req: &Requirements,
     dry_run: bool,
+    progress: &dyn Progress,
 ) -> Result<Fetched, QemuError> {
     // For the archive we know the version before downloading: skip a verified copy that is
     // there (an unverified one is replaced: a verified copy always wins).
@@ -317,7 +332,7 @@ pub fn fetch(
             )
         }
         Source::LocalDeb(p, file) => {
-            copy_bounded(p, file, &deb_path)?;
+            copy_bounded(p, file, &deb_path, progress)?;
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -351,8 +366,13 @@ pub fn fetch(
     let deb_size = deb_bytes.len() as u64;
     drop(deb_bytes);
     let known = known_cpus(table);
-    let extracted = deb::extract_interpreters(&deb_path, &staging.bin(), &known)?;
+    let extracted = deb::extract_interpreters(&deb_path, &staging.bin(), &known, progress)?;
     let _ = std::fs::remove_file(&deb_path);
+    progress.begin(
+        "checking the interpreters",
+        Some(extracted.len() as u64),
+        Unit::Items,
+    );
     // The same checks as any interpreter: static, the host's ELF machine, root-owned, not
     // writable by others, safe directories.
     let mut files = Vec::new();
@@ -379,7 +399,9 @@ pub fn fetch(
             member: x.member.clone(),
             qemu_version: facts.version,
         });
+        progress.advance(1);
     }
+    progress.end();
     if !refused.is_empty() {
         return Err(QemuError::Refused {
             path: deb_path.display().to_string(),

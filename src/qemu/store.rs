@@ -256,36 +256,22 @@ impl Store {
     /// Takes `.lock` exclusively (a writer) or shared (a user of a version): at once, else
     /// (with a note on stderr) waiting unless `wait` is off.
     fn flock(&self, f: &File, path: &Path, exclusive: bool) -> Result<(), StoreError> {
-        use rustix::fs::{FlockOperation, flock};
-        let (try_, block, who) = if exclusive {
-            (
-                FlockOperation::NonBlockingLockExclusive,
-                FlockOperation::LockExclusive,
-                "using or writing",
-            )
+        use crate::lock::Kind;
+        let (kind, who) = if exclusive {
+            (Kind::Exclusive, "using or writing")
         } else {
-            (
-                FlockOperation::NonBlockingLockShared,
-                FlockOperation::LockShared,
-                "writing",
-            )
+            (Kind::Shared, "writing")
         };
-        if flock(f, try_).is_ok() {
-            return Ok(());
-        }
-        if !self.wait {
-            return Err(StoreError::Lock {
-                path: path.to_owned(),
-                reason: format!("another binfmtctl is {who} the store"),
-            });
-        }
-        eprintln!(
-            "binfmtctl: waiting for another binfmtctl {who} the store {}",
-            self.root.display()
-        );
-        flock(f, block).map_err(|e| StoreError::Lock {
+        crate::lock::take(f, kind, self.wait, || {
+            format!("another binfmtctl {who} the store {}", self.root.display())
+        })
+        .map_err(|e| StoreError::Lock {
             path: path.to_owned(),
-            reason: e.to_string(),
+            reason: if e == rustix::io::Errno::WOULDBLOCK {
+                format!("another binfmtctl is {who} the store")
+            } else {
+                e.to_string()
+            },
         })
     }
 

@@ -2,6 +2,8 @@
 //! names a program interpreter (`PT_INTERP`). Built on goblin; never panics on hostile input.
 //!
 //! Pure on bytes; `inspect_file` and `section_range` read only the ranges the headers name.
+//! Writing minimal executables is `write`. Beneath every module that looks at ELF files
+//! (`binfmt`, `qemu`, `inspection`, `emulation`): it imports none of them.
 
 use std::fs::File;
 use std::io::Read;
@@ -11,7 +13,15 @@ use goblin::elf::header::{self, Header};
 use goblin::elf::program_header::{PT_INTERP, ProgramHeader};
 use serde::Serialize;
 
-use crate::binfmt::arch::Endian;
+pub mod write;
+
+/// Byte order of an ELF file (`EI_DATA`), and of an arch in the table.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Endian {
+    Little,
+    Big,
+}
 
 /// How many bytes we read first; the ELF header and, for every real binary, the program
 /// headers fit in them.
