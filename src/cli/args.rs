@@ -76,7 +76,7 @@ pub struct KernelOpt {
 #[derive(Debug, Args, Clone, Default)]
 pub struct SearchOpt {
     /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
-    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
+    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu, /run/binfmt: docs/distros.md)
     #[arg(long, value_name = "DIR")]
     pub qemu_path: Vec<PathBuf>,
 

@@ -311,10 +311,7 @@ pub fn list(fs: &dyn BinfmtFs, host: &Host, store: &Store) -> ListReport {
         })
         .collect();
     let system = host.table.get("arm64").and_then(|a| {
-        let dirs: Vec<PathBuf> = interpreter::DEFAULT_SEARCH
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let dirs: Vec<PathBuf> = interpreter::default_search();
         let req = host.requirements(true).ok()?;
         let d = host.discover(a, &dirs, &req);
         d.chosen().map(|c| SystemQemu {

@@ -6,6 +6,7 @@
 //! - `verify`: OpenPGP check of `InRelease` against Debian's archive keyring
 //! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
 //! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
+//! - `interpreter`, `layouts`: finding and checking interpreters; where distributions put them
 //! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
 //! - `version`: dpkg version order and version specs
 //!
@@ -15,6 +16,7 @@
 pub mod archive;
 pub mod deb;
 pub mod interpreter;
+pub mod layouts;
 pub mod store;
 pub mod verify;
 pub mod version;
