@@ -9,7 +9,7 @@ use serde::Serialize;
 use super::view::source_of;
 use super::{Host, OpsError, Search};
 use crate::binfmt::arch::Arch;
-use crate::qemu::interpreter::{self, Candidate};
+use crate::qemu::interpreter::Candidate;
 use crate::qemu::store::Stored;
 
 /// `interpreters`, one row per arch in table order (or the order named).
@@ -57,7 +57,7 @@ pub fn interpreters(
     let interpreters = arches
         .iter()
         .map(|a| {
-            let d = interpreter::discover(a, &dirs, &req);
+            let d = host.discover(a, &dirs, &req);
             let chosen = d.chosen();
             let status = if chosen.is_some() {
                 "ok"
