@@ -5,7 +5,7 @@
 //! ```toml
 //! arches = ["arm64", "riscv64"]   # any spelling; "all" for every arch with an interpreter
 //! flags = "FP"                     # optional, default FP
-//! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu
+//! qemu_path = ["/usr/bin"]         # optional, default /usr/bin /usr/local/bin /usr/libexec/qemu /run/binfmt
 //! keep_existing = false            # optional
 //! qemu = "10.0"                    # optional: interpreters from this stored QEMU version
 //! qemu_mirror = "http://…/debian"  # optional: the mirror `qemu fetch`/`versions` use
@@ -572,13 +572,7 @@ pub fn prepare_persist(
 
 /// Is this search path the default one (or empty, which means the default)?
 fn is_default_search(dirs: &[PathBuf]) -> bool {
-    dirs.is_empty()
-        || dirs
-            .iter()
-            .map(PathBuf::as_path)
-            .eq(crate::qemu::interpreter::DEFAULT_SEARCH
-                .iter()
-                .map(Path::new))
+    dirs.is_empty() || dirs == crate::qemu::interpreter::default_search().as_slice()
 }
 
 /// Adds arches to the config file at once (prepare and commit; for callers without a kernel

@@ -52,6 +52,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::ops::nix::NixOpsError,
         crate::qemu::QemuError,
         crate::qemu::archive::ArchiveError,
+        crate::qemu::apt::AptError,
         crate::qemu::store::StoreError,
         crate::qemu::verify::VerifyError,
         crate::qemu::deb::DebError,

@@ -79,7 +79,7 @@ pub struct KernelOpt {
 #[derive(Debug, Args, Clone, Default)]
 pub struct SearchOpt {
     /// Directory to search for qemu-<cpu>-static / qemu-<cpu> (repeatable; replaces the
-    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu)
+    /// default search path /usr/bin, /usr/local/bin, /usr/libexec/qemu, /run/binfmt: docs/distros.md)
     #[arg(long, value_name = "DIR")]
     pub qemu_path: Vec<PathBuf>,
 
@@ -710,7 +710,8 @@ pub struct NetOpts {
     /// system's debian-archive-keyring.gpg, else the copy built into binfmtctl]
     #[arg(long, value_name = "FILE")]
     pub keyring: Option<PathBuf>,
-    /// Suites to consider (repeatable) [default: bookworm, trixie, bookworm-backports, sid]
+    /// Suites to consider (repeatable) [default: bookworm, bookworm-backports, trixie, forky,
+    /// sid; a version number is looked up in bookworm, trixie, bookworm-backports, forky, sid]
     #[arg(long, value_name = "SUITE")]
     pub suite: Vec<String>,
     /// Seconds a connection or a single read may stall before giving up
@@ -719,6 +720,12 @@ pub struct NetOpts {
     /// Keep verified indexes and .debs here, keyed by sha256, for later fetches
     #[arg(long, value_name = "DIR")]
     pub cache: Option<PathBuf>,
+    /// Take an InRelease past its Valid-Until (a dated snapshot mirror), with a warning; it is
+    /// recorded in the manifest. Without it, only a mirror from apt's sources whose apt says
+    /// so (Acquire::Check-Valid-Until "false", or the source's check-valid-until=no) is
+    /// read past that date
+    #[arg(long)]
+    pub allow_expired: bool,
 }
 
 #[derive(Debug, Subcommand)]

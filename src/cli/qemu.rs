@@ -31,6 +31,7 @@ fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {
         suites: net.suite.clone(),
         timeout: net.timeout,
         cache: net.cache.clone(),
+        allow_expired: net.allow_expired,
     };
     Ok(ops::stored::with_config(o, &ctx.g.config, ctx.table)?)
 }
@@ -101,8 +102,15 @@ fn show_versions(ctx: &Ctx, r: &VersionsReport, out: &mut dyn Write) -> Result<(
         match o {
             ops::qemu::SuiteOffer::Offer(o) => writeln!(
                 out,
-                "{:<20} {:<10} {:<18} {}",
-                o.suite, o.upstream, o.package, o.version
+                "{:<20} {:<10} {:<18} {}{}",
+                o.suite,
+                o.upstream,
+                o.package,
+                o.version,
+                o.expired.as_ref().map_or_else(String::new, |e| format!(
+                    "  (InRelease expired {}, allowed by {})",
+                    e.valid_until, e.allowed_by
+                ))
             )?,
             ops::qemu::SuiteOffer::Error { suite, error } => {
                 writeln!(out, "{suite:<20} error: {error}")?;
@@ -136,6 +144,13 @@ fn show_fetch(ctx: &Ctx, r: &FetchReport, out: &mut dyn Write) -> Result<()> {
         cpus.join(" ")
     )?;
     writeln!(out, "origin: {}", m.origin)?;
+    if let Some(e) = &m.expired {
+        writeln!(
+            out,
+            "expired: the InRelease was past its Valid-Until ({}), allowed by {}",
+            e.valid_until, e.allowed_by
+        )?;
+    }
     if r.action == ops::qemu::FetchAction::WouldStore {
         writeln!(out, "dry run: nothing was stored")?;
     }
@@ -160,10 +175,10 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
                 out,
                 "{:<26} {:<20} {:<17} {:<3} {:<16} {}",
                 v.version,
-                if v.verified {
-                    v.suite.clone()
-                } else {
-                    format!("{} (unverified)", v.suite)
+                match (v.verified, &v.expired) {
+                    (false, _) => format!("{} (unverified)", v.suite),
+                    (true, Some(_)) => format!("{} (expired)", v.suite),
+                    (true, None) => v.suite.clone(),
                 },
                 v.package,
                 v.arches.len(),
@@ -187,6 +202,15 @@ fn show_list(ctx: &Ctx, r: &ListReport, out: &mut dyn Write) -> Result<()> {
                 .unwrap_or("?")
         )?,
         None => writeln!(out, "system: no QEMU installed on the default path")?,
+    }
+    for v in r.versions.iter() {
+        if let Some(e) = &v.expired {
+            writeln!(
+                out,
+                "{}: verified by an InRelease past its Valid-Until ({}), allowed by {}",
+                v.version, e.valid_until, e.allowed_by
+            )?;
+        }
     }
     Ok(())
 }

@@ -476,41 +476,7 @@ pub fn file(m: &Machine, cpus: &Cpus, f: &FileFacts) -> Vec<Finding> {
     let subject = f.path;
     let entries = m.kernel_entries();
     let Some(elf) = f.elf else {
-        if let Some(rest) = f.header.strip_prefix(b"#!") {
-            let line = rest.split(|&c| c == b'\n').next().unwrap_or(rest);
-            let interp = String::from_utf8_lossy(line).trim().to_owned();
-            out.push(
-                Finding::new(
-                    "not-elf",
-                    Severity::Note,
-                    subject,
-                    format!("a script: the kernel runs its interpreter ({interp}); doctor that program instead"),
-                )
-                .with("interpreter", interp),
-            );
-        } else if let Some(k) = kernel_choice(&entries, m.enabled(), f.header, f.path) {
-            let r = &k.entry.registration;
-            out.push(
-                Finding::new(
-                    "not-elf",
-                    Severity::Note,
-                    subject,
-                    format!(
-                        "not an ELF program; {} runs it with {}",
-                        r.name, r.interpreter
-                    ),
-                )
-                .with("entry", r.name.clone()),
-            );
-        } else {
-            out.push(Finding::new(
-                "not-elf",
-                Severity::Error,
-                subject,
-                "not an ELF program, and no binfmt_misc entry matches it: exec fails with \"exec format error\"".into(),
-            ));
-        }
-        return out;
+        return not_elf(m, &entries, f);
     };
     use goblin::elf::header::{ET_DYN, ET_EXEC};
     if elf.e_type != ET_EXEC && elf.e_type != ET_DYN {
@@ -554,121 +520,15 @@ pub fn file(m: &Machine, cpus: &Cpus, f: &FileFacts) -> Vec<Finding> {
         })
         .collect();
     match choice {
-        Some(k) => {
-            let chosen = matching.iter().find(|e| e.kernel.name == k.name).copied();
-            let r = &k.entry.registration;
-            if native {
-                out.push(
-                    Finding::new(
-                        "captures-native",
-                        Severity::Error,
-                        subject,
-                        format!(
-                            "a native program, but {} takes it: it runs under {}",
-                            r.name, r.interpreter
-                        ),
-                    )
-                    .with("entry", r.name.clone())
-                    .fix(format!("binfmtctl uninstall '{}'", r.name)),
-                );
-            } else {
-                let mut ok = Finding::new(
-                    "runs-emulated",
-                    Severity::Note,
-                    subject,
-                    format!(
-                        "{} runs it with {} (flags {})",
-                        r.name, r.interpreter, r.flags
-                    ),
-                )
-                .with("entry", r.name.clone())
-                .with("interpreter", r.interpreter.clone())
-                .with("flags", r.flags.to_string());
-                if let Some(a) = &arch_name {
-                    ok = ok.with("arch", a.clone());
-                }
-                out.push(ok);
-            }
-            if let Some(e) = chosen {
-                for mut x in entry_findings(m, e) {
-                    // Said of this file, with the entry as evidence.
-                    x.subject = subject.to_owned();
-                    out.push(x);
-                }
-                if let (Some(exists), false) = (f.in_rootfs, r.flags.fix_binary)
-                    && !exists(&r.interpreter)
-                {
-                    out.push(
-                        Finding::new(
-                            "interpreter-not-visible",
-                            Severity::Error,
-                            subject,
-                            format!(
-                                "{} has no F flag and {} does not exist inside the rootfs: the kernel looks it up there at exec, so this fails with \"No such file or directory\" in the chroot",
-                                r.name, r.interpreter
-                            ),
-                        )
-                        .with("entry", r.name.clone())
-                        .fix(format!("binfmtctl install {} (flag F opens the interpreter once, so it works in every chroot)", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
-                    );
-                }
-                if f.setuid && !r.flags.credentials {
-                    out.push(
-                        Finding::new(
-                            "credentials-off",
-                            Severity::Warning,
-                            subject,
-                            format!("a setuid/setgid program, but {} lacks the C flag: it runs with the caller's credentials (sudo, su, ping fail)", r.name),
-                        )
-                        .with("entry", r.name.clone())
-                        .fix(format!("binfmtctl install {} --credentials", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
-                    );
-                }
-            }
-            for dead in matching.iter().filter(|e| e.kernel.name != k.name) {
-                if dead.kernel.entry.enabled {
-                    if dead.kernel.age < k.age {
-                        out.push(shadowed(k, &dead.kernel, subject));
-                    }
-                } else {
-                    out.push(
-                        Finding::new(
-                            "handler-disabled",
-                            Severity::Note,
-                            subject,
-                            format!(
-                                "{} would also match but is disabled",
-                                dead.kernel.entry.registration.name
-                            ),
-                        )
-                        .with("entry", dead.kernel.entry.registration.name.clone()),
-                    );
-                }
-            }
-            if !native
-                && let Some(i) = &elf.interp
-                && f.loader_present == Some(false)
-            {
-                out.push(
-                    Finding::new(
-                        "loader-missing",
-                        Severity::Error,
-                        subject,
-                        format!("dynamically linked against {i}, which does not exist here: QEMU fails with \"Could not open '{i}'\""),
-                    )
-                    .with("loader", i.clone())
-                    .fix("run it inside a rootfs of its arch (binfmtctl run --rootfs DIR -- PROGRAM), or set QEMU_LD_PREFIX to one"),
-                );
-            }
-            if !native {
-                out.extend(isa_emulated(
-                    subject,
-                    arch_name.as_deref(),
-                    f.isa,
-                    chosen.and_then(|e| e.version.as_deref()),
-                ));
-            }
-        }
+        Some(k) => out.extend(handled(
+            m,
+            f,
+            elf,
+            k,
+            &matching,
+            native,
+            arch_name.as_deref(),
+        )),
         None if native => {
             out.push(
                 Finding::new(
@@ -684,41 +544,231 @@ pub fn file(m: &Machine, cpus: &Cpus, f: &FileFacts) -> Vec<Finding> {
             );
             out.extend(isa_native(subject, elf, f.isa, cpus));
         }
-        None => {
-            let disabled = matching.iter().find(|e| !e.kernel.entry.enabled);
-            if !m.enabled() {
-                out.push(Finding::new(
-                    "no-handler",
-                    Severity::Error,
-                    subject,
-                    "binfmt_misc is not usable here (see the machine's findings): the kernel cannot run it".into(),
-                ));
-            } else if let Some(d) = disabled {
-                let name = &d.kernel.entry.registration.name;
-                out.push(
-                    Finding::new("handler-disabled", Severity::Error, subject, format!("{name} matches it but is disabled: exec fails with \"exec format error\""))
-                        .with("entry", name.clone())
-                        .fix(format!("binfmtctl enable '{name}'")),
-                );
-            } else {
-                let mut x = Finding::new(
-                    "no-handler",
+        None => out.extend(unhandled(m, f, arch, &matching)),
+    }
+    out
+}
+
+/// A file that is not an ELF program: a script, something an entry takes, or nothing runnable.
+fn not_elf(m: &Machine, entries: &[KernelEntry], f: &FileFacts) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let subject = f.path;
+    if let Some(rest) = f.header.strip_prefix(b"#!") {
+        let line = rest.split(|&c| c == b'\n').next().unwrap_or(rest);
+        let interp = String::from_utf8_lossy(line).trim().to_owned();
+        out.push(
+            Finding::new(
+                "not-elf",
+                Severity::Note,
+                subject,
+                format!("a script: the kernel runs its interpreter ({interp}); doctor that program instead"),
+            )
+            .with("interpreter", interp),
+        );
+    } else if let Some(k) = kernel_choice(entries, m.enabled(), f.header, f.path) {
+        let r = &k.entry.registration;
+        out.push(
+            Finding::new(
+                "not-elf",
+                Severity::Note,
+                subject,
+                format!(
+                    "not an ELF program; {} runs it with {}",
+                    r.name, r.interpreter
+                ),
+            )
+            .with("entry", r.name.clone()),
+        );
+    } else {
+        out.push(Finding::new(
+            "not-elf",
+            Severity::Error,
+            subject,
+            "not an ELF program, and no binfmt_misc entry matches it: exec fails with \"exec format error\"".into(),
+        ));
+    }
+    out
+}
+
+/// A foreign (or captured native) program an enabled entry `k` takes: how it runs, and what
+/// will go wrong with that entry, the entries it shadows, its loader and its ISA level.
+fn handled(
+    m: &Machine,
+    f: &FileFacts,
+    elf: &ElfFacts,
+    k: &KernelEntry,
+    matching: &[&EntryFacts],
+    native: bool,
+    arch_name: Option<&str>,
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let subject = f.path;
+    let arch_name = arch_name.map(str::to_owned);
+    let chosen = matching.iter().find(|e| e.kernel.name == k.name).copied();
+    let r = &k.entry.registration;
+    if native {
+        out.push(
+            Finding::new(
+                "captures-native",
+                Severity::Error,
+                subject,
+                format!(
+                    "a native program, but {} takes it: it runs under {}",
+                    r.name, r.interpreter
+                ),
+            )
+            .with("entry", r.name.clone())
+            .fix(format!("binfmtctl uninstall '{}'", r.name)),
+        );
+    } else {
+        let mut ok = Finding::new(
+            "runs-emulated",
+            Severity::Note,
+            subject,
+            format!(
+                "{} runs it with {} (flags {})",
+                r.name, r.interpreter, r.flags
+            ),
+        )
+        .with("entry", r.name.clone())
+        .with("interpreter", r.interpreter.clone())
+        .with("flags", r.flags.to_string());
+        if let Some(a) = &arch_name {
+            ok = ok.with("arch", a.clone());
+        }
+        out.push(ok);
+    }
+    if let Some(e) = chosen {
+        for mut x in entry_findings(m, e) {
+            // Said of this file, with the entry as evidence.
+            x.subject = subject.to_owned();
+            out.push(x);
+        }
+        if let (Some(exists), false) = (f.in_rootfs, r.flags.fix_binary)
+            && !exists(&r.interpreter)
+        {
+            out.push(
+                Finding::new(
+                    "interpreter-not-visible",
                     Severity::Error,
                     subject,
                     format!(
-                        "no binfmt_misc entry matches this {} program: exec fails with \"exec format error\"",
-                        arch_name.as_deref().unwrap_or("foreign")
+                        "{} has no F flag and {} does not exist inside the rootfs: the kernel looks it up there at exec, so this fails with \"No such file or directory\" in the chroot",
+                        r.name, r.interpreter
                     ),
-                );
-                if let Some(a) = arch {
-                    x = x.with("arch", a.name.clone()).fix(format!(
-                        "binfmtctl install {}",
-                        a.platform().unwrap_or(&a.name)
-                    ));
-                }
-                out.push(x);
-            }
+                )
+                .with("entry", r.name.clone())
+                .fix(format!("binfmtctl install {} (flag F opens the interpreter once, so it works in every chroot)", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
+            );
         }
+        if f.setuid && !r.flags.credentials {
+            out.push(
+                Finding::new(
+                    "credentials-off",
+                    Severity::Warning,
+                    subject,
+                    format!("a setuid/setgid program, but {} lacks the C flag: it runs with the caller's credentials (sudo, su, ping fail)", r.name),
+                )
+                .with("entry", r.name.clone())
+                .fix(format!("binfmtctl install {} --credentials", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
+            );
+        }
+    }
+    for dead in matching.iter().filter(|e| e.kernel.name != k.name) {
+        if dead.kernel.entry.enabled {
+            if dead.kernel.age < k.age {
+                out.push(shadowed(k, &dead.kernel, subject));
+            }
+        } else {
+            out.push(
+                Finding::new(
+                    "handler-disabled",
+                    Severity::Note,
+                    subject,
+                    format!(
+                        "{} would also match but is disabled",
+                        dead.kernel.entry.registration.name
+                    ),
+                )
+                .with("entry", dead.kernel.entry.registration.name.clone()),
+            );
+        }
+    }
+    if !native
+        && let Some(i) = &elf.interp
+        && f.loader_present == Some(false)
+    {
+        out.push(
+            Finding::new(
+                "loader-missing",
+                Severity::Error,
+                subject,
+                format!("dynamically linked against {i}, which does not exist here: QEMU fails with \"Could not open '{i}'\""),
+            )
+            .with("loader", i.clone())
+            .fix("run it inside a rootfs of its arch (binfmtctl run --rootfs DIR -- PROGRAM), or set QEMU_LD_PREFIX to one"),
+        );
+    }
+    if !native {
+        out.extend(isa_emulated(
+            subject,
+            arch_name.as_deref(),
+            f.isa,
+            chosen.and_then(|e| e.version.as_deref()),
+        ));
+    }
+    out
+}
+
+/// A foreign program no enabled entry takes: why (binfmt_misc unusable, a disabled entry, no
+/// entry) and the fix.
+fn unhandled(
+    m: &Machine,
+    f: &FileFacts,
+    arch: Option<&crate::binfmt::arch::Arch>,
+    matching: &[&EntryFacts],
+) -> Vec<Finding> {
+    let mut out = Vec::new();
+    let subject = f.path;
+    let arch_name = arch.map(|a| a.name.clone());
+    let disabled = matching.iter().find(|e| !e.kernel.entry.enabled);
+    if !m.enabled() {
+        out.push(Finding::new(
+            "no-handler",
+            Severity::Error,
+            subject,
+            "binfmt_misc is not usable here (see the machine's findings): the kernel cannot run it"
+                .into(),
+        ));
+    } else if let Some(d) = disabled {
+        let name = &d.kernel.entry.registration.name;
+        out.push(
+            Finding::new(
+                "handler-disabled",
+                Severity::Error,
+                subject,
+                format!("{name} matches it but is disabled: exec fails with \"exec format error\""),
+            )
+            .with("entry", name.clone())
+            .fix(format!("binfmtctl enable '{name}'")),
+        );
+    } else {
+        let mut x = Finding::new(
+            "no-handler",
+            Severity::Error,
+            subject,
+            format!(
+                "no binfmt_misc entry matches this {} program: exec fails with \"exec format error\"",
+                arch_name.as_deref().unwrap_or("foreign")
+            ),
+        );
+        if let Some(a) = arch {
+            x = x.with("arch", a.name.clone()).fix(format!(
+                "binfmtctl install {}",
+                a.platform().unwrap_or(&a.name)
+            ));
+        }
+        out.push(x);
     }
     out
 }

@@ -12,7 +12,7 @@ use super::view::source_of;
 use super::{Host, Search};
 use crate::binfmt::arch::Arch;
 use crate::binfmt::kernel::{BinfmtFs, KernelEntry};
-use crate::qemu::interpreter::{self, Candidate};
+use crate::qemu::interpreter::Candidate;
 use crate::qemu::store::Stored;
 
 /// `interpreters`, one row per arch in table order (or the order named).
@@ -97,7 +97,7 @@ pub fn interpreters(
     let interpreters = arches
         .iter()
         .map(|a| {
-            let d = interpreter::discover(a, &dirs, &req);
+            let d = host.discover(a, &dirs, &req);
             let chosen = d.chosen();
             let status = if chosen.is_some() {
                 "ok"

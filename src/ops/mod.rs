@@ -309,10 +309,7 @@ impl Search {
             return vec![s.bin.clone()];
         }
         if self.qemu_path.is_empty() {
-            interpreter::DEFAULT_SEARCH
-                .iter()
-                .map(PathBuf::from)
-                .collect()
+            interpreter::default_search()
         } else {
             self.qemu_path
                 .iter()

@@ -33,19 +33,56 @@ pub struct ArchiveOptions {
     pub timeout: u64,
     /// Verified indexes and .debs kept here, keyed by sha256.
     pub cache: Option<PathBuf>,
+    /// `--allow-expired`: take an InRelease past its `Valid-Until` (a dated snapshot mirror),
+    /// with a warning; recorded in the manifest.
+    pub allow_expired: bool,
 }
 
 impl ArchiveOptions {
-    /// The archive: the mirror (given, or apt's), the keyring and the timeouts checked.
+    /// The archive: the mirror (given, or apt's), the keyring and the timeouts checked, and
+    /// whether an expired InRelease is taken (`Archive::allow_expired`): with `--allow-expired`;
+    /// or, for the mirror taken from apt's sources, when apt itself would (that source's
+    /// `check-valid-until=no`, else apt's `Acquire::Check-Valid-Until "false"`). apt's files
+    /// are read only then, and a setting they hold that cannot be read is bad input (exit 2).
     pub fn archive(&self, progress: Arc<dyn Progress + Send>) -> Result<Archive, QemuError> {
-        let mirror = match &self.mirror {
-            Some(m) => m.clone(),
-            None => archive::apt_mirror(Path::new("/")).ok_or(archive::ArchiveError::NoMirror)?,
+        self.archive_at(Path::new("/"), progress)
+    }
+
+    /// `archive`, with apt's configuration under `root` (`/`; a parameter for tests).
+    pub fn archive_at(
+        &self,
+        root: &Path,
+        progress: Arc<dyn Progress + Send>,
+    ) -> Result<Archive, QemuError> {
+        let (mirror, apt_allows) = match &self.mirror {
+            Some(m) => (m.clone(), None),
+            None => {
+                let src = q::apt::source(root)?.ok_or(archive::ArchiveError::NoMirror)?;
+                let allows = match src.check_valid_until {
+                    Some(false) => {
+                        Some(format!("check-valid-until=no of the source at {}", src.at))
+                    }
+                    Some(true) => None,
+                    None => match q::apt::check_valid_until(root)? {
+                        Some((false, at)) => Some(format!(
+                            "apt's Acquire::Check-Valid-Until \"false\" at {at}"
+                        )),
+                        _ => None,
+                    },
+                };
+                (src.uri, allows)
+            }
         };
         let keyring = Keyring::load(self.keyring.as_deref())?;
         let t = std::time::Duration::from_secs(self.timeout.max(1));
         let http = HttpOptions::with_timeout(t);
-        Ok(Archive::new(&mirror, keyring, &http)?.with_progress(progress))
+        let mut a = Archive::new(&mirror, keyring, &http)?.with_progress(progress);
+        a.allow_expired = if self.allow_expired {
+            Some("--allow-expired".to_owned())
+        } else {
+            apt_allows
+        };
+        Ok(a)
     }
 
     /// An unsafe `--cache` is bad input (exit 2) before anything is fetched: checked here,
@@ -116,6 +153,11 @@ pub fn versions(
         o.suites.clone()
     };
     let mut offers = q::offers(&a, &suites, deb_arch(host)?, o.cache.as_deref());
+    for o in offers.iter().flatten() {
+        if let Some(e) = &o.expired {
+            warn_expired(&o.suite, e);
+        }
+    }
     if offers.iter().all(Result::is_err)
         && let Some(i) = offers
             .iter()
@@ -143,6 +185,14 @@ pub fn versions(
         mirror: a.mirror.clone(),
         store_root: store.root.clone(),
     })
+}
+
+/// The warning for an InRelease used past its `Valid-Until`.
+pub fn warn_expired(suite: &str, e: &store::Expired) {
+    eprintln!(
+        "binfmtctl: warning: the InRelease of {suite} expired on {} (Valid-Until); used because {} allows it: check that this mirror is the dated snapshot you mean",
+        e.valid_until, e.allowed_by
+    );
 }
 
 /// What `fetch` did with the version.
@@ -224,6 +274,9 @@ pub fn fetch(
             let a = o.archive(progress.clone())?;
             let (release, package) =
                 q::resolve(&a, spec, &o.lookup_suites(), deb_arch(host)?, cache)?;
+            if let Some(e) = &release.expired {
+                warn_expired(&release.dist, e);
+            }
             let source = Source::Archive {
                 archive: &a,
                 release: &release,
@@ -271,6 +324,9 @@ pub struct ListedVersion {
     pub deb_sha256: String,
     pub verified: bool,
     pub origin: String,
+    /// Verified by an InRelease past its `Valid-Until`, as allowed (the manifest's record).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<store::Expired>,
     /// QEMU CPU names of the stored interpreters.
     pub arches: Vec<String>,
     /// Entries of this binfmt_misc instance whose interpreter is in this version.
@@ -313,15 +369,13 @@ pub fn list(fs: &dyn BinfmtFs, host: &Host, store: &Store) -> ListReport {
             deb_sha256: s.manifest.deb_sha256.clone(),
             verified: s.manifest.verified,
             origin: s.manifest.origin.clone(),
+            expired: s.manifest.expired.clone(),
             arches: s.manifest.files.iter().map(|f| f.cpu.clone()).collect(),
             used_by: users_of(s, &entries),
         })
         .collect();
     let system = host.table.get("arm64").and_then(|a| {
-        let dirs: Vec<PathBuf> = interpreter::DEFAULT_SEARCH
-            .iter()
-            .map(PathBuf::from)
-            .collect();
+        let dirs: Vec<PathBuf> = interpreter::default_search();
         let req = host.requirements(true).ok()?;
         let d = host.discover(a, &dirs, &req);
         d.chosen().map(|c| SystemQemu {
@@ -569,6 +623,7 @@ mod tests {
             origin: "test".into(),
             verified: true,
             mirror: None,
+            expired: None,
             deb_sha256: "ab".repeat(32),
             deb_size: 1,
             fetched_at: 0,
@@ -902,5 +957,95 @@ mod tests {
                 assert!(!store.root.exists(), "nothing stored");
             }
         }
+    }
+
+    /// Who may waive `Valid-Until`: `--allow-expired` always; apt's words only for the mirror
+    /// taken from apt's sources (the source's own option over apt's global setting); a setting
+    /// that cannot be read is bad input naming the file and line.
+    #[test]
+    fn expired_releases_are_allowed_as_apt_or_the_flag_says() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let apt = r.join("etc/apt");
+        std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
+        std::fs::create_dir_all(apt.join("apt.conf.d")).unwrap();
+        let sources = apt.join("sources.list.d/debian.sources");
+        let conf = apt.join("apt.conf.d/99snapshot");
+        let allowed = |o: &ArchiveOptions| {
+            o.archive_at(r, std::sync::Arc::new(crate::progress::Silent))
+                .map(|a| a.allow_expired)
+        };
+        let from_apt = ArchiveOptions::default();
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\nComponents: main\n",
+        )
+        .unwrap();
+        assert_eq!(
+            allowed(&from_apt).unwrap(),
+            None,
+            "nothing says so: refused"
+        );
+        std::fs::write(&conf, "Acquire::Check-Valid-Until \"false\";\n").unwrap();
+        assert_eq!(
+            allowed(&from_apt).unwrap().unwrap(),
+            format!(
+                "apt's Acquire::Check-Valid-Until \"false\" at {}:1",
+                conf.display()
+            )
+        );
+        let given = ArchiveOptions {
+            mirror: Some("http://deb.debian.org/debian".into()),
+            ..ArchiveOptions::default()
+        };
+        assert_eq!(
+            allowed(&given).unwrap(),
+            None,
+            "a mirror not taken from apt: apt's setting is not about it"
+        );
+        let flag = ArchiveOptions {
+            allow_expired: true,
+            ..given
+        };
+        assert_eq!(allowed(&flag).unwrap().as_deref(), Some("--allow-expired"));
+        // The source's own option wins over apt's global one, either way.
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\nCheck-Valid-Until: yes\n",
+        )
+        .unwrap();
+        assert_eq!(allowed(&from_apt).unwrap(), None);
+        std::fs::remove_file(&conf).unwrap();
+        std::fs::write(
+            &sources,
+            "# snapshot\nTypes: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\nCheck-Valid-Until: no\n",
+        )
+        .unwrap();
+        assert_eq!(
+            allowed(&from_apt).unwrap().unwrap(),
+            format!(
+                "check-valid-until=no of the source at {}:2",
+                sources.display()
+            )
+        );
+        // Unreadable settings: exit 2, file and line.
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\n",
+        )
+        .unwrap();
+        std::fs::write(&conf, "Acquire {\n  Check-Valid-Until \"false\";\n").unwrap();
+        let e = allowed(&from_apt).unwrap_err();
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::error::ErrorKind::BadInput
+        );
+        assert!(
+            e.to_string().starts_with(&format!(
+                "{}:2: the scope Acquire {{ is not closed",
+                conf.display()
+            )),
+            "{e}"
+        );
     }
 }

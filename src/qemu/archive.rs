@@ -16,12 +16,13 @@ use sha2::{Digest, Sha256};
 
 use crate::progress::{Progress, Silent, Unit};
 
+use super::store::Expired;
 use super::verify::{Keyring, VerifyError};
 pub use super::version::{compare_versions, upstream, version_matches};
 pub use crate::input::hex;
 
 /// The suites `qemu versions` asks about, oldest first.
-pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "sid"];
+pub const DEFAULT_SUITES: &[&str] = &["bookworm", "bookworm-backports", "trixie", "forky", "sid"];
 /// Longest index we accept (compressed or not); sid's main Packages is about 60 MB today.
 const MAX_INDEX: u64 = 512 << 20;
 /// Longest `InRelease` we accept: Debian's are about 150 KiB (they list every index's
@@ -263,6 +264,8 @@ pub struct Release {
     pub sha256: BTreeMap<String, (String, u64)>,
     /// The key that verified it.
     pub signer: String,
+    /// Its `Valid-Until` had passed, and it was used as allowed (`Archive::allow_expired`).
+    pub expired: Option<Expired>,
 }
 
 /// Seconds since the Unix epoch of an RFC 2822 date as Debian's Release files write it
@@ -312,14 +315,19 @@ impl Release {
     /// expired (`Valid-Until`, which Debian sets on suites that change often), so an old signed
     /// InRelease that still lists a vulnerable QEMU cannot be replayed either. `now` is seconds
     /// since the epoch.
+    ///
+    /// `allow_expired` (what allows it: `--allow-expired`, apt's setting) takes an expired one
+    /// (a dated snapshot mirror's), recorded in `expired`.
     pub fn parse(
         requested: &str,
         signed: &str,
         signer: &str,
         now: i64,
+        allow_expired: Option<&str>,
     ) -> Result<Release, ArchiveError> {
         let head = signed.split("\n\n").next().unwrap_or("");
         let f = parse_stanza(head);
+        let mut expired = None;
         if let Some(v) = f.get("valid-until") {
             let Some(until) = parse_release_date(v) else {
                 return Err(ArchiveError::Release {
@@ -330,12 +338,22 @@ impl Release {
                 });
             };
             if until < now {
-                return Err(ArchiveError::Release {
-                    suite: requested.to_owned(),
-                    reason: format!(
-                        "the signed InRelease expired on {v} (Valid-Until): the mirror serves an outdated copy, which could hide security updates; use an up-to-date mirror (or check this machine's clock)"
-                    ),
-                });
+                match allow_expired {
+                    Some(by) => {
+                        expired = Some(Expired {
+                            valid_until: v.clone(),
+                            allowed_by: by.to_owned(),
+                        })
+                    }
+                    None => {
+                        return Err(ArchiveError::Release {
+                            suite: requested.to_owned(),
+                            reason: format!(
+                                "the signed InRelease expired on {v} (Valid-Until): the mirror serves an outdated copy, which could hide security updates; use an up-to-date mirror (or check this machine's clock), or, for a dated snapshot mirror you mean to use, pass --allow-expired (with the mirror from apt's sources, apt's Acquire::Check-Valid-Until \"false\" or the source's check-valid-until=no count too)"
+                            ),
+                        });
+                    }
+                }
             }
         }
         let suite = f.get("suite").cloned().unwrap_or_default();
@@ -373,6 +391,7 @@ impl Release {
             by_hash,
             sha256,
             signer: signer.to_owned(),
+            expired,
         })
     }
 }
@@ -554,6 +573,9 @@ struct Response {
 pub struct Archive {
     pub mirror: String,
     pub keyring: Keyring,
+    /// Take an InRelease past its `Valid-Until`; says what allows it (`--allow-expired`, or
+    /// apt's setting and where). `None`: refuse it.
+    pub allow_expired: Option<String>,
     agent: ureq::Agent,
     http: HttpOptions,
     /// Told of each step of the trust chain and of the bytes downloaded (`with_progress`).
@@ -583,6 +605,7 @@ impl Archive {
         Ok(Archive {
             mirror: mirror.trim_end_matches('/').to_owned(),
             keyring,
+            allow_expired: None,
             agent,
             http: http.clone(),
             progress: Arc::new(Silent),
@@ -742,7 +765,7 @@ impl Archive {
         let now = std::time::SystemTime::now()
             .duration_since(std::time::UNIX_EPOCH)
             .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX));
-        Release::parse(suite, &signed, &signer, now)
+        Release::parse(suite, &signed, &signer, now, self.allow_expired.as_deref())
     }
 
     /// Step 2: `main/binary-<arch>/Packages{.xz,.gz,}`, hash checked against the release,
@@ -1276,6 +1299,7 @@ mod tests {
             &text("Valid-Until: Sat, 22 Nov 2025 08:21:03 UTC\n"),
             "k",
             now,
+            None,
         )
         .unwrap_err()
         .to_string();
@@ -1289,44 +1313,82 @@ mod tests {
                 "bookworm-backports",
                 &text("Valid-Until: Sat, 06 Dec 2025 08:21:03 UTC\n"),
                 "k",
-                now
+                now,
+                None
             )
             .is_ok()
         );
-        assert!(Release::parse("bookworm-backports", &text(""), "k", now).is_ok());
+        assert!(Release::parse("bookworm-backports", &text(""), "k", now, None).is_ok());
         let e = Release::parse(
             "bookworm-backports",
             &text("Valid-Until: someday\n"),
             "k",
             now,
+            None,
         )
         .unwrap_err()
         .to_string();
         assert!(e.contains("cannot be read"), "{e}");
+        // Allowed: taken, and recorded with the date and what allowed it.
+        let r = Release::parse(
+            "bookworm-backports",
+            &text("Valid-Until: Sat, 22 Nov 2025 08:21:03 UTC\n"),
+            "k",
+            now,
+            Some("--allow-expired"),
+        )
+        .unwrap();
+        assert_eq!(
+            r.expired,
+            Some(Expired {
+                valid_until: "Sat, 22 Nov 2025 08:21:03 UTC".into(),
+                allowed_by: "--allow-expired".into()
+            })
+        );
+        let r = Release::parse(
+            "bookworm-backports",
+            &text("Valid-Until: Sat, 06 Dec 2025 08:21:03 UTC\n"),
+            "k",
+            now,
+            Some("--allow-expired"),
+        )
+        .unwrap();
+        assert_eq!(r.expired, None, "not expired: nothing to record");
+        // An unreadable date stays refused even when expiry is allowed.
+        assert!(
+            Release::parse(
+                "bookworm-backports",
+                &text("Valid-Until: someday\n"),
+                "k",
+                now,
+                Some("x")
+            )
+            .is_err()
+        );
     }
 
     #[test]
     fn release_must_name_the_requested_suite() {
         let signed = "Origin: Debian\nSuite: stable\nCodename: bookworm\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
-        let r = Release::parse("bookworm", signed, "k", 0).unwrap();
+        let r = Release::parse("bookworm", signed, "k", 0, None).unwrap();
         assert_eq!(
             r.sha256["main/binary-amd64/Packages.xz"],
             ("abcd".into(), 12)
         );
-        assert!(Release::parse("stable", signed, "k", 0).is_ok());
-        let e = Release::parse("trixie", signed, "k", 0).unwrap_err();
+        assert!(Release::parse("stable", signed, "k", 0, None).is_ok());
+        let e = Release::parse("trixie", signed, "k", 0, None).unwrap_err();
         assert!(e.to_string().contains("another suite"), "{e}");
     }
 
     #[test]
     fn indexes_come_from_the_requested_directory_and_by_hash_when_offered() {
         let signed = "Suite: stable\nCodename: trixie\nAcquire-By-Hash: yes\nSHA256:\n abcd 12 main/binary-amd64/Packages.xz\n";
-        let r = Release::parse("trixie", signed, "k", 0).unwrap();
+        let r = Release::parse("trixie", signed, "k", 0, None).unwrap();
         assert_eq!(
             (r.dist.as_str(), r.suite.as_str(), r.by_hash),
             ("trixie", "stable", true)
         );
         let no = signed.replace("Acquire-By-Hash: yes\n", "");
-        assert!(!Release::parse("stable", &no, "k", 0).unwrap().by_hash);
+        assert!(!Release::parse("stable", &no, "k", 0, None).unwrap().by_hash);
     }
 }

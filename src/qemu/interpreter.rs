@@ -25,8 +25,11 @@ use serde::Serialize;
 use crate::binfmt::arch::{Arch, Endian};
 use crate::elf::{self, ElfFacts};
 
-/// Default search path, in order.
-pub const DEFAULT_SEARCH: &[&str] = &["/usr/bin", "/usr/local/bin", "/usr/libexec/qemu"];
+/// The default search path, in order: the directories of the table of distributions'
+/// layouts (`layouts::LAYOUTS`, docs/distros.md).
+pub fn default_search() -> Vec<PathBuf> {
+    super::layouts::default_dirs()
+}
 /// Longest version line we keep.
 const MAX_VERSION_LEN: usize = 200;
 
@@ -278,7 +281,7 @@ pub enum Problem {
     #[error("is built for another CPU (ELF machine {machine}, class {class}), not this host")]
     WrongHostArch { machine: u16, class: u8 },
     #[error(
-        "is dynamically linked (needs {interp}), which breaks inside chroots and containers with the F flag: install qemu-user-static or pass a static build with --qemu-path"
+        "is dynamically linked (needs {interp}), which breaks inside chroots and containers with the F flag: use a static build (docs/distros.md says which package has one)"
     )]
     Dynamic { interp: String },
 }
@@ -313,6 +316,9 @@ pub struct Discovery {
     pub candidates: Vec<Candidate>,
     /// Index into `candidates` of the one to use: the first that passes every check.
     pub chosen: Option<usize>,
+    /// What to install on this system (`layouts::install_hint`), for the refusal.
+    #[serde(skip)]
+    pub hint: String,
 }
 
 impl Discovery {
@@ -329,8 +335,9 @@ impl Discovery {
                 .map(|p| p.display().to_string())
                 .collect();
             return format!(
-                "no interpreter found (looked for {}): install qemu-user-static or pass --qemu-path DIR",
-                names.join(", ")
+                "no interpreter found (looked for {}): {}",
+                names.join(", "),
+                self.hint
             );
         }
         let parts: Vec<String> = self
@@ -341,16 +348,21 @@ impl Discovery {
                 format!("{} {}", c.facts.path.display(), why.join("; "))
             })
             .collect();
-        format!("no usable interpreter: {}", parts.join(" | "))
+        let dynamic = self.candidates.iter().any(|c| {
+            c.problems
+                .iter()
+                .any(|p| matches!(p, Problem::Dynamic { .. }))
+        });
+        if dynamic {
+            format!(
+                "no usable interpreter: {}; {}",
+                parts.join(" | "),
+                self.hint
+            )
+        } else {
+            format!("no usable interpreter: {}", parts.join(" | "))
+        }
     }
-}
-
-/// The file names we look for, in order of preference.
-pub fn file_names(arch: &Arch) -> [String; 2] {
-    [
-        format!("qemu-{}-static", arch.qemu),
-        format!("qemu-{}", arch.qemu),
-    ]
 }
 
 /// Where the facts of candidate interpreters come from: the file system (`Disk`, through
@@ -359,6 +371,14 @@ pub fn file_names(arch: &Arch) -> [String; 2] {
 pub trait FactSource: Send + Sync {
     /// The facts of `path`; the QEMU version only when `qemu_cpu` names the file's CPU.
     fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts;
+
+    /// The text of the system's os-release (`/etc/os-release`, else `/usr/lib/os-release`),
+    /// which decides what a refusal tells the user to install.
+    fn os_release(&self) -> Option<String> {
+        ["/etc/os-release", "/usr/lib/os-release"]
+            .iter()
+            .find_map(|p| fs::read_to_string(p).ok())
+    }
 }
 
 /// The file system: what `facts_of` reads.
@@ -371,8 +391,9 @@ impl FactSource for Disk {
     }
 }
 
-/// Searches `dirs` (in order; within a directory the `-static` name first) and checks every
-/// candidate that exists.
+/// Searches `dirs` (in order; within a directory the names `layouts::names_in` gives: the
+/// table's for the directories it knows, `qemu-<cpu>-static` then `qemu-<cpu>` elsewhere) and
+/// checks every candidate that exists.
 pub fn discover(arch: &Arch, dirs: &[PathBuf], req: &Requirements) -> Discovery {
     discover_with(&Disk, arch, dirs, req)
 }
@@ -387,7 +408,7 @@ pub fn discover_with(
     let mut searched = Vec::new();
     let mut candidates = Vec::new();
     for dir in dirs {
-        for name in file_names(arch) {
+        for name in super::layouts::names_in(dir, arch) {
             let path = dir.join(name);
             searched.push(path.clone());
             let facts = source.facts_of(&path, Some(&arch.qemu));
@@ -398,11 +419,20 @@ pub fn discover_with(
         }
     }
     let chosen = candidates.iter().position(Candidate::ok);
+    let hint = if chosen.is_some() {
+        String::new()
+    } else {
+        let os = source
+            .os_release()
+            .map(|t| super::layouts::OsRelease::parse(&t));
+        super::layouts::install_hint(os.as_ref(), arch)
+    };
     Discovery {
         arch: arch.name.clone(),
         searched,
         candidates,
         chosen,
+        hint,
     }
 }
 
@@ -872,13 +902,14 @@ mod tests {
             searched: vec!["/a/qemu-aarch64-static".into(), "/a/qemu-aarch64".into()],
             candidates: vec![],
             chosen: None,
+            hint: "install qemu-user (…)".into(),
         };
         let msg = d.refusal();
         assert!(
             msg.contains("/a/qemu-aarch64-static, /a/qemu-aarch64"),
             "{msg}"
         );
-        assert!(msg.contains("install qemu-user-static"), "{msg}");
+        assert!(msg.ends_with(": install qemu-user (…)"), "{msg}");
     }
 
     #[test]

@@ -6,15 +6,18 @@
 //! - `verify`: OpenPGP check of `InRelease` against Debian's archive keyring
 //! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
 //! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
+//! - `interpreter`, `layouts`: finding and checking interpreters; where distributions put them
 //! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
 //! - `version`: dpkg version order and version specs
 //!
 //! Fetching needs the network and write access to the store (root); nothing here touches
 //! binfmt_misc.
 
+pub mod apt;
 pub mod archive;
 pub mod deb;
 pub mod interpreter;
+pub mod layouts;
 pub mod store;
 pub mod verify;
 pub mod version;
@@ -33,7 +36,7 @@ use store::{FileEntry, Manifest, Store, StoreError, Stored};
 
 /// Suites tried, in this order, when a version number is asked for: releases first, then
 /// backports, then unstable.
-pub const LOOKUP_ORDER: &[&str] = &["bookworm", "trixie", "bookworm-backports", "sid"];
+pub const LOOKUP_ORDER: &[&str] = &["bookworm", "trixie", "bookworm-backports", "forky", "sid"];
 
 #[derive(Debug, thiserror::Error)]
 pub enum QemuError {
@@ -45,6 +48,9 @@ pub enum QemuError {
     Deb(#[from] deb::DebError),
     #[error(transparent)]
     Keyring(#[from] verify::VerifyError),
+    /// apt's sources or configuration hold a setting that cannot be read.
+    #[error(transparent)]
+    Apt(#[from] apt::AptError),
     #[error(
         "Debian has no binary-<arch> index for this host's CPU {machine:?}: fetch on a supported host, or use --from-deb with a .deb built for it"
     )]
@@ -94,9 +100,10 @@ impl QemuError {
         match self {
             QemuError::Archive(e) => e.is_usage(),
             QemuError::Store(e) => e.is_usage(),
-            QemuError::UnknownVersion { .. } | QemuError::NoDeb { .. } | QemuError::Input(_) => {
-                true
-            }
+            QemuError::UnknownVersion { .. }
+            | QemuError::NoDeb { .. }
+            | QemuError::Input(_)
+            | QemuError::Apt(_) => true,
             QemuError::Keyring(e) => {
                 crate::error::Classify::kind(e) == crate::error::ErrorKind::BadInput
             }
@@ -128,6 +135,9 @@ pub struct Offer {
     pub package: String,
     pub version: String,
     pub upstream: String,
+    /// The suite's InRelease was past its `Valid-Until`, read as allowed.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub expired: Option<store::Expired>,
 }
 
 /// Is `spec` a suite name (not a version number or `latest`)?
@@ -150,11 +160,12 @@ pub fn offers(
         .iter()
         .map(|s| {
             a.qemu_package(s, deb_arch, cache)
-                .map(|(_, p)| Offer {
+                .map(|(rel, p)| Offer {
                     suite: s.clone(),
                     upstream: archive::upstream(&p.version).to_owned(),
                     package: p.package,
                     version: p.version,
+                    expired: rel.expired,
                 })
                 .map_err(|e| (s.clone(), e))
         })
@@ -300,7 +311,7 @@ pub fn fetch(
         None => store::Staging::scratch()?,
     };
     let deb_path = staging.dir.join("package.deb");
-    let (debian_version, package, suite, origin, verified, mirror) = match &source {
+    let (debian_version, package, suite, origin, verified, mirror, expired) = match &source {
         Source::Archive {
             archive,
             release,
@@ -329,6 +340,7 @@ pub fn fetch(
                 ),
                 true,
                 Some(archive.mirror.clone()),
+                release.expired.clone(),
             )
         }
         Source::LocalDeb(p, file) => {
@@ -354,6 +366,7 @@ pub fn fetch(
                     p.display()
                 ),
                 false,
+                None,
                 None,
             )
         }
@@ -426,6 +439,7 @@ pub fn fetch(
         origin,
         verified,
         mirror,
+        expired,
         deb_sha256,
         deb_size,
         fetched_at: std::time::SystemTime::now()

@@ -122,11 +122,24 @@ pub struct Manifest {
     pub verified: bool,
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub mirror: Option<String>,
+    /// The InRelease it was verified by was past its `Valid-Until`, used as allowed.
+    #[serde(skip_serializing_if = "Option::is_none", default)]
+    pub expired: Option<Expired>,
     pub deb_sha256: String,
     pub deb_size: u64,
     /// Seconds since the epoch
     pub fetched_at: u64,
     pub files: Vec<FileEntry>,
+}
+
+/// An InRelease used past its `Valid-Until` (a dated snapshot mirror), and what allowed it:
+/// `--allow-expired`, or apt's `Acquire::Check-Valid-Until "false"` / a source's
+/// `check-valid-until=no` (with file and line) for the mirror taken from apt's sources.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Expired {
+    /// The `Valid-Until` date, as the InRelease writes it.
+    pub valid_until: String,
+    pub allowed_by: String,
 }
 
 /// A version present in the store.
@@ -851,6 +864,7 @@ mod tests {
             origin: "test".into(),
             verified: false,
             mirror: None,
+            expired: None,
             deb_sha256: "0".repeat(64),
             deb_size: 1,
             fetched_at: 0,
