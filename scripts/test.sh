@@ -32,6 +32,9 @@ BINFMTCTL_TEST_VM=1 BINFMTCTL_TEST_CONTAINER=1 \
 # The Debian package: built (reusing the static release build the VM tests made), lintian,
 # installed, used and purged in a cached Debian system (packaging/deb/test.sh).
 packaging/deb/test.sh
+# The arm64 package: the aarch64 build the arm64 VM test made (scripts/build-aarch64.sh), lintian
+# and its binary's arch (the install test needs an amd64 system).
+packaging/deb/test.sh "$(DEB_ARCH=arm64 packaging/deb/build.sh)"
 # One closing line for the whole run (cargo prints one per test binary, the last being the
 # doc-tests, which may be empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }
