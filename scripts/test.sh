@@ -21,15 +21,20 @@ export BINFMTCTL_TEST_ROOT=1
 cargo test --locked -- \
   --skip privileged_container_installs_on_the_host_and_uninstalls \
   --skip binfmtctl_on_debian_6_1_kernel --skip binfmtctl_service_at_boot_under_systemd \
+  --skip binfmtctl_on_an_arm64_kernel_with_and_without_aarch32 \
   2>&1 | tee "$log"
-# ...then, alone and last, the Debian 6.1 kernel in a VM and the privileged container, which
-# registers on this machine's own instance for a moment (only arches the host has nothing for,
-# removed afterwards).
+# ...then, alone and last, the Debian 6.1 kernels in VMs (amd64 under KVM or TCG; arm64 under
+# TCG with two CPU models, the aarch64 binfmtctl built by scripts/build-aarch64.sh in its cached
+# system) and the privileged container, which registers on this machine's own instance for a
+# moment (only arches the host has nothing for, removed afterwards).
 BINFMTCTL_TEST_VM=1 BINFMTCTL_TEST_CONTAINER=1 \
-  cargo test --locked --test vm_debian_kernel --test host_container_entrypoint 2>&1 | tee -a "$log"
+  cargo test --locked --test vm_debian_kernel --test vm_arm64 --test host_container_entrypoint 2>&1 | tee -a "$log"
 # The Debian package: built (reusing the static release build the VM tests made), lintian,
 # installed, used and purged in a cached Debian system (packaging/deb/test.sh).
 packaging/deb/test.sh
+# The arm64 package: the aarch64 build the arm64 VM test made (scripts/build-aarch64.sh), lintian
+# and its binary's arch (the install test needs an amd64 system).
+packaging/deb/test.sh "$(DEB_ARCH=arm64 packaging/deb/build.sh)"
 # One closing line for the whole run (cargo prints one per test binary, the last being the
 # doc-tests, which may be empty).
 awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed/) p += $(i-1); if ($i ~ /^failed/) f += $(i-1) } }

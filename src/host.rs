@@ -7,11 +7,16 @@
 //! makes a new user + mount namespace, mounts a fresh binfmt_misc instance there (Linux >= 6.7;
 //! an instance with no entries hides the host's from exec in that namespace), and execs the
 //! probe. Runs and exits as the probe does: native. `ENOEXEC`: the kernel has no loader for it
-//! (e.g. an arm64 CPU without AArch32), not native. Anything else (no user namespaces, a
-//! seccomp filter, an older kernel) tells nothing, and the kernel config (`CONFIG_COMPAT`,
-//! `CONFIG_IA32_EMULATION` and `ia32_emulation=`) decides, as a hint; the user can override
-//! either way (`--native`, `--not-native`). Needs no privilege where unprivileged user
-//! namespaces are allowed.
+//! (e.g. an arm64 CPU without AArch32), not native. Where no private instance can be made
+//! (Linux < 6.7, no user namespaces) the probe runs beside the one instance there is, unless
+//! one of its entries would take it: the probes carry a non-zero EI_PAD (`COMPAT_PROBE_PAD`),
+//! which the kernel's ELF loader ignores and the usual patterns refuse. Where the probe still
+//! tells nothing the kernel config (`CONFIG_COMPAT`, `CONFIG_IA32_EMULATION` and
+//! `ia32_emulation=`) decides, as a hint — except for arches whose CPUs may lack the mode
+//! (`compat_cpu_optional`: arm on arm64), which only a probe that ran counts native. The user
+//! can override either way (`--native`, `--not-native`). The probes are written to a private
+//! temporary directory, or to memory files where none is writable. Needs no privilege where
+//! unprivileged user namespaces are allowed.
 //!
 //! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
 //! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`) and
@@ -335,7 +340,7 @@ impl HostFacts {
                 .iter()
                 .find(|(a, _)| a == c)
                 .map(|(_, v)| v);
-            let (native, evidence) = decide_compat(c, probe, &hint, over);
+            let (native, evidence) = decide_compat(c, probe, &hint, host.compat_cpu_optional, over);
             if native {
                 out.push(NativeArch {
                     arch: c.clone(),
@@ -381,11 +386,16 @@ impl HostFacts {
 }
 
 /// Is the compat arch `arch` native: the user's override, else the probe's verdict (with the
-/// config shown beside it), else the config hint. Returns the decision and its evidence.
+/// config shown beside it), else the config hint. Where CPUs may lack the compat mode although
+/// the kernel has it (`cpu_optional`: arm on arm64), the hint cannot tell and a silent probe
+/// counts the arch as not native: a handler for it then runs its programs (emulated), where
+/// counting it native on a CPU without the mode would leave them failing with ENOEXEC.
+/// Returns the decision and its evidence.
 pub fn decide_compat(
     arch: &str,
     probe: Option<&ProbeVerdict>,
     hint: &(bool, String),
+    cpu_optional: bool,
     over: &NativeOverride,
 ) -> (bool, String) {
     let named = |list: &[String]| list.iter().any(|n| n == arch);
@@ -409,6 +419,18 @@ pub fn decide_compat(
                 "its probe cannot run natively (exec: ENOEXEC, no binfmt_misc entry to take it); hint: {hint_why}"
             ),
         ),
+        Some(ProbeVerdict::Unknown { reason }) if cpu_optional && *hint_on => (
+            false,
+            format!(
+                "not proven: only a probe that runs proves the CPU has the mode, and it could not tell: {reason}; hint: {hint_why} (--native {arch} if it does)"
+            ),
+        ),
+        None if cpu_optional && *hint_on => (
+            false,
+            format!(
+                "not proven: only a probe that runs proves the CPU has the mode, and none ran; hint: {hint_why} (--native {arch} if it does)"
+            ),
+        ),
         Some(ProbeVerdict::Unknown { reason }) => (
             *hint_on,
             format!("{hint_why} (the probe could not tell: {reason})"),
@@ -421,28 +443,52 @@ pub fn decide_compat(
 /// `__probe-native` helper; one verdict per arch, in order.
 fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
     let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; arches.len()];
-    let work = match crate::inspection::selftest::Workdir::new() {
-        Ok(w) => w,
-        Err(e) => return unknown(format!("cannot create a directory for the probes: {e}")),
-    };
+    let work = crate::inspection::selftest::Workdir::new();
     let mut programs: Vec<Option<PathBuf>> = Vec::new();
+    // Where no directory is writable (a read-only /tmp), the probes live in memory files the
+    // helper inherits and runs by /proc/self/fd/N.
+    let mut memfds: Vec<std::os::fd::OwnedFd> = Vec::new();
     for a in arches {
-        programs.push(crate::inspection::probe::build(a).and_then(|bytes| {
-            let p = work.path.join(format!("probe-{}", a.name));
-            std::fs::write(&p, bytes).ok()?;
-            std::fs::set_permissions(
-                &p,
-                <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
-            )
-            .ok()?;
-            Some(p)
-        }));
+        programs.push(
+            crate::inspection::probe::build(a)
+                .map(|bytes| mark_compat_probe(&bytes))
+                .and_then(|bytes| match &work {
+                    Ok(w) => {
+                        let p = w.path.join(format!("probe-{}", a.name));
+                        std::fs::write(&p, bytes).ok()?;
+                        std::fs::set_permissions(
+                            &p,
+                            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
+                                0o755,
+                            ),
+                        )
+                        .ok()?;
+                        Some(p)
+                    }
+                    Err(_) => {
+                        let fd = memory_program(&a.name, &bytes).ok()?;
+                        let p = PathBuf::from(format!(
+                            "/proc/self/fd/{}",
+                            std::os::fd::AsRawFd::as_raw_fd(&fd)
+                        ));
+                        memfds.push(fd);
+                        Some(p)
+                    }
+                }),
+        );
+    }
+    if programs.iter().all(Option::is_none)
+        && let Err(e) = &work
+    {
+        return unknown(format!("cannot create a directory for the probes: {e}"));
     }
     let mut cmd = std::process::Command::new(self_exe);
     cmd.arg("__probe-native")
         .args(programs.iter().flatten())
         .env_remove("BINFMTCTL_FAILPOINT");
-    let outcome = match crate::inspection::selftest::run(cmd) {
+    let outcome = crate::inspection::selftest::run(cmd);
+    drop(memfds);
+    let outcome = match outcome {
         Ok(o) => o,
         Err(e) => return unknown(format!("cannot run the helper: {e}")),
     };
@@ -485,31 +531,75 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         rustix::process::geteuid().as_raw(),
         rustix::process::getegid().as_raw(),
     );
-    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
-        return (
-            NO_PRIVATE_INSTANCE,
-            format!("no user namespace: unshare: {e}"),
-        );
-    }
-    // Map ourselves to root, as `unshare --map-root-user` does (needed to mount).
-    let maps = std::fs::write("/proc/self/setgroups", "deny")
-        .and_then(|()| std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")))
-        .and_then(|()| std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")));
-    if let Err(e) = maps {
-        return (
-            NO_PRIVATE_INSTANCE,
-            format!("cannot map ids in a user namespace: {e}"),
-        );
-    }
     let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
-    if root.is_dir() {
+    let mut shared: Option<(Vec<crate::binfmt::kernel::KernelEntry>, bool)> = None;
+    if let Err(e) = unshare(CloneFlags::CLONE_NEWUSER | CloneFlags::CLONE_NEWNS) {
+        // No user namespace (a seccomp filter, a sysctl): the probes run beside the instance
+        // we are in, when none of its entries can take them.
+        match shared_instance_view(root) {
+            Ok(view) => shared = Some(view),
+            Err(why) => {
+                return (
+                    NO_PRIVATE_INSTANCE,
+                    format!(
+                        "no user namespace (unshare: {e}), and the binfmt_misc instance cannot be read: {why}"
+                    ),
+                );
+            }
+        }
+    } else {
+        // Map ourselves to root, as `unshare --map-root-user` does (needed to mount).
+        let maps = std::fs::write("/proc/self/setgroups", "deny")
+            .and_then(|()| std::fs::write("/proc/self/uid_map", format!("0 {uid} 1")))
+            .and_then(|()| std::fs::write("/proc/self/gid_map", format!("0 {gid} 1")));
+        if let Err(e) = maps {
+            return (
+                NO_PRIVATE_INSTANCE,
+                format!("cannot map ids in a user namespace: {e}"),
+            );
+        }
+    }
+    if shared.is_none() && root.is_dir() {
         // Without binfmt_misc in the kernel there is no such directory and no handler at all.
-        if let Err(e) = crate::binfmt::kernel::mount_fresh_instance(root) {
-            return (NO_PRIVATE_INSTANCE, e);
+        use crate::binfmt::kernel::FreshInstanceError;
+        match crate::binfmt::kernel::mount_fresh_instance(root) {
+            Ok(()) => {}
+            Err(FreshInstanceError::NotFresh(why)) => return (NO_PRIVATE_INSTANCE, why),
+            Err(FreshInstanceError::Mount(e)) => match shared_instance_view(root) {
+                // Linux < 6.7 has one instance for all: the probes run in it when none of its
+                // entries can take them (the probes' EI_PAD byte keeps the usual patterns off).
+                Ok(view) => shared = Some(view),
+                Err(why) => {
+                    return (
+                        NO_PRIVATE_INSTANCE,
+                        format!("{e}; and the shared one cannot be read: {why}"),
+                    );
+                }
+            },
         }
     }
     let mut out = String::new();
     for p in programs {
+        if let Some((entries, enabled)) = &shared {
+            let header = read_header(p);
+            let taken = crate::inspection::inspect::kernel_choice(
+                entries,
+                *enabled,
+                &header,
+                &p.to_string_lossy(),
+            );
+            if let Some(k) = taken {
+                let v = ProbeVerdict::Unknown {
+                    reason: format!(
+                        "no private binfmt_misc instance (Linux < 6.7), and the entry {} of the shared one would take the probe",
+                        crate::binfmt::registration::display_name(&k.name)
+                    ),
+                };
+                out += &serde_json::to_string(&v).unwrap_or_default();
+                out.push('\n');
+                continue;
+            }
+        }
         let mut cmd = std::process::Command::new(p);
         std::os::unix::process::CommandExt::arg0(&mut cmd, crate::inspection::probe::ARGV0);
         cmd.env_clear();
@@ -537,6 +627,51 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     }
     print!("{out}");
     (0, String::new())
+}
+
+/// EI_PAD bytes (9..16 of the ELF identification) the compat probes carry: the kernel's ELF
+/// loader ignores them, while the usual binfmt_misc patterns (ours, Debian's, systemd's)
+/// require them zero, so no such entry takes these probes even where the one shared
+/// binfmt_misc instance of Linux < 6.7 has entries.
+pub const COMPAT_PROBE_PAD: &[u8; 7] = b"nativ?\x01";
+
+/// A probe with `COMPAT_PROBE_PAD` in its EI_PAD bytes.
+pub fn mark_compat_probe(probe: &[u8]) -> Vec<u8> {
+    let mut v = probe.to_vec();
+    if v.len() >= 16 {
+        v[9..16].copy_from_slice(COMPAT_PROBE_PAD);
+    }
+    v
+}
+
+/// An executable memory file holding `bytes`, inheritable (no close-on-exec), for a probe
+/// where no directory is writable.
+fn memory_program(name: &str, bytes: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+    use rustix::fs::{MemfdFlags, memfd_create};
+    let fd = memfd_create(format!("binfmtctl-probe-{name}"), MemfdFlags::empty())?;
+    let mut f = std::fs::File::from(fd);
+    std::io::Write::write_all(&mut f, bytes)?;
+    Ok(std::os::fd::OwnedFd::from(f))
+}
+
+/// The entries of the binfmt_misc instance mounted at `root` (the shared one, before Linux
+/// 6.7) and whether it is enabled; nothing mounted there: none (no entry can be seen, and with
+/// the probes' EI_PAD the usual ones would not match anyway).
+fn shared_instance_view(
+    root: &Path,
+) -> Result<(Vec<crate::binfmt::kernel::KernelEntry>, bool), String> {
+    let fs = crate::binfmt::kernel::ProcBinfmt::new(root);
+    crate::binfmt::kernel::view(&fs).map_err(|e| e.to_string())
+}
+
+/// The first bytes of a file, as the kernel's matcher sees them (zero-filled past the end).
+fn read_header(p: &Path) -> Vec<u8> {
+    let mut b = Vec::with_capacity(BINPRM_BUF_SIZE);
+    if let Ok(f) = std::fs::File::open(p) {
+        let _ = f.take(BINPRM_BUF_SIZE as u64).read_to_end(&mut b);
+    }
+    b.resize(BINPRM_BUF_SIZE, 0);
+    b
 }
 
 /// Is this `/proc/self/uid_map` text the initial namespace's (every uid maps to itself)?
@@ -656,7 +791,7 @@ mod tests {
             .map(|c| (c.clone(), ProbeVerdict::NoLoader))
             .collect();
         assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
-        let (_, why) = decide_compat("arm", Some(&ProbeVerdict::NoLoader), &hint, &over);
+        let (_, why) = decide_compat("arm", Some(&ProbeVerdict::NoLoader), &hint, true, &over);
         assert!(
             why.contains("ENOEXEC") && why.contains("hint: kernel config CONFIG_COMPAT=y"),
             "{why}"
@@ -698,6 +833,123 @@ mod tests {
         let n = f.native_with(t, &yes);
         assert_eq!(names(n.clone()), ["x86_64", "i386", "i486"]);
         assert_eq!(n[1].evidence, "--native says so");
+    }
+
+    fn aarch64_facts(config: Option<&str>, machine: &str) -> HostFacts {
+        let mut f = x86_64_facts(config, "");
+        f.exe_header[18] = 183; // EM_AARCH64
+        f.machine = machine.into();
+        f
+    }
+
+    /// On arm64, arm is native only when its probe ran: never from `uname -m`, never from the
+    /// kernel config alone (a64fx, Neoverse N2, Apple M1 have no AArch32 at EL0 whatever
+    /// CONFIG_COMPAT says), and an old kernel whose probe cannot tell counts it not native.
+    #[test]
+    fn arm64_host_counts_arm_native_only_when_its_probe_ran() {
+        let t = Table::builtin();
+        let over = NativeOverride::default();
+        // uname -m says armv8l (a 32-bit personality): the header still says aarch64.
+        let mut f = aarch64_facts(
+            Some(
+                "CONFIG_COMPAT=y
+",
+            ),
+            "armv8l",
+        );
+        assert_eq!(f.host_arch(t).unwrap().name, "aarch64");
+        // No probe ran (or it could not tell, e.g. Linux 6.1 where an entry took it).
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
+        f.compat_probes = vec![(
+            "arm".into(),
+            ProbeVerdict::Unknown {
+                reason: "no private binfmt_misc instance".into(),
+            },
+        )];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n), ["aarch64"]);
+        let (native, why) = decide_compat(
+            "arm",
+            f.compat_probes.first().map(|p| &p.1),
+            &(true, "kernel config CONFIG_COMPAT=y".into()),
+            true,
+            &over,
+        );
+        assert!(!native);
+        assert!(
+            why.contains("not proven") && why.contains("--native arm"),
+            "{why}"
+        );
+        // The probe ran: the CPU has AArch32 at EL0.
+        f.compat_probes = vec![("arm".into(), verdict("armv8l"))];
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64", "arm"]);
+        // ENOEXEC: no AArch32.
+        f.compat_probes = vec![("arm".into(), ProbeVerdict::NoLoader)];
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
+        // The user may say otherwise.
+        let yes = NativeOverride {
+            native: vec!["arm".into()],
+            not_native: vec![],
+        };
+        assert_eq!(names(f.native_with(t, &yes)), ["aarch64", "arm"]);
+        // Without CONFIG_COMPAT nothing runs, whatever the probe could not tell.
+        let mut f = aarch64_facts(
+            Some(
+                "# CONFIG_COMPAT is not set
+",
+            ),
+            "aarch64",
+        );
+        f.compat_probes = vec![("arm".into(), verdict("armv7l"))];
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64", "arm"]);
+        f.compat_probes.clear();
+        assert_eq!(names(f.native_with(t, &over)), ["aarch64"]);
+        // An x86_64 host is unchanged: a silent probe leaves i386 to the config.
+        let n = x86_64_facts(
+            Some(
+                "CONFIG_IA32_EMULATION=y
+",
+            ),
+            "",
+        )
+        .native(t);
+        assert_eq!(names(n), ["x86_64", "i386", "i486"]);
+    }
+
+    /// The compat probes carry a non-zero EI_PAD that the usual binfmt_misc patterns refuse,
+    /// so on Linux < 6.7 an installed qemu-arm entry does not take the arm probe.
+    #[test]
+    fn marked_probes_escape_the_usual_entries() {
+        let t = Table::builtin();
+        for name in ["arm", "i386", "armeb", "riscv32"] {
+            let a = t.get(name).unwrap();
+            let probe = crate::inspection::probe::build(a).unwrap();
+            let mut hdr = probe.clone();
+            hdr.resize(BINPRM_BUF_SIZE, 0);
+            assert!(
+                a.matcher().matches_header(&hdr),
+                "{name}: the plain probe matches"
+            );
+            let mut marked = mark_compat_probe(&probe);
+            assert_eq!(marked.len(), probe.len());
+            assert_eq!(&marked[9..16], COMPAT_PROBE_PAD);
+            assert_eq!(marked[..9], probe[..9]);
+            assert_eq!(marked[16..], probe[16..]);
+            marked.resize(BINPRM_BUF_SIZE, 0);
+            assert!(
+                !a.matcher().matches_header(&marked),
+                "{name}: the marked probe escapes the table's pattern"
+            );
+        }
+        // Debian's qemu-arm pattern (qemu-user-static's binfmt file) too.
+        let debian = crate::binfmt::registration::Registration::parse_record(
+            r":qemu-arm:M::\x7fELF\x01\x01\x01\x00\x00\x00\x00\x00\x00\x00\x00\x00\x02\x00\x28\x00:\xff\xff\xff\xff\xff\xff\xff\x00\xff\xff\xff\xff\xff\xff\xff\xff\xfe\xff\xff\xff:/usr/libexec/qemu-binfmt/arm-binfmt-P:POCF",
+        )
+        .unwrap();
+        let probe = crate::inspection::probe::build(t.get("arm").unwrap()).unwrap();
+        let mut marked = mark_compat_probe(&probe);
+        marked.resize(BINPRM_BUF_SIZE, 0);
+        assert!(!debian.matcher.matches_header(&marked));
     }
 
     #[test]

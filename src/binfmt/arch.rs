@@ -57,6 +57,8 @@ struct RawArch {
     #[serde(default)]
     compat: Vec<String>,
     compat_config: Option<String>,
+    #[serde(default)]
+    compat_cpu_optional: bool,
     note: Option<String>,
     #[serde(default)]
     also: Vec<RawPattern>,
@@ -106,6 +108,10 @@ pub struct Arch {
     /// The kernel config option that enables that compat layer.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub compat_config: Option<String>,
+    /// CPUs of this arch may lack the compat mode even when the kernel has the option on
+    /// (arm64 cores without AArch32 at EL0): only a probe that ran counts a compat arch native.
+    #[serde(skip_serializing_if = "std::ops::Not::not")]
+    pub compat_cpu_optional: bool,
     #[serde(skip_serializing_if = "Option::is_none")]
     pub note: Option<String>,
     /// Further patterns: binaries of this arch that carry another e_machine too (microblaze's
@@ -317,6 +323,7 @@ impl Table {
                 aliases: r.aliases,
                 compat: r.compat,
                 compat_config: r.compat_config,
+                compat_cpu_optional: r.compat_cpu_optional,
                 note: r.note,
                 also,
             });
@@ -530,10 +537,15 @@ pub fn render_markdown(t: &Table) -> String {
         }
         if !a.compat.is_empty() {
             s += &format!(
-                "- a {} kernel runs {} natively when `{}` is on\n",
+                "- a {} kernel runs {} natively when `{}` is on{}\n",
                 a.name,
                 a.compat.join(", "),
-                a.compat_config.as_deref().unwrap_or("its compat layer")
+                a.compat_config.as_deref().unwrap_or("its compat layer"),
+                if a.compat_cpu_optional {
+                    " and the CPU has the mode (not all do: only a probe that runs proves it)"
+                } else {
+                    ""
+                }
             );
         }
         s += "\n";

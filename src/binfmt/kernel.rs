@@ -426,16 +426,30 @@ fn pause_after(name: &str) {
 /// namespaces and checks that it is a fresh one (only `register` and `status`: no entry, so no
 /// handler can take any exec). Linux >= 6.7 gives each user namespace an instance of its own;
 /// before that the mount shows the host's instance, which is refused here.
-pub fn mount_fresh_instance(root: &Path) -> Result<(), String> {
+pub fn mount_fresh_instance(root: &Path) -> Result<(), FreshInstanceError> {
     let fs = ProcBinfmt::new(root);
     fs.mount().map_err(|e| {
-        format!("cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}")
+        FreshInstanceError::Mount(format!(
+            "cannot mount a private binfmt_misc instance (needs Linux >= 6.7): {e}"
+        ))
     })?;
     match fs.list() {
         Ok(entries) if entries.is_empty() => Ok(()),
-        Ok(_) => Err("the binfmt_misc instance is not a fresh one".into()),
-        Err(e) => Err(format!("cannot list the private binfmt_misc instance: {e}")),
+        Ok(_) => Err(FreshInstanceError::NotFresh(
+            "the binfmt_misc instance is not a fresh one".into(),
+        )),
+        Err(e) => Err(FreshInstanceError::NotFresh(format!(
+            "cannot list the private binfmt_misc instance: {e}"
+        ))),
     }
+}
+
+/// Why `mount_fresh_instance` failed: no mount (Linux < 6.7 in a user namespace), or a mount
+/// that shows entries (not a private instance).
+#[derive(Debug)]
+pub enum FreshInstanceError {
+    Mount(String),
+    NotFresh(String),
 }
 
 impl BinfmtFs for ProcBinfmt {

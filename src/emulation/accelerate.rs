@@ -121,7 +121,7 @@ pub struct Injection {
 #[derive(Debug, thiserror::Error)]
 pub enum AccelError {
     #[error(
-        "--accelerate runs the host's native cross compiler inside the chroot, which binfmtctl supports on x86_64 hosts only (this one is {0})"
+        "hybrid is x86_64-only for now: hybrid builds (--strategy hybrid, --accelerate) run the host's native cross compiler inside the chroot through an x86_64 launcher, and this host is {0}; build with --strategy emulate or cross instead"
     )]
     Host(String),
     #[error(

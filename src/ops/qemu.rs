@@ -106,11 +106,18 @@ impl ArchiveOptions {
     }
 }
 
-/// The Debian architecture of this host's CPU.
+/// The Debian architecture of this host (the `binary-<arch>` index the store fetches from):
+/// that of the host's own arch (our executable's header: an arm64 binfmtctl fetches arm64's
+/// QEMU even under a 32-bit personality), else of `uname -m`.
 pub fn deb_arch(host: &Host) -> Result<&'static str, QemuError> {
-    archive::debian_arch(&host.facts.machine).ok_or_else(|| QemuError::NoDebianArch {
-        machine: host.facts.machine.clone(),
-    })
+    host.facts
+        .host_arch(host.table)
+        .and_then(|a| a.debian.first())
+        .map(String::as_str)
+        .or_else(|| archive::debian_arch(&host.facts.machine))
+        .ok_or_else(|| QemuError::NoDebianArch {
+            machine: host.facts.machine.clone(),
+        })
 }
 
 /// What one suite offers, or why it could not be read.

@@ -670,3 +670,100 @@ fn status_never_mounts_binfmt_misc() {
     assert!(fs.calls.borrow().is_empty(), "{:?}", fs.calls.borrow());
     assert!(!fs.mounted.get());
 }
+
+/// An arm64 host, whatever machine runs the test: its own executables are aarch64 (the header
+/// decides, not `uname -m`), CONFIG_COMPAT is on, and the arm probe said `arm` (AArch32 at EL0,
+/// as `-cpu max`) or did not run (`NoLoader`, as a64fx). Debian's arm64 qemu-user-static is
+/// fabricated in /usr/bin: aarch64 static ELFs.
+fn arm64_host(arm_probe: crate::host::ProbeVerdict) -> Host {
+    let table = Table::builtin();
+    let mut facts = crate::host::HostFacts {
+        exe_header: crate::inspection::probe::build(table.get("aarch64").unwrap()).unwrap(),
+        machine: "aarch64".into(),
+        kernel_config: Some("CONFIG_COMPAT=y\n".into()),
+        compat_probes: vec![("arm".into(), arm_probe)],
+        ..Default::default()
+    };
+    facts
+        .exe_header
+        .truncate(crate::binfmt::registration::BINPRM_BUF_SIZE);
+    let native = facts.native(table);
+    let mut h = Host {
+        table,
+        facts,
+        native,
+        trust_unmapped_owner: false,
+        files: Files::default(),
+    };
+    let req = h.requirements(true).unwrap();
+    assert_eq!(
+        req.host_machine, 183,
+        "the interpreters must be aarch64 ones"
+    );
+    h.files = Files::fabricated(Fabricated::debian(&req));
+    h
+}
+
+#[test]
+fn an_arm64_host_emulates_amd64_and_i386_and_keeps_its_own_arches() {
+    use crate::host::ProbeVerdict;
+    // a64fx: no AArch32, so arm is emulated.
+    let h = arm64_host(ProbeVerdict::NoLoader);
+    let native: Vec<&str> = h.native.iter().map(|n| n.arch.as_str()).collect();
+    assert_eq!(native, ["aarch64"]);
+    assert_eq!(super::qemu::deb_arch(&h).unwrap(), "arm64");
+    let fs = RecordingBinfmt::mounted_with(&[]);
+    let r = install(
+        &fs,
+        &h,
+        &system(),
+        &names(&["amd64", "i386", "riscv64", "armhf"]),
+        opts(Flags::DEFAULT),
+    )
+    .unwrap();
+    assert!(r.failure.is_none(), "{:?}", r.failure);
+    assert_eq!(
+        verdicts(&r),
+        [
+            (Verdict::Registered, "qemu-x86_64".to_owned()),
+            (Verdict::Registered, "qemu-i386".to_owned()),
+            (Verdict::Registered, "qemu-riscv64".to_owned()),
+            (Verdict::Registered, "qemu-arm".to_owned()),
+        ]
+    );
+    let x86 = &fs.list().unwrap();
+    assert!(
+        x86.iter()
+            .any(|k| k.entry.registration.interpreter == resolved("/usr/bin/qemu-x86_64-static"))
+    );
+    // Its own arch is refused, and the guard keeps any pattern off aarch64 programs.
+    let fs = RecordingBinfmt::mounted_with(&[]);
+    let r = install(&fs, &h, &system(), &names(&["arm64"]), opts(Flags::DEFAULT)).unwrap();
+    let Some(OpsError::Refused(why)) = &r.failure else {
+        panic!("not refused: {:?}", r.failure);
+    };
+    assert!(why[0].contains("runs natively on this host"), "{why:?}");
+    assert!(fs.calls.borrow().is_empty());
+    let guard = h.native_guard();
+    let aarch64 = entry("aarch64", "/usr/bin/qemu-aarch64-static", Flags::DEFAULT);
+    assert!(guard.captures(&aarch64.registration).is_some());
+    let arm = entry("arm", "/usr/bin/qemu-arm-static", Flags::DEFAULT);
+    assert_eq!(guard.captures(&arm.registration), None);
+
+    // -cpu max: the arm probe ran, so arm is native, skipped by `all` and guarded.
+    let h = arm64_host(ProbeVerdict::Ran {
+        machine: "armv8l".into(),
+    });
+    let native: Vec<&str> = h.native.iter().map(|n| n.arch.as_str()).collect();
+    assert_eq!(native, ["aarch64", "arm"]);
+    assert!(h.native_guard().captures(&arm.registration).is_some());
+    let all = super::install::prepare(
+        &h,
+        &system(),
+        &[(h.table.get("arm").unwrap(), Flags::DEFAULT)],
+        true,
+    )
+    .unwrap();
+    assert!(all.refused.is_empty());
+    assert_eq!(all.outcomes[0].verdict, Verdict::SkippedNative);
+}

@@ -297,13 +297,8 @@ pub fn fetch(
 ) -> Result<Fetched, QemuError> {
     // For the archive we know the version before downloading: skip a verified copy that is
     // there (an unverified one is replaced: a verified copy always wins).
-    if let Source::Archive { package, .. } = &source {
-        let dir = store.root.join(store::dir_name(&package.version));
-        if let Ok(m) = store::read_manifest(&dir)
-            && m.verified
-        {
-            return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
-        }
+    if let Some(there) = verified_copy(store, &source) {
+        return Ok(there);
     }
     let lock = if dry_run { None } else { Some(store.lock()?) };
     let staging = match &lock {
@@ -311,40 +306,112 @@ pub fn fetch(
         None => store::Staging::scratch()?,
     };
     let deb_path = staging.dir.join("package.deb");
-    let (debian_version, package, suite, origin, verified, mirror, expired) = match &source {
+    // Another writer may have stored it while we waited for the lock.
+    if let Some(there) = verified_copy(store, &source) {
+        return Ok(there);
+    }
+    let from = obtain(&source, &deb_path, progress)?;
+    let deb_bytes = std::fs::read(&deb_path).map_err(|err| deb::DebError::Read {
+        path: deb_path.clone(),
+        err,
+    })?;
+    let deb_sha256 = hex(&Sha256::digest(&deb_bytes));
+    let deb_size = deb_bytes.len() as u64;
+    drop(deb_bytes);
+    let known = known_cpus(table);
+    let extracted = deb::extract_interpreters(&deb_path, &staging.bin(), &known, progress)?;
+    let _ = std::fs::remove_file(&deb_path);
+    let files = check_extracted(&staging, &extracted, table, req, lock.is_some(), progress)
+        .map_err(|problems| QemuError::Refused {
+            path: deb_path.display().to_string(),
+            problems,
+        })?;
+    // A local .deb's version: from the Debian version QEMU embeds ("10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)").
+    let debian_version = match from.debian_version {
+        Some(v) => v,
+        None => files
+            .iter()
+            .find_map(|f| f.qemu_version.as_deref().map(debian_version_of))
+            .ok_or(QemuError::NoVersion {
+                path: deb_path.clone(),
+            })?,
+    };
+    let manifest = Manifest {
+        version: store::dir_name(&debian_version),
+        debian_version,
+        package: from.package,
+        suite: from.suite,
+        origin: from.origin,
+        verified: from.verified,
+        mirror: from.mirror,
+        expired: from.expired,
+        deb_sha256,
+        deb_size,
+        fetched_at: std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.as_secs()),
+        files,
+    };
+    place(store, lock.as_ref(), staging, manifest)
+}
+
+/// The verified copy of the archive's package already in the store, if there is one.
+fn verified_copy(store: &Store, source: &Source<'_>) -> Option<Fetched> {
+    let Source::Archive { package, .. } = source else {
+        return None;
+    };
+    let dir = store.root.join(store::dir_name(&package.version));
+    let m = store::read_manifest(&dir).ok()?;
+    m.verified
+        .then_some(Fetched::AlreadyThere(Stored { dir, manifest: m }))
+}
+
+/// Where a fetched .deb came from, for its manifest.
+struct Provenance {
+    /// The archive's Debian version (a local .deb's is read from its interpreters).
+    debian_version: Option<String>,
+    package: String,
+    suite: String,
+    origin: String,
+    verified: bool,
+    mirror: Option<String>,
+    expired: Option<store::Expired>,
+}
+
+/// Puts the .deb at `deb_path`: downloaded from the archive (its hashes checked against the
+/// signed index) or copied from a local file (unverified).
+fn obtain(
+    source: &Source<'_>,
+    deb_path: &Path,
+    progress: &dyn Progress,
+) -> Result<Provenance, QemuError> {
+    Ok(match source {
         Source::Archive {
             archive,
             release,
             package,
             cache,
         } => {
-            // Another writer may have stored it while we waited for the lock.
-            let dir = store.root.join(store::dir_name(&package.version));
-            if let Ok(m) = store::read_manifest(&dir)
-                && m.verified
-            {
-                return Ok(Fetched::AlreadyThere(Stored { dir, manifest: m }));
-            }
-            archive.download_deb(package, &deb_path, *cache)?;
-            (
-                Some(package.version.clone()),
-                package.package.clone(),
-                if release.codename.is_empty() {
+            archive.download_deb(package, deb_path, *cache)?;
+            Provenance {
+                debian_version: Some(package.version.clone()),
+                package: package.package.clone(),
+                suite: if release.codename.is_empty() {
                     release.suite.clone()
                 } else {
                     release.codename.clone()
                 },
-                format!(
+                origin: format!(
                     "Debian archive: InRelease of {} signed by {} ({}), Packages and .deb hashes checked",
                     release.codename, release.signer, archive.keyring.origin
                 ),
-                true,
-                Some(archive.mirror.clone()),
-                release.expired.clone(),
-            )
+                verified: true,
+                mirror: Some(archive.mirror.clone()),
+                expired: release.expired.clone(),
+            }
         }
         Source::LocalDeb(p, file) => {
-            copy_bounded(p, file, &deb_path, progress)?;
+            copy_bounded(p, file, deb_path, progress)?;
             let name = p
                 .file_name()
                 .map(|n| n.to_string_lossy().into_owned())
@@ -357,47 +424,49 @@ pub fn fetch(
                         b.is_ascii_lowercase() || b.is_ascii_digit() || b"+-.".contains(&b)
                     })
             });
-            (
-                None,
-                package.unwrap_or("unknown").to_owned(),
-                "local".to_owned(),
-                format!(
+            Provenance {
+                debian_version: None,
+                package: package.unwrap_or("unknown").to_owned(),
+                suite: "local".to_owned(),
+                origin: format!(
                     "unverified: local file {} (no signed index vouches for it)",
                     p.display()
                 ),
-                false,
-                None,
-                None,
-            )
+                verified: false,
+                mirror: None,
+                expired: None,
+            }
         }
-    };
-    let deb_bytes = std::fs::read(&deb_path).map_err(|err| deb::DebError::Read {
-        path: deb_path.clone(),
-        err,
-    })?;
-    let deb_sha256 = hex(&Sha256::digest(&deb_bytes));
-    let deb_size = deb_bytes.len() as u64;
-    drop(deb_bytes);
-    let known = known_cpus(table);
-    let extracted = deb::extract_interpreters(&deb_path, &staging.bin(), &known, progress)?;
-    let _ = std::fs::remove_file(&deb_path);
+    })
+}
+
+/// The same checks as any interpreter, on each extracted one: static, the host's ELF machine,
+/// root-owned, not writable by others, safe directories (`locked`: a dry run, whose scratch
+/// directory is the caller's, checks the contents only). Their manifest entries, or what is
+/// wrong with them.
+fn check_extracted(
+    staging: &store::Staging,
+    extracted: &[deb::Extracted],
+    table: &Table,
+    req: &Requirements,
+    locked: bool,
+    progress: &dyn Progress,
+) -> Result<Vec<FileEntry>, String> {
     progress.begin(
         "checking the interpreters",
         Some(extracted.len() as u64),
         Unit::Items,
     );
-    // The same checks as any interpreter: static, the host's ELF machine, root-owned, not
-    // writable by others, safe directories.
     let mut files = Vec::new();
     let mut refused = Vec::new();
-    for x in &extracted {
+    for x in extracted {
         let path = staging.bin().join(&x.name);
         let Some(arch) = table.arches.iter().find(|a| a.qemu == x.cpu) else {
             continue;
         };
         let facts = interpreter::facts(&path, arch);
         let mut problems = interpreter::check(&facts, req);
-        if lock.is_none() {
+        if !locked {
             problems.retain(is_content_problem);
         }
         if !problems.is_empty() {
@@ -415,42 +484,25 @@ pub fn fetch(
         progress.advance(1);
     }
     progress.end();
-    if !refused.is_empty() {
-        return Err(QemuError::Refused {
-            path: deb_path.display().to_string(),
-            problems: refused.join(" | "),
-        });
+    if refused.is_empty() {
+        Ok(files)
+    } else {
+        Err(refused.join(" | "))
     }
-    // A local .deb's version: from the Debian version QEMU embeds ("10.0.6 (Debian 1:10.0.6+ds-0+deb13u2)").
-    let debian_version = match debian_version {
-        Some(v) => v,
-        None => files
-            .iter()
-            .find_map(|f| f.qemu_version.as_deref().map(debian_version_of))
-            .ok_or(QemuError::NoVersion {
-                path: deb_path.clone(),
-            })?,
-    };
-    let manifest = Manifest {
-        version: store::dir_name(&debian_version),
-        debian_version,
-        package,
-        suite,
-        origin,
-        verified,
-        mirror,
-        expired,
-        deb_sha256,
-        deb_size,
-        fetched_at: std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs()),
-        files,
-    };
+}
+
+/// Stores the staged version (under the lock; without it, a dry run, says what would be
+/// stored). A verified copy always wins: it replaces an unverified one of the same version,
+/// and no local .deb replaces or shadows it. Two different local .debs of one version: the
+/// second is refused, not silently dropped.
+fn place(
+    store: &Store,
+    lock: Option<&store::StoreLock>,
+    staging: store::Staging,
+    manifest: Manifest,
+) -> Result<Fetched, QemuError> {
     let dir = store.version_dir(&manifest);
-    // A verified copy always wins: it replaces an unverified one of the same version, and no
-    // local .deb replaces or shadows it. Two different local .debs of one version: the
-    // second is refused, not silently dropped.
+    let verified = manifest.verified;
     let mut replace = false;
     if let Ok(m) = store::read_manifest(&dir) {
         let same = m.deb_sha256 == manifest.deb_sha256;
@@ -478,7 +530,7 @@ pub fn fetch(
         }
         replace = true;
     }
-    let Some(lock) = &lock else {
+    let Some(lock) = lock else {
         return Ok(Fetched::WouldStore(Stored { dir, manifest }));
     };
     if replace {
