@@ -1437,9 +1437,18 @@ mod tests {
             c.uid(65534).gid(65534);
         }
         let mut child = c.spawn().unwrap();
-        // spawn returns once the exec happened, so the kernel already names it.
+        // spawn may return before the kernel renames the child: as an ordinary user it is a
+        // posix_spawn (vfork), whose parent resumes when the new program's memory is in place,
+        // a moment before its name is. Wait for the name (the test is about a process that has
+        // it), then ask.
         let pid = child.id();
-        let named = std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let comm = || std::fs::read_to_string(format!("/proc/{pid}/comm")).unwrap();
+        let deadline = std::time::Instant::now() + std::time::Duration::from_secs(10);
+        let mut named = comm();
+        while named.trim_end() != "nix-daemon" && std::time::Instant::now() < deadline {
+            std::thread::sleep(std::time::Duration::from_millis(5));
+            named = comm();
+        }
         let found = daemon_pids().contains(&pid);
         child.kill().unwrap();
         child.wait().unwrap();

@@ -362,7 +362,7 @@ fn stalls_no_network_and_bad_requests_get_clear_errors() {
 /// such, not read whole.
 #[test]
 fn a_trickling_mirror_meets_the_deadline_and_the_step_is_named() {
-    let a = TestArchive::new();
+    let a = TestArchive::without_qemu();
     a.server.set("dists/testb/InRelease", Serve::Trickle);
     let mut args = a.net_args(&a.store());
     let t = args.iter().position(|x| x == "--timeout").unwrap();
@@ -407,7 +407,7 @@ fn a_trickling_mirror_meets_the_deadline_and_the_step_is_named() {
 #[test]
 fn an_unsafe_cache_is_refused_before_anything_is_fetched() {
     use std::os::unix::fs::PermissionsExt;
-    let a = TestArchive::new();
+    let a = TestArchive::without_qemu();
     let shared = a.tmp.path().join("shared-cache");
     std::fs::create_dir(&shared).unwrap();
     std::fs::set_permissions(&shared, std::fs::Permissions::from_mode(0o777)).unwrap();
@@ -831,6 +831,7 @@ fn install_dry_run(a: &TestArchive, version: &str) -> (String, String) {
 /// unverified version.
 #[test]
 fn a_verified_copy_always_wins_over_a_local_deb_of_the_same_version() {
+    gate!(Root);
     let a = TestArchive::new();
     let (dir, full) = store_local_deb(&a, "qemu-user-static_local_amd64.deb", ARM_ONLY);
     let (rc, err) = install_dry_run(&a, &dir);
@@ -901,6 +902,7 @@ fn a_verified_copy_always_wins_over_a_local_deb_of_the_same_version() {
 /// fails naming the file and the field, and install says why it cannot use the version.
 #[test]
 fn a_malformed_manifest_is_a_verify_failure_and_a_clear_error_elsewhere() {
+    gate!(Root);
     let a = TestArchive::new();
     let (dir, _) = store_local_deb(&a, "qemu-user-static_local_amd64.deb", ARM_ONLY);
     let path = a.store().join(&dir).join("manifest.json");

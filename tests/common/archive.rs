@@ -263,8 +263,23 @@ pub const FULL: &[(&str, &str)] = &[
 pub const ARM_ONLY: &[(&str, &str)] = &[("qemu-aarch64-static", "/usr/bin/qemu-aarch64-static")];
 
 impl TestArchive {
-    /// Suites `testa` (90.1, aarch64 only) and `testb` (91.0, aarch64 and riscv64).
+    /// Suites `testa` (90.1, aarch64 only) and `testb` (91.0, aarch64 and riscv64), their .deb
+    /// made of this machine's qemu-user-static (a test that calls it needs `Needs::Root`: the
+    /// static QEMU, and root, whose files alone the store accepts as interpreters).
     pub fn new() -> TestArchive {
+        TestArchive::with_debs(make_deb(ARM_ONLY), make_deb(FULL))
+    }
+
+    /// The same suites and indexes, but no interpreter in the .deb they name (its bytes are a
+    /// placeholder, hashed like any other): for tests that stop before the .deb is downloaded
+    /// (a deadline on InRelease, a refused cache), so they run without qemu-user-static. A test
+    /// that reached the .deb would fail to unpack it, not pass.
+    pub fn without_qemu() -> TestArchive {
+        let placeholder = b"not a .deb: this test never downloads it\n".to_vec();
+        TestArchive::with_debs(placeholder.clone(), placeholder)
+    }
+
+    fn with_debs(arm_only: Vec<u8>, full: Vec<u8>) -> TestArchive {
         let server = Server::start();
         let key = new_key("binfmtctl test archive");
         let tmp = tempfile::tempdir().unwrap();
@@ -282,12 +297,12 @@ impl TestArchive {
             Suite {
                 name: "testa",
                 version: "1:90.1+ds-1",
-                deb: make_deb(ARM_ONLY),
+                deb: arm_only,
             },
             Suite {
                 name: "testb",
                 version: "1:91.0+ds-1",
-                deb: make_deb(FULL),
+                deb: full,
             },
         ] {
             a.publish(&s, None);
