@@ -283,3 +283,147 @@ fn documented_examples_hold() {
 fn shell_quote(s: &str) -> String {
     format!("'{}'", s.replace('\'', "'\\''"))
 }
+
+/// Shell words of a command line (single and double quotes, backslash escapes outside single
+/// quotes); enough for the command lines the docs quote.
+fn shell_words(line: &str) -> Vec<String> {
+    let mut words = Vec::new();
+    let mut cur = String::new();
+    let mut in_word = false;
+    let mut chars = line.chars();
+    while let Some(c) = chars.next() {
+        match c {
+            '\'' => {
+                in_word = true;
+                for q in chars.by_ref() {
+                    if q == '\'' {
+                        break;
+                    }
+                    cur.push(q);
+                }
+            }
+            '"' => {
+                in_word = true;
+                while let Some(q) = chars.next() {
+                    match q {
+                        '"' => break,
+                        '\\' => cur.extend(chars.next()),
+                        _ => cur.push(q),
+                    }
+                }
+            }
+            '\\' => {
+                in_word = true;
+                cur.extend(chars.next());
+            }
+            c if c.is_whitespace() => {
+                if in_word {
+                    words.push(std::mem::take(&mut cur));
+                    in_word = false;
+                }
+            }
+            c => {
+                in_word = true;
+                cur.push(c);
+            }
+        }
+    }
+    if in_word {
+        words.push(cur);
+    }
+    words
+}
+
+/// Every `binfmtctl ...` command line the docs quote in a shell block (console examples and
+/// the command summaries alike: README's usage, doctor.md, qemu.md, nix.md, deploy.md, ...)
+/// is one the program accepts: parsed with the program's own parser, so an option that was
+/// renamed or removed, or a subcommand that no longer exists, fails here. Synopsis lines
+/// (placeholders in capitals, `[optional]`, `a|b`, `...`) are usage summaries, not command
+/// lines, and are left out; how many lines were checked is printed.
+#[test]
+fn every_quoted_command_line_parses() {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+    let mut checked = 0;
+    let mut errors = Vec::new();
+    for path in doc_files() {
+        let name = path.strip_prefix(root).unwrap().display().to_string();
+        let text = std::fs::read_to_string(&path).unwrap();
+        let mut in_block = false;
+        let mut shell = false;
+        let mut pending: Option<(usize, String)> = None;
+        for (n, raw) in text.lines().enumerate() {
+            if let Some(info) = raw.strip_prefix("```") {
+                in_block = !in_block;
+                shell = matches!(info.trim(), "" | "sh" | "console" | "shell" | "bash");
+                pending = None;
+                continue;
+            }
+            if !in_block || !shell {
+                continue;
+            }
+            // A continued line (trailing backslash) joins the next.
+            let (line_no, mut line) = match pending.take() {
+                Some((at, mut acc)) => {
+                    acc.push(' ');
+                    acc.push_str(raw.trim());
+                    (at, acc)
+                }
+                None => (n + 1, raw.trim().to_owned()),
+            };
+            if let Some(cont) = line.strip_suffix('\\') {
+                pending = Some((line_no, cont.trim_end().to_owned()));
+                continue;
+            }
+            for prompt in ["$ ", "# "] {
+                if let Some(rest) = line.strip_prefix(prompt) {
+                    line = rest.to_owned();
+                }
+            }
+            if let Some(rest) = line.strip_prefix("sudo ") {
+                line = rest.to_owned();
+            }
+            let Some(args) = line
+                .strip_prefix("binfmtctl ")
+                .or((line == "binfmtctl").then_some(""))
+            else {
+                continue;
+            };
+            // The command itself: up to a comment, a summary's description (two spaces), a
+            // pipe, a redirection or a list.
+            let cut = [" #", "  ", " |", " >", " 2>", " &&", " ||", ";"]
+                .iter()
+                .filter_map(|m| args.find(m))
+                .min()
+                .unwrap_or(args.len());
+            let args = args[..cut].trim();
+            let words = shell_words(args);
+            let synopsis = words.iter().any(|w| {
+                w.contains('[')
+                    || w.contains('|')
+                    || w.ends_with("...")
+                    || (w.len() > 1
+                        && w.chars().any(|c| c.is_ascii_uppercase())
+                        && w.trim_start_matches('-')
+                            .chars()
+                            .all(|c| c.is_ascii_uppercase() || "_,=:.".contains(c)))
+            });
+            if synopsis {
+                continue;
+            }
+            checked += 1;
+            let argv = std::iter::once("binfmtctl".to_owned()).chain(words);
+            if let Err(e) = binfmtctl::cli::settings::Parsed::try_from_args(argv) {
+                use clap::error::ErrorKind as K;
+                if !matches!(e.kind(), K::DisplayHelp | K::DisplayVersion) {
+                    errors.push(format!(
+                        "{name}:{line_no}: `binfmtctl {args}`: {}",
+                        e.render().to_string().lines().next().unwrap_or_default()
+                    ));
+                }
+            }
+        }
+    }
+    eprintln!("doc command lines: {checked} parsed");
+    assert!(checked > 50, "only {checked} command lines found");
+    assert!(errors.is_empty(), "{}", errors.join("\n"));
+}
