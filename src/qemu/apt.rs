@@ -533,6 +533,51 @@ mod tests {
         );
     }
 
+    /// Only Debian's archive is a mirror (not -security, another distribution, a deb-src
+    /// line or a disabled stanza); sources.list first, then sources.list.d by name.
+    #[test]
+    fn the_first_debian_source_is_the_mirror() {
+        let f = Path::new("/etc/apt/sources.list");
+        let uri = |text: &str| in_list(f, text).unwrap().map(|s| s.uri);
+        assert_eq!(
+            uri("# comment\ndeb-src http://m.example/debian bookworm main\ndeb [arch=amd64 signed-by=/x] http://m.example/debian/ bookworm main\n").as_deref(),
+            Some("http://m.example/debian")
+        );
+        assert_eq!(
+            uri("deb http://m.example/debian-security bookworm-security main\n"),
+            None
+        );
+        let f = Path::new("/etc/apt/sources.list.d/debian.sources");
+        assert_eq!(
+            in_deb822(
+                f,
+                "Types: deb\nEnabled: no\nURIs: http://m.example/debian\n"
+            )
+            .unwrap()
+            .map(|s| s.uri),
+            None
+        );
+        let t = tempfile::tempdir().unwrap();
+        assert_eq!(source(t.path()).unwrap().map(|s| s.uri), None);
+        let d = t.path().join("etc/apt/sources.list.d");
+        std::fs::create_dir_all(&d).unwrap();
+        std::fs::write(
+            d.join("other.list"),
+            "deb http://m.example/ubuntu noble main\n",
+        )
+        .unwrap();
+        assert_eq!(source(t.path()).unwrap().map(|s| s.uri), None);
+        std::fs::write(
+            d.join("debian.sources"),
+            "Types: deb deb-src\n# http://old/debian\nURIs: https://m.example/debian\nSuites: trixie\n",
+        )
+        .unwrap();
+        assert_eq!(
+            source(t.path()).unwrap().map(|s| s.uri).as_deref(),
+            Some("https://m.example/debian")
+        );
+    }
+
     #[test]
     fn sources_carry_their_check_valid_until() {
         let f = Path::new("/etc/apt/sources.list");

@@ -137,91 +137,6 @@ impl ArchiveError {
     }
 }
 
-/// The Debian archive URI in apt's sources (one-line `.list` or deb822 `.sources`), if any.
-/// `root` is `/` normally (a parameter for tests). Debian's archive is recognised by a path
-/// ending in `/debian` (not `-security`, `-ports`, `-debug`).
-pub fn apt_mirror(root: &Path) -> Option<String> {
-    let etc = root.join("etc/apt");
-    let mut files = vec![etc.join("sources.list")];
-    if let Ok(rd) = std::fs::read_dir(etc.join("sources.list.d")) {
-        let mut more: Vec<PathBuf> = rd
-            .flatten()
-            .map(|e| e.path())
-            .filter(|p| p.extension().is_some_and(|x| x == "list" || x == "sources"))
-            .collect();
-        more.sort();
-        files.extend(more);
-    }
-    for f in files {
-        let Ok(text) = std::fs::read_to_string(&f) else {
-            continue;
-        };
-        let found = if f.extension().is_some_and(|x| x == "sources") {
-            mirror_in_deb822(&text)
-        } else {
-            mirror_in_list(&text)
-        };
-        if found.is_some() {
-            return found;
-        }
-    }
-    None
-}
-
-fn is_debian_archive(uri: &str) -> bool {
-    (uri.starts_with("http://") || uri.starts_with("https://"))
-        && uri.trim_end_matches('/').ends_with("/debian")
-}
-
-/// `deb [opts] URI suite components…` lines.
-pub fn mirror_in_list(text: &str) -> Option<String> {
-    for line in text.lines() {
-        let line = line.split('#').next().unwrap_or("").trim();
-        let mut words = line.split_whitespace();
-        if words.next() != Some("deb") {
-            continue;
-        }
-        let mut uri = words.next()?;
-        if uri.starts_with('[') {
-            // Options: skip up to the closing bracket.
-            let mut w = Some(uri);
-            while let Some(x) = w {
-                if x.ends_with(']') {
-                    break;
-                }
-                w = words.next();
-            }
-            uri = words.next()?;
-        }
-        if is_debian_archive(uri) {
-            return Some(uri.trim_end_matches('/').to_owned());
-        }
-    }
-    None
-}
-
-/// deb822 stanzas with `Types: deb` and `URIs:`.
-pub fn mirror_in_deb822(text: &str) -> Option<String> {
-    for stanza in text.split("\n\n") {
-        let fields = parse_stanza(stanza);
-        let enabled = fields
-            .get("enabled")
-            .is_none_or(|v| !v.eq_ignore_ascii_case("no"));
-        let types_deb = fields
-            .get("types")
-            .is_some_and(|t| t.split_whitespace().any(|t| t == "deb"));
-        if !enabled || !types_deb {
-            continue;
-        }
-        if let Some(uris) = fields.get("uris")
-            && let Some(u) = uris.split_whitespace().find(|u| is_debian_archive(u))
-        {
-            return Some(u.trim_end_matches('/').to_owned());
-        }
-    }
-    None
-}
-
 /// One deb822 stanza: lowercase field names to values (continuation lines joined by `\n`).
 /// Comment lines (`#`) are skipped.
 pub fn parse_stanza(text: &str) -> BTreeMap<String, String> {
@@ -1189,46 +1104,7 @@ mod tests {
     }
 
     #[test]
-    fn mirrors_from_apt_sources() {
-        let list = "# comment\ndeb-src http://m.example/debian bookworm main\ndeb [arch=amd64 signed-by=/x] http://m.example/debian/ bookworm main\n";
-        assert_eq!(
-            mirror_in_list(list).as_deref(),
-            Some("http://m.example/debian")
-        );
-        assert_eq!(
-            mirror_in_list("deb http://m.example/debian-security bookworm-security main\n"),
-            None
-        );
-        let d = "Types: deb\nURIs: http://m.example/debian-security\nSuites: x\n\nTypes: deb deb-src\n# http://old/debian\nURIs: https://m.example/debian\nSuites: bookworm\n";
-        assert_eq!(
-            mirror_in_deb822(d).as_deref(),
-            Some("https://m.example/debian")
-        );
-        let off = "Types: deb\nEnabled: no\nURIs: http://m.example/debian\n";
-        assert_eq!(mirror_in_deb822(off), None);
-    }
-
-    #[test]
-    fn apt_root_without_debian_sources_has_no_mirror() {
-        let t = tempfile::tempdir().unwrap();
-        assert_eq!(apt_mirror(t.path()), None);
-        let d = t.path().join("etc/apt/sources.list.d");
-        std::fs::create_dir_all(&d).unwrap();
-        std::fs::write(
-            d.join("other.list"),
-            "deb http://m.example/ubuntu noble main\n",
-        )
-        .unwrap();
-        assert_eq!(apt_mirror(t.path()), None);
-        std::fs::write(
-            d.join("debian.sources"),
-            "Types: deb\nURIs: http://m.example/debian\nSuites: trixie\n",
-        )
-        .unwrap();
-        assert_eq!(
-            apt_mirror(t.path()).as_deref(),
-            Some("http://m.example/debian")
-        );
+    fn no_mirror_is_a_usage_error_naming_the_option() {
         let e = ArchiveError::NoMirror;
         assert!(e.is_usage() && e.to_string().contains("--mirror URL"));
     }
