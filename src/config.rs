@@ -308,7 +308,90 @@ pub fn prepare_persist(
     req: &PersistRequest,
     table: &Table,
 ) -> Result<PendingConfig, ConfigError> {
-    use rustix::fs::{FileType, Mode, OFlags};
+    let write_err = |message: String| ConfigError::Write {
+        path: path.to_owned(),
+        message,
+    };
+    let (dir, name) = open_locked_dir(path)?;
+    let (text, old_mode) = match read_current(path, &dir, &name)? {
+        Some((t, mode)) => (Some(t), mode),
+        None => (None, 0o644),
+    };
+    let current = match &text {
+        Some(t) => Some(parse(path, t, table)?),
+        None => None,
+    };
+    let text = text.unwrap_or_else(|| NEW_FILE.to_owned());
+    let mut doc: toml_edit::DocumentMut = text
+        .parse()
+        .map_err(|e: toml_edit::TomlError| write_err(format!("it is not valid TOML: {e}")))?;
+    // Settings are global: they may change only when no other arch depends on them.
+    let adding: Vec<String> = req
+        .arches
+        .iter()
+        .map(|a| {
+            if a.eq_ignore_ascii_case("all") {
+                "all".to_owned()
+            } else {
+                table
+                    .resolve(a)
+                    .map_or_else(|_| a.clone(), |x| x.name.clone())
+            }
+        })
+        .collect();
+    let others: Vec<&String> = current
+        .as_ref()
+        .map(|c| c.arches.iter().filter(|a| !adding.contains(a)).collect())
+        .unwrap_or_default();
+    let want_path: Vec<PathBuf> = if is_default_search(req.qemu_path) {
+        Vec::new()
+    } else {
+        req.qemu_path.to_vec()
+    };
+    let flags = req.flags.normalized();
+    match &current {
+        Some(c) if !others.is_empty() => {
+            settings_agree(path, c, req, &doc, flags, &want_path, &others)?;
+        }
+        _ => record_settings(&mut doc, current.as_ref(), req, flags, &want_path),
+    }
+    let arr = doc
+        .entry("arches")
+        .or_insert(toml_edit::value(toml_edit::Array::new()))
+        .as_array_mut()
+        .ok_or_else(|| write_err("arches is not an array".into()))?;
+    for a in req.arches {
+        let present = arr.iter().filter_map(|v| v.as_str()).any(|v| {
+            table.resolve(v).map(|x| &x.name) == table.resolve(a).map(|x| &x.name) || v == a
+        });
+        if !present {
+            arr.push(a.as_str());
+        }
+    }
+    let out = doc.to_string();
+    // Never write something we would refuse to read.
+    parse(path, &out, table)?;
+    if current.is_some() && out == text {
+        return Ok(PendingConfig {
+            path: path.to_owned(),
+            _dir: dir,
+            staged: None,
+        });
+    }
+    let staged = crate::atomic::Staged::new(&dir, &name, out.as_bytes(), old_mode)
+        .map_err(|e| write_err(format!("cannot write a temporary file: {e}")))?;
+    Ok(PendingConfig {
+        path: path.to_owned(),
+        _dir: dir,
+        staged: Some(staged),
+    })
+}
+
+/// The config file's directory (created 0755 if missing), opened and checked (not writable by
+/// group or others, owned by root or us) and locked for one read-modify-write; and the file's
+/// name in it.
+fn open_locked_dir(path: &Path) -> Result<(OwnedFd, std::ffi::OsString), ConfigError> {
+    use rustix::fs::{Mode, OFlags};
     let unsafe_ = |message: String| ConfigError::Unsafe {
         path: path.to_owned(),
         message,
@@ -368,206 +451,189 @@ pub fn prepare_persist(
             io::Error::from(e)
         ))
     })?;
+    Ok((dir, name))
+}
+
+/// The file's current content and mode: never through a symlink, never a special file;
+/// `None` when there is none.
+fn read_current(
+    path: &Path,
+    dir: &OwnedFd,
+    name: &std::ffi::OsStr,
+) -> Result<Option<(String, u32)>, ConfigError> {
+    use rustix::fs::{FileType, Mode, OFlags};
+    let unsafe_ = |message: String| ConfigError::Unsafe {
+        path: path.to_owned(),
+        message,
+    };
+    let write_err = |message: String| ConfigError::Write {
+        path: path.to_owned(),
+        message,
+    };
     // The current content: never through a symlink, never a special file.
-    let mut old_mode = 0o644;
-    let text = match rustix::fs::statat(&dir, &name, AtFlags::SYMLINK_NOFOLLOW) {
-        Err(rustix::io::Errno::NOENT) => None,
-        Err(e) => return Err(write_err(io::Error::from(e).to_string())),
-        Ok(st) => match FileType::from_raw_mode(st.st_mode) {
-            FileType::Symlink => {
-                return Err(unsafe_(
+    Ok(
+        match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {
+            Err(rustix::io::Errno::NOENT) => None,
+            Err(e) => return Err(write_err(io::Error::from(e).to_string())),
+            Ok(st) => match FileType::from_raw_mode(st.st_mode) {
+                FileType::Symlink => {
+                    return Err(unsafe_(
                     "it is a symbolic link: binfmtctl writes only a regular file; replace the link with the file".into(),
                 ));
-            }
-            FileType::RegularFile => {
-                let fd = rustix::fs::openat(
-                    &dir,
-                    &name,
-                    OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
-                    Mode::empty(),
-                )
-                .map_err(|e| write_err(io::Error::from(e).to_string()))?;
-                let file = std::fs::File::from(fd);
-                let meta = file.metadata().map_err(|e| write_err(e.to_string()))?;
-                if !meta.is_file() {
-                    return Err(unsafe_("it is not a regular file".into()));
                 }
-                old_mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o755;
-                let bytes = crate::input::read_bounded(path, file, crate::input::MAX_TEXT)
-                    .map_err(ConfigError::Read)?;
-                Some(crate::input::text(path, bytes).map_err(ConfigError::Read)?)
-            }
-            _ => {
-                return Err(unsafe_(
-                    "it is not a regular file: pass --config with a regular file".into(),
-                ));
-            }
+                FileType::RegularFile => {
+                    let fd = rustix::fs::openat(
+                        dir,
+                        name,
+                        OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                        Mode::empty(),
+                    )
+                    .map_err(|e| write_err(io::Error::from(e).to_string()))?;
+                    let file = std::fs::File::from(fd);
+                    let meta = file.metadata().map_err(|e| write_err(e.to_string()))?;
+                    if !meta.is_file() {
+                        return Err(unsafe_("it is not a regular file".into()));
+                    }
+                    let mode = std::os::unix::fs::PermissionsExt::mode(&meta.permissions()) & 0o755;
+                    let bytes = crate::input::read_bounded(path, file, crate::input::MAX_TEXT)
+                        .map_err(ConfigError::Read)?;
+                    Some((
+                        crate::input::text(path, bytes).map_err(ConfigError::Read)?,
+                        mode,
+                    ))
+                }
+                _ => {
+                    return Err(unsafe_(
+                        "it is not a regular file: pass --config with a regular file".into(),
+                    ));
+                }
+            },
         },
-    };
-    let current = match &text {
-        Some(t) => Some(parse(path, t, table)?),
-        None => None,
-    };
-    let text = text.unwrap_or_else(|| NEW_FILE.to_owned());
-    let mut doc: toml_edit::DocumentMut = text
-        .parse()
-        .map_err(|e: toml_edit::TomlError| write_err(format!("it is not valid TOML: {e}")))?;
-    // Settings are global: they may change only when no other arch depends on them.
-    let adding: Vec<String> = req
-        .arches
-        .iter()
-        .map(|a| {
-            if a.eq_ignore_ascii_case("all") {
-                "all".to_owned()
-            } else {
-                table
-                    .resolve(a)
-                    .map_or_else(|_| a.clone(), |x| x.name.clone())
-            }
-        })
-        .collect();
-    let others: Vec<&String> = current
-        .as_ref()
-        .map(|c| c.arches.iter().filter(|a| !adding.contains(a)).collect())
-        .unwrap_or_default();
-    let want_path: Vec<PathBuf> = if is_default_search(req.qemu_path) {
+    )
+}
+
+/// Settings are global: with other arches in the file, install's must be the file's (`apply`
+/// would use the file's for the new arches too); else the conflict, naming each setting.
+fn settings_agree(
+    path: &Path,
+    c: &Config,
+    req: &PersistRequest,
+    doc: &toml_edit::DocumentMut,
+    flags: Flags,
+    want_path: &[PathBuf],
+    others: &[&String],
+) -> Result<(), ConfigError> {
+    let mut differ = Vec::new();
+    if c.flags.normalized() != flags {
+        // A file without `flags` has the default: say so, rather than quote a line that
+        // is not there (issue 21).
+        let implied = if doc.contains_key("flags") {
+            ""
+        } else {
+            ", the default: the file sets none"
+        };
+        differ.push(format!(
+            "flags {}{implied} (this install: {flags})",
+            c.flags
+        ));
+    }
+    let have: Vec<PathBuf> = if is_default_search(&c.qemu_path) {
         Vec::new()
     } else {
-        req.qemu_path.to_vec()
+        c.qemu_path.clone()
     };
-    let flags = req.flags.normalized();
-    if let (Some(c), false) = (&current, others.is_empty()) {
-        let mut differ = Vec::new();
-        if c.flags.normalized() != flags {
-            // A file without `flags` has the default: say so, rather than quote a line that
-            // is not there (issue 21).
-            let implied = if doc.contains_key("flags") {
-                ""
+    if have != want_path {
+        let show = |v: &[PathBuf]| {
+            if v.is_empty() {
+                "the default".to_owned()
             } else {
-                ", the default: the file sets none"
-            };
-            differ.push(format!(
-                "flags {}{implied} (this install: {flags})",
-                c.flags
-            ));
-        }
-        let have: Vec<PathBuf> = if is_default_search(&c.qemu_path) {
-            Vec::new()
-        } else {
-            c.qemu_path.clone()
+                v.iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(" ")
+            }
         };
-        if have != want_path {
-            let show = |v: &[PathBuf]| {
-                if v.is_empty() {
-                    "the default".to_owned()
-                } else {
-                    v.iter()
-                        .map(|p| p.display().to_string())
-                        .collect::<Vec<_>>()
-                        .join(" ")
-                }
-            };
-            differ.push(format!(
-                "qemu_path {} (this install: {})",
-                show(&have),
-                show(&want_path)
-            ));
-        }
-        if c.keep_existing != req.keep_existing {
-            differ.push(format!(
-                "keep_existing {} (this install: {})",
-                c.keep_existing, req.keep_existing
-            ));
-        }
-        if !PersistQemu::same(req.qemu, c.qemu.as_deref()) {
-            let show = |v: Option<&str>| {
-                v.map_or_else(|| "none (the search path)".to_owned(), |v| format!("{v:?}"))
-            };
-            differ.push(format!(
-                "qemu {} (this install: {})",
-                show(c.qemu.as_deref()),
-                show(req.qemu.map(|q| q.version))
-            ));
-        }
-        if !differ.is_empty() {
-            let list: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
-            return Err(ConfigError::Conflict {
-                path: path.to_owned(),
-                message: format!(
-                    "it sets {} for {}, which `apply` would use for the new arches too; install with the same settings, or edit the file first",
-                    differ.join(", "),
-                    list.join(", ")
-                ),
-            });
-        }
-    } else {
-        // Nothing else depends on the settings: record install's (where they differ, so
-        // comments on unchanged keys stay).
-        let (have_flags, have_path, have_keep, have_qemu) = match &current {
-            Some(c) => (
-                c.flags.normalized(),
-                c.qemu_path.clone(),
-                c.keep_existing,
-                c.qemu.clone(),
-            ),
-            None => (Flags::DEFAULT.normalized(), Vec::new(), false, None),
+        differ.push(format!(
+            "qemu_path {} (this install: {})",
+            show(&have),
+            show(want_path)
+        ));
+    }
+    if c.keep_existing != req.keep_existing {
+        differ.push(format!(
+            "keep_existing {} (this install: {})",
+            c.keep_existing, req.keep_existing
+        ));
+    }
+    if !PersistQemu::same(req.qemu, c.qemu.as_deref()) {
+        let show = |v: Option<&str>| {
+            v.map_or_else(|| "none (the search path)".to_owned(), |v| format!("{v:?}"))
         };
-        if !PersistQemu::same(req.qemu, have_qemu.as_deref()) {
-            match req.qemu {
-                Some(q) => doc["qemu"] = toml_edit::value(q.version),
-                None => {
-                    doc.remove("qemu");
-                }
-            }
-        }
-        if have_flags != flags {
-            doc["flags"] = toml_edit::value(flags.to_string());
-        }
-        if want_path.is_empty() {
-            if !is_default_search(&have_path) {
-                doc.remove("qemu_path");
-            }
-        } else if have_path != want_path {
-            let mut arr = toml_edit::Array::new();
-            for p in &want_path {
-                arr.push(p.to_string_lossy().as_ref());
-            }
-            doc["qemu_path"] = toml_edit::value(arr);
-        }
-        if have_keep != req.keep_existing {
-            doc["keep_existing"] = toml_edit::value(req.keep_existing);
-        }
+        differ.push(format!(
+            "qemu {} (this install: {})",
+            show(c.qemu.as_deref()),
+            show(req.qemu.map(|q| q.version))
+        ));
     }
-    let arr = doc
-        .entry("arches")
-        .or_insert(toml_edit::value(toml_edit::Array::new()))
-        .as_array_mut()
-        .ok_or_else(|| write_err("arches is not an array".into()))?;
-    for a in req.arches {
-        let present = arr.iter().filter_map(|v| v.as_str()).any(|v| {
-            table.resolve(v).map(|x| &x.name) == table.resolve(a).map(|x| &x.name) || v == a
-        });
-        if !present {
-            arr.push(a.as_str());
-        }
-    }
-    let out = doc.to_string();
-    // Never write something we would refuse to read.
-    parse(path, &out, table)?;
-    if current.is_some() && out == text {
-        return Ok(PendingConfig {
+    if !differ.is_empty() {
+        let list: Vec<&str> = others.iter().map(|s| s.as_str()).collect();
+        return Err(ConfigError::Conflict {
             path: path.to_owned(),
-            _dir: dir,
-            staged: None,
+            message: format!(
+                "it sets {} for {}, which `apply` would use for the new arches too; install with the same settings, or edit the file first",
+                differ.join(", "),
+                list.join(", ")
+            ),
         });
     }
-    let staged = crate::atomic::Staged::new(&dir, &name, out.as_bytes(), old_mode)
-        .map_err(|e| write_err(format!("cannot write a temporary file: {e}")))?;
-    Ok(PendingConfig {
-        path: path.to_owned(),
-        _dir: dir,
-        staged: Some(staged),
-    })
+    Ok(())
+}
+
+/// Nothing else depends on the settings: records install's in `doc` (only where they differ,
+/// so comments on unchanged keys stay).
+fn record_settings(
+    doc: &mut toml_edit::DocumentMut,
+    current: Option<&Config>,
+    req: &PersistRequest,
+    flags: Flags,
+    want_path: &[PathBuf],
+) {
+    // Nothing else depends on the settings: record install's (where they differ, so
+    // comments on unchanged keys stay).
+    let (have_flags, have_path, have_keep, have_qemu) = match current {
+        Some(c) => (
+            c.flags.normalized(),
+            c.qemu_path.clone(),
+            c.keep_existing,
+            c.qemu.clone(),
+        ),
+        None => (Flags::DEFAULT.normalized(), Vec::new(), false, None),
+    };
+    if !PersistQemu::same(req.qemu, have_qemu.as_deref()) {
+        match req.qemu {
+            Some(q) => doc["qemu"] = toml_edit::value(q.version),
+            None => {
+                doc.remove("qemu");
+            }
+        }
+    }
+    if have_flags != flags {
+        doc["flags"] = toml_edit::value(flags.to_string());
+    }
+    if want_path.is_empty() {
+        if !is_default_search(&have_path) {
+            doc.remove("qemu_path");
+        }
+    } else if have_path != want_path {
+        let mut arr = toml_edit::Array::new();
+        for p in want_path {
+            arr.push(p.to_string_lossy().as_ref());
+        }
+        doc["qemu_path"] = toml_edit::value(arr);
+    }
+    if have_keep != req.keep_existing {
+        doc["keep_existing"] = toml_edit::value(req.keep_existing);
+    }
 }
 
 /// Is this search path the default one (or empty, which means the default)?
