@@ -465,7 +465,7 @@ pub enum Command {
     #[command(name = "__generate", hide = true)]
     Generate {
         #[arg(value_enum)]
-        what: crate::generate::Artifact,
+        what: crate::ops::facade::Artifact,
         dir: PathBuf,
         /// The date in the man pages' footer (YYYY-MM-DD)
         #[arg(long)]

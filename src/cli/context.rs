@@ -5,10 +5,10 @@
 use anyhow::Result;
 
 use super::settings::Global;
-use crate::binfmt::arch::Table;
-use crate::binfmt::kernel::ProcBinfmt;
-use crate::host::HostFacts;
 use crate::ops;
+use crate::ops::facade::{
+    HostFacts, NativeOverride, ProcBinfmt, QemuError, Store, StoreLock, Stored, Table,
+};
 
 /// What every command needs: the table, the host as the operations see it, the kernel seam,
 /// the options.
@@ -21,14 +21,14 @@ pub(super) struct Ctx<'g> {
     pub qemu_bin: Option<ops::StoredBin>,
     /// The store's shared lock while `qemu_bin` is registered (not on a dry run): gc cannot
     /// remove the version before the command ends.
-    _store_lock: Option<crate::qemu::store::StoreLock>,
+    _store_lock: Option<StoreLock>,
 }
 
 impl<'g> Ctx<'g> {
     pub fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
         let mut facts = HostFacts::gather();
-        let over = crate::host::NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
+        let over = NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
         if g.probe_compat
             && let Ok(exe) = std::env::current_exe()
         {
@@ -63,22 +63,13 @@ impl<'g> Ctx<'g> {
     }
 
     /// The QEMU store the settings name (`--qemu-store`, else the default), made absolute.
-    pub fn store(&self) -> crate::qemu::store::Store {
+    pub fn store(&self) -> Store {
         ops::stored::store(self.g.qemu_store.as_deref())
     }
 
     /// The stored version `spec` selects, with the store's shared lock unless this is a dry
     /// run (`ops::stored::resolve`).
-    pub fn resolve_stored(
-        &self,
-        spec: &str,
-    ) -> Result<
-        (
-            Option<crate::qemu::store::StoreLock>,
-            crate::qemu::store::Stored,
-        ),
-        crate::qemu::QemuError,
-    > {
+    pub fn resolve_stored(&self, spec: &str) -> Result<(Option<StoreLock>, Stored), QemuError> {
         ops::stored::resolve(&self.store(), &self.host, spec, self.g.dry_run)
     }
 

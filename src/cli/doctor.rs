@@ -10,8 +10,8 @@ use anyhow::Result;
 use super::context::Ctx;
 use crate::error::Reported;
 use crate::escape::escape as esc;
-use crate::inspection::doctor::{Finding, Severity};
 use crate::ops::doctor::{DoctorReport, DoctorRequest};
+use crate::ops::facade::{Finding, NixPaths, Severity};
 
 pub(super) fn run(
     ctx: &Ctx,
@@ -27,7 +27,7 @@ pub(super) fn run(
             .g
             .qemu_store
             .clone()
-            .unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
+            .unwrap_or_else(|| crate::ops::facade::STORE_ROOT.into()),
         nix_platforms: nix_platforms(),
     };
     let report = crate::ops::doctor::doctor(&ctx.fs, &ctx.host, &req, &*ctx.progress())?;
@@ -49,7 +49,7 @@ fn nix_platforms() -> Option<Vec<String>> {
     use crate::ops::nix::NixTool;
     let nix = crate::ops::nix::SystemNix;
     nix.program().ok()?;
-    let view = nix.show_config(&crate::nix::Paths::from_env().dir).ok()?;
+    let view = nix.show_config(&NixPaths::from_env().dir).ok()?;
     let mut p = vec![view.system];
     p.extend(view.extra_platforms);
     Some(p)

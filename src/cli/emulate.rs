@@ -9,10 +9,10 @@ use anyhow::Result;
 use super::args::{Accelerate, BuildArgs, InstallOpts, RunArgs, Strategy};
 use super::context::Ctx;
 use super::register::install;
-use crate::binfmt::arch::Arch;
 use crate::error::ChildExit;
 use crate::ops::build::Requested;
 use crate::ops::emulate::{self as em, Events};
+use crate::ops::facade::Arch;
 
 /// The CLI's side of the operations' events: notes on stderr, host registrations reported on
 /// `out` like `install`'s.
@@ -120,7 +120,11 @@ fn emulated(ctx: &Ctx, req: &em::RunRequest, out: &mut dyn Write) -> Result<em::
 
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
     let vars = crate::ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
-    write!(out, "{}", crate::emulation::cross::render(&vars, format)?)?;
+    write!(
+        out,
+        "{}",
+        crate::ops::facade::render_cross_env(&vars, format)?
+    )?;
     Ok(())
 }
 

@@ -9,17 +9,12 @@ use anyhow::{Context, Result};
 use super::context::Ctx;
 use super::render::print_json;
 use crate::escape::escape as esc;
-use crate::inspection::selftest::Status;
 use crate::ops;
+use crate::ops::facade::Status;
 use crate::ops::look::{Inspected, TestSummary};
 
 pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
-    let r = ops::look::inspect(
-        &ctx.fs,
-        &ctx.host,
-        files,
-        &crate::inspection::inspect::path_exists,
-    )?;
+    let r = ops::look::inspect(&ctx.fs, &ctx.host, files, &crate::ops::facade::path_exists)?;
     if ctx.g.json {
         print_json(out, &r)?;
     } else {

@@ -148,22 +148,22 @@ fn helper(command: &Option<Command>, out: &mut dyn Write) -> Result<Option<u8>> 
     let status = match command {
         Some(Command::SandboxStage1 { spec_fd, parent }) => {
             let exe = std::env::current_exe().unwrap_or_else(|_| "/proc/self/exe".into());
-            crate::emulation::sandbox::helper_stage1(&exe, *spec_fd, *parent)
+            crate::ops::facade::helper_stage1(&exe, *spec_fd, *parent)
         }
         Some(Command::SandboxStage2 { spec_fd, parent }) => {
-            crate::emulation::sandbox::helper_stage2(*spec_fd, *parent)
+            crate::ops::facade::helper_stage2(*spec_fd, *parent)
         }
         Some(Command::ProbeChroot {
             root,
             program,
             argv0,
         }) => {
-            let (code, msg) = crate::inspection::selftest::chroot_exec(root, program, argv0);
+            let (code, msg) = crate::ops::facade::chroot_exec(root, program, argv0);
             eprintln!("{msg}");
             code
         }
         Some(Command::ProbeNative { programs }) => {
-            let (code, msg) = crate::host::probe_native_helper(programs);
+            let (code, msg) = crate::ops::facade::probe_native_helper(programs);
             if !msg.is_empty() {
                 eprintln!("{msg}");
             }
@@ -171,7 +171,7 @@ fn helper(command: &Option<Command>, out: &mut dyn Write) -> Result<Option<u8>> 
         }
         Some(Command::Generate { what, dir, date }) => {
             let cli = <Cli as clap::CommandFactory>::command();
-            for path in crate::generate::generate(&cli, *what, dir, date.as_deref())? {
+            for path in crate::ops::facade::generate(&cli, *what, dir, date.as_deref())? {
                 writeln!(out, "{}", path.display())?;
             }
             0

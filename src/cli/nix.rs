@@ -9,7 +9,7 @@ use std::io::Write;
 use anyhow::Result;
 
 use super::context::Ctx;
-use crate::nix::Paths;
+use crate::ops::facade::NixPaths as Paths;
 use crate::ops::nix::{self as opsnix, Daemon, SelfTestProbe, SystemNix};
 
 /// Where notes go: the report's stream, or stderr when the report is JSON.

@@ -12,11 +12,11 @@ use super::args::{NetOpts, QemuCommand};
 use super::context::Ctx;
 use super::render::show;
 use crate::ops;
+use crate::ops::facade::Store;
 use crate::ops::qemu::{
     ArchiveOptions, FetchFrom, FetchReport, GcReport, ListReport, Verified, VerifyReport,
     VersionsReport,
 };
-use crate::qemu::store::Store;
 
 /// The store `--qemu-store` names (`ops::stored::store`).
 fn store_of(ctx: &Ctx) -> Store {
@@ -233,7 +233,7 @@ fn use_version(ctx: &Ctx, spec: &str, out: &mut dyn Write) -> Result<()> {
         stored,
         spec,
         ctx.g.dry_run,
-        &crate::inspection::selftest::probe_interpreter,
+        &crate::ops::facade::probe_interpreter,
     )?;
     show(ctx, out, r)
 }

@@ -10,9 +10,9 @@ use super::args::InstallOpts;
 use super::context::Ctx;
 use super::render::show;
 use super::settings::flags_from;
-use crate::nix::Paths;
 use crate::ops;
 use crate::ops::compose::{Nix, Persisted, Steps};
+use crate::ops::facade::NixPaths as Paths;
 use crate::ops::nix::{SyncReport, SystemNix};
 
 /// The CLI's side of the compositions: each step's report rendered on `out` as it is done.
@@ -101,7 +101,7 @@ pub(super) fn install_cmd(
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    let cfg = crate::config::load(&ctx.g.config, ctx.table)?;
+    let cfg = crate::ops::facade::load_config(&ctx.g.config, ctx.table)?;
     let steps = &mut Shown { ctx, out };
     if remove {
         return with_nix(|nix| {

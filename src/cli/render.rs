@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::context::Ctx;
-use crate::binfmt::plan::Verdict;
+use crate::ops::facade::Verdict;
 use crate::ops::{self, Outcome, Reported};
 
 /// Shows a report (warnings on stderr), then returns the operation's failure, if any.
@@ -145,7 +145,7 @@ pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) 
 /// `arches`: the table with every name each arch answers to (text, JSON or Markdown).
 pub(super) fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
     if markdown {
-        write!(out, "{}", crate::binfmt::arch::render_markdown(ctx.table))?;
+        write!(out, "{}", crate::ops::facade::render_markdown(ctx.table))?;
         return Ok(());
     }
     if ctx.g.json {

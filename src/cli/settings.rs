@@ -14,8 +14,8 @@ use super::args::{
     Cli, ConfigOpt, DryRunOpt, FlagOpts, InstallOpts, KernelOpt, NativeOpt, Output, SearchOpt,
     StoreOpt, TopOpts, TrustOpt,
 };
-use crate::binfmt::registration::Flags;
 use crate::error::BadInput;
+use crate::ops::facade::Flags;
 
 /// A parsed command line: the typed form, and clap's matches that say which options were
 /// given where.
@@ -218,14 +218,14 @@ fn settings(
         binfmt_misc: pick_path(
             takes.kernel.as_ref().map(|k| &k.binfmt_misc),
             &top.kernel.binfmt_misc,
-            crate::binfmt::kernel::DEFAULT_ROOT,
+            crate::ops::facade::BINFMT_MISC_ROOT,
         ),
         qemu_path,
         dry_run: top.dry_run.dry_run || takes.dry_run.as_ref().is_some_and(|d| d.dry_run),
         config: pick_path(
             takes.config.as_ref().map(|c| &c.config),
             &top.config.config,
-            crate::config::DEFAULT_PATH,
+            crate::ops::facade::CONFIG_PATH,
         ),
         json: output.json,
         quiet: output.quiet,

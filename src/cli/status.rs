@@ -17,7 +17,7 @@ pub(super) fn status(ctx: &Ctx, json: bool, out: &mut dyn Write) -> Result<()> {
         &ctx.host,
         &ctx.g.binfmt_misc,
         &stored,
-        &crate::nix::Paths::from_env(),
+        &crate::ops::facade::NixPaths::from_env(),
     )?;
     if json {
         return print_json(out, &r);
