@@ -50,30 +50,18 @@ pub struct Source {
     pub check_valid_until: Option<bool>,
 }
 
+/// A file of apt's configuration, through `input` (a regular file only, never a FIFO or a
+/// device, opened without blocking, bounded): `None` when it does not exist.
 fn read(path: &Path) -> Option<Result<String, AptError>> {
-    use std::io::Read;
-    let f = std::fs::File::open(path).ok()?;
-    let mut text = String::new();
-    Some(
-        f.take(MAX_FILE + 1)
-            .read_to_string(&mut text)
-            .map_err(|e| AptError {
-                file: path.to_owned(),
-                line: 0,
-                what: format!("unreadable: {e}"),
-            })
-            .and_then(|n| {
-                if n as u64 > MAX_FILE {
-                    Err(AptError {
-                        file: path.to_owned(),
-                        line: 0,
-                        what: format!("larger than {MAX_FILE} bytes"),
-                    })
-                } else {
-                    Ok(text)
-                }
-            }),
-    )
+    match crate::input::read_text(path, MAX_FILE) {
+        Ok(text) => Some(Ok(text)),
+        Err(e) if e.is_missing() => None,
+        Err(e) => Some(Err(AptError {
+            file: path.to_owned(),
+            line: 0,
+            what: e.to_string(),
+        })),
+    }
 }
 
 fn boolean(v: &str) -> Option<bool> {
@@ -531,6 +519,25 @@ mod tests {
             ),
             "{e}"
         );
+    }
+
+    /// apt's files are read as every input is: a FIFO planted as apt.conf is refused, naming
+    /// it, instead of hanging the fetch.
+    #[test]
+    fn a_fifo_for_apt_conf_is_refused_not_waited_on() {
+        let t = tempfile::tempdir().unwrap();
+        let etc = t.path().join("etc/apt");
+        std::fs::create_dir_all(&etc).unwrap();
+        rustix::fs::mknodat(
+            rustix::fs::CWD,
+            etc.join("apt.conf"),
+            rustix::fs::FileType::Fifo,
+            rustix::fs::Mode::from_raw_mode(0o644),
+            0,
+        )
+        .unwrap();
+        let e = check_valid_until(t.path()).unwrap_err();
+        assert!(e.to_string().contains("apt.conf"), "{e}");
     }
 
     /// Only Debian's archive is a mirror (not -security, another distribution, a deb-src
