@@ -375,9 +375,10 @@ pub trait FactSource: Send + Sync {
     /// The text of the system's os-release (`/etc/os-release`, else `/usr/lib/os-release`),
     /// which decides what a refusal tells the user to install.
     fn os_release(&self) -> Option<String> {
+        // Through `input`: a regular file only, opened without blocking, bounded.
         ["/etc/os-release", "/usr/lib/os-release"]
             .iter()
-            .find_map(|p| fs::read_to_string(p).ok())
+            .find_map(|p| crate::input::read_text(Path::new(p), crate::input::MAX_TEXT).ok())
     }
 }
 
