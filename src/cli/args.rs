@@ -479,6 +479,11 @@ pub enum RootfsCommand {
         /// Mirror URL (default: the tool's own, from the host's apt sources)
         #[arg(long)]
         mirror: Option<String>,
+        /// Take Release files past their Valid-Until (a dated snapshot mirror), with a warning.
+        /// Without it, only when the host's apt says so for the mirror used
+        /// (Acquire::Check-Valid-Until "false", or the source's check-valid-until=no)
+        #[arg(long)]
+        allow_expired: bool,
         /// Directory to create (must not exist or be empty)
         dir: PathBuf,
         #[command(flatten)]

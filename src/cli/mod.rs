@@ -197,6 +197,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
             include,
             variant,
             mirror,
+            allow_expired,
             dir,
             ..
         }) => emulate::rootfs_create(
@@ -209,6 +210,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
                 mirror,
                 dir,
                 quiet: ctx.g.quiet || ctx.g.json,
+                allow_expired,
             },
             out,
         ),
