@@ -26,9 +26,11 @@ cargo test --locked -- \
 # ...then, alone and last, the Debian 6.1 kernels in VMs (amd64 under KVM or TCG; arm64 under
 # TCG with two CPU models, the aarch64 binfmtctl built by scripts/build-aarch64.sh in its cached
 # system) and the privileged container, which registers on this machine's own instance for a
-# moment (only arches the host has nothing for, removed afterwards).
+# moment (only arches the host has nothing for, removed afterwards), then the multi-arch image
+# (container/build-multiarch.sh: amd64 + arm64 in one OCI image index, reusing that aarch64 build).
 BINFMTCTL_TEST_VM=1 BINFMTCTL_TEST_CONTAINER=1 \
-  cargo test --locked --test vm_debian_kernel --test vm_arm64 --test host_container_entrypoint 2>&1 | tee -a "$log"
+  cargo test --locked --test vm_debian_kernel --test vm_arm64 --test host_container_entrypoint \
+  --test host_container_multiarch 2>&1 | tee -a "$log"
 # The Debian package: built (reusing the static release build the VM tests made), lintian,
 # installed, used and purged in a cached Debian system (packaging/deb/test.sh).
 packaging/deb/test.sh

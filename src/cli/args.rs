@@ -502,9 +502,14 @@ pub enum RootfsCommand {
         /// mmdebstrap/debootstrap variant
         #[arg(long, default_value = "minbase")]
         variant: String,
-        /// Mirror URL (default: the tool's own, from the host's apt sources)
+        /// Mirror URL (default: the tool's own, http://deb.debian.org/debian)
         #[arg(long)]
         mirror: Option<String>,
+        /// Take Release files past their Valid-Until (a dated snapshot mirror), with a warning.
+        /// Without it, only when the host's apt says so for the mirror used
+        /// (Acquire::Check-Valid-Until "false", or the source's check-valid-until=no)
+        #[arg(long)]
+        allow_expired: bool,
         /// Directory to create (must not exist or be empty)
         dir: PathBuf,
         #[command(flatten)]

@@ -228,6 +228,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
             include,
             variant,
             mirror,
+            allow_expired,
             dir,
             ..
         }) => emulate::rootfs_create(
@@ -240,6 +241,7 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
                 mirror,
                 dir,
                 quiet: ctx.g.quiet || ctx.g.json,
+                allow_expired,
             },
             out,
         ),

@@ -629,6 +629,9 @@ pub struct BootstrapOptions<'a> {
     /// Errors only: mmdebstrap's `--quiet` (no `I:` lines, no progress bars of its own).
     /// debootstrap has no such option (and draws no bars).
     pub quiet: bool,
+    /// Take Release files past their `Valid-Until` (a dated snapshot mirror): mmdebstrap's apt
+    /// is told `Acquire::Check-Valid-Until "false"`. debootstrap does not check `Valid-Until`.
+    pub no_check_valid_until: bool,
 }
 
 /// `program`: the tool's absolute path (from `find_bootstrapper`), never its bare name, so
@@ -647,6 +650,7 @@ pub fn bootstrap_command(
         include,
         mirror,
         quiet,
+        no_check_valid_until,
     } = *opts;
     let deb = arch
         .debian
@@ -669,6 +673,9 @@ pub fn bootstrap_command(
             }
             if quiet {
                 v.push("--quiet".into());
+            }
+            if no_check_valid_until {
+                v.push("--aptopt=Acquire::Check-Valid-Until \"false\"".into());
             }
             if !include.is_empty() {
                 v.push(format!("--include={}", include.join(",")));
@@ -992,6 +999,56 @@ mod tests {
         prepare_cache(&open.join("cache")).unwrap();
     }
 
+    /// An expired Release allowed (`--allow-expired`, or apt's words for the mirror): mmdebstrap's
+    /// apt is told so, as one argument; debootstrap (which does not check it) gets nothing.
+    #[test]
+    fn bootstrap_lines_past_valid_until() {
+        let t = Table::builtin();
+        let line = |tool, program| {
+            bootstrap_command(
+                tool,
+                Path::new(program),
+                t.get("aarch64").unwrap(),
+                &BootstrapOptions {
+                    suite: "forky",
+                    variant: "minbase",
+                    include: &[],
+                    mirror: Some("http://deb.debian.org/debian"),
+                    quiet: true,
+                    no_check_valid_until: true,
+                },
+                Path::new("/r"),
+                false,
+            )
+            .unwrap()
+        };
+        assert_eq!(
+            line(Bootstrapper::Mmdebstrap, "/usr/bin/mmdebstrap"),
+            [
+                "/usr/bin/mmdebstrap",
+                "--mode=root",
+                "--variant=minbase",
+                "--arch=arm64",
+                "--quiet",
+                "--aptopt=Acquire::Check-Valid-Until \"false\"",
+                "forky",
+                "/r",
+                "http://deb.debian.org/debian"
+            ]
+        );
+        assert_eq!(
+            line(Bootstrapper::Debootstrap, "/usr/sbin/debootstrap"),
+            [
+                "/usr/sbin/debootstrap",
+                "--arch=arm64",
+                "--variant=minbase",
+                "forky",
+                "/r",
+                "http://deb.debian.org/debian"
+            ]
+        );
+    }
+
     #[test]
     fn bootstrap_lines() {
         let t = Table::builtin();
@@ -1005,6 +1062,7 @@ mod tests {
                 include: &["gcc".into()],
                 mirror: None,
                 quiet: false,
+                no_check_valid_until: false,
             },
             Path::new("/r"),
             true,
@@ -1035,6 +1093,7 @@ mod tests {
                     include: &[],
                     mirror: None,
                     quiet: true,
+                    no_check_valid_until: false,
                 },
                 Path::new("/r"),
                 false,
@@ -1070,6 +1129,7 @@ mod tests {
                     include: &[],
                     mirror: None,
                     quiet: true,
+                    no_check_valid_until: false,
                 },
                 Path::new("/r"),
                 false

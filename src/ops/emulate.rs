@@ -61,6 +61,44 @@ pub struct RootfsRequest {
     pub dir: PathBuf,
     /// Errors only from the bootstrap tool (`-q` or `--json`): it draws no progress of its own.
     pub quiet: bool,
+    /// `--allow-expired`: take Release files past their `Valid-Until` (a dated snapshot mirror).
+    pub allow_expired: bool,
+}
+
+/// The mirror mmdebstrap and debootstrap use when none is given.
+const TOOLS_MIRROR: &str = "http://deb.debian.org/debian";
+
+/// Whether the bootstrap may take Release files past their `Valid-Until`, and what allows it:
+/// `--allow-expired`; or apt on this host (its files under `root`), for the mirror the tool
+/// will use (the given one, or the tools' default) when apt's sources name that mirror: that
+/// source's `check-valid-until=no`, else apt's `Acquire::Check-Valid-Until "false"` — as
+/// `qemu fetch` decides (`ArchiveOptions::archive_at`). apt's files are read only then; a
+/// setting in them that cannot be read is bad input (exit 2).
+pub fn valid_until_waiver(
+    root: &Path,
+    mirror: Option<&str>,
+    allow_expired: bool,
+) -> Result<Option<String>, crate::qemu::apt::AptError> {
+    if allow_expired {
+        return Ok(Some("--allow-expired".to_owned()));
+    }
+    let mirror = mirror.unwrap_or(TOOLS_MIRROR).trim_end_matches('/');
+    let Some(src) = crate::qemu::apt::source(root)? else {
+        return Ok(None);
+    };
+    if src.uri.trim_end_matches('/') != mirror {
+        return Ok(None);
+    }
+    Ok(match src.check_valid_until {
+        Some(false) => Some(format!("check-valid-until=no of the source at {}", src.at)),
+        Some(true) => None,
+        None => match crate::qemu::apt::check_valid_until(root)? {
+            Some((false, at)) => Some(format!(
+                "apt's Acquire::Check-Valid-Until \"false\" at {at}"
+            )),
+            _ => None,
+        },
+    })
 }
 
 /// What the operations report on the way.
@@ -286,12 +324,20 @@ pub fn rootfs_plan(
         (Userns::None, Vec::new())
     };
     let target = std::path::absolute(dir)?;
+    let waiver = valid_until_waiver(Path::new("/"), req.mirror.as_deref(), req.allow_expired)?;
+    if let Some(by) = &waiver {
+        events.note(&format!(
+            "warning: {}'s Release files are taken past their Valid-Until, as {by} allows: a mirror serving an outdated copy could hide security updates",
+            req.suite
+        ));
+    }
     let opts = crate::emulation::rootfs::BootstrapOptions {
         suite: &req.suite,
         variant: &req.variant,
         include: &req.include,
         mirror: req.mirror.as_deref(),
         quiet: req.quiet,
+        no_check_valid_until: waiver.is_some(),
     };
     let command =
         crate::emulation::rootfs::bootstrap_command(tool, &program, arch, &opts, &target, private)?;
@@ -936,6 +982,67 @@ mod tests {
             }
             .to_string(),
             "mmdebstrap failed with exit status 1"
+        );
+    }
+
+    /// `rootfs create` waives `Valid-Until` as `qemu fetch` does: `--allow-expired` always;
+    /// apt's words only for the mirror the tool uses, when apt's sources name it (the source's
+    /// own option over apt's global setting); an unreadable setting is bad input.
+    #[test]
+    fn rootfs_valid_until_waived_as_apt_or_the_flag_says() {
+        let root = tempfile::tempdir().unwrap();
+        let r = root.path();
+        let apt = r.join("etc/apt");
+        std::fs::create_dir_all(apt.join("sources.list.d")).unwrap();
+        std::fs::create_dir_all(apt.join("apt.conf.d")).unwrap();
+        let sources = apt.join("sources.list.d/debian.sources");
+        let conf = apt.join("apt.conf.d/99snapshot");
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\nComponents: main\n",
+        )
+        .unwrap();
+        assert_eq!(valid_until_waiver(r, None, false).unwrap(), None);
+        assert_eq!(
+            valid_until_waiver(r, None, true).unwrap().as_deref(),
+            Some("--allow-expired")
+        );
+        std::fs::write(&conf, "Acquire::Check-Valid-Until \"false\";\n").unwrap();
+        let by_apt = format!(
+            "apt's Acquire::Check-Valid-Until \"false\" at {}:1",
+            conf.display()
+        );
+        // The tools' default mirror is apt's here, given or not.
+        assert_eq!(
+            valid_until_waiver(r, None, false).unwrap(),
+            Some(by_apt.clone())
+        );
+        assert_eq!(
+            valid_until_waiver(r, Some("http://deb.debian.org/debian/"), false).unwrap(),
+            Some(by_apt)
+        );
+        assert_eq!(
+            valid_until_waiver(r, Some("http://mirror.example/debian"), false).unwrap(),
+            None,
+            "apt's setting is not about another mirror"
+        );
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\nCheck-Valid-Until: yes\n",
+        )
+        .unwrap();
+        assert_eq!(valid_until_waiver(r, None, false).unwrap(), None);
+        std::fs::write(&conf, "Acquire {\n  Check-Valid-Until \"false\";\n").unwrap();
+        std::fs::write(
+            &sources,
+            "Types: deb\nURIs: http://deb.debian.org/debian\nSuites: forky\n",
+        )
+        .unwrap();
+        let e = valid_until_waiver(r, None, false).unwrap_err();
+        assert_eq!(crate::error::Classify::kind(&e), ErrorKind::BadInput);
+        assert!(
+            e.to_string().starts_with(&format!("{}:2:", conf.display())),
+            "{e}"
         );
     }
 }
