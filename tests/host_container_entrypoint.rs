@@ -253,13 +253,27 @@ fn privileged_container_installs_on_the_host_and_uninstalls() {
         ])
         .output()
         .unwrap();
+    // The report goes to stderr, the JSON status alone to stdout (docs/cli.md).
     let s = String::from_utf8_lossy(&out.stdout);
+    let report = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{s}\n{report}");
+    let v: serde_json::Value = serde_json::from_str(&s).expect("only the JSON status on stdout");
     for c in &picked {
         assert!(
-            out.status.success() && s.contains(&format!("removed         {}", c.entry)),
-            "{s}"
+            report
+                .lines()
+                .any(|l| l.split_whitespace().take(2).collect::<Vec<_>>() == ["removed", c.entry]),
+            "{report}"
         );
         assert!(!std::path::Path::new(&format!("{BINFMT}/{}", c.entry)).exists());
+        assert!(
+            !v["emulators"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|e| e == c.entry),
+            "{v}"
+        );
     }
     assert_eq!(ours_on_the_host(), ours_before);
     let _ = podman()
