@@ -89,16 +89,7 @@ pub fn valid_until_waiver(
     if src.uri.trim_end_matches('/') != mirror {
         return Ok(None);
     }
-    Ok(match src.check_valid_until {
-        Some(false) => Some(format!("check-valid-until=no of the source at {}", src.at)),
-        Some(true) => None,
-        None => match crate::qemu::apt::check_valid_until(root)? {
-            Some((false, at)) => Some(format!(
-                "apt's Acquire::Check-Valid-Until \"false\" at {at}"
-            )),
-            _ => None,
-        },
-    })
+    src.waives_valid_until(root)
 }
 
 /// What the operations report on the way.

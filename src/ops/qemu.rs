@@ -58,18 +58,7 @@ impl ArchiveOptions {
             Some(m) => (m.clone(), None),
             None => {
                 let src = q::apt::source(root)?.ok_or(archive::ArchiveError::NoMirror)?;
-                let allows = match src.check_valid_until {
-                    Some(false) => {
-                        Some(format!("check-valid-until=no of the source at {}", src.at))
-                    }
-                    Some(true) => None,
-                    None => match q::apt::check_valid_until(root)? {
-                        Some((false, at)) => Some(format!(
-                            "apt's Acquire::Check-Valid-Until \"false\" at {at}"
-                        )),
-                        _ => None,
-                    },
-                };
+                let allows = src.waives_valid_until(root)?;
                 (src.uri, allows)
             }
         };

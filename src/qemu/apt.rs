@@ -50,6 +50,25 @@ pub struct Source {
     pub check_valid_until: Option<bool>,
 }
 
+impl Source {
+    /// Whether apt itself takes this source's Release files past their `Valid-Until`, and
+    /// what says so: the source's own `check-valid-until`, else apt's `Acquire::Check-Valid-Until`
+    /// (its files under `root`; read only then). One decision for `qemu fetch` and `rootfs
+    /// create`.
+    pub fn waives_valid_until(&self, root: &Path) -> Result<Option<String>, AptError> {
+        Ok(match self.check_valid_until {
+            Some(false) => Some(format!("check-valid-until=no of the source at {}", self.at)),
+            Some(true) => None,
+            None => match check_valid_until(root)? {
+                Some((false, at)) => Some(format!(
+                    "apt's Acquire::Check-Valid-Until \"false\" at {at}"
+                )),
+                _ => None,
+            },
+        })
+    }
+}
+
 /// A file of apt's configuration, through `input` (a regular file only, never a FIFO or a
 /// device, opened without blocking, bounded): `None` when it does not exist.
 fn read(path: &Path) -> Option<Result<String, AptError>> {
