@@ -580,6 +580,9 @@ pub fn prepare(
             let path = std::env::var_os("PATH").unwrap_or_default();
             let inj = accelerate_plan(arch, &root, mode == Accelerate::Force, &path)?;
             events.note(&format!("accelerate: {}", inj.summary));
+            for line in &inj.notes {
+                events.note(&format!("accelerate: {line}"));
+            }
             for (file, pkg) in &inj.left_emulated {
                 events.note(&format!(
                     "accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
