@@ -301,6 +301,21 @@ pub fn debian_arm64_rootfs_gxx() -> PathBuf {
     debian_arm64_rootfs()
 }
 
+/// A Debian bookworm arm64 rootfs for the hybrid clang and Rust tests: the same as
+/// `debian_arm64_rootfs` and clang-14, rustc, cargo, libstd-rust-dev and pkg-config (Debian's
+/// own Rust 1.63, the version the host's Debian packages have).
+pub fn debian_arm64_rootfs_clang_rust() -> PathBuf {
+    use std::sync::OnceLock;
+    static ROOT: OnceLock<PathBuf> = OnceLock::new();
+    ROOT.get_or_init(|| {
+        cached_arm64_rootfs(
+            "bookworm-arm64-clang-rust",
+            "gcc,g++,libc6-dev,make,clang-14,rustc,cargo,libstd-rust-dev,pkg-config",
+        )
+    })
+    .clone()
+}
+
 /// A bookworm arm64 minbase rootfs with `include`, made once under the test cache as `name`
 /// (one creator at a time; complete or remade).
 fn cached_arm64_rootfs(name: &str, include: &str) -> PathBuf {
