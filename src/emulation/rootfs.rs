@@ -183,18 +183,8 @@ pub fn unpack_cached(
         .unwrap_or(tarball.as_os_str())
         .to_string_lossy();
     progress.begin(&format!("hashing {name}"), size, Unit::Bytes);
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 1 << 20];
-    loop {
-        let n = f.read(&mut buf).map_err(io_err(tarball))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        progress.advance(n as u64);
-    }
+    let digest = sha256_of(&mut f, progress).map_err(io_err(tarball))?;
     progress.end();
-    let digest = hex(&hasher.finalize());
     let key = if opts.keep_privileges {
         format!("{digest}-privileged")
     } else {
@@ -272,23 +262,11 @@ pub fn unpack_cached(
     held.release();
     let unpacked = unpack_tree(reader, &tmp, opts).and_then(|dropped| {
         // Hash what the unpack did not need (the end-of-archive padding) too.
-        io::copy(
-            &mut Counting {
-                inner: Hashing {
-                    file: file.clone(),
-                    hasher: hashed.clone(),
-                },
-                progress,
-            },
-            &mut io::sink(),
-        )?;
-        progress.end();
-        let again = hex(&hashed.borrow_mut().clone().finalize());
-        if again != digest {
-            return Err(io::Error::other(
-                "the file changed while it was being unpacked; unpack a copy nobody writes to",
-            ));
-        }
+        let rest = Hashing {
+            file,
+            hasher: hashed,
+        };
+        rehash_rest(rest, progress, &digest)?;
         Ok(dropped)
     });
     let dropped = match unpacked {
@@ -308,6 +286,43 @@ pub fn unpack_cached(
     tracing::info!(dir = %dir.display(), "unpacked rootfs");
     locked(FlockOperation::LockShared)?;
     Ok(lease(lock, Some(dropped)))
+}
+
+/// The SHA-256 of the rest of `f`, in hex, each read reported to `progress`.
+fn sha256_of(f: &mut File, progress: &dyn Progress) -> io::Result<String> {
+    use sha2::{Digest, Sha256};
+    let mut hasher = Sha256::new();
+    let mut buf = vec![0u8; 1 << 20];
+    loop {
+        let n = f.read(&mut buf)?;
+        if n == 0 {
+            return Ok(hex(&hasher.finalize()));
+        }
+        hasher.update(&buf[..n]);
+        progress.advance(n as u64);
+    }
+}
+
+/// Reads what the unpack left of the tarball through its hasher and checks that all the bytes
+/// unpacked hash to `digest`, the key the unpack is stored under.
+fn rehash_rest(mut rest: Hashing, progress: &dyn Progress, digest: &str) -> io::Result<()> {
+    use sha2::Digest;
+    let hashed = rest.hasher.clone();
+    io::copy(
+        &mut Counting {
+            inner: &mut rest,
+            progress,
+        },
+        &mut io::sink(),
+    )?;
+    progress.end();
+    let again = hex(&hashed.borrow_mut().clone().finalize());
+    if again != digest {
+        return Err(io::Error::other(
+            "the file changed while it was being unpacked; unpack a copy nobody writes to",
+        ));
+    }
+    Ok(())
 }
 
 /// Creates the cache directory owner-only (0700), or makes an existing one so; refuses one

@@ -282,111 +282,12 @@ pub fn check_valid_until(root: &Path) -> Result<Option<(bool, At)>, AptError> {
 /// comments; `#include`/`#clear` lines are skipped (binfmtctl reads no other file). Returns
 /// (full key, value, line) for every setting in order.
 pub fn parse_conf(file: &Path, text: &str) -> Result<Vec<(String, String, usize)>, AptError> {
-    #[derive(Debug, PartialEq)]
-    enum Tok {
-        Word(String),
-        Str(String),
-        Open,
-        Close,
-        Semi,
-    }
     let err = |line: usize, what: &str| AptError {
         file: file.to_owned(),
         line,
         what: what.to_owned(),
     };
-    // Tokens with their lines.
-    let mut toks: Vec<(Tok, usize)> = Vec::new();
-    let b = text.as_bytes();
-    let (mut i, mut line) = (0, 1);
-    while i < b.len() {
-        let c = b[i];
-        match c {
-            b'\n' => {
-                line += 1;
-                i += 1;
-                continue;
-            }
-            b' ' | b'\t' | b'\r' => {
-                i += 1;
-                continue;
-            }
-            b'#' => {
-                // A comment, or #include / #clear: the rest of the line either way.
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'/') => {
-                while i < b.len() && b[i] != b'\n' {
-                    i += 1;
-                }
-            }
-            b'/' if b.get(i + 1) == Some(&b'*') => {
-                let start = line;
-                i += 2;
-                loop {
-                    if i + 1 >= b.len() {
-                        return Err(err(start, "a /* comment is not closed"));
-                    }
-                    if b[i] == b'*' && b[i + 1] == b'/' {
-                        i += 2;
-                        break;
-                    }
-                    if b[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-            }
-            b'"' => {
-                let start = line;
-                let from = i + 1;
-                i += 1;
-                while i < b.len() && b[i] != b'"' {
-                    if b[i] == b'\n' {
-                        line += 1;
-                    }
-                    i += 1;
-                }
-                if i >= b.len() {
-                    return Err(err(start, "a string's \" is not closed"));
-                }
-                toks.push((
-                    Tok::Str(String::from_utf8_lossy(&b[from..i]).into_owned()),
-                    start,
-                ));
-                i += 1;
-            }
-            b'{' => {
-                toks.push((Tok::Open, line));
-                i += 1;
-            }
-            b'}' => {
-                toks.push((Tok::Close, line));
-                i += 1;
-            }
-            b';' => {
-                toks.push((Tok::Semi, line));
-                i += 1;
-            }
-            _ => {
-                let from = i;
-                while i < b.len()
-                    && !matches!(
-                        b[i],
-                        b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'{' | b'}' | b';'
-                    )
-                {
-                    i += 1;
-                }
-                toks.push((
-                    Tok::Word(String::from_utf8_lossy(&b[from..i]).into_owned()),
-                    line,
-                ));
-            }
-        }
-    }
+    let toks = conf_tokens(text).map_err(|(line, what)| err(line, what))?;
     let mut out = Vec::new();
     let mut scope: Vec<String> = Vec::new();
     let mut k = 0;
@@ -444,6 +345,113 @@ pub fn parse_conf(file: &Path, text: &str) -> Result<Vec<(String, String, usize)
         return Err(err(l, &format!("the scope {s} {{ is not closed by }}")));
     }
     Ok(out)
+}
+
+/// A token of apt's configuration syntax.
+#[derive(Debug, PartialEq)]
+enum Tok {
+    Word(String),
+    Str(String),
+    Open,
+    Close,
+    Semi,
+}
+
+/// The tokens of an apt configuration file with their lines; comments (`#`, `//`, `/* */`)
+/// dropped. An error is the line and what is wrong.
+fn conf_tokens(text: &str) -> Result<Vec<(Tok, usize)>, (usize, &'static str)> {
+    let mut toks: Vec<(Tok, usize)> = Vec::new();
+    let b = text.as_bytes();
+    let (mut i, mut line) = (0, 1);
+    while i < b.len() {
+        let c = b[i];
+        match c {
+            b'\n' => {
+                line += 1;
+                i += 1;
+                continue;
+            }
+            b' ' | b'\t' | b'\r' => {
+                i += 1;
+                continue;
+            }
+            b'#' => {
+                // A comment, or #include / #clear: the rest of the line either way.
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'/') => {
+                while i < b.len() && b[i] != b'\n' {
+                    i += 1;
+                }
+            }
+            b'/' if b.get(i + 1) == Some(&b'*') => {
+                let start = line;
+                i += 2;
+                loop {
+                    if i + 1 >= b.len() {
+                        return Err((start, "a /* comment is not closed"));
+                    }
+                    if b[i] == b'*' && b[i + 1] == b'/' {
+                        i += 2;
+                        break;
+                    }
+                    if b[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+            }
+            b'"' => {
+                let start = line;
+                let from = i + 1;
+                i += 1;
+                while i < b.len() && b[i] != b'"' {
+                    if b[i] == b'\n' {
+                        line += 1;
+                    }
+                    i += 1;
+                }
+                if i >= b.len() {
+                    return Err((start, "a string's \" is not closed"));
+                }
+                toks.push((
+                    Tok::Str(String::from_utf8_lossy(&b[from..i]).into_owned()),
+                    start,
+                ));
+                i += 1;
+            }
+            b'{' => {
+                toks.push((Tok::Open, line));
+                i += 1;
+            }
+            b'}' => {
+                toks.push((Tok::Close, line));
+                i += 1;
+            }
+            b';' => {
+                toks.push((Tok::Semi, line));
+                i += 1;
+            }
+            _ => {
+                let from = i;
+                while i < b.len()
+                    && !matches!(
+                        b[i],
+                        b' ' | b'\t' | b'\r' | b'\n' | b'"' | b'{' | b'}' | b';'
+                    )
+                {
+                    i += 1;
+                }
+                toks.push((
+                    Tok::Word(String::from_utf8_lossy(&b[from..i]).into_owned()),
+                    line,
+                ));
+            }
+        }
+    }
+    Ok(toks)
 }
 
 #[cfg(test)]

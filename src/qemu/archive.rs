@@ -737,65 +737,7 @@ impl Archive {
         let compressed = match cached.as_ref().and_then(|p| cache_get(p)) {
             Some(b) if hex(&Sha256::digest(&b)) == hash => b,
             _ => {
-                // By hash first (apt does the same): the plain name changes at every
-                // mirror sync and can be newer or older than the InRelease fetched a moment
-                // ago; the by-hash name is the file the InRelease vouches for or nothing.
-                let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
-                self.progress
-                    .begin(&format!("{dist}: {path}"), Some(size), Unit::Bytes);
-                let mut got = None;
-                if rel.by_hash {
-                    let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
-                    let resp = self.get(Step::Packages, &url, size)?;
-                    if resp.status == 200 {
-                        got = Some(resp);
-                    } else {
-                        tracing::debug!(
-                            url,
-                            resp.status,
-                            "no by-hash copy; the plain name is used"
-                        );
-                    }
-                }
-                let resp = match got {
-                    Some(g) => g,
-                    None => {
-                        let url = self.url(&format!("dists/{}/{path}", rel.dist));
-                        let resp = self.get(Step::Packages, &url, size)?;
-                        if resp.status != 200 {
-                            return Err(ArchiveError::Http {
-                                url,
-                                status: resp.status,
-                            });
-                        }
-                        resp
-                    }
-                };
-                let url = resp.url.clone();
-                let mut bytes = Vec::new();
-                let (n, got) = self.stream(
-                    resp,
-                    size.saturating_add(1),
-                    &mut bytes,
-                    Path::new("(memory)"),
-                )?;
-                if n != size {
-                    let has = if n > size {
-                        "is longer than".to_owned()
-                    } else {
-                        format!("has {n} bytes,")
-                    };
-                    return Err(ArchiveError::IndexHash {
-                        path: url,
-                        reason: format!("{has} the {size} bytes the signed InRelease says"),
-                    });
-                }
-                if got != hash {
-                    return Err(ArchiveError::IndexHash {
-                        path: url,
-                        reason: format!("has sha256 {got}, the signed InRelease says {hash}"),
-                    });
-                }
+                let bytes = self.download_index(rel, &path, &hash, size)?;
                 if let Some(c) = cache.filter(|_| cached.is_some()) {
                     cache_put(c, &format!("index-{hash}"), &bytes);
                 }
@@ -824,6 +766,74 @@ impl Archive {
         }
         self.progress.end();
         Ok(String::from_utf8_lossy(&text).into_owned())
+    }
+
+    /// The compressed index `path` of `rel`, `size` bytes of sha256 `hash` as the signed
+    /// InRelease says, downloaded (by hash when the archive offers it) and checked.
+    fn download_index(
+        &self,
+        rel: &Release,
+        path: &str,
+        hash: &str,
+        size: u64,
+    ) -> Result<Vec<u8>, ArchiveError> {
+        let dist = &rel.dist;
+        // By hash first (apt does the same): the plain name changes at every
+        // mirror sync and can be newer or older than the InRelease fetched a moment
+        // ago; the by-hash name is the file the InRelease vouches for or nothing.
+        let dir = path.rsplit_once('/').map_or("", |(d, _)| d);
+        self.progress
+            .begin(&format!("{dist}: {path}"), Some(size), Unit::Bytes);
+        let mut got = None;
+        if rel.by_hash {
+            let url = self.url(&format!("dists/{}/{dir}/by-hash/SHA256/{hash}", rel.dist));
+            let resp = self.get(Step::Packages, &url, size)?;
+            if resp.status == 200 {
+                got = Some(resp);
+            } else {
+                tracing::debug!(url, resp.status, "no by-hash copy; the plain name is used");
+            }
+        }
+        let resp = match got {
+            Some(g) => g,
+            None => {
+                let url = self.url(&format!("dists/{}/{path}", rel.dist));
+                let resp = self.get(Step::Packages, &url, size)?;
+                if resp.status != 200 {
+                    return Err(ArchiveError::Http {
+                        url,
+                        status: resp.status,
+                    });
+                }
+                resp
+            }
+        };
+        let url = resp.url.clone();
+        let mut bytes = Vec::new();
+        let (n, got) = self.stream(
+            resp,
+            size.saturating_add(1),
+            &mut bytes,
+            Path::new("(memory)"),
+        )?;
+        if n != size {
+            let has = if n > size {
+                "is longer than".to_owned()
+            } else {
+                format!("has {n} bytes,")
+            };
+            return Err(ArchiveError::IndexHash {
+                path: url,
+                reason: format!("{has} the {size} bytes the signed InRelease says"),
+            });
+        }
+        if got != hash {
+            return Err(ArchiveError::IndexHash {
+                path: url,
+                reason: format!("has sha256 {got}, the signed InRelease says {hash}"),
+            });
+        }
+        Ok(bytes)
     }
 
     /// The package carrying static QEMU in `suite` for `deb_arch`.
