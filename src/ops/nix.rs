@@ -646,6 +646,59 @@ pub struct NixStatus {
     pub warnings: Vec<String>,
 }
 
+/// The systems `nix status` shows: Nix's own, its extra-platforms, then those with a
+/// registered handler that Nix does not accept.
+fn systems_to_show(host: &Host, view: &View, prober: &Prober) -> Vec<(String, Source)> {
+    let mut systems: Vec<(String, Source)> = vec![(view.system.clone(), Source::System)];
+    for p in &view.extra_platforms {
+        if !systems.iter().any(|(s, _)| s == p) {
+            systems.push((p.clone(), Source::ExtraPlatforms));
+        }
+    }
+    for a in &host.table.arches {
+        if a.nix.is_empty() || host.is_native(&a.name).is_some() || !prober.has_handler(a) {
+            continue;
+        }
+        for s in &a.nix {
+            if !systems.iter().any(|(x, _)| x == s) {
+                systems.push((s.clone(), Source::Handler));
+            }
+        }
+    }
+    systems
+}
+
+/// What is wrong with an emulated system's row, with the fix: Nix accepts it and no handler
+/// works (or the sandbox hides the interpreter), or a handler works that Nix does not use.
+fn row_problem(
+    view: &View,
+    system: &str,
+    arch: &str,
+    accepted: bool,
+    h: &Handler,
+) -> Option<String> {
+    match (accepted, h.state) {
+        (true, HandlerState::Works | HandlerState::Unverified) => {
+            let interp = h.interpreter.clone().unwrap_or_default();
+            (h.without_f() && view.sandboxed() && !view.in_sandbox(&interp)).then(|| {
+                format!(
+                    "{} has no F flag and {interp} is not in Nix's sandbox-paths, so {system} builds fail in the sandbox: `binfmtctl install {arch} --nix` (adds it), or register it with F",
+                    h.entry.clone().unwrap_or_default(),
+                )
+            })
+        }
+        (true, _) => Some(format!(
+            "Nix accepts {system} builds but no working handler runs {arch} programs ({}): `binfmtctl install {arch} --nix`, or take {system} out of extra-platforms",
+            h.detail
+        )),
+        (false, HandlerState::Works) => Some(format!(
+            "{} works but Nix does not build {system}: `binfmtctl install {arch} --nix`",
+            h.entry.clone().unwrap_or_default(),
+        )),
+        (false, _) => None,
+    }
+}
+
 pub fn status(
     fs: &dyn BinfmtFs,
     host: &Host,
@@ -672,23 +725,7 @@ pub fn status(
     let mut rows: Vec<SystemRow> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     let ours = managed.platforms();
-    let mut systems: Vec<(String, Source)> = vec![(view.system.clone(), Source::System)];
-    for p in &view.extra_platforms {
-        if !systems.iter().any(|(s, _)| s == p) {
-            systems.push((p.clone(), Source::ExtraPlatforms));
-        }
-    }
-    // Systems with a registered handler that Nix does not accept.
-    for a in &host.table.arches {
-        if a.nix.is_empty() || host.is_native(&a.name).is_some() || !prober.has_handler(a) {
-            continue;
-        }
-        for s in &a.nix {
-            if !systems.iter().any(|(x, _)| x == s) {
-                systems.push((s.clone(), Source::Handler));
-            }
-        }
-    }
+    let systems = systems_to_show(host, &view, &prober);
     let mut probed: Vec<Handler> = Vec::new();
     for (system, source) in systems {
         let mut row = SystemRow {
@@ -722,28 +759,7 @@ pub fn status(
                 h
             }
         };
-        row.problem = match (row.accepted, h.state) {
-            (true, HandlerState::Works | HandlerState::Unverified) => {
-                let interp = h.interpreter.clone().unwrap_or_default();
-                (h.without_f() && view.sandboxed() && !view.in_sandbox(&interp)).then(|| {
-                    format!(
-                        "{} has no F flag and {interp} is not in Nix's sandbox-paths, so {system} builds fail in the sandbox: `binfmtctl install {} --nix` (adds it), or register it with F",
-                        h.entry.clone().unwrap_or_default(),
-                        a.name
-                    )
-                })
-            }
-            (true, _) => Some(format!(
-                "Nix accepts {system} builds but no working handler runs {} programs ({}): `binfmtctl install {} --nix`, or take {system} out of extra-platforms",
-                a.name, h.detail, a.name
-            )),
-            (false, HandlerState::Works) => Some(format!(
-                "{} works but Nix does not build {system}: `binfmtctl install {} --nix`",
-                h.entry.clone().unwrap_or_default(),
-                a.name
-            )),
-            (false, _) => None,
-        };
+        row.problem = row_problem(&view, &system, &a.name, row.accepted, &h);
         if let Some(p) = &row.problem {
             warnings.push(p.clone());
         }
@@ -842,17 +858,12 @@ fn check_field(what: &'static str, value: &str) -> Result<(), NixOpsError> {
     }
 }
 
-pub fn machines(
-    fs: &dyn BinfmtFs,
-    host: &Host,
-    paths: &Paths,
-    nix: &dyn NixTool,
-    probe: &dyn Probe,
-    req: &MachinesRequest,
-) -> Result<Machines, NixOpsError> {
-    let uri = req.uri.as_str();
-    if machine_field_problem(uri).is_some() {
-        return Err(NixOpsError::BadUri(uri.to_owned()));
+/// The request's own fields checked before anything is read: the URI and key are one field
+/// each of a machines line, the jobs at least one. Returns the jobs and the host key
+/// (base64 of the public key file, the default one when readable).
+fn check_machines_request(req: &MachinesRequest) -> Result<(u32, Option<String>), NixOpsError> {
+    if machine_field_problem(&req.uri).is_some() {
+        return Err(NixOpsError::BadUri(req.uri.clone()));
     }
     if let Some(key) = &req.ssh_key {
         check_field("--ssh-key", key)?;
@@ -878,6 +889,40 @@ pub fn machines(
             problem: "the file is empty",
         });
     }
+    Ok((jobs, host_key))
+}
+
+/// The systems and features come from Nix's configuration: each must stay one element of its
+/// comma-separated field of the line.
+fn check_list_fields(m: &Machine) -> Result<(), NixOpsError> {
+    for v in m
+        .systems
+        .iter()
+        .chain(&m.supported_features)
+        .chain(&m.mandatory_features)
+    {
+        check_field("a system or feature of Nix's configuration", v)?;
+        if v.contains(',') {
+            return Err(NixOpsError::BadField {
+                what: "a system or feature of Nix's configuration",
+                value: v.clone(),
+                problem: "it contains a comma (the list separator)",
+            });
+        }
+    }
+    Ok(())
+}
+
+pub fn machines(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    paths: &Paths,
+    nix: &dyn NixTool,
+    probe: &dyn Probe,
+    req: &MachinesRequest,
+) -> Result<Machines, NixOpsError> {
+    let uri = req.uri.as_str();
+    let (jobs, host_key) = check_machines_request(req)?;
     nix.program()?;
     let view = nix.show_config(&paths.dir)?;
     let mut native = native_systems(host, &view);
@@ -940,24 +985,8 @@ pub fn machines(
         req.ssh_key.clone(),
         host_key,
     );
-    // The systems and features come from Nix's configuration: each must stay one element of
-    // its comma-separated field too.
     for m in &machines {
-        for v in m
-            .systems
-            .iter()
-            .chain(&m.supported_features)
-            .chain(&m.mandatory_features)
-        {
-            check_field("a system or feature of Nix's configuration", v)?;
-            if v.contains(',') {
-                return Err(NixOpsError::BadField {
-                    what: "a system or feature of Nix's configuration",
-                    value: v.clone(),
-                    problem: "it contains a comma (the list separator)",
-                });
-            }
-        }
+        check_list_fields(m)?;
     }
     Ok(Machines {
         lines: machines.iter().map(ToString::to_string).collect(),
