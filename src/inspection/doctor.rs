@@ -325,6 +325,89 @@ fn shadowed(winner: &KernelEntry, dead: &KernelEntry, subject: &str) -> Finding 
     .fix(format!("binfmtctl uninstall '{}' if it is not wanted (or disable it: binfmtctl disable '{}')", d.name, d.name))
 }
 
+/// The findings about an entry's interpreter file (missing, dynamic, wrong machine, unsafe).
+fn interpreter_findings(e: &EntryFacts, subject: &str, arch_hint: &str) -> Vec<Finding> {
+    let r = &e.kernel.entry.registration;
+    let mut out = Vec::new();
+    for p in &e.problems {
+        let (code, severity) = match p {
+            Problem::Missing if !r.flags.fix_binary => ("interpreter-not-visible", Severity::Error),
+            // With F the kernel holds the file it opened at registration.
+            Problem::Missing => continue,
+            Problem::Dynamic { .. } => (
+                "interpreter-dynamic",
+                if r.flags.fix_binary {
+                    Severity::Error
+                } else {
+                    Severity::Warning
+                },
+            ),
+            Problem::WrongHostArch { .. } | Problem::NotElf { .. } => {
+                ("interpreter-wrong-machine", Severity::Error)
+            }
+            _ => ("interpreter-unsafe", Severity::Warning),
+        };
+        let message = match code {
+            "interpreter-not-visible" => format!(
+                "{} has no F flag and its interpreter {} does not exist here: the kernel looks it up at every exec, in the caller's mount namespace, so programs fail with \"No such file or directory\"",
+                r.name, r.interpreter
+            ),
+            "interpreter-dynamic" => format!(
+                "{}'s interpreter {} {p}: inside a chroot or container its libraries are looked up there, and programs fail",
+                r.name, r.interpreter
+            ),
+            _ => format!("{}'s interpreter {} {p}", r.name, r.interpreter),
+        };
+        out.push(
+            Finding::new(code, severity, subject, message)
+                .with("entry", r.name.clone())
+                .with("interpreter", r.interpreter.clone())
+                .with("flags", r.flags.to_string())
+                .fix(format!("binfmtctl install {arch_hint} (replaces it with a checked, static interpreter and flags PF)")),
+        );
+    }
+    out
+}
+
+/// The findings about an entry's QEMU version: a known bug, a newer one in the store.
+fn version_findings(m: &Machine, e: &EntryFacts, v: &String, subject: &str) -> Vec<Finding> {
+    let r = &e.kernel.entry.registration;
+    let mut out = Vec::new();
+    for b in m.known_bad.iter().filter(|b| {
+        crate::qemu::version::version_matches(&b.version, v)
+            && (b.arches.is_empty() || e.arch.as_ref().is_some_and(|a| b.arches.contains(a)))
+    }) {
+        out.push(
+            Finding::new(
+                "qemu-known-bad",
+                Severity::Warning,
+                subject,
+                format!("{}'s QEMU {v} has a known user-mode bug: {}", r.name, b.problem),
+            )
+            .with("entry", r.name.clone())
+            .with("version", v.clone())
+            .with("reference", b.reference.clone())
+            .fix("binfmtctl qemu versions, then binfmtctl qemu fetch VERSION and binfmtctl qemu use VERSION"),
+        );
+    }
+    if let Some(newest) = m.stored.first()
+        && crate::qemu::version::compare_versions(newest, v) == std::cmp::Ordering::Greater
+    {
+        out.push(
+            Finding::new(
+                "qemu-old",
+                Severity::Note,
+                subject,
+                format!("{} runs QEMU {v}; the store holds {newest}", r.name),
+            )
+            .with("entry", r.name.clone())
+            .with("version", v.clone())
+            .fix(format!("binfmtctl qemu use {newest}")),
+        );
+    }
+    out
+}
+
 /// What is wrong with one entry, whatever file it runs.
 fn entry_findings(m: &Machine, e: &EntryFacts) -> Vec<Finding> {
     let r = &e.kernel.entry.registration;
@@ -358,43 +441,7 @@ fn entry_findings(m: &Machine, e: &EntryFacts) -> Vec<Finding> {
             .fix(format!("binfmtctl uninstall '{}'", r.name)),
         );
     }
-    for p in &e.problems {
-        let (code, severity) = match p {
-            Problem::Missing if !r.flags.fix_binary => ("interpreter-not-visible", Severity::Error),
-            // With F the kernel holds the file it opened at registration.
-            Problem::Missing => continue,
-            Problem::Dynamic { .. } => (
-                "interpreter-dynamic",
-                if r.flags.fix_binary {
-                    Severity::Error
-                } else {
-                    Severity::Warning
-                },
-            ),
-            Problem::WrongHostArch { .. } | Problem::NotElf { .. } => {
-                ("interpreter-wrong-machine", Severity::Error)
-            }
-            _ => ("interpreter-unsafe", Severity::Warning),
-        };
-        let message = match code {
-            "interpreter-not-visible" => format!(
-                "{} has no F flag and its interpreter {} does not exist here: the kernel looks it up at every exec, in the caller's mount namespace, so programs fail with \"No such file or directory\"",
-                r.name, r.interpreter
-            ),
-            "interpreter-dynamic" => format!(
-                "{}'s interpreter {} {p}: inside a chroot or container its libraries are looked up there, and programs fail",
-                r.name, r.interpreter
-            ),
-            _ => format!("{}'s interpreter {} {p}", r.name, r.interpreter),
-        };
-        out.push(
-            Finding::new(code, severity, &subject, message)
-                .with("entry", r.name.clone())
-                .with("interpreter", r.interpreter.clone())
-                .with("flags", r.flags.to_string())
-                .fix(format!("binfmtctl install {arch_hint} (replaces it with a checked, static interpreter and flags PF)")),
-        );
-    }
+    out.extend(interpreter_findings(e, &subject, &arch_hint));
     if !r.flags.preserve_argv0 && !matches!(r.matcher, Matcher::Extension(_)) {
         out.push(
             Finding::new(
@@ -412,38 +459,7 @@ fn entry_findings(m: &Machine, e: &EntryFacts) -> Vec<Finding> {
         );
     }
     if let Some(v) = &e.version {
-        for b in m.known_bad.iter().filter(|b| {
-            crate::qemu::version::version_matches(&b.version, v)
-                && (b.arches.is_empty() || e.arch.as_ref().is_some_and(|a| b.arches.contains(a)))
-        }) {
-            out.push(
-                Finding::new(
-                    "qemu-known-bad",
-                    Severity::Warning,
-                    &subject,
-                    format!("{}'s QEMU {v} has a known user-mode bug: {}", r.name, b.problem),
-                )
-                .with("entry", r.name.clone())
-                .with("version", v.clone())
-                .with("reference", b.reference.clone())
-                .fix("binfmtctl qemu versions, then binfmtctl qemu fetch VERSION and binfmtctl qemu use VERSION"),
-            );
-        }
-        if let Some(newest) = m.stored.first()
-            && crate::qemu::version::compare_versions(newest, v) == std::cmp::Ordering::Greater
-        {
-            out.push(
-                Finding::new(
-                    "qemu-old",
-                    Severity::Note,
-                    &subject,
-                    format!("{} runs QEMU {v}; the store holds {newest}", r.name),
-                )
-                .with("entry", r.name.clone())
-                .with("version", v.clone())
-                .fix(format!("binfmtctl qemu use {newest}")),
-            );
-        }
+        out.extend(version_findings(m, e, v, &subject));
     }
     out
 }
@@ -590,6 +606,54 @@ fn not_elf(m: &Machine, entries: &[KernelEntry], f: &FileFacts) -> Vec<Finding> 
     out
 }
 
+/// What is wrong with the entry that takes the file, said of the file: the entry's own
+/// findings, its interpreter missing in the file's rootfs, setuid without the C flag.
+fn chosen_entry_findings(
+    m: &Machine,
+    f: &FileFacts,
+    e: &EntryFacts,
+    arch_name: Option<&str>,
+) -> Vec<Finding> {
+    let subject = f.path;
+    let r = &e.kernel.entry.registration;
+    let mut out = Vec::new();
+    for mut x in entry_findings(m, e) {
+        // Said of this file, with the entry as evidence.
+        x.subject = subject.to_owned();
+        out.push(x);
+    }
+    if let (Some(exists), false) = (f.in_rootfs, r.flags.fix_binary)
+        && !exists(&r.interpreter)
+    {
+        out.push(
+            Finding::new(
+                "interpreter-not-visible",
+                Severity::Error,
+                subject,
+                format!(
+                    "{} has no F flag and {} does not exist inside the rootfs: the kernel looks it up there at exec, so this fails with \"No such file or directory\" in the chroot",
+                    r.name, r.interpreter
+                ),
+            )
+            .with("entry", r.name.clone())
+            .fix(format!("binfmtctl install {} (flag F opens the interpreter once, so it works in every chroot)", arch_name.unwrap_or("ARCH"))),
+        );
+    }
+    if f.setuid && !r.flags.credentials {
+        out.push(
+            Finding::new(
+                "credentials-off",
+                Severity::Warning,
+                subject,
+                format!("a setuid/setgid program, but {} lacks the C flag: it runs with the caller's credentials (sudo, su, ping fail)", r.name),
+            )
+            .with("entry", r.name.clone())
+            .fix(format!("binfmtctl install {} --credentials", arch_name.unwrap_or("ARCH"))),
+        );
+    }
+    out
+}
+
 /// A foreign (or captured native) program an enabled entry `k` takes: how it runs, and what
 /// will go wrong with that entry, the entries it shadows, its loader and its ISA level.
 fn handled(
@@ -639,40 +703,7 @@ fn handled(
         out.push(ok);
     }
     if let Some(e) = chosen {
-        for mut x in entry_findings(m, e) {
-            // Said of this file, with the entry as evidence.
-            x.subject = subject.to_owned();
-            out.push(x);
-        }
-        if let (Some(exists), false) = (f.in_rootfs, r.flags.fix_binary)
-            && !exists(&r.interpreter)
-        {
-            out.push(
-                Finding::new(
-                    "interpreter-not-visible",
-                    Severity::Error,
-                    subject,
-                    format!(
-                        "{} has no F flag and {} does not exist inside the rootfs: the kernel looks it up there at exec, so this fails with \"No such file or directory\" in the chroot",
-                        r.name, r.interpreter
-                    ),
-                )
-                .with("entry", r.name.clone())
-                .fix(format!("binfmtctl install {} (flag F opens the interpreter once, so it works in every chroot)", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
-            );
-        }
-        if f.setuid && !r.flags.credentials {
-            out.push(
-                Finding::new(
-                    "credentials-off",
-                    Severity::Warning,
-                    subject,
-                    format!("a setuid/setgid program, but {} lacks the C flag: it runs with the caller's credentials (sudo, su, ping fail)", r.name),
-                )
-                .with("entry", r.name.clone())
-                .fix(format!("binfmtctl install {} --credentials", arch_name.clone().unwrap_or_else(|| "ARCH".into()))),
-            );
-        }
+        out.extend(chosen_entry_findings(m, f, e, arch_name.as_deref()));
     }
     for dead in matching.iter().filter(|e| e.kernel.name != k.name) {
         if dead.kernel.entry.enabled {
