@@ -164,6 +164,9 @@ pub struct HostFacts {
     /// `/proc/sys/kernel/overflowuid`: how unmapped owners (e.g. host root) appear in a user
     /// namespace.
     pub overflow_uid: u32,
+    /// In a user namespace: whether `overflow_uid` itself is mapped (read once here, for
+    /// `ops::Host::owners`, which every interpreter check asks).
+    pub overflow_uid_mapped: bool,
     /// Linux release (`uname -r`).
     pub kernel_release: String,
     /// What running each compat arch's probe with no handler able to take it said
@@ -271,16 +274,18 @@ impl HostFacts {
         let kernel_config = read_gz("/proc/config.gz")
             .or_else(|| std::fs::read_to_string(format!("/boot/config-{release}")).ok());
         let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
+        let overflow_uid = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
+            .ok()
+            .and_then(|s| s.trim().parse().ok())
+            .unwrap_or(65534);
         HostFacts {
             exe_header,
             machine: uname.machine().to_string_lossy().into_owned(),
             kernel_config,
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             in_user_namespace: !is_identity_map(&uid_map),
-            overflow_uid: std::fs::read_to_string("/proc/sys/kernel/overflowuid")
-                .ok()
-                .and_then(|s| s.trim().parse().ok())
-                .unwrap_or(65534),
+            overflow_uid,
+            overflow_uid_mapped: crate::qemu::interpreter::uid_is_mapped(&uid_map, overflow_uid),
             kernel_release: release,
             compat_probes: Vec::new(),
         }
@@ -362,7 +367,11 @@ impl HostFacts {
                 format!("assumed: the kernel config is not readable, so {opt} may be on"),
             );
         };
-        let set = |name: &str| cfg.lines().any(|l| l == format!("{name}=y"));
+        // `NAME=y` as a whole line (no allocation per line: the config has ~10,000 of them).
+        let set = |name: &str| {
+            cfg.lines()
+                .any(|l| l.strip_prefix(name).is_some_and(|rest| rest == "=y"))
+        };
         if !set(opt) {
             return (false, format!("kernel built without {opt}"));
         }

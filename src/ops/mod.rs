@@ -238,11 +238,7 @@ impl Host {
                 .in_user_namespace
                 .then_some(self.facts.overflow_uid),
             trust_unmapped: self.trust_unmapped_owner,
-            overflow_is_mapped: self.facts.in_user_namespace
-                && interpreter::uid_is_mapped(
-                    &std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default(),
-                    self.facts.overflow_uid,
-                ),
+            overflow_is_mapped: self.facts.in_user_namespace && self.facts.overflow_uid_mapped,
         }
     }
 
