@@ -55,13 +55,46 @@ fn assert_static_elf_of(file: &Path, machine: &str) {
     );
 }
 
-/// Removes the manifest list from podman's storage, also when an assertion failed (the
-/// loaded-back images live in the test's own storage, in its temporary directory).
+/// Removes the manifest list and the per-platform images the build added to it from podman's
+/// storage, also when an assertion failed (the loaded-back images live in the test's own
+/// storage, in its temporary directory). Only images whose digest the list names are removed:
+/// nobody else's.
 struct Cleanup;
 
 impl Drop for Cleanup {
     fn drop(&mut self) {
+        let listed: Vec<String> = podman()
+            .args(["manifest", "inspect", IMAGE])
+            .output()
+            .ok()
+            .and_then(|o| serde_json::from_slice::<serde_json::Value>(&o.stdout).ok())
+            .and_then(|v| {
+                v["manifests"].as_array().map(|m| {
+                    m.iter()
+                        .filter_map(|e| e["digest"].as_str().map(str::to_owned))
+                        .collect()
+                })
+            })
+            .unwrap_or_default();
         let _ = podman().args(["manifest", "rm", IMAGE]).output();
+        let images = podman()
+            .args([
+                "images",
+                "--no-trunc",
+                "--digests",
+                "--format",
+                "{{.ID}} {{.Digest}}",
+            ])
+            .output()
+            .map(|o| String::from_utf8_lossy(&o.stdout).into_owned())
+            .unwrap_or_default();
+        for line in images.lines() {
+            if let Some((id, digest)) = line.split_once(' ')
+                && listed.iter().any(|d| d == digest)
+            {
+                let _ = podman().args(["rmi", "--force", id]).output();
+            }
+        }
     }
 }
 
