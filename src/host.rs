@@ -140,10 +140,9 @@ pub fn private_mount_ns_without_host_mount() -> bool {
     let ours = std::fs::read_link("/proc/self/ns/mnt");
     let init = std::fs::read_link("/proc/1/ns/mnt");
     match (ours, init) {
-        (Ok(a), Ok(b)) if a != b => std::fs::read_to_string("/proc/1/mounts").is_ok_and(|m| {
-            !m.lines()
-                .any(|l| l.split_whitespace().nth(2) == Some("binfmt_misc"))
-        }),
+        (Ok(a), Ok(b)) if a != b => procfs::process::Process::new(1)
+            .and_then(|p| p.mountinfo())
+            .is_ok_and(|m| !m.into_iter().any(|mi| mi.fs_type == "binfmt_misc")),
         _ => false,
     }
 }
@@ -155,8 +154,9 @@ pub struct HostFacts {
     pub exe_header: Vec<u8>,
     /// `uname -m`.
     pub machine: String,
-    /// The kernel config text, when `/proc/config.gz` or `/boot/config-<release>` is readable.
-    pub kernel_config: Option<String>,
+    /// The kernel config, when `/proc/config.gz` or `/boot/config-<release>` is readable
+    /// (`procfs::kernel_config`).
+    pub kernel_config: Option<std::collections::HashMap<String, procfs::ConfigSetting>>,
     /// `/proc/cmdline`.
     pub cmdline: String,
     /// True when `/proc/self/uid_map` is not the identity map of the initial user namespace.
@@ -271,8 +271,7 @@ impl HostFacts {
                 Ok(b)
             })
             .unwrap_or_default();
-        let kernel_config = read_gz("/proc/config.gz")
-            .or_else(|| std::fs::read_to_string(format!("/boot/config-{release}")).ok());
+        let kernel_config = procfs::kernel_config().ok();
         let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
         let overflow_uid = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
             .ok()
@@ -367,11 +366,7 @@ impl HostFacts {
                 format!("assumed: the kernel config is not readable, so {opt} may be on"),
             );
         };
-        // `NAME=y` as a whole line (no allocation per line: the config has ~10,000 of them).
-        let set = |name: &str| {
-            cfg.lines()
-                .any(|l| l.strip_prefix(name).is_some_and(|rest| rest == "=y"))
-        };
+        let set = |name: &str| cfg.get(name) == Some(&procfs::ConfigSetting::Yes);
         if !set(opt) {
             return (false, format!("kernel built without {opt}"));
         }
@@ -689,17 +684,8 @@ pub fn is_identity_map(uid_map: &str) -> bool {
     f == ["0", "0", "4294967295"]
 }
 
-fn read_gz(path: impl AsRef<Path>) -> Option<String> {
-    let f = std::fs::File::open(path).ok()?;
-    let mut s = String::new();
-    flate2::read::GzDecoder::new(f)
-        .read_to_string(&mut s)
-        .ok()?;
-    Some(s)
-}
-
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
 
     /// A `systemctl` (or `nix`) planted earlier on root's PATH in a directory others can write
@@ -737,6 +723,16 @@ mod tests {
         assert_eq!(find_safe_program(None, "systemctl"), None);
     }
 
+    /// A kernel config as `procfs` reads it from a config file's text.
+    pub(crate) fn kernel_config(
+        text: &str,
+    ) -> std::collections::HashMap<String, procfs::ConfigSetting> {
+        use procfs::FromBufRead;
+        procfs::KernelConfig::from_buf_read(text.as_bytes())
+            .unwrap()
+            .0
+    }
+
     fn x86_64_facts(config: Option<&str>, cmdline: &str) -> HostFacts {
         let mut hdr = vec![0u8; 64];
         hdr[..8].copy_from_slice(b"\x7fELF\x02\x01\x01\x00");
@@ -745,7 +741,7 @@ mod tests {
         HostFacts {
             exe_header: hdr,
             machine: "x86_64".into(),
-            kernel_config: config.map(str::to_owned),
+            kernel_config: config.map(kernel_config),
             cmdline: cmdline.into(),
             ..Default::default()
         }

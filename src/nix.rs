@@ -869,16 +869,16 @@ pub fn arch_of_system<'t>(table: &'t Table, system: &str) -> Option<&'t Arch> {
 /// daemon does: any user can name a process `nix-daemon`, and one of theirs must not make
 /// binfmtctl restart the real daemon (and abort every build on the machine).
 pub fn daemon_pids() -> Vec<u32> {
-    use std::os::unix::fs::MetadataExt;
     let Ok(rd) = std::fs::read_dir("/proc") else {
         return Vec::new();
     };
     rd.filter_map(Result::ok)
         .filter_map(|e| e.file_name().to_str()?.parse::<u32>().ok())
         .filter(|pid| {
-            std::fs::read_to_string(format!("/proc/{pid}/comm"))
-                .is_ok_and(|c| c.trim_end() == "nix-daemon")
-                && std::fs::metadata(format!("/proc/{pid}")).is_ok_and(|m| m.uid() == 0)
+            let Ok(p) = procfs::process::Process::new(*pid as i32) else {
+                return false;
+            };
+            p.stat().is_ok_and(|s| s.comm == "nix-daemon") && p.uid().is_ok_and(|u| u == 0)
         })
         .collect()
 }

@@ -205,8 +205,9 @@ fn isa_levels_of_real_programs() {
         .unwrap()
         .success();
     assert!(ok, "riscv64-linux-gnu-gcc -march=rv64gcv");
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap();
-    let flags = binfmtctl::inspection::isa::cpuinfo_flags(&cpuinfo);
+    let flags = binfmtctl::inspection::isa::host_cpu_flags();
+    assert!(!flags.is_empty(), "/proc/cpuinfo names the CPU's flags");
+    let flags: Vec<&str> = flags.iter().map(String::as_str).collect();
     let host = binfmtctl::inspection::isa::x86_64_level_of(&flags);
     let r = ns(&format!(
         r#"

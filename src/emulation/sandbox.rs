@@ -365,11 +365,12 @@ fn close_inherited_fds() {
     }
 }
 
-/// This process's parent as the mounted /proc sees it (field 4 of /proc/self/stat).
+/// This process's parent as the mounted /proc sees it (`ppid` of /proc/self/stat).
 fn parent_in_proc() -> Option<i32> {
-    let stat = fs::read_to_string("/proc/self/stat").ok()?;
-    let after_comm = &stat[stat.rfind(')')? + 1..];
-    after_comm.split_whitespace().nth(1)?.parse().ok()
+    procfs::process::Process::myself()
+        .and_then(|p| p.stat())
+        .ok()
+        .map(|s| s.ppid)
 }
 
 /// This process's pid as the mounted /proc sees it.

@@ -289,14 +289,20 @@ pub fn x86_64_level_of(flags: &[&str]) -> u8 {
     level
 }
 
-/// The CPU flags of the first processor in a `/proc/cpuinfo` text (x86 `flags`, arm64
-/// `Features`).
-pub fn cpuinfo_flags(cpuinfo: &str) -> Vec<&str> {
-    cpuinfo
-        .lines()
-        .find(|l| l.starts_with("flags") || l.starts_with("Features"))
-        .and_then(|l| l.split_once(':'))
-        .map(|(_, v)| v.split_whitespace().collect())
+/// The CPU flags of the first processor (x86 `flags`, arm64 `Features`) of a `/proc/cpuinfo`
+/// as `procfs` reads it.
+pub fn cpu_flags(info: &procfs::CpuInfo) -> Vec<String> {
+    info.get_field(0, "flags")
+        .or_else(|| info.get_field(0, "Features"))
+        .map(|v| v.split_whitespace().map(str::to_owned).collect())
+        .unwrap_or_default()
+}
+
+/// This machine's CPU flags (`/proc/cpuinfo`; none when it cannot be read).
+pub fn host_cpu_flags() -> Vec<String> {
+    use procfs::Current;
+    procfs::CpuInfo::current()
+        .map(|c| cpu_flags(&c))
         .unwrap_or_default()
 }
 
@@ -333,9 +339,19 @@ mod tests {
         let mut odd = v2.to_vec();
         odd.extend(["avx512f", "avx512bw", "avx512cd", "avx512dq", "avx512vl"]);
         assert_eq!(x86_64_level_of(&odd), 2);
+        use procfs::FromBufRead;
+        let info = |text: &str| procfs::CpuInfo::from_buf_read(text.as_bytes()).unwrap();
         assert_eq!(
-            cpuinfo_flags("processor\t: 0\nflags\t\t: fpu sse2 avx2\n"),
+            cpu_flags(&info(
+                "processor\t: 0\nflags\t\t: fpu sse2 avx2\n\nprocessor\t: 1\nflags\t\t: fpu\n"
+            )),
             ["fpu", "sse2", "avx2"]
+        );
+        assert_eq!(
+            cpu_flags(&info(
+                "processor\t: 0\nBogoMIPS\t: 50.00\nFeatures\t: fp asimd sve\n"
+            )),
+            ["fp", "asimd", "sve"]
         );
     }
 

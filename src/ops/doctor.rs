@@ -86,8 +86,8 @@ pub fn doctor(
 ) -> Result<DoctorReport> {
     let facts = gather(fs, host, req)?;
     let m = facts.machine(host);
-    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
-    let flags = crate::inspection::isa::cpuinfo_flags(&cpuinfo);
+    let owned = crate::inspection::isa::host_cpu_flags();
+    let flags: Vec<&str> = owned.iter().map(String::as_str).collect();
     let cpus = Cpus { host_flags: &flags };
     let machine = doctor::machine(&m);
     let mut files = Vec::new();

@@ -680,7 +680,7 @@ fn arm64_host(arm_probe: crate::host::ProbeVerdict) -> Host {
     let mut facts = crate::host::HostFacts {
         exe_header: crate::inspection::probe::build(table.get("aarch64").unwrap()).unwrap(),
         machine: "aarch64".into(),
-        kernel_config: Some("CONFIG_COMPAT=y\n".into()),
+        kernel_config: Some(crate::host::tests::kernel_config("CONFIG_COMPAT=y\n")),
         compat_probes: vec![("arm".into(), arm_probe)],
         ..Default::default()
     };
