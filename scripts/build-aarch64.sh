@@ -25,7 +25,9 @@ MIRROR=${MIRROR:-http://deb.debian.org/debian}
 CACHE=${BUILD_ROOT_CACHE:-/var/cache/binfmtctl-build/$SUITE-amd64-arm64}
 TARGET=aarch64-unknown-linux-gnu
 PACKAGES=rustc,cargo,libstd-rust-dev:arm64,gcc-aarch64-linux-gnu,libc6-dev-arm64-cross,ca-certificates
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+# rustup's toolchain first: Debian's own cargo (1.65, installed for the hybrid Rust tests) is
+# too old to build binfmtctl.
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 log() { printf '[aarch64] %s\n' "$*" >&2; }

@@ -13,7 +13,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 WORK=${WORK:-/tmp/binfmtctl-unprivileged}
 [ "$(id -u)" = 0 ] || { echo "run as root (it becomes nobody with setpriv)" >&2; exit 2; }
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+# rustup's toolchain first: Debian's own cargo (1.65, installed for the hybrid Rust tests) is
+# too old to build binfmtctl.
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 toolchain=$(rustc --print sysroot)

@@ -6,7 +6,9 @@
 # else's); only the container test writes the host's instance, briefly, in a step of its own.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
+# rustup's toolchain first: Debian's own cargo (1.65, installed for the hybrid Rust tests) is
+# too old to build binfmtctl.
+if [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 scripts/deps.sh
