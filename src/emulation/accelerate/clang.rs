@@ -1,0 +1,320 @@
+//! clang in a hybrid build: the host's clang of the rootfs's major version, driven as
+//! `--target=<triple>` inside the chroot, stands in for the rootfs's (Debian's `clang-N`).
+//!
+//! - clang behaves by the name it was started as (`clang`, `clang++`, `clang-cpp` are one
+//!   file), so each rootfs name that leads to the rootfs's clang binary is covered by itself
+//!   (`Item::CoverName`: `/usr/bin/clang++-14`, `/usr/lib/llvm-14/bin/clang++`, `cc` where the
+//!   alternatives lead to clang, ...) with its own launcher, whose `--argv0` is that name: the
+//!   driver mode and the installed directory are the ones the rootfs's clang would have.
+//! - clang finds itself through `/proc/self/exe`, which is the host's loader the launcher
+//!   runs: the loader is bound at `clang-N/bin/clang` in the injection, beside `clang-N/lib`
+//!   and `clang-N/include` (symlinks to the rootfs's `/usr/lib/llvm-N/lib` and `include`), so
+//!   clang's own directory leads to the rootfs's files; `-resource-dir` names the rootfs's
+//!   (stddef.h, the intrinsics headers), as the rootfs's clang has it.
+//! - The host's `/usr/lib/llvm-N/lib` is bound at `llvm-N/lib`, where the host's
+//!   `libclang-cpp.so.N` symlink in the loader's library directory leads.
+//! - Headers, crt files, libgcc and libstdc++ are the rootfs's: the chroot is all clang sees
+//!   (no `--sysroot`, as the rootfs's own clang: its GCC installation is found from
+//!   `/usr/bin/..`, the rootfs's `/usr/lib/gcc/<triple>/<N>`). The link runs
+//!   `<triple>-ld`, the rootfs's binutils, which the GNU toolchain's part covers with the
+//!   host's cross ld.
+
+use std::fs;
+use std::path::{Path, PathBuf};
+
+use super::{
+    AccelError, Builder, DIR, Item, Request, dpkg_installed, host_dpkg_status, launcher,
+    rootfs_dpkg_status,
+};
+use crate::confined::Tree;
+
+/// Where Debian installs each LLVM version (`llvm-14/bin/clang`), on the host and in the rootfs.
+pub(super) const HOST_LLVM_BASE: &str = "/usr/lib";
+
+/// The rootfs's clang of one major version, and the host's that stands in for it.
+#[derive(Debug)]
+pub(super) struct Clang {
+    major: String,
+    host_major: String,
+    /// The host's clang binary (`/usr/lib/llvm-14/bin/clang`).
+    host_clang: PathBuf,
+    host_version: String,
+    rootfs_version: String,
+    /// The rootfs's clang binary, inside it (`/usr/lib/llvm-14/bin/clang`).
+    rootfs_clang: String,
+}
+
+/// What becomes of one clang of the rootfs.
+#[derive(Debug)]
+pub(super) enum Match {
+    /// The host's clang stands in.
+    Native(Clang),
+    /// The host has no clang at all: the rootfs's stays emulated (as a missing g++ does);
+    /// the package that provides it.
+    Emulated { file: String, package: String },
+}
+
+/// The numbers N of the `llvm-N` names, sorted by value.
+fn majors(names: impl IntoIterator<Item = String>) -> Vec<String> {
+    let mut v: Vec<(u32, String)> = names
+        .into_iter()
+        .filter_map(|n| {
+            let m = n.strip_prefix("llvm-")?;
+            Some((m.parse().ok()?, m.to_owned()))
+        })
+        .collect();
+    v.sort();
+    v.into_iter().map(|(_, m)| m).collect()
+}
+
+/// The rootfs's clangs (Debian's `/usr/lib/llvm-N/bin/clang`, by major) matched with the
+/// host's under `host_llvm`: the same major, else (with `force`) the host's newest; a host
+/// with clangs of other majors only is refused (exit 3) with the package to install.
+pub(super) fn match_clangs(
+    req: &Request,
+    root: &Tree,
+    host_llvm: &Path,
+) -> Result<Vec<Match>, AccelError> {
+    let rootfs_majors: Vec<String> = majors(
+        root.read_dir_in_root("usr/lib")
+            .map(|v| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .unwrap_or_default(),
+    )
+    .into_iter()
+    .filter(|m| root.is_file_in_root(&format!("usr/lib/llvm-{m}/bin/clang")))
+    .collect();
+    if rootfs_majors.is_empty() {
+        return Ok(Vec::new());
+    }
+    let host_majors: Vec<String> = majors(
+        fs::read_dir(host_llvm)
+            .map(|rd| {
+                rd.flatten()
+                    .filter_map(|e| e.file_name().to_str().map(str::to_owned))
+                    .collect::<Vec<_>>()
+            })
+            .unwrap_or_default(),
+    )
+    .into_iter()
+    .filter(|m| host_llvm.join(format!("llvm-{m}/bin/clang")).is_file())
+    .collect();
+    let rootfs_pkgs = rootfs_dpkg_status(root)?
+        .map(|s| dpkg_installed(&s))
+        .unwrap_or_default();
+    let host_pkgs = dpkg_installed(&host_dpkg_status(req.host_status));
+    let version = |pkgs: &std::collections::HashMap<String, String>, m: &str| {
+        pkgs.get(&format!("clang-{m}"))
+            .cloned()
+            .unwrap_or_else(|| m.to_owned())
+    };
+    let mut out = Vec::new();
+    for major in rootfs_majors {
+        let rootfs_clang = root
+            .resolve(&format!("usr/lib/llvm-{major}/bin/clang"))
+            .unwrap_or_else(|| format!("/usr/lib/llvm-{major}/bin/clang"));
+        let host_major = if host_majors.contains(&major) {
+            major.clone()
+        } else if let Some(newest) = host_majors.last() {
+            if !req.force {
+                return Err(AccelError::Mismatch {
+                    what: "clang",
+                    host: format!("{newest} (clang-{newest} {})", version(&host_pkgs, newest)),
+                    rootfs: format!("{major} (clang-{major} {})", version(&rootfs_pkgs, &major)),
+                    package: format!("clang-{major}"),
+                });
+            }
+            newest.clone()
+        } else {
+            out.push(Match::Emulated {
+                file: rootfs_clang,
+                package: format!("clang-{major}"),
+            });
+            continue;
+        };
+        out.push(Match::Native(Clang {
+            host_clang: host_llvm.join(format!("llvm-{host_major}/bin/clang")),
+            host_version: version(&host_pkgs, &host_major),
+            rootfs_version: version(&rootfs_pkgs, &major),
+            major,
+            host_major,
+            rootfs_clang,
+        }));
+    }
+    Ok(out)
+}
+
+/// The rootfs's names that may lead to its clang of `major`: Debian's versioned and
+/// unversioned names, the LLVM directory's, and `cc`/`c++` (covered only where the
+/// alternatives lead to clang).
+fn candidate_names(major: &str, t: &str) -> Vec<String> {
+    let mut v = Vec::new();
+    for n in ["clang", "clang++", "clang-cpp"] {
+        v.push(format!("usr/bin/{n}-{major}"));
+        v.push(format!("usr/bin/{n}"));
+        v.push(format!("usr/bin/{t}-{n}"));
+        v.push(format!("usr/lib/llvm-{major}/bin/{n}"));
+    }
+    v.push(format!("usr/lib/llvm-{major}/bin/clang-{major}"));
+    v.extend(["usr/bin/cc".to_owned(), "usr/bin/c++".to_owned()]);
+    v
+}
+
+/// Of `candidate_names`, those that lead to the rootfs's clang binary, each as the name
+/// itself (its directory resolved inside the rootfs, the name not followed), sorted.
+fn clang_names(root: &Tree, c: &Clang, t: &str) -> Vec<String> {
+    let mut out = std::collections::BTreeSet::new();
+    for rel in candidate_names(&c.major, t) {
+        if root.resolve(&rel).as_deref() != Some(c.rootfs_clang.as_str()) {
+            continue;
+        }
+        let (dir, name) = rel.rsplit_once('/').unwrap_or(("", &rel));
+        let Some(dir) = root.resolve(dir) else {
+            continue;
+        };
+        out.insert(format!("{}/{name}", dir.trim_end_matches('/')));
+    }
+    out.into_iter().collect()
+}
+
+impl Builder {
+    /// The part of one native clang: the loader as `clang-N/bin/clang`, the host's LLVM
+    /// libraries, and a launcher for each rootfs name of clang; returns the line that says so.
+    pub(super) fn clang(
+        &mut self,
+        root: &Tree,
+        t: &str,
+        c: &Clang,
+        force: bool,
+    ) -> Result<String, AccelError> {
+        let io = |path: &Path| {
+            let path = path.to_owned();
+            move |source| AccelError::Io { path, source }
+        };
+        let host_clang = fs::canonicalize(&c.host_clang).map_err(io(&c.host_clang))?;
+        let real = self.host_file(&host_clang, true)?;
+        // The host's loader, under clang's name (what /proc/self/exe shows clang).
+        let interp = fs::File::open(&host_clang)
+            .ok()
+            .and_then(|f| crate::elf::inspect_file(&f).ok())
+            .and_then(|e| e.interp)
+            .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
+        let loader = fs::canonicalize(&interp).map_err(io(Path::new(&interp)))?;
+        if !crate::host::program_is_safe(&loader, &self.trusted) {
+            return Err(AccelError::UnsafeProgram { path: loader });
+        }
+        let (major, host_major) = (&c.major, &c.host_major);
+        let top = format!("{DIR}/clang-{major}");
+        let exe = format!("{top}/bin/clang");
+        self.items.extend([
+            Item::Dir(format!("{top}/bin")),
+            Item::Bind {
+                source: loader,
+                path: exe.clone(),
+                dir: false,
+            },
+            Item::Symlink {
+                path: format!("{top}/lib"),
+                target: format!("/usr/lib/llvm-{major}/lib"),
+            },
+            Item::Symlink {
+                path: format!("{top}/include"),
+                target: format!("/usr/lib/llvm-{major}/include"),
+            },
+        ]);
+        // The host's LLVM libraries, where the host's libclang-cpp.so.N symlink leads.
+        if let Some(lib) = host_clang
+            .parent()
+            .and_then(Path::parent)
+            .map(|d| d.join("lib"))
+        {
+            let lib = fs::canonicalize(&lib).map_err(io(&lib))?;
+            self.items.push(Item::Bind {
+                source: lib,
+                path: format!("{DIR}/llvm-{host_major}/lib"),
+                dir: true,
+            });
+        }
+        let resource_dir = resource_dir(root, major);
+        let target = format!("--target={t}");
+        let mut extra = vec![target.as_str()];
+        if let Some(rd) = &resource_dir {
+            extra.extend(["-resource-dir", rd.as_str()]);
+        }
+        for name in clang_names(root, c, t) {
+            let path = format!("{top}/names{name}");
+            if let Some((dir, _)) = path.rsplit_once('/') {
+                self.items.push(Item::Dir(dir.to_owned()));
+            }
+            let mut argv = vec![
+                exe.clone(),
+                "--library-path".to_owned(),
+                self.library_path.clone(),
+                "--argv0".to_owned(),
+                name.clone(),
+                real.clone(),
+            ];
+            argv.extend(extra.iter().map(|s| (*s).to_owned()));
+            self.items.push(Item::Launcher {
+                path: path.clone(),
+                bytes: launcher(&argv),
+            });
+            self.items.push(Item::CoverName {
+                target: name,
+                launcher: path,
+            });
+        }
+        Ok(format!(
+            "native clang-{host_major} {} from the host stands in for the rootfs's clang-{major} {} (target {t}, the rootfs's headers, crt files, libgcc and libstdc++{}; links with the rootfs's {t}-ld, native where binutils are){}",
+            c.host_version,
+            c.rootfs_version,
+            resource_dir
+                .map(|rd| format!(", resource dir {rd}"))
+                .unwrap_or_default(),
+            if force && host_major != major {
+                " [forced: the versions differ]"
+            } else {
+                ""
+            }
+        ))
+    }
+}
+
+/// Plans clang's part: one line of notes per native clang, and the rootfs's clangs left
+/// emulated with the package to install.
+pub(super) fn plan(
+    b: &mut Builder,
+    req: &Request,
+    root: &Tree,
+    t: &str,
+    notes: &mut Vec<String>,
+    left: &mut Vec<(String, String)>,
+) -> Result<(), AccelError> {
+    for m in match_clangs(req, root, Path::new(HOST_LLVM_BASE))? {
+        match m {
+            Match::Native(c) => notes.push(b.clang(root, t, &c, req.force)?),
+            Match::Emulated { file, package } => left.push((file, package)),
+        }
+    }
+    Ok(())
+}
+
+/// The rootfs's clang resource directory (`/usr/lib/llvm-14/lib/clang/14.0.6`), if it has
+/// one (the newest version there with an include directory).
+fn resource_dir(root: &Tree, major: &str) -> Option<String> {
+    let dir = format!("usr/lib/llvm-{major}/lib/clang");
+    let mut v: Vec<String> = root
+        .read_dir_in_root(&dir)
+        .ok()?
+        .into_iter()
+        .map(|(n, _)| n)
+        .filter(|n| {
+            !n.starts_with('.')
+                && root
+                    .file_type_in_root(&format!("{dir}/{n}/include"))
+                    .is_some()
+        })
+        .collect();
+    v.sort();
+    let last = v.pop()?;
+    root.resolve(&format!("{dir}/{last}"))
+}
