@@ -23,8 +23,7 @@ use std::fs;
 use std::path::{Path, PathBuf};
 
 use super::{
-    AccelError, Builder, DIR, Item, Request, dpkg_installed, host_dpkg_status, launcher,
-    rootfs_dpkg_status,
+    AccelError, Builder, DIR, Item, Request, dpkg_installed, host_dpkg_status, rootfs_dpkg_status,
 };
 use crate::confined::Tree;
 
@@ -192,26 +191,10 @@ impl Builder {
         };
         let host_clang = fs::canonicalize(&c.host_clang).map_err(io(&c.host_clang))?;
         let real = self.host_file(&host_clang, true)?;
-        // The host's loader, under clang's name (what /proc/self/exe shows clang).
-        let interp = fs::File::open(&host_clang)
-            .ok()
-            .and_then(|f| crate::elf::inspect_file(&f).ok())
-            .and_then(|e| e.interp)
-            .unwrap_or_else(|| "/lib64/ld-linux-x86-64.so.2".into());
-        let loader = fs::canonicalize(&interp).map_err(io(Path::new(&interp)))?;
-        if !crate::host::program_is_safe(&loader, &self.trusted) {
-            return Err(AccelError::UnsafeProgram { path: loader });
-        }
         let (major, host_major) = (&c.major, &c.host_major);
         let top = format!("{DIR}/clang-{major}");
-        let exe = format!("{top}/bin/clang");
+        self.items.push(Item::Dir(format!("{top}/bin")));
         self.items.extend([
-            Item::Dir(format!("{top}/bin")),
-            Item::Bind {
-                source: loader,
-                path: exe.clone(),
-                dir: false,
-            },
             Item::Symlink {
                 path: format!("{top}/lib"),
                 target: format!("/usr/lib/llvm-{major}/lib"),
@@ -236,27 +219,33 @@ impl Builder {
         }
         let resource_dir = resource_dir(root, major);
         let target = format!("--target={t}");
-        let mut extra = vec![target.as_str()];
+        let mut extra = vec![target.as_str(), "-no-canonical-prefixes"];
         if let Some(rd) = &resource_dir {
             extra.extend(["-resource-dir", rd.as_str()]);
         }
         for name in clang_names(root, c, t) {
+            // clang's own name (its mode, and what it runs again for -cc1 and -cc1as, by
+            // -no-canonical-prefixes): a launcher without arguments of its own.
+            let base = name.rsplit('/').next().unwrap_or(&name);
+            let own = format!("{top}/bin/{base}");
+            if !self
+                .items
+                .iter()
+                .any(|i| matches!(i, Item::Launcher { path, .. } if *path == own))
+            {
+                self.items.push(Item::Launcher {
+                    bytes: self.via_loader(&own, &real, &[]),
+                    path: own.clone(),
+                });
+            }
+            // The rootfs's name: the same, with the target and the rootfs's resource dir.
             let path = format!("{top}/names{name}");
             if let Some((dir, _)) = path.rsplit_once('/') {
                 self.items.push(Item::Dir(dir.to_owned()));
             }
-            let mut argv = vec![
-                exe.clone(),
-                "--library-path".to_owned(),
-                self.library_path.clone(),
-                "--argv0".to_owned(),
-                name.clone(),
-                real.clone(),
-            ];
-            argv.extend(extra.iter().map(|s| (*s).to_owned()));
             self.items.push(Item::Launcher {
+                bytes: self.via_loader(&own, &real, &extra),
                 path: path.clone(),
-                bytes: launcher(&argv),
             });
             self.items.push(Item::CoverName {
                 target: name,
