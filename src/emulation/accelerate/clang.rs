@@ -307,3 +307,157 @@ fn resource_dir(root: &Tree, major: &str) -> Option<String> {
     let last = v.pop()?;
     root.resolve(&format!("{dir}/{last}"))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::ffi::OsStr;
+
+    /// A rootfs with Debian's clang of `major` (its binary and dpkg entry) and a host LLVM
+    /// directory with clangs of `host_majors`; the host's dpkg status names them.
+    fn fixture(major: &str, host_majors: &[&str]) -> (tempfile::TempDir, tempfile::TempDir) {
+        let root = tempfile::tempdir().unwrap();
+        let bin = root.path().join(format!("usr/lib/llvm-{major}/bin"));
+        fs::create_dir_all(&bin).unwrap();
+        fs::write(bin.join("clang"), "arm64").unwrap();
+        fs::create_dir_all(root.path().join("var/lib/dpkg")).unwrap();
+        fs::write(
+            root.path().join("var/lib/dpkg/status"),
+            format!(
+                "Package: clang-{major}\nStatus: install ok installed\nVersion: 1:{major}.0.6-12\n"
+            ),
+        )
+        .unwrap();
+        let host = tempfile::tempdir().unwrap();
+        let mut status = String::new();
+        for m in host_majors {
+            let b = host.path().join(format!("llvm-{m}/bin"));
+            fs::create_dir_all(&b).unwrap();
+            fs::write(b.join("clang"), "x86_64").unwrap();
+            status.push_str(&format!(
+                "Package: clang-{m}\nStatus: install ok installed\nVersion: 1:{m}.0.1-1\n\n"
+            ));
+        }
+        fs::write(host.path().join("status"), status).unwrap();
+        (root, host)
+    }
+
+    fn matched(major: &str, host_majors: &[&str], force: bool) -> Result<Vec<Match>, AccelError> {
+        let (root, host) = fixture(major, host_majors);
+        let t = crate::binfmt::arch::Table::builtin();
+        let req = Request {
+            arch: t.get("aarch64").unwrap(),
+            root: root.path(),
+            force,
+            path_env: OsStr::new(""),
+            host_status: &host.path().join("status"),
+        };
+        match_clangs(&req, &Tree::open(root.path()).unwrap(), host.path())
+    }
+
+    #[test]
+    fn the_same_major_is_used_and_its_versions_named() {
+        let m = matched("14", &["13", "14"], false).unwrap();
+        let [Match::Native(c)] = &m[..] else {
+            panic!("{m:?}")
+        };
+        assert_eq!((c.major.as_str(), c.host_major.as_str()), ("14", "14"));
+        assert_eq!(c.rootfs_version, "1:14.0.6-12");
+        assert_eq!(c.host_version, "1:14.0.1-1");
+        assert_eq!(c.rootfs_clang, "/usr/lib/llvm-14/bin/clang");
+        assert!(c.host_clang.ends_with("llvm-14/bin/clang"));
+    }
+
+    #[test]
+    fn another_major_is_refused_with_both_versions_and_the_package_unless_forced() {
+        let e = matched("15", &["9", "14"], false).unwrap_err();
+        assert_eq!(
+            crate::error::Classify::kind(&e),
+            crate::error::ErrorKind::Environment
+        );
+        let msg = e.to_string();
+        assert!(
+            msg.contains("the host's cross clang is 14 (clang-14 1:14.0.1-1), the rootfs's is 15 (clang-15 1:15.0.6-12)")
+                && msg.contains("apt-get install clang-15 on the host, or pass --accelerate=force"),
+            "{msg}"
+        );
+        // Forced: the host's newest (by number, not by name: 14 over 9).
+        let m = matched("15", &["9", "14"], true).unwrap();
+        let [Match::Native(c)] = &m[..] else {
+            panic!("{m:?}")
+        };
+        assert_eq!((c.major.as_str(), c.host_major.as_str()), ("15", "14"));
+    }
+
+    #[test]
+    fn no_clang_on_the_host_leaves_the_rootfs_clang_emulated_naming_the_package() {
+        let m = matched("14", &[], false).unwrap();
+        let [Match::Emulated { file, package }] = &m[..] else {
+            panic!("{m:?}")
+        };
+        assert_eq!(file, "/usr/lib/llvm-14/bin/clang");
+        assert_eq!(package, "clang-14");
+    }
+
+    #[test]
+    fn a_rootfs_without_clang_has_no_clang_part() {
+        let (root, host) = fixture("14", &["14"]);
+        fs::remove_file(root.path().join("usr/lib/llvm-14/bin/clang")).unwrap();
+        let t = crate::binfmt::arch::Table::builtin();
+        let req = Request {
+            arch: t.get("aarch64").unwrap(),
+            root: root.path(),
+            force: false,
+            path_env: OsStr::new(""),
+            host_status: &host.path().join("status"),
+        };
+        let m = match_clangs(&req, &Tree::open(root.path()).unwrap(), host.path()).unwrap();
+        assert!(m.is_empty(), "{m:?}");
+        assert_eq!(
+            majors(["llvm-9".into(), "llvm-14".into(), "llvm".into(), "x".into()]),
+            ["9", "14"]
+        );
+    }
+
+    #[test]
+    fn names_are_the_ones_leading_to_the_rootfs_clang_each_as_itself() {
+        let (root, _host) = fixture("14", &["14"]);
+        let r = root.path();
+        let bin = r.join("usr/bin");
+        fs::create_dir_all(&bin).unwrap();
+        let link = |target: &str, name: &str| std::os::unix::fs::symlink(target, name).unwrap();
+        let b = |n: &str| bin.join(n).display().to_string();
+        link("../lib/llvm-14/bin/clang", &b("clang-14"));
+        link("../lib/llvm-14/bin/clang++", &b("clang++-14"));
+        link(
+            "clang",
+            r.join("usr/lib/llvm-14/bin/clang++").to_str().unwrap(),
+        );
+        link("/etc/alternatives/cc", &b("cc"));
+        fs::create_dir_all(r.join("etc/alternatives")).unwrap();
+        link(
+            "/usr/bin/clang-14",
+            r.join("etc/alternatives/cc").to_str().unwrap(),
+        );
+        link("/usr/bin/g++", &b("c++"));
+        fs::write(bin.join("g++"), "gcc").unwrap();
+        let c = Clang {
+            major: "14".into(),
+            host_major: "14".into(),
+            host_clang: "/usr/lib/llvm-14/bin/clang".into(),
+            host_version: String::new(),
+            rootfs_version: String::new(),
+            rootfs_clang: "/usr/lib/llvm-14/bin/clang".into(),
+        };
+        assert_eq!(
+            clang_names(&Tree::open(r).unwrap(), &c, "aarch64-linux-gnu"),
+            [
+                "/usr/bin/cc",
+                "/usr/bin/clang++-14",
+                "/usr/bin/clang-14",
+                "/usr/lib/llvm-14/bin/clang",
+                "/usr/lib/llvm-14/bin/clang++",
+            ]
+        );
+    }
+}
