@@ -51,11 +51,11 @@ SQLITE=$REG/libsqlite3-sys-0.30.1/sqlite3
 [ -x "$ZLIB/configure" ] && [ -f "$LUA/lua.h" ] && [ -f "$SQLITE/sqlite3.c" ]
 
 ROOTFS=${ROOTFS:-target/bench/rootfs-arm64-gcc-make}
-if [ ! -x "$ROOTFS/usr/bin/make" ]; then
+if [ -z "${CLANG_ONLY:-}" ] && [ ! -x "$ROOTFS/usr/bin/make" ]; then
   rm -rf "$ROOTFS"; mkdir -p "$(dirname "$ROOTFS")"
   $B rootfs create --arch arm64 --include gcc,g++,libc6-dev,make "$ROOTFS" >&2
 fi
-ROOTFS=$(realpath "$ROOTFS")
+ROOTFS=$(realpath -m "$ROOTFS")
 # The clang row's rootfs: the tests' cached one, else made once here.
 CLANG_ROOTFS=${CLANG_ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-clang-rust}
 if [ ! -e "$CLANG_ROOTFS/usr/bin/clang-14" ]; then

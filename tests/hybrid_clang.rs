@@ -126,6 +126,7 @@ clang++-14 -O2 -o progcc prog.cc && ./progcc
 clang-14 -print-resource-dir
 clang++-14 -### prog.cc 2>&1 | grep -o '"[^"]*-ld"' | head -1
 clang-14 -save-temps -O2 -c prog.c -o /tmp/st.o && echo save-temps ok
+clang-14 -flto -O2 -o /tmp/lto prog.c && /tmp/lto | sed 's/^/lto /'
 OUT=hyb; {compile}
 "#
     );
@@ -152,6 +153,8 @@ OUT=hyb; {compile}
     assert_eq!(lines[7], "/usr/lib/llvm-14/lib/clang/14.0.6", "{stdout}");
     assert_eq!(lines[8], "\"/usr/bin/aarch64-linux-gnu-ld\"", "{stdout}");
     assert_eq!(lines[9], "save-temps ok", "{stdout}\n{err}");
+    // -flto: the host's LLVMgold.so in the host's ld.
+    assert_eq!(lines[10], format!("lto {}", lines[5]), "{stdout}\n{err}");
     let said: Vec<&str> = err
         .lines()
         .filter(|l| l.contains("accelerate: native clang-14"))

@@ -194,16 +194,10 @@ impl Builder {
         let (major, host_major) = (&c.major, &c.host_major);
         let top = format!("{DIR}/clang-{major}");
         self.items.push(Item::Dir(format!("{top}/bin")));
-        self.items.extend([
-            Item::Symlink {
-                path: format!("{top}/lib"),
-                target: format!("/usr/lib/llvm-{major}/lib"),
-            },
-            Item::Symlink {
-                path: format!("{top}/include"),
-                target: format!("/usr/lib/llvm-{major}/include"),
-            },
-        ]);
+        self.items.push(Item::Symlink {
+            path: format!("{top}/include"),
+            target: format!("/usr/lib/llvm-{major}/include"),
+        });
         // The host's LLVM libraries, where the host's libclang-cpp.so.N symlink leads.
         if let Some(lib) = host_clang
             .parent()
@@ -211,6 +205,7 @@ impl Builder {
             .map(|d| d.join("lib"))
         {
             let lib = fs::canonicalize(&lib).map_err(io(&lib))?;
+            self.lib_dir(root, major, host_major, &lib);
             self.items.push(Item::Bind {
                 source: lib,
                 path: format!("{DIR}/llvm-{host_major}/lib"),
@@ -265,6 +260,35 @@ impl Builder {
                 ""
             }
         ))
+    }
+}
+
+impl Builder {
+    /// clang's `lib` beside its `bin` (`clang-N/lib`): the rootfs's `/usr/lib/llvm-N/lib`,
+    /// entry by entry, but for the LTO plugin `LLVMgold.so`, which the host's (native) ld
+    /// loads: the host's, of the host's clang (`-flto` links natively).
+    fn lib_dir(&mut self, root: &Tree, major: &str, host_major: &str, host_lib: &Path) {
+        let top = format!("{DIR}/clang-{major}/lib");
+        let rootfs_lib = format!("/usr/lib/llvm-{major}/lib");
+        self.items.push(Item::Dir(top.clone()));
+        let names = root
+            .read_dir_in_root(&rootfs_lib)
+            .map(|v| v.into_iter().map(|(n, _)| n).collect::<Vec<_>>())
+            .unwrap_or_default();
+        let plugin = "LLVMgold.so";
+        let host_plugin = super::host_elf(&host_lib.join(plugin)) == Some(super::HostElf::Library);
+        for n in names.iter().filter(|n| !(host_plugin && *n == plugin)) {
+            self.items.push(Item::Symlink {
+                path: format!("{top}/{n}"),
+                target: format!("{rootfs_lib}/{n}"),
+            });
+        }
+        if host_plugin {
+            self.items.push(Item::Symlink {
+                path: format!("{top}/{plugin}"),
+                target: format!("{DIR}/llvm-{host_major}/lib/{plugin}"),
+            });
+        }
     }
 }
 
