@@ -4,18 +4,22 @@
 //! - clang behaves by the name it was started as (`clang`, `clang++`, `clang-cpp` are one
 //!   file), so each rootfs name that leads to the rootfs's clang binary is covered by itself
 //!   (`Item::CoverName`: `/usr/bin/clang++-14`, `/usr/lib/llvm-14/bin/clang++`, `cc` where the
-//!   alternatives lead to clang, ...) with its own launcher, whose `--argv0` is that name: the
-//!   driver mode and the installed directory are the ones the rootfs's clang would have.
+//!   alternatives lead to clang, ...) with its own launcher, whose `--argv0` has that name:
+//!   the driver mode is the one the rootfs's clang would have.
 //! - clang finds itself through `/proc/self/exe`, which is the host's loader the launcher
-//!   runs: the loader is bound at `clang-N/bin/clang` in the injection, beside `clang-N/lib`
-//!   and `clang-N/include` (symlinks to the rootfs's `/usr/lib/llvm-N/lib` and `include`), so
-//!   clang's own directory leads to the rootfs's files; `-resource-dir` names the rootfs's
-//!   (stddef.h, the intrinsics headers), as the rootfs's clang has it.
+//!   runs, and runs itself again from there for each `-cc1`/`-cc1as` job it does not keep
+//!   in-process (any command of more than one job, such as `clang a.c -o a`). So the
+//!   launchers pass `-no-canonical-prefixes`, which makes clang's path its `--argv0`:
+//!   `clang-N/bin/<name>` in the injection, a launcher of the host's clang without arguments
+//!   of its own (`-cc1` must come first). Beside it, `clang-N/include` and `clang-N/lib` lead
+//!   to the rootfs's `/usr/lib/llvm-N/include` and `lib` (but for the host's LTO plugin, which
+//!   the host's ld loads); `-resource-dir` names the rootfs's (stddef.h, the intrinsics
+//!   headers), the path the rootfs's clang has.
 //! - The host's `/usr/lib/llvm-N/lib` is bound at `llvm-N/lib`, where the host's
 //!   `libclang-cpp.so.N` symlink in the loader's library directory leads.
 //! - Headers, crt files, libgcc and libstdc++ are the rootfs's: the chroot is all clang sees
-//!   (no `--sysroot`, as the rootfs's own clang: its GCC installation is found from
-//!   `/usr/bin/..`, the rootfs's `/usr/lib/gcc/<triple>/<N>`). The link runs
+//!   (no `--sysroot`, as the rootfs's own clang: its GCC installation is found under `/usr`,
+//!   the rootfs's `/usr/lib/gcc/<triple>/<N>`). The link runs
 //!   `<triple>-ld`, the rootfs's binutils, which the GNU toolchain's part covers with the
 //!   host's cross ld.
 
@@ -176,8 +180,9 @@ fn clang_names(root: &Tree, c: &Clang, t: &str) -> Vec<String> {
 }
 
 impl Builder {
-    /// The part of one native clang: the loader as `clang-N/bin/clang`, the host's LLVM
-    /// libraries, and a launcher for each rootfs name of clang; returns the line that says so.
+    /// The part of one native clang: its directory `clang-N` (an argument-free launcher per
+    /// name in `bin`, the rootfs's `lib` and `include`), the host's LLVM libraries, and a
+    /// launcher covering each rootfs name of clang; returns the line that says so.
     pub(super) fn clang(
         &mut self,
         root: &Tree,
