@@ -489,4 +489,101 @@ mod tests {
             ]
         );
     }
+
+    /// Planned against the host's real clang-14 (skipped, saying so, where it has none): each
+    /// name is covered by itself with a launcher carrying the target, -no-canonical-prefixes
+    /// and the rootfs's resource dir, whose argv0 is an argument-free launcher of the same
+    /// name; the LTO plugin is the host's, everything else of clang's lib the rootfs's.
+    #[test]
+    fn the_plan_covers_each_name_with_its_launcher_and_the_rootfs_files() {
+        let host = Path::new("/usr/lib/llvm-14/bin/clang");
+        if !host.is_file() || std::env::consts::ARCH != "x86_64" {
+            eprintln!("skipped: the host has no clang-14");
+            return;
+        }
+        let (root, _h) = fixture("14", &["14"]);
+        let r = root.path();
+        fs::create_dir_all(r.join("usr/bin")).unwrap();
+        std::os::unix::fs::symlink("../lib/llvm-14/bin/clang", r.join("usr/bin/clang-14")).unwrap();
+        for d in ["clang/14.0.6/include", "cmake"] {
+            fs::create_dir_all(r.join("usr/lib/llvm-14/lib").join(d)).unwrap();
+        }
+        fs::write(r.join("usr/lib/llvm-14/lib/LLVMgold.so"), "arm64").unwrap();
+        let tree = Tree::open(r).unwrap();
+        let c = Clang {
+            major: "14".into(),
+            host_major: "14".into(),
+            host_clang: host.into(),
+            host_version: "1:14.0.6-12".into(),
+            rootfs_version: "1:14.0.6-12".into(),
+            rootfs_clang: "/usr/lib/llvm-14/bin/clang".into(),
+        };
+        let mut b = Builder::new(host).unwrap();
+        let line = b.clang(&tree, "aarch64-linux-gnu", &c, false).unwrap();
+        assert!(
+            line.contains("resource dir /usr/lib/llvm-14/lib/clang/14.0.6"),
+            "{line}"
+        );
+        let launcher_of = |path: &str| {
+            b.items.iter().find_map(|i| match i {
+                Item::Launcher { path: p, bytes } if p == path => Some(bytes.clone()),
+                _ => None,
+            })
+        };
+        let covers: Vec<(&str, &str)> = b
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::CoverName { target, launcher } => Some((target.as_str(), launcher.as_str())),
+                _ => None,
+            })
+            .collect();
+        let top = format!("{DIR}/clang-14");
+        assert_eq!(
+            covers,
+            [
+                (
+                    "/usr/bin/clang-14",
+                    format!("{top}/names/usr/bin/clang-14").as_str()
+                ),
+                (
+                    "/usr/lib/llvm-14/bin/clang",
+                    format!("{top}/names/usr/lib/llvm-14/bin/clang").as_str()
+                ),
+            ]
+        );
+        let has = |b: &[u8], s: &str| memchr::memmem::find(b, s.as_bytes()).is_some();
+        let named = launcher_of(&format!("{top}/names/usr/bin/clang-14")).unwrap();
+        assert!(has(&named, &format!("--argv0\0{top}/bin/clang-14\0")));
+        assert!(has(
+            &named,
+            "\0--target=aarch64-linux-gnu\0-no-canonical-prefixes\0-resource-dir\0/usr/lib/llvm-14/lib/clang/14.0.6\0"
+        ));
+        let own = launcher_of(&format!("{top}/bin/clang-14")).unwrap();
+        assert!(!has(&own, "--target") && has(&own, "/host/bin/clang\0"));
+        let symlinks: std::collections::BTreeMap<&str, &str> = b
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Symlink { path, target } => Some((path.as_str(), target.as_str())),
+                _ => None,
+            })
+            .collect();
+        let lib = |n: &str| symlinks.get(format!("{top}/lib/{n}").as_str()).copied();
+        assert_eq!(lib("clang"), Some("/usr/lib/llvm-14/lib/clang"));
+        assert_eq!(lib("cmake"), Some("/usr/lib/llvm-14/lib/cmake"));
+        if Path::new("/usr/lib/llvm-14/lib/LLVMgold.so").is_file() {
+            assert_eq!(
+                lib("LLVMgold.so"),
+                Some(format!("{DIR}/llvm-14/lib/LLVMgold.so").as_str())
+            );
+        }
+        // The host's headers are never bound: only its programs and its LLVM lib directory.
+        for i in &b.items {
+            if let Item::Bind { source, .. } = i {
+                assert!(!source.starts_with("/usr/include"), "{source:?}");
+                assert!(!source.starts_with("/usr/aarch64-linux-gnu"), "{source:?}");
+            }
+        }
+    }
 }
