@@ -103,9 +103,9 @@ strip_comment() { aarch64-linux-gnu-objcopy --remove-section .comment "$1" "$2";
 # The clang row: the same method (interleaved rounds, emulate once), its objects compared.
 clang_row() {
   local c h e
-  c=$(awk '$1=="sqlite-clang" && $2=="cross" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]/1000}')
-  h=$(awk '$1=="sqlite-clang" && $2=="hybrid" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {print a[int((NR+1)/2)]/1000}')
-  e=$(awk '$1=="sqlite-clang" && $2=="emulate" {print $3/1000}' "$W/times")
+  c=$(awk '$1=="sqlite-clang" && $2=="cross" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+  h=$(awk '$1=="sqlite-clang" && $2=="hybrid" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+  e=$(awk '$1=="sqlite-clang" && $2=="emulate" {printf "%.1f", $3/1000}' "$W/times")
   local obj=()
   for s in hybrid cross; do
     strip_comment "$W/sqlite-clang-$s/sqlite3.o" "$W/a.o"; strip_comment "$W/sqlite-clang-emulate/sqlite3.o" "$W/b.o"
