@@ -6,6 +6,10 @@
 #                libz-sys 1.0.25 crate (the last that ships zlib's whole tree)
 #   Lua 5.4.7    gcc -O2 -c *.c, then linked with a 10-line driver (lua-src crate)
 #   SQLite       the amalgamation, gcc -O1 -c sqlite3.c (libsqlite3-sys crate)
+#   SQLite/clang the same with clang-14 -O1 -c: cross = the host's clang-14
+#                --target=aarch64-linux-gnu (the host's cross sysroot: /usr/aarch64-linux-gnu,
+#                /usr/lib/gcc-cross), hybrid = the host's clang-14 injected in a rootfs with
+#                clang-14, emulate = that rootfs's clang-14 under qemu
 #
 # cross = `binfmtctl build --strategy cross` (the host's aarch64-linux-gnu-gcc), hybrid =
 # `--strategy hybrid` (the arm64 chroot, emulated, with the host's native cross gcc injected),
@@ -15,7 +19,8 @@
 # removed. Finally, a probe of the one known code difference between the host's cross gcc and
 # the rootfs's gcc (docs/hybrid.md). Not run by CI; takes about 9 minutes here.
 #
-#   [ROUNDS=3] bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler; gcc- and g++-aarch64-linux-gnu)
+#   [ROUNDS=3] [CLANG_ONLY=1] bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler;
+#   gcc- and g++-aarch64-linux-gnu; clang-14 for the clang row). CLANG_ONLY=1: the clang row only.
 # The rootfs (bookworm arm64 with gcc, g++, libc6-dev and make) is made once by binfmtctl itself in
 # target/bench/rootfs-arm64-gcc-make, or taken from $ROOTFS.
 set -euo pipefail
@@ -46,11 +51,21 @@ SQLITE=$REG/libsqlite3-sys-0.30.1/sqlite3
 [ -x "$ZLIB/configure" ] && [ -f "$LUA/lua.h" ] && [ -f "$SQLITE/sqlite3.c" ]
 
 ROOTFS=${ROOTFS:-target/bench/rootfs-arm64-gcc-make}
-if [ ! -x "$ROOTFS/usr/bin/make" ]; then
+if [ -z "${CLANG_ONLY:-}" ] && [ ! -x "$ROOTFS/usr/bin/make" ]; then
   rm -rf "$ROOTFS"; mkdir -p "$(dirname "$ROOTFS")"
   $B rootfs create --arch arm64 --include gcc,g++,libc6-dev,make "$ROOTFS" >&2
 fi
-ROOTFS=$(realpath "$ROOTFS")
+ROOTFS=$(realpath -m "$ROOTFS")
+# The clang row's rootfs: the tests' cached one, else made once here.
+CLANG_ROOTFS=${CLANG_ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-clang-rust}
+if [ ! -e "$CLANG_ROOTFS/usr/bin/clang-14" ]; then
+  CLANG_ROOTFS=target/bench/rootfs-arm64-clang
+  if [ ! -e "$CLANG_ROOTFS/usr/bin/clang-14" ]; then
+    rm -rf "$CLANG_ROOTFS"; mkdir -p "$(dirname "$CLANG_ROOTFS")"
+    $B rootfs create --arch arm64 --include gcc,g++,libc6-dev,make,clang-14 "$CLANG_ROOTFS" >&2
+  fi
+fi
+CLANG_ROOTFS=$(realpath "$CLANG_ROOTFS")
 
 now() { date +%s%N; }
 # run_one PROJECT STRATEGY SCRIPT: builds a fresh copy of the project's source; records seconds.
@@ -60,10 +75,11 @@ run_one() {
   case $p in
     zlib) cp -a "$ZLIB/." "$dir/" ;;
     lua) cp "$LUA"/*.c "$LUA"/*.h "$W/main.c" "$W/bench.lua" "$dir/" ;;
-    sqlite) cp "$SQLITE/sqlite3.c" "$SQLITE/sqlite3.h" "$dir/" ;;
+    sqlite|sqlite-clang) cp "$SQLITE/sqlite3.c" "$SQLITE/sqlite3.h" "$dir/" ;;
   esac
-  local args=(--arch arm64 --strategy "$s" --src "$dir")
-  [ "$s" = cross ] || args+=(--rootfs "$ROOTFS")
+  local args=(--arch arm64 --strategy "$s" --src "$dir") rootfs=$ROOTFS
+  [ "$p" = sqlite-clang ] && rootfs=$CLANG_ROOTFS
+  [ "$s" = cross ] || args+=(--rootfs "$rootfs")
   t0=$(now)
   $B build "${args[@]}" -- sh -c "$script" > "$dir.log" 2>&1 || { echo "$p $s failed:" >&2; tail -20 "$dir.log" >&2; exit 1; }
   t1=$(now)
@@ -81,17 +97,45 @@ LUAB='gcc -O2 -c *.c && gcc -o lua *.o -lm'
 LUAC='$CC -O2 -c *.c && $CC -o lua *.o -lm'
 SQLB='gcc -O1 -c sqlite3.c'
 SQLC='$CC -O1 -c sqlite3.c'
+SQLCL='clang-14 -O1 -c sqlite3.c'
+SQLCLC='clang-14 --target=aarch64-linux-gnu -O1 -c sqlite3.c'
+strip_comment() { aarch64-linux-gnu-objcopy --remove-section .comment "$1" "$2"; }
+# The clang row: the same method (interleaved rounds, emulate once), its objects compared.
+clang_row() {
+  local c h e
+  c=$(awk '$1=="sqlite-clang" && $2=="cross" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+  h=$(awk '$1=="sqlite-clang" && $2=="hybrid" {print $3}' "$W/times" | sort -n | awk '{a[NR]=$1} END {printf "%.1f", a[int((NR+1)/2)]/1000}')
+  e=$(awk '$1=="sqlite-clang" && $2=="emulate" {printf "%.1f", $3/1000}' "$W/times")
+  local obj=()
+  for s in hybrid cross; do
+    strip_comment "$W/sqlite-clang-$s/sqlite3.o" "$W/a.o"; strip_comment "$W/sqlite-clang-emulate/sqlite3.o" "$W/b.o"
+    cmp -s "$W/a.o" "$W/b.o" && obj+=("$s vs emulate identical") || obj+=("$s vs emulate DIFFERENT")
+  done
+  echo "| SQLite's amalgamation with clang (clang-14 -O1 -c) | $c s | $h s | $e s | $(echo "$h / $c" | bc -l | xargs printf '%.2f')x | $(echo "$e / $h" | bc -l | xargs printf '%.1f')x |"
+  echo "clang objects without .comment: ${obj[*]}; host clang-14 $(dpkg-query -W -f='${Version}' clang-14), rootfs clang-14 $(sed -n '/^Package: clang-14$/,/^$/s/^Version: //p' "$CLANG_ROOTFS/var/lib/dpkg/status")"
+}
+if [ -n "${CLANG_ONLY:-}" ]; then
+  for i in $(seq "$ROUNDS"); do
+    run_one sqlite-clang cross "$SQLCLC"; run_one sqlite-clang hybrid "$SQLCL"
+  done
+  run_one sqlite-clang emulate "$SQLCL"
+  echo "one run: cross and hybrid in $ROUNDS interleaved rounds (medians), emulate once"
+  clang_row
+  exit 0
+fi
 # cross and hybrid: ROUNDS interleaved rounds (medians); emulate once (it takes minutes).
 for i in $(seq "$ROUNDS"); do
   for s in cross hybrid; do
     [ $s = cross ] && run_one zlib $s "$ZCROSS" || run_one zlib $s "$ZNATIVE"
     [ $s = cross ] && run_one lua $s "$LUAC" || run_one lua $s "$LUAB"
     [ $s = cross ] && run_one sqlite $s "$SQLC" || run_one sqlite $s "$SQLB"
+    [ $s = cross ] && run_one sqlite-clang $s "$SQLCLC" || run_one sqlite-clang $s "$SQLCL"
   done
 done
 run_one zlib emulate "$ZNATIVE"
 run_one lua emulate "$LUAB"
 run_one sqlite emulate "$SQLB"
+run_one sqlite-clang emulate "$SQLCL"
 
 # zlib's own test suite, in the chroot, on the hybrid and the emulated build.
 ztest() {
@@ -106,7 +150,6 @@ LOUT=$($B run --rootfs "$ROOTFS" --bind "$W:/w" -- sh -c 'for s in cross hybrid 
 [ "$(echo "$LOUT" | sort -u | wc -l)" = 1 ] && [ "$(echo "$LOUT" | wc -l)" = 3 ] || { echo "Lua outputs differ: $LOUT" >&2; exit 1; }
 
 # Objects: hybrid vs emulate, and cross vs emulate, without .comment.
-strip_comment() { aarch64-linux-gnu-objcopy --remove-section .comment "$1" "$2"; }
 compare() { # compare PROJECT A B -> "identical/total [differing...]"
   local same=0 total=0 diff=()
   for o in "$W/$1-$2"/*.o; do
@@ -169,6 +212,8 @@ import statistics
 runs = {}
 for l in open(sys.argv[1]):
     p, s, ms = l.split()
+    if p == "sqlite-clang":
+        continue  # its own row, below
     runs.setdefault((p, s), []).append(int(ms) / 1000)
 t = {k: statistics.median(v) for k, v in runs.items()}
 rounds = len(runs[("zlib", "cross")])
@@ -190,3 +235,4 @@ print(f"Lua, all three builds: {sys.argv[6]}")
 print(f"-fstack-protector-strong probe, functions that differ (hybrid vs emulate): {sys.argv[7]}")
 print(f"C++ (g++ -O2, std::map and iostream): {sys.argv[8]}")
 PY
+clang_row

@@ -1059,6 +1059,26 @@ fn inject(root: &Tree, ours: &Tree, item: &crate::emulation::accelerate::Item) -
             }
             bind_fd_to_fd(&launcher_fd, &target_fd, true)
         }
+        Item::CoverName { target, launcher } => {
+            let launcher_fd = ours
+                .open_beneath(&rel(launcher)?, OFlags::PATH)
+                .map_err(|e| setup_err(format!("--accelerate: opening {launcher}"), e))?;
+            // The name itself: its directories resolved inside the rootfs, the name not
+            // followed (a symlink is covered as it is, not what it leads to).
+            let target_fd = root
+                .open_in_root(target, OFlags::PATH | OFlags::NOFOLLOW)
+                .map_err(|e| {
+                    setup_err(format!("--accelerate: opening the rootfs's {target}"), e)
+                })?;
+            let st = rustix::fs::fstat(&target_fd)?;
+            let t = rustix::fs::FileType::from_raw_mode(st.st_mode);
+            if t != rustix::fs::FileType::RegularFile && t != rustix::fs::FileType::Symlink {
+                return Err(io::Error::other(format!(
+                    "--accelerate: the rootfs's {target} is no longer a regular file or symlink"
+                )));
+            }
+            bind_fd_to_fd(&launcher_fd, &target_fd, true)
+        }
     }
 }
 

@@ -40,6 +40,7 @@ use serde::{Deserialize, Serialize};
 use crate::binfmt::arch::{Arch, Endian};
 use crate::confined::Tree;
 
+mod clang;
 mod gcc;
 
 /// Where the injection lives inside the chroot (in the sandbox's own tmpfs /run).
@@ -81,6 +82,14 @@ pub enum Item {
     },
     /// The rootfs's file `target` covered (read-only bind) by the launcher at `launcher`.
     Cover {
+        target: String,
+        launcher: String,
+    },
+    /// The rootfs's name `target` itself (its directories resolved inside the rootfs, the name
+    /// not followed: a symlink is covered as a symlink) covered by the launcher at `launcher`.
+    /// For programs that behave by the name they were started as (clang, clang++ and
+    /// clang-cpp are one file): each name gets its own launcher.
+    CoverName {
         target: String,
         launcher: String,
     },
@@ -467,7 +476,7 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         source,
     })?;
     // The parts, each planned from files alone; the GNU toolchain first (it is required).
-    let tc = gcc::match_toolchains(req, &root, t)?;
+    let tc = gcc::match_toolchains(req, &root, t.clone())?;
     let mut b = Builder::new(&tc.host_driver)?;
     let mut inj = Injection {
         items: Vec::new(),
@@ -476,6 +485,14 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         left_emulated: Vec::new(),
     };
     inj.summary = b.gcc(req, &root, &tc, &mut inj.left_emulated)?;
+    clang::plan(
+        &mut b,
+        req,
+        &root,
+        &t,
+        &mut inj.notes,
+        &mut inj.left_emulated,
+    )?;
     inj.items = b.items;
     Ok(inj)
 }
