@@ -304,6 +304,3 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         | Command::Generate { .. } => unreachable!("helpers run before the dispatch"),
     }
 }
-
-#[cfg(test)]
-mod tests;

@@ -188,36 +188,3 @@ pub(super) fn machines(
     }
     Ok(())
 }
-
-#[cfg(test)]
-mod tests {
-    use crate::cli::Cli;
-    use crate::cli::args::{Command, NixCommand};
-    use clap::Parser;
-
-    #[test]
-    fn parses_the_nix_forms() {
-        let p = |args: &[&str]| {
-            Cli::try_parse_from(std::iter::once("binfmtctl").chain(args.iter().copied()))
-        };
-        let c = p(&["install", "arm64,riscv64", "--nix"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Install { opts, .. }) if opts.nix));
-        let c = p(&["nix", "status", "--json"]).unwrap();
-        assert!(matches!(c.command, Some(Command::Nix(NixCommand::Status))) && c.output.json);
-        let c = p(&[
-            "nix",
-            "machines",
-            "--host",
-            "ssh-ng://b1",
-            "--max-jobs",
-            "4",
-        ])
-        .unwrap();
-        assert!(matches!(
-            c.command,
-            Some(Command::Nix(NixCommand::Machines { ref host, max_jobs: Some(4), .. })) if host == "ssh-ng://b1"
-        ));
-        assert!(p(&["nix", "machines"]).is_err(), "--host is required");
-        assert!(p(&["nix", "machines", "--host", "h", "--max-jobs", "x"]).is_err());
-    }
-}
