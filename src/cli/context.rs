@@ -75,7 +75,7 @@ impl<'g> Ctx<'g> {
 
     /// The observer of long work: bars on a terminal, unless `--json` or `-q` (`progress`).
     pub fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
-        super::progress::observer(self.g)
+        crate::text::progress::observer(self.g.json, self.g.quiet)
     }
 
     /// Where interpreters are looked for (`--qemu-path`, `--qemu`).

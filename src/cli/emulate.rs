@@ -1,44 +1,17 @@
 //! Commands for building and running foreign code: rootfs create, run, cross env, build. The
 //! work is in `ops::emulate` and `ops::build`; this module turns the parsed flags into their
-//! requests and prints.
+//! requests and prints (notes and `--install-missing` registrations through `render::Shown`).
 
 use std::io::Write;
 
 use anyhow::Result;
 
-use super::args::{Accelerate, BuildArgs, InstallOpts, RunArgs, Strategy};
+use super::args::{Accelerate, BuildArgs, RunArgs, Strategy};
 use super::context::Ctx;
-use super::register::install;
+use super::render::Shown;
 use crate::error::ChildExit;
 use crate::ops::build::Requested;
-use crate::ops::emulate::{self as em, Events};
-use crate::ops::facade::Arch;
-
-/// The CLI's side of the operations' events: notes on stderr, host registrations reported on
-/// `out` like `install`'s.
-struct Printer<'a, 'g> {
-    ctx: &'a Ctx<'g>,
-    out: &'a mut dyn Write,
-}
-
-impl Events for Printer<'_, '_> {
-    fn note(&mut self, line: &str) {
-        eprintln!("binfmtctl: {line}");
-    }
-
-    fn install(&mut self, arch: &Arch) -> Result<()> {
-        install(
-            self.ctx,
-            std::slice::from_ref(&arch.name),
-            &InstallOpts::default(),
-            self.out,
-        )
-    }
-
-    fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
-        self.ctx.progress()
-    }
-}
+use crate::ops::emulate as em;
 
 impl From<Accelerate> for em::Accelerate {
     fn from(a: Accelerate) -> em::Accelerate {
@@ -81,7 +54,7 @@ impl RunArgs {
 }
 
 pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Write) -> Result<()> {
-    let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Printer { ctx, out })?;
+    let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Shown { ctx, out })?;
     writeln!(
         out,
         "creating a {} {} rootfs for {} in {} with {}{}",
@@ -106,16 +79,6 @@ pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Wr
         req.suite
     )?;
     Ok(())
-}
-
-fn emulated(ctx: &Ctx, req: &em::RunRequest, out: &mut dyn Write) -> Result<em::Emulated> {
-    em::prepare(
-        &ctx.fs,
-        &ctx.host,
-        &ctx.search(),
-        req,
-        &mut Printer { ctx, out },
-    )
 }
 
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
@@ -143,7 +106,7 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
         &ctx.host,
         &ctx.search(),
         &req,
-        &mut Printer { ctx, out },
+        &mut Shown { ctx, out },
     )?;
     if code != 0 {
         return Err(ChildExit(code).into());
@@ -152,7 +115,13 @@ pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<
 }
 
 pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
-    let emulated = emulated(ctx, &args.request(), out)?;
+    let emulated = em::prepare(
+        &ctx.fs,
+        &ctx.host,
+        &ctx.search(),
+        &args.request(),
+        &mut Shown { ctx, out },
+    )?;
     out.flush()?;
     let code = em::run(&emulated)?;
     if code != 0 {

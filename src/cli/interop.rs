@@ -8,10 +8,9 @@ use anyhow::Result;
 
 use super::args::InstallOpts;
 use super::context::Ctx;
-use super::render::{print_json, show};
+use super::render::{Keys, emit, show};
 use super::settings::flags_from;
 use crate::ops;
-use crate::ops::import::Listed;
 
 pub(super) fn export(
     ctx: &Ctx,
@@ -55,34 +54,5 @@ pub(super) fn import(
         return show(ctx, out, r);
     }
     let listing = ops::import::listing(&ctx.host, &imported);
-    if ctx.g.json {
-        return print_json(out, &listing);
-    }
-    for Listed {
-        entry: e,
-        file,
-        line,
-    } in &listing.registrations
-    {
-        let table = match e.matches_table {
-            Some(true) => "matches our table",
-            Some(false) => "DIFFERS from our table",
-            None => "not ours",
-        };
-        writeln!(
-            out,
-            "{}:{line}: {} arch={} flags={} {} ({table}){}",
-            file.display(),
-            e.name,
-            e.arch,
-            e.flags,
-            e.interpreter,
-            if e.captures_native {
-                " WARNING: captures this host's own binaries"
-            } else {
-                ""
-            }
-        )?;
-    }
-    Ok(())
+    emit(ctx, out, &listing, Keys::Sorted, |l, out| l.write_text(out))
 }

@@ -17,19 +17,15 @@ use crate::ops;
 
 pub mod args;
 mod context;
-mod doctor;
 mod emulate;
 mod interop;
-mod interpreters;
 mod look;
 mod nix;
-mod progress;
 mod qemu;
 mod register;
 mod render;
 pub mod settings;
 mod status;
-mod switch;
 
 pub use args::Cli;
 use args::{Command, CrossCommand, InstallOpts, NixCommand, RootfsCommand};
@@ -99,9 +95,9 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             // Standard output is JSON alone: install's own lines go to stderr (with --json,
             // its report is the first of the two documents, docs/json.md).
             if g.json {
-                register::install_cmd(&ctx, &split(list), &opts, out)?;
+                register::install(&ctx, &split(list), &opts, out)?;
             } else {
-                register::install_cmd(&ctx, &split(list), &opts, &mut std::io::stderr())?;
+                register::install(&ctx, &split(list), &opts, &mut std::io::stderr())?;
             }
             status::status(&ctx, true, out)?;
             Ok(0)
@@ -211,15 +207,18 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         return Err(BadInput(why).into());
     }
     match command {
-        Command::Install { arches, .. } => register::install_cmd(ctx, &arches, opts, out),
+        Command::Install { arches, .. } => register::install(ctx, &arches, opts, out),
         Command::Uninstall { targets, .. } => register::uninstall(ctx, &targets, out),
-        Command::Enable { targets, .. } => switch::switch(ctx, &targets, true, out),
-        Command::Disable { targets, .. } => switch::switch(ctx, &targets, false, out),
+        Command::Enable { ref targets, .. } | Command::Disable { ref targets, .. } => {
+            let on = matches!(command, Command::Enable { .. });
+            let r = ops::switch::switch(&ctx.fs, &ctx.host, targets, on, ctx.g.dry_run)?;
+            render::show(ctx, out, r)
+        }
         Command::Status { .. } => status::status(ctx, ctx.g.json, out),
-        Command::Interpreters { arches, .. } => interpreters::interpreters(ctx, &arches, out),
-        Command::Arches { markdown } => render::arches(ctx, markdown, out),
+        Command::Interpreters { arches, .. } => status::interpreters(ctx, &arches, out),
+        Command::Arches { markdown } => status::arches(ctx, markdown, out),
         Command::Inspect { files, .. } => look::inspect(ctx, &files, out),
-        Command::Doctor { files, rootfs, .. } => doctor::run(ctx, &files, rootfs.as_ref(), out),
+        Command::Doctor { files, rootfs, .. } => look::doctor(ctx, &files, rootfs.as_ref(), out),
         Command::Test { arches, strict, .. } => look::selftest(ctx, &arches, strict, out),
         Command::Scan { path, files, .. } => look::scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {
