@@ -10,30 +10,12 @@ use super::args::{Accelerate, BuildArgs, RunArgs, Strategy};
 use super::context::Ctx;
 use super::render::Shown;
 use crate::error::ChildExit;
+use crate::ops;
 use crate::ops::build::Requested;
 use crate::ops::emulate as em;
 
-impl From<Accelerate> for em::Accelerate {
-    fn from(a: Accelerate) -> em::Accelerate {
-        match a {
-            Accelerate::On => em::Accelerate::On,
-            Accelerate::Force => em::Accelerate::Force,
-        }
-    }
-}
-
-impl From<Strategy> for Requested {
-    fn from(s: Strategy) -> Requested {
-        match s {
-            Strategy::Auto => Requested::Auto,
-            Strategy::Cross => Requested::Cross,
-            Strategy::Emulate => Requested::Emulate,
-            Strategy::Hybrid => Requested::Hybrid,
-        }
-    }
-}
-
 impl RunArgs {
+    /// The request `ops::emulate::prepare` takes.
     fn request(&self) -> em::RunRequest {
         em::RunRequest {
             rootfs: self.rootfs.clone(),
@@ -47,73 +29,62 @@ impl RunArgs {
             host_handlers: self.host_handlers,
             cpu: self.cpu.clone(),
             keep_privileges: self.keep_privileges,
-            accelerate: self.accelerate.map(Into::into),
+            accelerate: self.accelerate.map(|a| match a {
+                Accelerate::On => em::Accelerate::On,
+                Accelerate::Force => em::Accelerate::Force,
+            }),
             command: self.command.clone(),
         }
     }
 }
 
+/// `rootfs create`: checked, announced, bootstrapped, then said done.
 pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Write) -> Result<()> {
     let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Shown { ctx, out })?;
-    writeln!(
-        out,
-        "creating a {} {} rootfs for {} in {} with {}{}",
-        req.suite,
-        req.variant,
-        plan.arch,
-        plan.target.display(),
-        plan.tool,
-        if plan.private {
-            " (emulated in a private binfmt_misc instance)"
-        } else {
-            ""
-        }
-    )?;
+    plan.write_start(req, out)?;
     out.flush()?;
     em::bootstrap(&plan, &*ctx.progress())?;
-    writeln!(
-        out,
-        "created {} ({} {})",
-        plan.target.display(),
-        plan.arch,
-        req.suite
-    )?;
+    plan.write_done(req, out)?;
     Ok(())
 }
 
+/// `cross env --arch ARCH`: the variables in `format` (sh, fish, json).
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
-    let vars = crate::ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
-    write!(
+    let vars = ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
+    Ok(write!(
         out,
         "{}",
-        crate::ops::facade::render_cross_env(&vars, format)?
-    )?;
-    Ok(())
+        ops::facade::render_cross_env(&vars, format)?
+    )?)
 }
 
+/// `build`: its exit status is the build command's.
 pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
-    let req = crate::ops::build::BuildRequest {
+    let req = ops::build::BuildRequest {
         arch: args.arch.clone(),
-        strategy: args.strategy.into(),
+        strategy: match args.strategy {
+            Strategy::Auto => Requested::Auto,
+            Strategy::Cross => Requested::Cross,
+            Strategy::Emulate => Requested::Emulate,
+            Strategy::Hybrid => Requested::Hybrid,
+        },
         rootfs: args.rootfs.clone(),
         src: args.src.clone(),
         command: args.command.clone(),
         host_handlers: args.host_handlers,
         cpu: args.cpu.clone(),
     };
-    let code = crate::ops::build::build(
+    let code = ops::build::build(
         &ctx.fs,
         &ctx.host,
         &ctx.search(),
         &req,
         &mut Shown { ctx, out },
     )?;
-    if code != 0 {
-        return Err(ChildExit(code).into());
-    }
-    Ok(())
+    exited(code)
 }
 
+/// `run`: its exit status is the command's.
 pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
     let emulated = em::prepare(
         &ctx.fs,
@@ -124,6 +95,11 @@ pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> R
     )?;
     out.flush()?;
     let code = em::run(&emulated)?;
+    exited(code)
+}
+
+/// The command's exit status as binfmtctl's: 0, or `ChildExit` (`crate::exit`).
+fn exited(code: i32) -> Result<()> {
     if code != 0 {
         return Err(ChildExit(code).into());
     }

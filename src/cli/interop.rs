@@ -12,6 +12,7 @@ use super::render::{Keys, emit, show};
 use super::settings::flags_from;
 use crate::ops;
 
+/// `export`: the files printed, or written into `--dir` (each one said).
 pub(super) fn export(
     ctx: &Ctx,
     names: &[String],
@@ -41,6 +42,7 @@ pub(super) fn export(
     }
 }
 
+/// `import`: the entries listed, or with `--register` registered after install's checks.
 pub(super) fn import(
     ctx: &Ctx,
     paths: &[PathBuf],

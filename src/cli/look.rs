@@ -13,21 +13,21 @@ use crate::error::Reported;
 use crate::ops;
 use crate::ops::doctor::DoctorRequest;
 
+/// `inspect FILE...`: exit 2 when a file could not be inspected (`LookError`).
 pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
     let r = ops::look::inspect(&ctx.fs, &ctx.host, files, &crate::ops::facade::path_exists)?;
     emit(ctx, out, &r, Keys::Sorted, |r, out| r.write_text(out))?;
-    match r.failure() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    r.failure().map_or(Ok(()), |e| Err(e.into()))
 }
 
+/// `scan DIR|TARBALL [--files]`, read with one thread per CPU.
 pub(super) fn scan(ctx: &Ctx, path: &Path, list: bool, out: &mut dyn Write) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let s = ops::look::scan(&ctx.fs, &ctx.host, path, threads, list, &*ctx.progress())?;
     emit(ctx, out, &s, Keys::Sorted, |s, out| s.write_text(out))
 }
 
+/// `test [ARCHES] [--strict]`: exit 1 when an arch failed.
 pub(super) fn selftest(
     ctx: &Ctx,
     names: &[String],
@@ -39,10 +39,7 @@ pub(super) fn selftest(
     emit(ctx, out, &r, Keys::Sorted, |r, out| {
         r.write_text(ctx.g.quiet, out)
     })?;
-    match r.failure() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    r.failure().map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// `doctor [FILE...] [--rootfs DIR]`: exit 0 when everything asked about will run, 1 when

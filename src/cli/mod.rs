@@ -8,6 +8,7 @@
 //! options, validate the whole request before the first write to binfmt_misc, and return
 //! typed reports. From an error to the exit code is `crate::exit`.
 
+use std::ffi::OsString;
 use std::io::Write;
 
 use anyhow::Result;
@@ -94,11 +95,9 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
             // Standard output is JSON alone: install's own lines go to stderr (with --json,
             // its report is the first of the two documents, docs/json.md).
-            if g.json {
-                register::install(&ctx, &split(list), &opts, out)?;
-            } else {
-                register::install(&ctx, &split(list), &opts, &mut std::io::stderr())?;
-            }
+            let (names, mut err): (Vec<String>, _) = (split(list), std::io::stderr());
+            let log: &mut dyn Write = if g.json { &mut *out } else { &mut err };
+            register::install(&ctx, &names, &opts, log)?;
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -106,13 +105,10 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             let (mut g, _) = parsed.settings_like("uninstall", "--uninstall")?;
             // The status printed after it decides the natives as `status` does.
             g.probe_compat = true;
-            let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
+            let (targets, mut err): (Vec<OsString>, _) = (split(list), std::io::stderr());
             let ctx = Ctx::new(&g)?;
-            if g.json {
-                register::uninstall(&ctx, &targets, out)?;
-            } else {
-                register::uninstall(&ctx, &targets, &mut std::io::stderr())?;
-            }
+            let log: &mut dyn Write = if g.json { &mut *out } else { &mut err };
+            register::uninstall(&ctx, &targets, log)?;
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -132,10 +128,6 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
     }
-}
-
-fn split(list: &str) -> Vec<String> {
-    list.split(',').map(str::to_owned).collect()
 }
 
 /// The hidden helper stages, run before any host fact is gathered: their exit status, or
@@ -197,6 +189,11 @@ fn json_refusal(command: &Command) -> Option<String> {
         )),
         _ => None,
     }
+}
+
+/// The comma list of the `--install`/`--uninstall` forms.
+fn split<T: From<String>>(list: &str) -> Vec<T> {
+    list.split(',').map(|s| T::from(s.to_owned())).collect()
 }
 
 /// One subcommand to its operation.

@@ -11,6 +11,7 @@ use super::render::{Keys, emit};
 use crate::ops::facade::NixPaths;
 use crate::ops::nix::{self as opsnix, SelfTestProbe, SystemNix};
 
+/// `nix status`: Nix's view against the handlers that really work.
 pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     let probe = SelfTestProbe::new(&ctx.host)?;
     let paths = NixPaths::from_env();
@@ -18,6 +19,7 @@ pub(super) fn status(ctx: &Ctx, out: &mut dyn Write) -> Result<()> {
     emit(ctx, out, &st, Keys::Declared, |st, out| st.write_text(out))
 }
 
+/// `nix machines`: the lines on stdout, the systems left out as notes on stderr.
 pub(super) fn machines(
     ctx: &Ctx,
     req: &opsnix::MachinesRequest,

@@ -25,6 +25,7 @@ fn archive_options(ctx: &Ctx, net: &NetOpts) -> Result<ArchiveOptions> {
     Ok(ops::stored::with_config(o, &ctx.g.config, ctx.table)?)
 }
 
+/// One `qemu` subcommand on the store `--qemu-store` names.
 pub(super) fn qemu_cmd(ctx: &Ctx, cmd: &QemuCommand, out: &mut dyn Write) -> Result<()> {
     let store = ctx.store();
     let (dry_run, json) = (ctx.g.dry_run, Keys::Declared);
@@ -62,10 +63,7 @@ pub(super) fn qemu_cmd(ctx: &Ctx, cmd: &QemuCommand, out: &mut dyn Write) -> Res
         QemuCommand::Verify => {
             let r = ops::qemu::verify(&store);
             emit(ctx, out, &r, json, |r, out| r.write_text(out))?;
-            match r.failure() {
-                Some(e) => Err(e.into()),
-                None => Ok(()),
-            }
+            r.failure().map_or(Ok(()), |e| Err(e.into()))
         }
         QemuCommand::Gc { versions, .. } => {
             let r = ops::qemu::gc(&ctx.fs, &store, versions, dry_run)?;

@@ -60,10 +60,7 @@ pub(super) fn show(ctx: &Ctx, out: &mut dyn Write, r: Reported) -> Result<()> {
     emit(ctx, out, &view, Keys::Sorted, |v, out| {
         v.write_text(ctx.g.quiet, out)
     })?;
-    match r.failure {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    r.failure.map_or(Ok(()), |e| Err(e.into()))
 }
 
 /// The CLI's side of the compositions and of the emulated commands: each step's report

@@ -6,6 +6,7 @@
 //! the reports `crate::ops` returns.
 
 pub mod doctor;
+pub mod emulate;
 pub mod look;
 pub mod nix;
 pub mod progress;
