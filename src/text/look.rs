@@ -3,6 +3,7 @@
 
 use std::io::{Result, Write};
 
+use super::column;
 use crate::escape::escape as esc;
 use crate::inspection::selftest::Status;
 use crate::ops::look::{InspectReport, Inspected, ScanReport, TestReport, TestSummary};
@@ -97,19 +98,8 @@ impl ScanReport {
                 }
             })
             .collect();
-        let w_arch = s
-            .arches
-            .iter()
-            .map(|c| c.arch.len())
-            .max()
-            .unwrap_or(0)
-            .max(4);
-        let w_how = hows
-            .iter()
-            .map(|h| h.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(12);
+        let w_arch = column(s.arches.iter().map(|c| c.arch.len()), 4);
+        let w_how = column(hows.iter().map(|h| h.chars().count()), 12);
         if !s.arches.is_empty() {
             writeln!(
                 out,

@@ -13,3 +13,9 @@ pub mod progress;
 pub mod qemu;
 pub mod report;
 pub mod status;
+
+/// A column's width: its longest cell (`lens`: the cells' lengths), at least `min`, so that
+/// long names such as qemu-microblaze-old keep a table aligned.
+fn column(lens: impl Iterator<Item = usize>, min: usize) -> usize {
+    lens.max().unwrap_or(0).max(min)
+}

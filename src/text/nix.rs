@@ -137,3 +137,57 @@ impl NixStatus {
         Ok(())
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::Said;
+    use crate::nix::{Changed, Paths};
+    use crate::ops::nix::{Daemon, SyncReport};
+
+    /// Every line a sync can say, in the order it did the things, each a note or a warning.
+    #[test]
+    fn a_sync_says_what_it_did_in_order() {
+        let paths = Paths::new("/n");
+        let r = SyncReport {
+            would_add: vec!["aarch64-linux".into()],
+            nameless: vec!["or1k".into(), "hexagon".into()],
+            not_accepted: vec!["riscv64-linux".into()],
+            changed: Changed {
+                wrote: vec![paths.include.clone()],
+                removed: vec!["/n/old".into()],
+            },
+            platforms: Some(vec![]),
+            daemon: Some(Daemon::MustRestart(vec![7, 9])),
+            ..SyncReport::default()
+        };
+        let said = r.said(&paths);
+        let include = paths.include.display();
+        let conf = paths.conf.display();
+        let note = |s: String| Said::Note(s);
+        assert_eq!(
+            said,
+            [
+                note(format!("would add aarch64-linux to Nix's extra platforms in {include}")),
+                note("Nix has no system name for or1k, hexagon (docs/nix.md): Nix is not told about them".into()),
+                Said::Warning(format!("Nix still does not accept riscv64-linux after the change: a later `extra-platforms = ...` line in {conf} overrides it; move that line before the `!include binfmtctl.conf` line, or change it to `extra-extra-platforms = ...`")),
+                note(format!("wrote {include}")),
+                note("removed /n/old".into()),
+                note("Nix's extra platforms from binfmtctl: none".into()),
+                Said::Warning("nix-daemon (pid 7, 9) reads its settings only at start: restart it".into()),
+            ]
+        );
+        let restarted = SyncReport {
+            daemon: Some(Daemon::Restarted),
+            platforms: Some(vec!["aarch64-linux".into(), "riscv64-linux".into()]),
+            ..SyncReport::default()
+        };
+        assert_eq!(
+            restarted.said(&paths),
+            [
+                note("Nix's extra platforms from binfmtctl: aarch64-linux riscv64-linux".into()),
+                note("restarted nix-daemon.service (systemctl try-restart) so it reads the new settings".into()),
+            ]
+        );
+        assert!(SyncReport::default().said(&paths).is_empty());
+    }
+}

@@ -8,6 +8,7 @@ use std::path::Path;
 use serde::Serialize;
 use serde_json::json;
 
+use super::column;
 use crate::binfmt::plan::Verdict;
 use crate::ops::view::{EntryView, entry_view};
 use crate::ops::{Host, Outcome, Report};
@@ -46,14 +47,8 @@ impl<'a> ReportView<'a> {
     pub fn write_text(&self, quiet: bool, out: &mut dyn Write) -> Result<()> {
         if !quiet {
             // Refused rows carry their reason right after the name; they do not widen the column.
-            let w_name = self
-                .results
-                .iter()
-                .filter(|r| r.reason.is_none())
-                .map(|r| r.name.chars().count())
-                .max()
-                .unwrap_or(0)
-                .max(18);
+            let named = self.results.iter().filter(|r| r.reason.is_none());
+            let w_name = column(named.map(|r| r.name.chars().count()), 18);
             for r in &self.results {
                 writeln!(out, "{}", r.human(w_name))?;
             }
@@ -150,4 +145,93 @@ fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
         *n = json!(n.as_u64().unwrap_or(0) + 1);
     }
     m
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::ReportView;
+    use crate::binfmt::arch::Table;
+    use crate::binfmt::plan::Verdict;
+    use crate::binfmt::registration::Flags;
+    use crate::ops::{Host, Outcome, Report};
+
+    /// Two registered (one with a long name), one refused, and a note.
+    fn report() -> Report {
+        let registered = |name: &str| Outcome {
+            interpreter: Some("/usr/bin/qemu-aarch64-static".into()),
+            flags: Some(Flags::DEFAULT),
+            version: Some("7.2.22 (Debian 1:7.2+dfsg-7)".into()),
+            ..Outcome::new(Verdict::Registered, name.into(), Some("aarch64"))
+        };
+        let refused = Outcome {
+            reason: Some("runs natively on this host".into()),
+            ..Outcome::new(Verdict::Refused, "qemu-x86_64-and-a-long-name".into(), None)
+        };
+        Report {
+            outcomes: vec![
+                registered("qemu-aarch64"),
+                registered("qemu-microblaze-old-x"),
+                refused,
+            ],
+            notes: vec!["a note".into()],
+            ..Report::default()
+        }
+    }
+
+    fn text(r: &Report, quiet: bool) -> String {
+        let host = Host::gather(Table::builtin());
+        let mut out = Vec::new();
+        let view = ReportView::new(r, &host, Path::new("/bm"));
+        view.write_text(quiet, &mut out).unwrap();
+        String::from_utf8(out).unwrap()
+    }
+
+    /// The name column is as wide as the longest name that is not refused (at least 18); a
+    /// refused row carries its reason right after the name; the summary counts each action, in
+    /// alphabetical order.
+    #[test]
+    fn rows_are_aligned_and_summarized() {
+        let r = report();
+        let flags = Flags::DEFAULT.to_string();
+        assert_eq!(
+            text(&r, false),
+            format!(
+                "registered      qemu-aarch64          /usr/bin/qemu-aarch64-static flags={flags} (QEMU 7.2.22)\n\
+                 registered      qemu-microblaze-old-x /usr/bin/qemu-aarch64-static flags={flags} (QEMU 7.2.22)\n\
+                 refused         qemu-x86_64-and-a-long-name: runs natively on this host\n\
+                 note: a note\n\
+                 summary: 1 refused, 2 registered\n"
+            )
+        );
+        // -q: only the summary, and only because something was refused.
+        assert_eq!(text(&r, true), "summary: 1 refused, 2 registered\n");
+        let done = Report {
+            outcomes: r.outcomes[..1].to_vec(),
+            ..Report::default()
+        };
+        assert_eq!(text(&done, true), "");
+        assert_eq!(text(&Report::default(), false), "summary: nothing to do\n");
+    }
+
+    /// The JSON view: the instance, the rows, and the same counts as the text's summary.
+    #[test]
+    fn json_has_the_rows_and_the_counts() {
+        let r = report();
+        let host = Host::gather(Table::builtin());
+        let view = ReportView::new(&r, &host, Path::new("/bm"));
+        let v = serde_json::to_value(&view).unwrap();
+        assert_eq!(v["binfmt_misc"], "/bm");
+        assert_eq!(v["dry_run"], false);
+        assert_eq!(v["results"].as_array().unwrap().len(), 3);
+        assert_eq!(v["results"][2]["action"], "refused");
+        assert!(v["results"][2].get("interpreter").is_none(), "{v}");
+        assert_eq!(
+            v["summary"],
+            serde_json::json!({"registered": 2, "refused": 1})
+        );
+        assert_eq!(v["notes"], serde_json::json!(["a note"]));
+        assert!(v.get("refused").is_none(), "not part of the JSON: {v}");
+    }
 }

@@ -4,6 +4,7 @@
 
 use std::io::{Result, Write};
 
+use super::column;
 use crate::binfmt::arch::Table;
 use crate::ops::import::{Listed, Listing};
 use crate::ops::interpreters::InterpretersReport;
@@ -66,20 +67,8 @@ impl StatusReport {
         }
         // Columns at least as wide as their longest cell (long names such as
         // qemu-microblaze-old keep the table aligned).
-        let w_name = self
-            .entries
-            .iter()
-            .map(|e| e.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(20);
-        let w_arch = self
-            .entries
-            .iter()
-            .map(|e| e.arch.len())
-            .max()
-            .unwrap_or(0)
-            .max(12);
+        let w_name = column(self.entries.iter().map(|e| e.name.chars().count()), 20);
+        let w_arch = column(self.entries.iter().map(|e| e.arch.len()), 12);
         writeln!(
             out,
             "{:<w_name$} {:<8} {:<w_arch$} {:<5} {:<8} INTERPRETER",
@@ -173,7 +162,7 @@ impl InterpretersReport {
                 notes.join("; "),
             ]);
         }
-        let width = |k: usize| rows.iter().map(|r| r[k].chars().count()).max().unwrap_or(0);
+        let width = |k: usize| column(rows.iter().map(|r| r[k].chars().count()), 0);
         let (w0, w1, w2, w3) = (width(0), width(1), width(2), width(3));
         for [a, st, path, version, notes] in &rows {
             writeln!(
