@@ -27,3 +27,4 @@ pub mod qemu;
 pub mod tar_stream;
 #[cfg(test)]
 mod test_gate;
+pub mod text;

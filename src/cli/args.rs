@@ -83,15 +83,13 @@ pub struct SearchOpt {
     #[arg(long, value_name = "DIR")]
     pub qemu_path: Vec<PathBuf>,
 
-    /// Inside a user namespace, count interpreter files and directories whose owner is not
-    /// mapped into it (they show as the overflow uid) as root's. Nothing inside the namespace
-    /// can prove whose they are: you vouch that they are the host's root
-    #[arg(long)]
-    pub trust_unmapped_owner: bool,
+    #[command(flatten)]
+    pub trust: TrustOpt,
 }
 
-/// `--trust-unmapped-owner` alone, for the subcommands that check interpreters they do not
-/// search for (`qemu use`: the stored version is the search).
+/// `--trust-unmapped-owner`, for the subcommands that check interpreters: with `--qemu-path`
+/// (`SearchOpt`), or alone where they do not search for them (`qemu use`: the stored version
+/// is the search).
 #[derive(Debug, Args, Clone, Default)]
 pub struct TrustOpt {
     /// Inside a user namespace, count interpreter files and directories whose owner is not
@@ -144,6 +142,14 @@ pub struct StoreOpt {
 pub struct TopOpts {
     #[command(flatten)]
     pub install: InstallOpts,
+    #[command(flatten)]
+    pub register: RegisterOpts,
+}
+
+/// The options of the subcommands that register what is asked for (`install`, `apply`),
+/// besides install's own.
+#[derive(Debug, Args, Clone, Default)]
+pub struct RegisterOpts {
     #[command(flatten)]
     pub kernel: KernelOpt,
     #[command(flatten)]
@@ -209,17 +215,7 @@ pub enum Command {
         #[command(flatten)]
         opts: InstallOpts,
         #[command(flatten)]
-        kernel: KernelOpt,
-        #[command(flatten)]
-        search: SearchOpt,
-        #[command(flatten)]
-        dry_run: DryRunOpt,
-        #[command(flatten)]
-        config: ConfigOpt,
-        #[command(flatten)]
-        native: NativeOpt,
-        #[command(flatten)]
-        store: StoreOpt,
+        register: RegisterOpts,
     },
     /// Remove entries: arch names, entry names, globs like 'qemu-mips*', or `all` (qemu-* only)
     Uninstall {
@@ -367,17 +363,7 @@ pub enum Command {
         #[arg(long)]
         remove: bool,
         #[command(flatten)]
-        kernel: KernelOpt,
-        #[command(flatten)]
-        search: SearchOpt,
-        #[command(flatten)]
-        dry_run: DryRunOpt,
-        #[command(flatten)]
-        config: ConfigOpt,
-        #[command(flatten)]
-        native: NativeOpt,
-        #[command(flatten)]
-        store: StoreOpt,
+        register: RegisterOpts,
     },
     /// Write registrations as files other tools read: binfmt.d (systemd-binfmt), update-binfmts
     /// (binfmt-support's import format) or json

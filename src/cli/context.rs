@@ -6,9 +6,7 @@ use anyhow::Result;
 
 use super::settings::Global;
 use crate::ops;
-use crate::ops::facade::{
-    HostFacts, NativeOverride, ProcBinfmt, QemuError, Store, StoreLock, Stored, Table,
-};
+use crate::ops::facade::{HostFacts, NativeOverride, ProcBinfmt, Store, StoreLock, Table};
 
 /// What every command needs: the table, the host as the operations see it, the kernel seam,
 /// the options.
@@ -51,11 +49,12 @@ impl<'g> Ctx<'g> {
         })
     }
 
-    /// `--qemu VERSION`: take the interpreters from that stored version (exit 2 when the store
+    /// `--qemu VERSION`: take the interpreters from that stored version, with the store's
+    /// shared lock unless this is a dry run (`ops::stored::resolve`; exit 2 when the store
     /// does not have it).
     pub fn use_stored_qemu(&mut self, version: Option<&str>) -> Result<()> {
         if let Some(v) = version {
-            let (lock, s) = self.resolve_stored(v)?;
+            let (lock, s) = ops::stored::resolve(&self.store(), &self.host, v, self.g.dry_run)?;
             self._store_lock = lock;
             self.qemu_bin = Some(ops::StoredBin::of(&s));
         }
@@ -67,15 +66,9 @@ impl<'g> Ctx<'g> {
         ops::stored::store(self.g.qemu_store.as_deref())
     }
 
-    /// The stored version `spec` selects, with the store's shared lock unless this is a dry
-    /// run (`ops::stored::resolve`).
-    pub fn resolve_stored(&self, spec: &str) -> Result<(Option<StoreLock>, Stored), QemuError> {
-        ops::stored::resolve(&self.store(), &self.host, spec, self.g.dry_run)
-    }
-
     /// The observer of long work: bars on a terminal, unless `--json` or `-q` (`progress`).
     pub fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
-        super::progress::observer(self.g)
+        crate::text::progress::observer(self.g.json, self.g.quiet)
     }
 
     /// Where interpreters are looked for (`--qemu-path`, `--qemu`).

@@ -1,66 +1,21 @@
 //! Commands for building and running foreign code: rootfs create, run, cross env, build. The
 //! work is in `ops::emulate` and `ops::build`; this module turns the parsed flags into their
-//! requests and prints.
+//! requests and prints (notes and `--install-missing` registrations through `render::Shown`).
 
 use std::io::Write;
 
 use anyhow::Result;
 
-use super::args::{Accelerate, BuildArgs, InstallOpts, RunArgs, Strategy};
+use super::args::{Accelerate, BuildArgs, RunArgs, Strategy};
 use super::context::Ctx;
-use super::register::install;
+use super::render::Shown;
 use crate::error::ChildExit;
+use crate::ops;
 use crate::ops::build::Requested;
-use crate::ops::emulate::{self as em, Events};
-use crate::ops::facade::Arch;
-
-/// The CLI's side of the operations' events: notes on stderr, host registrations reported on
-/// `out` like `install`'s.
-struct Printer<'a, 'g> {
-    ctx: &'a Ctx<'g>,
-    out: &'a mut dyn Write,
-}
-
-impl Events for Printer<'_, '_> {
-    fn note(&mut self, line: &str) {
-        eprintln!("binfmtctl: {line}");
-    }
-
-    fn install(&mut self, arch: &Arch) -> Result<()> {
-        install(
-            self.ctx,
-            std::slice::from_ref(&arch.name),
-            &InstallOpts::default(),
-            self.out,
-        )
-    }
-
-    fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
-        self.ctx.progress()
-    }
-}
-
-impl From<Accelerate> for em::Accelerate {
-    fn from(a: Accelerate) -> em::Accelerate {
-        match a {
-            Accelerate::On => em::Accelerate::On,
-            Accelerate::Force => em::Accelerate::Force,
-        }
-    }
-}
-
-impl From<Strategy> for Requested {
-    fn from(s: Strategy) -> Requested {
-        match s {
-            Strategy::Auto => Requested::Auto,
-            Strategy::Cross => Requested::Cross,
-            Strategy::Emulate => Requested::Emulate,
-            Strategy::Hybrid => Requested::Hybrid,
-        }
-    }
-}
+use crate::ops::emulate as em;
 
 impl RunArgs {
+    /// The request `ops::emulate::prepare` takes.
     fn request(&self) -> em::RunRequest {
         em::RunRequest {
             rootfs: self.rootfs.clone(),
@@ -74,87 +29,77 @@ impl RunArgs {
             host_handlers: self.host_handlers,
             cpu: self.cpu.clone(),
             keep_privileges: self.keep_privileges,
-            accelerate: self.accelerate.map(Into::into),
+            accelerate: self.accelerate.map(|a| match a {
+                Accelerate::On => em::Accelerate::On,
+                Accelerate::Force => em::Accelerate::Force,
+            }),
             command: self.command.clone(),
         }
     }
 }
 
+/// `rootfs create`: checked, announced, bootstrapped, then said done.
 pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Write) -> Result<()> {
-    let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Printer { ctx, out })?;
-    writeln!(
-        out,
-        "creating a {} {} rootfs for {} in {} with {}{}",
-        req.suite,
-        req.variant,
-        plan.arch,
-        plan.target.display(),
-        plan.tool,
-        if plan.private {
-            " (emulated in a private binfmt_misc instance)"
-        } else {
-            ""
-        }
-    )?;
+    let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Shown { ctx, out })?;
+    plan.write_start(req, out)?;
     out.flush()?;
     em::bootstrap(&plan, &*ctx.progress())?;
-    writeln!(
-        out,
-        "created {} ({} {})",
-        plan.target.display(),
-        plan.arch,
-        req.suite
-    )?;
+    plan.write_done(req, out)?;
     Ok(())
 }
 
-fn emulated(ctx: &Ctx, req: &em::RunRequest, out: &mut dyn Write) -> Result<em::Emulated> {
-    em::prepare(
-        &ctx.fs,
-        &ctx.host,
-        &ctx.search(),
-        req,
-        &mut Printer { ctx, out },
-    )
-}
-
+/// `cross env --arch ARCH`: the variables in `format` (sh, fish, json).
 pub(super) fn cross_env(ctx: &Ctx, arch: &str, format: &str, out: &mut dyn Write) -> Result<()> {
-    let vars = crate::ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
-    write!(
+    let vars = ops::build::cross_env(&ctx.host, &ctx.search(), arch)?;
+    Ok(write!(
         out,
         "{}",
-        crate::ops::facade::render_cross_env(&vars, format)?
-    )?;
-    Ok(())
+        ops::facade::render_cross_env(&vars, format)?
+    )?)
 }
 
+/// `build`: its exit status is the build command's.
 pub(super) fn build(ctx: &Ctx, args: &BuildArgs, out: &mut dyn Write) -> Result<()> {
-    let req = crate::ops::build::BuildRequest {
+    let req = ops::build::BuildRequest {
         arch: args.arch.clone(),
-        strategy: args.strategy.into(),
+        strategy: match args.strategy {
+            Strategy::Auto => Requested::Auto,
+            Strategy::Cross => Requested::Cross,
+            Strategy::Emulate => Requested::Emulate,
+            Strategy::Hybrid => Requested::Hybrid,
+        },
         rootfs: args.rootfs.clone(),
         src: args.src.clone(),
         command: args.command.clone(),
         host_handlers: args.host_handlers,
         cpu: args.cpu.clone(),
     };
-    let code = crate::ops::build::build(
+    let code = ops::build::build(
         &ctx.fs,
         &ctx.host,
         &ctx.search(),
         &req,
-        &mut Printer { ctx, out },
+        &mut Shown { ctx, out },
     )?;
-    if code != 0 {
-        return Err(ChildExit(code).into());
-    }
-    Ok(())
+    exited(code)
 }
 
+/// `run`: its exit status is the command's.
 pub(super) fn run_in_rootfs(ctx: &Ctx, args: &RunArgs, out: &mut dyn Write) -> Result<()> {
-    let emulated = emulated(ctx, &args.request(), out)?;
+    let emulated = em::prepare(
+        &ctx.fs,
+        &ctx.host,
+        &ctx.search(),
+        &args.request(),
+        &mut Shown { ctx, out },
+    )?;
     out.flush()?;
     let code = em::run(&emulated)?;
+    exited(code)
+}
+
+/// The command's exit status as binfmtctl's: 0, or `ChildExit` (`crate::exit`).
+fn exited(code: i32) -> Result<()> {
     if code != 0 {
         return Err(ChildExit(code).into());
     }

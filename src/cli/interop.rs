@@ -8,11 +8,11 @@ use anyhow::Result;
 
 use super::args::InstallOpts;
 use super::context::Ctx;
-use super::render::{print_json, show};
+use super::render::{Keys, emit, show};
 use super::settings::flags_from;
 use crate::ops;
-use crate::ops::import::Listed;
 
+/// `export`: the files printed, or written into `--dir` (each one said).
 pub(super) fn export(
     ctx: &Ctx,
     names: &[String],
@@ -42,6 +42,7 @@ pub(super) fn export(
     }
 }
 
+/// `import`: the entries listed, or with `--register` registered after install's checks.
 pub(super) fn import(
     ctx: &Ctx,
     paths: &[PathBuf],
@@ -55,34 +56,5 @@ pub(super) fn import(
         return show(ctx, out, r);
     }
     let listing = ops::import::listing(&ctx.host, &imported);
-    if ctx.g.json {
-        return print_json(out, &listing);
-    }
-    for Listed {
-        entry: e,
-        file,
-        line,
-    } in &listing.registrations
-    {
-        let table = match e.matches_table {
-            Some(true) => "matches our table",
-            Some(false) => "DIFFERS from our table",
-            None => "not ours",
-        };
-        writeln!(
-            out,
-            "{}:{line}: {} arch={} flags={} {} ({table}){}",
-            file.display(),
-            e.name,
-            e.arch,
-            e.flags,
-            e.interpreter,
-            if e.captures_native {
-                " WARNING: captures this host's own binaries"
-            } else {
-                ""
-            }
-        )?;
-    }
-    Ok(())
+    emit(ctx, out, &listing, Keys::Sorted, |l, out| l.write_text(out))
 }

@@ -1,183 +1,33 @@
-//! `inspect`, `scan` and `test` (`ops::look`): their reports as text or JSON. File names
-//! and other untrusted text are escaped for the terminal.
+//! `inspect`, `scan`, `test` (`ops::look`) and `doctor` (`ops::doctor`): their reports as text
+//! (`crate::text`) or JSON; exit 1 when a file could not be inspected, an arch failed, or
+//! something asked about will not run.
 
 use std::io::Write;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 
 use super::context::Ctx;
-use super::render::print_json;
-use crate::escape::escape as esc;
+use super::render::{Keys, emit};
+use crate::error::Reported;
 use crate::ops;
-use crate::ops::facade::Status;
-use crate::ops::look::{Inspected, TestSummary};
+use crate::ops::doctor::DoctorRequest;
 
+/// `inspect FILE...`: exit 2 when a file could not be inspected (`LookError`).
 pub(super) fn inspect(ctx: &Ctx, files: &[PathBuf], out: &mut dyn Write) -> Result<()> {
     let r = ops::look::inspect(&ctx.fs, &ctx.host, files, &crate::ops::facade::path_exists)?;
-    if ctx.g.json {
-        print_json(out, &r)?;
-    } else {
-        for f in &r.files {
-            match f {
-                Inspected::Failed { path: p, error, .. } => {
-                    writeln!(out, "{}: {}", esc(&p.display().to_string()), esc(error))?
-                }
-                Inspected::Ok {
-                    path: p, report: r, ..
-                } => {
-                    writeln!(out, "{}", esc(&p.display().to_string()))?;
-                    let names = match &r.arch {
-                        Some(a) => {
-                            let mut extra: Vec<String> = r.platform.iter().cloned().collect();
-                            if !r.debian.is_empty() {
-                                extra.push(format!("Debian {}", r.debian.join("/")));
-                            }
-                            format!("{a} ({})", extra.join("; "))
-                        }
-                        None => "no QEMU arch".into(),
-                    };
-                    writeln!(
-                        out,
-                        "  ELF {}-bit {}-endian {}, machine {} = {names}",
-                        r.class, r.endian, r.e_type, r.machine
-                    )?;
-                    let mut line = vec![format!("OS ABI {}", r.os_abi)];
-                    if !r.abi.is_empty() {
-                        line.push(format!("ABI {}", r.abi.join(", ")));
-                    }
-                    line.push(match &r.interp {
-                        None => "static".into(),
-                        Some(i) => format!(
-                            "dynamic, interpreter {}{}",
-                            esc(i),
-                            if r.interp_present == Some(false) {
-                                " (missing here)"
-                            } else {
-                                ""
-                            }
-                        ),
-                    });
-                    if let Some(b) = &r.build_id {
-                        line.push(format!("build id {b}"));
-                    }
-                    writeln!(out, "  {}", line.join("; "))?;
-                    writeln!(out, "  kernel: {}", esc(&r.verdict.to_string()))?;
-                    for w in &r.warnings {
-                        writeln!(out, "  warning: {}", esc(&w.to_string()))?;
-                    }
-                }
-            }
-        }
-    }
-    match r.failure() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    emit(ctx, out, &r, Keys::Sorted, |r, out| r.write_text(out))?;
+    r.failure().map_or(Ok(()), |e| Err(e.into()))
 }
 
-pub(super) fn scan(
-    ctx: &Ctx,
-    path: &std::path::Path,
-    list: bool,
-    out: &mut dyn Write,
-) -> Result<()> {
+/// `scan DIR|TARBALL [--files]`, read with one thread per CPU.
+pub(super) fn scan(ctx: &Ctx, path: &Path, list: bool, out: &mut dyn Write) -> Result<()> {
     let threads = std::thread::available_parallelism().map_or(2, usize::from);
     let s = ops::look::scan(&ctx.fs, &ctx.host, path, threads, list, &*ctx.progress())?;
-    if ctx.g.json {
-        return print_json(out, &s);
-    }
-    writeln!(
-        out,
-        "{}: {} files, {} ELF, {} links/special files not opened ({:.2} s)",
-        esc(&path.display().to_string()),
-        s.files,
-        s.elf_files,
-        s.special_files,
-        s.seconds
-    )?;
-    // Columns as wide as their longest cell (a NO HANDLER fix never runs into EXAMPLES).
-    let hows: Vec<String> = s
-        .arches
-        .iter()
-        .map(|c| {
-            if c.native {
-                "native".to_owned()
-            } else {
-                match &c.handler {
-                    Some(h) => format!("emulated by {h}"),
-                    None => format!(
-                        "NO HANDLER: binfmtctl install {}",
-                        c.platform.as_deref().unwrap_or(&c.arch)
-                    ),
-                }
-            }
-        })
-        .collect();
-    let w_arch = s
-        .arches
-        .iter()
-        .map(|c| c.arch.len())
-        .max()
-        .unwrap_or(0)
-        .max(4);
-    let w_how = hows
-        .iter()
-        .map(|h| h.chars().count())
-        .max()
-        .unwrap_or(0)
-        .max(12);
-    if !s.arches.is_empty() {
-        writeln!(
-            out,
-            "{:<w_arch$} {:>7} {:>8}  {:<w_how$}  EXAMPLES",
-            "ARCH", "FILES", "PROGRAMS", "ON THIS HOST"
-        )?;
-    }
-    for (c, how) in s.arches.iter().zip(&hows) {
-        writeln!(
-            out,
-            "{:<w_arch$} {:>7} {:>8}  {:<w_how$}  {}",
-            c.arch,
-            c.files,
-            c.executables,
-            how,
-            esc(&c.examples.join(" "))
-        )?;
-    }
-    for u in &s.unknown {
-        writeln!(
-            out,
-            "ELF machine {} ({}-bit {:?}): {} files with no QEMU user-mode emulator, e.g. {}",
-            u.machine,
-            u.class,
-            u.endian,
-            u.files,
-            esc(&u.examples.join(" "))
-        )?;
-    }
-    if !s.errors.is_empty() {
-        writeln!(
-            out,
-            "{} files could not be read, e.g. {}: {}",
-            s.errors.len(),
-            esc(&s.errors[0].path),
-            esc(&s.errors[0].error)
-        )?;
-    }
-    if let Some(elf) = &s.elf {
-        for f in elf {
-            writeln!(
-                out,
-                "{}\t{}",
-                f.arch.as_deref().unwrap_or("unknown"),
-                esc(&f.path)
-            )?;
-        }
-    }
-    Ok(())
+    emit(ctx, out, &s, Keys::Sorted, |s, out| s.write_text(out))
 }
 
+/// `test [ARCHES] [--strict]`: exit 1 when an arch failed.
 pub(super) fn selftest(
     ctx: &Ctx,
     names: &[String],
@@ -186,36 +36,29 @@ pub(super) fn selftest(
 ) -> Result<()> {
     let self_exe = std::env::current_exe().context("cannot find binfmtctl's own executable")?;
     let r = ops::look::selftest(&ctx.fs, &ctx.host, names, &self_exe, strict)?;
-    let TestSummary {
-        pass,
-        fail,
-        skipped,
-    } = r.summary;
-    if ctx.g.json {
-        print_json(out, &r)?;
+    emit(ctx, out, &r, Keys::Sorted, |r, out| {
+        r.write_text(ctx.g.quiet, out)
+    })?;
+    r.failure().map_or(Ok(()), |e| Err(e.into()))
+}
+
+/// `doctor [FILE...] [--rootfs DIR]`: exit 0 when everything asked about will run, 1 when
+/// something will not (`Reported`), 2/3 as elsewhere.
+pub(super) fn doctor(
+    ctx: &Ctx,
+    files: &[PathBuf],
+    rootfs: Option<&PathBuf>,
+    out: &mut dyn Write,
+) -> Result<()> {
+    let store = ctx.g.qemu_store.clone();
+    let req = DoctorRequest::on_this_machine(files.to_vec(), rootfs.cloned(), store);
+    let report = ops::doctor::doctor(&ctx.fs, &ctx.host, &req, &*ctx.progress())?;
+    emit(ctx, out, &report, Keys::Declared, |r, out| {
+        r.write_text(out)
+    })?;
+    if report.ok {
+        Ok(())
     } else {
-        for r in &r.results {
-            if !(ctx.g.quiet && r.status == Status::Pass) {
-                writeln!(out, "{}", r.human())?;
-            }
-        }
-        let not_run = r
-            .results
-            .iter()
-            .flat_map(|x| &x.checks)
-            .filter(|c| c.ok.is_none())
-            .count();
-        if not_run == 0 {
-            writeln!(out, "summary: {pass} pass, {fail} fail, {skipped} skipped")?;
-        } else {
-            writeln!(
-                out,
-                "summary: {pass} pass, {fail} fail, {skipped} skipped; {not_run} check(s) not run, so F (the empty chroot) is not proved: run as root, and --strict to fail when a check cannot run"
-            )?;
-        }
-    }
-    match r.failure() {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
+        Err(Reported.into())
     }
 }

@@ -8,6 +8,7 @@
 //! options, validate the whole request before the first write to binfmt_misc, and return
 //! typed reports. From an error to the exit code is `crate::exit`.
 
+use std::ffi::OsString;
 use std::io::Write;
 
 use anyhow::Result;
@@ -17,19 +18,15 @@ use crate::ops;
 
 pub mod args;
 mod context;
-mod doctor;
 mod emulate;
 mod interop;
-mod interpreters;
 mod look;
 mod nix;
-mod progress;
 mod qemu;
 mod register;
 mod render;
 pub mod settings;
 mod status;
-mod switch;
 
 pub use args::Cli;
 use args::{Command, CrossCommand, InstallOpts, NixCommand, RootfsCommand};
@@ -98,11 +95,9 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             ctx.use_stored_qemu(opts.qemu.as_deref())?;
             // Standard output is JSON alone: install's own lines go to stderr (with --json,
             // its report is the first of the two documents, docs/json.md).
-            if g.json {
-                register::install_cmd(&ctx, &split(list), &opts, out)?;
-            } else {
-                register::install_cmd(&ctx, &split(list), &opts, &mut std::io::stderr())?;
-            }
+            let (names, mut err): (Vec<String>, _) = (split(list), std::io::stderr());
+            let log: &mut dyn Write = if g.json { &mut *out } else { &mut err };
+            register::install(&ctx, &names, &opts, log)?;
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -110,13 +105,10 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             let (mut g, _) = parsed.settings_like("uninstall", "--uninstall")?;
             // The status printed after it decides the natives as `status` does.
             g.probe_compat = true;
-            let targets: Vec<std::ffi::OsString> = list.split(',').map(Into::into).collect();
+            let (targets, mut err): (Vec<OsString>, _) = (split(list), std::io::stderr());
             let ctx = Ctx::new(&g)?;
-            if g.json {
-                register::uninstall(&ctx, &targets, out)?;
-            } else {
-                register::uninstall(&ctx, &targets, &mut std::io::stderr())?;
-            }
+            let log: &mut dyn Write = if g.json { &mut *out } else { &mut err };
+            register::uninstall(&ctx, &targets, log)?;
             status::status(&ctx, true, out)?;
             Ok(0)
         }
@@ -136,10 +128,6 @@ pub fn run(parsed: Parsed, out: &mut dyn Write) -> Result<u8> {
             Ok(0)
         }
     }
-}
-
-fn split(list: &str) -> Vec<String> {
-    list.split(',').map(str::to_owned).collect()
 }
 
 /// The hidden helper stages, run before any host fact is gathered: their exit status, or
@@ -203,6 +191,11 @@ fn json_refusal(command: &Command) -> Option<String> {
     }
 }
 
+/// The comma list of the `--install`/`--uninstall` forms.
+fn split<T: From<String>>(list: &str) -> Vec<T> {
+    list.split(',').map(|s| T::from(s.to_owned())).collect()
+}
+
 /// One subcommand to its operation.
 fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write) -> Result<()> {
     if ctx.g.json
@@ -211,15 +204,18 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         return Err(BadInput(why).into());
     }
     match command {
-        Command::Install { arches, .. } => register::install_cmd(ctx, &arches, opts, out),
+        Command::Install { arches, .. } => register::install(ctx, &arches, opts, out),
         Command::Uninstall { targets, .. } => register::uninstall(ctx, &targets, out),
-        Command::Enable { targets, .. } => switch::switch(ctx, &targets, true, out),
-        Command::Disable { targets, .. } => switch::switch(ctx, &targets, false, out),
+        Command::Enable { ref targets, .. } | Command::Disable { ref targets, .. } => {
+            let on = matches!(command, Command::Enable { .. });
+            let r = ops::switch::switch(&ctx.fs, &ctx.host, targets, on, ctx.g.dry_run)?;
+            render::show(ctx, out, r)
+        }
         Command::Status { .. } => status::status(ctx, ctx.g.json, out),
-        Command::Interpreters { arches, .. } => interpreters::interpreters(ctx, &arches, out),
-        Command::Arches { markdown } => render::arches(ctx, markdown, out),
+        Command::Interpreters { arches, .. } => status::interpreters(ctx, &arches, out),
+        Command::Arches { markdown } => status::arches(ctx, markdown, out),
         Command::Inspect { files, .. } => look::inspect(ctx, &files, out),
-        Command::Doctor { files, rootfs, .. } => doctor::run(ctx, &files, rootfs.as_ref(), out),
+        Command::Doctor { files, rootfs, .. } => look::doctor(ctx, &files, rootfs.as_ref(), out),
         Command::Test { arches, strict, .. } => look::selftest(ctx, &arches, strict, out),
         Command::Scan { path, files, .. } => look::scan(ctx, &path, files, out),
         Command::Rootfs(RootfsCommand::Create {
@@ -304,6 +300,3 @@ fn dispatch(ctx: &Ctx, command: Command, opts: &InstallOpts, out: &mut dyn Write
         | Command::Generate { .. } => unreachable!("helpers run before the dispatch"),
     }
 }
-
-#[cfg(test)]
-mod tests;

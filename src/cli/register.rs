@@ -1,6 +1,6 @@
 //! `install`, `uninstall` and `apply` (`ops::compose`: with `--persist`, `--nix` and the
 //! config's `[nix]`): their options become requests, each step's report is shown as it is
-//! done.
+//! done (`render::Shown`).
 
 use std::io::Write;
 
@@ -8,75 +8,24 @@ use anyhow::Result;
 
 use super::args::InstallOpts;
 use super::context::Ctx;
-use super::render::show;
+use super::render::Shown;
 use super::settings::flags_from;
 use crate::ops;
-use crate::ops::compose::{Nix, Persisted, Steps};
-use crate::ops::facade::NixPaths as Paths;
-use crate::ops::nix::{SyncReport, SystemNix};
-
-/// The CLI's side of the compositions: each step's report rendered on `out` as it is done.
-struct Shown<'a, 'g> {
-    ctx: &'a Ctx<'g>,
-    out: &'a mut dyn Write,
-}
-
-impl Steps for Shown<'_, '_> {
-    fn report(&mut self, r: ops::Reported) -> Result<()> {
-        show(self.ctx, self.out, r)
-    }
-
-    fn nix(&mut self, r: &SyncReport, paths: &Paths) -> Result<()> {
-        super::nix::show_sync(self.ctx, self.out, r, paths)
-    }
-
-    fn persisted(&mut self, p: &Persisted) -> Result<()> {
-        let (config, names) = (p.config.display(), p.arches.join(", "));
-        if p.changed {
-            writeln!(self.out, "note: added {names} to {config}")?;
-        } else {
-            writeln!(self.out, "note: {config} already has {names}")?;
-        }
-        Ok(())
-    }
-}
+use crate::ops::compose::Nix;
+use crate::ops::facade::NixPaths;
+use crate::ops::nix::SystemNix;
 
 /// Runs `f` with Nix as it is on this system (`NIX_CONF_DIR` and the `nix` on PATH).
 fn with_nix<T>(f: impl FnOnce(Nix) -> T) -> T {
-    let paths = Paths::from_env();
+    let paths = NixPaths::from_env();
     f(Nix {
         paths: &paths,
         tool: &SystemNix,
     })
 }
 
-fn install_options(ctx: &Ctx, opts: &InstallOpts) -> Result<ops::install::InstallOptions> {
-    Ok(ops::install::InstallOptions {
-        flags: flags_from(opts)?,
-        keep_existing: opts.keep_existing,
-        dry_run: ctx.g.dry_run,
-    })
-}
-
-/// A plain install (no `--persist`, no `--nix`): `run --install-missing`.
-pub(super) fn install(
-    ctx: &Ctx,
-    names: &[String],
-    opts: &InstallOpts,
-    out: &mut dyn Write,
-) -> Result<()> {
-    let r = ops::install::install(
-        &ctx.fs,
-        &ctx.host,
-        &ctx.search(),
-        names,
-        install_options(ctx, opts)?,
-    )?;
-    show(ctx, out, r)
-}
-
 /// `install` (and the `--install` form).
-pub(super) fn install_cmd(
+pub(super) fn install(
     ctx: &Ctx,
     names: &[String],
     opts: &InstallOpts,
@@ -85,7 +34,11 @@ pub(super) fn install_cmd(
     let store_root = ctx.store().root;
     let req = ops::compose::InstallRequest {
         names,
-        options: install_options(ctx, opts)?,
+        options: ops::install::InstallOptions {
+            flags: flags_from(opts)?,
+            keep_existing: opts.keep_existing,
+            dry_run: ctx.g.dry_run,
+        },
         nix: opts.nix,
         persist: opts.persist.then_some(ops::compose::Persist {
             config: &ctx.g.config,
@@ -101,27 +54,15 @@ pub(super) fn install_cmd(
 
 /// `apply`: reconcile the kernel to the config file; `--remove`: remove what it declares.
 pub(super) fn apply(ctx: &Ctx, remove: bool, out: &mut dyn Write) -> Result<()> {
-    let cfg = crate::ops::facade::load_config(&ctx.g.config, ctx.table)?;
-    let steps = &mut Shown { ctx, out };
-    if remove {
-        return with_nix(|nix| {
-            ops::compose::apply_remove(&ctx.fs, &ctx.host, nix, &cfg, ctx.g.dry_run, steps)
-        });
-    }
-    // The config's stored version is resolved with the store's shared lock held through
-    // the kernel write (as install --qemu does), so gc cannot remove it in between.
-    let mut _lock = None;
-    let mut given = ctx.search();
-    if given.qemu_bin.is_none()
-        && let Some(v) = &cfg.qemu
-    {
-        let (lock, s) = ctx.resolve_stored(v)?;
-        _lock = lock;
-        given.qemu_bin = Some(ops::StoredBin::of(&s));
-    }
-    let search = ops::apply::search_for(&cfg, &given);
+    let req = ops::compose::ApplyRequest {
+        config: &ctx.g.config,
+        store: &ctx.store(),
+        remove,
+        dry_run: ctx.g.dry_run,
+    };
     with_nix(|nix| {
-        ops::compose::apply(&ctx.fs, &ctx.host, &search, nix, &cfg, ctx.g.dry_run, steps)
+        let steps = &mut Shown { ctx, out };
+        ops::compose::apply_config(&ctx.fs, &ctx.host, &ctx.search(), nix, &req, steps)
     })
 }
 
@@ -135,77 +76,4 @@ pub(super) fn uninstall(
         let steps = &mut Shown { ctx, out };
         ops::compose::uninstall(&ctx.fs, &ctx.host, nix, targets, ctx.g.dry_run, steps)
     })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::binfmt::arch::Table;
-    use crate::binfmt::kernel::KernelEntry;
-    use crate::binfmt::registration::{Entry, Flags, Matcher};
-    use crate::binfmt::registration::{Registration, display_name};
-    use crate::ops::uninstall::select_for_uninstall;
-    use std::ffi::OsString;
-    use std::os::unix::ffi::OsStringExt;
-
-    fn k(name: &[u8]) -> KernelEntry {
-        let reg = Registration {
-            name: display_name(name),
-            matcher: Matcher::Extension("x".into()),
-            interpreter: "/usr/bin/x".into(),
-            flags: Flags::default(),
-        };
-        KernelEntry {
-            name: name.to_vec(),
-            entry: Entry {
-                registration: reg,
-                enabled: true,
-            },
-            age: 0,
-        }
-    }
-
-    fn sel(targets: &[&[u8]], current: &[KernelEntry]) -> Result<Vec<Vec<u8>>, String> {
-        let t: Vec<OsString> = targets
-            .iter()
-            .map(|t| OsString::from_vec(t.to_vec()))
-            .collect();
-        select_for_uninstall(Table::builtin(), &t, current)
-            .map(|(w, _)| w)
-            .map_err(|e| e.to_string())
-    }
-
-    /// `all` and globs take only managed (qemu-*) entries, by their exact bytes; exact names,
-    /// raw or as printed, take anyone's entry; empty targets are refused.
-    #[test]
-    fn uninstall_selection_is_by_bytes_and_globs_only_take_managed_entries() {
-        let cur = [
-            k(b"qemu-aarch64"),
-            k(b"qemu-odd \xffx"),
-            k(b"other tool \xff"),
-            k(b"foo bar"),
-            k(b"jar"),
-        ];
-        let managed: Vec<Vec<u8>> = vec![b"qemu-aarch64".to_vec(), b"qemu-odd \xffx".to_vec()];
-        assert_eq!(sel(&[b"all"], &cur).unwrap(), managed);
-        assert_eq!(sel(&[b"ALL"], &cur).unwrap(), managed);
-        assert_eq!(sel(&[b"*"], &cur).unwrap(), managed);
-        assert_eq!(sel(&[b"qemu-*"], &cur).unwrap(), managed);
-        assert!(sel(&[b"j*"], &cur).unwrap().is_empty(), "jar is not ours");
-        assert_eq!(
-            sel(&[b"other tool \xff", b"foo bar"], &cur).unwrap(),
-            [b"other tool \xff".to_vec(), b"foo bar".to_vec()]
-        );
-        assert_eq!(
-            sel(&[br"other tool \xff"], &cur).unwrap(),
-            [b"other tool \xff".to_vec()],
-            "the printed form names it too"
-        );
-        assert_eq!(sel(&[b"arm64"], &cur).unwrap(), [b"qemu-aarch64".to_vec()]);
-        let e = sel(&[b""], &cur).unwrap_err();
-        assert!(e.contains("an empty target names nothing"), "{e}");
-        assert!(sel(&[b"  "], &cur).is_err());
-        let e = sel(&[b"nope \xff"], &cur).unwrap_err();
-        assert!(e.contains(r"no entry is named nope \xff"), "{e}");
-    }
 }

@@ -1,172 +1,124 @@
-//! Rendering shared by the commands that change entries: a report (`ops::Report`) as text
-//! lines with a summary, or as the `--json` report (docs/json.md); an entry as reports and
-//! `status` show it. Warnings go to stderr.
+//! The terminal's side of the reports: each typed report as its JSON (`--json`) or its text
+//! (`crate::text`), warnings and notes on stderr; and the CLI's sides of the operations that
+//! report as they go (`Steps`, `Events`).
 
 use std::io::Write;
 
 use anyhow::Result;
 use serde::Serialize;
-use serde_json::json;
 
 use super::context::Ctx;
-use crate::ops::facade::Verdict;
-use crate::ops::{self, Outcome, Reported};
+use crate::ops::compose::{Persisted, Steps};
+use crate::ops::emulate::Events;
+use crate::ops::facade::{Arch, NixPaths};
+use crate::ops::nix::SyncReport;
+use crate::ops::{self, Reported};
+use crate::text::nix::Said;
+use crate::text::report::ReportView;
 
-/// Shows a report (warnings on stderr), then returns the operation's failure, if any.
+/// How a report's JSON orders each object's keys.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Keys {
+    /// Alphabetical (serde_json's maps keep them so), as docs/json.md shows them.
+    Sorted,
+    /// As the report declares its fields (doctor, nix, qemu: their schemas' order).
+    Declared,
+}
+
+/// Prints a report as its documented JSON, pretty.
+pub(super) fn print_json(out: &mut dyn Write, report: &impl Serialize, keys: Keys) -> Result<()> {
+    let text = match keys {
+        Keys::Sorted => serde_json::to_string_pretty(&serde_json::to_value(report)?)?,
+        Keys::Declared => serde_json::to_string_pretty(report)?,
+    };
+    writeln!(out, "{text}")?;
+    Ok(())
+}
+
+/// A report as JSON with `--json` (its keys ordered by `keys`), else as the text `text`
+/// writes.
+pub(super) fn emit<R: Serialize>(
+    ctx: &Ctx,
+    out: &mut dyn Write,
+    report: &R,
+    keys: Keys,
+    text: impl FnOnce(&R, &mut dyn Write) -> std::io::Result<()>,
+) -> Result<()> {
+    if ctx.g.json {
+        return print_json(out, report, keys);
+    }
+    Ok(text(report, out)?)
+}
+
+/// Shows a changing command's report (warnings on stderr), then returns the operation's
+/// failure, if any.
 pub(super) fn show(ctx: &Ctx, out: &mut dyn Write, r: Reported) -> Result<()> {
     for w in &r.report.warnings {
         eprintln!("binfmtctl: warning: {w}");
     }
-    emit_report(ctx, out, &r.report)?;
-    match r.failure {
-        Some(e) => Err(e.into()),
-        None => Ok(()),
-    }
+    let view = ReportView::new(&r.report, &ctx.host, &ctx.g.binfmt_misc);
+    emit(ctx, out, &view, Keys::Sorted, |v, out| {
+        v.write_text(ctx.g.quiet, out)
+    })?;
+    r.failure.map_or(Ok(()), |e| Err(e.into()))
 }
 
-/// One line of a report.
-#[derive(Debug, Serialize)]
-pub(super) struct Row {
-    action: Verdict,
-    name: String,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    arch: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    interpreter: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    version: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    flags: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    reason: Option<String>,
-    #[serde(skip_serializing_if = "Option::is_none")]
-    previous: Option<crate::ops::view::EntryView>,
+/// The CLI's side of the compositions and of the emulated commands: each step's report
+/// rendered on `out` as it is done, notes on stderr.
+pub(super) struct Shown<'a, 'g> {
+    pub ctx: &'a Ctx<'g>,
+    pub out: &'a mut dyn Write,
 }
 
-impl Row {
-    /// One line; `w_name`: the name column's width (at least 18, as wide as the longest name
-    /// of the report so that long names such as qemu-microblaze-old stay aligned).
-    fn human(&self, w_name: usize) -> String {
-        let mut s = format!("{:<15} {:<w_name$}", self.action.as_str(), self.name);
-        if let Some(i) = &self.interpreter {
-            s += &format!(" {i}");
-        }
-        if let Some(f) = &self.flags {
-            s += &format!(" flags={f}");
-        }
-        if let Some(v) = &self.version {
-            s += &format!(" (QEMU {})", v.split_whitespace().next().unwrap_or(v));
-        }
-        if let Some(p) = &self.previous {
-            s += &format!(" [was {} flags={}]", p.interpreter, p.flags);
-        }
-        if let Some(r) = &self.reason {
-            // No column padding before the reason: "refused  qemu-x86_64: runs natively ...".
-            s = format!("{}: {r}", s.trim_end());
-        }
-        s.trim_end().to_owned()
+impl Steps for Shown<'_, '_> {
+    fn report(&mut self, r: Reported) -> Result<()> {
+        show(self.ctx, self.out, r)
     }
-}
 
-/// One line of a report, as text and JSON show it.
-fn row(ctx: &Ctx, o: &Outcome) -> Row {
-    Row {
-        action: o.verdict,
-        name: o.name.clone(),
-        arch: o.arch.clone(),
-        interpreter: o.interpreter.clone(),
-        version: o.version.clone(),
-        flags: o.flags.map(|f| f.to_string()),
-        reason: o.reason.clone(),
-        previous: o
-            .previous
-            .as_ref()
-            .map(|e| crate::ops::view::entry_view(ctx.table, &ctx.host.native_guard(), e)),
-    }
-}
-
-pub(super) fn summary(rows: &[Row]) -> serde_json::Map<String, serde_json::Value> {
-    let mut m = serde_json::Map::new();
-    for r in rows {
-        let n = m.entry(r.action.as_str()).or_insert(json!(0));
-        *n = json!(n.as_u64().unwrap_or(0) + 1);
-    }
-    m
-}
-
-pub(super) fn emit_report(ctx: &Ctx, out: &mut dyn Write, report: &ops::Report) -> Result<()> {
-    let rows: Vec<Row> = report.outcomes.iter().map(|o| row(ctx, o)).collect();
-    if ctx.g.json {
-        let v = json!({
-            "dry_run": report.dry_run,
-            "binfmt_misc": ctx.g.binfmt_misc,
-            "results": rows,
-            "overlaps": report.overlaps,
-            "notes": report.notes,
-            "summary": summary(&rows),
-        });
-        writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-        return Ok(());
-    }
-    if !ctx.g.quiet {
-        // Refused rows carry their reason right after the name; they do not widen the column.
-        let w_name = rows
-            .iter()
-            .filter(|r| r.reason.is_none())
-            .map(|r| r.name.chars().count())
-            .max()
-            .unwrap_or(0)
-            .max(18);
-        for r in &rows {
-            writeln!(out, "{}", r.human(w_name))?;
-        }
-        for n in &report.notes {
-            writeln!(out, "note: {n}")?;
-        }
-    }
-    let s: Vec<String> = summary(&rows)
-        .into_iter()
-        .map(|(k, v)| format!("{v} {k}"))
-        .collect();
-    if !ctx.g.quiet || report.refused() {
-        writeln!(
-            out,
-            "summary: {}",
-            if s.is_empty() {
-                "nothing to do".into()
-            } else {
-                s.join(", ")
+    /// What keeping Nix in step did: notes on the report's stream (stderr with `--json`, none
+    /// with `-q`), warnings on stderr.
+    fn nix(&mut self, r: &SyncReport, paths: &NixPaths) -> Result<()> {
+        for said in r.said(paths) {
+            match said {
+                Said::Warning(w) => eprintln!("binfmtctl: warning: {w}"),
+                Said::Note(n) if self.ctx.g.json => eprintln!("binfmtctl: note: {n}"),
+                Said::Note(n) if !self.ctx.g.quiet => writeln!(self.out, "note: {n}")?,
+                Said::Note(_) => {}
             }
-        )?;
+        }
+        Ok(())
     }
-    Ok(())
+
+    fn persisted(&mut self, p: &Persisted) -> Result<()> {
+        let (config, names) = (p.config.display(), p.arches.join(", "));
+        if p.changed {
+            writeln!(self.out, "note: added {names} to {config}")?;
+        } else {
+            writeln!(self.out, "note: {config} already has {names}")?;
+        }
+        Ok(())
+    }
 }
 
-/// `arches`: the table with every name each arch answers to (text, JSON or Markdown).
-pub(super) fn arches(ctx: &Ctx, markdown: bool, out: &mut dyn Write) -> Result<()> {
-    if markdown {
-        write!(out, "{}", crate::ops::facade::render_markdown(ctx.table))?;
-        return Ok(());
+impl Events for Shown<'_, '_> {
+    fn note(&mut self, line: &str) {
+        eprintln!("binfmtctl: {line}");
     }
-    if ctx.g.json {
-        writeln!(
-            out,
-            "{}",
-            serde_json::to_string_pretty(&json!({"arches": ctx.table.arches}))?
-        )?;
-        return Ok(());
-    }
-    for a in &ctx.table.arches {
-        let names = a.all_names();
-        writeln!(out, "{:<13} {}", a.name, names[1..].join(" "))?;
-    }
-    Ok(())
-}
 
-/// Prints a report as its documented JSON: pretty, with each object's keys in alphabetical
-/// order (serde_json's maps keep them so), as docs/json.md shows them.
-pub(super) fn print_json(out: &mut dyn Write, report: &impl Serialize) -> Result<()> {
-    let v = serde_json::to_value(report)?;
-    writeln!(out, "{}", serde_json::to_string_pretty(&v)?)?;
-    Ok(())
+    /// `run --install-missing`: a plain install, reported like `install`'s.
+    fn install(&mut self, arch: &Arch) -> Result<()> {
+        let ctx = self.ctx;
+        let options = ops::install::InstallOptions {
+            flags: ops::facade::Flags::DEFAULT.normalized(),
+            keep_existing: false,
+            dry_run: ctx.g.dry_run,
+        };
+        let names = std::slice::from_ref(&arch.name);
+        let r = ops::install::install(&ctx.fs, &ctx.host, &ctx.search(), names, options)?;
+        show(ctx, self.out, r)
+    }
+
+    fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
+        self.ctx.progress()
+    }
 }

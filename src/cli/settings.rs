@@ -99,7 +99,7 @@ pub struct Global {
 struct Takes {
     kernel: Option<KernelOpt>,
     search: Option<SearchOpt>,
-    /// `--trust-unmapped-owner` without `--qemu-path`.
+    /// `--trust-unmapped-owner` (with or without `--qemu-path`).
     trust: Option<TrustOpt>,
     dry_run: Option<DryRunOpt>,
     config: Option<ConfigOpt>,
@@ -139,42 +139,39 @@ fn group<T: Args + FromArgMatches>(shape: &clap::Command, given: &ArgMatches) ->
     T::from_arg_matches(given).ok()
 }
 
-fn given_flags(o: &FlagOpts) -> bool {
-    o.flags.is_some() || o.credentials
-}
-
 /// The options given before the subcommand that it does not take.
 fn stray(top: &TopOpts, takes: &Takes) -> Vec<&'static str> {
     let mut stray = Vec::new();
-    if top.kernel.binfmt_misc.is_some() && takes.kernel.is_none() {
+    if top.register.kernel.binfmt_misc.is_some() && takes.kernel.is_none() {
         stray.push("--binfmt-misc");
     }
-    if !top.search.qemu_path.is_empty() && takes.search.is_none() {
+    if !top.register.search.qemu_path.is_empty() && takes.search.is_none() {
         stray.push("--qemu-path");
     }
-    if top.search.trust_unmapped_owner && takes.search.is_none() && takes.trust.is_none() {
+    if top.register.search.trust.trust_unmapped_owner && takes.trust.is_none() {
         stray.push("--trust-unmapped-owner");
     }
-    if top.dry_run.dry_run && takes.dry_run.is_none() {
+    if top.register.dry_run.dry_run && takes.dry_run.is_none() {
         stray.push("--dry-run");
     }
-    if top.config.config.is_some() && takes.config.is_none() {
+    if top.register.config.config.is_some() && takes.config.is_none() {
         stray.push("--config");
     }
-    if (!top.native.native.is_empty() || !top.native.not_native.is_empty())
+    if (!top.register.native.native.is_empty() || !top.register.native.not_native.is_empty())
         && takes.native.is_none()
     {
         stray.push("--native/--not-native");
     }
     if takes.install.is_none() {
-        if takes.flags.is_none() && given_flags(&top.install.flag_opts) {
+        let flags = &top.install.flag_opts;
+        if takes.flags.is_none() && (flags.flags.is_some() || flags.credentials) {
             stray.push("--flags/--credentials");
         }
         if top.install.keep_existing || top.install.persist || top.install.nix {
             stray.push("--keep-existing/--persist/--nix");
         }
     }
-    if top.store.qemu_store.is_some() && takes.store.is_none() {
+    if top.register.store.qemu_store.is_some() && takes.store.is_none() {
         stray.push("--qemu-store");
     }
     if takes.install.is_none() && top.install.qemu.is_some() {
@@ -206,25 +203,28 @@ fn settings(
     };
     let qemu_path = match &takes.search {
         Some(s) if !s.qemu_path.is_empty() => s.qemu_path.clone(),
-        _ => top.search.qemu_path.clone(),
+        _ => top.register.search.qemu_path.clone(),
     };
     let (native, not_native) = match &takes.native {
         Some(n) if !n.native.is_empty() || !n.not_native.is_empty() => {
             (n.native.clone(), n.not_native.clone())
         }
-        _ => (top.native.native.clone(), top.native.not_native.clone()),
+        _ => (
+            top.register.native.native.clone(),
+            top.register.native.not_native.clone(),
+        ),
     };
     let g = Global {
         binfmt_misc: pick_path(
             takes.kernel.as_ref().map(|k| &k.binfmt_misc),
-            &top.kernel.binfmt_misc,
+            &top.register.kernel.binfmt_misc,
             crate::ops::facade::BINFMT_MISC_ROOT,
         ),
         qemu_path,
-        dry_run: top.dry_run.dry_run || takes.dry_run.as_ref().is_some_and(|d| d.dry_run),
+        dry_run: top.register.dry_run.dry_run || takes.dry_run.as_ref().is_some_and(|d| d.dry_run),
         config: pick_path(
             takes.config.as_ref().map(|c| &c.config),
-            &top.config.config,
+            &top.register.config.config,
             crate::ops::facade::CONFIG_PATH,
         ),
         json: output.json,
@@ -232,17 +232,13 @@ fn settings(
         native,
         not_native,
         probe_compat: takes.native.is_some(),
-        trust_unmapped_owner: top.search.trust_unmapped_owner
-            || takes
-                .search
-                .as_ref()
-                .is_some_and(|s| s.trust_unmapped_owner)
+        trust_unmapped_owner: top.register.search.trust.trust_unmapped_owner
             || takes.trust.as_ref().is_some_and(|t| t.trust_unmapped_owner),
         qemu_store: takes
             .store
             .as_ref()
             .and_then(|s| s.qemu_store.clone())
-            .or_else(|| top.store.qemu_store.clone()),
+            .or_else(|| top.register.store.qemu_store.clone()),
     };
     // Install options: the subcommand's, completed by those given before it.
     let mut opts = top.install.clone();

@@ -207,3 +207,42 @@ fn sync_nix(
     let r = super::nix::sync(fs, host, nix.paths, nix.tool, add, dry_run)?;
     steps.nix(&r, nix.paths)
 }
+
+/// `apply` of a config file, or `apply --remove`.
+pub struct ApplyRequest<'a> {
+    pub config: &'a Path,
+    /// The QEMU store the config's `qemu` version is resolved in.
+    pub store: &'a crate::qemu::store::Store,
+    /// `--remove`: take out what the config declares.
+    pub remove: bool,
+    pub dry_run: bool,
+}
+
+/// `apply` of the config file `req.config` (with `req.remove`: `apply --remove`). Its stored
+/// `qemu` version, unless `given` names one, is resolved in `req.store` with the store's
+/// shared lock held through the kernel write (as `install --qemu` does), so gc cannot remove
+/// it in between.
+pub fn apply_config(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    given: &Search,
+    nix: Nix,
+    req: &ApplyRequest,
+    steps: &mut dyn Steps,
+) -> Result<()> {
+    let (dry_run, cfg) = (req.dry_run, crate::config::load(req.config, host.table)?);
+    if req.remove {
+        return apply_remove(fs, host, nix, &cfg, dry_run, steps);
+    }
+    let mut _lock = None;
+    let mut given = given.clone();
+    if given.qemu_bin.is_none()
+        && let Some(v) = &cfg.qemu
+    {
+        let (lock, s) = super::stored::resolve(req.store, host, v, dry_run)?;
+        _lock = lock;
+        given.qemu_bin = Some(super::StoredBin::of(&s));
+    }
+    let search = super::apply::search_for(&cfg, &given);
+    apply(fs, host, &search, nix, &cfg, dry_run, steps)
+}

@@ -35,6 +35,36 @@ pub struct DoctorRequest {
     pub nix_platforms: Option<Vec<String>>,
 }
 
+impl DoctorRequest {
+    /// `doctor FILE... --rootfs DIR` on this machine: its root, the store `store` (else the
+    /// default one) and the platforms Nix claims.
+    pub fn on_this_machine(
+        files: Vec<PathBuf>,
+        rootfs: Option<PathBuf>,
+        store: Option<PathBuf>,
+    ) -> DoctorRequest {
+        DoctorRequest {
+            files,
+            rootfs,
+            system_root: PathBuf::from("/"),
+            store: store.unwrap_or_else(|| crate::qemu::store::DEFAULT_ROOT.into()),
+            nix_platforms: nix_platforms(),
+        }
+    }
+}
+
+/// The platforms Nix claims (its `system` and `extra-platforms`), when a Nix is installed and
+/// its configuration can be read (`NIX_CONF_DIR`, else /etc/nix); otherwise nothing to compare.
+fn nix_platforms() -> Option<Vec<String>> {
+    use super::nix::NixTool;
+    let nix = super::nix::SystemNix;
+    nix.program().ok()?;
+    let view = nix.show_config(&crate::nix::Paths::from_env().dir).ok()?;
+    let mut p = vec![view.system];
+    p.extend(view.extra_platforms);
+    Some(p)
+}
+
 /// A finding that occurs for many files of a rootfs, said once with a count.
 #[derive(Debug, Clone, Serialize)]
 pub struct Grouped {

@@ -291,6 +291,34 @@ fn record_plan(plan: &Plan, versions: &[Option<String>], report: &mut Report, at
     }
 }
 
+/// `qemu use SPEC`: switches every registered qemu-* entry to the stored version `spec`
+/// (resolved in `store`, under its shared lock unless this is a dry run) through install's
+/// checks (resolved, checked interpreters; the native-capture guard), then one plan (replace
+/// each entry, flags kept) applied with rollback: all or nothing. `system` switches back to
+/// the system's QEMU (the default search path), the way back from a stored version.
+pub fn use_version(
+    fs: &dyn BinfmtFs,
+    host: &Host,
+    store: &crate::qemu::store::Store,
+    spec: &str,
+    dry_run: bool,
+) -> Result<super::Reported> {
+    let (_lock, stored) = if spec == "system" {
+        (None, None)
+    } else {
+        let (lock, s) = super::stored::resolve(store, host, spec, dry_run)?;
+        (lock, Some(super::StoredBin::of(&s)))
+    };
+    use_stored(
+        fs,
+        host,
+        stored,
+        spec,
+        dry_run,
+        &crate::inspection::selftest::probe_interpreter,
+    )
+}
+
 /// Proves that an interpreter emulates an arch before it is registered (`qemu use`): the real
 /// one is `inspection::selftest::probe_interpreter`; tests pass their own.
 pub type ProbeInterpreter<'a> = &'a dyn Fn(&std::path::Path, &Arch) -> Result<String, String>;

@@ -44,19 +44,16 @@ pub mod view;
 pub mod facade {
     pub use crate::binfmt::arch::{Arch, Table, render_markdown};
     pub use crate::binfmt::kernel::{DEFAULT_ROOT as BINFMT_MISC_ROOT, ProcBinfmt};
-    pub use crate::binfmt::plan::Verdict;
     pub use crate::binfmt::registration::Flags;
-    pub use crate::config::{DEFAULT_PATH as CONFIG_PATH, load as load_config};
+    pub use crate::config::DEFAULT_PATH as CONFIG_PATH;
     pub use crate::emulation::cross::render as render_cross_env;
     pub use crate::emulation::sandbox::{helper_stage1, helper_stage2};
     pub use crate::generate::{Artifact, generate};
     pub use crate::host::{HostFacts, NativeOverride, probe_native_helper};
-    pub use crate::inspection::doctor::{Finding, Severity};
     pub use crate::inspection::inspect::path_exists;
-    pub use crate::inspection::selftest::{Status, chroot_exec, probe_interpreter};
+    pub use crate::inspection::selftest::chroot_exec;
     pub use crate::nix::Paths as NixPaths;
-    pub use crate::qemu::QemuError;
-    pub use crate::qemu::store::{DEFAULT_ROOT as STORE_ROOT, Store, StoreLock, Stored};
+    pub use crate::qemu::store::{Store, StoreLock};
 }
 
 #[cfg(test)]

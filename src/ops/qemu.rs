@@ -1,7 +1,7 @@
 //! The QEMU store's commands: `qemu versions`, `fetch`, `list`, `verify` and `gc`. Each takes
 //! the store (and, where entries matter, the binfmt_misc seam) and returns a typed report that
 //! serializes to the documented JSON (docs/schemas); the CLI renders it. The work itself is in
-//! `crate::qemu` (archive, .deb, store). `qemu use` is `install::use_stored`.
+//! `crate::qemu` (archive, .deb, store). `qemu use` is `install::use_version`.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;

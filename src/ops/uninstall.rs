@@ -163,3 +163,75 @@ pub fn uninstall(
     record(&plan, &mut report);
     Ok(Reported::ok(report))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::select_for_uninstall;
+    use crate::binfmt::arch::Table;
+    use crate::binfmt::kernel::KernelEntry;
+    use crate::binfmt::registration::{Entry, Flags, Matcher};
+    use crate::binfmt::registration::{Registration, display_name};
+    use std::ffi::OsString;
+    use std::os::unix::ffi::OsStringExt;
+
+    fn k(name: &[u8]) -> KernelEntry {
+        let reg = Registration {
+            name: display_name(name),
+            matcher: Matcher::Extension("x".into()),
+            interpreter: "/usr/bin/x".into(),
+            flags: Flags::default(),
+        };
+        KernelEntry {
+            name: name.to_vec(),
+            entry: Entry {
+                registration: reg,
+                enabled: true,
+            },
+            age: 0,
+        }
+    }
+
+    fn sel(targets: &[&[u8]], current: &[KernelEntry]) -> Result<Vec<Vec<u8>>, String> {
+        let t: Vec<OsString> = targets
+            .iter()
+            .map(|t| OsString::from_vec(t.to_vec()))
+            .collect();
+        select_for_uninstall(Table::builtin(), &t, current)
+            .map(|(w, _)| w)
+            .map_err(|e| e.to_string())
+    }
+
+    /// `all` and globs take only managed (qemu-*) entries, by their exact bytes; exact names,
+    /// raw or as printed, take anyone's entry; empty targets are refused.
+    #[test]
+    fn uninstall_selection_is_by_bytes_and_globs_only_take_managed_entries() {
+        let cur = [
+            k(b"qemu-aarch64"),
+            k(b"qemu-odd \xffx"),
+            k(b"other tool \xff"),
+            k(b"foo bar"),
+            k(b"jar"),
+        ];
+        let managed: Vec<Vec<u8>> = vec![b"qemu-aarch64".to_vec(), b"qemu-odd \xffx".to_vec()];
+        assert_eq!(sel(&[b"all"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"ALL"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"*"], &cur).unwrap(), managed);
+        assert_eq!(sel(&[b"qemu-*"], &cur).unwrap(), managed);
+        assert!(sel(&[b"j*"], &cur).unwrap().is_empty(), "jar is not ours");
+        assert_eq!(
+            sel(&[b"other tool \xff", b"foo bar"], &cur).unwrap(),
+            [b"other tool \xff".to_vec(), b"foo bar".to_vec()]
+        );
+        assert_eq!(
+            sel(&[br"other tool \xff"], &cur).unwrap(),
+            [b"other tool \xff".to_vec()],
+            "the printed form names it too"
+        );
+        assert_eq!(sel(&[b"arm64"], &cur).unwrap(), [b"qemu-aarch64".to_vec()]);
+        let e = sel(&[b""], &cur).unwrap_err();
+        assert!(e.contains("an empty target names nothing"), "{e}");
+        assert!(sel(&[b"  "], &cur).is_err());
+        let e = sel(&[b"nope \xff"], &cur).unwrap_err();
+        assert!(e.contains(r"no entry is named nope \xff"), "{e}");
+    }
+}

@@ -8,12 +8,11 @@ use std::time::Duration;
 
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use super::settings::Global;
 use crate::progress::{Progress, Silent, Unit};
 
-/// The observer for a command run with `g`: bars on stderr, or nothing.
-pub(super) fn observer(g: &Global) -> Arc<dyn Progress + Send> {
-    if drawn(g.json, g.quiet, std::io::stderr().is_terminal()) {
+/// The observer for a command run with `--json` or `-q` or neither: bars on stderr, or nothing.
+pub fn observer(json: bool, quiet: bool) -> Arc<dyn Progress + Send> {
+    if drawn(json, quiet, std::io::stderr().is_terminal()) {
         Arc::new(Bars::default())
     } else {
         Arc::new(Silent)

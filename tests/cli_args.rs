@@ -1,25 +1,28 @@
-//! Parsing and settings: the documented forms, bad usage, each subcommand's own options.
+//! The command line as the library parses it: the documented forms, bad usage, each
+//! subcommand's own options and help, the settings a command runs with, and the man pages and
+//! completions `__generate` writes from it (moved from `src/cli/tests.rs`).
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 
-use super::args::{Command, FlagOpts, InstallOpts};
-use super::settings::{Global, Parsed, flags_from};
-use super::{Cli, run};
-use crate::exit::exit_code;
-use crate::ops;
+use binfmtctl::cli::Cli;
+use binfmtctl::cli::args::{Command, FlagOpts, InstallOpts, NixCommand};
+use binfmtctl::cli::run;
+use binfmtctl::cli::settings::{Global, Parsed, flags_from};
+use binfmtctl::exit::exit_code;
+use binfmtctl::ops;
 
 /// Exit 2 (bad usage).
-const EXIT_USAGE: u8 = crate::error::ErrorKind::BadInput.exit_code();
+const EXIT_USAGE: u8 = binfmtctl::error::ErrorKind::BadInput.exit_code();
 
 /// A parsed command line, read as `Parsed` (derefs to `Cli`).
 #[derive(Debug)]
 struct P(Parsed);
 
 impl std::ops::Deref for P {
-    type Target = super::Cli;
-    fn deref(&self) -> &super::Cli {
+    type Target = Cli;
+    fn deref(&self) -> &Cli {
         &self.0.cli
     }
 }
@@ -95,9 +98,9 @@ fn parses_the_documented_forms() {
     let (g, _) = settings_of(&parse(&["status"]).unwrap()).unwrap();
     assert_eq!(
         g.binfmt_misc,
-        PathBuf::from(crate::binfmt::kernel::DEFAULT_ROOT)
+        PathBuf::from(binfmtctl::binfmt::kernel::DEFAULT_ROOT)
     );
-    assert_eq!(g.config, PathBuf::from(crate::config::DEFAULT_PATH));
+    assert_eq!(g.config, PathBuf::from(binfmtctl::config::DEFAULT_PATH));
     let c = parse(&["disable", "arm64,qemu-riscv64", "--dry-run"]).unwrap();
     assert!(matches!(c.command, Some(Command::Disable { ref targets, .. }) if targets.len() == 2));
 }
@@ -254,15 +257,18 @@ fn globs() {
     assert!(!ops::uninstall::glob_match(b"qemu-?rm", b"qemu-armeb"));
 }
 
-/// The man pages and completions `__generate` writes from this command line (`crate::generate`).
+/// The man pages and completions `__generate` writes from this command line (`binfmtctl::generate`).
 mod generated {
     use std::path::Path;
 
     use clap::CommandFactory;
 
-    use super::Cli;
-    use crate::binfmt::arch::Table;
-    use crate::generate::*;
+    use binfmtctl::binfmt::arch::Table;
+    use binfmtctl::cli::Cli;
+    use binfmtctl::generate::{
+        Artifact, CONFIG_PAGE, CONFIG_PAGE_NAME, SHELLS, command_paths, completion, generate,
+        man_pages, visible_command,
+    };
 
     fn subcommand_names() -> Vec<String> {
         visible_command(&Cli::command())
@@ -358,7 +364,7 @@ mod generated {
     /// The accepted keys, from the parser itself: its unknown-key error lists them.
     fn config_keys() -> Vec<String> {
         let text = "arches = [\"arm64\"]\nno_such_key_x = 1\n";
-        let err = crate::config::parse(Path::new("/c.toml"), text, Table::builtin())
+        let err = binfmtctl::config::parse(Path::new("/c.toml"), text, Table::builtin())
             .unwrap_err()
             .to_string();
         let list = err
@@ -402,7 +408,7 @@ mod generated {
             );
         }
         assert!(CONFIG_PAGE.starts_with(".TH BINFMTCTL.TOML 5 "));
-        assert!(CONFIG_PAGE.contains(crate::config::DEFAULT_PATH));
+        assert!(CONFIG_PAGE.contains(binfmtctl::config::DEFAULT_PATH));
     }
 
     #[test]
@@ -415,11 +421,11 @@ mod generated {
             .replace("\\(dq", "\"")
             .replace("\\e", "\\")
             .replace("\\-", "-");
-        let c = crate::config::parse(Path::new("/c.toml"), &example, Table::builtin())
+        let c = binfmtctl::config::parse(Path::new("/c.toml"), &example, Table::builtin())
             .unwrap_or_else(|e| panic!("{e}\n{example}"));
         assert_eq!(c.arches, ["aarch64", "riscv64"]);
-        let shipped = include_str!("../../packaging/examples/config.toml");
-        let c = crate::config::parse(Path::new("/c.toml"), shipped, Table::builtin()).unwrap();
+        let shipped = include_str!("../packaging/examples/config.toml");
+        let c = binfmtctl::config::parse(Path::new("/c.toml"), shipped, Table::builtin()).unwrap();
         assert!(!c.arches.is_empty());
         for k in config_keys() {
             assert!(
@@ -459,7 +465,7 @@ mod generated {
 /// decides (issue 21: they said "cross first" while a matching rootfs takes hybrid).
 #[test]
 fn build_help_describes_auto_as_choose_decides() {
-    use crate::ops::build::{Requested, Strategy, choose};
+    use binfmtctl::ops::build::{Requested, Strategy, choose};
     use clap::CommandFactory;
     let both = choose(
         Requested::Auto,
@@ -506,7 +512,8 @@ fn build_help_describes_auto_as_choose_decides() {
 #[test]
 fn usage_error_json_names_the_missing_argument() {
     let e = parse(&["install", "--json"]).unwrap_err();
-    let v = crate::exit::usage_error_json(&crate::exit::usage_message(&e.render().to_string()));
+    let v =
+        binfmtctl::exit::usage_error_json(&binfmtctl::exit::usage_message(&e.render().to_string()));
     assert_eq!(
         v["error"]["message"],
         "the following required arguments were not provided: <ARCHES>..."
@@ -520,7 +527,7 @@ fn usage_error_json_names_the_missing_argument() {
 fn positionals_are_described_and_pages_have_every_section() {
     use clap::CommandFactory;
     let mut missing = Vec::new();
-    for (path, cmd) in crate::generate::command_paths(&Cli::command()) {
+    for (path, cmd) in binfmtctl::generate::command_paths(&Cli::command()) {
         for a in cmd
             .get_arguments()
             .filter(|a| a.is_positional() && !a.is_hide_set())
@@ -534,7 +541,7 @@ fn positionals_are_described_and_pages_have_every_section() {
         missing.is_empty(),
         "positionals without a description: {missing:?}"
     );
-    let pages = crate::generate::man_pages(&Cli::command(), "2026-01-01").unwrap();
+    let pages = binfmtctl::generate::man_pages(&Cli::command(), "2026-01-01").unwrap();
     for (name, roff) in pages.iter().filter(|(n, _)| n.ends_with(".1")) {
         let text = String::from_utf8_lossy(roff);
         for section in ["SYNOPSIS", "EXIT STATUS", "ENVIRONMENT", "FILES"] {
@@ -579,4 +586,31 @@ fn qemu_fetch_help_describes_its_own_config_and_dry_run() {
     assert!(help.contains("store nothing"), "{help}");
     assert!(!help.contains("install --persist"), "{help}");
     assert!(!help.contains("not even a mount"), "{help}");
+}
+
+#[test]
+fn parses_the_nix_forms() {
+    use clap::Parser;
+    let p = |args: &[&str]| {
+        Cli::try_parse_from(std::iter::once("binfmtctl").chain(args.iter().copied()))
+    };
+    let c = p(&["install", "arm64,riscv64", "--nix"]).unwrap();
+    assert!(matches!(c.command, Some(Command::Install { opts, .. }) if opts.nix));
+    let c = p(&["nix", "status", "--json"]).unwrap();
+    assert!(matches!(c.command, Some(Command::Nix(NixCommand::Status))) && c.output.json);
+    let c = p(&[
+        "nix",
+        "machines",
+        "--host",
+        "ssh-ng://b1",
+        "--max-jobs",
+        "4",
+    ])
+    .unwrap();
+    assert!(matches!(
+        c.command,
+        Some(Command::Nix(NixCommand::Machines { ref host, max_jobs: Some(4), .. })) if host == "ssh-ng://b1"
+    ));
+    assert!(p(&["nix", "machines"]).is_err(), "--host is required");
+    assert!(p(&["nix", "machines", "--host", "h", "--max-jobs", "x"]).is_err());
 }
