@@ -54,7 +54,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::qemu::archive::ArchiveError,
         crate::qemu::apt::AptError,
         crate::qemu::store::StoreError,
-        crate::qemu::verify::VerifyError,
+        crate::qemu::openpgp::VerifyError,
         crate::qemu::deb::DebError,
         crate::ops::OpsError,
         crate::ops::look::LookError,

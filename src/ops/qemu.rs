@@ -14,8 +14,8 @@ use crate::binfmt::kernel::{self, BinfmtFs, KernelEntry};
 use crate::progress::Progress;
 use crate::qemu::archive::{self, Archive, HttpOptions};
 use crate::qemu::interpreter;
+use crate::qemu::openpgp::Keyring;
 use crate::qemu::store::{self, Manifest, Store, StoreError, Stored};
-use crate::qemu::verify::Keyring;
 use crate::qemu::{self as q, Fetched, Offer, QemuError, Source};
 
 /// Where the archive is and how to read it (`--mirror`, `--keyring`, … or the config's

@@ -16,8 +16,8 @@ use sha2::{Digest, Sha256};
 
 use crate::progress::{Progress, Silent, Unit};
 
+use super::openpgp::{Keyring, VerifyError};
 use super::store::Expired;
-use super::verify::{Keyring, VerifyError};
 pub use super::version::{compare_versions, upstream, version_matches};
 pub use crate::input::hex;
 

@@ -18,8 +18,8 @@ pub mod archive;
 pub mod deb;
 pub mod interpreter;
 pub mod layouts;
+pub mod openpgp;
 pub mod store;
-pub mod verify;
 pub mod version;
 
 use std::path::{Path, PathBuf};
@@ -47,7 +47,7 @@ pub enum QemuError {
     #[error(transparent)]
     Deb(#[from] deb::DebError),
     #[error(transparent)]
-    Keyring(#[from] verify::VerifyError),
+    Keyring(#[from] openpgp::VerifyError),
     /// apt's sources or configuration hold a setting that cannot be read.
     #[error(transparent)]
     Apt(#[from] apt::AptError),
