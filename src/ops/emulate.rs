@@ -540,56 +540,12 @@ pub fn prepare(
     crate::emulation::sandbox::check_mount_points(&root)?;
     check_bind_targets(&root, &binds, req.accelerate.is_some())?;
     let detected = crate::emulation::rootfs::detect_arch(host.table, &root);
-    let arch = match (&req.arch, detected) {
-        (Some(a), Ok((d, from))) => {
-            let a = host.table.resolve(a)?;
-            if a.name != d.name {
-                return Err(EmulateError::ArchMismatch {
-                    rootfs: d.name.clone(),
-                    from: from.to_string(),
-                    given: a.name.clone(),
-                }
-                .into());
-            }
-            a
-        }
-        (Some(a), Err(_)) => host.table.resolve(a)?,
-        (None, Ok((d, _))) => d,
-        (None, Err(e)) => return Err(e.into()),
-    };
+    let arch = rootfs_arch(host, req, detected)?;
     let native = host.is_native(&arch.name).is_some();
     // --accelerate is checked before anything is registered or mounted.
     let accelerate = match req.accelerate {
         None => Vec::new(),
-        Some(mode) => {
-            // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
-            // in a host directory.
-            if let Some(b) = binds.iter().find(|b| {
-                b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR)
-            }) {
-                return Err(EmulateError::AccelerateBind {
-                    source_path: b.source.display().to_string(),
-                    target: b.target.clone(),
-                    dir: crate::emulation::accelerate::DIR,
-                }
-                .into());
-            }
-            if native {
-                return Err(EmulateError::AccelerateNative(arch.name.clone()).into());
-            }
-            let path = std::env::var_os("PATH").unwrap_or_default();
-            let inj = accelerate_plan(arch, &root, mode == Accelerate::Force, &path)?;
-            events.note(&format!("accelerate: {}", inj.summary));
-            for line in &inj.notes {
-                events.note(&format!("accelerate: {line}"));
-            }
-            for (file, pkg) in &inj.left_emulated {
-                events.note(&format!(
-                    "accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
-                ));
-            }
-            inj.items
-        }
+        Some(mode) => accelerate_items(arch, &root, &binds, native, mode, events)?,
     };
     let root_user = rustix::process::geteuid().is_root();
     let rootless = req.rootless || !root_user;
@@ -650,6 +606,72 @@ pub fn prepare(
         spec,
         _rootfs: rootfs,
     })
+}
+
+/// The rootfs's arch: detected from its files, checked against `--arch` when given.
+fn rootfs_arch(
+    host: &Host,
+    req: &RunRequest,
+    detected: Result<(&'static Arch, String), crate::emulation::rootfs::RootfsError>,
+) -> anyhow::Result<&'static Arch> {
+    Ok(match (&req.arch, detected) {
+        (Some(a), Ok((d, from))) => {
+            let a = host.table.resolve(a)?;
+            if a.name != d.name {
+                return Err(EmulateError::ArchMismatch {
+                    rootfs: d.name.clone(),
+                    from: from.to_string(),
+                    given: a.name.clone(),
+                }
+                .into());
+            }
+            a
+        }
+        (Some(a), Err(_)) => host.table.resolve(a)?,
+        (None, Ok((d, _))) => d,
+        (None, Err(e)) => return Err(e.into()),
+    })
+}
+
+/// `--accelerate`'s injection, checked before anything is registered or mounted: never with a
+/// bind onto `/run` (the injection lives in the sandbox's own tmpfs there) nor for an arch the
+/// host runs natively; its lines go to `events`.
+fn accelerate_items(
+    arch: &Arch,
+    root: &Path,
+    binds: &[Bind],
+    native: bool,
+    mode: Accelerate,
+    events: &mut dyn Events,
+) -> anyhow::Result<Vec<crate::emulation::accelerate::Item>> {
+    // The injection lives in the sandbox's own tmpfs /run: a bind there would put it
+    // in a host directory.
+    if let Some(b) = binds
+        .iter()
+        .find(|b| b.target == "/run" || b.target.starts_with(crate::emulation::accelerate::DIR))
+    {
+        return Err(EmulateError::AccelerateBind {
+            source_path: b.source.display().to_string(),
+            target: b.target.clone(),
+            dir: crate::emulation::accelerate::DIR,
+        }
+        .into());
+    }
+    if native {
+        return Err(EmulateError::AccelerateNative(arch.name.clone()).into());
+    }
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    let inj = accelerate_plan(arch, root, mode == Accelerate::Force, &path)?;
+    events.note(&format!("accelerate: {}", inj.summary));
+    for line in &inj.notes {
+        events.note(&format!("accelerate: {line}"));
+    }
+    for (file, pkg) in &inj.left_emulated {
+        events.note(&format!(
+            "accelerate: the rootfs's {file} stays emulated (no native counterpart on the host: apt-get install {pkg})"
+        ));
+    }
+    Ok(inj.items)
 }
 
 /// The CPU models an interpreter knows, from its `-cpu help` (QEMU lists one per line: indented

@@ -51,16 +51,10 @@ pub(super) struct Toolchains {
     rootfs_bu: Option<String>,
 }
 
-/// Finds the rootfs's gcc and the host's cross gcc and binutils of the same versions (or,
-/// with `force`, the host's default ones), refusing with the package to install.
-pub(super) fn match_toolchains(
-    req: &Request,
-    root: &Tree,
-    t: String,
-) -> Result<Toolchains, AccelError> {
-    // The rootfs's gcc: the version /usr/bin/gcc leads to, else the one with a cc1.
-    let major = root
-        .resolve("usr/bin/gcc")
+/// The rootfs's gcc major version: the one /usr/bin/gcc leads to (`<triple>-gcc-N`), else
+/// the newest of /usr/lib/gcc/<triple> with a cc1.
+fn rootfs_gcc_major(root: &Tree, t: &str) -> Result<String, AccelError> {
+    root.resolve("usr/bin/gcc")
         .and_then(|p| {
             let name = p.rsplit('/').next()?.to_owned();
             let n = name.strip_prefix(&format!("{t}-gcc-"))?.to_owned();
@@ -78,8 +72,55 @@ pub(super) fn match_toolchains(
             v.sort();
             v.pop()
         })
-        .ok_or_else(|| AccelError::NoRootfsGcc { triple: t.clone() })?;
-    let rootfs_status_path = "/var/lib/dpkg/status";
+        .ok_or_else(|| AccelError::NoRootfsGcc {
+            triple: t.to_owned(),
+        })
+}
+
+/// binutils' `major.minor` on both sides must be equal and known (`--accelerate=force` skips
+/// this check).
+fn check_binutils(
+    bu_pkg: &str,
+    host_bu: &Option<String>,
+    rootfs_bu: &Option<String>,
+    host_status_shown: &str,
+) -> Result<(), AccelError> {
+    match (host_bu, rootfs_bu) {
+        (Some(h), Some(r)) if major_minor(h) != major_minor(r) => {
+            return Err(AccelError::Mismatch {
+                what: "binutils",
+                host: format!("{} ({bu_pkg} {h})", major_minor(h)),
+                rootfs: format!("{} ({bu_pkg} {r})", major_minor(r)),
+                package: format!("{bu_pkg} (version {})", major_minor(r)),
+            });
+        }
+        (None, _) => {
+            return Err(AccelError::VersionUnknown {
+                what: "the host's cross binutils".into(),
+                package: bu_pkg.to_owned(),
+                status: host_status_shown.to_owned(),
+            });
+        }
+        (_, None) => {
+            return Err(AccelError::VersionUnknown {
+                what: "the rootfs's binutils".into(),
+                package: bu_pkg.to_owned(),
+                status: "the rootfs's /var/lib/dpkg/status".into(),
+            });
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Finds the rootfs's gcc and the host's cross gcc and binutils of the same versions (or,
+/// with `force`, the host's default ones), refusing with the package to install.
+pub(super) fn match_toolchains(
+    req: &Request,
+    root: &Tree,
+    t: String,
+) -> Result<Toolchains, AccelError> {
+    let major = rootfs_gcc_major(root, &t)?;
     let rootfs_pkgs = rootfs_dpkg_status(root)?
         .map(|s| dpkg_installed(&s))
         .unwrap_or_default();
@@ -147,30 +188,8 @@ pub(super) fn match_toolchains(
         .get(&bu_pkg)
         .or_else(|| rootfs_pkgs.get("binutils"))
         .cloned();
-    match (&host_bu, &rootfs_bu) {
-        (Some(h), Some(r)) if major_minor(h) != major_minor(r) && !req.force => {
-            return Err(AccelError::Mismatch {
-                what: "binutils",
-                host: format!("{} ({bu_pkg} {h})", major_minor(h)),
-                rootfs: format!("{} ({bu_pkg} {r})", major_minor(r)),
-                package: format!("{bu_pkg} (version {})", major_minor(r)),
-            });
-        }
-        (None, _) if !req.force => {
-            return Err(AccelError::VersionUnknown {
-                what: "the host's cross binutils".into(),
-                package: bu_pkg.clone(),
-                status: host_status_shown,
-            });
-        }
-        (_, None) if !req.force => {
-            return Err(AccelError::VersionUnknown {
-                what: "the rootfs's binutils".into(),
-                package: bu_pkg.clone(),
-                status: format!("the rootfs's {rootfs_status_path}"),
-            });
-        }
-        _ => {}
+    if !req.force {
+        check_binutils(&bu_pkg, &host_bu, &rootfs_bu, &host_status_shown)?;
     }
     if !host_bin.join(format!("{t}-as")).is_file() {
         return Err(no_toolchain(bu_pkg));
