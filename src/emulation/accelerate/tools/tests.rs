@@ -263,3 +263,68 @@ fn a_hostile_rootfs_cannot_choose_host_files_or_read_outside_itself() {
     );
     assert_eq!(base("/usr/bin/ls"), "ls");
 }
+
+/// Each cover gets its own launcher in /run/binfmtctl/tools (two rootfs files of one name get
+/// two), started with the plan's argv[0] on the host's program bound once at host/bin; the
+/// rootfs's file is covered by it.
+#[test]
+fn each_covered_file_gets_a_launcher_of_the_hosts_program() {
+    use super::super::{Builder, Item};
+    if !host_has(&["dash", "ls"]) {
+        return;
+    }
+    let mut b = Builder::new(Path::new("/usr/bin/dash")).unwrap();
+    let cover = |target: &str, host: &str, argv0: &str| Cover {
+        target: target.into(),
+        host: host.into(),
+        argv0: argv0.into(),
+    };
+    let plan = super::ToolsPlan {
+        native: vec![("dash".into(), "0.5.12-2".into())],
+        covers: vec![
+            cover("/usr/bin/dash", "/bin/dash", "sh"),
+            cover("/usr/bin/ls", "/usr/bin/ls", "ls"),
+            cover("/usr/sbin/ls", "/usr/bin/ls", "ls"),
+        ],
+        emulated: vec![],
+    };
+    b.tools(&plan).unwrap();
+    let covers: Vec<(String, String)> = b
+        .items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Cover { target, launcher } => Some((target.clone(), launcher.clone())),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        covers,
+        [
+            ("/usr/bin/dash".into(), "/run/binfmtctl/tools/dash".into()),
+            ("/usr/bin/ls".into(), "/run/binfmtctl/tools/ls".into()),
+            ("/usr/sbin/ls".into(), "/run/binfmtctl/tools/ls.1".into()),
+        ]
+    );
+    let launcher = b
+        .items
+        .iter()
+        .find_map(|i| match i {
+            Item::Launcher { path, bytes } if path == "/run/binfmtctl/tools/dash" => {
+                Some(bytes.clone())
+            }
+            _ => None,
+        })
+        .unwrap();
+    let dash = std::fs::canonicalize("/bin/dash").unwrap();
+    let inside = b.host_files.get(&dash).unwrap();
+    assert_eq!(inside, "/run/binfmtctl/host/bin/dash");
+    let want = format!("--argv0\0sh\0{inside}\0");
+    assert!(memchr::memmem::find(&launcher, want.as_bytes()).is_some());
+    // The host's ls is bound once for both covers.
+    let binds = b
+        .items
+        .iter()
+        .filter(|i| matches!(i, Item::Bind { path, .. } if path.starts_with("/run/binfmtctl/host/bin/ls")))
+        .count();
+    assert_eq!(binds, 1);
+}
