@@ -72,6 +72,7 @@ pub(super) struct Cover {
 pub(super) struct ToolsPlan {
     /// Package and version of each package whose programs run natively.
     pub native: Vec<(String, String)>,
+    /// The rootfs's files to cover, each once.
     pub covers: Vec<Cover>,
     /// What stays emulated, each with its reason (`sed (rootfs 4.9-1+deb12u1, host 4.9-1)`).
     pub emulated: Vec<String>,
@@ -140,6 +141,7 @@ fn rootfs_program(root: &Tree, file: &str) -> bool {
     })
 }
 
+/// The last component of a path.
 fn base(p: &str) -> &str {
     p.rsplit('/').next().unwrap_or(p)
 }
