@@ -10,6 +10,9 @@
 #                --target=aarch64-linux-gnu (the host's cross sysroot: /usr/aarch64-linux-gnu,
 #                /usr/lib/gcc-cross), hybrid = the host's clang-14 injected in a rootfs with
 #                clang-14, emulate = that rootfs's clang-14 under qemu
+#   GNU hello    2.10: ./configure && make (Debian's hello_2.10.orig.tar.gz, cached in
+#                /var/cache/binfmtctl-tests): autotools, hundreds of short sh/sed/grep/make
+#                processes, where hybrid's native build tools count (docs/hybrid.md)
 #
 # cross = `binfmtctl build --strategy cross` (the host's aarch64-linux-gnu-gcc), hybrid =
 # `--strategy hybrid` (the arm64 chroot, emulated, with the host's native cross gcc injected),
@@ -17,7 +20,7 @@
 # results: the programs run and print the same, and the hybrid objects are byte-identical to the
 # emulated ones once the .comment section (which names the compiler's exact Debian version) is
 # removed. Finally, a probe of the one known code difference between the host's cross gcc and
-# the rootfs's gcc (docs/hybrid.md). Not run by CI; takes about 9 minutes here.
+# the rootfs's gcc (docs/hybrid.md). Not run by CI; took about 9 minutes here before hello (its emulated build alone is 1.5 minutes idle).
 #
 #   [ROUNDS=3] [CLANG_ONLY=1] bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler;
 #   gcc- and g++-aarch64-linux-gnu; clang-14 for the clang row). CLANG_ONLY=1: the clang row only.
@@ -49,6 +52,15 @@ ZLIB=$REG/libz-sys-1.0.25/src/zlib
 LUA=$REG/lua-src-547.0.0/lua-5.4.7
 SQLITE=$REG/libsqlite3-sys-0.30.1/sqlite3
 [ -x "$ZLIB/configure" ] && [ -f "$LUA/lua.h" ] && [ -f "$SQLITE/sqlite3.c" ]
+HELLO_TGZ=/var/cache/binfmtctl-tests/hello_2.10.orig.tar.gz
+if [ ! -f "$HELLO_TGZ" ]; then
+  mkdir -p "$(dirname "$HELLO_TGZ")"
+  curl -sSf -o "$HELLO_TGZ.part" http://deb.debian.org/debian/pool/main/h/hello/hello_2.10.orig.tar.gz
+  mv "$HELLO_TGZ.part" "$HELLO_TGZ"
+fi
+echo "31e066137a962676e89f69d1b65382de95a7ef7d914b8cb956f41ea72e0f516b  $HELLO_TGZ" | sha256sum -c --quiet
+mkdir -p "$W/hello-src"; tar -xzf "$HELLO_TGZ" -C "$W/hello-src"
+HELLO=$W/hello-src/hello-2.10
 
 ROOTFS=${ROOTFS:-target/bench/rootfs-arm64-gcc-make}
 if [ -z "${CLANG_ONLY:-}" ] && [ ! -x "$ROOTFS/usr/bin/make" ]; then
@@ -76,6 +88,7 @@ run_one() {
     zlib) cp -a "$ZLIB/." "$dir/" ;;
     lua) cp "$LUA"/*.c "$LUA"/*.h "$W/main.c" "$W/bench.lua" "$dir/" ;;
     sqlite|sqlite-clang) cp "$SQLITE/sqlite3.c" "$SQLITE/sqlite3.h" "$dir/" ;;
+    hello) cp -a "$HELLO/." "$dir/" ;;
   esac
   local args=(--arch arm64 --strategy "$s" --src "$dir") rootfs=$ROOTFS
   [ "$p" = sqlite-clang ] && rootfs=$CLANG_ROOTFS
@@ -123,6 +136,8 @@ if [ -n "${CLANG_ONLY:-}" ]; then
   clang_row
   exit 0
 fi
+HELLOB='./configure && make'
+HELLOC='./configure --host=aarch64-linux-gnu && make'
 # cross and hybrid: ROUNDS interleaved rounds (medians); emulate once (it takes minutes).
 for i in $(seq "$ROUNDS"); do
   for s in cross hybrid; do
@@ -130,12 +145,14 @@ for i in $(seq "$ROUNDS"); do
     [ $s = cross ] && run_one lua $s "$LUAC" || run_one lua $s "$LUAB"
     [ $s = cross ] && run_one sqlite $s "$SQLC" || run_one sqlite $s "$SQLB"
     [ $s = cross ] && run_one sqlite-clang $s "$SQLCLC" || run_one sqlite-clang $s "$SQLCL"
+    [ $s = cross ] && run_one hello $s "$HELLOC" || run_one hello $s "$HELLOB"
   done
 done
 run_one zlib emulate "$ZNATIVE"
 run_one lua emulate "$LUAB"
 run_one sqlite emulate "$SQLB"
 run_one sqlite-clang emulate "$SQLCL"
+run_one hello emulate "$HELLOB"
 
 # zlib's own test suite, in the chroot, on the hybrid and the emulated build.
 ztest() {
@@ -163,6 +180,13 @@ compare() { # compare PROJECT A B -> "identical/total [differing...]"
 for p in zlib lua sqlite; do
   echo "$p $(compare $p hybrid emulate) $(compare $p cross emulate)" >> "$W/objects"
 done
+# hello: the program of each build, without .comment; its test suite under hybrid (native
+# build tools, emulated hello) and what the hybrid build's config.guess says.
+# The GNU build ID is ld's hash of the whole output, .comment included: dropped too.
+strip_id() { aarch64-linux-gnu-objcopy --remove-section .comment --remove-section .note.gnu.build-id "$1" "$2"; }
+prog_same() { strip_id "$W/hello-$1/hello" "$W/a.o"; strip_id "$W/hello-$2/hello" "$W/b.o"; cmp -s "$W/a.o" "$W/b.o" && echo identical || echo DIFFERENT; }
+HELLO_ID="hybrid vs emulate $(prog_same hybrid emulate), cross vs emulate $(prog_same cross emulate)"
+HELLO_CHECK=$($B run --accelerate --rootfs "$ROOTFS" --bind "$W/hello-hybrid:/src" --workdir /src -- sh -c 'make check >/dev/null 2>&1 && grep -h "^# [A-Z]*: *[1-9]" test-suite.log | tr -s " " | paste -sd" "; ./build-aux/config.guess; ./hello' 2>/dev/null | paste -sd'|')
 
 # The known difference: Debian's security update of the target gcc (12.2.0-14+deb12u1,
 # CVE-2023-4039: -fstack-protector did not guard dynamically sized stack objects on aarch64),
@@ -206,7 +230,7 @@ cmp -s "$W/cxx-hybrid.out" "$W/cxx-emulate.out" || CXX="outputs differ: $(cat "$
 
 HOSTV=$(dpkg-query -W -f='${Version}' gcc-12-aarch64-linux-gnu)
 ROOTV=$(sed -n '/^Package: gcc-12$/,/^$/s/^Version: //p' "$ROOTFS/var/lib/dpkg/status")
-python3 - "$W/times" "$W/objects" "$HOSTV" "$ROOTV" "$ZT_H" "$(echo "$LOUT" | head -1)" "${PROBE:-none}" "$CXX" <<'PY'
+python3 - "$W/times" "$W/objects" "$HOSTV" "$ROOTV" "$ZT_H" "$(echo "$LOUT" | head -1)" "${PROBE:-none}" "$CXX" "$HELLO_ID" "$HELLO_CHECK" <<'PY'
 import sys
 import statistics
 runs = {}
@@ -218,12 +242,12 @@ for l in open(sys.argv[1]):
 t = {k: statistics.median(v) for k, v in runs.items()}
 rounds = len(runs[("zlib", "cross")])
 objs = {l.split()[0]: l.split(None, 1)[1].strip() for l in open(sys.argv[2])}
-names = {"zlib": "zlib 1.2.11 (configure + make)", "lua": "Lua 5.4.7 (-O2, 33 files)", "sqlite": "SQLite amalgamation (-O1 -c)"}
+names = {"zlib": "zlib 1.2.11 (configure + make)", "lua": "Lua 5.4.7 (-O2, 33 files)", "sqlite": "SQLite amalgamation (-O1 -c)", "hello": "GNU hello 2.10 (configure + make)"}
 print(f"host cross gcc {sys.argv[3]}, rootfs gcc {sys.argv[4]}; one run: cross and hybrid in {rounds} interleaved rounds (medians), emulate once")
 print()
 print("| project | cross | hybrid | emulate | hybrid / cross | emulate / hybrid |")
 print("|---|---|---|---|---|---|")
-for p in ["zlib", "lua", "sqlite"]:
+for p in ["zlib", "lua", "sqlite", "hello"]:
     c, h, e = t[(p, "cross")], t[(p, "hybrid")], t[(p, "emulate")]
     print(f"| {names[p]} | {c:.1f} s | {h:.1f} s | {e:.1f} s | {h / c:.2f}x | {e / h:.1f}x |")
 print()
@@ -234,5 +258,7 @@ print(f"zlib make test under hybrid: {sys.argv[5].strip()}")
 print(f"Lua, all three builds: {sys.argv[6]}")
 print(f"-fstack-protector-strong probe, functions that differ (hybrid vs emulate): {sys.argv[7]}")
 print(f"C++ (g++ -O2, std::map and iostream): {sys.argv[8]}")
+print(f"GNU hello program without .comment and build ID: {sys.argv[9]}")
+print(f"GNU hello under hybrid: make check, config.guess, ./hello: {sys.argv[10]}")
 PY
 clang_row

@@ -118,6 +118,10 @@ const PATHS: &[(&str, Shape, bool)] = &[
     ("usr/include/c++/12", Shape::Dir, true),
     ("var/lib/dpkg", Shape::Dir, true),
     ("var/lib/dpkg/status", Shape::File, true),
+    // What the native build tools read and cover: a dpkg file list, a program it names.
+    ("var/lib/dpkg/info", Shape::Dir, true),
+    ("var/lib/dpkg/info/coreutils.list", Shape::File, true),
+    ("usr/bin/env", Shape::File, true),
 ];
 
 /// What is planted at a path. `victim` is the case's decoy directory anyone may write to;
@@ -426,7 +430,7 @@ impl Env {
             "usr/bin",
             "usr/lib/gcc/aarch64-linux-gnu/12",
             "usr/include/c++/12",
-            "var/lib/dpkg",
+            "var/lib/dpkg/info",
         ] {
             fs::create_dir_all(root.join(d)).unwrap();
         }
@@ -449,10 +453,31 @@ impl Env {
         write(
             &root.join("var/lib/dpkg/status"),
             &format!(
-                "Package: gcc-12\nStatus: install ok installed\nVersion: 12.2.0-14+deb12u1\n\nPackage: binutils-{TRIPLE}\nStatus: install ok installed\nVersion: 2.40-2\n"
+                "Package: gcc-12\nStatus: install ok installed\nVersion: 12.2.0-14+deb12u1\n\nPackage: binutils-{TRIPLE}\nStatus: install ok installed\nVersion: 2.40-2\n\nPackage: coreutils\nStatus: install ok installed\nVersion: {}\n",
+                host_coreutils()
             ),
         );
+        // The native build tools: coreutils at the host's version, its list naming
+        // /usr/bin/env, an arm64 program of that name (covered by the host's env).
+        write(
+            &root.join("var/lib/dpkg/info/coreutils.list"),
+            "/usr/bin/env\n/bin/true\n",
+        );
+        fs::hard_link(&self.busybox, root.join("usr/bin/env")).unwrap();
     }
+}
+
+/// The host's coreutils version (dpkg), for the fabricated rootfs's status.
+fn host_coreutils() -> String {
+    static V: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    V.get_or_init(|| {
+        let o = std::process::Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", "coreutils"])
+            .output()
+            .unwrap();
+        String::from_utf8_lossy(&o.stdout).into_owned()
+    })
+    .clone()
 }
 
 /// Removes whatever is at `p` (never following a symlink).
@@ -869,7 +894,9 @@ fn run_case(env: &Env, case: &Case) -> Result<(), String> {
         Some(0) => {
             if case.trap.is_none()
                 && case.mode.accelerate
-                && !o.stderr.contains("accelerate: native")
+                && !(o.stderr.contains("accelerate: native")
+                    && o.stderr
+                        .contains("native build tools from the host: coreutils"))
             {
                 problems.push(format!(
                     "the control ran without the injection: {}",

@@ -159,7 +159,10 @@ fn accelerated_compile_is_native_faithful_and_leaves_the_rootfs_unchanged() {
     // The cross toolchain's include directory holds only libstdc++'s headers (the rootfs's).
     assert!(stdout.contains("\ntooldir: c++\n"), "{stdout}");
     // One line names the native toolchain and the versions.
-    let said: Vec<&str> = err.lines().filter(|l| l.contains("accelerate:")).collect();
+    let said: Vec<&str> = err
+        .lines()
+        .filter(|l| l.contains("accelerate:") && !l.contains("accelerate: native build tools"))
+        .collect();
     assert_eq!(said.len(), 1, "{err}");
     assert!(
         said[0].contains("native aarch64-linux-gnu-gcc-12 12.2.0")
@@ -237,8 +240,12 @@ g++ -O2 -o /tmp/pcc /tmp/p.cc && /tmp/pcc
     );
     // C++ with the rootfs's libstdc++ (headers and library), run emulated.
     assert!(stdout.contains("\n1a2b\n"), "{stdout}");
-    // The rest stays the rootfs's own.
-    for p in ["sh", "uname", "make", "dpkg"] {
+    // The build tools are the host's too (tests/hybrid_tools.rs); what tells the machine
+    // stays the rootfs's own.
+    for p in ["sh", "make"] {
+        assert!(native.iter().any(|n| n == p), "{p} native: {stdout}");
+    }
+    for p in ["uname", "dpkg"] {
         assert!(emulated.iter().any(|n| n == p), "{p} emulated: {stdout}");
     }
     assert!(stdout.contains("--host=x86_64-linux-gnu"), "{stdout}");
@@ -844,4 +851,93 @@ fn a_hostile_rootfs_cannot_lead_the_injection_into_host_directories() {
         unchanged(link);
     }
     unchanged("no /run on disk");
+}
+
+/// The native build tools' reads (issue 20): the rootfs's dpkg file lists and the programs
+/// they name are read inside the rootfs only, and only files the host's own lists name are
+/// bound. A rootfs whose `/bin/ls` is an absolute symlink to a host file, whose `cat` leads
+/// to its busybox, whose `echo` leads through /proc/self/root, and whose dash.list is a
+/// symlink to a host path (missing in the rootfs) gets its `true` (a real program of that
+/// name) covered and nothing else; the host file and the rootfs are unchanged, nothing stays mounted.
+#[test]
+fn a_hostile_rootfs_cannot_lead_the_build_tools_to_host_files() {
+    gate!(Root, X86_64Host);
+    use std::os::unix::fs::symlink;
+    let version = |p: &str| {
+        s(&Command::new("dpkg-query")
+            .args(["-W", "-f=${Version}", p])
+            .output()
+            .unwrap()
+            .stdout)
+    };
+    let (coreutils, dash) = (version("coreutils"), version("dash"));
+    if coreutils.is_empty() || dash.is_empty() {
+        eprintln!("skipped: the host's dpkg knows no coreutils or dash");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("rootfs");
+    claimed_rootfs(
+        &r,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14",
+        "2.40-2",
+    );
+    let victim = dir.path().join("victim");
+    std::fs::create_dir(&victim).unwrap();
+    std::fs::write(victim.join("ls"), "host file\n").unwrap();
+    let status = r.join("var/lib/dpkg/status");
+    let mut st = std::fs::read_to_string(&status).unwrap();
+    for (p, v) in [("coreutils", &coreutils), ("dash", &dash)] {
+        st.push_str(&format!(
+            "\nPackage: {p}\nStatus: install ok installed\nVersion: {v}\n"
+        ));
+    }
+    std::fs::write(&status, st).unwrap();
+    let info = r.join("var/lib/dpkg/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(
+        info.join("coreutils.list"),
+        "/bin/ls\n/bin/cat\n/bin/echo\n/bin/true\n/bin/../etc/passwd\n",
+    )
+    .unwrap();
+    symlink("/var/lib/dpkg/info/bash.list", info.join("dash.list")).unwrap();
+    // The busybox rootfs's /bin/ls, /bin/true are links to busybox, /bin/cat stays one.
+    let bin = r.join("bin");
+    for n in ["ls", "echo", "true"] {
+        let _ = std::fs::remove_file(bin.join(n));
+    }
+    symlink(victim.join("ls"), bin.join("ls")).unwrap();
+    symlink("/proc/self/root/bin/echo", bin.join("echo")).unwrap();
+    std::fs::copy(bin.join("busybox"), bin.join("true")).unwrap();
+    // The sandbox makes a missing /etc/resolv.conf (a mount point): have it already.
+    std::fs::write(r.join("etc/resolv.conf"), "").unwrap();
+    let before = (tree_listing(&r), tree_listing(&victim));
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "/bin/true && echo ok",
+    ]);
+    let err = s(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert_eq!(s(&out.stdout), "ok\n", "{err}");
+    assert!(
+        err.contains(&format!(
+            "native build tools from the host: coreutils {coreutils} (1 programs)"
+        )) && err.contains("dash (no file list)"),
+        "{err}"
+    );
+    assert_eq!(std::fs::read(victim.join("ls")).unwrap(), b"host file\n");
+    assert_eq!((tree_listing(&r), tree_listing(&victim)), before);
+    assert_eq!(
+        host_mounts_containing(dir.path().to_str().unwrap()),
+        Vec::<String>::new()
+    );
 }

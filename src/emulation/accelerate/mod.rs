@@ -42,6 +42,7 @@ use crate::confined::Tree;
 
 mod clang;
 mod gcc;
+mod tools;
 
 /// Where the injection lives inside the chroot (in the sandbox's own tmpfs /run).
 pub const DIR: &str = "/run/binfmtctl";
@@ -493,6 +494,12 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
         &mut inj.notes,
         &mut inj.left_emulated,
     )?;
+    let rootfs_pkgs = rootfs_dpkg_status(&root)?
+        .map(|s| dpkg_installed(&s))
+        .unwrap_or_default();
+    let host_pkgs = dpkg_installed(&host_dpkg_status(req.host_status));
+    inj.notes
+        .push(tools::add(&mut b, req, &root, &rootfs_pkgs, &host_pkgs)?);
     inj.items = b.items;
     Ok(inj)
 }
