@@ -120,7 +120,7 @@ fn clang_compiles_native_with_the_rootfs_files_and_the_emulated_clangs_objects()
     let script = format!(
         r#"
 m() {{ printf '%s ' "$1"; od -An -tx1 -j18 -N2 "$1" | tr -d ' \n'; echo; }}
-for p in /usr/bin/clang-14 /usr/bin/clang++-14 /usr/lib/llvm-14/bin/clang /usr/bin/sh /usr/bin/dpkg; do m $p; done
+for p in /usr/bin/clang-14 /usr/bin/clang++-14 /usr/lib/llvm-14/bin/clang /usr/bin/uname /usr/bin/dpkg; do m $p; done
 clang-14 -O2 -o prog prog.c && ./prog
 clang++-14 -O2 -o progcc prog.cc && ./progcc
 clang-14 -print-resource-dir
@@ -140,7 +140,7 @@ OUT=hyb; {compile}
             "/usr/bin/clang-14 3e00",
             "/usr/bin/clang++-14 3e00",
             "/usr/lib/llvm-14/bin/clang 3e00",
-            "/usr/bin/sh b700",
+            "/usr/bin/uname b700",
             "/usr/bin/dpkg b700",
         ],
         "clang's names are launchers, the rest aarch64: {stdout}"

@@ -526,14 +526,14 @@ pub enum Strategy {
     Cross,
     /// Inside the emulated chroot of --rootfs, the source bound at /src
     Emulate,
-    /// The emulated chroot with the host's native cross compiler (`run --accelerate`)
+    /// The emulated chroot with the host's native toolchains and build tools (`run --accelerate`)
     Hybrid,
 }
 
 /// `run --accelerate[=force]`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum Accelerate {
-    /// Only when the host's cross gcc and binutils have the rootfs's versions
+    /// Only when the host's toolchains have the rootfs's versions
     On,
     /// Even when the versions differ
     Force,
@@ -604,9 +604,10 @@ pub struct RunArgs {
     /// so the cache hands out no privileges); kept in a cache entry of its own
     #[arg(long)]
     pub keep_privileges: bool,
-    /// Compile natively: the host's cross gcc and binutils of the rootfs's versions stand in
-    /// for the rootfs's own, with the rootfs as sysroot; everything else stays emulated.
-    /// `=force`: even when the versions differ
+    /// Build natively: the host's cross gcc and binutils, clang, Rust (rustc, cargo) and build
+    /// tools (sh, make, sed, grep, coreutils, ...) of the rootfs's versions stand in for the
+    /// rootfs's own, against the rootfs's headers and libraries; uname, dpkg and the programs
+    /// built stay emulated. `=force`: even when the compilers' versions differ
     #[arg(
         long,
         value_enum,
