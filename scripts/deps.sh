@@ -14,7 +14,10 @@ RUNTIME_PKGS=(qemu-user-static)
 TEST_PKGS=(gcc-riscv64-linux-gnu libc6-dev-riscv64-cross gcc-aarch64-linux-gnu g++-aarch64-linux-gnu libc6-dev-arm64-cross
   util-linux time binutils file tar mmdebstrap arch-test libpipeline1 systemd podman runc
   qemu-system-x86 qemu-system-arm cpio busybox-static kmod python3-minimal
-  dpkg-dev lintian man-db nix-bin openssh-client)
+  dpkg-dev lintian man-db nix-bin openssh-client curl
+  # Hybrid builds beyond gcc (tests/hybrid_clang.rs, tests/hybrid_rust.rs): the host's clang and
+  # Debian's own Rust, of the versions the bookworm test rootfs has (never used to build binfmtctl).
+  clang-14 rustc cargo libstd-rust-dev)
 # Debian architectures whose busybox-static the integration tests run (i386 runs natively).
 FOREIGN_ARCHES=(arm64 armhf armel mips64el mipsel ppc64el s390x i386)
 ASSETS=${ASSETS:-target/test-assets}
