@@ -15,48 +15,10 @@ fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Every entry of the rootfs (path, type, mode, owner, size, mtime), and the bytes of the
-/// files under usr/bin and usr/lib/llvm-14/bin, where the launchers are bound over its names.
+/// The rootfs's digest (`common::rootfs_manifest`), with the bytes of the files where the
+/// launchers are bound over its names.
 fn manifest(root: &Path) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut n = 0usize;
-    while let Some(p) = stack.pop() {
-        let m = std::fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        h.update(format!(
-            "{rel}\0{:o}\0{}:{}\0{}\0{}.{}\n",
-            m.mode(),
-            m.uid(),
-            m.gid(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec()
-        ));
-        if m.is_dir() {
-            let mut kids: Vec<_> = std::fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            kids.sort();
-            stack.extend(kids);
-        } else if m.is_file()
-            && (rel.starts_with("usr/bin/") || rel.starts_with("usr/lib/llvm-14/bin/"))
-        {
-            h.update(std::fs::read(&p).unwrap());
-        } else if m.file_type().is_symlink() {
-            h.update(
-                std::fs::read_link(&p)
-                    .unwrap()
-                    .as_os_str()
-                    .as_encoded_bytes(),
-            );
-        }
-        n += 1;
-    }
-    assert!(n > 1000, "a whole Debian rootfs: {n} entries");
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    common::rootfs_manifest(root, &["usr/bin/", "usr/lib/llvm-14/bin/"])
 }
 
 const PROG: &str = "#include <stdio.h>\n#ifndef BINFMTCTL_ROOTFS_MARKER\n#error the rootfs's stdio.h was not used\n#endif\nint main(void){unsigned long h=5381;for(int i=0;i<100000;i++)h=h*33+(i&0xff);printf(\"%lu %zu %d\\n\",h,sizeof(long),BINFMTCTL_ROOTFS_MARKER);return 0;}\n";

@@ -7,7 +7,6 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -17,36 +16,10 @@ fn s(b: &[u8]) -> String {
     String::from_utf8_lossy(b).into_owned()
 }
 
-/// Every entry of the rootfs (path, type, mode, owner, size, mtime) and the bytes of every
-/// file under usr/bin (where the covers are bound): any change to them changes the result.
+/// The rootfs's digest (`common::rootfs_manifest`), with the bytes of the files where the
+/// launchers are bound over its names.
 fn manifest(root: &Path) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(p) = stack.pop() {
-        let m = std::fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        h.update(format!(
-            "{rel}\0{:o}\0{}:{}\0{}\0{}.{}\n",
-            m.mode(),
-            m.uid(),
-            m.gid(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec()
-        ));
-        if m.is_dir() {
-            let mut kids: Vec<_> = std::fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            kids.sort();
-            stack.extend(kids);
-        } else if m.is_file() && rel.starts_with("usr/bin/") {
-            h.update(std::fs::read(&p).unwrap());
-        }
-    }
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    common::rootfs_manifest(root, &["usr/bin/"])
 }
 
 /// GNU hello 2.10's source (Debian's orig tarball, downloaded once into the test cache),

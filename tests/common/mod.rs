@@ -370,3 +370,48 @@ pub fn tar_gz(dir: &std::path::Path, out: &std::path::Path) {
         .success();
     assert!(ok, "tar -czf {}", out.display());
 }
+
+/// A digest of a whole rootfs as it is on disk: every entry's path, type and mode, owner, size
+/// and mtime, every symlink's target, and the bytes of every regular file under the `hashed`
+/// prefixes (where hybrid builds bind their launchers over the rootfs's files). Any change to
+/// any of them changes the result; the tests compare it before and after a run.
+pub fn rootfs_manifest(root: &std::path::Path, hashed: &[&str]) -> String {
+    use sha2::Digest;
+    use std::os::unix::fs::MetadataExt;
+    let mut h = sha2::Sha256::new();
+    let mut stack = vec![root.to_path_buf()];
+    let mut n = 0usize;
+    while let Some(p) = stack.pop() {
+        let m = std::fs::symlink_metadata(&p).unwrap();
+        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
+        h.update(format!(
+            "{rel}\0{:o}\0{}:{}\0{}\0{}.{}\n",
+            m.mode(),
+            m.uid(),
+            m.gid(),
+            m.len(),
+            m.mtime(),
+            m.mtime_nsec()
+        ));
+        if m.is_dir() {
+            let mut kids: Vec<_> = std::fs::read_dir(&p)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .collect();
+            kids.sort();
+            stack.extend(kids);
+        } else if m.is_file() && hashed.iter().any(|d| rel.starts_with(d)) {
+            h.update(std::fs::read(&p).unwrap());
+        } else if m.file_type().is_symlink() {
+            h.update(
+                std::fs::read_link(&p)
+                    .unwrap()
+                    .as_os_str()
+                    .as_encoded_bytes(),
+            );
+        }
+        n += 1;
+    }
+    assert!(n > 1000, "a whole Debian rootfs: {n} entries");
+    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+}
