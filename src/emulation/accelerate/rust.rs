@@ -64,6 +64,7 @@ pub(super) enum Decision {
 pub(super) fn decide(
     rootfs: &HashMap<String, String>,
     rootfs_rustc_file: bool,
+    rootfs_cargo_file: bool,
     host: &HashMap<String, String>,
     force: bool,
 ) -> Result<Decision, AccelError> {
@@ -83,6 +84,19 @@ pub(super) fn decide(
         };
     };
     let cargo = rootfs.get("cargo").cloned();
+    if cargo.is_none() && rootfs_cargo_file {
+        // A cargo of its own would take the native rustc's host for its target.
+        let e = AccelError::VersionUnknown {
+            what: "the rootfs's cargo (/usr/bin/cargo)".into(),
+            package: "cargo".into(),
+            status: "the rootfs's /var/lib/dpkg/status".into(),
+        };
+        return if force {
+            Ok(Decision::Emulated(e.to_string()))
+        } else {
+            Err(e)
+        };
+    }
     let mut wanted = vec![("rustc", rv.clone()), ("libstd-rust-dev", rv.clone())];
     if let Some(cv) = &cargo {
         wanted.push(("cargo", cv.clone()));
@@ -185,6 +199,18 @@ fn host_debian_program(
     Ok(real)
 }
 
+/// The rootfs's program `usr/bin/<name>`: where the name resolves inside the rootfs, when
+/// that is a regular file still named for the program (`rustc`, `rustc-1.63`): a link that
+/// leads to another file (`/etc/passwd`) is not covered.
+fn rootfs_program(root: &Tree, name: &str) -> Option<String> {
+    root.resolve(&format!("usr/bin/{name}")).filter(|f| {
+        root.is_file_in_root(f)
+            && f.rsplit('/')
+                .next()
+                .is_some_and(|b| b == name || b.starts_with(&format!("{name}-")))
+    })
+}
+
 impl Builder {
     /// Rust's part; `None` when the rootfs has no rustc. Returns the line that says what
     /// stands in (or why Rust stays emulated).
@@ -195,17 +221,21 @@ impl Builder {
         rootfs_pkgs: &HashMap<String, String>,
         host_pkgs: &HashMap<String, String>,
     ) -> Result<Option<String>, AccelError> {
-        let rustc_file = root.resolve("usr/bin/rustc");
-        let has_rustc = rustc_file
-            .as_deref()
-            .is_some_and(|f| root.is_file_in_root(f));
-        let v = match decide(rootfs_pkgs, has_rustc, host_pkgs, req.force)? {
+        let there = |name: &str| {
+            root.resolve(&format!("usr/bin/{name}"))
+                .is_some_and(|f| root.is_file_in_root(&f))
+        };
+        let (has_rustc, has_cargo) = (there("rustc"), there("cargo"));
+        let rustc_file = rootfs_program(root, "rustc");
+        let v = match decide(rootfs_pkgs, has_rustc, has_cargo, host_pkgs, req.force)? {
             Decision::Absent => return Ok(None),
             Decision::Emulated(why) => return Ok(Some(format!("Rust stays emulated: {why}"))),
             Decision::Native(v) => v,
         };
-        let Some(rustc_file) = rustc_file.filter(|_| has_rustc) else {
-            return Ok(None);
+        let Some(rustc_file) = rustc_file else {
+            return Ok(Some(
+                "Rust stays emulated: the rootfs's dpkg lists rustc, but /usr/bin/rustc is not its program".into(),
+            ));
         };
         let target = rootfs_target(root)?;
         let mut packages = format!("rustc={0} libstd-rust-dev={0}", v.rustc);
@@ -234,48 +264,57 @@ impl Builder {
                 target: format!("/usr/lib/rustlib/{target}"),
             },
         ]);
-        let rustc_args = ["--sysroot", sysroot.as_str()];
+        // rustc as the user runs it compiles for the rootfs's target by default, as the
+        // rootfs's own does; cargo gets one without that default (`rustc-host`): it passes
+        // --target for the target's code and nothing for build scripts and proc-macros.
+        let rustc_args = ["--sysroot", sysroot.as_str(), "--target", target.as_str()];
         self.launch(format!("{sysroot}/bin/rustc"), &rustc, &rustc_args)?;
         self.items.push(Item::Cover {
             target: rustc_file,
             launcher: format!("{sysroot}/bin/rustc"),
         });
-        if let Some(f) = root
-            .resolve("usr/bin/rustdoc")
-            .filter(|f| root.is_file_in_root(f))
-        {
-            let rustdoc = host_debian_program(HOST_RUSTDOC, "rustc", req.host_status, &packages)?;
-            self.launch(format!("{sysroot}/bin/rustdoc"), &rustdoc, &rustc_args)?;
+        let host_args = ["--sysroot", sysroot.as_str()];
+        self.launch(format!("{sysroot}/bin/rustc-host"), &rustc, &host_args)?;
+        let rustdoc = host_debian_program(HOST_RUSTDOC, "rustc", req.host_status, &packages)?;
+        self.launch(format!("{sysroot}/bin/rustdoc"), &rustdoc, &host_args)?;
+        if let Some(f) = rootfs_program(root, "rustdoc") {
             self.items.push(Item::Cover {
                 target: f,
                 launcher: format!("{sysroot}/bin/rustdoc"),
             });
         }
-        let cargo_line = match (&v.cargo, root.resolve("usr/bin/cargo")) {
-            (Some(cv), Some(f)) if root.is_file_in_root(&f) => {
-                let cargo = host_debian_program(HOST_CARGO, "cargo", req.host_status, &packages)?;
-                let config = [
-                    "--config".to_owned(),
-                    format!("build.target=\"{target}\""),
-                    "--config".to_owned(),
-                    format!("target.{HOST_TRIPLE}.linker=\"{linker}\""),
-                    "--config".to_owned(),
-                    "env.PKG_CONFIG_ALLOW_CROSS=\"1\"".to_owned(),
-                ];
-                let config: Vec<&str> = config.iter().map(String::as_str).collect();
-                self.launch(format!("{sysroot}/bin/cargo"), &cargo, &config)?;
-                self.items.push(Item::Cover {
-                    target: f,
-                    launcher: format!("{sysroot}/bin/cargo"),
-                });
-                format!(
-                    " and cargo {cv}; cargo builds for {target} (build.target), so its output lands in target/{target}/<profile>, not target/<profile>"
-                )
-            }
-            _ => String::new(),
+        let Some(cv) = &v.cargo else {
+            return Ok(Some(format!(
+                "native rustc {0} from the host stands in for the rootfs's rustc {0}: code for {target} with the rootfs's std",
+                v.rustc
+            )));
         };
+        // A cargo left emulated would take the native rustc's host (x86_64) for its target.
+        let Some(cargo_file) = rootfs_program(root, "cargo") else {
+            return Err(AccelError::RustRootfs {
+                reason: "its dpkg lists cargo, but /usr/bin/cargo is not that program".into(),
+            });
+        };
+        let cargo = host_debian_program(HOST_CARGO, "cargo", req.host_status, &packages)?;
+        let config = [
+            format!("build.target=\"{target}\""),
+            format!("build.rustc=\"{sysroot}/bin/rustc-host\""),
+            format!("build.rustdoc=\"{sysroot}/bin/rustdoc\""),
+            format!("target.{HOST_TRIPLE}.linker=\"{linker}\""),
+            "env.PKG_CONFIG_ALLOW_CROSS=\"1\"".to_owned(),
+        ];
+        let config: Vec<String> = config
+            .into_iter()
+            .flat_map(|c| ["--config".to_owned(), c])
+            .collect();
+        let config: Vec<&str> = config.iter().map(String::as_str).collect();
+        self.launch(format!("{sysroot}/bin/cargo"), &cargo, &config)?;
+        self.items.push(Item::Cover {
+            target: cargo_file,
+            launcher: format!("{sysroot}/bin/cargo"),
+        });
         Ok(Some(format!(
-            "native rustc {0} from the host stands in for the rootfs's rustc {0}{cargo_line}; code for {target} with the rootfs's std, build scripts and proc-macros for {HOST_TRIPLE} with the host's",
+            "native rustc {0} and cargo {cv} from the host stand in for the rootfs's rustc {0} and cargo {cv}: code for {target} with the rootfs's std, build scripts and proc-macros for {HOST_TRIPLE} with the host's; cargo builds with --target {target}, so its output lands in target/{target}/<profile>, not target/<profile>",
             v.rustc
         )))
     }
@@ -386,7 +425,7 @@ mod tests {
         let rootfs = pkgs(&[("rustc", R), ("libstd-rust-dev", R), ("cargo", C)]);
         let host = pkgs(&[("rustc", R), ("libstd-rust-dev", R), ("cargo", C)]);
         assert_eq!(
-            decide(&rootfs, true, &host, false).unwrap(),
+            decide(&rootfs, true, true, &host, false).unwrap(),
             Decision::Native(Versions {
                 rustc: R.into(),
                 cargo: Some(C.into())
@@ -394,7 +433,7 @@ mod tests {
         );
         let no_cargo = pkgs(&[("rustc", R), ("libstd-rust-dev", R)]);
         assert_eq!(
-            decide(&no_cargo, true, &host, false).unwrap(),
+            decide(&no_cargo, true, false, &host, false).unwrap(),
             Decision::Native(Versions {
                 rustc: R.into(),
                 cargo: None
@@ -402,7 +441,7 @@ mod tests {
         );
         // No rustc in the rootfs: nothing to do, whatever the host has.
         assert_eq!(
-            decide(&pkgs(&[]), false, &pkgs(&[]), false).unwrap(),
+            decide(&pkgs(&[]), false, false, &pkgs(&[]), false).unwrap(),
             Decision::Absent
         );
     }
@@ -419,7 +458,7 @@ mod tests {
             ("libstd-rust-dev", "1.70.0+dfsg1-1"),
             ("cargo", C),
         ]);
-        let e = decide(&rootfs, true, &newer, false).unwrap_err();
+        let e = decide(&rootfs, true, true, &newer, false).unwrap_err();
         assert!(matches!(&e, AccelError::RustMismatch { what, .. } if what == "rustc"));
         assert_eq!(
             crate::error::Classify::kind(&e),
@@ -429,7 +468,7 @@ mod tests {
         assert!(msg.contains("1.70.0+dfsg1-1") && msg.contains(R), "{msg}");
         assert!(msg.contains(&want), "{msg}");
         // rustup's toolchain only: no Debian package at all.
-        let e = decide(&rootfs, true, &pkgs(&[]), false).unwrap_err();
+        let e = decide(&rootfs, true, true, &pkgs(&[]), false).unwrap_err();
         assert!(matches!(&e, AccelError::RustMissing { .. }));
         assert_eq!(
             crate::error::Classify::kind(&e),
@@ -439,21 +478,21 @@ mod tests {
         assert!(e.to_string().contains("rustup"), "{e}");
         // rustc but no std, or no cargo.
         let no_std = pkgs(&[("rustc", R), ("cargo", C)]);
-        let e = decide(&rootfs, true, &no_std, false).unwrap_err();
+        let e = decide(&rootfs, true, true, &no_std, false).unwrap_err();
         assert!(e.to_string().contains("Debian libstd-rust-dev"), "{e}");
         let no_cargo = pkgs(&[("rustc", R), ("libstd-rust-dev", R)]);
-        let e = decide(&rootfs, true, &no_cargo, false).unwrap_err();
+        let e = decide(&rootfs, true, true, &no_cargo, false).unwrap_err();
         assert!(e.to_string().contains("Debian cargo"), "{e}");
         let old_cargo = pkgs(&[("rustc", R), ("libstd-rust-dev", R), ("cargo", "0.47.0-3")]);
-        let e = decide(&rootfs, true, &old_cargo, false).unwrap_err();
+        let e = decide(&rootfs, true, true, &old_cargo, false).unwrap_err();
         assert!(matches!(&e, AccelError::RustMismatch { what, .. } if what == "cargo"));
         // Forced: emulated, never a half-native Rust.
-        match decide(&rootfs, true, &newer, true).unwrap() {
+        match decide(&rootfs, true, true, &newer, true).unwrap() {
             Decision::Emulated(why) => assert!(why.contains("1.70.0+dfsg1-1"), "{why}"),
             d => panic!("{d:?}"),
         }
         // A rustc file dpkg does not know: its version is unknown.
-        let e = decide(&pkgs(&[]), true, &newer, false).unwrap_err();
+        let e = decide(&pkgs(&[]), true, false, &newer, false).unwrap_err();
         assert!(e.to_string().contains("the rootfs's rustc"), "{e}");
     }
 
