@@ -409,6 +409,7 @@ impl Builder {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::emulation::accelerate::dpkg_installed;
 
     fn pkgs(list: &[(&str, &str)]) -> HashMap<String, String> {
         list.iter()
@@ -517,5 +518,125 @@ mod tests {
         fs::remove_dir_all(r.join("usr/lib/rustlib/aarch64-unknown-linux-gnu")).unwrap();
         let e = rootfs_target(&tree).unwrap_err();
         assert!(e.to_string().contains("not a Rust target"), "{e}");
+    }
+
+    /// A cargo in the rootfs that dpkg does not list has no known version: refused, or with
+    /// force Rust stays emulated (a cargo of its own beside the native rustc would build x86_64).
+    #[test]
+    fn a_rootfs_cargo_dpkg_does_not_list_is_refused() {
+        let rootfs = pkgs(&[("rustc", R), ("libstd-rust-dev", R)]);
+        let host = pkgs(&[("rustc", R), ("libstd-rust-dev", R), ("cargo", C)]);
+        let e = decide(&rootfs, true, true, &host, false).unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("the rootfs's cargo (/usr/bin/cargo)"),
+            "{e}"
+        );
+        assert!(matches!(
+            decide(&rootfs, true, true, &host, true).unwrap(),
+            Decision::Emulated(_)
+        ));
+    }
+
+    /// Planned against the host's real Debian Rust (skipped, saying so, without it) for a
+    /// fabricated rootfs: the rootfs's rustc, rustdoc and cargo are covered; rustc gets the
+    /// sysroot and the rootfs's target, cargo's rustc only the sysroot; cargo gets the target,
+    /// the host linker and PKG_CONFIG_ALLOW_CROSS; the sysroot holds the host's std (bound) and
+    /// the rootfs's (a link inside the chroot); the build scripts' linker has the injected
+    /// loader as their interpreter.
+    #[test]
+    fn plan_covers_the_rootfs_rust_with_the_hosts() {
+        let host = dpkg_installed(&fs::read_to_string("/var/lib/dpkg/status").unwrap_or_default());
+        let Some(v) = host.get("rustc").cloned() else {
+            eprintln!("skipped: the host has no Debian rustc");
+            return;
+        };
+        if host.get("libstd-rust-dev") != Some(&v) || !host.contains_key("cargo") {
+            eprintln!("skipped: the host lacks libstd-rust-dev {v} or cargo");
+            return;
+        }
+        let d = tempfile::tempdir().unwrap();
+        let r = d.path();
+        let t = "aarch64-unknown-linux-gnu";
+        for f in ["usr/bin/rustc", "usr/bin/rustdoc", "usr/bin/cargo"] {
+            fs::create_dir_all(r.join(f).parent().unwrap()).unwrap();
+            fs::write(r.join(f), "arm64 program").unwrap();
+        }
+        fs::create_dir_all(r.join(format!("usr/lib/rustlib/{t}/lib"))).unwrap();
+        let rootfs = pkgs(&[
+            ("rustc", &v),
+            ("libstd-rust-dev", &v),
+            ("cargo", &host["cargo"]),
+        ]);
+        let table = crate::binfmt::arch::Table::builtin();
+        let req = Request {
+            arch: table.resolve("arm64").unwrap(),
+            root: r,
+            force: false,
+            path_env: std::ffi::OsStr::new("/usr/bin"),
+            host_status: Path::new("/var/lib/dpkg/status"),
+        };
+        let tree = Tree::open(r).unwrap();
+        let mut b = Builder::new(Path::new(HOST_RUSTC)).unwrap();
+        let note = b.rust(&req, &tree, &rootfs, &host).unwrap().unwrap();
+        assert!(note.contains(&format!("target/{t}/<profile>")), "{note}");
+        let covers: HashMap<&str, &str> = b
+            .items
+            .iter()
+            .filter_map(|i| match i {
+                Item::Cover { target, launcher } => Some((target.as_str(), launcher.as_str())),
+                _ => None,
+            })
+            .collect();
+        for p in ["rustc", "rustdoc", "cargo"] {
+            assert_eq!(
+                covers.get(format!("/usr/bin/{p}").as_str()).copied(),
+                Some(format!("{DIR}/rust/bin/{p}").as_str())
+            );
+        }
+        let launcher = |path: &str| {
+            b.items
+                .iter()
+                .find_map(|i| match i {
+                    Item::Launcher { path: p, bytes } if p == path => Some(bytes.clone()),
+                    _ => None,
+                })
+                .unwrap()
+        };
+        let has = |bytes: &[u8], s: &str| {
+            memchr::memmem::find(bytes, format!("{s}\0").as_bytes()).is_some()
+        };
+        let rustc = launcher(&format!("{DIR}/rust/bin/rustc"));
+        assert!(has(&rustc, &format!("{DIR}/rust")) && has(&rustc, "--target") && has(&rustc, t));
+        let host_rustc = launcher(&format!("{DIR}/rust/bin/rustc-host"));
+        assert!(has(&host_rustc, "--sysroot") && !has(&host_rustc, "--target"));
+        let cargo = launcher(&format!("{DIR}/rust/bin/cargo"));
+        assert!(has(&cargo, &format!("build.target=\"{t}\"")));
+        assert!(has(
+            &cargo,
+            &format!("build.rustc=\"{DIR}/rust/bin/rustc-host\"")
+        ));
+        assert!(has(&cargo, "env.PKG_CONFIG_ALLOW_CROSS=\"1\""));
+        let linker = b
+            .items
+            .iter()
+            .find_map(|i| match i {
+                Item::Launcher { path, bytes }
+                    if path
+                        .starts_with(&format!("{DIR}/rust/host/usr/bin/x86_64-linux-gnu-gcc-")) =>
+                {
+                    Some(bytes.clone())
+                }
+                _ => None,
+            })
+            .unwrap();
+        assert!(has(
+            &linker,
+            &format!("-Wl,--dynamic-linker={}", b.loader_in)
+        ));
+        assert!(b.items.iter().any(|i| matches!(i, Item::Bind { source, path, dir: true }
+            if source == Path::new(HOST_RUSTLIB) && path == &format!("{DIR}/rust/lib/rustlib/{HOST_TRIPLE}"))));
+        assert!(b.items.iter().any(|i| matches!(i, Item::Symlink { path, target }
+            if path == &format!("{DIR}/rust/lib/rustlib/{t}") && target == &format!("/usr/lib/rustlib/{t}"))));
     }
 }
