@@ -13,7 +13,8 @@
 # results: the programs run and print the same, and the hybrid objects are byte-identical to the
 # emulated ones once the .comment section (which names the compiler's exact Debian version) is
 # removed. Finally, a probe of the one known code difference between the host's cross gcc and
-# the rootfs's gcc (docs/hybrid.md). Not run by CI; takes about 9 minutes here.
+# the rootfs's gcc (docs/hybrid.md). Not run by CI; takes about 9 minutes here. The Rust row
+# (ripgrep 13.0.0 with Debian's Rust 1.63) is bench/hybrid-rust.sh, which needs another rootfs.
 #
 #   [ROUNDS=3] bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler; gcc- and g++-aarch64-linux-gnu)
 # The rootfs (bookworm arm64 with gcc, g++, libc6-dev and make) is made once by binfmtctl itself in
