@@ -485,3 +485,47 @@ fn hostile_rust_paths_of_the_rootfs_stay_in_it() {
     assert!(err.contains("Rust stays emulated"), "{err}");
     assert_eq!(s(&out.stdout), "root:", "{err}");
 }
+
+/// The native rustc is the rootfs's compiler: the same `rustc -O -C metadata=…` gives the same
+/// bytes under `--accelerate` (the host's rustc with the rootfs's std, linked by the native
+/// cross gcc) as emulated (the rootfs's rustc and gcc under QEMU). (Cargo builds differ in
+/// their symbols' hashes: docs/hybrid.md.)
+#[test]
+fn rustc_gives_the_emulated_compilers_bytes() {
+    gate!(Root, X86_64Host);
+    let rootfs = debian_arm64_rootfs_clang_rust();
+    let src = tempfile::tempdir().unwrap();
+    std::fs::write(
+        src.path().join("m.rs"),
+        "fn main() { let v: Vec<u64> = (1..=20).map(|i| i * i).collect(); println!(\"{} {}\", v.iter().sum::<u64>(), std::env::consts::ARCH); }\n",
+    )
+    .unwrap();
+    let compile = |accelerate: bool, out: &str| {
+        let mut c = Command::new(bin());
+        c.arg("run");
+        if accelerate {
+            c.arg("--accelerate");
+        }
+        let o = c
+            .arg("--rootfs")
+            .arg(&rootfs)
+            .arg("--bind")
+            .arg(format!("{}:/src", src.path().display()))
+            .args(["--workdir", "/src", "--", "sh", "-c"])
+            .arg(format!(
+                "rustc -O -C metadata=fixed --crate-name m m.rs -o {out} && ./{out} && od -An -tx1 -j18 -N2 /usr/bin/rustc"
+            ))
+            .output()
+            .unwrap();
+        assert!(o.status.success(), "{}", s(&o.stderr));
+        s(&o.stdout)
+    };
+    assert_eq!(compile(true, "m-native"), "2870 aarch64\n 3e 00\n");
+    assert_eq!(compile(false, "m-emulated"), "2870 aarch64\n b7 00\n");
+    let native = std::fs::read(src.path().join("m-native")).unwrap();
+    assert_eq!(e_machine(&src.path().join("m-native")), 0xb7);
+    assert!(
+        native == std::fs::read(src.path().join("m-emulated")).unwrap(),
+        "the native and emulated rustc made different programs"
+    );
+}
