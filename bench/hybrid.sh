@@ -21,6 +21,7 @@
 # emulated ones once the .comment section (which names the compiler's exact Debian version) is
 # removed. Finally, a probe of the one known code difference between the host's cross gcc and
 # the rootfs's gcc (docs/hybrid.md). Not run by CI; took about 9 minutes here before hello (its emulated build alone is 1.5 minutes idle).
+# The Rust row (ripgrep 13.0.0 with Debian's Rust 1.63) is bench/hybrid-rust.sh, which needs another rootfs.
 #
 #   [ROUNDS=3] [CLANG_ONLY=1] bench/hybrid.sh    (root; Linux >= 6.7 or an arm64 handler;
 #   gcc- and g++-aarch64-linux-gnu; clang-14 for the clang row). CLANG_ONLY=1: the clang row only.

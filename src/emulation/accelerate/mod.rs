@@ -42,6 +42,7 @@ use crate::confined::Tree;
 
 mod clang;
 mod gcc;
+mod rust;
 mod tools;
 
 /// Where the injection lives inside the chroot (in the sandbox's own tmpfs /run).
@@ -152,6 +153,24 @@ pub enum AccelError {
         "refusing to run {path} as root for --accelerate: it, or a directory or symlink on the way to it, can be changed by someone other than root (owned by another user, or writable by group or others without the sticky bit); give it and its directories root ownership and mode 755, or reinstall the cross toolchain from the distribution's packages"
     )]
     UnsafeProgram { path: PathBuf },
+    /// The rootfs has Debian's Rust and the host lacks a package of the same version.
+    #[error(
+        "no {what} on the host to stand in for the rootfs's Rust: apt-get install {packages} on the host (Debian's packages of the rootfs's versions; a rustup toolchain is never used), or pass --accelerate=force to leave Rust emulated"
+    )]
+    RustMissing { what: String, packages: String },
+    /// The host's Debian Rust is not the rootfs's version.
+    #[error(
+        "version mismatch: the host's {what} is {host}, the rootfs's is {rootfs}; rustc reads only the std of its own exact version: apt-get install {packages} on the host, or pass --accelerate=force to leave Rust emulated"
+    )]
+    RustMismatch {
+        what: String,
+        host: String,
+        rootfs: String,
+        packages: String,
+    },
+    /// The rootfs's Rust is not what --accelerate can serve.
+    #[error("the rootfs's Rust: {reason}; fix the rootfs, or run without --accelerate")]
+    RustRootfs { reason: String },
     #[error("cannot read {path}: {source}")]
     Io { path: PathBuf, source: io::Error },
     /// The rootfs's `/var/lib/dpkg/status` is not a regular file of sane size.
@@ -165,7 +184,9 @@ impl crate::error::Classify for AccelError {
     fn kind(&self) -> crate::error::ErrorKind {
         use crate::error::ErrorKind;
         match self {
-            AccelError::NoRootfsGcc { .. } | AccelError::DpkgStatus { .. } => ErrorKind::BadInput,
+            AccelError::NoRootfsGcc { .. }
+            | AccelError::DpkgStatus { .. }
+            | AccelError::RustRootfs { .. } => ErrorKind::BadInput,
             AccelError::Io { .. } => ErrorKind::Failed,
             _ => ErrorKind::Environment,
         }
@@ -500,6 +521,8 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     let host_pkgs = dpkg_installed(&host_dpkg_status(req.host_status));
     inj.notes
         .push(tools::add(&mut b, req, &root, &rootfs_pkgs, &host_pkgs)?);
+    inj.notes
+        .extend(b.rust(req, &root, &rootfs_pkgs, &host_pkgs)?);
     inj.items = b.items;
     Ok(inj)
 }
