@@ -8,7 +8,6 @@
 #[macro_use]
 mod common;
 
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -200,39 +199,10 @@ mod tests {
     );
 }
 
-/// Every entry of a tree: path, type, mode, owner, size, mtime; and the bytes of every file
-/// under usr/bin (where the launchers are bound over the rootfs's programs).
+/// The rootfs's digest (`common::rootfs_manifest`), with the bytes of the files under usr/bin
+/// (where the launchers are bound over the rootfs's programs).
 fn manifest(root: &Path) -> String {
-    use sha2::Digest;
-    let mut h = sha2::Sha256::new();
-    let mut stack = vec![root.to_path_buf()];
-    let mut n = 0usize;
-    while let Some(p) = stack.pop() {
-        let m = std::fs::symlink_metadata(&p).unwrap();
-        let rel = p.strip_prefix(root).unwrap().to_string_lossy().into_owned();
-        h.update(format!(
-            "{rel}\0{:o}\0{}:{}\0{}\0{}.{}\n",
-            m.mode(),
-            m.uid(),
-            m.gid(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec()
-        ));
-        if m.is_dir() {
-            let mut kids: Vec<_> = std::fs::read_dir(&p)
-                .unwrap()
-                .map(|e| e.unwrap().path())
-                .collect();
-            kids.sort();
-            stack.extend(kids);
-        } else if m.is_file() && rel.starts_with("usr/bin/") {
-            h.update(std::fs::read(&p).unwrap());
-        }
-        n += 1;
-    }
-    assert!(n > 1000, "a whole Debian rootfs: {n} entries");
-    h.finalize().iter().map(|b| format!("{b:02x}")).collect()
+    common::rootfs_manifest(root, &["usr/bin/"])
 }
 
 /// The ELF machine of a file on the host.
