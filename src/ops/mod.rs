@@ -54,6 +54,11 @@ pub mod facade {
     pub use crate::inspection::selftest::chroot_exec;
     pub use crate::nix::Paths as NixPaths;
     pub use crate::qemu::store::{Store, StoreLock};
+    // The types the reports carry, for their text (`crate::text`).
+    pub use crate::binfmt::plan::{Overlap, Verdict};
+    pub use crate::inspection::doctor::{Finding, Severity};
+    pub use crate::inspection::selftest::Status;
+    pub use crate::nix::Changed as NixChanged;
 }
 
 #[cfg(test)]

@@ -4,8 +4,8 @@
 use std::io::{Result, Write};
 
 use crate::escape::escape as esc;
-use crate::inspection::doctor::{Finding, Severity};
 use crate::ops::doctor::DoctorReport;
+use crate::ops::facade::{Finding, Severity};
 
 /// A finding's severity as its line names it.
 fn severity(s: Severity) -> &'static str {

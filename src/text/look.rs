@@ -5,7 +5,7 @@ use std::io::{Result, Write};
 
 use super::column;
 use crate::escape::escape as esc;
-use crate::inspection::selftest::Status;
+use crate::ops::facade::Status;
 use crate::ops::look::{InspectReport, Inspected, ScanReport, TestReport, TestSummary};
 
 impl InspectReport {

@@ -3,7 +3,7 @@
 
 use std::io::{Result, Write};
 
-use crate::nix::Paths;
+use crate::ops::facade::NixPaths as Paths;
 use crate::ops::nix::{Daemon, NixStatus, SyncReport};
 
 /// A line about what keeping Nix in step did.
@@ -141,7 +141,7 @@ impl NixStatus {
 #[cfg(test)]
 mod tests {
     use super::Said;
-    use crate::nix::{Changed, Paths};
+    use crate::ops::facade::{NixChanged as Changed, NixPaths as Paths};
     use crate::ops::nix::{Daemon, SyncReport};
 
     /// Every line a sync can say, in the order it did the things, each a note or a warning.

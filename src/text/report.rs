@@ -9,7 +9,7 @@ use serde::Serialize;
 use serde_json::json;
 
 use super::column;
-use crate::binfmt::plan::Verdict;
+use crate::ops::facade::Verdict;
 use crate::ops::view::{EntryView, entry_view};
 use crate::ops::{Host, Outcome, Report};
 
@@ -19,7 +19,7 @@ pub struct ReportView<'a> {
     dry_run: bool,
     binfmt_misc: &'a Path,
     results: Vec<Row>,
-    overlaps: &'a [crate::binfmt::plan::Overlap],
+    overlaps: &'a [crate::ops::facade::Overlap],
     notes: &'a [String],
     summary: serde_json::Map<String, serde_json::Value>,
     /// Whether an entry was refused (the summary is shown then even with `-q`).
@@ -152,9 +152,7 @@ mod tests {
     use std::path::Path;
 
     use super::ReportView;
-    use crate::binfmt::arch::Table;
-    use crate::binfmt::plan::Verdict;
-    use crate::binfmt::registration::Flags;
+    use crate::ops::facade::{Flags, Table, Verdict};
     use crate::ops::{Host, Outcome, Report};
 
     /// Two registered (one with a long name), one refused, and a note.

@@ -5,7 +5,7 @@
 use std::io::{Result, Write};
 
 use super::column;
-use crate::binfmt::arch::Table;
+use crate::ops::facade::Table;
 use crate::ops::import::{Listed, Listing};
 use crate::ops::interpreters::InterpretersReport;
 use crate::ops::status::StatusReport;
