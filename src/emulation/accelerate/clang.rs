@@ -561,14 +561,7 @@ mod tests {
         ));
         let own = launcher_of(&format!("{top}/bin/clang-14")).unwrap();
         assert!(!has(&own, "--target") && has(&own, "/host/bin/clang\0"));
-        let symlinks: std::collections::BTreeMap<&str, &str> = b
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Symlink { path, target } => Some((path.as_str(), target.as_str())),
-                _ => None,
-            })
-            .collect();
+        let symlinks = crate::emulation::accelerate::symlinks_of(&b.items);
         let lib = |n: &str| symlinks.get(format!("{top}/lib/{n}").as_str()).copied();
         assert_eq!(lib("clang"), Some("/usr/lib/llvm-14/lib/clang"));
         assert_eq!(lib("cmake"), Some("/usr/lib/llvm-14/lib/cmake"));

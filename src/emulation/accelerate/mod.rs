@@ -527,6 +527,30 @@ pub fn plan(req: &Request) -> Result<Injection, AccelError> {
     Ok(inj)
 }
 
+/// The covers of an injection: the rootfs's file → the launcher bound over it (tests).
+#[cfg(test)]
+pub(crate) fn covers_of(items: &[Item]) -> std::collections::BTreeMap<&str, &str> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Cover { target, launcher } => Some((target.as_str(), launcher.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
+/// The symlinks of an injection: its path → the target (tests).
+#[cfg(test)]
+pub(crate) fn symlinks_of(items: &[Item]) -> std::collections::BTreeMap<&str, &str> {
+    items
+        .iter()
+        .filter_map(|i| match i {
+            Item::Symlink { path, target } => Some((path.as_str(), target.as_str())),
+            _ => None,
+        })
+        .collect()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -763,14 +787,7 @@ mod tests {
             host_status: Path::new("/var/lib/dpkg/status"),
         })
         .unwrap();
-        let covers: std::collections::BTreeMap<&str, &str> = inj
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Cover { target, launcher } => Some((target.as_str(), launcher.as_str())),
-                _ => None,
-            })
-            .collect();
+        let covers = covers_of(&inj.items);
         let want = |target: &str, launcher: &str| {
             assert_eq!(
                 covers
@@ -802,14 +819,7 @@ mod tests {
         // cc1 is a launcher of the host's; the target files are the rootfs's.
         let cross = format!("{DIR}/usr/lib/gcc-cross/{t}/12");
         assert!(launcher_of(&format!("{cross}/cc1")).is_some());
-        let symlinks: std::collections::BTreeMap<&str, &str> = inj
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Symlink { path, target } => Some((path.as_str(), target.as_str())),
-                _ => None,
-            })
-            .collect();
+        let symlinks = symlinks_of(&inj.items);
         assert_eq!(
             symlinks
                 .get(format!("{cross}/crtbegin.o").as_str())

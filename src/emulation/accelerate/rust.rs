@@ -580,14 +580,7 @@ mod tests {
         let mut b = Builder::new(Path::new(HOST_RUSTC)).unwrap();
         let note = b.rust(&req, &tree, &rootfs, &host).unwrap().unwrap();
         assert!(note.contains(&format!("target/{t}/<profile>")), "{note}");
-        let covers: HashMap<&str, &str> = b
-            .items
-            .iter()
-            .filter_map(|i| match i {
-                Item::Cover { target, launcher } => Some((target.as_str(), launcher.as_str())),
-                _ => None,
-            })
-            .collect();
+        let covers = crate::emulation::accelerate::covers_of(&b.items);
         for p in ["rustc", "rustdoc", "cargo"] {
             assert_eq!(
                 covers.get(format!("/usr/bin/{p}").as_str()).copied(),
