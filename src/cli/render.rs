@@ -101,8 +101,9 @@ impl Steps for Shown<'_, '_> {
 }
 
 impl Events for Shown<'_, '_> {
+    /// A note may quote the rootfs (a package's version, a file name): escaped for the terminal.
     fn note(&mut self, line: &str) {
-        eprintln!("binfmtctl: {line}");
+        eprintln!("binfmtctl: {}", crate::escape::escape(line));
     }
 
     /// `run --install-missing`: a plain install, reported like `install`'s.

@@ -63,7 +63,9 @@ fn majors(names: impl IntoIterator<Item = String>) -> Vec<String> {
         .into_iter()
         .filter_map(|n| {
             let m = n.strip_prefix("llvm-")?;
-            Some((m.parse().ok()?, m.to_owned()))
+            // Only the canonical spelling (`14`, never `+14` or `014`): one name a number.
+            let n: u32 = m.parse().ok()?;
+            (n.to_string() == m).then(|| (n, m.to_owned()))
         })
         .collect();
     v.sort();

@@ -101,9 +101,17 @@ pub(super) fn decide(
     if let Some(cv) = &cargo {
         wanted.push(("cargo", cv.clone()));
     }
+    // The rootfs's version goes into a command line the user may paste: only when it is a
+    // Debian version (else the package names alone).
     let packages = wanted
         .iter()
-        .map(|(p, v)| format!("{p}={v}"))
+        .map(|(p, v)| {
+            if is_debian_version(v) {
+                format!("{p}={v}")
+            } else {
+                (*p).to_owned()
+            }
+        })
         .collect::<Vec<_>>()
         .join(" ");
     for (pkg, want) in &wanted {
@@ -150,12 +158,7 @@ fn rootfs_target(root: &Tree) -> Result<String, AccelError> {
         .collect();
     targets.sort();
     match targets.as_slice() {
-        [t] if t
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-' || b == b'.') =>
-        {
-            Ok(t.clone())
-        }
+        [t] if is_target_triple(t) => Ok(t.clone()),
         [t] => Err(bad(format!(
             "/usr/lib/rustlib/{t:?} is not a Rust target's name"
         ))),
@@ -164,7 +167,10 @@ fn rootfs_target(root: &Tree) -> Result<String, AccelError> {
         )),
         many => Err(bad(format!(
             "/usr/lib/rustlib holds the std of several targets ({}), cannot tell the rootfs's",
-            many.join(", ")
+            many.iter()
+                .map(|n| format!("{n:?}"))
+                .collect::<Vec<_>>()
+                .join(", ")
         ))),
     }
 }
@@ -406,8 +412,57 @@ impl Builder {
     }
 }
 
+/// A Rust target's name as Debian's std ships it: `arch-vendor-os[-env]`, lowercase letters,
+/// digits, `_` and `.` between dashes; never a custom target file (`.json`), never an option
+/// (`-…`), never the host's own (its std is the host's, bound beside).
+fn is_target_triple(t: &str) -> bool {
+    let parts: Vec<&str> = t.split('-').collect();
+    (2..=4).contains(&parts.len().saturating_sub(1))
+        && parts.iter().all(|p| {
+            !p.is_empty()
+                && p.bytes()
+                    .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_' || b == b'.')
+        })
+        && !t.ends_with(".json")
+        && t != HOST_TRIPLE
+}
+
+/// A Debian version (`[epoch:]upstream[-revision]`: alphanumerics and `.+~-:`), safe to quote in
+/// an `apt-get install pkg=version` line.
+fn is_debian_version(v: &str) -> bool {
+    !v.is_empty()
+        && v.as_bytes()[0].is_ascii_digit()
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b".+~-:".contains(&b))
+}
+
 #[cfg(test)]
 mod tests {
+
+    #[test]
+    fn target_names_and_versions_from_the_rootfs_are_checked() {
+        for ok in [
+            "aarch64-unknown-linux-gnu",
+            "arm-unknown-linux-gnueabihf",
+            "riscv64gc-unknown-linux-gnu",
+        ] {
+            assert!(is_target_triple(ok), "{ok}");
+        }
+        for bad in [
+            "x86_64-unknown-linux-gnu",
+            "-Zsomething-a-b",
+            "my-target-file.json",
+            "a\"b-c-d",
+            "aarch64",
+            "A-b-c",
+        ] {
+            assert!(!is_target_triple(bad), "{bad}");
+        }
+        assert!(is_debian_version("1.63.0+dfsg1-2") && is_debian_version("1:14.0.6-12"));
+        for bad in ["1.63 && curl x|sh", "", "-1", "1.0\u{1b}[31m"] {
+            assert!(!is_debian_version(bad), "{bad:?}");
+        }
+    }
     use super::*;
     use crate::emulation::accelerate::dpkg_installed;
 

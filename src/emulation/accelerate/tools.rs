@@ -54,6 +54,7 @@ const BIN_DIRS: &[&str] = &["/bin", "/usr/bin", "/sbin", "/usr/sbin"];
 const MAX_LIST: u64 = 4 << 20;
 
 /// Where the tools' launchers live inside.
+/// (`DIR/tools`: a unit test holds the two together.)
 const TOOLS_DIR: &str = "/run/binfmtctl/tools";
 
 /// What the tools part decided: a rootfs file covered by a host program.

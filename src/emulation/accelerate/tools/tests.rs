@@ -328,3 +328,11 @@ fn each_covered_file_gets_a_launcher_of_the_hosts_program() {
         .count();
     assert_eq!(binds, 1);
 }
+
+#[test]
+fn the_tools_launchers_live_in_the_injection() {
+    assert_eq!(
+        super::TOOLS_DIR,
+        format!("{}/tools", crate::emulation::accelerate::DIR)
+    );
+}
