@@ -911,3 +911,71 @@ fn a_hostile_rootfs_cannot_lead_the_build_tools_to_host_files() {
         Vec::<String>::new()
     );
 }
+
+/// A cover goes only on a file of the rootfs itself (the attacker's review of issue 20): a
+/// rootfs whose `/bin/true` leads to `/run/binfmtctl/host/bin/true` (a real program of that
+/// name there on disk, so the plan covers it) would, once the sandbox's /run is mounted, have
+/// the injection's own bound host program covered by its launcher. The run is refused, naming
+/// the file; the rootfs is unchanged and nothing stays mounted.
+#[test]
+fn a_cover_never_lands_on_the_sandboxs_own_mounts() {
+    gate!(Root, X86_64Host);
+    use std::os::unix::fs::symlink;
+    let coreutils = s(&Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", "coreutils"])
+        .output()
+        .unwrap()
+        .stdout);
+    if coreutils.is_empty() {
+        eprintln!("skipped: the host's dpkg knows no coreutils");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let r = dir.path().join("rootfs");
+    claimed_rootfs(
+        &r,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14",
+        "2.40-2",
+    );
+    let status = r.join("var/lib/dpkg/status");
+    let mut st = std::fs::read_to_string(&status).unwrap();
+    st.push_str(&format!(
+        "\nPackage: coreutils\nStatus: install ok installed\nVersion: {coreutils}\n"
+    ));
+    std::fs::write(&status, st).unwrap();
+    let info = r.join("var/lib/dpkg/info");
+    std::fs::create_dir_all(&info).unwrap();
+    std::fs::write(info.join("coreutils.list"), "/bin/true\n").unwrap();
+    let decoy = r.join("run/binfmtctl/host/bin");
+    std::fs::create_dir_all(&decoy).unwrap();
+    std::fs::copy(r.join("bin/busybox"), decoy.join("true")).unwrap();
+    let _ = std::fs::remove_file(r.join("bin/true"));
+    symlink("/run/binfmtctl/host/bin/true", r.join("bin/true")).unwrap();
+    std::fs::write(r.join("etc/resolv.conf"), "").unwrap();
+    let before = tree_listing(&r);
+    let out = binfmtctl(&[
+        "run",
+        "--accelerate",
+        "--rootfs",
+        r.to_str().unwrap(),
+        "--",
+        "/bin/sh",
+        "-c",
+        "echo ran",
+    ]);
+    let err = s(&out.stderr);
+    assert!(!out.status.success(), "{err}");
+    assert!(
+        err.contains("/bin/true") && err.contains("leads onto a mount of the sandbox"),
+        "{err}"
+    );
+    assert_eq!(s(&out.stdout), "", "{err}");
+    assert_eq!(tree_listing(&r), before);
+    assert_eq!(
+        host_mounts_containing(dir.path().to_str().unwrap()),
+        Vec::<String>::new()
+    );
+}

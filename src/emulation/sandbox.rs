@@ -995,6 +995,22 @@ fn fresh_tmpfs() -> io::Result<OwnedFd> {
 }
 
 /// Applies one step of the injection inside `ours` (the fresh tmpfs at /run/binfmtctl).
+/// A cover goes only on a file of the rootfs itself: a rootfs link that leads, once the
+/// sandbox's mounts are in place, onto one of them (a host program bound in /run/binfmtctl,
+/// a `--bind` directory's file, /dev) is refused. Told by the mount the object is on.
+fn refuse_cover_off_the_rootfs(root: &Tree, target_fd: &OwnedFd, target: &str) -> io::Result<()> {
+    use rustix::fs::{AtFlags, StatxFlags, statx};
+    let mnt = |fd: std::os::fd::BorrowedFd| -> io::Result<u64> {
+        Ok(statx(fd, "", AtFlags::EMPTY_PATH, StatxFlags::MNT_ID)?.stx_mnt_id)
+    };
+    if mnt(target_fd.as_fd())? != mnt(root.fd())? {
+        return Err(io::Error::other(format!(
+            "--accelerate: the rootfs's {target} leads onto a mount of the sandbox (/run/binfmtctl, a --bind, /dev), not to a file of the rootfs"
+        )));
+    }
+    Ok(())
+}
+
 fn inject(root: &Tree, ours: &Tree, item: &crate::emulation::accelerate::Item) -> io::Result<()> {
     use crate::emulation::accelerate::Item;
     let rel = |p: &str| -> io::Result<String> {
@@ -1057,6 +1073,7 @@ fn inject(root: &Tree, ours: &Tree, item: &crate::emulation::accelerate::Item) -
                     "--accelerate: the rootfs's {target} is no longer a regular file"
                 )));
             }
+            refuse_cover_off_the_rootfs(root, &target_fd, target)?;
             bind_fd_to_fd(&launcher_fd, &target_fd, true)
         }
         Item::CoverName { target, launcher } => {
@@ -1077,6 +1094,7 @@ fn inject(root: &Tree, ours: &Tree, item: &crate::emulation::accelerate::Item) -
                     "--accelerate: the rootfs's {target} is no longer a regular file or symlink"
                 )));
             }
+            refuse_cover_off_the_rootfs(root, &target_fd, target)?;
             bind_fd_to_fd(&launcher_fd, &target_fd, true)
         }
     }
