@@ -823,6 +823,43 @@ fn a_hostile_rootfs_cannot_lead_the_injection_into_host_directories() {
     unchanged("no /run on disk");
 }
 
+/// The host's installed version of a Debian package (empty when dpkg knows none).
+fn host_version(p: &str) -> String {
+    s(&Command::new("dpkg-query")
+        .args(["-W", "-f=${Version}", p])
+        .output()
+        .unwrap()
+        .stdout)
+}
+
+/// A claimed arm64 rootfs (busybox, `claimed_rootfs`) whose dpkg status also lists `packages`
+/// (name, version) and whose /var/lib/dpkg/info holds `lists` (file, its text); with an
+/// /etc/resolv.conf (the sandbox would make a missing one as a mount point).
+fn rootfs_with_packages(r: &Path, packages: &[(&str, &str)], lists: &[(&str, &str)]) {
+    claimed_rootfs(
+        r,
+        "aarch64-linux-gnu",
+        "busybox-arm64",
+        "12",
+        "12.2.0-14",
+        "2.40-2",
+    );
+    let status = r.join("var/lib/dpkg/status");
+    let mut st = std::fs::read_to_string(&status).unwrap();
+    for (p, v) in packages {
+        st.push_str(&format!(
+            "\nPackage: {p}\nStatus: install ok installed\nVersion: {v}\n"
+        ));
+    }
+    std::fs::write(&status, st).unwrap();
+    let info = r.join("var/lib/dpkg/info");
+    std::fs::create_dir_all(&info).unwrap();
+    for (name, text) in lists {
+        std::fs::write(info.join(name), text).unwrap();
+    }
+    std::fs::write(r.join("etc/resolv.conf"), "").unwrap();
+}
+
 /// The native build tools' reads (issue 20): the rootfs's dpkg file lists and the programs
 /// they name are read inside the rootfs only, and only files the host's own lists name are
 /// bound. A rootfs whose `/bin/ls` is an absolute symlink to a host file, whose `cat` leads
@@ -833,47 +870,29 @@ fn a_hostile_rootfs_cannot_lead_the_injection_into_host_directories() {
 fn a_hostile_rootfs_cannot_lead_the_build_tools_to_host_files() {
     gate!(Root, X86_64Host);
     use std::os::unix::fs::symlink;
-    let version = |p: &str| {
-        s(&Command::new("dpkg-query")
-            .args(["-W", "-f=${Version}", p])
-            .output()
-            .unwrap()
-            .stdout)
-    };
-    let (coreutils, dash) = (version("coreutils"), version("dash"));
+    let (coreutils, dash) = (host_version("coreutils"), host_version("dash"));
     if coreutils.is_empty() || dash.is_empty() {
         eprintln!("skipped: the host's dpkg knows no coreutils or dash");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("rootfs");
-    claimed_rootfs(
+    rootfs_with_packages(
         &r,
-        "aarch64-linux-gnu",
-        "busybox-arm64",
-        "12",
-        "12.2.0-14",
-        "2.40-2",
+        &[("coreutils", &coreutils), ("dash", &dash)],
+        &[(
+            "coreutils.list",
+            "/bin/ls\n/bin/cat\n/bin/echo\n/bin/true\n/bin/../etc/passwd\n",
+        )],
     );
     let victim = dir.path().join("victim");
     std::fs::create_dir(&victim).unwrap();
     std::fs::write(victim.join("ls"), "host file\n").unwrap();
-    let status = r.join("var/lib/dpkg/status");
-    let mut st = std::fs::read_to_string(&status).unwrap();
-    for (p, v) in [("coreutils", &coreutils), ("dash", &dash)] {
-        st.push_str(&format!(
-            "\nPackage: {p}\nStatus: install ok installed\nVersion: {v}\n"
-        ));
-    }
-    std::fs::write(&status, st).unwrap();
-    let info = r.join("var/lib/dpkg/info");
-    std::fs::create_dir_all(&info).unwrap();
-    std::fs::write(
-        info.join("coreutils.list"),
-        "/bin/ls\n/bin/cat\n/bin/echo\n/bin/true\n/bin/../etc/passwd\n",
+    symlink(
+        "/var/lib/dpkg/info/bash.list",
+        r.join("var/lib/dpkg/info/dash.list"),
     )
     .unwrap();
-    symlink("/var/lib/dpkg/info/bash.list", info.join("dash.list")).unwrap();
     // The busybox rootfs's /bin/ls, /bin/true are links to busybox, /bin/cat stays one.
     let bin = r.join("bin");
     for n in ["ls", "echo", "true"] {
@@ -882,8 +901,6 @@ fn a_hostile_rootfs_cannot_lead_the_build_tools_to_host_files() {
     symlink(victim.join("ls"), bin.join("ls")).unwrap();
     symlink("/proc/self/root/bin/echo", bin.join("echo")).unwrap();
     std::fs::copy(bin.join("busybox"), bin.join("true")).unwrap();
-    // The sandbox makes a missing /etc/resolv.conf (a mount point): have it already.
-    std::fs::write(r.join("etc/resolv.conf"), "").unwrap();
     let before = (tree_listing(&r), tree_listing(&victim));
     let out = binfmtctl(&[
         "run",
@@ -921,40 +938,23 @@ fn a_hostile_rootfs_cannot_lead_the_build_tools_to_host_files() {
 fn a_cover_never_lands_on_the_sandboxs_own_mounts() {
     gate!(Root, X86_64Host);
     use std::os::unix::fs::symlink;
-    let coreutils = s(&Command::new("dpkg-query")
-        .args(["-W", "-f=${Version}", "coreutils"])
-        .output()
-        .unwrap()
-        .stdout);
+    let coreutils = host_version("coreutils");
     if coreutils.is_empty() {
         eprintln!("skipped: the host's dpkg knows no coreutils");
         return;
     }
     let dir = tempfile::tempdir().unwrap();
     let r = dir.path().join("rootfs");
-    claimed_rootfs(
+    rootfs_with_packages(
         &r,
-        "aarch64-linux-gnu",
-        "busybox-arm64",
-        "12",
-        "12.2.0-14",
-        "2.40-2",
+        &[("coreutils", &coreutils)],
+        &[("coreutils.list", "/bin/true\n")],
     );
-    let status = r.join("var/lib/dpkg/status");
-    let mut st = std::fs::read_to_string(&status).unwrap();
-    st.push_str(&format!(
-        "\nPackage: coreutils\nStatus: install ok installed\nVersion: {coreutils}\n"
-    ));
-    std::fs::write(&status, st).unwrap();
-    let info = r.join("var/lib/dpkg/info");
-    std::fs::create_dir_all(&info).unwrap();
-    std::fs::write(info.join("coreutils.list"), "/bin/true\n").unwrap();
     let decoy = r.join("run/binfmtctl/host/bin");
     std::fs::create_dir_all(&decoy).unwrap();
     std::fs::copy(r.join("bin/busybox"), decoy.join("true")).unwrap();
     let _ = std::fs::remove_file(r.join("bin/true"));
     symlink("/run/binfmtctl/host/bin/true", r.join("bin/true")).unwrap();
-    std::fs::write(r.join("etc/resolv.conf"), "").unwrap();
     let before = tree_listing(&r);
     let out = binfmtctl(&[
         "run",
