@@ -491,7 +491,7 @@ impl BinfmtFs for ProcBinfmt {
             }
             let name = display_name(&raw);
             let path = de.path();
-            let text = match fs::read_to_string(&path) {
+            let text = match read_proc_text(&path) {
                 Ok(t) => t,
                 // Removed between readdir and read: another tool is at work; skip it.
                 Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
@@ -517,7 +517,7 @@ impl BinfmtFs for ProcBinfmt {
 
     fn global_enabled(&self) -> Result<bool, KernelError> {
         let path = self.root.join("status");
-        let s = fs::read_to_string(&path).map_err(|source| KernelError::Read { path, source })?;
+        let s = read_proc_text(&path).map_err(|source| KernelError::Read { path, source })?;
         Ok(s.trim() == "enabled")
     }
 
@@ -783,6 +783,16 @@ impl BinfmtFs for RecordingBinfmt {
     fn require_privilege(&self, _what: &str) -> Result<(), KernelError> {
         Ok(())
     }
+}
+
+/// A binfmt_misc file's text. The kernel shows each in one page and reports its size as 0, so
+/// `fs::read_to_string` would stat it and then read in growing steps from 32 bytes (five reads
+/// for an entry); a page-sized buffer takes it in one read and the end in a second.
+fn read_proc_text(path: &Path) -> io::Result<String> {
+    use std::io::Read;
+    let mut text = String::with_capacity(4096);
+    fs::File::open(path)?.read_to_string(&mut text)?;
+    Ok(text)
 }
 
 #[cfg(test)]
