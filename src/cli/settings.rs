@@ -23,6 +23,9 @@ use crate::ops::facade::Flags;
 pub struct Parsed {
     pub cli: Cli,
     matches: ArgMatches,
+    /// The clap command the line was parsed with (built along the subcommands given), kept
+    /// for `settings`: building it again would cost a third of a millisecond per command.
+    cmd: clap::Command,
 }
 
 impl Parsed {
@@ -32,16 +35,15 @@ impl Parsed {
         I: IntoIterator<Item = T>,
         T: Into<std::ffi::OsString> + Clone,
     {
-        let matches = Cli::command().try_get_matches_from(args)?;
+        let mut cmd = Cli::command();
+        let matches = cmd.try_get_matches_from_mut(args)?;
         let cli = Cli::from_arg_matches(&matches)?;
-        Ok(Parsed { cli, matches })
+        Ok(Parsed { cli, matches, cmd })
     }
 
     /// The settings of the subcommand given (its name, the top-level one, for messages).
     pub fn settings(&self) -> Result<(Global, InstallOpts)> {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let (mut shape, mut given) = (&cmd, &self.matches);
+        let (mut shape, mut given) = (&self.cmd, &self.matches);
         let mut name = None;
         while let Some((sub, m)) = given.subcommand() {
             let Some(c) = shape.find_subcommand(sub) else {
@@ -62,9 +64,10 @@ impl Parsed {
     /// The settings of a form without a subcommand (`--install`, `--uninstall`, none: status),
     /// which takes the options of the subcommand `like`, given before any subcommand.
     pub fn settings_like(&self, like: &str, form: &str) -> Result<(Global, InstallOpts)> {
-        let mut cmd = Cli::command();
-        cmd.build();
-        let shape = cmd
+        // Not built (not given), which only leaves out help and the global output options:
+        // no option group `Takes` looks for.
+        let shape = self
+            .cmd
             .find_subcommand(like)
             .unwrap_or_else(|| panic!("no subcommand {like}"));
         let takes = Takes::of(shape, &self.matches);
