@@ -3,15 +3,19 @@
 //! architectures it runs without emulation, and whether we run inside a user namespace.
 //!
 //! Compat arches (i386 on x86_64, arm on aarch64, …) are decided by running the arch's own
-//! probe (`probe`) where no binfmt_misc handler can take it: a helper process (`__probe-native`)
-//! makes a new user + mount namespace, mounts a fresh binfmt_misc instance there (Linux >= 6.7;
-//! an instance with no entries hides the host's from exec in that namespace), and execs the
-//! probe. Runs and exits as the probe does: native. `ENOEXEC`: the kernel has no loader for it
-//! (e.g. an arm64 CPU without AArch32), not native. Where no private instance can be made
-//! (Linux < 6.7, no user namespaces) the probe runs beside the one instance there is, unless
-//! one of its entries would take it: the probes carry a non-zero EI_PAD (`COMPAT_PROBE_PAD`),
-//! which the kernel's ELF loader ignores and the usual patterns refuse. Where the probe still
-//! tells nothing the kernel config (`CONFIG_COMPAT`, `CONFIG_IA32_EMULATION` and
+//! probe (`probe`) where no binfmt_misc handler can take it. Runs and exits as the probe does:
+//! native. `ENOEXEC`: the kernel has no loader for it (e.g. an arm64 CPU without AArch32), not
+//! native. The probes carry a non-zero EI_PAD (`COMPAT_PROBE_PAD`), which the kernel's ELF
+//! loader ignores and the usual patterns refuse, so usually no entry of the instance this
+//! process sees can take them (none can at boot): then they run right here. Otherwise a helper
+//! process (`__probe-native`) makes a new user + mount namespace, mounts a fresh binfmt_misc
+//! instance there (Linux >= 6.7; an instance with no entries hides the host's from exec in that
+//! namespace), and execs them there. A handler the view missed (an entry added meanwhile, a
+//! parent namespace's instance) can only make a probe run, a wrong "native" that skips the
+//! arch; never a wrong "not native", which only the kernel's own ENOEXEC gives. Where no
+//! private instance can be made (Linux < 6.7, no user namespaces) the helper runs the probes
+//! beside the one instance there is, unless one of its entries would take them. Where the
+//! probe still tells nothing the kernel config (`CONFIG_COMPAT`, `CONFIG_IA32_EMULATION` and
 //! `ia32_emulation=`) decides, as a hint — except for arches whose CPUs may lack the mode
 //! (`compat_cpu_optional`: arm on arm64), which only a probe that ran counts native. The user
 //! can override either way (`--native`, `--not-native`). The probes are written to a private
@@ -19,8 +23,9 @@
 //! unprivileged user namespaces are allowed.
 //!
 //! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
-//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`) and
-//! `HostFacts::probe_compat` (runs the helper); `HostFacts::native` is pure, so tests feed it
+//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`), `HostFacts::probe_compat`
+//! (runs the probes, or the helper) and `HostFacts::decide_natives` (both, for a command's
+//! `ops::Natives`, decided when first asked for); `HostFacts::native` is pure, so tests feed it
 //! fabricated facts.
 
 use std::io::Read;
@@ -262,6 +267,34 @@ pub use crate::inspection::inspect::NativeArch;
 
 impl HostFacts {
     pub fn gather() -> HostFacts {
+        let mut f = HostFacts::gather_without_config();
+        f.kernel_config = procfs::kernel_config().ok();
+        f
+    }
+
+    /// The natives with the user's override, deciding what `gather_without_config` left
+    /// out: the kernel config, read on a second thread while (with `self_exe`) the compat
+    /// probes run (`probe_compat`), which mostly wait on their processes.
+    pub fn decide_natives(
+        mut self,
+        table: &Table,
+        over: &NativeOverride,
+        self_exe: Option<&Path>,
+    ) -> Vec<NativeArch> {
+        std::thread::scope(|s| {
+            let config = s.spawn(|| procfs::kernel_config().ok());
+            if let Some(exe) = self_exe {
+                self.probe_compat(table, exe);
+            }
+            self.kernel_config = config
+                .join()
+                .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        });
+        self.native_with(table, over)
+    }
+
+    /// `gather` without the kernel config (left `None`; `decide_natives` reads it).
+    pub fn gather_without_config() -> HostFacts {
         let uname = rustix::system::uname();
         let release = uname.release().to_string_lossy().into_owned();
         let exe_header = std::fs::File::open("/proc/self/exe")
@@ -271,7 +304,6 @@ impl HostFacts {
                 Ok(b)
             })
             .unwrap_or_default();
-        let kernel_config = procfs::kernel_config().ok();
         let uid_map = std::fs::read_to_string("/proc/self/uid_map").unwrap_or_default();
         let overflow_uid = std::fs::read_to_string("/proc/sys/kernel/overflowuid")
             .ok()
@@ -280,7 +312,7 @@ impl HostFacts {
         HostFacts {
             exe_header,
             machine: uname.machine().to_string_lossy().into_owned(),
-            kernel_config,
+            kernel_config: None,
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             in_user_namespace: !is_identity_map(&uid_map),
             overflow_uid,
@@ -486,6 +518,34 @@ fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
     {
         return unknown(format!("cannot create a directory for the probes: {e}"));
     }
+    // The usual case: no entry of the instance this process sees can take a probe (none at
+    // boot; the usual patterns refuse the probes' EI_PAD). They run here then, without the
+    // helper's exec and namespaces (some 3 ms of `install all`). The instance exec consults
+    // can only hold more than this view (a parent's, an entry added meanwhile): a handler
+    // taking a probe makes it run, a wrong "native" that skips the arch; ENOEXEC, "not
+    // native", comes only from the kernel itself.
+    if let Ok(view) = shared_instance_view(Path::new(crate::binfmt::kernel::DEFAULT_ROOT))
+        && programs
+            .iter()
+            .flatten()
+            .all(|p| taken_by(&view, p).is_none())
+    {
+        let paths: Vec<PathBuf> = programs.iter().flatten().cloned().collect();
+        let mut verdicts = run_each(&paths, None).into_iter();
+        let verdicts = programs
+            .iter()
+            .map(|p| match p {
+                None => ProbeVerdict::Unknown {
+                    reason: "no probe for this arch".into(),
+                },
+                Some(_) => verdicts.next().unwrap_or(ProbeVerdict::Unknown {
+                    reason: "no verdict".into(),
+                }),
+            })
+            .collect();
+        drop(memfds);
+        return verdicts;
+    }
     let mut cmd = std::process::Command::new(self_exe);
     cmd.arg("__probe-native")
         .args(programs.iter().flatten())
@@ -583,54 +643,69 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         }
     }
     let mut out = String::new();
-    for p in programs {
-        if let Some((entries, enabled)) = &shared {
-            let header = read_header(p);
-            let taken = crate::inspection::inspect::kernel_choice(
-                entries,
-                *enabled,
-                &header,
-                &p.to_string_lossy(),
-            );
-            if let Some(k) = taken {
-                let v = ProbeVerdict::Unknown {
-                    reason: format!(
-                        "no private binfmt_misc instance (Linux < 6.7), and the entry {} of the shared one would take the probe",
-                        crate::binfmt::registration::display_name(&k.name)
-                    ),
-                };
-                out += &serde_json::to_string(&v).unwrap_or_default();
-                out.push('\n');
-                continue;
-            }
-        }
-        let mut cmd = std::process::Command::new(p);
-        std::os::unix::process::CommandExt::arg0(&mut cmd, crate::inspection::probe::ARGV0);
-        cmd.env_clear();
-        let v = match crate::inspection::selftest::run(cmd) {
-            Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOEXEC.raw_os_error()) => {
-                ProbeVerdict::NoLoader
-            }
-            Err(e) => ProbeVerdict::Unknown {
-                reason: format!("exec: {e}"),
-            },
-            Ok(o) if o.code == Some(i32::from(crate::inspection::probe::ARGV0.as_bytes()[0])) => {
-                ProbeVerdict::Ran {
-                    machine: crate::inspection::probe::reported_machine(&o.stdout),
-                }
-            }
-            Ok(o) => ProbeVerdict::Unknown {
-                reason: format!(
-                    "it ran but did not exit as the probe does (status {:?}, signal {:?})",
-                    o.code, o.signal
-                ),
-            },
-        };
+    for v in run_each(programs, shared.as_ref()) {
         out += &serde_json::to_string(&v).unwrap_or_default();
         out.push('\n');
     }
     print!("{out}");
     (0, String::new())
+}
+
+/// A binfmt_misc instance as `kernel::view` reads it: its entries, and whether it is enabled.
+type InstanceView = (Vec<crate::binfmt::kernel::KernelEntry>, bool);
+
+/// The entry of `view` that would take the program at `p`, as the kernel would choose.
+fn taken_by(view: &InstanceView, p: &Path) -> Option<String> {
+    let (entries, enabled) = view;
+    crate::inspection::inspect::kernel_choice(
+        entries,
+        *enabled,
+        &read_header(p),
+        &p.to_string_lossy(),
+    )
+    .map(|k| crate::binfmt::registration::display_name(&k.name))
+}
+
+/// Runs each probe; one verdict each. `shared`: the instance they run beside (no private one),
+/// whose entries are checked first: a probe one of them would take is not run.
+fn run_each(programs: &[PathBuf], shared: Option<&InstanceView>) -> Vec<ProbeVerdict> {
+    programs
+        .iter()
+        .map(|p| match shared.and_then(|view| taken_by(view, p)) {
+            Some(name) => ProbeVerdict::Unknown {
+                reason: format!(
+                    "no private binfmt_misc instance (Linux < 6.7), and the entry {name} of the shared one would take the probe"
+                ),
+            },
+            None => run_one(p),
+        })
+        .collect()
+}
+
+/// Runs one probe with an empty environment: how it ended is the verdict.
+fn run_one(p: &Path) -> ProbeVerdict {
+    let mut cmd = std::process::Command::new(p);
+    std::os::unix::process::CommandExt::arg0(&mut cmd, crate::inspection::probe::ARGV0);
+    cmd.env_clear();
+    match crate::inspection::selftest::run(cmd) {
+        Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOEXEC.raw_os_error()) => {
+            ProbeVerdict::NoLoader
+        }
+        Err(e) => ProbeVerdict::Unknown {
+            reason: format!("exec: {e}"),
+        },
+        Ok(o) if o.code == Some(i32::from(crate::inspection::probe::ARGV0.as_bytes()[0])) => {
+            ProbeVerdict::Ran {
+                machine: crate::inspection::probe::reported_machine(&o.stdout),
+            }
+        }
+        Ok(o) => ProbeVerdict::Unknown {
+            reason: format!(
+                "it ran but did not exit as the probe does (status {:?}, signal {:?})",
+                o.code, o.signal
+            ),
+        },
+    }
 }
 
 /// EI_PAD bytes (9..16 of the ELF identification) the compat probes carry: the kernel's ELF

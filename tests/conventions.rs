@@ -143,6 +143,37 @@ echo "== entries"; entries
     r.expect("entries", r.section("entries").trim() == "qemu-i386");
 }
 
+/// The compat probes run in this process when no entry of the instance can take them, and in
+/// the helper's private instance when one can: an entry that takes every 32-bit ELF (its
+/// interpreter /bin/false, so a probe it took would not exit as the probe does) does not
+/// change the verdict, and no probe reaches it.
+#[test]
+fn an_entry_that_would_take_the_probes_sends_them_to_a_private_instance() {
+    gate!(Root, X86_64Host);
+    let r = ns(r#"
+printf ':catch32:M::\x7fELF\x01::/bin/false:' > $R/register || exit 1
+echo "== status"; $B status --json
+echo "== entries"; entries
+"#);
+    let v: serde_json::Value = serde_json::from_str(&r.section("status")).unwrap();
+    let native = v["native"].as_array().unwrap();
+    for arch in ["i386", "i486"] {
+        let n = native
+            .iter()
+            .find(|n| n["arch"] == arch)
+            .unwrap_or_else(|| panic!("{arch} native: {native:?}"));
+        let evidence = n["evidence"].as_str().unwrap();
+        assert!(
+            evidence.starts_with("its probe ran natively (uname -m x86_64)"),
+            "{arch}: {evidence}"
+        );
+    }
+    r.expect(
+        "the entry is left as is",
+        r.section("entries").trim() == "catch32",
+    );
+}
+
 /// microblaze binaries carry EM_MICROBLAZE (189) or the pre-2009 0xbaab; QEMU's loader takes
 /// both, so `install microblaze` registers an entry for each, and the kernel hands both kinds
 /// to QEMU (which then runs them: zeros are no-ops until the segment ends, so it faults, where

@@ -25,14 +25,14 @@ pub(super) struct Ctx<'g> {
 impl<'g> Ctx<'g> {
     pub fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
-        let mut facts = HostFacts::gather();
+        let facts = HostFacts::gather_without_config();
         let over = NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
-        if g.probe_compat
-            && let Ok(exe) = std::env::current_exe()
-        {
-            facts.probe_compat(table, &exe);
-        }
-        let native = facts.native_with(table, &over);
+        // The natives are decided when first asked for (`ops::Natives`).
+        let exe = std::env::current_exe().ok().filter(|_| g.probe_compat);
+        let native = ops::Natives::deferred({
+            let facts = facts.clone();
+            move || facts.decide_natives(table, &over, exe.as_deref())
+        });
         Ok(Ctx {
             table,
             host: ops::Host {

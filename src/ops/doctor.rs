@@ -175,7 +175,7 @@ impl Gathered {
     fn machine<'a>(&'a self, host: &'a Host) -> doctor::Machine<'a> {
         doctor::Machine {
             table: host.table,
-            native: &host.native,
+            native: host.native(),
             binfmt: self.binfmt.clone(),
             entries: &self.entries,
             boot: &self.boot,

@@ -94,7 +94,7 @@ pub fn inspect(
     let (entries, enabled) = kernel::view(fs)?;
     let machine = crate::inspection::inspect::Machine {
         table: host.table,
-        native: &host.native,
+        native: host.native(),
         entries: &entries,
         binfmt_enabled: enabled,
         interp_exists,
@@ -193,7 +193,7 @@ pub fn scan(
     // Unreadable or malformed input, a corrupt archive included: exit 2 (ScanError says so).
     let s: Scan = crate::inspection::scan::scan(host.table, path, threads, progress)?;
     let elapsed = started.elapsed();
-    let native: Vec<String> = host.native.iter().map(|n| n.arch.clone()).collect();
+    let native: Vec<String> = host.native().iter().map(|n| n.arch.clone()).collect();
     // The handler the kernel would pick for an executable of this arch: asked with our probe's
     // header, which is what such executables look like to binfmt_misc.
     let handler_of = |arch: &str| {

@@ -143,7 +143,8 @@ impl Classify for OpsError {
 pub struct Host {
     pub table: &'static Table,
     pub facts: HostFacts,
-    pub native: Vec<NativeArch>,
+    /// Read through `native()`: decided on first use where the compat probes are involved.
+    pub native: Natives,
     /// In a user namespace, count unmapped (overflow uid) owners as root's.
     pub trust_unmapped_owner: bool,
     /// Where interpreters' facts are read: the disk, or fabricated ones in unit tests.
@@ -168,6 +169,64 @@ impl Files {
     }
 }
 
+/// The arches a host runs natively: known, or decided on first use (`deferred`). Deciding
+/// means reading the kernel config and, for the commands that ask, running the compat probes
+/// (about a millisecond together): a command that never asks pays nothing, and `install` asks
+/// on a second thread while it checks interpreters (`install::prepare`).
+#[derive(Clone)]
+pub struct Natives(std::sync::Arc<NativesInner>);
+
+struct NativesInner {
+    known: std::sync::OnceLock<Vec<NativeArch>>,
+    decide: std::sync::Mutex<Option<Decide>>,
+}
+
+type Decide = Box<dyn FnOnce() -> Vec<NativeArch> + Send>;
+
+impl Natives {
+    pub fn known(native: Vec<NativeArch>) -> Natives {
+        let n = Natives::deferred(Vec::new);
+        let _ = n.0.known.set(native);
+        n
+    }
+
+    /// Decided by `decide` the first time they are read (once, whichever thread reads first;
+    /// the others wait for it).
+    pub fn deferred(decide: impl FnOnce() -> Vec<NativeArch> + Send + 'static) -> Natives {
+        Natives(std::sync::Arc::new(NativesInner {
+            known: std::sync::OnceLock::new(),
+            decide: std::sync::Mutex::new(Some(Box::new(decide))),
+        }))
+    }
+
+    pub fn get(&self) -> &[NativeArch] {
+        self.0.known.get_or_init(|| {
+            let decide = self
+                .0
+                .decide
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .take();
+            decide.map_or_else(Vec::new, |d| d())
+        })
+    }
+}
+
+impl From<Vec<NativeArch>> for Natives {
+    fn from(native: Vec<NativeArch>) -> Natives {
+        Natives::known(native)
+    }
+}
+
+impl std::fmt::Debug for Natives {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0.known.get() {
+            Some(n) => f.debug_tuple("Natives").field(n).finish(),
+            None => f.write_str("Natives(not decided yet)"),
+        }
+    }
+}
+
 impl std::fmt::Debug for Files {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.write_str(if self.0.is_some() {
@@ -182,7 +241,7 @@ impl Host {
     /// This machine as its facts say, without the user's overrides or vouching.
     pub fn gather(table: &'static Table) -> Host {
         let facts = HostFacts::gather();
-        let native = facts.native(table);
+        let native = facts.native(table).into();
         Host {
             table,
             facts,
@@ -207,15 +266,20 @@ impl Host {
         self.files.source().facts_of(path, qemu_cpu)
     }
 
+    /// The arches this host runs natively (deciding them now if not yet done).
+    pub fn native(&self) -> &[NativeArch] {
+        self.native.get()
+    }
+
     pub fn is_native(&self, arch: &str) -> Option<&NativeArch> {
-        self.native.iter().find(|n| n.arch == arch)
+        self.native().iter().find(|n| n.arch == arch)
     }
 
     /// The native-capture guard for this host (every native arch, both ELF types, both OS ABI
     /// bytes, scripts, our own header): the one install, import and status use.
     pub fn native_guard(&self) -> NativeGuard {
         let arches: Vec<&Arch> = self
-            .native
+            .native()
             .iter()
             .filter_map(|n| self.table.get(&n.arch))
             .collect();

@@ -591,7 +591,7 @@ fn native_variant(system: &str, native_systems: &[String]) -> bool {
 /// The systems this host builds natively: Nix's own, and every native arch's.
 fn native_systems(host: &Host, view: &View) -> Vec<String> {
     let mut v = vec![view.system.clone()];
-    for n in &host.native {
+    for n in host.native() {
         if let Some(a) = host.table.get(&n.arch) {
             for s in &a.nix {
                 if !v.contains(s) {

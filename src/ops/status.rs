@@ -51,7 +51,7 @@ pub fn status(fs: &dyn BinfmtFs, host: &Host) -> Result<Status> {
             supported.push(p.to_owned());
         }
     };
-    for n in &host.native {
+    for n in host.native() {
         if let Some(a) = host.table.get(&n.arch) {
             a.oci.iter().for_each(|p| push(p));
         }
@@ -138,7 +138,7 @@ pub fn report(
         supported: st.supported,
         emulators,
         entries,
-        native: host.native.clone(),
+        native: host.native().to_vec(),
         binfmt_misc: Instance {
             path: root.to_path_buf(),
             mounted: st.mounted,

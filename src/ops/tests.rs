@@ -691,7 +691,7 @@ fn arm64_host(arm_probe: crate::host::ProbeVerdict) -> Host {
     let mut h = Host {
         table,
         facts,
-        native,
+        native: native.into(),
         trust_unmapped_owner: false,
         files: Files::default(),
     };
@@ -709,7 +709,7 @@ fn an_arm64_host_emulates_amd64_and_i386_and_keeps_its_own_arches() {
     use crate::host::ProbeVerdict;
     // a64fx: no AArch32, so arm is emulated.
     let h = arm64_host(ProbeVerdict::NoLoader);
-    let native: Vec<&str> = h.native.iter().map(|n| n.arch.as_str()).collect();
+    let native: Vec<&str> = h.native().iter().map(|n| n.arch.as_str()).collect();
     assert_eq!(native, ["aarch64"]);
     assert_eq!(super::qemu::deb_arch(&h).unwrap(), "arm64");
     let fs = RecordingBinfmt::mounted_with(&[]);
@@ -754,7 +754,7 @@ fn an_arm64_host_emulates_amd64_and_i386_and_keeps_its_own_arches() {
     let h = arm64_host(ProbeVerdict::Ran {
         machine: "armv8l".into(),
     });
-    let native: Vec<&str> = h.native.iter().map(|n| n.arch.as_str()).collect();
+    let native: Vec<&str> = h.native().iter().map(|n| n.arch.as_str()).collect();
     assert_eq!(native, ["aarch64", "arm"]);
     assert!(h.native_guard().captures(&arm.registration).is_some());
     let all = super::install::prepare(

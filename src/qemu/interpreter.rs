@@ -471,23 +471,22 @@ pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
     }
     f.noexec_mount = rustix::fs::statvfs(path)
         .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
-    let inspected = fs::File::open(path)
-        .map_err(|e| e.to_string())
-        .and_then(|file| {
-            use std::os::unix::fs::FileExt;
-            // The bytes binfmt_misc matches on, kept for the native-capture guard.
-            let mut head = vec![0u8; crate::binfmt::registration::BINPRM_BUF_SIZE];
-            let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
-            head.truncate(n);
-            f.header = head;
-            elf::inspect_file(&file).map_err(|e| e.to_string())
-        });
+    let file = fs::File::open(path);
+    let inspected = file.as_ref().map_err(|e| e.to_string()).and_then(|file| {
+        use std::os::unix::fs::FileExt;
+        // The bytes binfmt_misc matches on, kept for the native-capture guard.
+        let mut head = vec![0u8; crate::binfmt::registration::BINPRM_BUF_SIZE];
+        let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
+        head.truncate(n);
+        f.header = head;
+        elf::inspect_file(file).map_err(|e| e.to_string())
+    });
     match inspected {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
-    if let (Some(_), Some(cpu)) = (&f.elf, qemu_cpu) {
-        f.version = embedded_version(path, cpu);
+    if let (Some(_), Some(cpu), Ok(file)) = (&f.elf, qemu_cpu, &file) {
+        f.version = version_in(file, cpu);
     }
     f
 }
@@ -495,13 +494,19 @@ pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
 /// Finds `qemu-<cpu> version X (...)` in the binary, as QEMU's `--version` would print it.
 /// The string is a literal in `.rodata`, so we search that section (located through the
 /// section headers; the whole file when there are none) in chunks and stop at the first hit:
-/// a few hundred KiB read instead of the whole 10+ MiB binary.
+/// about a hundred KiB read instead of the whole 10+ MiB binary (Debian's QEMU 7.2 has it
+/// 78–127 KiB into `.rodata`). 64 KiB chunks: the buffer stays below malloc's mmap threshold,
+/// so the 33 checks of `install all` reuse one heap block instead of faulting in fresh pages.
 pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
+    version_in(&fs::File::open(path).ok()?, qemu_cpu)
+}
+
+/// `embedded_version` of a file already open (`facts_of` reads the header from it too).
+fn version_in(file: &fs::File, qemu_cpu: &str) -> Option<String> {
     use std::os::unix::fs::FileExt;
-    const CHUNK: u64 = 256 * 1024;
-    let file = fs::File::open(path).ok()?;
+    const CHUNK: u64 = 64 * 1024;
     let len = file.metadata().ok()?.len();
-    let (start, end) = elf::section_range(&file, ".rodata").unwrap_or((0, len));
+    let (start, end) = elf::section_range(file, ".rodata").unwrap_or((0, len));
     let needle = format!("qemu-{qemu_cpu} version ");
     let overlap = (needle.len() + MAX_VERSION_LEN) as u64;
     let mut pos = start;

@@ -21,7 +21,8 @@ fn host() -> Host {
         native: vec![NativeArch {
             arch: "x86_64".into(),
             evidence: "test".into(),
-        }],
+        }]
+        .into(),
         trust_unmapped_owner: false,
         files: Default::default(),
     }
