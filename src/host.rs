@@ -668,26 +668,41 @@ fn taken_by(view: &InstanceView, p: &Path) -> Option<String> {
 
 /// Runs each probe; one verdict each. `shared`: the instance they run beside (no private one),
 /// whose entries are checked first: a probe one of them would take is not run.
+/// All of them are started, then waited for: they run side by side.
 fn run_each(programs: &[PathBuf], shared: Option<&InstanceView>) -> Vec<ProbeVerdict> {
-    programs
+    let started: Vec<Result<_, ProbeVerdict>> = programs
         .iter()
         .map(|p| match shared.and_then(|view| taken_by(view, p)) {
-            Some(name) => ProbeVerdict::Unknown {
+            Some(name) => Err(ProbeVerdict::Unknown {
                 reason: format!(
                     "no private binfmt_misc instance (Linux < 6.7), and the entry {name} of the shared one would take the probe"
                 ),
-            },
-            None => run_one(p),
+            }),
+            None => Ok(start_one(p)),
+        })
+        .collect();
+    started
+        .into_iter()
+        .map(|s| {
+            s.map_or_else(
+                |v| v,
+                |child| verdict(child.and_then(crate::inspection::selftest::wait_for)),
+            )
         })
         .collect()
 }
 
-/// Runs one probe with an empty environment: how it ended is the verdict.
-fn run_one(p: &Path) -> ProbeVerdict {
+/// Starts one probe, with an empty environment.
+fn start_one(p: &Path) -> std::io::Result<std::process::Child> {
     let mut cmd = std::process::Command::new(p);
     std::os::unix::process::CommandExt::arg0(&mut cmd, crate::inspection::probe::ARGV0);
     cmd.env_clear();
-    match crate::inspection::selftest::run(cmd) {
+    crate::inspection::selftest::start(cmd)
+}
+
+/// How a probe ended is its verdict.
+fn verdict(ended: std::io::Result<crate::inspection::selftest::Outcome>) -> ProbeVerdict {
+    match ended {
         Err(e) if e.raw_os_error() == Some(rustix::io::Errno::NOEXEC.raw_os_error()) => {
             ProbeVerdict::NoLoader
         }

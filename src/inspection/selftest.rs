@@ -241,12 +241,20 @@ pub struct Outcome {
 }
 
 /// Runs a command with a timeout, capturing its output.
-pub fn run(mut cmd: Command) -> io::Result<Outcome> {
-    let mut child = cmd
-        .stdin(Stdio::null())
+pub fn run(cmd: Command) -> io::Result<Outcome> {
+    wait_for(start(cmd)?)
+}
+
+/// Starts a command for `wait_for`, its output captured (several can run at once).
+pub fn start(mut cmd: Command) -> io::Result<std::process::Child> {
+    cmd.stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
-        .spawn()?;
+        .spawn()
+}
+
+/// Waits for a command `start` started, with a timeout, and takes its output.
+pub fn wait_for(mut child: std::process::Child) -> io::Result<Outcome> {
     let mut out = child.stdout.take().expect("piped");
     let mut err = child.stderr.take().expect("piped");
     // The probes write 65 bytes; read after exit cannot deadlock on a full pipe.

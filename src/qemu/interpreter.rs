@@ -505,8 +505,11 @@ pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
 fn version_in(file: &fs::File, qemu_cpu: &str) -> Option<String> {
     use std::os::unix::fs::FileExt;
     const CHUNK: u64 = 64 * 1024;
-    let len = file.metadata().ok()?.len();
-    let (start, end) = elf::section_range(file, ".rodata").unwrap_or((0, len));
+    // The whole file only where there are no section headers: its size is asked only then.
+    let (start, end) = match elf::section_range(file, ".rodata") {
+        Some(r) => r,
+        None => (0, file.metadata().ok()?.len()),
+    };
     let needle = format!("qemu-{qemu_cpu} version ");
     let overlap = (needle.len() + MAX_VERSION_LEN) as u64;
     let mut pos = start;
