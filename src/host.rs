@@ -273,23 +273,21 @@ impl HostFacts {
     }
 
     /// The natives with the user's override, deciding what `gather_without_config` left
-    /// out: the kernel config, read on a second thread while (with `self_exe`) the compat
-    /// probes run (`probe_compat`), which mostly wait on their processes.
+    /// out: the kernel config, read while (with `self_exe`) the compat probes' processes run
+    /// (`probe_compat`).
     pub fn decide_natives(
         mut self,
         table: &Table,
         over: &NativeOverride,
         self_exe: Option<&Path>,
     ) -> Vec<NativeArch> {
-        std::thread::scope(|s| {
-            let config = s.spawn(|| procfs::kernel_config().ok());
-            if let Some(exe) = self_exe {
-                self.probe_compat(table, exe);
-            }
-            self.kernel_config = config
-                .join()
-                .unwrap_or_else(|e| std::panic::resume_unwind(e));
-        });
+        let mut config = None;
+        if let Some(exe) = self_exe {
+            self.probe_compat_meanwhile(table, exe, &mut || {
+                config = Some(procfs::kernel_config().ok());
+            });
+        }
+        self.kernel_config = config.unwrap_or_else(|| procfs::kernel_config().ok());
         self.native_with(table, over)
     }
 
@@ -325,6 +323,11 @@ impl HostFacts {
     /// Runs the probe of every compat arch of the host (see the module doc) and keeps the
     /// verdicts. `self_exe` is binfmtctl, re-executed as the `__probe-native` helper.
     pub fn probe_compat(&mut self, table: &Table, self_exe: &Path) {
+        self.probe_compat_meanwhile(table, self_exe, &mut || {});
+    }
+
+    /// `probe_compat`, calling `meanwhile` (at most once) while the probes run.
+    fn probe_compat_meanwhile(&mut self, table: &Table, self_exe: &Path, meanwhile: Meanwhile) {
         let Some(host) = self.host_arch(table) else {
             return;
         };
@@ -332,7 +335,7 @@ impl HostFacts {
         if compat.is_empty() {
             return;
         }
-        let verdicts = run_probes(&compat, self_exe);
+        let verdicts = run_probes(&compat, self_exe, meanwhile);
         self.compat_probes = compat
             .iter()
             .map(|a| a.name.clone())
@@ -477,7 +480,10 @@ pub fn decide_compat(
 
 /// Writes each arch's probe into a private directory and runs them all through one
 /// `__probe-native` helper; one verdict per arch, in order.
-fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
+/// Work done while processes run (called at most once; its caller checks whether it was).
+type Meanwhile<'m> = &'m mut dyn FnMut();
+
+fn run_probes(arches: &[&Arch], self_exe: &Path, meanwhile: Meanwhile) -> Vec<ProbeVerdict> {
     let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; arches.len()];
     let work = crate::inspection::selftest::Workdir::new();
     let mut programs: Vec<Option<PathBuf>> = Vec::new();
@@ -531,7 +537,7 @@ fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
             .all(|p| taken_by(&view, p).is_none())
     {
         let paths: Vec<PathBuf> = programs.iter().flatten().cloned().collect();
-        let mut verdicts = run_each(&paths, None).into_iter();
+        let mut verdicts = run_each(&paths, None, meanwhile).into_iter();
         let verdicts = programs
             .iter()
             .map(|p| match p {
@@ -550,7 +556,10 @@ fn run_probes(arches: &[&Arch], self_exe: &Path) -> Vec<ProbeVerdict> {
     cmd.arg("__probe-native")
         .args(programs.iter().flatten())
         .env_remove("BINFMTCTL_FAILPOINT");
-    let outcome = crate::inspection::selftest::run(cmd);
+    let outcome = crate::inspection::selftest::start(cmd).and_then(|child| {
+        meanwhile();
+        crate::inspection::selftest::wait_for(child)
+    });
     drop(memfds);
     let outcome = match outcome {
         Ok(o) => o,
@@ -643,7 +652,7 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         }
     }
     let mut out = String::new();
-    for v in run_each(programs, shared.as_ref()) {
+    for v in run_each(programs, shared.as_ref(), &mut || {}) {
         out += &serde_json::to_string(&v).unwrap_or_default();
         out.push('\n');
     }
@@ -669,7 +678,11 @@ fn taken_by(view: &InstanceView, p: &Path) -> Option<String> {
 /// Runs each probe; one verdict each. `shared`: the instance they run beside (no private one),
 /// whose entries are checked first: a probe one of them would take is not run.
 /// All of them are started, then waited for: they run side by side.
-fn run_each(programs: &[PathBuf], shared: Option<&InstanceView>) -> Vec<ProbeVerdict> {
+fn run_each(
+    programs: &[PathBuf],
+    shared: Option<&InstanceView>,
+    meanwhile: Meanwhile,
+) -> Vec<ProbeVerdict> {
     let started: Vec<Result<_, ProbeVerdict>> = programs
         .iter()
         .map(|p| match shared.and_then(|view| taken_by(view, p)) {
@@ -681,6 +694,7 @@ fn run_each(programs: &[PathBuf], shared: Option<&InstanceView>) -> Vec<ProbeVer
             None => Ok(start_one(p)),
         })
         .collect();
+    meanwhile();
     started
         .into_iter()
         .map(|s| {

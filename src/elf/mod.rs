@@ -6,7 +6,6 @@
 //! (`binfmt`, `qemu`, `inspection`, `emulation`): it imports none of them.
 
 use std::fs::File;
-use std::io::Read;
 
 use goblin::container::{Container, Ctx, Endian as GEndian};
 use goblin::elf::header::{self, Header};
@@ -82,19 +81,48 @@ pub fn inspect(bytes: &[u8]) -> Result<ElfFacts, ElfError> {
 
 /// Inspects an open file: reads the headers, then only the `PT_INTERP` and `PT_NOTE` ranges.
 pub fn inspect_file(file: &File) -> Result<ElfFacts, ElfError> {
+    let head = read_head(file).map_err(|e| ElfError::Malformed(e.to_string()))?;
+    inspect_head(file, &head)
+}
+
+/// The first `PREFIX_LEN` bytes of a file (fewer for a shorter one), in one `pread` as a rule.
+pub fn read_head(file: &File) -> std::io::Result<Vec<u8>> {
     use std::os::unix::fs::FileExt;
-    let read_at = |off: u64, len: usize| {
+    let mut head = vec![0u8; PREFIX_LEN];
+    let mut n = 0;
+    while n < head.len() {
+        match file.read_at(&mut head[n..], n as u64) {
+            Ok(0) => break,
+            Ok(k) => n += k,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    head.truncate(n);
+    Ok(head)
+}
+
+/// A reader of `len` bytes at `off` of `file`, from `head` (its first bytes) when they are in it.
+fn reader<'a>(file: &'a File, head: &'a [u8]) -> impl Fn(u64, usize) -> Option<Vec<u8>> + 'a {
+    use std::os::unix::fs::FileExt;
+    move |off: u64, len: usize| {
+        let start = usize::try_from(off).ok()?;
+        if let Some(b) = start.checked_add(len).and_then(|end| head.get(start..end)) {
+            return Some(b.to_vec());
+        }
         let mut b = vec![0u8; len];
         file.read_exact_at(&mut b, off).ok().map(|()| b)
-    };
-    let mut head = Vec::with_capacity(PREFIX_LEN);
-    file.take(PREFIX_LEN as u64)
-        .read_to_end(&mut head)
-        .map_err(|e| ElfError::Malformed(e.to_string()))?;
-    match inspect_with(&head, read_at) {
+    }
+}
+
+/// `inspect_file` of a file whose first bytes (`read_head`) are `head`: what lies in them is
+/// not read again (the notes of a typical binary are in its first page).
+pub fn inspect_head(file: &File, head: &[u8]) -> Result<ElfFacts, ElfError> {
+    let read_at = reader(file, head);
+    match inspect_with(head, &read_at) {
         Err(ElfError::NeedMore(n)) => {
             let bytes = read_at(0, n).ok_or_else(|| ElfError::Malformed("truncated".into()))?;
-            inspect_with(&bytes, read_at)
+            inspect_with(&bytes, &read_at)
         }
         r => r,
     }
@@ -309,11 +337,12 @@ pub fn os_abi_name(b: u8) -> String {
 /// The file range `(start, end)` of the named section, from the section headers. `None` when
 /// the file has no section headers or no such section (stripped of them, or not ELF).
 pub fn section_range(file: &File, name: &str) -> Option<(u64, u64)> {
-    use std::os::unix::fs::FileExt;
-    section_range_with(name, |off, len| {
-        let mut b = vec![0u8; len];
-        file.read_exact_at(&mut b, off).ok().map(|()| b)
-    })
+    section_range_head(file, &[], name)
+}
+
+/// `section_range` of a file whose first bytes are `head` (`read_head`), not read again.
+pub fn section_range_head(file: &File, head: &[u8], name: &str) -> Option<(u64, u64)> {
+    section_range_with(name, reader(file, head))
 }
 
 /// `section_range` on an image in memory (used by the fuzz harness).

@@ -471,22 +471,27 @@ pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
     }
     f.noexec_mount = rustix::fs::statvfs(path)
         .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC));
-    let file = fs::File::open(path);
-    let inspected = file.as_ref().map_err(|e| e.to_string()).and_then(|file| {
-        use std::os::unix::fs::FileExt;
-        // The bytes binfmt_misc matches on, kept for the native-capture guard.
-        let mut head = vec![0u8; crate::binfmt::registration::BINPRM_BUF_SIZE];
-        let n = file.read_at(&mut head, 0).map_err(|e| e.to_string())?;
-        head.truncate(n);
-        f.header = head;
-        elf::inspect_file(file).map_err(|e| e.to_string())
+    // One open, and the first page read once: the ELF headers, the notes and the section
+    // header's place are in it, and its start is what binfmt_misc matches on.
+    let opened = fs::File::open(path).and_then(|file| {
+        let head = elf::read_head(&file)?;
+        Ok((file, head))
     });
+    let inspected = opened
+        .as_ref()
+        .map_err(|e| e.to_string())
+        .and_then(|(file, head)| {
+            // The bytes binfmt_misc matches on, kept for the native-capture guard.
+            f.header =
+                head[..head.len().min(crate::binfmt::registration::BINPRM_BUF_SIZE)].to_vec();
+            elf::inspect_head(file, head).map_err(|e| e.to_string())
+        });
     match inspected {
         Ok(e) => f.elf = Some(e),
         Err(e) => f.elf_error = Some(e),
     }
-    if let (Some(_), Some(cpu), Ok(file)) = (&f.elf, qemu_cpu, &file) {
-        f.version = version_in(file, cpu);
+    if let (Some(_), Some(cpu), Ok((file, head))) = (&f.elf, qemu_cpu, &opened) {
+        f.version = version_in(file, head, cpu);
     }
     f
 }
@@ -498,15 +503,16 @@ pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
 /// 78–127 KiB into `.rodata`). 64 KiB chunks: the buffer stays below malloc's mmap threshold,
 /// so the 33 checks of `install all` reuse one heap block instead of faulting in fresh pages.
 pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
-    version_in(&fs::File::open(path).ok()?, qemu_cpu)
+    let file = fs::File::open(path).ok()?;
+    version_in(&file, &[], qemu_cpu)
 }
 
-/// `embedded_version` of a file already open (`facts_of` reads the header from it too).
-fn version_in(file: &fs::File, qemu_cpu: &str) -> Option<String> {
+/// `embedded_version` of a file already open, whose first bytes `head` are not read again.
+fn version_in(file: &fs::File, head: &[u8], qemu_cpu: &str) -> Option<String> {
     use std::os::unix::fs::FileExt;
     const CHUNK: u64 = 64 * 1024;
     // The whole file only where there are no section headers: its size is asked only then.
-    let (start, end) = match elf::section_range(file, ".rodata") {
+    let (start, end) = match elf::section_range_head(file, head, ".rodata") {
         Some(r) => r,
         None => (0, file.metadata().ok()?.len()),
     };
