@@ -273,21 +273,18 @@ impl HostFacts {
     }
 
     /// The natives with the user's override, deciding what `gather_without_config` left
-    /// out: the kernel config, read while (with `self_exe`) the compat probes' processes run
-    /// (`probe_compat`).
+    /// out: the kernel config, read while the compat probes `started` (`start_probes`) run,
+    /// and their verdicts.
     pub fn decide_natives(
         mut self,
         table: &Table,
         over: &NativeOverride,
-        self_exe: Option<&Path>,
+        started: Option<StartedProbes>,
     ) -> Vec<NativeArch> {
-        let mut config = None;
-        if let Some(exe) = self_exe {
-            self.probe_compat_meanwhile(table, exe, &mut || {
-                config = Some(procfs::kernel_config().ok());
-            });
+        self.kernel_config = procfs::kernel_config().ok();
+        if let Some(p) = started {
+            self.compat_probes = p.finish();
         }
-        self.kernel_config = config.unwrap_or_else(|| procfs::kernel_config().ok());
         self.native_with(table, over)
     }
 
@@ -323,24 +320,17 @@ impl HostFacts {
     /// Runs the probe of every compat arch of the host (see the module doc) and keeps the
     /// verdicts. `self_exe` is binfmtctl, re-executed as the `__probe-native` helper.
     pub fn probe_compat(&mut self, table: &Table, self_exe: &Path) {
-        self.probe_compat_meanwhile(table, self_exe, &mut || {});
+        if let Some(p) = self.start_probes(table, self_exe) {
+            self.compat_probes = p.finish();
+        }
     }
 
-    /// `probe_compat`, calling `meanwhile` (at most once) while the probes run.
-    fn probe_compat_meanwhile(&mut self, table: &Table, self_exe: &Path, meanwhile: Meanwhile) {
-        let Some(host) = self.host_arch(table) else {
-            return;
-        };
+    /// Starts the probe of every compat arch of the host (`None`: it has none), to be
+    /// waited for with `StartedProbes::finish`: they run while the caller goes on.
+    pub fn start_probes(&self, table: &Table, self_exe: &Path) -> Option<StartedProbes> {
+        let host = self.host_arch(table)?;
         let compat: Vec<&Arch> = host.compat.iter().filter_map(|c| table.get(c)).collect();
-        if compat.is_empty() {
-            return;
-        }
-        let verdicts = run_probes(&compat, self_exe, meanwhile);
-        self.compat_probes = compat
-            .iter()
-            .map(|a| a.name.clone())
-            .zip(verdicts)
-            .collect();
+        (!compat.is_empty()).then(|| start_probes(&compat, self_exe))
     }
 
     /// The host's own arch: the table entry whose pattern matches our executable; `uname -m`
@@ -480,11 +470,84 @@ pub fn decide_compat(
 
 /// Writes each arch's probe into a private directory and runs them all through one
 /// `__probe-native` helper; one verdict per arch, in order.
-/// Work done while processes run (called at most once; its caller checks whether it was).
-type Meanwhile<'m> = &'m mut dyn FnMut();
+/// The compat probes of `HostFacts::start_probes`, running; `finish` waits for them.
+pub struct StartedProbes {
+    arches: Vec<String>,
+    /// Each arch's probe (`None`: none could be made).
+    programs: Vec<Option<PathBuf>>,
+    running: Running,
+    /// The probes' files (or memory files), kept until they have run.
+    _work: std::io::Result<crate::inspection::selftest::Workdir>,
+    _memfds: Vec<std::os::fd::OwnedFd>,
+}
 
-fn run_probes(arches: &[&Arch], self_exe: &Path, meanwhile: Meanwhile) -> Vec<ProbeVerdict> {
-    let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; arches.len()];
+enum Running {
+    /// Here, one process each (in the order of `programs`' probes).
+    Here(Vec<std::io::Result<std::process::Child>>),
+    /// Through the `__probe-native` helper.
+    Helper(std::io::Result<std::process::Child>),
+    /// Nothing could run, for this reason.
+    Failed(String),
+}
+
+impl StartedProbes {
+    /// Waits for the probes: each arch with its verdict.
+    pub fn finish(self) -> Vec<(String, ProbeVerdict)> {
+        let unknown = |reason: String| ProbeVerdict::Unknown { reason };
+        let mut verdicts: Box<dyn Iterator<Item = ProbeVerdict>> = match self.running {
+            Running::Failed(why) => Box::new(std::iter::repeat_with(move || unknown(why.clone()))),
+            Running::Here(children) => Box::new(
+                children
+                    .into_iter()
+                    .map(|c| verdict(c.and_then(crate::inspection::selftest::wait_for))),
+            ),
+            Running::Helper(child) => match child.and_then(crate::inspection::selftest::wait_for) {
+                Err(e) => {
+                    let why = format!("cannot run the helper: {e}");
+                    Box::new(std::iter::repeat_with(move || unknown(why.clone())))
+                }
+                Ok(o) if o.code != Some(0) => {
+                    let why = match o.stderr.trim() {
+                        "" => format!("the helper failed ({:?})", o.code),
+                        why => why.to_owned(),
+                    };
+                    Box::new(std::iter::repeat_with(move || unknown(why.clone())))
+                }
+                Ok(o) => {
+                    let lines: Vec<ProbeVerdict> = o
+                        .stdout
+                        .split(|b| *b == b'\n')
+                        .filter(|l| !l.is_empty())
+                        .map(|l| {
+                            serde_json::from_slice(l)
+                                .unwrap_or_else(|_| unknown("the helper gave no verdict".into()))
+                        })
+                        .collect();
+                    Box::new(lines.into_iter().chain(std::iter::repeat_with(move || {
+                        unknown("the helper gave no verdict".into())
+                    })))
+                }
+            },
+        };
+        self.arches
+            .into_iter()
+            .zip(&self.programs)
+            .map(|(a, p)| {
+                let v = match p {
+                    None => unknown("no probe for this arch".into()),
+                    Some(_) => verdicts
+                        .next()
+                        .unwrap_or_else(|| unknown("no verdict".into())),
+                };
+                (a, v)
+            })
+            .collect()
+    }
+}
+
+/// Writes each arch's probe into a private directory (memory files where none is writable)
+/// and starts them: here, or through the `__probe-native` helper (the module doc says when).
+fn start_probes(arches: &[&Arch], self_exe: &Path) -> StartedProbes {
     let work = crate::inspection::selftest::Workdir::new();
     let mut programs: Vec<Option<PathBuf>> = Vec::new();
     // Where no directory is writable (a read-only /tmp), the probes live in memory files the
@@ -519,75 +582,37 @@ fn run_probes(arches: &[&Arch], self_exe: &Path, meanwhile: Meanwhile) -> Vec<Pr
                 }),
         );
     }
-    if programs.iter().all(Option::is_none)
-        && let Err(e) = &work
-    {
-        return unknown(format!("cannot create a directory for the probes: {e}"));
-    }
-    // The usual case: no entry of the instance this process sees can take a probe (none at
-    // boot; the usual patterns refuse the probes' EI_PAD). They run here then, without the
-    // helper's exec and namespaces (some 3 ms of `install all`). The instance exec consults
-    // can only hold more than this view (a parent's, an entry added meanwhile): a handler
-    // taking a probe makes it run, a wrong "native" that skips the arch; ENOEXEC, "not
-    // native", comes only from the kernel itself.
-    if let Ok(view) = shared_instance_view(Path::new(crate::binfmt::kernel::DEFAULT_ROOT))
-        && programs
-            .iter()
-            .flatten()
-            .all(|p| taken_by(&view, p).is_none())
-    {
-        let paths: Vec<PathBuf> = programs.iter().flatten().cloned().collect();
-        let mut verdicts = run_each(&paths, None, meanwhile).into_iter();
-        let verdicts = programs
-            .iter()
-            .map(|p| match p {
-                None => ProbeVerdict::Unknown {
-                    reason: "no probe for this arch".into(),
-                },
-                Some(_) => verdicts.next().unwrap_or(ProbeVerdict::Unknown {
-                    reason: "no verdict".into(),
-                }),
-            })
-            .collect();
-        drop(memfds);
-        return verdicts;
-    }
-    let mut cmd = std::process::Command::new(self_exe);
-    cmd.arg("__probe-native")
-        .args(programs.iter().flatten())
-        .env_remove("BINFMTCTL_FAILPOINT");
-    let outcome = crate::inspection::selftest::start(cmd).and_then(|child| {
-        meanwhile();
-        crate::inspection::selftest::wait_for(child)
-    });
-    drop(memfds);
-    let outcome = match outcome {
-        Ok(o) => o,
-        Err(e) => return unknown(format!("cannot run the helper: {e}")),
+    let paths: Vec<PathBuf> = programs.iter().flatten().cloned().collect();
+    let running = match &work {
+        Err(e) if paths.is_empty() => {
+            Running::Failed(format!("cannot create a directory for the probes: {e}"))
+        }
+        // The usual case: no entry of the instance this process sees can take a probe (none
+        // at boot; the usual patterns refuse the probes' EI_PAD). They run here then, without
+        // the helper's exec and namespaces (some 3 ms of `install all`). The instance exec
+        // consults can only hold more than this view (a parent's, an entry added meanwhile):
+        // a handler taking a probe makes it run, a wrong "native" that skips the arch;
+        // ENOEXEC, "not native", comes only from the kernel itself.
+        _ if shared_instance_view(Path::new(crate::binfmt::kernel::DEFAULT_ROOT))
+            .is_ok_and(|view| paths.iter().all(|p| taken_by(&view, p).is_none())) =>
+        {
+            Running::Here(paths.iter().map(|p| start_one(p)).collect())
+        }
+        _ => {
+            let mut cmd = std::process::Command::new(self_exe);
+            cmd.arg("__probe-native")
+                .args(&paths)
+                .env_remove("BINFMTCTL_FAILPOINT");
+            Running::Helper(crate::inspection::selftest::start(cmd))
+        }
     };
-    if outcome.code != Some(0) {
-        let why = outcome.stderr.trim();
-        return unknown(if why.is_empty() {
-            format!("the helper failed ({:?})", outcome.code)
-        } else {
-            why.to_owned()
-        });
+    StartedProbes {
+        arches: arches.iter().map(|a| a.name.clone()).collect(),
+        programs,
+        running,
+        _work: work,
+        _memfds: memfds,
     }
-    let mut lines = outcome.stdout.split(|b| *b == b'\n');
-    programs
-        .iter()
-        .map(|p| match p {
-            None => ProbeVerdict::Unknown {
-                reason: "no probe for this arch".into(),
-            },
-            Some(_) => lines
-                .next()
-                .and_then(|l| serde_json::from_slice(l).ok())
-                .unwrap_or_else(|| ProbeVerdict::Unknown {
-                    reason: "the helper gave no verdict".into(),
-                }),
-        })
-        .collect()
 }
 
 /// The `__probe-native` helper's status when it cannot make a private instance to probe in:
@@ -652,7 +677,7 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
         }
     }
     let mut out = String::new();
-    for v in run_each(programs, shared.as_ref(), &mut || {}) {
+    for v in run_each(programs, shared.as_ref()) {
         out += &serde_json::to_string(&v).unwrap_or_default();
         out.push('\n');
     }
@@ -678,11 +703,7 @@ fn taken_by(view: &InstanceView, p: &Path) -> Option<String> {
 /// Runs each probe; one verdict each. `shared`: the instance they run beside (no private one),
 /// whose entries are checked first: a probe one of them would take is not run.
 /// All of them are started, then waited for: they run side by side.
-fn run_each(
-    programs: &[PathBuf],
-    shared: Option<&InstanceView>,
-    meanwhile: Meanwhile,
-) -> Vec<ProbeVerdict> {
+fn run_each(programs: &[PathBuf], shared: Option<&InstanceView>) -> Vec<ProbeVerdict> {
     let started: Vec<Result<_, ProbeVerdict>> = programs
         .iter()
         .map(|p| match shared.and_then(|view| taken_by(view, p)) {
@@ -694,7 +715,6 @@ fn run_each(
             None => Ok(start_one(p)),
         })
         .collect();
-    meanwhile();
     started
         .into_iter()
         .map(|s| {

@@ -28,10 +28,14 @@ impl<'g> Ctx<'g> {
         let facts = HostFacts::gather_without_config();
         let over = NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
         // The natives are decided when first asked for (`ops::Natives`).
-        let exe = std::env::current_exe().ok().filter(|_| g.probe_compat);
+        // The compat probes start now and run while the command goes on.
+        let started = std::env::current_exe()
+            .ok()
+            .filter(|_| g.probe_compat)
+            .and_then(|exe| facts.start_probes(table, &exe));
         let native = ops::Natives::deferred({
             let facts = facts.clone();
-            move || facts.decide_natives(table, &over, exe.as_deref())
+            move || facts.decide_natives(table, &over, started)
         });
         Ok(Ctx {
             table,
