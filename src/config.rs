@@ -387,19 +387,31 @@ pub fn prepare_persist(
     })
 }
 
+/// The errors about `path` its writers give: `ConfigError::Unsafe` and `ConfigError::Write`.
+fn path_errors(
+    path: &Path,
+) -> (
+    impl Fn(String) -> ConfigError + '_,
+    impl Fn(String) -> ConfigError + '_,
+) {
+    (
+        move |message| ConfigError::Unsafe {
+            path: path.to_owned(),
+            message,
+        },
+        move |message| ConfigError::Write {
+            path: path.to_owned(),
+            message,
+        },
+    )
+}
+
 /// The config file's directory (created 0755 if missing), opened and checked (not writable by
 /// group or others, owned by root or us) and locked for one read-modify-write; and the file's
 /// name in it.
 fn open_locked_dir(path: &Path) -> Result<(OwnedFd, std::ffi::OsString), ConfigError> {
     use rustix::fs::{Mode, OFlags};
-    let unsafe_ = |message: String| ConfigError::Unsafe {
-        path: path.to_owned(),
-        message,
-    };
-    let write_err = |message: String| ConfigError::Write {
-        path: path.to_owned(),
-        message,
-    };
+    let (unsafe_, write_err) = path_errors(path);
     let name = path
         .file_name()
         .ok_or_else(|| unsafe_("it names no file: pass --config with a file name".into()))?
@@ -462,14 +474,7 @@ fn read_current(
     name: &std::ffi::OsStr,
 ) -> Result<Option<(String, u32)>, ConfigError> {
     use rustix::fs::{FileType, Mode, OFlags};
-    let unsafe_ = |message: String| ConfigError::Unsafe {
-        path: path.to_owned(),
-        message,
-    };
-    let write_err = |message: String| ConfigError::Write {
-        path: path.to_owned(),
-        message,
-    };
+    let (unsafe_, write_err) = path_errors(path);
     // The current content: never through a symlink, never a special file.
     Ok(
         match rustix::fs::statat(dir, name, AtFlags::SYMLINK_NOFOLLOW) {

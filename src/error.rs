@@ -23,6 +23,18 @@ pub enum ErrorKind {
 }
 
 impl ErrorKind {
+    /// The kind of an error that says whether it is bad usage or the environment's: usage
+    /// first, else the environment, else a failure (the QEMU store's and mirror's errors).
+    pub const fn of(usage: bool, environment: bool) -> ErrorKind {
+        if usage {
+            ErrorKind::BadInput
+        } else if environment {
+            ErrorKind::Environment
+        } else {
+            ErrorKind::Failed
+        }
+    }
+
     pub const fn exit_code(self) -> u8 {
         match self {
             ErrorKind::Failed => 1,

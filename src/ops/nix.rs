@@ -502,7 +502,22 @@ struct Prober<'a> {
     probe: &'a dyn Probe,
 }
 
-impl Prober<'_> {
+impl<'a> Prober<'a> {
+    /// Against the kernel's entries now.
+    fn of(
+        host: &'a Host,
+        fs: &dyn BinfmtFs,
+        probe: &'a dyn Probe,
+    ) -> Result<Prober<'a>, KernelError> {
+        let (entries, enabled) = kernel::view(fs)?;
+        Ok(Prober {
+            host,
+            entries,
+            enabled,
+            probe,
+        })
+    }
+
     fn has_handler(&self, a: &Arch) -> bool {
         kernel_choice(&self.entries, self.enabled, &representative_header(a), "/x").is_some()
     }
@@ -715,13 +730,7 @@ pub fn status(
     let managed = nixcfg::load_managed(paths)?;
     let view = nix.show_config(&paths.dir)?;
     let native = native_systems(host, &view);
-    let (entries, enabled) = kernel::view(fs)?;
-    let prober = Prober {
-        host,
-        entries,
-        enabled,
-        probe,
-    };
+    let prober = Prober::of(host, fs, probe)?;
     let mut rows: Vec<SystemRow> = Vec::new();
     let mut warnings: Vec<String> = Vec::new();
     let ours = managed.platforms();
@@ -931,13 +940,7 @@ pub fn machines(
             native.push(p.clone());
         }
     }
-    let (entries, enabled) = kernel::view(fs)?;
-    let prober = Prober {
-        host,
-        entries,
-        enabled,
-        probe,
-    };
+    let prober = Prober::of(host, fs, probe)?;
     let mut emulated: Vec<String> = Vec::new();
     let mut skipped: Vec<Skipped> = Vec::new();
     for a in &host.table.arches {

@@ -1051,14 +1051,7 @@ pub fn debian_arch(machine: &str) -> Option<&'static str> {
 
 impl crate::error::Classify for ArchiveError {
     fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind;
-        if self.is_usage() {
-            ErrorKind::BadInput
-        } else if self.is_environment() {
-            ErrorKind::Environment
-        } else {
-            ErrorKind::Failed
-        }
+        crate::error::ErrorKind::of(self.is_usage(), self.is_environment())
     }
 }
 

@@ -117,14 +117,7 @@ impl QemuError {
 
 impl crate::error::Classify for QemuError {
     fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind;
-        if self.is_usage() {
-            ErrorKind::BadInput
-        } else if self.is_environment() {
-            ErrorKind::Environment
-        } else {
-            ErrorKind::Failed
-        }
+        crate::error::ErrorKind::of(self.is_usage(), self.is_environment())
     }
 }
 

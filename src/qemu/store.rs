@@ -840,14 +840,7 @@ pub fn uses(s: &Stored, interpreter: &str) -> bool {
 
 impl crate::error::Classify for StoreError {
     fn kind(&self) -> crate::error::ErrorKind {
-        use crate::error::ErrorKind;
-        if self.is_usage() {
-            ErrorKind::BadInput
-        } else if self.is_environment() {
-            ErrorKind::Environment
-        } else {
-            ErrorKind::Failed
-        }
+        crate::error::ErrorKind::of(self.is_usage(), self.is_environment())
     }
 }
 
