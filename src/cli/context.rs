@@ -6,7 +6,7 @@ use anyhow::Result;
 
 use super::settings::Global;
 use crate::ops;
-use crate::ops::facade::{HostFacts, NativeOverride, ProcBinfmt, Store, StoreLock, Table};
+use crate::ops::facade::{ProcBinfmt, Store, StoreLock, Table};
 
 /// What every command needs: the table, the host as the operations see it, the kernel seam,
 /// the options.
@@ -25,27 +25,15 @@ pub(super) struct Ctx<'g> {
 impl<'g> Ctx<'g> {
     pub fn new(g: &'g Global) -> Result<Ctx<'g>> {
         let table = Table::builtin();
-        let facts = HostFacts::gather_without_config();
-        let over = NativeOverride::resolve(table, &facts, &g.native, &g.not_native)?;
-        // The natives are decided when first asked for (`ops::Natives`).
-        // The compat probes start now and run while the command goes on.
-        let started = std::env::current_exe()
-            .ok()
-            .filter(|_| g.probe_compat)
-            .and_then(|exe| facts.start_probes(table, &exe));
-        let native = ops::Natives::deferred({
-            let facts = facts.clone();
-            move || facts.decide_natives(table, &over, started)
-        });
+        let host = ops::Host::for_command(
+            table,
+            (&g.native, &g.not_native),
+            g.probe_compat,
+            g.trust_unmapped_owner,
+        )?;
         Ok(Ctx {
             table,
-            host: ops::Host {
-                table,
-                facts,
-                native,
-                trust_unmapped_owner: g.trust_unmapped_owner,
-                files: ops::Files::default(),
-            },
+            host,
             fs: ProcBinfmt::new(&g.binfmt_misc),
             g,
             qemu_bin: None,

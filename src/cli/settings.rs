@@ -23,8 +23,7 @@ use crate::ops::facade::Flags;
 pub struct Parsed {
     pub cli: Cli,
     matches: ArgMatches,
-    /// The clap command the line was parsed with (built along the subcommands given), kept
-    /// for `settings`: building it again would cost a third of a millisecond per command.
+    /// The clap command parsed with (built along the given subcommands), kept for `settings`.
     cmd: clap::Command,
 }
 
@@ -64,8 +63,7 @@ impl Parsed {
     /// The settings of a form without a subcommand (`--install`, `--uninstall`, none: status),
     /// which takes the options of the subcommand `like`, given before any subcommand.
     pub fn settings_like(&self, like: &str, form: &str) -> Result<(Global, InstallOpts)> {
-        // Not built (not given), which only leaves out help and the global output options:
-        // no option group `Takes` looks for.
+        // Not given, so not built: it lacks only help and the global output options.
         let shape = self
             .cmd
             .find_subcommand(like)

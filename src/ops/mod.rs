@@ -251,6 +251,34 @@ impl Host {
         }
     }
 
+    /// This machine for a command: the user's `--native` and `--not-native` (`overrides`),
+    /// the compat probes started now when `probe` (they run while the command goes on), the
+    /// natives decided when first asked for (`Natives`).
+    pub fn for_command(
+        table: &'static Table,
+        overrides: (&[String], &[String]),
+        probe: bool,
+        trust_unmapped_owner: bool,
+    ) -> Result<Host, crate::host::OverrideError> {
+        let facts = HostFacts::gather_without_config();
+        let over = crate::host::NativeOverride::resolve(table, &facts, overrides.0, overrides.1)?;
+        let started = std::env::current_exe()
+            .ok()
+            .filter(|_| probe)
+            .and_then(|exe| facts.start_probes(table, &exe));
+        let native = Natives::deferred({
+            let facts = facts.clone();
+            move || facts.decide_natives(table, &over, started)
+        });
+        Ok(Host {
+            table,
+            facts,
+            native,
+            trust_unmapped_owner,
+            files: Files::default(),
+        })
+    }
+
     /// `interpreter::discover` through this host's `files`.
     pub fn discover(
         &self,
