@@ -6,13 +6,15 @@
 //! probe (`probe`) where no binfmt_misc handler can take it. Runs and exits as the probe does:
 //! native. `ENOEXEC`: the kernel has no loader for it (e.g. an arm64 CPU without AArch32), not
 //! native. The probes carry a non-zero EI_PAD (`COMPAT_PROBE_PAD`), which the kernel's ELF
-//! loader ignores and the usual patterns refuse, so usually no entry of the instance this
-//! process sees can take them (none can at boot): then they run right here. Otherwise a helper
-//! process (`__probe-native`) makes a new user + mount namespace, mounts a fresh binfmt_misc
-//! instance there (Linux >= 6.7; an instance with no entries hides the host's from exec in that
-//! namespace), and execs them there. A handler the view missed (an entry added meanwhile, a
-//! parent namespace's instance) can only make a probe run, a wrong "native" that skips the
-//! arch; never a wrong "not native", which only the kernel's own ENOEXEC gives. Where no
+//! loader ignores and the usual patterns refuse, so where binfmt_misc is mounted here, usually
+//! none of its entries can take them (none can at boot): then they run right here, and a probe
+//! that ran counts (native). Anything else — even ENOEXEC, which a handler this process cannot
+//! see gives when its interpreter will not load — is asked again of a helper process
+//! (`__probe-native`), which also runs them where an entry could take them: it makes a new
+//! user + mount namespace, mounts a fresh binfmt_misc instance there (Linux >= 6.7; an
+//! instance with no entries hides the host's from exec in that namespace), and execs them
+//! there. A handler the view missed can only make a probe run here, a wrong "native" that
+//! leaves the arch out; never a wrong "not native". Where no
 //! private instance can be made (Linux < 6.7, no user namespaces) the helper runs the probes
 //! beside the one instance there is, unless one of its entries would take them. Where the
 //! probe still tells nothing the kernel config (`CONFIG_COMPAT`, `CONFIG_IA32_EMULATION` and
@@ -473,6 +475,8 @@ pub fn decide_compat(
 /// The compat probes of `HostFacts::start_probes`, running; `finish` waits for them.
 pub struct StartedProbes {
     arches: Vec<String>,
+    /// binfmtctl, re-executed as the helper.
+    self_exe: PathBuf,
     /// Each arch's probe (`None`: none could be made).
     programs: Vec<Option<PathBuf>>,
     running: Running,
@@ -491,58 +495,88 @@ enum Running {
 }
 
 impl StartedProbes {
-    /// Waits for the probes: each arch with its verdict.
+    /// Waits for the probes: each arch with its verdict. A probe run here counts only when it
+    /// ran (native): anything else — ENOEXEC too, which a handler this process cannot see
+    /// gives when its interpreter will not load — is asked again of the helper, whose private
+    /// instance has no handler at all.
     pub fn finish(self) -> Vec<(String, ProbeVerdict)> {
-        let unknown = |reason: String| ProbeVerdict::Unknown { reason };
-        let mut verdicts: Box<dyn Iterator<Item = ProbeVerdict>> = match self.running {
-            Running::Failed(why) => Box::new(std::iter::repeat_with(move || unknown(why.clone()))),
-            Running::Here(children) => Box::new(
-                children
+        let paths: Vec<&PathBuf> = self.programs.iter().flatten().collect();
+        let verdicts = match self.running {
+            Running::Failed(why) => vec![ProbeVerdict::Unknown { reason: why }; paths.len()],
+            Running::Helper(child) => helper_verdicts(child, paths.len()),
+            Running::Here(children) => {
+                let mut here: Vec<ProbeVerdict> = children
                     .into_iter()
-                    .map(|c| verdict(c.and_then(crate::inspection::selftest::wait_for))),
-            ),
-            Running::Helper(child) => match child.and_then(crate::inspection::selftest::wait_for) {
-                Err(e) => {
-                    let why = format!("cannot run the helper: {e}");
-                    Box::new(std::iter::repeat_with(move || unknown(why.clone())))
+                    .map(|c| verdict(c.and_then(crate::inspection::selftest::wait_for)))
+                    .collect();
+                let again: Vec<usize> = (0..here.len())
+                    .filter(|&i| !matches!(here[i], ProbeVerdict::Ran { .. }))
+                    .collect();
+                if !again.is_empty() {
+                    let cmd = helper_command(&self.self_exe, again.iter().map(|&i| paths[i]));
+                    let child = crate::inspection::selftest::start(cmd);
+                    for (i, v) in again.iter().zip(helper_verdicts(child, again.len())) {
+                        here[*i] = v;
+                    }
                 }
-                Ok(o) if o.code != Some(0) => {
-                    let why = match o.stderr.trim() {
-                        "" => format!("the helper failed ({:?})", o.code),
-                        why => why.to_owned(),
-                    };
-                    Box::new(std::iter::repeat_with(move || unknown(why.clone())))
-                }
-                Ok(o) => {
-                    let lines: Vec<ProbeVerdict> = o
-                        .stdout
-                        .split(|b| *b == b'\n')
-                        .filter(|l| !l.is_empty())
-                        .map(|l| {
-                            serde_json::from_slice(l)
-                                .unwrap_or_else(|_| unknown("the helper gave no verdict".into()))
-                        })
-                        .collect();
-                    Box::new(lines.into_iter().chain(std::iter::repeat_with(move || {
-                        unknown("the helper gave no verdict".into())
-                    })))
-                }
-            },
+                here
+            }
         };
+        let mut verdicts = verdicts.into_iter();
         self.arches
             .into_iter()
             .zip(&self.programs)
             .map(|(a, p)| {
                 let v = match p {
-                    None => unknown("no probe for this arch".into()),
-                    Some(_) => verdicts
-                        .next()
-                        .unwrap_or_else(|| unknown("no verdict".into())),
+                    None => ProbeVerdict::Unknown {
+                        reason: "no probe for this arch".into(),
+                    },
+                    Some(_) => verdicts.next().unwrap_or(ProbeVerdict::Unknown {
+                        reason: "no verdict".into(),
+                    }),
                 };
                 (a, v)
             })
             .collect()
     }
+}
+
+/// The `__probe-native` helper (binfmtctl, `self_exe`) for these probes.
+fn helper_command<'p>(
+    self_exe: &Path,
+    probes: impl IntoIterator<Item = &'p PathBuf>,
+) -> std::process::Command {
+    let mut cmd = std::process::Command::new(self_exe);
+    cmd.arg("__probe-native")
+        .args(probes)
+        .env_remove("BINFMTCTL_FAILPOINT");
+    cmd
+}
+
+/// The helper's verdicts, one per line in the order of its probes (`n` of them).
+fn helper_verdicts(child: std::io::Result<std::process::Child>, n: usize) -> Vec<ProbeVerdict> {
+    let unknown = |reason: String| vec![ProbeVerdict::Unknown { reason }; n];
+    let o = match child.and_then(crate::inspection::selftest::wait_for) {
+        Err(e) => return unknown(format!("cannot run the helper: {e}")),
+        Ok(o) => o,
+    };
+    if o.code != Some(0) {
+        return unknown(match o.stderr.trim() {
+            "" => format!("the helper failed ({:?})", o.code),
+            why => why.to_owned(),
+        });
+    }
+    let mut lines = o.stdout.split(|b| *b == b'\n');
+    (0..n)
+        .map(|_| {
+            lines
+                .next()
+                .and_then(|l| serde_json::from_slice(l).ok())
+                .unwrap_or_else(|| ProbeVerdict::Unknown {
+                    reason: "the helper gave no verdict".into(),
+                })
+        })
+        .collect()
 }
 
 /// Writes each arch's probe into a private directory (memory files where none is writable)
@@ -587,27 +621,21 @@ fn start_probes(arches: &[&Arch], self_exe: &Path) -> StartedProbes {
         Err(e) if paths.is_empty() => {
             Running::Failed(format!("cannot create a directory for the probes: {e}"))
         }
-        // The usual case: no entry of the instance this process sees can take a probe (none
-        // at boot; the usual patterns refuse the probes' EI_PAD). They run here then, without
-        // the helper's exec and namespaces (some 3 ms of `install all`). The instance exec
-        // consults can only hold more than this view (a parent's, an entry added meanwhile):
-        // a handler taking a probe makes it run, a wrong "native" that skips the arch;
-        // ENOEXEC, "not native", comes only from the kernel itself.
-        _ if shared_instance_view(Path::new(crate::binfmt::kernel::DEFAULT_ROOT))
-            .is_ok_and(|view| paths.iter().all(|p| taken_by(&view, p).is_none())) =>
-        {
+        // The usual case: binfmt_misc is mounted here and none of its entries can take a
+        // probe (none at boot; the usual patterns refuse the probes' EI_PAD). They run here
+        // then, without the helper's exec and namespaces (some 3 ms of `install all`). The
+        // instance exec consults may still hold more than this view (a parent's, an entry
+        // added meanwhile), so only a probe that ran counts from here (`finish`).
+        _ if visible_and_free(&paths) => {
             Running::Here(paths.iter().map(|p| start_one(p)).collect())
         }
-        _ => {
-            let mut cmd = std::process::Command::new(self_exe);
-            cmd.arg("__probe-native")
-                .args(&paths)
-                .env_remove("BINFMTCTL_FAILPOINT");
-            Running::Helper(crate::inspection::selftest::start(cmd))
-        }
+        _ => Running::Helper(crate::inspection::selftest::start(helper_command(
+            self_exe, &paths,
+        ))),
     };
     StartedProbes {
         arches: arches.iter().map(|a| a.name.clone()).collect(),
+        self_exe: self_exe.to_owned(),
         programs,
         running,
         _work: work,
@@ -683,6 +711,14 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
     }
     print!("{out}");
     (0, String::new())
+}
+
+/// Is binfmt_misc mounted at its usual place, with no entry that would take any of `probes`?
+fn visible_and_free(probes: &[PathBuf]) -> bool {
+    let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
+    crate::binfmt::kernel::BinfmtFs::is_mounted(&crate::binfmt::kernel::ProcBinfmt::new(root))
+        && shared_instance_view(root)
+            .is_ok_and(|view| probes.iter().all(|p| taken_by(&view, p).is_none()))
 }
 
 /// A binfmt_misc instance as `kernel::view` reads it: its entries, and whether it is enabled.

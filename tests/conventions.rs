@@ -143,34 +143,58 @@ echo "== entries"; entries
     r.expect("entries", r.section("entries").trim() == "qemu-i386");
 }
 
-/// The compat probes run in this process when no entry of the instance can take them, and in
-/// the helper's private instance when one can: an entry that takes every 32-bit ELF (its
-/// interpreter /bin/false, so a probe it took would not exit as the probe does) does not
-/// change the verdict, and no probe reaches it.
+/// The compat probes run in this process only when binfmt_misc is mounted and none of its
+/// entries can take them; and only a probe that ran counts from there. An entry that takes
+/// every 32-bit ELF, with an interpreter no loader accepts (so a probe it took would fail with
+/// ENOEXEC, as if the kernel had no i386 loader), must never make i386 "not native": seen, it
+/// sends the probes to the helper's private instance; hidden (the instance mounted elsewhere,
+/// as in a container), so it does too.
 #[test]
-fn an_entry_that_would_take_the_probes_sends_them_to_a_private_instance() {
+fn a_handler_that_would_take_the_probes_never_makes_i386_foreign() {
     gate!(Root, X86_64Host);
-    let r = ns(r#"
-printf ':catch32:M::\x7fELF\x01::/bin/false:' > $R/register || exit 1
-echo "== status"; $B status --json
+    let dir = tempfile::tempdir().unwrap();
+    let junk = dir.path().join("junk");
+    std::fs::write(&junk, [0u8; 64]).unwrap();
+    std::fs::set_permissions(
+        &junk,
+        <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(0o755),
+    )
+    .unwrap();
+    let r = ns(&format!(
+        r#"
+printf ':catch32:M::\x7fELF\x01::{junk}:' > $R/register || exit 1
+echo "== seen"; $B status --json
 echo "== entries"; entries
-"#);
-    let v: serde_json::Value = serde_json::from_str(&r.section("status")).unwrap();
-    let native = v["native"].as_array().unwrap();
-    for arch in ["i386", "i486"] {
-        let n = native
-            .iter()
-            .find(|n| n["arch"] == arch)
-            .unwrap_or_else(|| panic!("{arch} native: {native:?}"));
-        let evidence = n["evidence"].as_str().unwrap();
-        assert!(
-            evidence.starts_with("its probe ran natively (uname -m x86_64)"),
-            "{arch}: {evidence}"
-        );
+mkdir -p {dir}/elsewhere && mount --bind $R {dir}/elsewhere && umount $R || exit 1
+echo "== hidden"; $B status --json
+echo "== still there"; ls {dir}/elsewhere
+"#,
+        junk = junk.display(),
+        dir = dir.path().display()
+    ));
+    for section in ["seen", "hidden"] {
+        let v: serde_json::Value = serde_json::from_str(&r.section(section))
+            .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
+        let native = v["native"].as_array().unwrap();
+        for arch in ["i386", "i486"] {
+            let n = native
+                .iter()
+                .find(|n| n["arch"] == arch)
+                .unwrap_or_else(|| panic!("{section}: {arch} native: {native:?}"));
+            let evidence = n["evidence"].as_str().unwrap();
+            assert!(
+                evidence.starts_with("its probe ran natively (uname -m x86_64)"),
+                "{section}: {arch}: {evidence}"
+            );
+        }
     }
     r.expect(
         "the entry is left as is",
         r.section("entries").trim() == "catch32",
+    );
+    r.expect(
+        "the hidden instance still holds it",
+        r.section("still there").contains("catch32"),
     );
 }
 

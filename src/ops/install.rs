@@ -37,13 +37,19 @@ pub fn prepare(
     let mut p = Prepared::default();
     // The natives (compat probes, kernel config) are decided on a second thread meanwhile.
     let found = std::thread::scope(|s| {
-        let natives = s.spawn(|| {
-            host.native();
-        });
+        // Where no thread can be made (a pids limit), the natives are decided right here.
+        let natives = std::thread::Builder::new()
+            .spawn_scoped(s, || {
+                host.native();
+            })
+            .ok();
         let found = discover_all(host, &dirs, wanted);
-        natives
-            .join()
-            .unwrap_or_else(|e| std::panic::resume_unwind(e));
+        match natives {
+            Some(n) => n.join().unwrap_or_else(|e| std::panic::resume_unwind(e)),
+            None => {
+                host.native();
+            }
+        }
         found
     })?;
     let mut found = found.into_iter();
@@ -165,13 +171,21 @@ fn discover_all(
     let per = jobs.len().div_ceil(threads);
     let (first, rest) = jobs.split_at(per);
     Ok(std::thread::scope(|s| {
-        let handles: Vec<_> = rest
+        // A part no thread could be made for (a pids limit) is done here, after the first.
+        let parts: Vec<_> = rest
             .chunks(per)
-            .map(|part| s.spawn(move || part.iter().map(one).collect::<Vec<_>>()))
+            .map(|part| {
+                std::thread::Builder::new()
+                    .spawn_scoped(s, move || part.iter().map(one).collect::<Vec<_>>())
+                    .map_err(|_| part)
+            })
             .collect();
         let mut found: Vec<_> = first.iter().map(one).collect();
-        for h in handles {
-            found.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e)));
+        for p in parts {
+            match p {
+                Ok(h) => found.extend(h.join().unwrap_or_else(|e| std::panic::resume_unwind(e))),
+                Err(part) => found.extend(part.iter().map(one)),
+            }
         }
         found
     }))

@@ -207,7 +207,10 @@ impl Natives {
                 .lock()
                 .unwrap_or_else(std::sync::PoisonError::into_inner)
                 .take();
-            decide.map_or_else(Vec::new, |d| d())
+            // Gone only when an earlier decision panicked: never an empty list, which would
+            // leave even the host's own arch unguarded.
+            let decide = decide.expect("the natives' decision panicked earlier");
+            decide()
         })
     }
 }
