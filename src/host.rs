@@ -25,7 +25,7 @@
 //! unprivileged user namespaces are allowed.
 //!
 //! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
-//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`), `HostFacts::probe_compat`
+//! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`), `HostFacts::start_probes`
 //! (runs the probes, or the helper) and `HostFacts::decide_natives` (both, for a command's
 //! `ops::Natives`, decided when first asked for); `HostFacts::native` is pure, so tests feed it
 //! fabricated facts.
@@ -177,7 +177,7 @@ pub struct HostFacts {
     /// Linux release (`uname -r`).
     pub kernel_release: String,
     /// What running each compat arch's probe with no handler able to take it said
-    /// (`probe_compat`); absent arches were not probed.
+    /// (`start_probes`, `decide_natives`); absent arches were not probed.
     pub compat_probes: Vec<(String, ProbeVerdict)>,
 }
 
@@ -319,16 +319,9 @@ impl HostFacts {
         }
     }
 
-    /// Runs the probe of every compat arch of the host (see the module doc) and keeps the
-    /// verdicts. `self_exe` is binfmtctl, re-executed as the `__probe-native` helper.
-    pub fn probe_compat(&mut self, table: &Table, self_exe: &Path) {
-        if let Some(p) = self.start_probes(table, self_exe) {
-            self.compat_probes = p.finish();
-        }
-    }
-
-    /// Starts the probe of every compat arch of the host (`None`: it has none), to be
-    /// waited for with `StartedProbes::finish`: they run while the caller goes on.
+    /// Starts the probe of every compat arch of the host (`None`: it has none; see the module
+    /// doc), to be waited for with `StartedProbes::finish`: they run while the caller goes on.
+    /// `self_exe` is binfmtctl, re-executed as the `__probe-native` helper where needed.
     pub fn start_probes(&self, table: &Table, self_exe: &Path) -> Option<StartedProbes> {
         let host = self.host_arch(table)?;
         let compat: Vec<&Arch> = host.compat.iter().filter_map(|c| table.get(c)).collect();

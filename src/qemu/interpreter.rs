@@ -502,12 +502,7 @@ pub fn facts_of(path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
 /// about a hundred KiB read instead of the whole 10+ MiB binary (Debian's QEMU 7.2 has it
 /// 78–127 KiB into `.rodata`). 64 KiB chunks: the buffer stays below malloc's mmap threshold,
 /// so the 33 checks of `install all` reuse one heap block instead of faulting in fresh pages.
-pub fn embedded_version(path: &Path, qemu_cpu: &str) -> Option<String> {
-    let file = fs::File::open(path).ok()?;
-    version_in(&file, &[], qemu_cpu)
-}
-
-/// `embedded_version` of a file already open, whose first bytes `head` are not read again.
+/// `head`: the file's first bytes (`elf::read_head`), not read again.
 fn version_in(file: &fs::File, head: &[u8], qemu_cpu: &str) -> Option<String> {
     use std::os::unix::fs::FileExt;
     const CHUNK: u64 = 64 * 1024;
