@@ -164,6 +164,9 @@ pub struct HostFacts {
     /// The kernel config, when `/proc/config.gz` or `/boot/config-<release>` is readable
     /// (`procfs::kernel_config`).
     pub kernel_config: Option<std::collections::HashMap<String, procfs::ConfigSetting>>,
+    /// The kernel config was not read (`gather_without_config`): the natives read it only
+    /// if an arch is left to it (`native_with`).
+    pub config_unread: bool,
     /// `/proc/cmdline`.
     pub cmdline: String,
     /// True when `/proc/self/uid_map` is not the identity map of the initial user namespace.
@@ -274,16 +277,14 @@ impl HostFacts {
         f
     }
 
-    /// The natives with the user's override, deciding what `gather_without_config` left
-    /// out: the kernel config, read while the compat probes `started` (`start_probes`) run,
-    /// and their verdicts.
+    /// The natives with the user's override, from the verdicts of the compat probes `started`
+    /// (`start_probes`); the kernel config only if an arch is left to it (`native_with`).
     pub fn decide_natives(
         mut self,
         table: &Table,
         over: &NativeOverride,
         started: Option<StartedProbes>,
     ) -> Vec<NativeArch> {
-        self.kernel_config = procfs::kernel_config().ok();
         if let Some(p) = started {
             self.compat_probes = p.finish();
         }
@@ -310,6 +311,7 @@ impl HostFacts {
             exe_header,
             machine: uname.machine().to_string_lossy().into_owned(),
             kernel_config: None,
+            config_unread: true,
             cmdline: std::fs::read_to_string("/proc/cmdline").unwrap_or_default(),
             in_user_namespace: !is_identity_map(&uid_map),
             overflow_uid,
@@ -357,7 +359,15 @@ impl HostFacts {
                 host.name, self.machine
             ),
         }];
-        let hint = self.compat_enabled(host);
+        // The config is read only when an arch is left to it: inflating and parsing it is
+        // some 1 ms, and the user's word or a probe that ran or got ENOEXEC decides without it.
+        let read = || self.compat_enabled(host, procfs::kernel_config().ok().as_ref());
+        let hint = if self.config_unread {
+            Hint::lazy(&read)
+        } else {
+            let (on, why) = self.compat_enabled(host, self.kernel_config.as_ref());
+            Hint::known(on, why)
+        };
         for c in &host.compat {
             let probe = self
                 .compat_probes
@@ -375,12 +385,17 @@ impl HostFacts {
         out
     }
 
-    /// Is the compat layer of `host` on, and what tells us so.
-    fn compat_enabled(&self, host: &Arch) -> (bool, String) {
+    /// Is the compat layer of `host` on, by the kernel config `cfg` (`None`: not readable)
+    /// and the command line, and what tells us so.
+    fn compat_enabled(
+        &self,
+        host: &Arch,
+        cfg: Option<&std::collections::HashMap<String, procfs::ConfigSetting>>,
+    ) -> (bool, String) {
         let Some(opt) = host.compat_config.as_deref() else {
             return (true, "assumed: no kernel option is known for it".into());
         };
-        let Some(cfg) = &self.kernel_config else {
+        let Some(cfg) = cfg else {
             return (
                 true,
                 format!("assumed: the kernel config is not readable, so {opt} may be on"),
@@ -409,8 +424,44 @@ impl HostFacts {
     }
 }
 
+/// The kernel config's word on the host's compat layer (`HostFacts::compat_enabled`) and what
+/// tells so: known, or worked out when first asked for.
+pub struct Hint<'a> {
+    value: std::cell::OnceCell<(bool, String)>,
+    work: Option<&'a dyn Fn() -> (bool, String)>,
+}
+
+impl<'a> Hint<'a> {
+    pub fn known(on: bool, why: impl Into<String>) -> Hint<'static> {
+        Hint {
+            value: std::cell::OnceCell::from((on, why.into())),
+            work: None,
+        }
+    }
+
+    fn lazy(work: &'a dyn Fn() -> (bool, String)) -> Hint<'a> {
+        Hint {
+            value: std::cell::OnceCell::new(),
+            work: Some(work),
+        }
+    }
+
+    /// The hint, worked out now if it was not yet.
+    fn get(&self) -> &(bool, String) {
+        self.value
+            .get_or_init(|| self.work.map_or((true, String::new()), |w| w()))
+    }
+
+    /// "; hint: …" when the hint is known, else nothing (beside a verdict that did not need it).
+    fn beside(&self) -> String {
+        self.value
+            .get()
+            .map_or_else(String::new, |(_, why)| format!("; hint: {why}"))
+    }
+}
+
 /// Is the compat arch `arch` native: the user's override, else the probe's verdict (with the
-/// config shown beside it), else the config hint. Where CPUs may lack the compat mode although
+/// config shown beside it when known), else the config hint. Where CPUs may lack the compat mode although
 /// the kernel has it (`cpu_optional`: arm on arm64), the hint cannot tell and a silent probe
 /// counts the arch as not native: a handler for it then runs its programs (emulated), where
 /// counting it native on a CPU without the mode would leave them failing with ENOEXEC.
@@ -418,7 +469,7 @@ impl HostFacts {
 pub fn decide_compat(
     arch: &str,
     probe: Option<&ProbeVerdict>,
-    hint: &(bool, String),
+    hint: &Hint,
     cpu_optional: bool,
     over: &NativeOverride,
 ) -> (bool, String) {
@@ -429,20 +480,29 @@ pub fn decide_compat(
     if named(&over.not_native) {
         return (false, "--not-native says so".into());
     }
-    let (hint_on, hint_why) = hint;
     match probe {
-        Some(ProbeVerdict::Ran { machine }) => (
-            true,
-            format!(
-                "its probe ran natively (uname -m {machine}) with no binfmt_misc entry to take it; hint: {hint_why}"
-            ),
-        ),
-        Some(ProbeVerdict::NoLoader) => (
-            false,
-            format!(
-                "its probe cannot run natively (exec: ENOEXEC, no binfmt_misc entry to take it); hint: {hint_why}"
-            ),
-        ),
+        Some(ProbeVerdict::Ran { machine }) => {
+            return (
+                true,
+                format!(
+                    "its probe ran natively (uname -m {machine}) with no binfmt_misc entry to take it{}",
+                    hint.beside()
+                ),
+            );
+        }
+        Some(ProbeVerdict::NoLoader) => {
+            return (
+                false,
+                format!(
+                    "its probe cannot run natively (exec: ENOEXEC, no binfmt_misc entry to take it){}",
+                    hint.beside()
+                ),
+            );
+        }
+        _ => {}
+    }
+    let (hint_on, hint_why) = hint.get();
+    match probe {
         Some(ProbeVerdict::Unknown { reason }) if cpu_optional && *hint_on => (
             false,
             format!(
@@ -459,7 +519,7 @@ pub fn decide_compat(
             *hint_on,
             format!("{hint_why} (the probe could not tell: {reason})"),
         ),
-        None => (*hint_on, hint_why.clone()),
+        _ => (*hint_on, hint_why.clone()),
     }
 }
 
@@ -941,8 +1001,9 @@ pub(crate) mod tests {
         let host = f.host_arch(t).unwrap();
         assert_eq!(host.name, "aarch64");
         assert!(!host.compat.is_empty(), "aarch64 has compat arches");
-        let hint = f.compat_enabled(host);
-        assert!(hint.0, "the config alone says native");
+        let (on, why) = f.compat_enabled(host, f.kernel_config.as_ref());
+        assert!(on, "the config alone says native");
+        let hint = Hint::known(on, why);
         f.compat_probes = host
             .compat
             .iter()
@@ -993,6 +1054,59 @@ pub(crate) mod tests {
         assert_eq!(n[1].evidence, "--native says so");
     }
 
+    /// `gather_without_config` leaves the config unread: a probe that ran or got ENOEXEC
+    /// decides without it (no hint beside the verdict), and an arch left to the config has it
+    /// read then.
+    #[test]
+    fn the_config_is_read_only_for_an_arch_left_to_it() {
+        let t = Table::builtin();
+        let over = NativeOverride::default();
+        // What would be read is not what `kernel_config` holds: it is never looked at.
+        let mut f = x86_64_facts(Some("# CONFIG_IA32_EMULATION is not set\n"), "");
+        f.config_unread = true;
+        f.compat_probes = vec![
+            ("i386".into(), verdict("x86_64")),
+            ("i486".into(), ProbeVerdict::NoLoader),
+        ];
+        let n = f.native_with(t, &over);
+        assert_eq!(names(n.clone()), ["x86_64", "i386"]);
+        assert_eq!(
+            n[1].evidence,
+            "its probe ran natively (uname -m x86_64) with no binfmt_misc entry to take it"
+        );
+        // Left to the config: it is worked out then, once, and shown beside later verdicts.
+        let asked = std::cell::Cell::new(0);
+        let work = || {
+            asked.set(asked.get() + 1);
+            (
+                false,
+                "kernel built without CONFIG_IA32_EMULATION".to_owned(),
+            )
+        };
+        let hint = Hint::lazy(&work);
+        let (native, why) = decide_compat("i386", Some(&verdict("x86_64")), &hint, false, &over);
+        assert!(native && !why.contains("hint"), "{why}");
+        assert_eq!(asked.get(), 0);
+        let unknown = ProbeVerdict::Unknown {
+            reason: "no user namespace".into(),
+        };
+        let (native, why) = decide_compat("i486", Some(&unknown), &hint, false, &over);
+        assert!(!native);
+        assert_eq!(
+            why,
+            "kernel built without CONFIG_IA32_EMULATION (the probe could not tell: no user namespace)"
+        );
+        assert_eq!(asked.get(), 1);
+        let (native, why) =
+            decide_compat("i386", Some(&ProbeVerdict::NoLoader), &hint, false, &over);
+        assert!(!native);
+        assert!(
+            why.ends_with("; hint: kernel built without CONFIG_IA32_EMULATION"),
+            "{why}"
+        );
+        assert_eq!(asked.get(), 1);
+    }
+
     fn aarch64_facts(config: Option<&str>, machine: &str) -> HostFacts {
         let mut f = x86_64_facts(config, "");
         f.exe_header[18] = 183; // EM_AARCH64
@@ -1029,7 +1143,7 @@ pub(crate) mod tests {
         let (native, why) = decide_compat(
             "arm",
             f.compat_probes.first().map(|p| &p.1),
-            &(true, "kernel config CONFIG_COMPAT=y".into()),
+            &Hint::known(true, "kernel config CONFIG_COMPAT=y"),
             true,
             &over,
         );
