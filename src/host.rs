@@ -26,9 +26,10 @@
 //!
 //! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
 //! `/boot/config-<release>`, `/proc/cmdline`, `/proc/self/uid_map`), `HostFacts::start_probes`
-//! (runs the probes, or the helper) and `HostFacts::decide_natives` (both, for a command's
-//! `ops::Natives`, decided when first asked for); `HostFacts::native` is pure, so tests feed it
-//! fabricated facts.
+//! (runs the probes, or the helper) and `HostFacts::decide_natives` (their verdicts, for a
+//! command's `ops::Natives`, decided when first asked for); `HostFacts::native` is pure unless
+//! the config was left unread (`gather_without_config`) and an arch is left to it, so tests
+//! feed it fabricated facts.
 
 use std::io::Read;
 use std::path::{Path, PathBuf};

@@ -260,7 +260,15 @@ fn err(field: Field, column: usize, reason: impl Into<String>) -> RecordError {
 
 /// Escapes every byte as `\xHH`: unambiguous, delimiter-free, and the kernel decodes it.
 pub fn escape_hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("\\x{b:02x}")).collect()
+    // By hand: `format!` per byte was 2% of `install all` (33 records of ~40 bytes each).
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    let mut s = String::with_capacity(bytes.len() * 4);
+    for &b in bytes {
+        s.push_str("\\x");
+        s.push(char::from(HEX[usize::from(b >> 4)]));
+        s.push(char::from(HEX[usize::from(b & 15)]));
+    }
+    s
 }
 
 /// Decodes a magic or mask field the way `string_unescape_inplace(UNESCAPE_HEX)` does: `\x`
@@ -855,6 +863,19 @@ mod tests {
         assert_eq!(&magic[..4], b"\x7fELF");
         assert_eq!(magic.len(), 20);
         assert_eq!(mask.as_ref().unwrap()[16], 0xfe);
+    }
+
+    #[test]
+    fn escape_hex_spells_every_byte_in_lower_case() {
+        assert_eq!(
+            escape_hex(&[0x7f, b'E', 0, 0xff, 0xa0]),
+            r"\x7f\x45\x00\xff\xa0"
+        );
+        let all: Vec<u8> = (0..=255).collect();
+        assert_eq!(
+            unescape_hex(Field::Magic, &escape_hex(&all), 0).unwrap(),
+            all
+        );
     }
 
     #[test]

@@ -38,6 +38,7 @@ pub(super) fn install(
             flags: flags_from(opts)?,
             keep_existing: opts.keep_existing,
             dry_run: ctx.g.dry_run,
+            versions: ctx.g.json || !ctx.g.quiet,
         },
         nix: opts.nix,
         persist: opts.persist.then_some(ops::compose::Persist {

@@ -113,6 +113,7 @@ impl Events for Shown<'_, '_> {
             flags: ops::facade::Flags::DEFAULT.normalized(),
             keep_existing: false,
             dry_run: ctx.g.dry_run,
+            versions: true,
         };
         let names = std::slice::from_ref(&arch.name);
         let r = ops::install::install(&ctx.fs, &ctx.host, &ctx.search(), names, options)?;

@@ -37,7 +37,7 @@ pub fn apply(
 ) -> Result<(Reported, Vec<String>)> {
     let (all, arches) = host.resolve_list(&cfg.arches)?;
     let wanted: Vec<(&'static Arch, Flags)> = arches.iter().map(|a| (*a, cfg.flags)).collect();
-    let p = prepare(host, search, &wanted, all)?;
+    let p = prepare(host, search, &wanted, all, true)?;
     let registered: Vec<String> = p.desired.iter().map(|d| d.arch.clone()).collect();
     let notes = super::install::flag_notes(cfg.flags);
     Ok((

@@ -21,7 +21,7 @@ pub fn registrations(
 ) -> Result<Vec<Desired>> {
     let (all, arches) = host.resolve_list(names)?;
     let wanted: Vec<(&'static Arch, Flags)> = arches.iter().map(|a| (*a, flags)).collect();
-    let p = prepare(host, search, &wanted, all)?;
+    let p = prepare(host, search, &wanted, all, false)?;
     if !p.refused.is_empty() {
         return Err(OpsError::Refused(p.refused).into());
     }

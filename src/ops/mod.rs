@@ -170,9 +170,10 @@ impl Files {
 }
 
 /// The arches a host runs natively: known, or decided on first use (`deferred`). Deciding
-/// means reading the kernel config and, for the commands that ask, running the compat probes
-/// (about a millisecond together): a command that never asks pays nothing, and `install` asks
-/// on a second thread while it checks interpreters (`install::prepare`).
+/// means running the compat probes (for the commands that take `--native`) and, for an arch
+/// they leave undecided, reading the kernel config (`HostFacts::decide_natives`): a command that
+/// never asks pays nothing, and `install` asks on a second thread while it checks
+/// interpreters (`install::prepare`).
 #[derive(Clone)]
 pub struct Natives(std::sync::Arc<NativesInner>);
 
@@ -255,8 +256,8 @@ impl Host {
     }
 
     /// This machine for a command: the user's `--native` and `--not-native` (`overrides`),
-    /// the compat probes started now when `probe` (they run while the command goes on), the
-    /// natives decided when first asked for (`Natives`).
+    /// the natives decided when first asked for (`Natives`), with the compat probes when
+    /// `probe`: a command that never asks runs none.
     pub fn for_command(
         table: &'static Table,
         overrides: (&[String], &[String]),
@@ -265,13 +266,15 @@ impl Host {
     ) -> Result<Host, crate::host::OverrideError> {
         let facts = HostFacts::gather_without_config();
         let over = crate::host::NativeOverride::resolve(table, &facts, overrides.0, overrides.1)?;
-        let started = std::env::current_exe()
-            .ok()
-            .filter(|_| probe)
-            .and_then(|exe| facts.start_probes(table, &exe));
         let native = Natives::deferred({
             let facts = facts.clone();
-            move || facts.decide_natives(table, &over, started)
+            move || {
+                let started = std::env::current_exe()
+                    .ok()
+                    .filter(|_| probe)
+                    .and_then(|exe| facts.start_probes(table, &exe));
+                facts.decide_natives(table, &over, started)
+            }
         });
         Ok(Host {
             table,
@@ -351,6 +354,7 @@ impl Host {
             host_machine: host.machine,
             owners: self.owners(),
             need_static,
+            version: true,
         })
     }
 

@@ -150,6 +150,7 @@ fn opts(flags: Flags) -> InstallOptions {
         flags,
         keep_existing: false,
         dry_run: false,
+        versions: true,
     }
 }
 
@@ -197,18 +198,17 @@ fn install_mounts_registers_and_a_second_run_changes_nothing() {
     );
 
     fs.calls.borrow_mut().clear();
-    let again = install(
-        &fs,
-        &h,
-        &system(),
-        &names(&["aarch64"]),
-        opts(Flags::DEFAULT),
-    )
-    .unwrap();
+    // `-q` shows no version: none is read, and the rest is the same.
+    let quiet = InstallOptions {
+        versions: false,
+        ..opts(Flags::DEFAULT)
+    };
+    let again = install(&fs, &h, &system(), &names(&["aarch64"]), quiet).unwrap();
     assert_eq!(
         verdicts(&again),
         [(Verdict::Kept, "qemu-aarch64".to_owned())]
     );
+    assert_eq!(again.report.outcomes[0].version, None);
     assert!(writes(&fs).is_empty(), "{:?}", fs.calls.borrow());
     assert_eq!(fs.list().unwrap().len(), 1);
 }
@@ -305,6 +305,7 @@ fn install_refuses_the_native_arch_and_writes_nothing() {
         &h,
         &system(),
         &[(h.table.get(&native).unwrap(), Flags::DEFAULT)],
+        true,
         true,
     )
     .unwrap();
@@ -761,6 +762,7 @@ fn an_arm64_host_emulates_amd64_and_i386_and_keeps_its_own_arches() {
         &h,
         &system(),
         &[(h.table.get("arm").unwrap(), Flags::DEFAULT)],
+        true,
         true,
     )
     .unwrap();

@@ -240,6 +240,9 @@ pub struct Requirements {
     pub owners: Owners,
     /// With `F`, the interpreter must be static.
     pub need_static: bool,
+    /// Also read each candidate's QEMU version (`FileFacts::version`), which only reports
+    /// show: no check needs it.
+    pub version: bool,
 }
 
 /// One reason a candidate is refused.
@@ -412,7 +415,7 @@ pub fn discover_with(
         for name in super::layouts::names_in(dir, arch) {
             let path = dir.join(name);
             searched.push(path.clone());
-            let facts = source.facts_of(&path, Some(&arch.qemu));
+            let facts = source.facts_of(&path, req.version.then_some(arch.qemu.as_str()));
             if facts.kind != FileKind::Missing {
                 let problems = check(&facts, req);
                 candidates.push(Candidate { facts, problems });
@@ -647,6 +650,7 @@ mod tests {
             host_machine: 62,
             owners: Owners::default(),
             need_static: true,
+            version: true,
         }
     }
 

@@ -551,6 +551,7 @@ mod tests {
             host_machine: 62,
             owners: Default::default(),
             need_static: true,
+            version: true,
         }
     }
 
