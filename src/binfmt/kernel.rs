@@ -787,12 +787,22 @@ impl BinfmtFs for RecordingBinfmt {
 
 /// A binfmt_misc file's text. The kernel shows each in one page and reports its size as 0, so
 /// `fs::read_to_string` would stat it and then read in growing steps from 32 bytes (five reads
-/// for an entry); a page-sized buffer takes it in one read and the end in a second.
+/// for an entry); a page-sized buffer takes it in one read and the end in a second, with no
+/// stat or seek (`File`'s own `read_to_string` asks for a size hint first).
 fn read_proc_text(path: &Path) -> io::Result<String> {
     use std::io::Read;
-    let mut text = String::with_capacity(4096);
-    fs::File::open(path)?.read_to_string(&mut text)?;
-    Ok(text)
+    let mut file = fs::File::open(path)?;
+    let mut text = Vec::with_capacity(4096);
+    let mut page = [0u8; 4096];
+    loop {
+        match file.read(&mut page) {
+            Ok(0) => break,
+            Ok(n) => text.extend_from_slice(&page[..n]),
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    String::from_utf8(text).map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))
 }
 
 #[cfg(test)]
