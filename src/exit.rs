@@ -51,7 +51,7 @@ pub fn classify(e: &(dyn std::error::Error + 'static)) -> Option<ErrorKind> {
         crate::nix::ShowConfigError,
         crate::ops::nix::NixOpsError,
         crate::qemu::QemuError,
-        crate::qemu::archive::ArchiveError,
+        crate::qemu::debian_mirror::ArchiveError,
         crate::qemu::apt::AptError,
         crate::qemu::store::StoreError,
         crate::qemu::openpgp::VerifyError,

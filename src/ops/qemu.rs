@@ -12,7 +12,7 @@ use serde::Serialize;
 use super::Host;
 use crate::binfmt::kernel::{self, BinfmtFs, KernelEntry};
 use crate::progress::Progress;
-use crate::qemu::archive::{self, Archive, HttpOptions};
+use crate::qemu::debian_mirror::{self, Archive, HttpOptions};
 use crate::qemu::interpreter;
 use crate::qemu::openpgp::Keyring;
 use crate::qemu::store::{self, Manifest, Store, StoreError, Stored};
@@ -29,7 +29,7 @@ pub struct ArchiveOptions {
     /// Suites to consider; empty: the default ones.
     pub suites: Vec<String>,
     /// Seconds a connection or a single read may stall; each request's total deadline is
-    /// `archive::DEADLINE_FACTOR` times this, plus its size's share (`HttpOptions::deadline_for`).
+    /// `debian_mirror::DEADLINE_FACTOR` times this, plus its size's share (`HttpOptions::deadline_for`).
     pub timeout: u64,
     /// Verified indexes and .debs kept here, keyed by sha256.
     pub cache: Option<PathBuf>,
@@ -57,7 +57,7 @@ impl ArchiveOptions {
         let (mirror, apt_allows) = match &self.mirror {
             Some(m) => (m.clone(), None),
             None => {
-                let src = q::apt::source(root)?.ok_or(archive::ArchiveError::NoMirror)?;
+                let src = q::apt::source(root)?.ok_or(debian_mirror::ArchiveError::NoMirror)?;
                 let allows = src.waives_valid_until(root)?;
                 (src.uri, allows)
             }
@@ -80,7 +80,7 @@ impl ArchiveOptions {
     /// it as the mirror's failure).
     pub fn check_cache(cache: Option<&Path>) -> Result<(), QemuError> {
         if let Some(c) = cache {
-            archive::check_cache_dir(c)?;
+            debian_mirror::check_cache_dir(c)?;
         }
         Ok(())
     }
@@ -103,7 +103,7 @@ pub fn deb_arch(host: &Host) -> Result<&'static str, QemuError> {
         .host_arch(host.table)
         .and_then(|a| a.debian.first())
         .map(String::as_str)
-        .or_else(|| archive::debian_arch(&host.facts.machine))
+        .or_else(|| debian_mirror::debian_arch(&host.facts.machine))
         .ok_or_else(|| QemuError::NoDebianArch {
             machine: host.facts.machine.clone(),
         })
@@ -141,7 +141,7 @@ pub fn versions(
     ArchiveOptions::check_cache(o.cache.as_deref())?;
     let a = o.archive(progress)?;
     let suites: Vec<String> = if o.suites.is_empty() {
-        archive::DEFAULT_SUITES
+        debian_mirror::DEFAULT_SUITES
             .iter()
             .map(|s| (*s).to_owned())
             .collect()
@@ -580,7 +580,7 @@ mod tests {
     use crate::binfmt::registration::{Entry, Flags};
     use crate::error::ErrorKind;
     use crate::exit::kind_of;
-    use crate::qemu::archive::hex;
+    use crate::qemu::debian_mirror::hex;
     use crate::qemu::store::FileEntry;
     use sha2::{Digest, Sha256};
 

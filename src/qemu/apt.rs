@@ -191,7 +191,7 @@ pub fn in_deb822(file: &Path, text: &str) -> Result<Option<Source>, AptError> {
                 .take_while(|l| l.trim().is_empty() || l.starts_with('#'))
                 .count();
         start += stanza.lines().count() + 1;
-        let fields = super::archive::parse_stanza(stanza);
+        let fields = super::debian_mirror::parse_stanza(stanza);
         let err = |what: String| AptError {
             file: file.to_owned(),
             line: first,

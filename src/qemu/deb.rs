@@ -273,7 +273,7 @@ fn untar<R: Read>(
             cpu,
             name,
             member,
-            sha256: super::archive::hex(&h.finalize()),
+            sha256: super::debian_mirror::hex(&h.finalize()),
             size,
         });
     }

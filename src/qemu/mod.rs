@@ -3,8 +3,9 @@
 //! interpreter, and kept per version in a store that `install --qemu` and `qemu use`
 //! register from.
 //!
-//! - `verify`: OpenPGP check of `InRelease` against Debian's archive keyring
-//! - `archive`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
+//! - `openpgp`: OpenPGP check of `InRelease` against Debian's archive keyring
+//! - `debian_mirror`: mirror, HTTP, `InRelease` → `Packages` → `.deb` hashes
+//! - `apt`: the mirror apt's own sources name
 //! - `deb`: ar + data.tar.{xz,zst,gz} unpacking of the `qemu-<cpu>` files only
 //! - `interpreter`, `layouts`: finding and checking interpreters; where distributions put them
 //! - `store`: `<root>/<version>/` with a manifest, atomic appearance, a writer lock
@@ -14,7 +15,7 @@
 //! binfmt_misc.
 
 pub mod apt;
-pub mod archive;
+pub mod debian_mirror;
 pub mod deb;
 pub mod interpreter;
 pub mod layouts;
@@ -29,7 +30,7 @@ use sha2::{Digest, Sha256};
 use self::interpreter::Requirements;
 use crate::binfmt::arch::Table;
 use crate::progress::{Counting, Progress, Unit};
-use archive::{
+use debian_mirror::{
     Archive, ArchiveError, PackageInfo, Release, compare_versions, hex, version_matches,
 };
 use store::{FileEntry, Manifest, Store, StoreError, Stored};
@@ -155,7 +156,7 @@ pub fn offers(
             a.qemu_package(s, deb_arch, cache)
                 .map(|(rel, p)| Offer {
                     suite: s.clone(),
-                    upstream: archive::upstream(&p.version).to_owned(),
+                    upstream: debian_mirror::upstream(&p.version).to_owned(),
                     package: p.package,
                     version: p.version,
                     expired: rel.expired,
@@ -185,7 +186,7 @@ pub fn resolve(
             Err(ArchiveError::UnknownSuite { .. } | ArchiveError::NoPackage { .. }) => continue,
             Err(e) => return Err(e.into()),
         };
-        seen.push(format!("{s} {}", archive::upstream(&p.version)));
+        seen.push(format!("{s} {}", debian_mirror::upstream(&p.version)));
         if spec == "latest" {
             if best
                 .as_ref()
