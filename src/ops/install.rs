@@ -162,8 +162,9 @@ fn discover_all(
             Ok(Some((a, req)))
         })
         .collect::<Result<_, OpsError>>()?;
+    let look = host.search_dirs(dirs);
     let one = |job: &Option<(&Arch, crate::qemu::interpreter::Requirements)>| {
-        job.as_ref().map(|(a, req)| host.discover(a, dirs, req))
+        job.as_ref().map(|(a, req)| host.discover_in(a, &look, req))
     };
     let threads = std::thread::available_parallelism()
         .map_or(1, std::num::NonZeroUsize::get)

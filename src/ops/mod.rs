@@ -295,6 +295,21 @@ impl Host {
         interpreter::discover_with(self.files.source(), arch, dirs, req)
     }
 
+    /// `dirs`, looked at once for many `discover_in`s.
+    pub fn search_dirs<'d>(&self, dirs: &'d [PathBuf]) -> interpreter::SearchDirs<'d> {
+        interpreter::SearchDirs::look(self.files.source(), dirs)
+    }
+
+    /// `interpreter::discover_in` through this host's `files`.
+    pub fn discover_in(
+        &self,
+        arch: &Arch,
+        dirs: &interpreter::SearchDirs,
+        req: &Requirements,
+    ) -> interpreter::Discovery {
+        interpreter::discover_in(self.files.source(), arch, dirs, req)
+    }
+
     /// `interpreter::facts_of` through this host's `files`.
     pub fn interpreter_facts(&self, path: &Path, qemu_cpu: Option<&str>) -> interpreter::FileFacts {
         self.files.source().facts_of(path, qemu_cpu)

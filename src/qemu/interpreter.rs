@@ -375,6 +375,12 @@ pub trait FactSource: Send + Sync {
     /// The facts of `path`; the QEMU version only when `qemu_cpu` names the file's CPU.
     fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts;
 
+    /// True when `dir` holds no file at all (it is not there, or not a directory): none of
+    /// its names is looked at. The default looks at every name.
+    fn holds_nothing(&self, _dir: &Path) -> bool {
+        false
+    }
+
     /// The text of the system's os-release (`/etc/os-release`, else `/usr/lib/os-release`),
     /// which decides what a refusal tells the user to install.
     fn os_release(&self) -> Option<String> {
@@ -393,6 +399,31 @@ impl FactSource for Disk {
     fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
         facts_of(path, qemu_cpu)
     }
+
+    /// Whatever `facts_of` would find missing in it: a name under it has no metadata either.
+    fn holds_nothing(&self, dir: &Path) -> bool {
+        !fs::metadata(dir).is_ok_and(|m| m.is_dir())
+    }
+}
+
+/// Search directories, with those that hold nothing (`FactSource::holds_nothing`) found once
+/// for many arches: `install all` asks 35 arches for some seven names each, most of them in
+/// directories most systems do not have.
+pub struct SearchDirs<'d> {
+    dirs: &'d [PathBuf],
+    empty: Vec<bool>,
+    /// How files are named in each (`layouts::kinds_in`).
+    kinds: Vec<Vec<super::layouts::FileName>>,
+}
+
+impl<'d> SearchDirs<'d> {
+    pub fn look(source: &dyn FactSource, dirs: &'d [PathBuf]) -> SearchDirs<'d> {
+        SearchDirs {
+            dirs,
+            empty: dirs.iter().map(|d| source.holds_nothing(d)).collect(),
+            kinds: dirs.iter().map(|d| super::layouts::kinds_in(d)).collect(),
+        }
+    }
 }
 
 /// Searches `dirs` (in order; within a directory the names `layouts::names_in` gives: the
@@ -409,12 +440,25 @@ pub fn discover_with(
     dirs: &[PathBuf],
     req: &Requirements,
 ) -> Discovery {
+    discover_in(source, arch, &SearchDirs::look(source, dirs), req)
+}
+
+/// `discover_with`, in directories already looked at.
+pub fn discover_in(
+    source: &dyn FactSource,
+    arch: &Arch,
+    dirs: &SearchDirs,
+    req: &Requirements,
+) -> Discovery {
     let mut searched = Vec::new();
     let mut candidates = Vec::new();
-    for dir in dirs {
-        for name in super::layouts::names_in(dir, arch) {
+    for ((dir, &empty), kinds) in dirs.dirs.iter().zip(&dirs.empty).zip(&dirs.kinds) {
+        for name in super::layouts::names_of(kinds, arch) {
             let path = dir.join(name);
             searched.push(path.clone());
+            if empty {
+                continue;
+            }
             let facts = source.facts_of(&path, req.version.then_some(arch.qemu.as_str()));
             if facts.kind != FileKind::Missing {
                 let problems = check(&facts, req);
@@ -924,6 +968,42 @@ mod tests {
             "{msg}"
         );
         assert!(msg.ends_with(": install qemu-user (…)"), "{msg}");
+    }
+
+    /// A search directory that is not there (or is a file) is looked at once, not once per
+    /// name; its names are still listed as searched, in order.
+    #[test]
+    fn a_directory_that_is_not_there_is_looked_at_once() {
+        struct Counting(std::sync::Mutex<Vec<PathBuf>>);
+        impl FactSource for Counting {
+            fn facts_of(&self, path: &Path, qemu_cpu: Option<&str>) -> FileFacts {
+                self.0.lock().unwrap().push(path.to_owned());
+                Disk.facts_of(path, qemu_cpu)
+            }
+            fn holds_nothing(&self, dir: &Path) -> bool {
+                Disk.holds_nothing(dir)
+            }
+        }
+        let t = crate::binfmt::arch::Table::builtin();
+        let dir = tempfile::tempdir().unwrap();
+        let (gone, file) = (dir.path().join("gone"), dir.path().join("file"));
+        fs::write(&file, b"x").unwrap();
+        assert!(Disk.holds_nothing(&gone) && Disk.holds_nothing(&file));
+        assert!(!Disk.holds_nothing(dir.path()));
+        let dirs = [gone.clone(), file.clone(), dir.path().to_owned()];
+        let c = Counting(std::sync::Mutex::default());
+        let d = discover_with(&c, t.get("aarch64").unwrap(), &dirs, &req());
+        let asked = c.0.lock().unwrap().clone();
+        assert_eq!(
+            asked,
+            [
+                dir.path().join("qemu-aarch64-static"),
+                dir.path().join("qemu-aarch64")
+            ]
+        );
+        assert_eq!(d.searched.len(), 6, "{:?}", d.searched);
+        assert!(d.searched[0].starts_with(&gone) && d.searched[2].starts_with(&file));
+        assert!(d.candidates.is_empty());
     }
 
     #[test]

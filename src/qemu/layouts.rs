@@ -220,14 +220,23 @@ pub fn default_dirs() -> Vec<PathBuf> {
 /// give; for a directory the table does not know (`--qemu-path`, a stored version),
 /// `qemu-<cpu>-static` then `qemu-<cpu>`.
 pub fn names_in(dir: &Path, arch: &Arch) -> Vec<String> {
-    let mut names: Vec<String> = Vec::new();
+    names_of(&kinds_in(dir), arch)
+}
+
+/// How files are named in `dir`, for `names_of` (`names_in` for many arches).
+pub fn kinds_in(dir: &Path) -> Vec<FileName> {
     let rows: Vec<&Layout> = LAYOUTS.iter().filter(|l| Path::new(l.dir) == dir).collect();
-    let kinds: Vec<FileName> = if rows.is_empty() {
+    if rows.is_empty() {
         vec![FileName::QemuStatic, FileName::Qemu]
     } else {
         rows.iter().map(|l| l.name).collect()
-    };
-    for k in kinds {
+    }
+}
+
+/// The file names of `arch` for these `kinds` (`kinds_in`), in order, each once.
+pub fn names_of(kinds: &[FileName], arch: &Arch) -> Vec<String> {
+    let mut names: Vec<String> = Vec::new();
+    for &k in kinds {
         for n in k.names(arch) {
             if !names.contains(&n) {
                 names.push(n);

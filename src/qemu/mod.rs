@@ -15,8 +15,8 @@
 //! binfmt_misc.
 
 pub mod apt;
-pub mod debian_mirror;
 pub mod deb;
+pub mod debian_mirror;
 pub mod interpreter;
 pub mod layouts;
 pub mod openpgp;
