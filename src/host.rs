@@ -524,23 +524,20 @@ pub fn decide_compat(
     }
 }
 
-/// Writes each arch's probe into a private directory and runs them all through one
-/// `__probe-native` helper; one verdict per arch, in order.
 /// The compat probes of `HostFacts::start_probes`, running; `finish` waits for them.
 pub struct StartedProbes {
     arches: Vec<String>,
     /// binfmtctl, re-executed as the helper.
     self_exe: PathBuf,
     /// Each arch's probe (`None`: none could be made).
-    programs: Vec<Option<PathBuf>>,
+    images: Vec<Option<Vec<u8>>>,
     running: Running,
-    /// The probes' files (or memory files), kept until they have run.
-    _work: std::io::Result<crate::inspection::selftest::Workdir>,
-    _memfds: Vec<std::os::fd::OwnedFd>,
+    /// The probes as files (or memory files), kept until they have run.
+    _files: ProbeFiles,
 }
 
 enum Running {
-    /// Here, one process each (in the order of `programs`' probes).
+    /// Here, one process each (in the order of the probes that could be made).
     Here(Vec<std::io::Result<std::process::Child>>),
     /// Through the `__probe-native` helper.
     Helper(std::io::Result<std::process::Child>),
@@ -554,10 +551,15 @@ impl StartedProbes {
     /// gives when its interpreter will not load — is asked again of the helper, whose private
     /// instance has no handler at all.
     pub fn finish(self) -> Vec<(String, ProbeVerdict)> {
-        let paths: Vec<&PathBuf> = self.programs.iter().flatten().collect();
+        let made: Vec<(&str, &[u8])> = self
+            .arches
+            .iter()
+            .zip(&self.images)
+            .filter_map(|(a, i)| Some((a.as_str(), i.as_deref()?)))
+            .collect();
         let verdicts = match self.running {
-            Running::Failed(why) => vec![ProbeVerdict::Unknown { reason: why }; paths.len()],
-            Running::Helper(child) => helper_verdicts(child, paths.len()),
+            Running::Failed(why) => vec![ProbeVerdict::Unknown { reason: why }; made.len()],
+            Running::Helper(child) => helper_verdicts(child, made.len()),
             Running::Here(children) => {
                 let mut here: Vec<ProbeVerdict> = children
                     .into_iter()
@@ -567,9 +569,25 @@ impl StartedProbes {
                     .filter(|&i| !matches!(here[i], ProbeVerdict::Ran { .. }))
                     .collect();
                 if !again.is_empty() {
-                    let cmd = helper_command(&self.self_exe, again.iter().map(|&i| paths[i]));
-                    let child = crate::inspection::selftest::start(cmd);
-                    for (i, v) in again.iter().zip(helper_verdicts(child, again.len())) {
+                    // The helper cannot open this process's close-on-exec memory files: it is
+                    // given files of its own.
+                    let files = ProbeFiles::for_helper(again.iter().map(|&i| made[i]));
+                    let vs = match &files.paths {
+                        Ok(paths) => helper_verdicts(
+                            crate::inspection::selftest::start(helper_command(
+                                &self.self_exe,
+                                paths,
+                            )),
+                            again.len(),
+                        ),
+                        Err(why) => vec![
+                            ProbeVerdict::Unknown {
+                                reason: why.clone()
+                            };
+                            again.len()
+                        ],
+                    };
+                    for (i, v) in again.iter().zip(vs) {
                         here[*i] = v;
                     }
                 }
@@ -579,9 +597,9 @@ impl StartedProbes {
         let mut verdicts = verdicts.into_iter();
         self.arches
             .into_iter()
-            .zip(&self.programs)
-            .map(|(a, p)| {
-                let v = match p {
+            .zip(&self.images)
+            .map(|(a, image)| {
+                let v = match image {
                     None => ProbeVerdict::Unknown {
                         reason: "no probe for this arch".into(),
                     },
@@ -633,67 +651,136 @@ fn helper_verdicts(child: std::io::Result<std::process::Child>, n: usize) -> Vec
         .collect()
 }
 
-/// Writes each arch's probe into a private directory (memory files where none is writable)
-/// and starts them: here, or through the `__probe-native` helper (the module doc says when).
-fn start_probes(arches: &[&Arch], self_exe: &Path) -> StartedProbes {
-    let work = crate::inspection::selftest::Workdir::new();
-    let mut programs: Vec<Option<PathBuf>> = Vec::new();
-    // Where no directory is writable (a read-only /tmp), the probes live in memory files the
-    // helper inherits and runs by /proc/self/fd/N.
-    let mut memfds: Vec<std::os::fd::OwnedFd> = Vec::new();
-    for a in arches {
-        programs.push(
-            crate::inspection::probe::build(a)
-                .map(|bytes| mark_compat_probe(&bytes))
-                .and_then(|bytes| match &work {
-                    Ok(w) => {
-                        let p = w.path.join(format!("probe-{}", a.name));
-                        std::fs::write(&p, bytes).ok()?;
-                        std::fs::set_permissions(
-                            &p,
-                            <std::fs::Permissions as std::os::unix::fs::PermissionsExt>::from_mode(
-                                0o755,
-                            ),
-                        )
-                        .ok()?;
-                        Some(p)
-                    }
-                    Err(_) => {
-                        let fd = memory_program(&a.name, &bytes).ok()?;
-                        let p = PathBuf::from(format!(
-                            "/proc/self/fd/{}",
-                            std::os::fd::AsRawFd::as_raw_fd(&fd)
-                        ));
-                        memfds.push(fd);
-                        Some(p)
-                    }
-                }),
-        );
+/// Probes as files something can exec, kept while they run: close-on-exec memory files run
+/// here, or, for the helper, a private directory (inheritable memory files where none is
+/// writable).
+struct ProbeFiles {
+    /// One per probe, in order; or why none could be made.
+    paths: Result<Vec<PathBuf>, String>,
+    _work: Option<crate::inspection::selftest::Workdir>,
+    _memfds: Vec<std::os::fd::OwnedFd>,
+}
+
+impl ProbeFiles {
+    /// Close-on-exec memory files, run here by `/proc/self/fd/N` (exec opens the file before
+    /// it closes them, and a probe is no script); `None` where one cannot be made.
+    fn here<'i>(probes: impl Iterator<Item = (&'i str, &'i [u8])>) -> Option<ProbeFiles> {
+        let mut memfds = Vec::new();
+        let mut paths = Vec::new();
+        for (name, bytes) in probes {
+            let fd = memory_program(name, bytes, true).ok()?;
+            paths.push(fd_path(&fd));
+            memfds.push(fd);
+        }
+        Some(ProbeFiles {
+            paths: Ok(paths),
+            _work: None,
+            _memfds: memfds,
+        })
     }
-    let paths: Vec<PathBuf> = programs.iter().flatten().cloned().collect();
-    let running = match &work {
-        Err(e) if paths.is_empty() => {
-            Running::Failed(format!("cannot create a directory for the probes: {e}"))
+
+    /// Files for the helper: in a private directory under `$TMPDIR`, else (no directory is
+    /// writable) memory files it inherits and runs by `/proc/self/fd/N`.
+    fn for_helper<'i>(probes: impl Iterator<Item = (&'i str, &'i [u8])>) -> ProbeFiles {
+        let probes: Vec<(&str, &[u8])> = probes.collect();
+        let work = crate::inspection::selftest::Workdir::new();
+        if let Ok(w) = &work {
+            let written: std::io::Result<Vec<PathBuf>> = probes
+                .iter()
+                .map(|(name, bytes)| w.write_exec(&format!("probe-{name}"), bytes))
+                .collect();
+            if let Ok(paths) = written {
+                return ProbeFiles {
+                    paths: Ok(paths),
+                    _work: work.ok(),
+                    _memfds: Vec::new(),
+                };
+            }
         }
-        // The usual case: binfmt_misc is mounted here and none of its entries can take a
-        // probe (none at boot; the usual patterns refuse the probes' EI_PAD). They run here
-        // then, without the helper's exec and namespaces (some 3 ms of `install all`). The
-        // instance exec consults may still hold more than this view (a parent's, an entry
-        // added meanwhile), so only a probe that ran counts from here (`finish`).
-        _ if visible_and_free(&paths) => {
-            Running::Here(paths.iter().map(|p| start_one(p)).collect())
+        let mut memfds = Vec::new();
+        let mut paths = Vec::new();
+        for (name, bytes) in &probes {
+            match memory_program(name, bytes, false) {
+                Ok(fd) => {
+                    paths.push(fd_path(&fd));
+                    memfds.push(fd);
+                }
+                Err(e) => {
+                    let dir = work
+                        .as_ref()
+                        .err()
+                        .map_or(String::new(), |w| format!("{w}; "));
+                    return ProbeFiles {
+                        paths: Err(format!(
+                            "cannot write the probes: {dir}no memory file either: {e}"
+                        )),
+                        _work: None,
+                        _memfds: Vec::new(),
+                    };
+                }
+            }
         }
-        _ => Running::Helper(crate::inspection::selftest::start(helper_command(
-            self_exe, &paths,
-        ))),
+        ProbeFiles {
+            paths: Ok(paths),
+            _work: None,
+            _memfds: memfds,
+        }
+    }
+}
+
+/// The path by which this process (or a child that inherits it) reaches `fd`.
+fn fd_path(fd: &std::os::fd::OwnedFd) -> PathBuf {
+    PathBuf::from(format!(
+        "/proc/self/fd/{}",
+        std::os::fd::AsRawFd::as_raw_fd(fd)
+    ))
+}
+
+/// Makes each arch's probe and starts them: here from memory files, or through the
+/// `__probe-native` helper (the module doc says when).
+fn start_probes(arches: &[&Arch], self_exe: &Path) -> StartedProbes {
+    let images: Vec<Option<Vec<u8>>> = arches
+        .iter()
+        .map(|a| crate::inspection::probe::build(a).map(|bytes| mark_compat_probe(&bytes)))
+        .collect();
+    let made = || {
+        arches
+            .iter()
+            .zip(&images)
+            .filter_map(|(a, i)| Some((a.name.as_str(), i.as_deref()?)))
+    };
+    // The usual case: binfmt_misc is mounted here and none of its entries can take a probe
+    // (none at boot; the usual patterns refuse the probes' EI_PAD). They run here then, from
+    // memory files: no helper to exec, no namespaces, no directory to make and remove. The
+    // instance exec consults may still hold more than this view (a parent's, an entry added
+    // meanwhile), so only a probe that ran counts from here (`finish`).
+    let here = visible_and_free(made().map(|(_, bytes)| bytes))
+        .then(|| ProbeFiles::here(made()))
+        .flatten();
+    let (files, running) = match here {
+        Some(files) => {
+            let paths = files.paths.as_deref().unwrap_or_default();
+            let running = Running::Here(paths.iter().map(|p| start_one(p)).collect());
+            (files, running)
+        }
+        None => {
+            let files = ProbeFiles::for_helper(made());
+            let running = match &files.paths {
+                Ok(paths) if paths.is_empty() => Running::Failed("no probe could be made".into()),
+                Ok(paths) => Running::Helper(crate::inspection::selftest::start(helper_command(
+                    self_exe, paths,
+                ))),
+                Err(why) => Running::Failed(why.clone()),
+            };
+            (files, running)
+        }
     };
     StartedProbes {
         arches: arches.iter().map(|a| a.name.clone()).collect(),
         self_exe: self_exe.to_owned(),
-        programs,
+        images,
         running,
-        _work: work,
-        _memfds: memfds,
+        _files: files,
     }
 }
 
@@ -768,11 +855,13 @@ pub fn probe_native_helper(programs: &[PathBuf]) -> (i32, String) {
 }
 
 /// Is binfmt_misc mounted at its usual place, with no entry that would take any of `probes`?
-fn visible_and_free(probes: &[PathBuf]) -> bool {
+fn visible_and_free<'i>(mut probes: impl Iterator<Item = &'i [u8]>) -> bool {
     let root = Path::new(crate::binfmt::kernel::DEFAULT_ROOT);
     crate::binfmt::kernel::BinfmtFs::is_mounted(&crate::binfmt::kernel::ProcBinfmt::new(root))
-        && shared_instance_view(root)
-            .is_ok_and(|view| probes.iter().all(|p| taken_by(&view, p).is_none()))
+        && shared_instance_view(root).is_ok_and(|view| {
+            // Run by `/proc/self/fd/N`: a name with no extension, as the kernel sees it.
+            probes.all(|bytes| taken_by_image(&view, bytes, Path::new("/proc/self/fd/0")).is_none())
+        })
 }
 
 /// A binfmt_misc instance as `kernel::view` reads it: its entries, and whether it is enabled.
@@ -780,14 +869,16 @@ type InstanceView = (Vec<crate::binfmt::kernel::KernelEntry>, bool);
 
 /// The entry of `view` that would take the program at `p`, as the kernel would choose.
 fn taken_by(view: &InstanceView, p: &Path) -> Option<String> {
+    taken_by_image(view, &read_header(p), p)
+}
+
+/// `taken_by`, for a program starting with `bytes`, run as `p`.
+fn taken_by_image(view: &InstanceView, bytes: &[u8], p: &Path) -> Option<String> {
     let (entries, enabled) = view;
-    crate::inspection::inspect::kernel_choice(
-        entries,
-        *enabled,
-        &read_header(p),
-        &p.to_string_lossy(),
-    )
-    .map(|k| crate::binfmt::registration::display_name(&k.name))
+    let mut header = bytes[..bytes.len().min(BINPRM_BUF_SIZE)].to_vec();
+    header.resize(BINPRM_BUF_SIZE, 0);
+    crate::inspection::inspect::kernel_choice(entries, *enabled, &header, &p.to_string_lossy())
+        .map(|k| crate::binfmt::registration::display_name(&k.name))
 }
 
 /// Runs each probe; one verdict each. `shared`: the instance they run beside (no private one),
@@ -862,14 +953,41 @@ pub fn mark_compat_probe(probe: &[u8]) -> Vec<u8> {
     v
 }
 
-/// An executable memory file holding `bytes`, inheritable (no close-on-exec), for a probe
-/// where no directory is writable.
-fn memory_program(name: &str, bytes: &[u8]) -> std::io::Result<std::os::fd::OwnedFd> {
+/// An executable memory file holding `bytes`: close-on-exec (run here) or inheritable (for
+/// the helper).
+fn memory_program(
+    name: &str,
+    bytes: &[u8],
+    cloexec: bool,
+) -> std::io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{MemfdFlags, memfd_create};
-    let fd = memfd_create(format!("binfmtctl-probe-{name}"), MemfdFlags::empty())?;
+    let name = format!("binfmtctl-probe-{name}");
+    let flags = if cloexec {
+        MemfdFlags::CLOEXEC
+    } else {
+        MemfdFlags::empty()
+    };
+    // Executable even where `vm.memfd_noexec` seals memory files by default (MFD_EXEC, Linux
+    // >= 6.3; older kernels refuse the flag and make them executable anyway).
+    let fd = match memfd_create(&name, flags | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => memfd_create(&name, flags)?,
+        r => r?,
+    };
     let mut f = std::fs::File::from(fd);
     std::io::Write::write_all(&mut f, bytes)?;
-    Ok(std::os::fd::OwnedFd::from(f))
+    // Kept open for reading only: exec refuses a file open for writing (ETXTBSY) on the
+    // kernels that deny write access during exec.
+    use rustix::fs::{Mode, OFlags, open};
+    let read = OFlags::RDONLY
+        | if cloexec {
+            OFlags::CLOEXEC
+        } else {
+            OFlags::empty()
+        };
+    let written = std::os::fd::OwnedFd::from(f);
+    let reading = open(fd_path(&written), read, Mode::empty())?;
+    drop(written);
+    Ok(reading)
 }
 
 /// The entries of the binfmt_misc instance mounted at `root` (the shared one, before Linux

@@ -214,7 +214,7 @@ impl Workdir {
     }
 
     /// Writes an executable file.
-    fn write_exec(&self, rel: &str, bytes: &[u8]) -> io::Result<PathBuf> {
+    pub fn write_exec(&self, rel: &str, bytes: &[u8]) -> io::Result<PathBuf> {
         let p = self.path.join(rel);
         if let Some(d) = p.parent() {
             fs::create_dir_all(d)?;
