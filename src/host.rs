@@ -18,10 +18,11 @@
 //! private instance can be made (Linux < 6.7, no user namespaces) the helper runs the probes
 //! beside the one instance there is, unless one of its entries would take them. Where the
 //! probe still tells nothing the kernel config (`CONFIG_COMPAT`, `CONFIG_IA32_EMULATION` and
-//! `ia32_emulation=`) decides, as a hint — except for arches whose CPUs may lack the mode
-//! (`compat_cpu_optional`: arm on arm64), which only a probe that ran counts native. The user
-//! can override either way (`--native`, `--not-native`). The probes are written to a private
-//! temporary directory, or to memory files where none is writable. Needs no privilege where
+//! `ia32_emulation=`) decides — except for arches whose CPUs may lack the mode
+//! (`compat_cpu_optional`: arm on arm64), which only a probe that ran counts native; it is
+//! read only then. The user can override either way (`--native`, `--not-native`). Run here,
+//! the probes are close-on-exec memory files; the helper gets them in a private temporary
+//! directory, or in memory files it inherits where none is writable. Needs no privilege where
 //! unprivileged user namespaces are allowed.
 //!
 //! I/O: `HostFacts::gather` (reads `/proc/self/exe`, `/proc/config.gz` or
