@@ -166,8 +166,10 @@ fn discover_all(
     let one = |job: &Option<(&Arch, crate::qemu::interpreter::Requirements)>| {
         job.as_ref().map(|(a, req)| host.discover_in(a, &look, req))
     };
-    let threads = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZeroUsize::get)
+    // The CPUs this process may run on (`available_parallelism` also reads the cgroup's
+    // quota files: 0.1 ms, for a count that only caps four threads).
+    let threads = rustix::thread::sched_getaffinity(None)
+        .map_or(1, |cpus| cpus.count() as usize)
         .min(4);
     if threads < 2 || jobs.len() < 8 {
         return Ok(jobs.iter().map(one).collect());
