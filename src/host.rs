@@ -276,6 +276,7 @@ impl HostFacts {
     pub fn gather() -> HostFacts {
         let mut f = HostFacts::gather_without_config();
         f.kernel_config = procfs::kernel_config().ok();
+        f.config_unread = false;
         f
     }
 
@@ -454,11 +455,14 @@ impl<'a> Hint<'a> {
             .get_or_init(|| self.work.map_or((true, String::new()), |w| w()))
     }
 
-    /// "; hint: …" when the hint is known, else nothing (beside a verdict that did not need it).
+    /// "; hint: …" beside a verdict that did not need it, when the hint was given (the config
+    /// was read anyway); a hint worked out for another arch is not shown, so the evidence does
+    /// not depend on the order of the arches.
     fn beside(&self) -> String {
-        self.value
-            .get()
-            .map_or_else(String::new, |(_, why)| format!("; hint: {why}"))
+        match (self.work, self.value.get()) {
+            (None, Some((_, why))) => format!("; hint: {why}"),
+            _ => String::new(),
+        }
     }
 }
 
@@ -683,9 +687,22 @@ impl ProbeFiles {
     /// Files for the helper: in a private directory under `$TMPDIR`, else (no directory is
     /// writable) memory files it inherits and runs by `/proc/self/fd/N`.
     fn for_helper<'i>(probes: impl Iterator<Item = (&'i str, &'i [u8])>) -> ProbeFiles {
+        ProbeFiles::for_helper_in(&std::env::temp_dir(), probes)
+    }
+
+    /// `for_helper`, with the private directory under `base`.
+    fn for_helper_in<'i>(
+        base: &Path,
+        probes: impl Iterator<Item = (&'i str, &'i [u8])>,
+    ) -> ProbeFiles {
         let probes: Vec<(&str, &[u8])> = probes.collect();
-        let work = crate::inspection::selftest::Workdir::new();
-        if let Ok(w) = &work {
+        let work = crate::inspection::selftest::Workdir::in_dir(base);
+        // A directory on a noexec mount would only make every probe fail: memory files then.
+        let noexec = work.as_ref().is_ok_and(|w| {
+            rustix::fs::statvfs(&w.path)
+                .is_ok_and(|s| s.f_flag.contains(rustix::fs::StatVfsMountFlags::NOEXEC))
+        });
+        if let (Ok(w), false) = (&work, noexec) {
             let written: std::io::Result<Vec<PathBuf>> = probes
                 .iter()
                 .map(|(name, bytes)| w.write_exec(&format!("probe-{name}"), bytes))
@@ -963,21 +980,17 @@ fn memory_program(
 ) -> std::io::Result<std::os::fd::OwnedFd> {
     use rustix::fs::{MemfdFlags, memfd_create};
     let name = format!("binfmtctl-probe-{name}");
-    let flags = if cloexec {
-        MemfdFlags::CLOEXEC
-    } else {
-        MemfdFlags::empty()
-    };
+    // Close-on-exec while writable: no child started meanwhile keeps it open for writing.
     // Executable even where `vm.memfd_noexec` seals memory files by default (MFD_EXEC, Linux
     // >= 6.3; older kernels refuse the flag and make them executable anyway).
-    let fd = match memfd_create(&name, flags | MemfdFlags::EXEC) {
-        Err(rustix::io::Errno::INVAL) => memfd_create(&name, flags)?,
+    let fd = match memfd_create(&name, MemfdFlags::CLOEXEC | MemfdFlags::EXEC) {
+        Err(rustix::io::Errno::INVAL) => memfd_create(&name, MemfdFlags::CLOEXEC)?,
         r => r?,
     };
     let mut f = std::fs::File::from(fd);
     std::io::Write::write_all(&mut f, bytes)?;
-    // Kept open for reading only: exec refuses a file open for writing (ETXTBSY) on the
-    // kernels that deny write access during exec.
+    // Kept open for reading only (inheritable unless `cloexec`): exec refuses a file open for
+    // writing (ETXTBSY) on the kernels that deny write access during exec.
     use rustix::fs::{Mode, OFlags, open};
     let read = OFlags::RDONLY
         | if cloexec {
@@ -1194,7 +1207,7 @@ pub(crate) mod tests {
             n[1].evidence,
             "its probe ran natively (uname -m x86_64) with no binfmt_misc entry to take it"
         );
-        // Left to the config: it is worked out then, once, and shown beside later verdicts.
+        // Left to the config: it is worked out then, once.
         let asked = std::cell::Cell::new(0);
         let work = || {
             asked.set(asked.get() + 1);
@@ -1217,14 +1230,68 @@ pub(crate) mod tests {
             "kernel built without CONFIG_IA32_EMULATION (the probe could not tell: no user namespace)"
         );
         assert_eq!(asked.get(), 1);
+        // Not shown beside a later verdict either: the evidence does not depend on the order.
         let (native, why) =
             decide_compat("i386", Some(&ProbeVerdict::NoLoader), &hint, false, &over);
-        assert!(!native);
-        assert!(
-            why.ends_with("; hint: kernel built without CONFIG_IA32_EMULATION"),
-            "{why}"
-        );
+        assert!(!native && !why.contains("hint"), "{why}");
         assert_eq!(asked.get(), 1);
+        // Gathered with the config, the hint is shown beside every verdict.
+        let mut f = HostFacts::gather();
+        assert!(!f.config_unread);
+        f.kernel_config = Some(kernel_config("# CONFIG_IA32_EMULATION is not set\n"));
+        f.exe_header = x86_64_facts(None, "").exe_header;
+        f.machine = "x86_64".into();
+        f.compat_probes = vec![("i386".into(), verdict("x86_64"))];
+        let n = f.native_with(t, &over);
+        assert!(
+            n[1].evidence
+                .ends_with("; hint: kernel built without CONFIG_IA32_EMULATION"),
+            "{}",
+            n[1].evidence
+        );
+    }
+
+    /// The helper's probes: a new file of our own in a private directory, else (no directory
+    /// can be made) a memory file the helper inherits (not close-on-exec), open read-only.
+    #[test]
+    fn the_helper_gets_files_it_can_open() {
+        let i386 = Table::builtin().get("i386").unwrap();
+        let bytes = mark_compat_probe(&crate::inspection::probe::build(i386).unwrap());
+        let dir = tempfile::tempdir().unwrap();
+        let files = ProbeFiles::for_helper_in(dir.path(), [("i386", &bytes[..])].into_iter());
+        let paths = files.paths.as_ref().unwrap();
+        assert!(paths[0].starts_with(dir.path()) && paths[0].ends_with("probe-i386"));
+        assert_eq!(std::fs::read(&paths[0]).unwrap(), bytes);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&paths[0]).unwrap().permissions().mode();
+        assert_eq!(mode & 0o7777, 0o755);
+        let work = paths[0].parent().unwrap().to_owned();
+        drop(files);
+        assert!(!work.exists(), "the private directory goes with them");
+
+        let gone = dir.path().join("gone");
+        let files = ProbeFiles::for_helper_in(&gone, [("i386", &bytes[..])].into_iter());
+        let paths = files.paths.as_ref().unwrap();
+        assert!(paths[0].starts_with("/proc/self/fd/"), "{paths:?}");
+        assert_eq!(std::fs::read(&paths[0]).unwrap(), bytes);
+        let fd = &files._memfds[0];
+        let fd_flags = rustix::io::fcntl_getfd(fd).unwrap();
+        assert!(
+            !fd_flags.contains(rustix::io::FdFlags::CLOEXEC),
+            "inherited by the helper"
+        );
+        let fl = rustix::fs::fcntl_getfl(fd).unwrap();
+        assert_eq!(fl & rustix::fs::OFlags::RWMODE, rustix::fs::OFlags::RDONLY);
+        // Run here: close-on-exec, read-only.
+        let here = ProbeFiles::here([("i386", &bytes[..])].into_iter()).unwrap();
+        let fd = &here._memfds[0];
+        assert!(
+            rustix::io::fcntl_getfd(fd)
+                .unwrap()
+                .contains(rustix::io::FdFlags::CLOEXEC)
+        );
+        let fl = rustix::fs::fcntl_getfl(fd).unwrap();
+        assert_eq!(fl & rustix::fs::OFlags::RWMODE, rustix::fs::OFlags::RDONLY);
     }
 
     fn aarch64_facts(config: Option<&str>, machine: &str) -> HostFacts {

@@ -17,7 +17,7 @@
 
 use std::fs;
 use std::io::{self, Read};
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt, PermissionsExt};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
@@ -198,10 +198,16 @@ pub struct Workdir {
 
 impl Workdir {
     pub fn new() -> io::Result<Workdir> {
-        let base = std::env::temp_dir();
+        Workdir::in_dir(&std::env::temp_dir())
+    }
+
+    /// A private directory under `base`.
+    pub fn in_dir(base: &Path) -> io::Result<Workdir> {
         for i in 0..100u32 {
             let path = base.join(format!("binfmtctl-test-{}-{i}", std::process::id()));
-            match fs::create_dir(&path) {
+            // Made 0700 (no moment in which others may enter); a name someone made first is
+            // passed over.
+            match fs::DirBuilder::new().mode(0o700).create(&path) {
                 Ok(()) => {
                     fs::set_permissions(&path, fs::Permissions::from_mode(0o700))?;
                     return Ok(Workdir { path });
@@ -219,7 +225,14 @@ impl Workdir {
         if let Some(d) = p.parent() {
             fs::create_dir_all(d)?;
         }
-        fs::write(&p, bytes)?;
+        // A new file of our own: never one already there, never through a link.
+        let mut f = fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(0o700)
+            .custom_flags(rustix::fs::OFlags::NOFOLLOW.bits() as i32)
+            .open(&p)?;
+        io::Write::write_all(&mut f, bytes)?;
         fs::set_permissions(&p, fs::Permissions::from_mode(0o755))?;
         Ok(p)
     }
