@@ -670,14 +670,22 @@ impl ProbeFiles {
     /// Close-on-exec memory files, run here by `/proc/self/fd/N` (exec opens the file before
     /// it closes them, and a probe is no script); `None` where one cannot be made.
     fn here<'i>(probes: impl Iterator<Item = (&'i str, &'i [u8])>) -> Option<ProbeFiles> {
+        ProbeFiles::in_memory(probes, true).ok()
+    }
+
+    /// Memory files (`memory_program`), one per probe.
+    fn in_memory<'i>(
+        probes: impl Iterator<Item = (&'i str, &'i [u8])>,
+        cloexec: bool,
+    ) -> std::io::Result<ProbeFiles> {
         let mut memfds = Vec::new();
         let mut paths = Vec::new();
         for (name, bytes) in probes {
-            let fd = memory_program(name, bytes, true).ok()?;
+            let fd = memory_program(name, bytes, cloexec)?;
             paths.push(fd_path(&fd));
             memfds.push(fd);
         }
-        Some(ProbeFiles {
+        Ok(ProbeFiles {
             paths: Ok(paths),
             _work: None,
             _memfds: memfds,
@@ -715,34 +723,19 @@ impl ProbeFiles {
                 };
             }
         }
-        let mut memfds = Vec::new();
-        let mut paths = Vec::new();
-        for (name, bytes) in &probes {
-            match memory_program(name, bytes, false) {
-                Ok(fd) => {
-                    paths.push(fd_path(&fd));
-                    memfds.push(fd);
-                }
-                Err(e) => {
-                    let dir = work
-                        .as_ref()
-                        .err()
-                        .map_or(String::new(), |w| format!("{w}; "));
-                    return ProbeFiles {
-                        paths: Err(format!(
-                            "cannot write the probes: {dir}no memory file either: {e}"
-                        )),
-                        _work: None,
-                        _memfds: Vec::new(),
-                    };
-                }
+        ProbeFiles::in_memory(probes.into_iter(), false).unwrap_or_else(|e| {
+            let dir = work
+                .as_ref()
+                .err()
+                .map_or(String::new(), |w| format!("{w}; "));
+            ProbeFiles {
+                paths: Err(format!(
+                    "cannot write the probes: {dir}no memory file either: {e}"
+                )),
+                _work: None,
+                _memfds: Vec::new(),
             }
-        }
-        ProbeFiles {
-            paths: Ok(paths),
-            _work: None,
-            _memfds: memfds,
-        }
+        })
     }
 }
 
