@@ -16,7 +16,10 @@ mkdir -p "$WORK"
 log() { printf '[vm-arm64] %s\n' "$*" >&2; }
 command -v qemu-system-aarch64 >/dev/null ||
   { log "qemu-system-aarch64 is missing: apt-get install qemu-system-arm (scripts/deps.sh)"; exit 3; }
-dpkg --print-foreign-architectures | grep -qx arm64 ||
+# Captured first: dpkg writes one line at a time, and under pipefail a `grep -q` that stops at
+# the first line would make dpkg's next write die of SIGPIPE and the test fail at random.
+foreign=$(dpkg --print-foreign-architectures)
+grep -qx arm64 <<<"$foreign" ||
   { log "apt does not know arm64: dpkg --add-architecture arm64 && apt-get update (scripts/deps.sh)"; exit 3; }
 
 # download PKG:ARCH DIR: one package, unpacked (not installed).

@@ -52,10 +52,13 @@ install_pkgs() {
 # Foreign packages are only downloaded (never installed), but apt needs their architectures
 # enabled to know them.
 enable_arches() {
-  local added=
+  local added= foreign
   for a in "$@"; do
     [ "$a" = "$(dpkg --print-architecture)" ] && continue
-    dpkg --print-foreign-architectures | grep -qx "$a" || { dpkg --add-architecture "$a"; added=1; }
+    # Captured, not piped: dpkg writes a line at a time, and a `grep -q` that stops early
+    # would kill it with SIGPIPE, which pipefail reports as "not enabled".
+    foreign=$(dpkg --print-foreign-architectures)
+    grep -qx "$a" <<<"$foreign" || { dpkg --add-architecture "$a"; added=1; }
   done
   [ -n "$added" ] && apt_update_done=
   return 0
