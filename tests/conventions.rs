@@ -147,8 +147,9 @@ echo "== entries"; entries
 /// entries can take them; and only a probe that ran counts from there. An entry that takes
 /// every 32-bit ELF, with an interpreter no loader accepts (so a probe it took would fail with
 /// ENOEXEC, as if the kernel had no i386 loader), must never make i386 "not native": seen, it
-/// sends the probes to the helper's private instance; hidden (the instance mounted elsewhere,
-/// as in a container), so it does too.
+/// sends the probes to the helper's private instance (also when `$TMPDIR` is noexec or missing:
+/// the helper then gets memory files); hidden (the instance mounted elsewhere, as in a
+/// container), so it does too.
 #[test]
 fn a_handler_that_would_take_the_probes_never_makes_i386_foreign() {
     gate!(Root, X86_64Host);
@@ -164,6 +165,10 @@ fn a_handler_that_would_take_the_probes_never_makes_i386_foreign() {
         r#"
 printf ':catch32:M::\x7fELF\x01::{junk}:' > $R/register || exit 1
 echo "== seen"; $B status --json
+mkdir -p {dir}/noexec && mount -t tmpfs -o noexec tmpfs {dir}/noexec || exit 1
+echo "== noexec tmp"; TMPDIR={dir}/noexec $B status --json
+echo "== left in noexec tmp"; ls -A {dir}/noexec
+echo "== no tmp"; TMPDIR={dir}/not-there $B status --json
 echo "== entries"; entries
 mkdir -p {dir}/elsewhere && mount --bind $R {dir}/elsewhere && umount $R || exit 1
 echo "== hidden"; $B status --json
@@ -172,7 +177,9 @@ echo "== still there"; ls {dir}/elsewhere
         junk = junk.display(),
         dir = dir.path().display()
     ));
-    for section in ["seen", "hidden"] {
+    // The helper's files: a private directory under $TMPDIR, or memory files where that is
+    // on a noexec mount or cannot be made; the probes run either way.
+    for section in ["seen", "noexec tmp", "no tmp", "hidden"] {
         let v: serde_json::Value = serde_json::from_str(&r.section(section))
             .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
         let native = v["native"].as_array().unwrap();
@@ -188,6 +195,10 @@ echo "== still there"; ls {dir}/elsewhere
             );
         }
     }
+    r.expect(
+        "nothing is left in a noexec $TMPDIR",
+        r.section("left in noexec tmp").trim().is_empty(),
+    );
     r.expect(
         "the entry is left as is",
         r.section("entries").trim() == "catch32",
