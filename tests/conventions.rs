@@ -209,6 +209,47 @@ echo "== still there"; ls {dir}/elsewhere
     );
 }
 
+/// Where memory files may not be executed (`vm.memfd_noexec = 2`, set here in a pid namespace
+/// of our own, where the sysctl is kept), the probes go to the helper with files in a private
+/// directory and still run; where nothing can run them either (`$TMPDIR` noexec as well), i386
+/// is still native, by the kernel's config, and never called foreign.
+#[test]
+fn probes_run_where_memory_files_may_not_be_executed() {
+    gate!(Root, X86_64Host);
+    let dir = tempfile::tempdir().unwrap();
+    let r = ns(&format!(
+        r#"
+mkdir -p {dir}/noexec && mount -t tmpfs -o noexec tmpfs {dir}/noexec || exit 1
+unshare --pid --fork sh -c '
+echo 2 > /proc/sys/vm/memfd_noexec || exit 1
+echo "== sysctl"; cat /proc/sys/vm/memfd_noexec
+echo "== sealed"; $B status --json
+echo "== nothing can run"; TMPDIR={dir}/noexec $B status --json
+' || exit 1
+echo "== entries"; entries
+"#,
+        dir = dir.path().display()
+    ));
+    r.expect("memory files are sealed", r.section("sysctl").trim() == "2");
+    for (section, evidence) in [
+        ("sealed", "its probe ran natively (uname -m x86_64)"),
+        ("nothing can run", "kernel config CONFIG_IA32_EMULATION=y"),
+    ] {
+        let v: serde_json::Value = serde_json::from_str(&r.section(section))
+            .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
+        let native = v["native"].as_array().unwrap();
+        for arch in ["i386", "i486"] {
+            let n = native
+                .iter()
+                .find(|n| n["arch"] == arch)
+                .unwrap_or_else(|| panic!("{section}: {arch} native: {native:?}"));
+            let got = n["evidence"].as_str().unwrap();
+            assert!(got.starts_with(evidence), "{section}: {arch}: {got}");
+        }
+    }
+    r.expect("no entry was made", r.section("entries").trim().is_empty());
+}
+
 /// microblaze binaries carry EM_MICROBLAZE (189) or the pre-2009 0xbaab; QEMU's loader takes
 /// both, so `install microblaze` registers an entry for each, and the kernel hands both kinds
 /// to QEMU (which then runs them: zeros are no-ops until the segment ends, so it faults, where
