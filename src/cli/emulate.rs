@@ -38,14 +38,9 @@ impl RunArgs {
     }
 }
 
-/// `rootfs create`: checked, announced, bootstrapped, then said done.
+/// `rootfs create`: its stages are shown as they come (`render::Shown`).
 pub(super) fn rootfs_create(ctx: &Ctx, req: &em::RootfsRequest, out: &mut dyn Write) -> Result<()> {
-    let plan = em::rootfs_plan(&ctx.host, &ctx.search(), req, &mut Shown { ctx, out })?;
-    plan.write_start(req, out)?;
-    out.flush()?;
-    em::bootstrap(&plan, &*ctx.progress())?;
-    plan.write_done(req, out)?;
-    Ok(())
+    em::create_rootfs(&ctx.host, &ctx.search(), req, &mut Shown { ctx, out })
 }
 
 /// `cross env --arch ARCH`: the variables in `format` (sh, fish, json).

@@ -9,7 +9,7 @@ use serde::Serialize;
 
 use super::context::Ctx;
 use crate::ops::compose::{Persisted, Steps};
-use crate::ops::emulate::Events;
+use crate::ops::emulate::{Events, RootfsRequest, RootfsStage};
 use crate::ops::facade::{Arch, NixPaths};
 use crate::ops::nix::SyncReport;
 use crate::ops::{self, Reported};
@@ -122,5 +122,18 @@ impl Events for Shown<'_, '_> {
 
     fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
         self.ctx.progress()
+    }
+
+    /// `rootfs create`: what is about to be made (before the tool's own output), then that it
+    /// was.
+    fn rootfs(&mut self, req: &RootfsRequest, stage: RootfsStage<'_>) -> Result<()> {
+        match stage {
+            RootfsStage::Starting(plan) => {
+                plan.write_start(req, self.out)?;
+                self.out.flush()?;
+            }
+            RootfsStage::Created(plan) => plan.write_done(req, self.out)?,
+        }
+        Ok(())
     }
 }

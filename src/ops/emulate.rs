@@ -1,5 +1,5 @@
-//! Building and running foreign code in an emulated chroot: `rootfs create` (`rootfs_plan`,
-//! `bootstrap`), `run` and the emulated and hybrid builds (`prepare`, `run`). Each takes the
+//! Building and running foreign code in an emulated chroot: `rootfs create` (`create_rootfs`:
+//! `rootfs_plan`, then `bootstrap`), `run` and the emulated and hybrid builds (`prepare`, `run`). Each takes the
 //! binfmt_misc seam and the host facts and a plain request; what it has to say on the way
 //! (notes for stderr, and the host registration `--install-missing` asks for) goes through
 //! `Events`, which the CLI implements.
@@ -103,6 +103,18 @@ pub trait Events {
     fn progress(&self) -> std::sync::Arc<dyn crate::progress::Progress + Send> {
         std::sync::Arc::new(crate::progress::Silent)
     }
+    /// `rootfs create` is about to bootstrap, or has: by default nobody is told.
+    fn rootfs(&mut self, _req: &RootfsRequest, _stage: RootfsStage<'_>) -> anyhow::Result<()> {
+        Ok(())
+    }
+}
+
+/// Where `rootfs create` is (`Events::rootfs`).
+pub enum RootfsStage<'a> {
+    /// Checked and planned; the bootstrap starts next.
+    Starting(&'a Bootstrap),
+    /// The bootstrap succeeded: the rootfs is there.
+    Created(&'a Bootstrap),
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -267,7 +279,7 @@ pub struct Bootstrap {
 
 /// Everything `rootfs create` needs, checked before anything starts (on a kernel without
 /// private instances, the arch's handler is registered on the host through `events`).
-pub fn rootfs_plan(
+fn rootfs_plan(
     host: &Host,
     search: &Search,
     req: &RootfsRequest,
@@ -362,10 +374,24 @@ pub fn rootfs_plan(
     })
 }
 
+/// `rootfs create`: checked and planned (`rootfs_plan`), then bootstrapped; `events` hears
+/// of each stage.
+pub fn create_rootfs(
+    host: &Host,
+    search: &Search,
+    req: &RootfsRequest,
+    events: &mut dyn Events,
+) -> anyhow::Result<()> {
+    let plan = rootfs_plan(host, search, req, events)?;
+    events.rootfs(req, RootfsStage::Starting(&plan))?;
+    bootstrap(&plan, &*events.progress())?;
+    events.rootfs(req, RootfsStage::Created(&plan))
+}
+
 /// Runs a planned bootstrap to its end. The tool's stages are its own to show (mmdebstrap
 /// prints each phase and, on a terminal, its own progress bars): `progress` is told the step
 /// is the terminal's (`Unit::External`), so nothing else draws meanwhile.
-pub fn bootstrap(plan: &Bootstrap, progress: &dyn crate::progress::Progress) -> anyhow::Result<()> {
+fn bootstrap(plan: &Bootstrap, progress: &dyn crate::progress::Progress) -> anyhow::Result<()> {
     let exe = std::env::current_exe()?;
     progress.begin(
         &format!("{}: bootstrapping {}", plan.tool, plan.arch),
