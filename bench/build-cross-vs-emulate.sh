@@ -18,7 +18,7 @@ W=$(mktemp -d); trap 'rm -rf "$W"' EXIT
 mkdir -p "$W/fetch/src"; touch "$W/fetch/src/lib.rs"
 printf '[package]\nname = "fetch-lua"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nlua-src = "=547.0.0"\n' > "$W/fetch/Cargo.toml"
 cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
-LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | head -1)
+LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | sed -n 1p)
 mkdir -p "$W/src"; cp "$LUA"/*.c "$LUA"/*.h "$W/src/"
 cp bench/lua/main.c bench/lua/bench.lua "$W/src/"
 
@@ -40,11 +40,11 @@ for i in $(seq "$ROUNDS"); do
   t2=$(now)
   echo "$(( (t1 - t0) / 1000000 )) $(( (t2 - t1) / 1000000 ))" >> "$W/times"
 done
-$B inspect "$W/src/lua-cross" "$W/src/lua-emul" | grep -c 'machine 183 = aarch64' | grep -qx 2
+[ "$($B inspect "$W/src/lua-cross" "$W/src/lua-emul" | grep -c 'machine 183 = aarch64')" = 2 ]
 out=$($B run --rootfs "$ROOTFS" --bind "$W/src:/src" -- sh -c '/src/lua-cross /src/bench.lua; /src/lua-emul /src/bench.lua' 2>/dev/null)
 [ "$(echo "$out" | sed -n 1p)" = "$(echo "$out" | sed -n 2p)" ] || { echo "outputs differ: $out" >&2; exit 1; }
 
-python3 - "$W/times" "$(ls "$W"/src/*.c | wc -l)" "$(cat "$W"/src/*.c | wc -l)" "$(echo "$out" | head -1)" <<'PY'
+python3 - "$W/times" "$(ls "$W"/src/*.c | wc -l)" "$(cat "$W"/src/*.c | wc -l)" "$(echo "$out" | sed -n 1p)" <<'PY'
 import statistics, sys
 rows = [tuple(map(int, l.split())) for l in open(sys.argv[1])]
 c = statistics.median(r[0] for r in rows) / 1000

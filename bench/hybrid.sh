@@ -48,7 +48,7 @@ lua-src = "=547.0.0"
 libsqlite3-sys = { version = "=0.30.1", default-features = false }
 TOML
 cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
-REG=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ | head -1)
+REG=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/ | sed -n 1p)
 ZLIB=$REG/libz-sys-1.0.25/src/zlib
 LUA=$REG/lua-src-547.0.0/lua-5.4.7
 SQLITE=$REG/libsqlite3-sys-0.30.1/sqlite3
@@ -161,7 +161,7 @@ ztest() {
 }
 ZT_H=$(ztest hybrid --accelerate); ZT_E=$(ztest emulate)
 for z in "$ZT_H" "$ZT_E"; do
-  echo "$z" | grep -q 'zlib test OK' && ! echo "$z" | grep -q FAIL || { echo "zlib make test failed: $z" >&2; exit 1; }
+  grep -q 'zlib test OK' <<<"$z" && ! grep -q FAIL <<<"$z" || { echo "zlib make test failed: $z" >&2; exit 1; }
 done
 # Lua: all three interpreters print the same.
 LOUT=$($B run --rootfs "$ROOTFS" --bind "$W:/w" -- sh -c 'for s in cross hybrid emulate; do /w/lua-$s/lua /w/bench.lua; done' 2>/dev/null)
@@ -231,7 +231,7 @@ cmp -s "$W/cxx-hybrid.out" "$W/cxx-emulate.out" || CXX="outputs differ: $(cat "$
 
 HOSTV=$(dpkg-query -W -f='${Version}' gcc-12-aarch64-linux-gnu)
 ROOTV=$(sed -n '/^Package: gcc-12$/,/^$/s/^Version: //p' "$ROOTFS/var/lib/dpkg/status")
-python3 - "$W/times" "$W/objects" "$HOSTV" "$ROOTV" "$ZT_H" "$(echo "$LOUT" | head -1)" "${PROBE:-none}" "$CXX" "$HELLO_ID" "$HELLO_CHECK" <<'PY'
+python3 - "$W/times" "$W/objects" "$HOSTV" "$ROOTV" "$ZT_H" "$(echo "$LOUT" | sed -n 1p)" "${PROBE:-none}" "$CXX" "$HELLO_ID" "$HELLO_CHECK" <<'PY'
 import sys
 import statistics
 runs = {}

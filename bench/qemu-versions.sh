@@ -35,7 +35,7 @@ VERS=()
 for s in $SUITES; do
   $B -q qemu fetch "$s" --qemu-store "$S" --cache "$CACHE" ${QEMU_MIRROR:+--mirror "$QEMU_MIRROR"} >&2
   VERS+=("$(python3 -c 'import json,sys; print(json.load(open(sys.argv[1]))["version"])' \
-    "$(grep -l "\"suite\": \"$s\"" "$S"/*/manifest.json | head -1)")")
+    "$(grep -l "\"suite\": \"$s\"" "$S"/*/manifest.json | sed -n 1p)")")
 done
 export VERSIONS="${VERS[*]}"
 
@@ -57,7 +57,7 @@ if [ "$BUILD_ROUNDS" -gt 0 ]; then
 mkdir -p "$W/fetch/src"; touch "$W/fetch/src/lib.rs"
 printf '[package]\nname = "fetch-lua"\nversion = "0.0.0"\nedition = "2021"\n[dependencies]\nlua-src = "=547.0.0"\n' > "$W/fetch/Cargo.toml"
 cargo fetch --quiet --manifest-path "$W/fetch/Cargo.toml"
-LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | head -1)
+LUA=$(ls -d "${CARGO_HOME:-$HOME/.cargo}"/registry/src/*/lua-src-547.0.0/lua-5.4.7 | sed -n 1p)
 export SRC=$W/src; mkdir -p "$SRC"; cp "$LUA"/*.c "$LUA"/*.h "$SRC/"
 cp bench/lua/main.c bench/lua/bench.lua "$SRC/"
 export ROOTFS=${ROOTFS:-/var/cache/binfmtctl-tests/bookworm-arm64-gxx-make}

@@ -27,7 +27,10 @@ DEB_CACHE=${QEMU_DEB_CACHE:-/var/cache/binfmtctl-build/qemu-user-static-arm64}
 log() { printf '[multiarch] %s\n' "$*" >&2; }
 die() { printf '[multiarch] error: %s\n' "$*" >&2; exit 1; }
 [ "$(id -u)" = 0 ] || die "needs root (podman as root, scripts/build-aarch64.sh)"
-dpkg --print-foreign-architectures | grep -qx arm64 ||
+# Captured, not piped: under pipefail, dpkg killed by SIGPIPE once grep -q has its line
+# would read as "arm64 is not there".
+foreign=$(dpkg --print-foreign-architectures)
+grep -qx arm64 <<<"$foreign" ||
   die "arm64 is not a dpkg foreign architecture: dpkg --add-architecture arm64 && apt-get update (scripts/deps.sh)"
 if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
@@ -49,8 +52,8 @@ mkdir -p "$DEB_CACHE"
 exec 8>"$DEB_CACHE.lock"
 flock 8
 show=$(apt-cache show --no-all-versions qemu-user-static:arm64)
-version=$(sed -n 's/^Version: //p' <<<"$show" | head -n1)
-sha=$(sed -n 's/^SHA256: //p' <<<"$show" | head -n1)
+version=$(sed -n 's/^Version: //p' <<<"$show" | sed -n 1p)
+sha=$(sed -n 's/^SHA256: //p' <<<"$show" | sed -n 1p)
 [ -n "$version" ] && [ -n "$sha" ] || die "apt knows no qemu-user-static:arm64 (apt-get update?)"
 DEB=$DEB_CACHE/qemu-user-static_${version#*:}_arm64.deb
 if [ ! -f "$DEB" ] || [ "$(sha256sum < "$DEB" | cut -d' ' -f1)" != "$sha" ]; then

@@ -32,7 +32,7 @@ download() {
 
 # 1. The guest kernel and its binfmt_misc module, from Debian's arm64 package (cached).
 if [ ! -f "$WORK/vmlinuz" ] || [ ! -f "$WORK/binfmt_misc.ko" ]; then
-  pkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  pkg=$(apt-cache depends linux-image-arm64:arm64 | awk '/Depends: linux-image-[0-9]/ && !n {print $2; n = 1}')
   x=$(mktemp -d)
   download "${pkg%:arm64}:arm64" "$x"
   cp "$x"/boot/vmlinuz-* "$WORK/vmlinuz"

@@ -16,7 +16,7 @@ log() { printf '[vm] %s\n' "$*" >&2; }
 
 # 1. The guest kernel and its binfmt_misc module, from Debian's package (cached).
 if [ ! -f "$WORK/vmlinuz" ] || [ ! -f "$WORK/binfmt_misc.ko" ] || [ ! -f "$WORK/autofs4.ko" ]; then
-  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ {print $2; exit}')
+  pkg=$(apt-cache depends linux-image-amd64 | awk '/Depends: linux-image-[0-9]/ && !n {print $2; n = 1}')
   tmp=$(mktemp -d)
   ( cd "$tmp" && apt-get download -q -o APT::Sandbox::User=root "$pkg" >/dev/null )
   dpkg-deb -x "$tmp"/*.deb "$tmp/x"

@@ -18,7 +18,7 @@ if ! command -v cargo >/dev/null 2>&1 && [ -x "$HOME/.cargo/bin/cargo" ]; then
   export PATH="$HOME/.cargo/bin:$PATH"
 fi
 OUT=${1:-target/release-artifacts}
-VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+VERSION=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | sed -n 1p)
 log() { printf '[release] %s\n' "$*" >&2; }
 die() { printf '[release] error: %s\n' "$*" >&2; exit 1; }
 
@@ -32,7 +32,7 @@ mkdir -p "$OUT"
 rm -f "$OUT"/binfmtctl-*-linux "$OUT/SHA256SUMS"
 for pair in "x86_64:$X86:x86-64" "aarch64:$ARM:ARM aarch64"; do
   IFS=: read -r arch bin machine <<< "$pair"
-  file "$bin" | grep -Eq "ELF 64-bit LSB .*$machine.*(statically|static-pie) linked" ||
+  grep -Eq "ELF 64-bit LSB .*$machine.*(statically|static-pie) linked" <<<"$(file "$bin")" ||
     die "$bin is not a static $arch executable: $(file "$bin")"
   install -m 0755 "$bin" "$OUT/binfmtctl-$VERSION-$arch-linux"
 done

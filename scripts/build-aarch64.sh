@@ -49,7 +49,7 @@ if [ ! -f "$CACHE/.binfmtctl-build" ] || [ "$(cat "$CACHE/.binfmtctl-build")" !=
   printf '%s' "$stamp" > "$CACHE.new/.binfmtctl-build"
   mv "$CACHE.new" "$CACHE"
 fi
-log "build system: $(chroot "$CACHE" rustc --version), $(chroot "$CACHE" aarch64-linux-gnu-gcc --version | head -n1)"
+log "build system: $(chroot "$CACHE" rustc --version), $(chroot "$CACHE" aarch64-linux-gnu-gcc --version | sed -n 1p)"
 
 # 2. The crates, vendored on the host (the chroot has no network).
 VENDOR=$CACHE/vendor
@@ -82,7 +82,7 @@ unshare --mount --propagation private sh -euc '
 OUT=target/$TARGET/release
 mkdir -p "$OUT"
 install -m 0755 "$CACHE/target-aarch64/$TARGET/release/binfmtctl" "$OUT/binfmtctl"
-file "$OUT/binfmtctl" | grep -Eq 'ARM aarch64.*(statically|static-pie) linked' ||
+grep -Eq 'ARM aarch64.*(statically|static-pie) linked' <<<"$(file "$OUT/binfmtctl")" ||
   die "$OUT/binfmtctl is not a static aarch64 executable: $(file "$OUT/binfmtctl")"
 log "done: $OUT/binfmtctl"
 echo "$OUT/binfmtctl"

@@ -41,7 +41,7 @@ apt_update() {
 install_pkgs() {
   local missing=()
   for p in "$@"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    [ "$(dpkg-query -W -f='${Status}' "$p" 2>/dev/null)" = "install ok installed" ] || missing+=("$p")
   done
   [ ${#missing[@]} -eq 0 ] && return 0
   apt_update
@@ -123,7 +123,7 @@ C
 # in place for the install (unless one exists), and on systemd the units are disabled and
 # stopped again, so the machine runs no sshd that it did not run before.
 install_sshd_quietly() {
-  dpkg-query -W -f='${Status}' openssh-server 2>/dev/null | grep -q 'install ok installed' && return 0
+  [ "$(dpkg-query -W -f='${Status}' openssh-server 2>/dev/null)" = "install ok installed" ] && return 0
   local policy=/usr/sbin/policy-rc.d ours=
   if [ ! -e "$policy" ]; then
     printf '#!/bin/sh\nexit 101\n' > "$policy"

@@ -34,7 +34,7 @@ log() { printf '[deb] %s\n' "$*" >&2; }
 die() { printf '[deb] error: %s\n' "$*" >&2; exit 1; }
 
 VERSION=$(dpkg-parsechangelog -l "$HERE/changelog" -S Version)
-UPSTREAM=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | head -n1)
+UPSTREAM=$(sed -n 's/^version = "\(.*\)"$/\1/p' Cargo.toml | sed -n 1p)
 [ "${VERSION%-*}" = "$UPSTREAM" ] ||
   die "packaging/deb/changelog is at $VERSION but Cargo.toml at $UPSTREAM: add a changelog entry (dch -c packaging/deb/changelog -v $UPSTREAM-1)"
 MAINTAINER=$(dpkg-parsechangelog -l "$HERE/changelog" -S Maintainer)
