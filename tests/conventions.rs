@@ -143,6 +143,22 @@ echo "== entries"; entries
     r.expect("entries", r.section("entries").trim() == "qemu-i386");
 }
 
+/// Asserts that `status --json` in `section` of `r` lists i386 and i486 as native, each with
+/// evidence starting with `evidence`.
+fn compat_natives_by(r: &common::Run, section: &str, evidence: &str) {
+    let v: serde_json::Value = serde_json::from_str(&r.section(section))
+        .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
+    let native = v["native"].as_array().unwrap();
+    for arch in ["i386", "i486"] {
+        let n = native
+            .iter()
+            .find(|n| n["arch"] == arch)
+            .unwrap_or_else(|| panic!("{section}: {arch} native: {native:?}"));
+        let got = n["evidence"].as_str().unwrap();
+        assert!(got.starts_with(evidence), "{section}: {arch}: {got}");
+    }
+}
+
 /// The compat probes run in this process only when binfmt_misc is mounted and none of its
 /// entries can take them; and only a probe that ran counts from there. An entry that takes
 /// every 32-bit ELF, with an interpreter no loader accepts (so a probe it took would fail with
@@ -180,20 +196,7 @@ echo "== still there"; ls {dir}/elsewhere
     // The helper's files: a private directory under $TMPDIR, or memory files where that is
     // on a noexec mount or cannot be made; the probes run either way.
     for section in ["seen", "noexec tmp", "no tmp", "hidden"] {
-        let v: serde_json::Value = serde_json::from_str(&r.section(section))
-            .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
-        let native = v["native"].as_array().unwrap();
-        for arch in ["i386", "i486"] {
-            let n = native
-                .iter()
-                .find(|n| n["arch"] == arch)
-                .unwrap_or_else(|| panic!("{section}: {arch} native: {native:?}"));
-            let evidence = n["evidence"].as_str().unwrap();
-            assert!(
-                evidence.starts_with("its probe ran natively (uname -m x86_64)"),
-                "{section}: {arch}: {evidence}"
-            );
-        }
+        compat_natives_by(&r, section, "its probe ran natively (uname -m x86_64)");
     }
     r.expect(
         "nothing is left in a noexec $TMPDIR",
@@ -231,22 +234,12 @@ echo "== entries"; entries
         dir = dir.path().display()
     ));
     r.expect("memory files are sealed", r.section("sysctl").trim() == "2");
-    for (section, evidence) in [
-        ("sealed", "its probe ran natively (uname -m x86_64)"),
-        ("nothing can run", "kernel config CONFIG_IA32_EMULATION=y"),
-    ] {
-        let v: serde_json::Value = serde_json::from_str(&r.section(section))
-            .unwrap_or_else(|e| panic!("{section}: {e}: {}", r.stderr));
-        let native = v["native"].as_array().unwrap();
-        for arch in ["i386", "i486"] {
-            let n = native
-                .iter()
-                .find(|n| n["arch"] == arch)
-                .unwrap_or_else(|| panic!("{section}: {arch} native: {native:?}"));
-            let got = n["evidence"].as_str().unwrap();
-            assert!(got.starts_with(evidence), "{section}: {arch}: {got}");
-        }
-    }
+    compat_natives_by(&r, "sealed", "its probe ran natively (uname -m x86_64)");
+    compat_natives_by(
+        &r,
+        "nothing can run",
+        "kernel config CONFIG_IA32_EMULATION=y",
+    );
     r.expect("no entry was made", r.section("entries").trim().is_empty());
 }
 
