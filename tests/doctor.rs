@@ -24,8 +24,8 @@ echo "== broken"
 $A/busybox-arm64 sh -c 'echo hello | grep -c hell' 2>&1; echo "exit $?"
 echo "== doctor-f"
 $B doctor $A/busybox-arm64; echo "exit $?"
-$B --json doctor $A/busybox-arm64 > /tmp/d.json; echo "json exit $?"
-grep -c '"code": "no-preserve-argv0"' /tmp/d.json
+d=$($B --json doctor $A/busybox-arm64); echo "json exit $?"
+echo "$d" | grep -c '"code": "no-preserve-argv0"'
 echo "== fixed"
 $B install arm64 > /dev/null || exit 4
 $A/busybox-arm64 sh -c 'echo hello | grep -c hell'; echo "exit $?"
@@ -129,8 +129,8 @@ echo "== chroot"
 chroot {root} /bin/busybox true 2>&1; echo "exit $?"
 echo "== doctor"
 $B doctor --rootfs {root}; echo "exit $?"
-$B --json doctor --rootfs {root} > /tmp/d.json
-grep -c '"code": "interpreter-not-visible"' /tmp/d.json
+d=$($B --json doctor --rootfs {root})
+echo "$d" | grep -c '"code": "interpreter-not-visible"'
 "#,
         root = root.display()
     ));
