@@ -46,7 +46,7 @@ fn idns(env: &[(&str, &Path)], script: &str) -> Run {
     let body = format!("{PRELUDE}{script}");
     let mut c = Command::new("unshare");
     c.args(["--user", "--mount", "--propagation", "private", "sh", "-c"])
-        .arg("while [ -z \"$(cat /proc/self/uid_map)\" ]; do sleep 0.01; done; exec sh -c \"$0\"")
+        .arg("while [ -z \"$(cat /proc/self/gid_map)\" ]; do sleep 0.01; done; exec sh -c \"$0\"")
         .arg(body)
         .env("B", bin())
         .env("A", nix_assets())

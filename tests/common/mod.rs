@@ -223,9 +223,11 @@ fn fresh_instance(r: Run) -> Run {
 /// own, while this namespace's private binfmt_misc instance stands in for the host's.
 pub fn ns_identity(script: &str) -> Run {
     use std::process::Stdio;
-    // The maps of the new namespace are written from this one; the script waits for them.
+    // The maps of the new namespace are written from this one, uid_map then gid_map; the
+    // script waits for the second (with only the first, a mount could still meet an unmapped
+    // gid).
     let body = format!(
-        "while [ -z \"$(cat /proc/self/uid_map)\" ]; do sleep 0.01; done\n{PRELUDE}{script}"
+        "while [ -z \"$(cat /proc/self/gid_map)\" ]; do sleep 0.01; done\n{PRELUDE}{script}"
     );
     let child = Command::new("unshare")
         .args(["--user", "--mount", "--propagation", "private", "sh", "-c"])
@@ -343,6 +345,12 @@ fn cached_arm64_rootfs(name: &str, include: &str) -> PathBuf {
             String::from_utf8_lossy(&out.stderr)
         );
         std::fs::write(&done, "").unwrap();
+    }
+    // The mount points the tests bind (`run` makes a missing one in the rootfs, as a user's
+    // first run would): made here, before any test takes its manifest, so that a rootfs just
+    // created compares as one used before.
+    for mount_point in ["src", "vendor"] {
+        std::fs::create_dir_all(dir.join(mount_point)).unwrap();
     }
     dir
 }
