@@ -1060,13 +1060,16 @@ fn use_switches_all_entries_while_a_long_emulated_process_keeps_running() {
         r#"
 S={s}
 $B install arm64 --qemu 91.0 --qemu-store $S >/dev/null || exit 5
-$A/busybox-arm64 sleep 3 & P=$!
-sleep 0.5
+# A process that runs until it is told (a fifo held open here, so nothing blocks), seen
+# running under 91.0 before anything is switched: no timing assumed.
+F=$(mktemp -u) && mkfifo $F && exec 3<>$F || exit 6
+$A/busybox-arm64 head -c1 $F >/dev/null & P=$!
+i=0; until readlink /proc/$P/exe | grep -q /91.0; do i=$((i+1)); [ $i -gt 3000 ] && break; sleep 0.02; done
 echo "== use"; $B qemu use 90.1 --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 echo "== alive"; kill -0 $P && echo alive; readlink /proc/$P/exe
 echo "== new"; $A/busybox-arm64 uname -m
 echo "== back"; $B qemu use 91.0 --qemu-store $S; echo "rc=$?"; grep interpreter $R/qemu-aarch64
-echo "== wait"; wait $P; echo "rc=$?"
+echo "== wait"; echo x >&3; wait $P; echo "rc=$?"; rm -f $F
 printf 'arches = ["arm64"]\nqemu = "90.1"\n' > $S/../config.toml
 echo "== apply"; $B apply --config $S/../config.toml --qemu-store $S >/dev/null; echo "rc=$?"; grep interpreter $R/qemu-aarch64
 echo "== relative"; cd $S/.. && $B install arm64 --qemu 91.0 --qemu-store ./$(basename $S) 2>&1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
@@ -1211,13 +1214,14 @@ fn real_archive_bookworm_and_trixie_install_test_all_and_switch_under_a_running_
 S={s}
 echo "== install"; $B install all --qemu 10.0 --qemu-store $S | tail -1; echo "rc=$?"
 echo "== test"; $B test all 2>&1 | tail -1
-$A/busybox-arm64 sleep 4 & P=$!
-sleep 0.5
+F=$(mktemp -u) && mkfifo $F && exec 3<>$F || exit 6
+$A/busybox-arm64 head -c1 $F >/dev/null & P=$!
+i=0; until readlink /proc/$P/exe | grep -q /10.0; do i=$((i+1)); [ $i -gt 3000 ] && break; sleep 0.02; done
 echo "== use72"; $B qemu use 7.2 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64 $R/qemu-riscv64
 echo "== running"; kill -0 $P && echo alive; readlink /proc/$P/exe
 echo "== test72"; $B test arm64,riscv64 2>&1 | tail -1
 echo "== use10"; $B qemu use 10.0 --qemu-store $S | tail -1; echo "rc=$?"; grep interpreter $R/qemu-aarch64
-echo "== wait"; wait $P; echo "rc=$?"
+echo "== wait"; echo x >&3; wait $P; echo "rc=$?"; rm -f $F
 echo "== verify"; $B qemu verify --qemu-store $S | grep -c '^ok'
 "#
     );
