@@ -87,8 +87,8 @@ for cpu in "${CPUS[@]}"; do
       -append "console=ttyAMA0 panic=-1 quiet binfmtctl.cpu=$cpu" \
       -nographic -no-reboot -nodefaults -serial stdio \
       < /dev/null > "$console" 2>&1 ) 2>/dev/null || true
-  tr -d '\r' < "$console" | grep -E '^VM-(START|TEST|DONE)' | sed "s/^VM-TEST /VM-TEST $cpu-/" || true
-  done_line=$(tr -d '\r' < "$console" | grep '^VM-DONE' || true)
+  tr -d '\r' < "$console" | grep -oE 'VM-(START|TEST|DONE).*' | sed "s/^VM-TEST /VM-TEST $cpu-/" || true
+  done_line=$(tr -d '\r' < "$console" | grep -oE 'VM-DONE.*' || true)
   if [ -z "$done_line" ]; then
     log "$cpu: the guest did not finish; console in $console"; fail=1; continue
   fi

@@ -55,13 +55,13 @@ boot() { # accel, timeout
 accel=tcg
 if [ -w /dev/kvm ]; then
   boot kvm 60
-  grep -q '^VM-DONE' "$WORK/console.log" && accel=kvm
+  grep -q 'VM-DONE' "$WORK/console.log" && accel=kvm
 fi
 if [ "$accel" = tcg ]; then
   boot tcg 600
 fi
-tr -d '\r' < "$WORK/console.log" | grep -E '^VM-(START|TEST|DONE)' || true
-done_line=$(tr -d '\r' < "$WORK/console.log" | grep '^VM-DONE' || true)
+tr -d '\r' < "$WORK/console.log" | grep -oE 'VM-(START|TEST|DONE).*' || true
+done_line=$(tr -d '\r' < "$WORK/console.log" | grep -oE 'VM-DONE.*' || true)
 [ -n "$done_line" ] || { log "the guest did not finish; console in $WORK/console.log"; exit 1; }
 log "booted with $accel"
 set -- $done_line
