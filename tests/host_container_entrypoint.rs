@@ -159,7 +159,12 @@ fn privileged_container_installs_on_the_host_and_uninstalls() {
                 .success()
         );
     }
-    // Two arches the host has nothing for: only their entries are created and removed.
+    // Two arches the host has nothing for: only their entries are created and removed. The
+    // guard exists from the mount on, so a failed assertion below still unmounts.
+    let mut restore = Restore {
+        we_mounted,
+        created: Vec::new(),
+    };
     let picked: Vec<&Candidate> = CANDIDATES
         .iter()
         .filter(|c| host_lacks(c))
@@ -171,10 +176,7 @@ fn privileged_container_installs_on_the_host_and_uninstalls() {
         "the host has entries or handlers for all but one of {:?}",
         CANDIDATES.iter().map(|c| c.arch).collect::<Vec<_>>()
     );
-    let _restore = Restore {
-        we_mounted,
-        created: picked.iter().map(|c| c.entry).collect(),
-    };
+    restore.created = picked.iter().map(|c| c.entry).collect();
     let arches = picked.iter().map(|c| c.arch).collect::<Vec<_>>().join(",");
     let entries = picked.iter().map(|c| c.entry).collect::<Vec<_>>().join(",");
     let ours_before = ours_on_the_host();

@@ -227,7 +227,9 @@ fn cargo_build_and_test_run_natively_and_give_aarch64_programs() {
     let src = tempfile::tempdir().unwrap();
     c_project(&src.path().join("cdep"));
     macro_project(&src.path().join("pmacro"));
+    // Cargo's own home in the run's /tmp (a tmpfs): its lock file is not the rootfs's.
     let script = r#"set -e
+export CARGO_HOME=/tmp/cargo-home
 T=target/aarch64-unknown-linux-gnu/release
 echo "== launchers"
 for p in rustc cargo rustdoc; do od -An -tx1 -j18 -N2 /usr/bin/$p; done
