@@ -498,6 +498,10 @@ mount -t tmpfs tmpfs /run && mkdir -m 755 /run/sshd || exit 91
 /usr/sbin/sshd -D -e -f $T/sshd_config 2>$T/sshd.log &
 SSHD=$!
 trap 'kill $SSHD 2>/dev/null' EXIT
+# Listening before anyone connects: its host key is served.
+i=0; until ssh-keyscan -p $PORT 127.0.0.1 2>/dev/null | grep -q ed25519; do
+  i=$((i+1)); [ $i -gt 600 ] && break; kill -0 $SSHD 2>/dev/null || break; sleep 0.05
+done
 echo "== sshd"; echo "$SSHD"
 "#;
 
