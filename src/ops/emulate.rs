@@ -1,8 +1,8 @@
 //! Building and running foreign code in an emulated chroot: `rootfs create` (`create_rootfs`:
-//! `rootfs_plan`, then `bootstrap`), `run` and the emulated and hybrid builds (`prepare`, `run`). Each takes the
-//! binfmt_misc seam and the host facts and a plain request; what it has to say on the way
-//! (notes for stderr, and the host registration `--install-missing` asks for) goes through
-//! `Events`, which the CLI implements.
+//! `rootfs_plan`, then `bootstrap`), `run` and the emulated and hybrid builds (`prepare`,
+//! `run`). Each takes the binfmt_misc seam and the host facts and a plain request; what it has
+//! to say on the way (notes for stderr, the host registration `--install-missing` asks for, the
+//! stages of `rootfs create`) goes through `Events`, which the CLI implements.
 
 use std::ffi::OsStr;
 use std::path::{Path, PathBuf};
